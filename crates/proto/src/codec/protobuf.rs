@@ -1,0 +1,330 @@
+//! The protobuf format (proto2, package `mju`): each message is a `Type` frame, then
+//! the body frame of that type.
+//!
+//! The message types mirror `proto/message.proto`, written by hand with prost's derive
+//! macros so no system `protoc` is needed. Every field is declared `optional` here even
+//! where the schema says `required`: the bytes on the wire are the same, and it gives
+//! us presence on decode, so a missing required field is reported instead of silently
+//! read as a default. When encoding, required fields are always set.
+//!
+//! The two responses on the hot path (`SCChat`, `SCSystemMessage`) are encoded by hand
+//! from borrowed strings, avoiding the copies prost's owned structs would need; a test
+//! checks the bytes match prost's.
+
+use prost::Message;
+use prost::encoding::encode_varint;
+
+use super::{DecodeError, EncodeError};
+use crate::frame;
+use crate::message::{Request, Response, RoomInfo};
+
+/// `mju.Type.MessageType`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, prost::Enumeration)]
+#[repr(i32)]
+pub enum MessageType {
+    CsName = 0,
+    CsRooms = 1,
+    CsCreateRoom = 2,
+    CsJoinRoom = 3,
+    CsLeaveRoom = 4,
+    CsChat = 5,
+    CsShutdown = 6,
+    ScRoomsResult = 7,
+    ScChat = 8,
+    ScSystemMessage = 9,
+}
+
+/// `mju.Type`: the frame in front of every body.
+#[derive(Clone, PartialEq, Message)]
+pub struct Type {
+    #[prost(enumeration = "MessageType", optional, tag = "1")]
+    pub r#type: Option<i32>,
+}
+
+/// `mju.CSName`.
+#[derive(Clone, PartialEq, Message)]
+pub struct CsName {
+    #[prost(string, optional, tag = "1")]
+    pub name: Option<String>,
+}
+
+/// `mju.CSCreateRoom`.
+#[derive(Clone, PartialEq, Message)]
+pub struct CsCreateRoom {
+    #[prost(string, optional, tag = "1")]
+    pub title: Option<String>,
+}
+
+/// `mju.CSJoinRoom`.
+#[derive(Clone, PartialEq, Message)]
+pub struct CsJoinRoom {
+    #[prost(int32, optional, tag = "1")]
+    pub room_id: Option<i32>,
+}
+
+/// `mju.CSChat`.
+#[derive(Clone, PartialEq, Message)]
+pub struct CsChat {
+    #[prost(string, optional, tag = "1")]
+    pub text: Option<String>,
+}
+
+/// `mju.CSRooms`, `mju.CSLeaveRoom`, `mju.CSShutdown`: no fields.
+#[derive(Clone, PartialEq, Message)]
+pub struct Empty {}
+
+/// `mju.SCRoomsResult.RoomInfo`.
+#[derive(Clone, PartialEq, Message)]
+pub struct ScRoomInfo {
+    #[prost(int32, optional, tag = "1")]
+    pub room_id: Option<i32>,
+    #[prost(string, optional, tag = "2")]
+    pub title: Option<String>,
+    #[prost(string, repeated, tag = "3")]
+    pub members: Vec<String>,
+}
+
+/// `mju.SCRoomsResult`.
+#[derive(Clone, PartialEq, Message)]
+pub struct ScRoomsResult {
+    #[prost(message, repeated, tag = "1")]
+    pub rooms: Vec<ScRoomInfo>,
+}
+
+/// `mju.SCChat`.
+#[derive(Clone, PartialEq, Message)]
+pub struct ScChat {
+    #[prost(string, optional, tag = "1")]
+    pub member: Option<String>,
+    #[prost(string, optional, tag = "2")]
+    pub text: Option<String>,
+}
+
+/// `mju.SCSystemMessage`.
+#[derive(Clone, PartialEq, Message)]
+pub struct ScSystemMessage {
+    #[prost(string, optional, tag = "1")]
+    pub text: Option<String>,
+}
+
+/// The name of a type number, for error texts.
+fn type_name(kind: i32) -> &'static str {
+    match MessageType::try_from(kind) {
+        Ok(MessageType::CsName) => "CSName",
+        Ok(MessageType::CsRooms) => "CSRooms",
+        Ok(MessageType::CsCreateRoom) => "CSCreateRoom",
+        Ok(MessageType::CsJoinRoom) => "CSJoinRoom",
+        Ok(MessageType::CsLeaveRoom) => "CSLeaveRoom",
+        Ok(MessageType::CsChat) => "CSChat",
+        Ok(MessageType::CsShutdown) => "CSShutdown",
+        Ok(MessageType::ScRoomsResult) => "SCRoomsResult",
+        Ok(MessageType::ScChat) => "SCChat",
+        Ok(MessageType::ScSystemMessage) => "SCSystemMessage",
+        Err(_) => "?",
+    }
+}
+
+/// Decodes a `Type` frame into its type number (not yet checked against a direction).
+pub(super) fn decode_type(payload: &[u8]) -> Result<i32, DecodeError> {
+    let decoded =
+        Type::decode(payload).map_err(|e| DecodeError::InvalidTypeFrame(e.to_string()))?;
+    decoded
+        .r#type
+        .ok_or_else(|| DecodeError::InvalidTypeFrame("type 필드가 없습니다".to_owned()))
+}
+
+fn body<M: Message + Default>(kind: i32, payload: &[u8]) -> Result<M, DecodeError> {
+    M::decode(payload).map_err(|e| DecodeError::InvalidBody {
+        message: type_name(kind),
+        detail: e.to_string(),
+    })
+}
+
+fn required<T>(value: Option<T>, kind: i32, field: &'static str) -> Result<T, DecodeError> {
+    value.ok_or(DecodeError::MissingField {
+        message: type_name(kind),
+        field,
+    })
+}
+
+pub(super) fn decode_request(kind: i32, payload: &[u8]) -> Result<Request, DecodeError> {
+    let Ok(message_type) = MessageType::try_from(kind) else {
+        return Err(DecodeError::UnknownType(kind.to_string()));
+    };
+    Ok(match message_type {
+        MessageType::CsName => Request::Name {
+            name: required(body::<CsName>(kind, payload)?.name, kind, "name")?,
+        },
+        MessageType::CsRooms => {
+            body::<Empty>(kind, payload)?;
+            Request::Rooms
+        }
+        // `title` is optional in the schema; absent means empty (refused later).
+        MessageType::CsCreateRoom => Request::CreateRoom {
+            title: body::<CsCreateRoom>(kind, payload)?
+                .title
+                .unwrap_or_default(),
+        },
+        MessageType::CsJoinRoom => Request::JoinRoom {
+            room_id: required(body::<CsJoinRoom>(kind, payload)?.room_id, kind, "roomId")?.into(),
+        },
+        MessageType::CsLeaveRoom => {
+            body::<Empty>(kind, payload)?;
+            Request::LeaveRoom
+        }
+        MessageType::CsChat => Request::Chat {
+            text: required(body::<CsChat>(kind, payload)?.text, kind, "text")?,
+        },
+        MessageType::CsShutdown => {
+            body::<Empty>(kind, payload)?;
+            Request::Shutdown
+        }
+        MessageType::ScRoomsResult | MessageType::ScChat | MessageType::ScSystemMessage => {
+            return Err(DecodeError::UnknownType(format!(
+                "{kind} ({})",
+                type_name(kind)
+            )));
+        }
+    })
+}
+
+pub(super) fn decode_response(kind: i32, payload: &[u8]) -> Result<Response<'static>, DecodeError> {
+    match MessageType::try_from(kind) {
+        Ok(MessageType::ScSystemMessage) => {
+            let m = body::<ScSystemMessage>(kind, payload)?;
+            Ok(Response::system(required(m.text, kind, "text")?))
+        }
+        Ok(MessageType::ScChat) => {
+            let m = body::<ScChat>(kind, payload)?;
+            Ok(Response::Chat {
+                member: required(m.member, kind, "member")?.into(),
+                text: required(m.text, kind, "text")?.into(),
+            })
+        }
+        Ok(MessageType::ScRoomsResult) => {
+            let m = body::<ScRoomsResult>(kind, payload)?;
+            let rooms = m
+                .rooms
+                .into_iter()
+                .map(|r| {
+                    Ok(RoomInfo {
+                        room_id: required(r.room_id, kind, "roomId")?.into(),
+                        title: r.title.unwrap_or_default(),
+                        members: r.members,
+                    })
+                })
+                .collect::<Result<_, DecodeError>>()?;
+            Ok(Response::RoomsResult { rooms })
+        }
+        _ => Err(DecodeError::UnknownType(kind.to_string())),
+    }
+}
+
+/// Appends the `Type` frame for `kind`: always `00 02 08 0N` (proto2 keeps explicit
+/// presence, so even `CS_NAME = 0` is written).
+fn type_frame(kind: MessageType, out: &mut Vec<u8>) {
+    out.extend_from_slice(&[0, 2, 0x08, kind as u8]);
+}
+
+/// Appends a body frame encoded by prost.
+fn prost_frame(message: &impl Message, out: &mut Vec<u8>) -> Result<(), EncodeError> {
+    let start = frame::begin_frame(out);
+    message
+        .encode(out)
+        .expect("a Vec<u8> grows as needed, so encoding into it cannot run out of space");
+    Ok(frame::finish_frame(out, start)?)
+}
+
+/// Appends a length-delimited string field (wire type 2).
+fn string_field(out: &mut Vec<u8>, tag: u32, value: &str) {
+    encode_varint(u64::from(tag << 3 | 2), out);
+    encode_varint(value.len() as u64, out);
+    out.extend_from_slice(value.as_bytes());
+}
+
+pub(super) fn encode_request(request: &Request, out: &mut Vec<u8>) -> Result<(), EncodeError> {
+    match request {
+        Request::Name { name } => {
+            type_frame(MessageType::CsName, out);
+            prost_frame(
+                &CsName {
+                    name: Some(name.clone()),
+                },
+                out,
+            )
+        }
+        Request::Rooms => {
+            type_frame(MessageType::CsRooms, out);
+            prost_frame(&Empty {}, out)
+        }
+        Request::CreateRoom { title } => {
+            type_frame(MessageType::CsCreateRoom, out);
+            prost_frame(
+                &CsCreateRoom {
+                    title: Some(title.clone()),
+                },
+                out,
+            )
+        }
+        Request::JoinRoom { room_id } => {
+            type_frame(MessageType::CsJoinRoom, out);
+            // The schema's field is int32; larger ids saturate (no such room exists).
+            let room_id = Some(saturate_i32(*room_id));
+            prost_frame(&CsJoinRoom { room_id }, out)
+        }
+        Request::LeaveRoom => {
+            type_frame(MessageType::CsLeaveRoom, out);
+            prost_frame(&Empty {}, out)
+        }
+        Request::Chat { text } => {
+            type_frame(MessageType::CsChat, out);
+            prost_frame(
+                &CsChat {
+                    text: Some(text.clone()),
+                },
+                out,
+            )
+        }
+        Request::Shutdown => {
+            type_frame(MessageType::CsShutdown, out);
+            prost_frame(&Empty {}, out)
+        }
+    }
+}
+
+pub(super) fn encode_response(
+    response: &Response<'_>,
+    out: &mut Vec<u8>,
+) -> Result<(), EncodeError> {
+    match response {
+        Response::SystemMessage { text } => {
+            type_frame(MessageType::ScSystemMessage, out);
+            let start = frame::begin_frame(out);
+            string_field(out, 1, text);
+            Ok(frame::finish_frame(out, start)?)
+        }
+        Response::Chat { member, text } => {
+            type_frame(MessageType::ScChat, out);
+            let start = frame::begin_frame(out);
+            string_field(out, 1, member);
+            string_field(out, 2, text);
+            Ok(frame::finish_frame(out, start)?)
+        }
+        Response::RoomsResult { rooms } => {
+            type_frame(MessageType::ScRoomsResult, out);
+            let rooms = rooms
+                .iter()
+                .map(|room| ScRoomInfo {
+                    room_id: Some(saturate_i32(room.room_id)),
+                    title: Some(room.title.clone()),
+                    members: room.members.clone(),
+                })
+                .collect();
+            prost_frame(&ScRoomsResult { rooms }, out)
+        }
+    }
+}
+
+fn saturate_i32(value: i64) -> i32 {
+    i32::try_from(value).unwrap_or(if value < 0 { i32::MIN } else { i32::MAX })
+}

@@ -1,0 +1,505 @@
+//! Codec tests: exact bytes, round trips, and every kind of bad input. No sockets.
+
+use std::borrow::Cow;
+
+use proptest::prelude::*;
+
+use super::protobuf::{self as pb, MessageType};
+use super::*;
+use crate::frame::Frames;
+use crate::message::RoomInfo;
+use prost::Message;
+
+fn decode_all_requests(
+    format: Option<WireFormat>,
+    wire: &[u8],
+) -> Vec<Result<Request, DecodeError>> {
+    let mut decoder = RequestDecoder::new(format);
+    Frames::new(wire).filter_map(|f| decoder.feed(f)).collect()
+}
+
+fn decode_all_responses(
+    format: WireFormat,
+    wire: &[u8],
+) -> Vec<Result<Response<'static>, DecodeError>> {
+    let mut decoder = ResponseDecoder::new(format);
+    Frames::new(wire).filter_map(|f| decoder.feed(f)).collect()
+}
+
+fn frame_of(payload: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    crate::frame::write_frame(&mut out, payload).unwrap();
+    out
+}
+
+fn every_request() -> Vec<Request> {
+    vec![
+        Request::Name {
+            name: "홍길동".into(),
+        },
+        Request::Name {
+            name: String::new(),
+        },
+        Request::Rooms,
+        Request::CreateRoom {
+            title: "hello world".into(),
+        },
+        Request::JoinRoom { room_id: 3 },
+        Request::JoinRoom { room_id: -1 },
+        Request::LeaveRoom,
+        Request::Chat {
+            text: "안녕 😀 \"quoted\" \\ \t".into(),
+        },
+        Request::Shutdown,
+    ]
+}
+
+#[test]
+fn json_requests_match_python_json_dumps() {
+    let mut out = Vec::new();
+    encode_request(
+        WireFormat::Json,
+        &Request::Chat {
+            text: "안녕 😀\n\u{7f}".into(),
+        },
+        &mut out,
+    )
+    .unwrap();
+    let expected = br#"{"type": "CSChat", "text": "\uc548\ub155 \ud83d\ude00\n\u007f"}"#;
+    assert_eq!(&out[2..], &expected[..]);
+    assert_eq!(
+        usize::from(u16::from_be_bytes([out[0], out[1]])),
+        expected.len()
+    );
+
+    out.clear();
+    encode_request(
+        WireFormat::Json,
+        &Request::JoinRoom { room_id: -7 },
+        &mut out,
+    )
+    .unwrap();
+    assert_eq!(&out[2..], br#"{"type": "CSJoinRoom", "roomId": -7}"#);
+    out.clear();
+    encode_request(WireFormat::Json, &Request::Rooms, &mut out).unwrap();
+    assert_eq!(&out[2..], br#"{"type": "CSRooms"}"#);
+}
+
+#[test]
+fn json_responses_are_raw_utf8() {
+    let mut out = Vec::new();
+    let response = Response::Chat {
+        member: "a\"b".into(),
+        text: "안녕\u{1}".into(),
+    };
+    encode_response(WireFormat::Json, &response, &mut out).unwrap();
+    assert_eq!(
+        std::str::from_utf8(&out[2..]).unwrap(),
+        r#"{"type": "SCChat", "member": "a\"b", "text": "안녕\u0001"}"#
+    );
+    out.clear();
+    let rooms = Response::RoomsResult {
+        rooms: vec![
+            RoomInfo {
+                room_id: 1,
+                title: "t".into(),
+                members: vec!["a".into(), "b".into()],
+            },
+            RoomInfo {
+                room_id: 2,
+                title: "u".into(),
+                members: vec![],
+            },
+        ],
+    };
+    encode_response(WireFormat::Json, &rooms, &mut out).unwrap();
+    assert_eq!(
+        std::str::from_utf8(&out[2..]).unwrap(),
+        r#"{"type": "SCRoomsResult", "rooms": [{"roomId": 1, "title": "t", "members": ["a", "b"]}, {"roomId": 2, "title": "u", "members": []}]}"#
+    );
+}
+
+#[test]
+fn json_escapes_from_the_reference_client_decode() {
+    let wire = frame_of(br#"{"type": "CSChat", "text": "\uc548\ub155 \ud83d\ude00"}"#);
+    assert_eq!(
+        decode_all_requests(None, &wire),
+        vec![Ok(Request::Chat {
+            text: "안녕 😀".into()
+        })]
+    );
+}
+
+#[test]
+fn json_accepts_any_valid_json() {
+    let wire = frame_of(
+        b" \n{ \"roomId\" : 12345678901234567890123, \"extra\": [1, {}], \"type\":\"CSJoinRoom\"}",
+    );
+    assert_eq!(
+        decode_all_requests(Some(WireFormat::Json), &wire),
+        vec![Ok(Request::JoinRoom { room_id: i64::MAX })]
+    );
+    let wire = frame_of(br#"{"type": "CSJoinRoom", "roomId": -99999999999999999999}"#);
+    assert_eq!(
+        decode_all_requests(Some(WireFormat::Json), &wire),
+        vec![Ok(Request::JoinRoom { room_id: i64::MIN })]
+    );
+}
+
+#[test]
+fn json_bad_input_is_explained() {
+    let cases: Vec<(&[u8], DecodeError)> = vec![
+        (b"{\"type\": ", DecodeError::InvalidJson(String::new())),
+        (b"[1, 2]", DecodeError::NotAnObject),
+        (b"{\"text\": \"x\"}", DecodeError::MissingType),
+        (b"{\"type\": 5}", DecodeError::MissingType),
+        (
+            b"{\"type\": \"CSFly\"}",
+            DecodeError::UnknownType("CSFly".into()),
+        ),
+        (
+            b"{\"type\": \"SCChat\"}",
+            DecodeError::UnknownType("SCChat".into()),
+        ),
+        (
+            b"{\"type\": \"CSChat\"}",
+            DecodeError::MissingField {
+                message: "CSChat",
+                field: "text",
+            },
+        ),
+        (
+            b"{\"type\": \"CSName\", \"name\": 3}",
+            DecodeError::WrongFieldType {
+                message: "CSName",
+                field: "name",
+                expected: "문자열",
+            },
+        ),
+        (
+            b"{\"type\": \"CSJoinRoom\", \"roomId\": 1.5}",
+            DecodeError::WrongFieldType {
+                message: "CSJoinRoom",
+                field: "roomId",
+                expected: "정수",
+            },
+        ),
+        (
+            b"{\"type\": \"CSJoinRoom\", \"roomId\": \"1\"}",
+            DecodeError::WrongFieldType {
+                message: "CSJoinRoom",
+                field: "roomId",
+                expected: "정수",
+            },
+        ),
+        (
+            b"{\"type\": \"CSChat\", \"text\": \"\xff\"}",
+            DecodeError::InvalidJson(String::new()),
+        ),
+    ];
+    for (payload, expected) in cases {
+        let got = decode_all_requests(Some(WireFormat::Json), &frame_of(payload));
+        assert_eq!(got.len(), 1);
+        let err = got[0].clone().unwrap_err();
+        match (&err, &expected) {
+            (DecodeError::InvalidJson(detail), DecodeError::InvalidJson(_)) => {
+                assert!(!detail.is_empty());
+                assert!(
+                    err.to_string()
+                        .starts_with("잘못된 메시지입니다: JSON 으로 해석할 수 없습니다 (")
+                );
+            }
+            _ => assert_eq!(err, expected, "for {:?}", String::from_utf8_lossy(payload)),
+        }
+    }
+    assert_eq!(
+        DecodeError::MissingField {
+            message: "CSChat",
+            field: "text"
+        }
+        .to_string(),
+        "잘못된 메시지입니다: CSChat 에 text 필드가 없습니다."
+    );
+}
+
+#[test]
+fn protobuf_type_frames_are_exact() {
+    let cases = [
+        (Request::Name { name: "a".into() }, 0u8),
+        (Request::Rooms, 1),
+        (Request::CreateRoom { title: "t".into() }, 2),
+        (Request::JoinRoom { room_id: 1 }, 3),
+        (Request::LeaveRoom, 4),
+        (Request::Chat { text: "x".into() }, 5),
+        (Request::Shutdown, 6),
+    ];
+    for (request, n) in cases {
+        let mut out = Vec::new();
+        encode_request(WireFormat::Protobuf, &request, &mut out).unwrap();
+        assert_eq!(&out[..4], &[0, 2, 8, n]);
+    }
+    let mut out = Vec::new();
+    encode_request(WireFormat::Protobuf, &Request::Rooms, &mut out).unwrap();
+    assert_eq!(out, vec![0, 2, 8, 1, 0, 0], "empty body is the frame 00 00");
+    out.clear();
+    encode_response(WireFormat::Protobuf, &Response::system("hi"), &mut out).unwrap();
+    assert_eq!(out, vec![0, 2, 8, 9, 0, 4, 0x0a, 2, b'h', b'i']);
+}
+
+#[test]
+fn protobuf_hand_encoding_matches_prost() {
+    let mut ours = Vec::new();
+    let response = Response::Chat {
+        member: "m".repeat(200).into(),
+        text: "안녕".into(),
+    };
+    encode_response(WireFormat::Protobuf, &response, &mut ours).unwrap();
+    let theirs = pb::ScChat {
+        member: Some("m".repeat(200)),
+        text: Some("안녕".into()),
+    }
+    .encode_to_vec();
+    assert_eq!(&ours[4..], &frame_of(&theirs)[..]);
+
+    ours.clear();
+    encode_response(WireFormat::Protobuf, &Response::system(""), &mut ours).unwrap();
+    let theirs = pb::ScSystemMessage {
+        text: Some(String::new()),
+    }
+    .encode_to_vec();
+    assert_eq!(&ours[4..], &frame_of(&theirs)[..]);
+}
+
+#[test]
+fn protobuf_negative_room_id_is_a_ten_byte_varint() {
+    let mut out = Vec::new();
+    encode_request(
+        WireFormat::Protobuf,
+        &Request::JoinRoom { room_id: -1 },
+        &mut out,
+    )
+    .unwrap();
+    assert_eq!(&out[4..6], &[0, 11], "tag + 10-byte varint");
+    assert_eq!(
+        decode_all_requests(None, &out),
+        vec![Ok(Request::JoinRoom { room_id: -1 })]
+    );
+}
+
+#[test]
+fn protobuf_shutdown_with_leave_room_body() {
+    // The reference client sends Type{CS_SHUTDOWN} then an empty CSLeaveRoom body.
+    let wire = [0, 2, 8, 6, 0, 0];
+    assert_eq!(
+        decode_all_requests(None, &wire),
+        vec![Ok(Request::Shutdown)]
+    );
+}
+
+#[test]
+fn protobuf_bad_type_skips_its_body() {
+    let mut wire = Vec::new();
+    wire.extend_from_slice(&frame_of(&[0x08, 42])); // unknown type
+    wire.extend_from_slice(&frame_of(
+        &pb::CsChat {
+            text: Some("lost".into()),
+        }
+        .encode_to_vec(),
+    ));
+    wire.extend_from_slice(&frame_of(&[0x08, 0x80])); // truncated varint: bad Type frame
+    wire.extend_from_slice(&frame_of(b"anything"));
+    wire.extend_from_slice(&frame_of(&[0x08, 9])); // a server-to-client type
+    wire.extend_from_slice(&frame_of(&[]));
+    encode_request(WireFormat::Protobuf, &Request::Rooms, &mut wire).unwrap();
+    let got = decode_all_requests(Some(WireFormat::Protobuf), &wire);
+    assert_eq!(got.len(), 4);
+    assert_eq!(got[0], Err(DecodeError::UnknownType("42".into())));
+    assert!(matches!(got[1], Err(DecodeError::InvalidTypeFrame(_))));
+    assert_eq!(
+        got[2],
+        Err(DecodeError::UnknownType("9 (SCSystemMessage)".into()))
+    );
+    assert_eq!(got[3], Ok(Request::Rooms));
+}
+
+#[test]
+fn protobuf_missing_fields_and_bad_bodies() {
+    let mut wire = Vec::new();
+    wire.extend_from_slice(&[0, 2, 8, 5, 0, 0]); // CSChat without text
+    wire.extend_from_slice(&[0, 2, 8, 3, 0, 0]); // CSJoinRoom without roomId
+    wire.extend_from_slice(&[0, 2, 8, 0]);
+    wire.extend_from_slice(&frame_of(&[0x0a, 1, 0xff])); // CSName with a non-UTF-8 name
+    wire.extend_from_slice(&[0, 2, 8, 5]);
+    wire.extend_from_slice(&frame_of(&[0x0a, 5, b'x'])); // length past the end
+    wire.extend_from_slice(&[0, 2, 8, 2, 0, 0]); // CSCreateRoom without title: empty title
+    let got = decode_all_requests(None, &wire);
+    assert_eq!(
+        got[0],
+        Err(DecodeError::MissingField {
+            message: "CSChat",
+            field: "text"
+        })
+    );
+    assert_eq!(
+        got[1],
+        Err(DecodeError::MissingField {
+            message: "CSJoinRoom",
+            field: "roomId"
+        })
+    );
+    assert!(
+        matches!(&got[2], Err(DecodeError::InvalidBody { message: "CSName", detail }) if detail.contains("UTF-8"))
+    );
+    assert!(matches!(
+        &got[3],
+        Err(DecodeError::InvalidBody {
+            message: "CSChat",
+            ..
+        })
+    ));
+    assert_eq!(
+        got[4],
+        Ok(Request::CreateRoom {
+            title: String::new()
+        })
+    );
+    assert_eq!(got.len(), 5);
+}
+
+#[test]
+fn detection() {
+    assert_eq!(detect_format(b"{}"), Some(WireFormat::Json));
+    assert_eq!(detect_format(b" \r\n\t{"), Some(WireFormat::Json));
+    assert_eq!(detect_format(&[8, 0]), Some(WireFormat::Protobuf));
+    assert_eq!(detect_format(b""), None);
+    assert_eq!(detect_format(b"hello"), None);
+    let got = decode_all_requests(None, &frame_of(b"hello"));
+    assert_eq!(got, vec![Err(DecodeError::UnknownFormat)]);
+}
+
+#[test]
+fn every_request_round_trips_in_both_formats() {
+    for format in WireFormat::ALL {
+        let mut wire = Vec::new();
+        for request in every_request() {
+            encode_request(format, &request, &mut wire).unwrap();
+        }
+        let got: Vec<Request> = decode_all_requests(None, &wire)
+            .into_iter()
+            .map(Result::unwrap)
+            .collect();
+        assert_eq!(got, every_request(), "{format}");
+    }
+}
+
+#[test]
+fn responses_round_trip_in_both_formats() {
+    let responses = vec![
+        Response::system("이름이 X 으로 변경되었습니다."),
+        Response::Chat {
+            member: Cow::Borrowed("(127.0.0.1, 9001)"),
+            text: "😀\t".into(),
+        },
+        Response::RoomsResult { rooms: vec![] },
+        Response::RoomsResult {
+            rooms: vec![RoomInfo {
+                room_id: 7,
+                title: "방".into(),
+                members: vec!["a".into(), "b c".into()],
+            }],
+        },
+    ];
+    for format in WireFormat::ALL {
+        let mut wire = Vec::new();
+        for response in &responses {
+            encode_response(format, response, &mut wire).unwrap();
+        }
+        let got: Vec<_> = decode_all_responses(format, &wire)
+            .into_iter()
+            .map(Result::unwrap)
+            .collect();
+        assert_eq!(got, responses, "{format}");
+    }
+    assert!(matches!(
+        decode_all_responses(WireFormat::Protobuf, &[0, 2, 8, 9, 0, 0])[0],
+        Err(DecodeError::MissingField {
+            message: "SCSystemMessage",
+            field: "text"
+        })
+    ));
+    assert!(matches!(
+        decode_all_responses(
+            WireFormat::Json,
+            &frame_of(br#"{"type": "SCRoomsResult", "rooms": [{"roomId": 1, "title": "t"}]}"#)
+        )[0],
+        Err(DecodeError::MissingField {
+            message: "SCRoomsResult",
+            field: "members"
+        })
+    ));
+}
+
+#[test]
+fn oversized_messages_are_refused_cleanly() {
+    for format in WireFormat::ALL {
+        let mut out = vec![1, 2, 3];
+        let text = "x".repeat(70_000);
+        let result = encode_response(
+            format,
+            &Response::Chat {
+                member: "m".into(),
+                text: text.into(),
+            },
+            &mut out,
+        );
+        assert!(matches!(result, Err(EncodeError::TooLarge(_))));
+        assert_eq!(out, vec![1, 2, 3], "{format}: nothing half-written");
+    }
+}
+
+fn arb_request() -> impl Strategy<Value = Request> {
+    prop_oneof![
+        ".{0,40}".prop_map(|name| Request::Name { name }),
+        Just(Request::Rooms),
+        ".{0,40}".prop_map(|title| Request::CreateRoom { title }),
+        (i32::MIN..=i32::MAX).prop_map(|id| Request::JoinRoom { room_id: id.into() }),
+        Just(Request::LeaveRoom),
+        any::<String>().prop_map(|text| Request::Chat { text }),
+        Just(Request::Shutdown),
+    ]
+}
+
+proptest! {
+    #[test]
+    fn arbitrary_requests_round_trip(requests in proptest::collection::vec(arb_request(), 1..20), protobuf in any::<bool>()) {
+        let format = if protobuf { WireFormat::Protobuf } else { WireFormat::Json };
+        let mut wire = Vec::new();
+        for request in &requests {
+            encode_request(format, request, &mut wire).unwrap();
+        }
+        let got: Vec<_> = decode_all_requests(None, &wire).into_iter().collect::<Result<_, _>>().unwrap();
+        prop_assert_eq!(got, requests);
+    }
+
+    #[test]
+    fn decoders_never_panic(frames in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..64), 1..10)) {
+        for format in [None, Some(WireFormat::Json), Some(WireFormat::Protobuf)] {
+            let mut decoder = RequestDecoder::new(format);
+            for frame in &frames {
+                let _ = decoder.feed(frame);
+            }
+        }
+        for format in WireFormat::ALL {
+            let mut decoder = ResponseDecoder::new(format);
+            for frame in &frames {
+                let _ = decoder.feed(frame);
+            }
+        }
+    }
+}
+
+#[test]
+fn message_type_numbers_match_the_schema() {
+    assert_eq!(MessageType::CsName as i32, 0);
+    assert_eq!(MessageType::ScSystemMessage as i32, 9);
+}

@@ -1,0 +1,151 @@
+//! The typed message model: one `Request` type for what clients send and one
+//! `Response` type for what servers send, whatever the wire format.
+//!
+//! Codecs ([`crate::codec`]) turn these into bytes and back; nothing here knows about
+//! JSON, protobuf or sockets.
+
+use std::borrow::Cow;
+
+/// A message from a client to the server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Request {
+    /// `/name X`: change the sender's nickname. May be empty (`/name` alone).
+    Name { name: String },
+    /// `/rooms`: list the rooms.
+    Rooms,
+    /// `/create T`: create a room titled `title` and enter it.
+    CreateRoom { title: String },
+    /// `/join N`: enter room `room_id`. JSON allows any integer; ids that do not fit an
+    /// `i64` are saturated, which is safe because no such room can exist.
+    JoinRoom { room_id: i64 },
+    /// `/leave`: leave the current room.
+    LeaveRoom,
+    /// A chat line for the other members of the sender's room.
+    Chat { text: String },
+    /// `/shutdown`: stop the server.
+    Shutdown,
+}
+
+/// The kind of a [`Request`], without its data: the key of a handler table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum RequestKind {
+    Name = 0,
+    Rooms = 1,
+    CreateRoom = 2,
+    JoinRoom = 3,
+    LeaveRoom = 4,
+    Chat = 5,
+    Shutdown = 6,
+}
+
+impl RequestKind {
+    /// How many kinds there are: the length of a table indexed by `kind as usize`.
+    pub const COUNT: usize = 7;
+
+    /// Every kind, in table order.
+    pub const ALL: [RequestKind; Self::COUNT] = [
+        RequestKind::Name,
+        RequestKind::Rooms,
+        RequestKind::CreateRoom,
+        RequestKind::JoinRoom,
+        RequestKind::LeaveRoom,
+        RequestKind::Chat,
+        RequestKind::Shutdown,
+    ];
+
+    /// The JSON `type` string of this kind (also the protobuf message name).
+    pub const fn name(self) -> &'static str {
+        match self {
+            RequestKind::Name => "CSName",
+            RequestKind::Rooms => "CSRooms",
+            RequestKind::CreateRoom => "CSCreateRoom",
+            RequestKind::JoinRoom => "CSJoinRoom",
+            RequestKind::LeaveRoom => "CSLeaveRoom",
+            RequestKind::Chat => "CSChat",
+            RequestKind::Shutdown => "CSShutdown",
+        }
+    }
+}
+
+impl Request {
+    /// This request's kind.
+    pub fn kind(&self) -> RequestKind {
+        match self {
+            Request::Name { .. } => RequestKind::Name,
+            Request::Rooms => RequestKind::Rooms,
+            Request::CreateRoom { .. } => RequestKind::CreateRoom,
+            Request::JoinRoom { .. } => RequestKind::JoinRoom,
+            Request::LeaveRoom => RequestKind::LeaveRoom,
+            Request::Chat { .. } => RequestKind::Chat,
+            Request::Shutdown => RequestKind::Shutdown,
+        }
+    }
+}
+
+/// One room as listed by `/rooms`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoomInfo {
+    pub room_id: i64,
+    pub title: String,
+    /// Member names in join order.
+    pub members: Vec<String>,
+}
+
+/// A message from the server to a client.
+///
+/// Strings are `Cow` so that a server can encode borrowed text without copying it,
+/// while a client decodes into owned values (`Response<'static>`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Response<'a> {
+    /// A notice; the reference client prints it as `[시스템 메시지] <text>`.
+    SystemMessage { text: Cow<'a, str> },
+    /// A chat line from `member`; printed as `[<member>] <text>`.
+    Chat {
+        member: Cow<'a, str>,
+        text: Cow<'a, str>,
+    },
+    /// The answer to `/rooms`, ordered by id.
+    RoomsResult { rooms: Vec<RoomInfo> },
+}
+
+impl<'a> Response<'a> {
+    /// A system message borrowing `text`.
+    pub fn system(text: impl Into<Cow<'a, str>>) -> Self {
+        Response::SystemMessage { text: text.into() }
+    }
+
+    /// The JSON `type` string of this response (also the protobuf message name).
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Response::SystemMessage { .. } => "SCSystemMessage",
+            Response::Chat { .. } => "SCChat",
+            Response::RoomsResult { .. } => "SCRoomsResult",
+        }
+    }
+
+    /// A copy that owns all its strings.
+    pub fn into_owned(self) -> Response<'static> {
+        match self {
+            Response::SystemMessage { text } => Response::SystemMessage {
+                text: Cow::Owned(text.into_owned()),
+            },
+            Response::Chat { member, text } => Response::Chat {
+                member: Cow::Owned(member.into_owned()),
+                text: Cow::Owned(text.into_owned()),
+            },
+            Response::RoomsResult { rooms } => Response::RoomsResult { rooms },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kinds_index_their_table_slot() {
+        for (index, kind) in RequestKind::ALL.iter().enumerate() {
+            assert_eq!(*kind as usize, index);
+        }
+    }
+}
