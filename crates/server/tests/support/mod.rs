@@ -1,0 +1,567 @@
+//! Test support shared by the integration tests: a server to talk to, a blocking
+//! [`Client`] that speaks raw frames, and byte builders for hand-made input.
+//!
+//! * [`TestServer`] runs the library server in-process on `127.0.0.1:0` with 4
+//!   workers; dropping it shuts the server down (bounded in time).
+//! * [`BinaryServer`] runs the real `chat-server` binary on an ephemeral port and
+//!   parses the port from its `listening on <ip>:<port>` log line.
+//! * [`Client`] is a `TcpStream` plus a frame buffer and a response decoder. Every
+//!   read has a deadline ([`TIMEOUT`]): a test that waits for something that never
+//!   comes fails instead of hanging.
+//!
+//! # Checking that nothing arrives
+//!
+//! Never by sleeping. [`Client::expect_silence`] sends a `/rooms` probe and asserts
+//! that the next message is its `SCRoomsResult`: the server handles one connection's
+//! messages in order, so anything sent to this client before the probe was handled
+//! would arrive before the probe's reply. The same call on the *sender* of a request
+//! that gets no reply (a chat) is a barrier: once it returns, the server has handled
+//! the request, and everything it sent to others because of it is already queued in
+//! front of any later reply to them.
+
+#![allow(dead_code)] // each test file uses a different part of this module
+
+use std::io::{self, BufRead, BufReader, Write};
+use std::net::{Ipv4Addr, Shutdown, SocketAddr, TcpStream};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use chat_proto::codec::{encode_request, encode_response};
+use chat_proto::frame::{FrameBuf, write_frame};
+use chat_proto::{Request, Response, ResponseDecoder, RoomInfo, WireFormat};
+use chat_server::{FormatPolicy, Server, ServerConfig, ShutdownHandle};
+
+/// How long any single wait may take before the test fails. Generous: the machine is
+/// shared, and a passing test never waits this long.
+pub const TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Runs `$test(format)` once per wire format, as `json::$test` and `protobuf::$test`.
+macro_rules! in_both_formats {
+    ($($test:ident),+ $(,)?) => {
+        mod json {
+            $(#[test] fn $test() { super::$test(chat_proto::WireFormat::Json); })+
+        }
+        mod protobuf {
+            $(#[test] fn $test() { super::$test(chat_proto::WireFormat::Protobuf); })+
+        }
+    };
+}
+pub(crate) use in_both_formats;
+
+// ---------------------------------------------------------------------------------
+// Servers
+// ---------------------------------------------------------------------------------
+
+/// The library server, running on its own thread.
+pub struct TestServer {
+    pub addr: SocketAddr,
+    handle: ShutdownHandle,
+    /// Receives `run()`'s result when the server thread ends.
+    done: mpsc::Receiver<io::Result<()>>,
+}
+
+impl TestServer {
+    /// A server on `127.0.0.1:0` with 4 workers, detecting each client's format.
+    pub fn start() -> TestServer {
+        TestServer::with_config(ServerConfig::local(4))
+    }
+
+    /// A server that accepts only `format`.
+    pub fn only(format: WireFormat) -> TestServer {
+        TestServer::with_config(ServerConfig {
+            format: FormatPolicy::Only(format),
+            ..ServerConfig::local(4)
+        })
+    }
+
+    pub fn with_config(config: ServerConfig) -> TestServer {
+        let server = Server::bind(config).expect("bind the test server");
+        let addr = server.local_addr();
+        let handle = server.shutdown_handle();
+        let (tx, done) = mpsc::channel();
+        thread::Builder::new()
+            .name("test-server".into())
+            .spawn(move || {
+                let _ = tx.send(server.run());
+            })
+            .expect("spawn the server thread");
+        TestServer { addr, handle, done }
+    }
+
+    /// A new client of this server speaking `format`.
+    pub fn client(&self, format: WireFormat) -> Client {
+        Client::connect(self.addr, format)
+    }
+
+    /// Waits (bounded) for `run()` to return without being asked to stop, e.g. after a
+    /// client's `/shutdown`, and returns its result.
+    pub fn wait_for_exit(&self) -> io::Result<()> {
+        self.done
+            .recv_timeout(TIMEOUT)
+            .expect("the server's run() did not return in time")
+    }
+
+    /// Asks the server to stop through its handle and waits (bounded) for `run()`.
+    pub fn stop(&self) -> io::Result<()> {
+        self.handle.shutdown();
+        self.wait_for_exit()
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        // Lenient on purpose: tests that care about shutdown call `stop()` and assert.
+        self.handle.shutdown();
+        let _ = self.done.recv_timeout(TIMEOUT);
+    }
+}
+
+/// The `chat-server` binary, started on an ephemeral port. Killed on drop if it is
+/// still running.
+pub struct BinaryServer {
+    pub child: Child,
+    pub addr: SocketAddr,
+    /// Everything the process wrote to stderr so far (drained by a thread, so the
+    /// server never blocks on a full pipe).
+    pub stderr: Arc<Mutex<String>>,
+}
+
+impl BinaryServer {
+    /// Starts `chat-server --port=0 --workers=4 <extra>` and waits for its
+    /// `listening on <ip>:<port>` line.
+    pub fn start(extra: &[&str]) -> BinaryServer {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_chat-server"))
+            .args(["--port=0", "--workers=4"])
+            .args(extra)
+            .env("NO_COLOR", "1")
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn chat-server");
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let (addr_tx, addr_rx) = mpsc::channel();
+        let pipe = child.stderr.take().unwrap();
+        let log = Arc::clone(&stderr);
+        thread::spawn(move || {
+            let mut addr_tx = Some(addr_tx);
+            for line in BufReader::new(pipe).lines() {
+                let Ok(line) = line else { break };
+                let line = strip_ansi(&line);
+                if let Some(addr) = parse_listening(&line) {
+                    if let Some(tx) = addr_tx.take() {
+                        let _ = tx.send(addr);
+                    }
+                }
+                let mut log = log.lock().unwrap();
+                log.push_str(&line);
+                log.push('\n');
+            }
+        });
+        let addr = match addr_rx.recv_timeout(TIMEOUT) {
+            Ok(addr) => addr,
+            Err(_) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!(
+                    "chat-server logged no `listening on <ip>:<port>` line; stderr:\n{}",
+                    stderr.lock().unwrap()
+                );
+            }
+        };
+        BinaryServer {
+            child,
+            addr,
+            stderr,
+        }
+    }
+
+    pub fn client(&self, format: WireFormat) -> Client {
+        Client::connect(self.addr, format)
+    }
+
+    pub fn pid(&self) -> i32 {
+        i32::try_from(self.child.id()).expect("pid fits an i32")
+    }
+
+    /// Waits (bounded) for the process to exit and returns its status. Polls
+    /// `try_wait`: std offers no blocking wait with a timeout.
+    pub fn wait_for_exit(&mut self) -> ExitStatus {
+        let deadline = Instant::now() + TIMEOUT;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "chat-server did not exit within {TIMEOUT:?}; stderr:\n{}",
+                self.stderr.lock().unwrap()
+            );
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for BinaryServer {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+fn strip_ansi(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            // CSI: ESC [ ... final byte in @..~
+            for c in chars.by_ref() {
+                if ('@'..='~').contains(&c) && c != '[' {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// `... listening on 127.0.0.1:4242 ...` → the address to connect to (an unspecified
+/// bind address is reached through the loopback).
+fn parse_listening(line: &str) -> Option<SocketAddr> {
+    let rest = &line[line.find("listening on ")? + "listening on ".len()..];
+    let token: String = rest
+        .chars()
+        .take_while(|c| c.is_ascii_hexdigit() || matches!(c, '.' | ':' | '[' | ']'))
+        .collect();
+    let mut addr: SocketAddr = token.parse().ok()?;
+    if addr.ip().is_unspecified() {
+        addr.set_ip(Ipv4Addr::LOCALHOST.into());
+    }
+    Some(addr)
+}
+
+// ---------------------------------------------------------------------------------
+// The client
+// ---------------------------------------------------------------------------------
+
+/// A blocking test client speaking one wire format over raw frames.
+pub struct Client {
+    stream: TcpStream,
+    format: WireFormat,
+    frames: FrameBuf,
+    decoder: ResponseDecoder,
+    /// `(IP, PORT)` of this side: the name the server gives on connect.
+    default_name: String,
+}
+
+impl Client {
+    pub fn connect(addr: SocketAddr, format: WireFormat) -> Client {
+        let stream = TcpStream::connect(addr)
+            .unwrap_or_else(|e| panic!("connect to the server at {addr}: {e}"));
+        stream.set_nodelay(true).unwrap();
+        stream.set_write_timeout(Some(TIMEOUT)).unwrap();
+        let local = stream.local_addr().unwrap();
+        Client {
+            stream,
+            format,
+            frames: FrameBuf::new(),
+            decoder: ResponseDecoder::new(format),
+            default_name: format!("({}, {})", local.ip(), local.port()),
+        }
+    }
+
+    pub fn format(&self) -> WireFormat {
+        self.format
+    }
+
+    /// The name the server must give this client on connect: `(127.0.0.1, PORT)`.
+    pub fn default_name(&self) -> String {
+        self.default_name.clone()
+    }
+
+    /// A clone of the socket, e.g. to write from another thread.
+    pub fn stream(&self) -> TcpStream {
+        self.stream.try_clone().unwrap()
+    }
+
+    // -- sending ----------------------------------------------------------------
+
+    pub fn send(&mut self, request: &Request) {
+        let bytes = encode(self.format, request);
+        self.send_raw(&bytes);
+    }
+
+    pub fn send_raw(&mut self, bytes: &[u8]) {
+        self.stream
+            .write_all(bytes)
+            .unwrap_or_else(|e| panic!("write {} bytes: {e}", bytes.len()));
+    }
+
+    /// Sends `bytes` one byte per `write` call (with Nagle off, mostly one segment
+    /// each).
+    pub fn send_byte_by_byte(&mut self, bytes: &[u8]) {
+        for byte in bytes {
+            self.send_raw(std::slice::from_ref(byte));
+        }
+    }
+
+    // -- receiving --------------------------------------------------------------
+
+    /// The next frame's payload, raw. Panics on EOF or after [`TIMEOUT`].
+    pub fn recv_frame(&mut self) -> Vec<u8> {
+        match self.try_recv_frame() {
+            Some(frame) => frame,
+            None => panic!("the server closed the connection while a message was expected"),
+        }
+    }
+
+    /// The next frame's payload, or `None` at a clean end of stream.
+    fn try_recv_frame(&mut self) -> Option<Vec<u8>> {
+        let deadline = Instant::now() + TIMEOUT;
+        loop {
+            if let Some(frame) = self.frames.next_frame() {
+                return Some(frame.to_vec());
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            assert!(
+                !left.is_zero(),
+                "nothing (more) received within {TIMEOUT:?} ({} bytes of a partial frame pending)",
+                self.frames.pending()
+            );
+            self.stream.set_read_timeout(Some(left)).unwrap();
+            match self.frames.read_from(&mut self.stream) {
+                Ok(0) => {
+                    assert_eq!(
+                        self.frames.pending(),
+                        0,
+                        "the connection ended in the middle of a frame"
+                    );
+                    return None;
+                }
+                Ok(_) => {}
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock
+                            | io::ErrorKind::TimedOut
+                            | io::ErrorKind::Interrupted
+                    ) => {}
+                Err(e) => panic!("read from the server: {e}"),
+            }
+        }
+    }
+
+    /// The next message. Panics on EOF, on a frame that does not decode in this
+    /// client's format, or after [`TIMEOUT`].
+    pub fn recv(&mut self) -> Response<'static> {
+        match self.try_recv() {
+            Some(response) => response,
+            None => panic!("the server closed the connection while a message was expected"),
+        }
+    }
+
+    fn try_recv(&mut self) -> Option<Response<'static>> {
+        loop {
+            let frame = self.try_recv_frame()?;
+            if let Some(decoded) = self.decoder.feed(&frame) {
+                return Some(decoded.unwrap_or_else(|e| {
+                    panic!(
+                        "the server sent a frame that is not a valid {} response ({e}): {:?}",
+                        self.format,
+                        String::from_utf8_lossy(&frame)
+                    )
+                }));
+            }
+        }
+    }
+
+    /// Asserts that the next message is `SCSystemMessage { text }`.
+    #[track_caller]
+    pub fn expect_system(&mut self, text: &str) {
+        let got = self.recv();
+        assert_eq!(
+            got,
+            Response::system(text.to_owned()),
+            "expected a system message"
+        );
+    }
+
+    /// Asserts that the next message is a system message and returns its text.
+    #[track_caller]
+    pub fn recv_system(&mut self) -> String {
+        match self.recv() {
+            Response::SystemMessage { text } => text.into_owned(),
+            other => panic!("expected a system message, got {other:?}"),
+        }
+    }
+
+    /// Asserts that the next message is `SCChat { member, text }`.
+    #[track_caller]
+    pub fn expect_chat(&mut self, member: &str, text: &str) {
+        let got = self.recv();
+        let want = Response::Chat {
+            member: member.to_owned().into(),
+            text: text.to_owned().into(),
+        };
+        assert_eq!(got, want, "expected a chat message");
+    }
+
+    /// Asserts that the next message is an `SCRoomsResult` and returns its rooms.
+    #[track_caller]
+    pub fn expect_rooms(&mut self) -> Vec<RoomInfo> {
+        match self.recv() {
+            Response::RoomsResult { rooms } => rooms,
+            other => panic!("expected SCRoomsResult, got {other:?}"),
+        }
+    }
+
+    /// Sends `/rooms` and returns the list (one `SCRoomsResult`: fine below ~65 KB).
+    #[track_caller]
+    pub fn rooms(&mut self) -> Vec<RoomInfo> {
+        self.send(&Request::Rooms);
+        self.expect_rooms()
+    }
+
+    /// Asserts that nothing is waiting for this client: sends a `/rooms` probe and
+    /// requires its reply to be the next message (see the module docs). Also a
+    /// barrier for this client's earlier requests.
+    #[track_caller]
+    pub fn expect_silence(&mut self) {
+        self.send(&Request::Rooms);
+        match self.recv() {
+            Response::RoomsResult { .. } => {}
+            other => panic!("expected nothing before the /rooms probe's reply, got {other:?}"),
+        }
+    }
+
+    /// Reads until the server closes the connection; returns what arrived before.
+    #[track_caller]
+    pub fn expect_eof(&mut self) -> Vec<Response<'static>> {
+        let mut got = Vec::new();
+        while let Some(response) = self.try_recv() {
+            got.push(response);
+        }
+        got
+    }
+
+    /// Closes both directions: the server sees EOF.
+    pub fn disconnect(self) {
+        let _ = self.stream.shutdown(Shutdown::Both);
+    }
+
+    // -- commands that must succeed ------------------------------------------------
+
+    /// `/name X`, expecting the self notice.
+    #[track_caller]
+    pub fn set_name(&mut self, name: &str) {
+        self.send(&Request::Name { name: name.into() });
+        self.expect_system(&format!("이름이 {name} 으로 변경되었습니다."));
+    }
+
+    /// `/create T`, expecting the entry notice.
+    #[track_caller]
+    pub fn create(&mut self, title: &str) {
+        self.send(&Request::CreateRoom {
+            title: title.into(),
+        });
+        self.expect_system(&format!("방제[{title}] 방에 입장했습니다."));
+    }
+
+    /// `/join N` of a room titled `title`, expecting the entry notice.
+    #[track_caller]
+    pub fn join(&mut self, room_id: i64, title: &str) {
+        self.send(&Request::JoinRoom { room_id });
+        self.expect_system(&format!("방제[{title}] 방에 입장했습니다."));
+    }
+
+    /// `/leave` from a room titled `title`, expecting the self notice.
+    #[track_caller]
+    pub fn leave(&mut self, title: &str) {
+        self.send(&Request::LeaveRoom);
+        self.expect_system(&format!("방제[{title}] 대화 방에서 퇴장했습니다."));
+    }
+
+    /// Sends a chat line (no reply is expected).
+    pub fn chat(&mut self, text: &str) {
+        self.send(&Request::Chat { text: text.into() });
+    }
+}
+
+// ---------------------------------------------------------------------------------
+// Texts and bytes
+// ---------------------------------------------------------------------------------
+
+/// `[NAME] 님이 입장했습니다.`
+pub fn entered(name: &str) -> String {
+    format!("[{name}] 님이 입장했습니다.")
+}
+
+/// `[NAME] 님이 퇴장했습니다.`
+pub fn left(name: &str) -> String {
+    format!("[{name}] 님이 퇴장했습니다.")
+}
+
+pub const NOT_IN_ROOM: &str = "현재 대화방에 들어가 있지 않습니다.";
+pub const NO_SUCH_ROOM: &str = "대화방이 존재하지 않습니다.";
+pub const CREATE_IN_ROOM: &str = "대화 방에 있을 때는 방을 개설 할 수 없습니다.";
+pub const JOIN_IN_ROOM: &str = "대화 방에 있을 때는 다른 방에 들어갈 수 없습니다.";
+
+/// A room as `/rooms` must list it.
+pub fn room(room_id: i64, title: &str, members: &[&str]) -> RoomInfo {
+    RoomInfo {
+        room_id,
+        title: title.into(),
+        members: members.iter().map(|m| m.to_string()).collect(),
+    }
+}
+
+/// `request` as whole frames in `format`.
+pub fn encode(format: WireFormat, request: &Request) -> Vec<u8> {
+    let mut out = Vec::new();
+    encode_request(format, request, &mut out).expect("encode a test request");
+    out
+}
+
+/// Whether `response` fits the frame limit in `format`.
+pub fn response_fits(format: WireFormat, response: &Response<'_>) -> bool {
+    encode_response(format, response, &mut Vec::new()).is_ok()
+}
+
+/// One frame carrying `payload`.
+pub fn frame(payload: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    write_frame(&mut out, payload).expect("test payloads fit a frame");
+    out
+}
+
+/// A protobuf message: the `Type` frame for type number `kind`, then `body` as a frame.
+pub fn pb_message(kind: u8, body: &[u8]) -> Vec<u8> {
+    let mut out = frame(&[0x08, kind]);
+    out.extend_from_slice(&frame(body));
+    out
+}
+
+/// Polls `/rooms` from `client` until it answers `want` (for effects of a disconnect,
+/// which no reply marks); fails after [`TIMEOUT`]. Each poll is a full round trip.
+#[track_caller]
+pub fn rooms_eventually(client: &mut Client, want: &[RoomInfo]) {
+    let deadline = Instant::now() + TIMEOUT;
+    loop {
+        let got = client.rooms();
+        if got == want {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "/rooms still answers {got:?}, expected {want:?}"
+        );
+    }
+}
