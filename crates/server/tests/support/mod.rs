@@ -39,6 +39,7 @@ use chat_server::{FormatPolicy, Server, ServerConfig, ShutdownHandle};
 pub const TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Runs `$test(format)` once per wire format, as `json::$test` and `protobuf::$test`.
+#[allow(unused_macros)] // not every test file has per-format tests
 macro_rules! in_both_formats {
     ($($test:ident),+ $(,)?) => {
         mod json {
@@ -49,6 +50,7 @@ macro_rules! in_both_formats {
         }
     };
 }
+#[allow(unused_imports)]
 pub(crate) use in_both_formats;
 
 // ---------------------------------------------------------------------------------
