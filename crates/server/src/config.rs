@@ -26,7 +26,13 @@ pub struct ServerConfig {
     pub workers: usize,
     /// Accepted wire formats.
     pub format: FormatPolicy,
+    /// Bytes that may wait in one client's outbound queue; a client that lets more
+    /// pile up (it stopped reading) is disconnected.
+    pub outbound_cap: usize,
 }
+
+/// The default [`ServerConfig::outbound_cap`]: 4 MiB.
+pub const DEFAULT_OUTBOUND_CAP: usize = 4 * 1024 * 1024;
 
 impl Default for ServerConfig {
     fn default() -> Self {
@@ -34,6 +40,7 @@ impl Default for ServerConfig {
             bind: SocketAddr::from((Ipv4Addr::UNSPECIFIED, 9000)),
             workers: std::thread::available_parallelism().map_or(1, |n| n.get()),
             format: FormatPolicy::Auto,
+            outbound_cap: DEFAULT_OUTBOUND_CAP,
         }
     }
 }

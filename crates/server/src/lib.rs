@@ -1,4 +1,28 @@
-//! The chat server as a library: bind, run, shut down. `main.rs` is a thin CLI on top.
+//! A chat server: a reactor thread multiplexes every socket with epoll, a pool of
+//! worker threads handles each client's messages, and rooms fan chat lines out.
+//! Speaks the course's protocol in JSON and protobuf, on one port.
+//!
+//! # Layout
+//!
+//! * `server.rs` — [`Server`]: bind, run, the shutdown sequence; `Shared` state.
+//! * `reactor.rs` — **Reactor**: the only thread that polls; accepts, dispatches
+//!   readiness, runs workers' commands (resume, close).
+//! * `handler.rs` — **EventHandler**: one connection's readable/writable events:
+//!   read, split frames, fill the inbox, pause when it is full, finish closing.
+//! * `pool.rs` — **ThreadPool**, **Worker** and the **WorkQueue** (mutex + condvar).
+//! * `dispatch.rs` — a worker's job: decode one session's frames in order, run them
+//!   through the handler table, answer bad input, end sessions, flush.
+//! * `cmd/` — the **handler table** and one module per command.
+//! * `session.rs` — **ClientSession**: inbox (scheduling), state, outbound queue.
+//! * `outbound.rs` — non-blocking, coalescing writes with a per-client cap.
+//! * `broker.rs` — **MessageBroker**: rooms, membership, fan-out ordering.
+//! * `delivery.rs` — encode once per format, flush once per turn.
+//! * `validate.rs`, `texts.rs` — what clients may choose, and every text we send.
+//! * `shutdown.rs`, `config.rs` — the shutdown flag; the start-up settings.
+//!
+//! Wire formats, framing and codecs are the `chat-proto` crate: no I/O there.
+//!
+//! # Example
 //!
 //! ```no_run
 //! use chat_server::{Server, ServerConfig};
@@ -11,49 +35,21 @@
 //! thread.join().unwrap().unwrap();
 //! ```
 
+pub mod broker;
+mod cmd;
 pub mod config;
+mod delivery;
+mod dispatch;
+mod handler;
+pub mod outbound;
+pub mod pool;
+mod reactor;
+mod server;
+mod session;
+mod shutdown;
+mod texts;
+mod validate;
 
 pub use config::{FormatPolicy, ServerConfig};
-
-use std::io;
-use std::net::SocketAddr;
-
-/// A bound, not yet running server.
-pub struct Server {
-    config: ServerConfig,
-    local_addr: SocketAddr,
-}
-
-/// Asks a running server to stop, from any thread.
-#[derive(Clone)]
-pub struct ShutdownHandle {}
-
-impl ShutdownHandle {
-    /// Starts a shutdown; [`Server::run`] returns once everything is joined.
-    pub fn shutdown(&self) {}
-}
-
-impl Server {
-    /// Binds the listener; the server accepts nothing until [`Server::run`].
-    pub fn bind(config: ServerConfig) -> io::Result<Server> {
-        let local_addr = config.bind;
-        Ok(Server { config, local_addr })
-    }
-
-    /// The address actually bound (the real port when the config asked for 0).
-    pub fn local_addr(&self) -> SocketAddr {
-        self.local_addr
-    }
-
-    /// A handle that stops this server.
-    pub fn shutdown_handle(&self) -> ShutdownHandle {
-        ShutdownHandle {}
-    }
-
-    /// Serves until shut down (by `/shutdown`, a signal in the binary, or a handle);
-    /// returns after every thread is joined.
-    pub fn run(self) -> io::Result<()> {
-        let _ = self.config;
-        Err(io::Error::other("not implemented yet"))
-    }
-}
+pub use server::Server;
+pub use shutdown::ShutdownHandle;

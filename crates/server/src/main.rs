@@ -1,1 +1,107 @@
-fn main() {}
+//! `chat-server`: the command line on top of the library.
+//!
+//! Parses flags, sets up logging (`RUST_LOG`, default `info`, to stderr), turns
+//! SIGINT/SIGTERM into the same shutdown as `/shutdown`, runs the server, and exits 0
+//! after every thread has been joined.
+
+use std::io::IsTerminal;
+use std::net::{IpAddr, SocketAddr};
+use std::process::ExitCode;
+
+use chat_proto::WireFormat;
+use chat_server::{FormatPolicy, Server, ServerConfig};
+use clap::{Parser, ValueEnum};
+use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::iterator::Signals;
+
+/// A chat server (rooms, nicknames, chat fan-out) speaking the course's protocol,
+/// JSON and protobuf on one port. Logs go to stderr; set RUST_LOG (e.g. debug) for more.
+#[derive(Parser, Debug)]
+#[command(version, about)]
+struct Args {
+    /// TCP port to listen on; 0 picks a free one (the log says which).
+    #[arg(long, default_value_t = 9000)]
+    port: u16,
+
+    /// Address to listen on.
+    #[arg(long, default_value = "0.0.0.0")]
+    bind: IpAddr,
+
+    /// Worker threads handling client messages [default: the number of cores].
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
+    workers: Option<u16>,
+
+    /// Wire format: auto detects each connection's format from its first message, so
+    /// JSON and protobuf clients share one port (and rooms).
+    #[arg(long, value_enum, default_value_t = Format::Auto)]
+    format: Format,
+
+    /// Bytes that may wait for one client before it counts as a slow consumer and is
+    /// disconnected.
+    #[arg(long, default_value_t = chat_server::config::DEFAULT_OUTBOUND_CAP)]
+    outbound_cap: usize,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum Format {
+    Auto,
+    Json,
+    Protobuf,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
+
+    let defaults = ServerConfig::default();
+    let config = ServerConfig {
+        bind: SocketAddr::new(args.bind, args.port),
+        workers: args.workers.map_or(defaults.workers, usize::from),
+        format: match args.format {
+            Format::Auto => FormatPolicy::Auto,
+            Format::Json => FormatPolicy::Only(WireFormat::Json),
+            Format::Protobuf => FormatPolicy::Only(WireFormat::Protobuf),
+        },
+        outbound_cap: args.outbound_cap,
+    };
+    match serve(config) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("chat-server: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn serve(config: ServerConfig) -> Result<(), String> {
+    let bind = config.bind;
+    let server = Server::bind(config).map_err(|e| format!("cannot listen on {bind}: {e}"))?;
+    let shutdown = server.shutdown_handle();
+
+    let mut signals = Signals::new([SIGINT, SIGTERM])
+        .map_err(|e| format!("cannot install signal handlers: {e}"))?;
+    let signal_handle = signals.handle();
+    let signal_thread = std::thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || {
+            if let Some(signal) = signals.forever().next() {
+                tracing::info!(signal, "signal received, shutting down");
+                shutdown.shutdown();
+            }
+        })
+        .map_err(|e| format!("cannot start the signal thread: {e}"))?;
+
+    let result = server.run().map_err(|e| format!("server failed: {e}"));
+    signal_handle.close();
+    if signal_thread.join().is_err() {
+        tracing::error!("the signal thread panicked");
+    }
+    result
+}

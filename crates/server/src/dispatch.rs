@@ -1,0 +1,164 @@
+//! The worker's job: handle one scheduled session's pending frames, in order.
+//!
+//! A worker takes the session's whole inbox, decodes each frame (one decoder per
+//! session, so protobuf's Type+body pairs and format detection stay per connection),
+//! sends each request through the handler table (`cmd/`), answers bad input with a
+//! system message, and ends the session when the client is gone. Then it flushes every
+//! socket it queued bytes for, and gives the session back: unscheduled, or requeued
+//! if more frames arrived meanwhile (so no session hogs a worker, and none is ever
+//! handled by two workers at once).
+
+use std::sync::Arc;
+
+use chat_proto::frame::Frames;
+use chat_proto::{DecodeError, Request};
+
+use crate::cmd::{self, Context};
+use crate::delivery::Delivery;
+use crate::pool::{JobHandler, lock};
+use crate::reactor::Command;
+use crate::server::Shared;
+use crate::session::{Session, SessionState};
+use crate::texts;
+
+/// Invalid messages in a row after which a client is disconnected.
+pub const MAX_ERROR_STREAK: u32 = 20;
+
+/// Inbox buffers larger than this are not kept for reuse.
+const KEEP_INBOX_CAPACITY: usize = 64 * 1024;
+
+/// One worker thread's handler and scratch.
+pub struct SessionWorker {
+    shared: Arc<Shared>,
+    delivery: Delivery,
+    spare: Vec<u8>,
+    /// Sessions that ended this turn; the reactor is told to close them after the
+    /// flush, so their last messages are already on their way.
+    ended: Vec<Arc<Session>>,
+}
+
+impl SessionWorker {
+    pub fn new(shared: Arc<Shared>) -> Self {
+        Self {
+            shared,
+            delivery: Delivery::default(),
+            spare: Vec::new(),
+            ended: Vec::new(),
+        }
+    }
+
+    fn handle_frame(&mut self, session: &Arc<Session>, state: &mut SessionState, frame: &[u8]) {
+        match state.decoder.feed(frame) {
+            None => {}
+            Some(Ok(request)) => {
+                state.error_streak = 0;
+                self.apply(session, state, request);
+            }
+            Some(Err(error)) => self.refuse(session, state, &error),
+        }
+    }
+
+    fn apply(&mut self, session: &Arc<Session>, state: &mut SessionState, request: Request) {
+        let mut ctx = Context {
+            session,
+            state,
+            shared: &self.shared,
+            delivery: &mut self.delivery,
+        };
+        cmd::dispatch(&mut ctx, request);
+    }
+
+    fn refuse(&mut self, session: &Arc<Session>, state: &mut SessionState, error: &DecodeError) {
+        state.error_streak += 1;
+        tracing::debug!(session = session.id, peer = %session.peer, "bad message: {error}");
+        let mut ctx = Context {
+            session,
+            state,
+            shared: &self.shared,
+            delivery: &mut self.delivery,
+        };
+        ctx.system(&error.to_string());
+        if ctx.state.error_streak >= MAX_ERROR_STREAK {
+            tracing::info!(session = session.id, peer = %session.peer, "too many bad messages, disconnecting");
+            ctx.system(texts::TOO_MANY_ERRORS);
+            self.end(session, state);
+        }
+    }
+
+    /// Ends the session: leaves its room (the others are told) and schedules the close.
+    fn end(&mut self, session: &Arc<Session>, state: &mut SessionState) {
+        if let Some(room) = state.room.take() {
+            let member = crate::broker::Member {
+                session,
+                name: &state.name,
+                format: state.reply_format(),
+            };
+            self.shared
+                .broker
+                .leave_room(room, &member, false, &mut self.delivery);
+        }
+        state.ended = true;
+        self.ended.push(Arc::clone(session));
+    }
+}
+
+impl JobHandler<Arc<Session>> for SessionWorker {
+    fn handle(&mut self, session: &Arc<Session>) {
+        let taken = session.take_inbox(std::mem::take(&mut self.spare));
+        if taken.resume {
+            self.shared
+                .reactor
+                .send(Command::Resume(session.token, session.id));
+        }
+        {
+            let mut state = lock(&session.state);
+            for frame in Frames::new(&taken.bytes) {
+                if state.ended {
+                    break;
+                }
+                self.handle_frame(session, &mut state, frame);
+            }
+            if taken.closed && !state.ended {
+                tracing::debug!(session = session.id, peer = %session.peer, "client disconnected");
+                self.end(session, &mut state);
+            }
+        }
+        let mut bytes = taken.bytes;
+        bytes.clear();
+        if bytes.capacity() <= KEEP_INBOX_CAPACITY {
+            self.spare = bytes;
+        }
+
+        self.delivery.flush_all();
+        for ended in self.ended.drain(..) {
+            self.shared
+                .reactor
+                .send(Command::Close(ended.token, ended.id));
+        }
+        let handled_close = taken.closed || lock(&session.state).ended;
+        if session.finish_turn(handled_close) {
+            // More arrived while we worked; back of the line, for fairness. A closed
+            // queue means the server is stopping: the input is dropped with it.
+            let _ = self.shared.queue.push(Arc::clone(session));
+        }
+    }
+
+    /// A bug made this session's turn panic: cut the client off and end the session
+    /// (leave its room, close), so one bad connection costs only itself.
+    fn panicked(&mut self, session: Arc<Session>) {
+        tracing::error!(session = session.id, peer = %session.peer, "handling this session panicked; disconnecting it");
+        session.abort();
+        {
+            let mut state = lock(&session.state);
+            if !state.ended {
+                self.end(&session, &mut state);
+            }
+        }
+        self.delivery.flush_all();
+        for ended in self.ended.drain(..) {
+            self.shared
+                .reactor
+                .send(Command::Close(ended.token, ended.id));
+        }
+    }
+}

@@ -1,0 +1,199 @@
+//! EventHandler: what the reactor does when one connection's socket is ready.
+//!
+//! * **Readable**: read until `WouldBlock` (the reactor's rule for edge-triggered
+//!   polling), split the bytes into frames — reads may split a frame or carry many —
+//!   and hand the complete frames to the session's inbox, queueing the session for a
+//!   worker if it was idle. An incomplete frame waits here in `partial`, which can
+//!   never exceed one maximum frame plus one read: a frame's length is a `u16`, so a
+//!   peer cannot make it grow. If the inbox is full the handler stops reading (the
+//!   session is *paused*) until a worker drains it and the reactor is told to resume.
+//! * **Writable**: let the outbound queue resume its flush.
+//! * **End of input** (EOF or a read error): tell the session, so its worker ends it
+//!   after the frames already read (ordering is kept even for the goodbye).
+//! * **Closing**: once a worker has ended the session, the handler flushes what is
+//!   left, half-closes, discards further input, and reports when the connection can be
+//!   dropped.
+//!
+//! Nothing here blocks or decodes messages; decoding is the worker's job.
+
+use std::io::{self, Read};
+use std::sync::Arc;
+use std::time::Instant;
+
+use chat_proto::frame::Frames;
+
+use crate::outbound::Flush;
+use crate::pool::WorkQueue;
+use crate::session::Session;
+
+/// The reactor's side of one connection.
+pub struct Connection {
+    pub session: Arc<Session>,
+    /// The start of a frame not yet complete.
+    partial: Vec<u8>,
+    /// Reading stopped because the inbox is full.
+    paused: bool,
+    /// EOF or a read error was seen; nothing more will be read.
+    input_done: bool,
+    /// The session ended; the connection goes once flushed (or at this deadline).
+    closing: Option<Instant>,
+    /// The write side was shut down after the final flush.
+    write_shut: bool,
+}
+
+/// What the reactor should do with a connection after an event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Next {
+    /// Keep it.
+    Keep,
+    /// Drop it: closing is complete.
+    Drop,
+}
+
+impl Connection {
+    pub fn new(session: Arc<Session>) -> Self {
+        Self {
+            session,
+            partial: Vec::new(),
+            paused: false,
+            input_done: false,
+            closing: None,
+            write_shut: false,
+        }
+    }
+
+    /// The socket is readable (or hung up, or in error).
+    pub fn on_readable(&mut self, scratch: &mut [u8], queue: &WorkQueue<Arc<Session>>) -> Next {
+        while !self.input_done && !self.paused {
+            match self.session.socket().read(scratch) {
+                Ok(0) => self.end_input(queue),
+                // The session is over; input is discarded while we finish sending.
+                Ok(_) if self.closing.is_some() => {}
+                Ok(n) => self.take_bytes(&scratch[..n], queue),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    tracing::debug!(session = self.session.id, "read failed: {e}");
+                    self.end_input(queue);
+                }
+            }
+        }
+        self.progress_close()
+    }
+
+    /// The socket is writable.
+    pub fn on_writable(&mut self) -> Next {
+        if self.session.outbound.writable(self.session.socket()) == Flush::Closed {
+            // The peer is gone; reading will report it and the session will end.
+            self.session.abort();
+        }
+        self.progress_close()
+    }
+
+    /// A worker drained the inbox: read again (the edge that paused us is gone).
+    pub fn resume(&mut self, scratch: &mut [u8], queue: &WorkQueue<Arc<Session>>) -> Next {
+        self.paused = false;
+        self.on_readable(scratch, queue)
+    }
+
+    /// The worker ended the session: finish sending, then go. Input that is still
+    /// unread (even while paused) is drained and discarded.
+    pub fn start_closing(
+        &mut self,
+        deadline: Instant,
+        scratch: &mut [u8],
+        queue: &WorkQueue<Arc<Session>>,
+    ) -> Next {
+        self.closing.get_or_insert(deadline);
+        self.resume(scratch, queue)
+    }
+
+    /// Whether the connection is closing and past its deadline.
+    pub fn overdue(&self, now: Instant) -> bool {
+        self.closing.is_some_and(|deadline| now >= deadline)
+    }
+
+    /// Whether the connection is closing.
+    pub fn is_closing(&self) -> bool {
+        self.closing.is_some()
+    }
+
+    fn take_bytes(&mut self, data: &[u8], queue: &WorkQueue<Arc<Session>>) {
+        if self.partial.is_empty() {
+            let (consumed, count) = count_frames(data);
+            self.deliver(&data[..consumed], count, queue);
+            self.partial.extend_from_slice(&data[consumed..]);
+        } else {
+            self.partial.extend_from_slice(data);
+            let (consumed, count) = count_frames(&self.partial);
+            let frames = std::mem::take(&mut self.partial);
+            self.deliver(&frames[..consumed], count, queue);
+            self.partial = frames;
+            self.partial.drain(..consumed);
+        }
+    }
+
+    fn deliver(&mut self, frames: &[u8], count: usize, queue: &WorkQueue<Arc<Session>>) {
+        if count == 0 {
+            return;
+        }
+        let (schedule, full) = self.session.deliver_frames(frames, count);
+        self.paused = full;
+        if schedule {
+            self.schedule(queue);
+        }
+    }
+
+    fn end_input(&mut self, queue: &WorkQueue<Arc<Session>>) {
+        self.input_done = true;
+        if !self.partial.is_empty() {
+            tracing::debug!(
+                session = self.session.id,
+                bytes = self.partial.len(),
+                "connection ended mid-frame"
+            );
+            self.partial = Vec::new();
+        }
+        if self.session.deliver_close() {
+            self.schedule(queue);
+        }
+    }
+
+    fn schedule(&self, queue: &WorkQueue<Arc<Session>>) {
+        // Fails only while the server shuts down, when input no longer matters.
+        let _ = queue.push(Arc::clone(&self.session));
+    }
+
+    /// For a closing connection: flush, half-close once flushed, and decide whether it
+    /// can go (everything sent and the peer done, or nothing more can be sent).
+    fn progress_close(&mut self) -> Next {
+        if self.closing.is_none() {
+            return Next::Keep;
+        }
+        match self.session.flush() {
+            Flush::Closed => Next::Drop,
+            Flush::Blocked | Flush::Busy => Next::Keep,
+            Flush::Done => {
+                if !self.write_shut {
+                    // FIN after the last byte; the peer reads everything, then EOF.
+                    let _ = self.session.socket().shutdown(std::net::Shutdown::Write);
+                    self.write_shut = true;
+                }
+                // Waiting for the peer's EOF before closing avoids a reset that could
+                // destroy our last message in the peer's receive buffer.
+                if self.input_done {
+                    Next::Drop
+                } else {
+                    Next::Keep
+                }
+            }
+        }
+    }
+}
+
+/// How many complete frames `data` starts with, and how many bytes they take.
+fn count_frames(data: &[u8]) -> (usize, usize) {
+    let mut frames = Frames::new(data);
+    let count = frames.by_ref().count();
+    (frames.consumed(), count)
+}

@@ -1,0 +1,260 @@
+//! The worker pool and its producer–consumer queue (the seed's ThreadPool and Worker).
+//!
+//! * [`WorkQueue`] is our own queue: a `Mutex<VecDeque>` and a `Condvar`. The reactor
+//!   is the producer and must never block, so the queue has no capacity limit of its
+//!   own; its length is bounded instead by what is queued: a session is in the queue at
+//!   most once (see `session.rs`), so the queue never holds more items than there are
+//!   connections.
+//! * [`ThreadPool`] owns `size` [`Worker`] threads named `worker-N`, each popping items
+//!   and passing them to its own handler until the queue is closed. Dropping the pool
+//!   (or calling [`ThreadPool::join`]) closes the queue and joins every thread.
+//!
+//! A panic inside one job is caught, logged and does not stop its worker: one bad
+//! session must never take the server down. What happens to the session whose job
+//! panicked is the handler's business (it gets a callback).
+//!
+//! This module knows nothing about sockets or sessions; it is generic over the item.
+
+use std::collections::VecDeque;
+use std::panic::{self, AssertUnwindSafe};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::thread::{self, JoinHandle};
+
+/// Locks a mutex, ignoring poisoning.
+///
+/// Every mutex in this crate guards data that stays consistent at every await-free
+/// step, and a worker's panic is caught per job; refusing to go on because another
+/// thread panicked would turn one bad connection into a dead server.
+pub fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// A closable multi-producer, multi-consumer FIFO queue.
+pub struct WorkQueue<T> {
+    state: Mutex<QueueState<T>>,
+    /// Signalled when an item is pushed or the queue is closed.
+    available: Condvar,
+}
+
+struct QueueState<T> {
+    items: VecDeque<T>,
+    closed: bool,
+}
+
+impl<T> Default for WorkQueue<T> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<T> WorkQueue<T> {
+    /// An empty, open queue.
+    pub fn new() -> Self {
+        Self {
+            state: Mutex::new(QueueState {
+                items: VecDeque::new(),
+                closed: false,
+            }),
+            available: Condvar::new(),
+        }
+    }
+
+    /// Adds an item and wakes one waiting consumer. Never blocks beyond the short
+    /// critical section. Returns the item back if the queue is closed.
+    pub fn push(&self, item: T) -> Result<(), T> {
+        let mut state = lock(&self.state);
+        if state.closed {
+            return Err(item);
+        }
+        state.items.push_back(item);
+        drop(state);
+        self.available.notify_one();
+        Ok(())
+    }
+
+    /// Takes the oldest item, waiting while the queue is empty. Returns `None` once the
+    /// queue is closed: items still queued then are dropped, not handed out.
+    pub fn pop(&self) -> Option<T> {
+        let mut state = lock(&self.state);
+        loop {
+            if state.closed {
+                return None;
+            }
+            if let Some(item) = state.items.pop_front() {
+                return Some(item);
+            }
+            state = self
+                .available
+                .wait(state)
+                .unwrap_or_else(PoisonError::into_inner);
+        }
+    }
+
+    /// Closes the queue: pushes fail from now on and every consumer's `pop` returns
+    /// `None`. Returns the items that were never handed out.
+    pub fn close(&self) -> Vec<T> {
+        let mut state = lock(&self.state);
+        state.closed = true;
+        let left = state.items.drain(..).collect();
+        drop(state);
+        self.available.notify_all();
+        left
+    }
+
+    /// Items waiting right now (for metrics and tests).
+    pub fn len(&self) -> usize {
+        lock(&self.state).items.len()
+    }
+
+    /// Whether no item is waiting.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// What a worker thread does with each item.
+pub trait JobHandler<T>: Send + 'static {
+    /// Handles one item.
+    fn handle(&mut self, item: &T);
+    /// Called with the item when `handle` panicked, to clean up after it. A panic in
+    /// here is caught and logged too. Default: nothing.
+    fn panicked(&mut self, _item: T) {}
+}
+
+/// One worker thread.
+pub struct Worker {
+    /// 0-based; the thread is named `worker-{id}`.
+    pub id: usize,
+    thread: JoinHandle<()>,
+}
+
+/// A fixed set of workers consuming one [`WorkQueue`].
+pub struct ThreadPool<T> {
+    queue: Arc<WorkQueue<T>>,
+    workers: Vec<Worker>,
+}
+
+impl<T: Send + 'static> ThreadPool<T> {
+    /// Starts `size` workers (at least one); `make_handler(id)` builds each worker's
+    /// handler, which lives as long as its thread (a place for per-thread scratch
+    /// buffers).
+    pub fn new<H, F>(
+        size: usize,
+        queue: Arc<WorkQueue<T>>,
+        mut make_handler: F,
+    ) -> std::io::Result<Self>
+    where
+        H: JobHandler<T>,
+        F: FnMut(usize) -> H,
+    {
+        let mut pool = ThreadPool {
+            queue,
+            workers: Vec::new(),
+        };
+        for id in 0..size.max(1) {
+            let queue = Arc::clone(&pool.queue);
+            let mut handler = make_handler(id);
+            // If spawning fails part-way, `pool` is dropped here and joins the
+            // workers already started.
+            let thread = thread::Builder::new()
+                .name(format!("worker-{id}"))
+                .spawn(move || {
+                    while let Some(item) = queue.pop() {
+                        let handled =
+                            panic::catch_unwind(AssertUnwindSafe(|| handler.handle(&item)));
+                        if handled.is_err() {
+                            tracing::error!(worker = id, "a job panicked; the worker goes on");
+                            let cleaned =
+                                panic::catch_unwind(AssertUnwindSafe(|| handler.panicked(item)));
+                            if cleaned.is_err() {
+                                tracing::error!(
+                                    worker = id,
+                                    "cleaning up after a panicked job panicked too"
+                                );
+                            }
+                        }
+                    }
+                })?;
+            pool.workers.push(Worker { id, thread });
+        }
+        Ok(pool)
+    }
+
+    /// The number of workers.
+    pub fn size(&self) -> usize {
+        self.workers.len()
+    }
+
+    /// Closes the queue and waits for every worker to finish the job in hand.
+    pub fn join(self) {
+        // Dropping does it.
+    }
+}
+
+impl<T> Drop for ThreadPool<T> {
+    fn drop(&mut self) {
+        self.queue.close();
+        for worker in self.workers.drain(..) {
+            if worker.thread.join().is_err() {
+                tracing::error!(worker = worker.id, "worker thread ended by a panic");
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::mpsc;
+
+    struct Forward(mpsc::Sender<(usize, u32)>, usize);
+
+    impl JobHandler<u32> for Forward {
+        fn handle(&mut self, item: &u32) {
+            if *item == 13 {
+                panic!("unlucky job");
+            }
+            self.0.send((self.1, *item)).unwrap();
+        }
+
+        fn panicked(&mut self, item: u32) {
+            self.0.send((self.1, item + 1000)).unwrap();
+        }
+    }
+
+    #[test]
+    fn every_item_is_handled_once_and_a_panic_does_not_stop_the_pool() {
+        let queue = Arc::new(WorkQueue::new());
+        let (tx, rx) = mpsc::channel();
+        let pool = ThreadPool::new(3, Arc::clone(&queue), |id| Forward(tx.clone(), id)).unwrap();
+        assert_eq!(pool.size(), 3);
+        for item in 0..100 {
+            queue.push(item).unwrap();
+        }
+        let mut got: Vec<u32> = (0..100).map(|_| rx.recv().unwrap().1).collect();
+        got.sort_unstable();
+        let expected: Vec<u32> = (0..100).filter(|&i| i != 13).chain([1013]).collect();
+        assert_eq!(got, expected);
+        pool.join();
+        assert_eq!(queue.push(1), Err(1), "closed after join");
+        assert!(queue.pop().is_none());
+    }
+
+    #[test]
+    fn close_wakes_waiting_consumers_and_returns_leftovers() {
+        let queue: Arc<WorkQueue<u8>> = Arc::new(WorkQueue::new());
+        let waiter = {
+            let queue = Arc::clone(&queue);
+            thread::spawn(move || queue.pop())
+        };
+        // The waiter may or may not be parked yet; either way close must release it.
+        assert!(queue.close().is_empty());
+        assert_eq!(waiter.join().unwrap(), None);
+
+        let queue = WorkQueue::new();
+        queue.push(1).unwrap();
+        queue.push(2).unwrap();
+        assert_eq!(queue.len(), 2);
+        assert_eq!(queue.close(), vec![1, 2]);
+    }
+}

@@ -1,0 +1,336 @@
+//! Reactor: the one thread that polls (the seed's Reactor).
+//!
+//! It runs a `mio::Poll` (epoll) over the listener, every client socket and a
+//! [`Waker`], accepts connections, and passes each connection's readiness to its
+//! [`Connection`] (the EventHandler, `handler.rs`), which reads and splits frames and
+//! queues sessions for the workers. Workers talk back through [`ReactorHandle`]
+//! commands: *resume reading* a paused session, *close* an ended one.
+//!
+//! # Rules (mio's contract, kept here)
+//!
+//! * Only this thread polls. Sockets are registered once, edge-triggered, for both
+//!   readable and writable; after an event we read (or accept) until `WouldBlock`,
+//!   because the next edge only comes with new data.
+//! * `Interrupted` is retried; spurious events are harmless (a read that finds nothing
+//!   gets `WouldBlock`), which is also why an event for a slot that was reused in the
+//!   same batch does no harm. Commands carry the session id, so a stale command for a
+//!   reused slot is ignored.
+//! * One [`Waker`] per `Poll`, token [`WAKER`]; the listener is [`LISTENER`].
+//! * Nothing here blocks: no lock is held across I/O and none waits on a worker.
+//! * One connection failing (read error, reset, slow consumer) ends that connection
+//!   only. Accept errors are logged and never end the loop.
+
+use std::io;
+use std::os::fd::AsRawFd;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use chat_proto::WireFormat;
+use mio::event::Event;
+use mio::net::TcpListener;
+use mio::unix::SourceFd;
+use mio::{Events, Interest, Poll, Token, Waker};
+
+use crate::handler::{Connection, Next};
+use crate::pool::lock;
+use crate::server::Shared;
+use crate::session::Session;
+
+/// The listening socket's token.
+pub const LISTENER: Token = Token(0);
+/// The waker's token.
+pub const WAKER: Token = Token(1);
+/// Connection slot `i` has token `FIRST_CONNECTION + i`.
+const FIRST_CONNECTION: usize = 2;
+
+/// Bytes read from a socket at a time.
+const READ_CHUNK: usize = 64 * 1024;
+/// How long an ended session may take to flush its last messages and hear the
+/// peer's EOF.
+const CLOSE_GRACE: Duration = Duration::from_secs(2);
+/// How often closing connections are re-checked.
+const CLOSE_TICK: Duration = Duration::from_millis(50);
+
+/// What workers ask of the reactor. Each names the slot and the session id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Command {
+    /// The session's inbox was drained: read its socket again.
+    Resume(Token, u64),
+    /// The session ended: flush, then close the connection.
+    Close(Token, u64),
+}
+
+/// The workers' way to reach the reactor: a command list and the waker.
+pub struct ReactorHandle {
+    commands: Mutex<Vec<Command>>,
+    waker: Arc<Waker>,
+}
+
+impl ReactorHandle {
+    pub fn new(waker: Arc<Waker>) -> Self {
+        Self {
+            commands: Mutex::new(Vec::new()),
+            waker,
+        }
+    }
+
+    /// Queues a command. Wakes the reactor only if no command was already waiting
+    /// (one wakeup serves them all).
+    pub fn send(&self, command: Command) {
+        let mut commands = lock(&self.commands);
+        let wake = commands.is_empty();
+        commands.push(command);
+        drop(commands);
+        if wake && let Err(e) = self.waker.wake() {
+            tracing::error!("could not wake the reactor: {e}");
+        }
+    }
+
+    fn take(&self, into: &mut Vec<Command>) {
+        std::mem::swap(&mut *lock(&self.commands), into);
+    }
+}
+
+/// The reactor's state; see the module doc.
+pub struct Reactor {
+    poll: Poll,
+    listener: Option<TcpListener>,
+    shared: Arc<Shared>,
+    connections: Vec<Option<Connection>>,
+    free_slots: Vec<usize>,
+    /// Slots of connections that are closing.
+    closing: Vec<Token>,
+    next_session_id: u64,
+    scratch: Vec<u8>,
+    /// Format forced by the config, or `None` to detect per connection.
+    format: Option<WireFormat>,
+    outbound_cap: usize,
+}
+
+impl Reactor {
+    /// A reactor over `poll`, with `listener` already registered as [`LISTENER`].
+    pub fn new(
+        poll: Poll,
+        listener: TcpListener,
+        shared: Arc<Shared>,
+        format: Option<WireFormat>,
+        outbound_cap: usize,
+    ) -> Self {
+        Self {
+            poll,
+            listener: Some(listener),
+            shared,
+            connections: Vec::new(),
+            free_slots: Vec::new(),
+            closing: Vec::new(),
+            next_session_id: 1,
+            scratch: vec![0; READ_CHUNK],
+            format,
+            outbound_cap,
+        }
+    }
+
+    /// Serves until a shutdown is requested.
+    pub fn run(&mut self) -> io::Result<()> {
+        let mut events = Events::with_capacity(1024);
+        let mut commands = Vec::new();
+        while !self.shared.shutdown.is_requested() {
+            let timeout = (!self.closing.is_empty()).then_some(CLOSE_TICK);
+            match self.poll.poll(&mut events, timeout) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            }
+            for event in events.iter() {
+                match event.token() {
+                    LISTENER => self.accept(),
+                    WAKER => {}
+                    token => self.connection_event(token, event),
+                }
+            }
+            self.shared.reactor.take(&mut commands);
+            for command in commands.drain(..) {
+                self.run_command(command);
+            }
+            self.tick_closing();
+        }
+        Ok(())
+    }
+
+    /// Stops accepting: the listening socket is closed.
+    pub fn stop_accepting(&mut self) {
+        if let Some(mut listener) = self.listener.take() {
+            let _ = self.poll.registry().deregister(&mut listener);
+        }
+    }
+
+    /// The last step of a shutdown, after the workers are joined: flush what can be
+    /// flushed within `grace`, then close every connection.
+    pub fn close_all(&mut self, grace: Duration) {
+        let deadline = Instant::now() + grace;
+        let mut events = Events::with_capacity(1024);
+        loop {
+            let mut pending = 0;
+            for connection in self.connections.iter().flatten() {
+                if connection.session.flush() == crate::outbound::Flush::Blocked {
+                    pending += 1;
+                }
+            }
+            let now = Instant::now();
+            if pending == 0 || now >= deadline {
+                if pending > 0 {
+                    tracing::warn!(connections = pending, "closing with output still unsent");
+                }
+                break;
+            }
+            // Only to sleep until some socket is writable again (or the deadline).
+            let _ = self.poll.poll(&mut events, Some(deadline - now));
+        }
+        for slot in 0..self.connections.len() {
+            self.drop_connection(slot);
+        }
+    }
+
+    /// Connections currently open (for logs and tests).
+    pub fn connection_count(&self) -> usize {
+        self.connections.iter().flatten().count()
+    }
+
+    fn accept(&mut self) {
+        loop {
+            let Some(listener) = &self.listener else {
+                return;
+            };
+            match listener.accept() {
+                Ok((mut socket, peer)) => {
+                    // We coalesce writes ourselves; Nagle would only add latency.
+                    if let Err(e) = socket.set_nodelay(true) {
+                        tracing::debug!(%peer, "could not set TCP_NODELAY: {e}");
+                    }
+                    let slot = self.free_slots.pop().unwrap_or_else(|| {
+                        self.connections.push(None);
+                        self.connections.len() - 1
+                    });
+                    let token = Token(FIRST_CONNECTION + slot);
+                    if let Err(e) = self.poll.registry().register(
+                        &mut socket,
+                        token,
+                        Interest::READABLE | Interest::WRITABLE,
+                    ) {
+                        tracing::warn!(%peer, "could not register a connection: {e}");
+                        self.free_slots.push(slot);
+                        continue;
+                    }
+                    let id = self.next_session_id;
+                    self.next_session_id += 1;
+                    let session =
+                        Session::new(id, token, socket, peer, self.format, self.outbound_cap);
+                    tracing::debug!(session = id, %peer, "connected");
+                    self.connections[slot] = Some(Connection::new(Arc::new(session)));
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == io::ErrorKind::ConnectionAborted => {}
+                Err(e) => {
+                    // Out of descriptors or memory: stop for now. The connection stays
+                    // in the backlog and is retried on the next listener event.
+                    tracing::warn!("accept failed: {e}");
+                    return;
+                }
+            }
+        }
+    }
+
+    fn slot_of(token: Token) -> Option<usize> {
+        token.0.checked_sub(FIRST_CONNECTION)
+    }
+
+    fn connection_event(&mut self, token: Token, event: &Event) {
+        let Some(slot) = Self::slot_of(token) else {
+            return;
+        };
+        let Some(connection) = self.connections.get_mut(slot).and_then(Option::as_mut) else {
+            return;
+        };
+        let mut next = Next::Keep;
+        if event.is_writable() {
+            next = connection.on_writable();
+        }
+        if next == Next::Keep && (event.is_readable() || event.is_read_closed() || event.is_error())
+        {
+            next = connection.on_readable(&mut self.scratch, &self.shared.queue);
+        }
+        if next == Next::Drop {
+            self.drop_connection(slot);
+        }
+    }
+
+    fn run_command(&mut self, command: Command) {
+        let (Command::Resume(token, id) | Command::Close(token, id)) = command;
+        let Some(slot) = Self::slot_of(token) else {
+            return;
+        };
+        let Some(connection) = self.connections.get_mut(slot).and_then(Option::as_mut) else {
+            return;
+        };
+        if connection.session.id != id {
+            return;
+        }
+        let next = match command {
+            Command::Resume(..) => connection.resume(&mut self.scratch, &self.shared.queue),
+            Command::Close(..) => {
+                self.closing.push(token);
+                connection.start_closing(
+                    Instant::now() + CLOSE_GRACE,
+                    &mut self.scratch,
+                    &self.shared.queue,
+                )
+            }
+        };
+        if next == Next::Drop {
+            self.drop_connection(slot);
+        }
+    }
+
+    /// Retries flushing closing connections and drops those done or overdue.
+    fn tick_closing(&mut self) {
+        if self.closing.is_empty() {
+            return;
+        }
+        let now = Instant::now();
+        let mut closing = std::mem::take(&mut self.closing);
+        closing.retain(|&token| {
+            let Some(slot) = Self::slot_of(token) else {
+                return false;
+            };
+            let Some(connection) = self.connections.get_mut(slot).and_then(Option::as_mut) else {
+                return false;
+            };
+            if !connection.is_closing() {
+                return false;
+            }
+            if connection.overdue(now) || connection.on_writable() == Next::Drop {
+                self.drop_connection(slot);
+                return false;
+            }
+            true
+        });
+        self.closing = closing;
+    }
+
+    fn drop_connection(&mut self, slot: usize) {
+        let Some(connection) = self.connections.get_mut(slot).and_then(Option::take) else {
+            return;
+        };
+        let session = connection.session;
+        let fd = session.socket().as_raw_fd();
+        if let Err(e) = self.poll.registry().deregister(&mut SourceFd(&fd)) {
+            tracing::debug!(session = session.id, "deregister failed: {e}");
+        }
+        // Other threads may hold the session a moment longer; the peer must see the
+        // end now, not when the last reference goes.
+        session.abort();
+        self.free_slots.push(slot);
+        tracing::debug!(session = session.id, peer = %session.peer, "closed");
+    }
+}

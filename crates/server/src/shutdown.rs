@@ -1,0 +1,52 @@
+//! Shutdown as its own type: a flag plus a way to wake the reactor.
+//!
+//! Anyone may request a shutdown — a worker handling `/shutdown`, the signal thread
+//! in `main.rs`, a test through [`ShutdownHandle`]. The request only sets a flag and
+//! wakes the reactor; the reactor then runs the shutdown sequence itself (see
+//! `server.rs`), so no thread ever tears down state another thread is using.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use mio::Waker;
+
+/// The shared shutdown flag.
+pub struct Shutdown {
+    requested: AtomicBool,
+    waker: Arc<Waker>,
+}
+
+impl Shutdown {
+    /// A flag that wakes the reactor's poll through `waker` when raised.
+    pub fn new(waker: Arc<Waker>) -> Self {
+        Self {
+            requested: AtomicBool::new(false),
+            waker,
+        }
+    }
+
+    /// Asks the server to stop. Idempotent, callable from any thread.
+    pub fn request(&self) {
+        if !self.requested.swap(true, Ordering::SeqCst)
+            && let Err(e) = self.waker.wake()
+        {
+            tracing::error!("could not wake the reactor for shutdown: {e}");
+        }
+    }
+
+    /// Whether a shutdown was requested.
+    pub fn is_requested(&self) -> bool {
+        self.requested.load(Ordering::SeqCst)
+    }
+}
+
+/// Stops a running server from any thread.
+#[derive(Clone)]
+pub struct ShutdownHandle(pub(crate) Arc<crate::server::Shared>);
+
+impl ShutdownHandle {
+    /// Starts the shutdown; `Server::run` returns once every thread is joined.
+    pub fn shutdown(&self) {
+        self.0.shutdown.request();
+    }
+}
