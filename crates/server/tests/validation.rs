@@ -1,8 +1,8 @@
 //! The lead's rules beyond PROTOCOL.md for what a client may set or say, in both
 //! formats: refused names (`/name`) and titles (`/create`) with their exact texts and
 //! no side effect; chat text with control characters (all but tab) replaced by
-//! U+FFFD; a chat whose `SCChat` would not fit one frame refused with
-//! `메시지가 너무 깁니다.` at the exact boundary; and a `/rooms` answer too large for
+//! U+FFFD; a chat whose `SCChat` would not fit one frame (in either format, after
+//! sanitising) refused with `메시지가 너무 깁니다.` at the exact boundary; and a `/rooms` answer too large for
 //! one frame split into several `SCRoomsResult` messages, ordered, nothing lost.
 
 mod support;
@@ -26,6 +26,7 @@ in_both_formats!(
     titles_are_limited_in_chars_not_bytes,
     chat_control_characters_become_replacement_characters,
     chat_too_long_for_one_frame_is_refused_at_the_exact_boundary,
+    chat_that_outgrows_a_frame_when_sanitised_is_refused,
     rooms_too_large_for_one_frame_are_split,
 );
 
@@ -160,15 +161,15 @@ fn chat_too_long_for_one_frame_is_refused_at_the_exact_boundary(format: WireForm
     b.join(1, "r");
     a.expect_system(&entered(&b.default_name()));
 
-    // The longest ASCII text whose SCChat from "m" still fits one frame, in this format.
+    // The longest ASCII text whose SCChat from "m" still fits one frame. A broadcast
+    // must fit in every format (members may use either; JSON is the larger), so the
+    // limit is the same whatever the sender's and the members' formats.
     let fits = |len: usize| {
-        response_fits(
-            format,
-            &Response::Chat {
-                member: "m".into(),
-                text: "x".repeat(len).into(),
-            },
-        )
+        let chat = Response::Chat {
+            member: "m".into(),
+            text: "x".repeat(len).into(),
+        };
+        WireFormat::ALL.iter().all(|&f| response_fits(f, &chat))
     };
     let longest = (0..=u16::MAX as usize)
         .rev()
@@ -185,6 +186,27 @@ fn chat_too_long_for_one_frame_is_refused_at_the_exact_boundary(format: WireForm
     a.chat(&just_fits);
     a.expect_silence();
     b.expect_chat("m", &just_fits);
+    b.expect_silence();
+}
+
+/// Sanitising happens before the size check: each 2-byte U+0085 (a C1 control
+/// character) becomes a 3-byte U+FFFD, pushing a request that fits one frame past it.
+fn chat_that_outgrows_a_frame_when_sanitised_is_refused(format: WireFormat) {
+    let server = TestServer::start();
+    let mut a = server.client(format);
+    let mut b = server.client(format);
+    a.create("r");
+    b.join(1, "r");
+    a.expect_system(&entered(&b.default_name()));
+
+    let text = "\u{85}".repeat(32_000); // 64,000 bytes; 96,000 once sanitised
+    let request = match format {
+        // Raw UTF-8: the reference client's \u0085 escapes would not fit a frame.
+        WireFormat::Json => frame(format!(r#"{{"type": "CSChat", "text": "{text}"}}"#).as_bytes()),
+        WireFormat::Protobuf => encode(format, &Request::Chat { text }),
+    };
+    a.send_raw(&request);
+    a.expect_system(TOO_LONG);
     b.expect_silence();
 }
 
