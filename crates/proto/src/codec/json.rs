@@ -27,14 +27,19 @@ struct Envelope {
 }
 
 fn parse_envelope(payload: &[u8]) -> Result<(Envelope, String), DecodeError> {
-    let envelope: Envelope = serde_json::from_slice(payload).map_err(|e| {
-        let first = payload.iter().find(|b| !b.is_ascii_whitespace());
-        if e.is_data() && first != Some(&b'{') {
-            DecodeError::NotAnObject
-        } else {
-            DecodeError::InvalidJson(e.to_string())
-        }
-    })?;
+    // serde's derive would also read a struct from a JSON array (fields by position);
+    // only objects are messages.
+    let first = payload.iter().find(|b| !b.is_ascii_whitespace());
+    if first != Some(&b'{') {
+        return Err(
+            match serde_json::from_slice::<serde::de::IgnoredAny>(payload) {
+                Ok(_) => DecodeError::NotAnObject,
+                Err(e) => DecodeError::InvalidJson(e.to_string()),
+            },
+        );
+    }
+    let envelope: Envelope =
+        serde_json::from_slice(payload).map_err(|e| DecodeError::InvalidJson(e.to_string()))?;
     let kind = match &envelope.kind {
         Some(Value::String(kind)) => kind.clone(),
         _ => return Err(DecodeError::MissingType),

@@ -151,6 +151,12 @@ fn json_bad_input_is_explained() {
     let cases: Vec<(&[u8], DecodeError)> = vec![
         (b"{\"type\": ", DecodeError::InvalidJson(String::new())),
         (b"[1, 2]", DecodeError::NotAnObject),
+        (
+            b"[\"CSChat\", null, null, null, \"hi\", null, null]",
+            DecodeError::NotAnObject,
+        ),
+        (b" \"text\"", DecodeError::NotAnObject),
+        (b"", DecodeError::InvalidJson(String::new())),
         (b"{\"text\": \"x\"}", DecodeError::MissingType),
         (b"{\"type\": 5}", DecodeError::MissingType),
         (
