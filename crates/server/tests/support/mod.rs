@@ -154,10 +154,10 @@ impl BinaryServer {
             for line in BufReader::new(pipe).lines() {
                 let Ok(line) = line else { break };
                 let line = strip_ansi(&line);
-                if let Some(addr) = parse_listening(&line) {
-                    if let Some(tx) = addr_tx.take() {
-                        let _ = tx.send(addr);
-                    }
+                if let Some(addr) = parse_listening(&line)
+                    && let Some(tx) = addr_tx.take()
+                {
+                    let _ = tx.send(addr);
                 }
                 let mut log = log.lock().unwrap();
                 log.push_str(&line);
