@@ -1,0 +1,220 @@
+//! Input lines → what to do: a [`Request`] for the server, or something local
+//! (the help text, a usage error).
+//!
+//! The rules are the reference client's (PROTOCOL.md §5): lines are trimmed, empty
+//! lines ignored, a line not starting with `/` is a chat message, a command's
+//! arguments are split on whitespace and joined again with one space. Nothing here
+//! does I/O or knows the wire format.
+
+use std::fmt;
+
+use chat_proto::Request;
+
+use crate::render::escape;
+
+/// The commands and their help texts, in the order `/help` lists them.
+pub const COMMANDS: [(&str, &str); 7] = [
+    ("/help", "사용 가능 명령어를 나열한다."),
+    ("/name", "채팅 이름을 지정한다."),
+    ("/rooms", "채팅 방 목록을 출력한다."),
+    ("/create", "채팅 방을 만든다."),
+    ("/join", "채팅 방에 들어간다."),
+    ("/leave", "채팅 방을 나간다."),
+    ("/shutdown", "채팅 서버를 종료한다."),
+];
+
+/// What one input line asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    /// Send this to the server.
+    Send(Request),
+    /// Print the command list.
+    Help,
+    /// Print this error; nothing is sent.
+    Refused(LocalError),
+}
+
+/// A line the client refuses without asking the server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LocalError {
+    /// `/create` without a title.
+    MissingTitle,
+    /// `/join` without a positive room number.
+    MissingRoomId,
+    /// A `/word` that is not a command; carries the word.
+    InvalidCommand(String),
+}
+
+impl fmt::Display for LocalError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LocalError::MissingTitle => f.write_str("방 제목을 지정해야 됩니다."),
+            LocalError::MissingRoomId => f.write_str("방 번호를 입력해야 됩니다."),
+            // Escaped: a piped input line may hold control characters too.
+            LocalError::InvalidCommand(word) => write!(f, "Invalid command: {}", escape(word)),
+        }
+    }
+}
+
+/// The lines `/help` prints: `/name: 채팅 이름을 지정한다.` and so on.
+pub fn help_lines() -> impl Iterator<Item = String> {
+    COMMANDS
+        .iter()
+        .map(|(command, help)| format!("{command}: {help}"))
+}
+
+/// Parses one input line (with or without its line ending). `None` for a blank line.
+pub fn parse_line(line: &str) -> Option<Command> {
+    let line = line.trim();
+    if line.is_empty() {
+        return None;
+    }
+    if !line.starts_with('/') {
+        return Some(Command::Send(Request::Chat {
+            text: line.to_owned(),
+        }));
+    }
+    let mut words = line.split_whitespace();
+    // `line` is non-empty and trimmed, so it has a first word.
+    let command = words.next().unwrap_or(line);
+    let args: Vec<&str> = words.collect();
+    let joined = || args.join(" ");
+    Some(match command {
+        "/help" => Command::Help,
+        "/name" => Command::Send(Request::Name { name: joined() }),
+        "/rooms" => Command::Send(Request::Rooms),
+        "/create" => match joined() {
+            title if title.is_empty() => Command::Refused(LocalError::MissingTitle),
+            title => Command::Send(Request::CreateRoom { title }),
+        },
+        "/join" => match args.first().and_then(|arg| parse_room_id(arg)) {
+            Some(room_id) => Command::Send(Request::JoinRoom { room_id }),
+            None => Command::Refused(LocalError::MissingRoomId),
+        },
+        "/leave" => Command::Send(Request::LeaveRoom),
+        "/shutdown" => Command::Send(Request::Shutdown),
+        other => Command::Refused(LocalError::InvalidCommand(other.to_owned())),
+    })
+}
+
+/// A positive room number: decimal digits with an optional `+`. Numbers too large for
+/// an `i64` saturate (no such room exists, and the server says so). Zero, negative
+/// numbers and non-numbers are refused: the reference client crashes on `/join x`
+/// and sends `/join -1`, which can never name a room.
+fn parse_room_id(arg: &str) -> Option<i64> {
+    let digits = arg.strip_prefix('+').unwrap_or(arg);
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let id = digits.parse::<i64>().unwrap_or(i64::MAX);
+    (id > 0).then_some(id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn send(line: &str) -> Request {
+        match parse_line(line) {
+            Some(Command::Send(request)) => request,
+            other => panic!("{line:?} gave {other:?}"),
+        }
+    }
+
+    fn refused(line: &str) -> String {
+        match parse_line(line) {
+            Some(Command::Refused(error)) => error.to_string(),
+            other => panic!("{line:?} gave {other:?}"),
+        }
+    }
+
+    #[test]
+    fn blank_lines_are_ignored() {
+        assert_eq!(parse_line(""), None);
+        assert_eq!(parse_line("   \t \r\n"), None);
+    }
+
+    #[test]
+    fn plain_lines_are_chat_trimmed() {
+        assert_eq!(
+            send("  안녕  하세요 \r\n"),
+            Request::Chat {
+                text: "안녕  하세요".into()
+            }
+        );
+        assert_eq!(
+            send("a / b"),
+            Request::Chat {
+                text: "a / b".into()
+            }
+        );
+    }
+
+    #[test]
+    fn name_joins_arguments_with_one_space() {
+        assert_eq!(
+            send("/name a   b\tc"),
+            Request::Name {
+                name: "a b c".into()
+            }
+        );
+        assert_eq!(send("/name"), Request::Name { name: "".into() });
+    }
+
+    #[test]
+    fn create_needs_a_title() {
+        assert_eq!(
+            send("/create  my   room "),
+            Request::CreateRoom {
+                title: "my room".into()
+            }
+        );
+        assert_eq!(refused("/create"), "방 제목을 지정해야 됩니다.");
+        assert_eq!(refused("/create   "), "방 제목을 지정해야 됩니다.");
+    }
+
+    #[test]
+    fn join_needs_a_positive_number() {
+        assert_eq!(send("/join 3"), Request::JoinRoom { room_id: 3 });
+        assert_eq!(send("/join +7 extra"), Request::JoinRoom { room_id: 7 });
+        assert_eq!(
+            send("/join 99999999999999999999999"),
+            Request::JoinRoom { room_id: i64::MAX }
+        );
+        for line in [
+            "/join",
+            "/join 0",
+            "/join -1",
+            "/join x",
+            "/join 1.5",
+            "/join +",
+        ] {
+            assert_eq!(refused(line), "방 번호를 입력해야 됩니다.", "{line}");
+        }
+    }
+
+    #[test]
+    fn simple_commands_ignore_arguments() {
+        assert_eq!(send("/rooms"), Request::Rooms);
+        assert_eq!(send("/rooms please"), Request::Rooms);
+        assert_eq!(send("/leave"), Request::LeaveRoom);
+        assert_eq!(send("/shutdown now"), Request::Shutdown);
+        assert_eq!(parse_line("/help"), Some(Command::Help));
+    }
+
+    #[test]
+    fn unknown_commands_are_named() {
+        assert_eq!(refused("/x 1 2"), "Invalid command: /x");
+        assert_eq!(refused("/"), "Invalid command: /");
+        assert_eq!(refused("/HELP"), "Invalid command: /HELP");
+        assert_eq!(refused("/e\x1b[2J"), "Invalid command: /e\\x1b[2J");
+    }
+
+    #[test]
+    fn help_lists_every_command_in_order() {
+        let lines: Vec<String> = help_lines().collect();
+        assert_eq!(lines.len(), 7);
+        assert_eq!(lines[0], "/help: 사용 가능 명령어를 나열한다.");
+        assert_eq!(lines[6], "/shutdown: 채팅 서버를 종료한다.");
+    }
+}

@@ -1,0 +1,186 @@
+//! Where output goes, and — on a terminal — the line being typed.
+//!
+//! * [`Console::plain`]: lines are written to standard output as they are, nothing
+//!   else (no colour, no prompt), so output can be compared byte for byte. Used
+//!   whenever standard input or output is not a terminal.
+//! * [`Console::interactive`]: standard input and output are one terminal. The
+//!   terminal is put in raw mode and a [`crate::editor::Editor`] owns the bottom row.
+//!   Printing first erases that row, writes the lines, and the row is redrawn once per
+//!   loop turn by [`Console::refresh`], so messages arriving while the user types
+//!   never garble the line being typed. Lines may be coloured by [`Style`].
+//!
+//! Every string shown here was escaped by [`crate::render`] or [`crate::trace`]
+//! already; this module adds only its own colour and cursor codes.
+
+use std::io::{self, IsTerminal, StdoutLock, Write};
+use std::os::fd::{AsRawFd, RawFd};
+
+use crate::editor::{self, Editor, Event};
+use crate::render::{Line, Style, escape};
+use crate::sys::{self, RawMode};
+
+/// The prompt shown in front of the line being typed.
+const PROMPT: &str = "> ";
+
+/// Standard output, plus the line editor when interactive.
+pub struct Console {
+    out: StdoutLock<'static>,
+    colour: bool,
+    interactive: Option<Interactive>,
+}
+
+/// The terminal side of an interactive console.
+struct Interactive {
+    editor: Editor,
+    /// Dropped last (fields drop in order), restoring the terminal.
+    _raw: RawMode,
+    /// The terminal, for its width.
+    fd: RawFd,
+    /// Whether the prompt and line are on screen now (so must be erased before
+    /// printing).
+    shown: bool,
+    /// Input ended: nothing more is typed, so the edit row stays hidden.
+    input_closed: bool,
+}
+
+impl Console {
+    /// A console that writes plain lines only.
+    pub fn plain() -> Self {
+        Self {
+            out: io::stdout().lock(),
+            colour: false,
+            interactive: None,
+        }
+    }
+
+    /// A line-editing console if standard input and output are both terminals (and
+    /// raw mode can be set); a plain one otherwise.
+    pub fn detect() -> Self {
+        let mut console = Self::plain();
+        let stdin = io::stdin();
+        if !(stdin.is_terminal() && io::stdout().is_terminal()) {
+            return console;
+        }
+        let fd = stdin.as_raw_fd();
+        if let Ok(raw) = RawMode::enable(fd) {
+            console.colour = std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+            console.interactive = Some(Interactive {
+                editor: Editor::new(),
+                _raw: raw,
+                fd,
+                shown: false,
+                input_closed: false,
+            });
+        }
+        console
+    }
+
+    /// Whether keys go to the line editor ([`Console::keys`]) rather than being read
+    /// as lines.
+    pub fn is_interactive(&self) -> bool {
+        self.interactive.is_some()
+    }
+
+    /// Feeds bytes read from the terminal to the line editor; returns what they asked
+    /// for. A submitted line is echoed (with its prompt) as it leaves the edit row.
+    pub fn keys(&mut self, bytes: &[u8]) -> io::Result<Vec<Event>> {
+        let Some(interactive) = self.interactive.as_mut() else {
+            return Ok(Vec::new());
+        };
+        let events = interactive.editor.feed(bytes);
+        for event in &events {
+            match event {
+                Event::Submit(line) => {
+                    self.hide()?;
+                    let prompt = self.prompt();
+                    writeln!(self.out, "{prompt}{}", escape(line))?;
+                }
+                Event::ClearScreen => {
+                    self.hide()?;
+                    self.out.write_all(b"\x1b[H\x1b[2J")?;
+                }
+                Event::Eof | Event::Interrupt => {}
+            }
+        }
+        Ok(events)
+    }
+
+    /// Input has ended: the edit row is no longer drawn.
+    pub fn close_input(&mut self) {
+        if let Some(interactive) = self.interactive.as_mut() {
+            interactive.input_closed = true;
+        }
+    }
+
+    /// Prints lines (above the edit row, when interactive).
+    pub fn print(&mut self, lines: &[Line]) -> io::Result<()> {
+        if lines.is_empty() {
+            return Ok(());
+        }
+        self.hide()?;
+        for line in lines {
+            match self.colour_of(line.style) {
+                Some(code) => writeln!(self.out, "\x1b[{code}m{}\x1b[0m", line.text)?,
+                None => writeln!(self.out, "{}", line.text)?,
+            }
+        }
+        Ok(())
+    }
+
+    /// Prints one line of the given style.
+    pub fn print_line(&mut self, style: Style, text: impl Into<String>) -> io::Result<()> {
+        self.print(&[Line::new(style, text)])
+    }
+
+    /// Redraws the edit row if needed and flushes; call once per loop turn.
+    pub fn refresh(&mut self) -> io::Result<()> {
+        let prompt = self.prompt();
+        if let Some(interactive) = self.interactive.as_mut().filter(|i| !i.input_closed) {
+            let width = sys::terminal_width(interactive.fd).unwrap_or(80);
+            let row = interactive
+                .editor
+                .render(&prompt, editor::str_width(PROMPT), width);
+            self.out.write_all(row.as_bytes())?;
+            interactive.shown = true;
+        }
+        self.out.flush()
+    }
+
+    /// Erases the edit row (if shown) and flushes: call before exiting.
+    pub fn finish(&mut self) -> io::Result<()> {
+        self.hide()?;
+        self.out.flush()
+    }
+
+    /// Erases the edit row if it is on screen.
+    fn hide(&mut self) -> io::Result<()> {
+        if let Some(interactive) = self.interactive.as_mut() {
+            if interactive.shown {
+                self.out.write_all(b"\r\x1b[K")?;
+                interactive.shown = false;
+            }
+        }
+        Ok(())
+    }
+
+    fn prompt(&self) -> String {
+        if self.colour {
+            format!("\x1b[1;32m{PROMPT}\x1b[0m")
+        } else {
+            PROMPT.to_owned()
+        }
+    }
+
+    /// The SGR colour code for a style, when colouring.
+    fn colour_of(&self, style: Style) -> Option<&'static str> {
+        if !self.colour {
+            return None;
+        }
+        match style {
+            Style::Plain | Style::Chat => None,
+            Style::System => Some("33"),
+            Style::Trace => Some("2"),
+            Style::Error => Some("31"),
+        }
+    }
+}

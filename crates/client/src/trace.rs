@@ -1,0 +1,299 @@
+//! The `--verbosity` lines, in the reference client's exact words.
+//!
+//! Level 1 prints one line per frame, each direction:
+//!
+//! ```text
+//! [C->S:총길이=38바이트] 0x0024(메시지크기) + {"type": "CSName", "name": "a"}
+//! [S->C:총길이=4바이트] 0x0002(메시지크기) + type: SC_SYSTEM_MESSAGE
+//! ```
+//!
+//! The text after `+` is the JSON payload as received, or for protobuf what Python's
+//! `str(message).strip()` gives: protobuf text format, one field per line, nested
+//! messages in `name { … }` with two-space indents, and strings C-escaped byte by byte
+//! (non-ASCII as `\ooo` octal), as `google.protobuf.text_format` does by default.
+//! An empty text drops the `+ ` (the reference does this for frames it sends and for
+//! protobuf bodies it receives; JSON and `Type` frames it receives always get `+`).
+//! Level 2 adds `  - send() 시도 #N: M바이트 전송 완료` after each write and
+//! `  - recv(): N바이트 읽음` after each read.
+//!
+//! Formatting only: [`crate::connection`] decides when a line is due.
+
+use std::fmt::Write as _;
+
+use chat_proto::{Request, Response};
+
+use crate::render::escape;
+
+/// Which way a frame went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    ClientToServer,
+    ServerToClient,
+}
+
+/// Whether a frame line shows `+ ` when its text is empty.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Plus {
+    Always,
+    IfText,
+}
+
+/// The lines for one frame of `payload_len` bytes whose content reads `text` (which
+/// may span lines; the first gets the header).
+pub fn frame_lines(
+    direction: Direction,
+    payload_len: usize,
+    text: &str,
+    plus: Plus,
+) -> Vec<String> {
+    let arrow = match direction {
+        Direction::ClientToServer => "C->S",
+        Direction::ServerToClient => "S->C",
+    };
+    let mut first = format!(
+        "[{arrow}:총길이={}바이트] 0x{payload_len:04x}(메시지크기) ",
+        payload_len + chat_proto::frame::HEADER_LEN
+    );
+    if !text.is_empty() || plus == Plus::Always {
+        first.push_str("+ ");
+    }
+    let mut parts = text.split('\n');
+    // `split` always yields at least one part.
+    first.push_str(parts.next().unwrap_or(""));
+    std::iter::once(first)
+        .chain(parts.map(str::to_owned))
+        .collect()
+}
+
+/// The level-2 line after one successful `send`.
+pub fn send_line(attempt: usize, bytes: usize) -> String {
+    format!("  - send() 시도 #{attempt}: {bytes}바이트 전송 완료")
+}
+
+/// The level-2 line after one successful `recv`.
+pub fn recv_line(bytes: usize) -> String {
+    format!("  - recv(): {bytes}바이트 읽음")
+}
+
+/// A JSON payload as text: lossy UTF-8, control characters escaped.
+pub fn json_text(payload: &[u8]) -> String {
+    escape(&String::from_utf8_lossy(payload)).into_owned()
+}
+
+/// Bytes that did not decode, for a frame line: `<08 63>`.
+pub fn hex_text(payload: &[u8]) -> String {
+    let mut out = String::from("<");
+    for (i, byte) in payload.iter().enumerate() {
+        let sep = if i == 0 { "" } else { " " };
+        let _ = write!(out, "{sep}{byte:02x}");
+    }
+    out.push('>');
+    out
+}
+
+/// The texts of a request's two protobuf frames: its `Type`, then its body.
+pub fn protobuf_request_texts(request: &Request) -> [String; 2] {
+    let (kind, body) = match request {
+        Request::Name { name } => ("CS_NAME", string_field("name", name)),
+        Request::Rooms => ("CS_ROOMS", String::new()),
+        Request::CreateRoom { title } => ("CS_CREATE_ROOM", string_field("title", title)),
+        Request::JoinRoom { room_id } => (
+            "CS_JOIN_ROOM",
+            // The wire field is int32; the codec saturates, so show what it sends.
+            format!("roomId: {}", saturate_i32(*room_id)),
+        ),
+        Request::LeaveRoom => ("CS_LEAVE_ROOM", String::new()),
+        Request::Chat { text } => ("CS_CHAT", string_field("text", text)),
+        Request::Shutdown => ("CS_SHUTDOWN", String::new()),
+    };
+    [format!("type: {kind}"), body]
+}
+
+/// The texts of a response's two protobuf frames: its `Type`, then its body.
+pub fn protobuf_response_texts(response: &Response<'_>) -> [String; 2] {
+    let (kind, body) = match response {
+        Response::SystemMessage { text } => ("SC_SYSTEM_MESSAGE", string_field("text", text)),
+        Response::Chat { member, text } => (
+            "SC_CHAT",
+            format!(
+                "{}\n{}",
+                string_field("member", member),
+                string_field("text", text)
+            ),
+        ),
+        Response::RoomsResult { rooms } => {
+            let rooms: Vec<String> = rooms
+                .iter()
+                .map(|room| {
+                    let mut out = format!("rooms {{\n  roomId: {}\n", room.room_id);
+                    out.push_str("  ");
+                    out.push_str(&string_field("title", &room.title));
+                    out.push('\n');
+                    for member in &room.members {
+                        out.push_str("  ");
+                        out.push_str(&string_field("members", member));
+                        out.push('\n');
+                    }
+                    out.push('}');
+                    out
+                })
+                .collect();
+            ("SC_ROOMS_RESULT", rooms.join("\n"))
+        }
+    };
+    [format!("type: {kind}"), body]
+}
+
+/// `name: "value"` with the value escaped like protobuf's `text_encoding.CEscape`
+/// on UTF-8 bytes: the usual backslash escapes, every other byte outside printable
+/// ASCII as three octal digits. The result is pure printable ASCII.
+fn string_field(name: &str, value: &str) -> String {
+    let mut out = format!("{name}: \"");
+    for &byte in value.as_bytes() {
+        match byte {
+            b'\n' => out.push_str("\\n"),
+            b'\r' => out.push_str("\\r"),
+            b'\t' => out.push_str("\\t"),
+            b'"' => out.push_str("\\\""),
+            b'\'' => out.push_str("\\'"),
+            b'\\' => out.push_str("\\\\"),
+            0x20..=0x7e => out.push(char::from(byte)),
+            _ => {
+                let _ = write!(out, "\\{byte:03o}");
+            }
+        }
+    }
+    out.push('"');
+    out
+}
+
+fn saturate_i32(value: i64) -> i64 {
+    value.clamp(i64::from(i32::MIN), i64::from(i32::MAX))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chat_proto::RoomInfo;
+
+    #[test]
+    fn client_frame_line_matches_the_reference() {
+        let payload = r#"{"type": "CSName", "name": "a"}"#;
+        assert_eq!(
+            frame_lines(
+                Direction::ClientToServer,
+                payload.len(),
+                payload,
+                Plus::IfText
+            ),
+            [format!(
+                "[C->S:총길이={}바이트] 0x{:04x}(메시지크기) + {payload}",
+                payload.len() + 2,
+                payload.len()
+            )]
+        );
+        // The PROTOCOL.md example: a 36-byte payload.
+        assert!(
+            frame_lines(Direction::ClientToServer, 36, "x", Plus::IfText)[0]
+                .starts_with("[C->S:총길이=38바이트] 0x0024(메시지크기) + ")
+        );
+    }
+
+    #[test]
+    fn empty_text_drops_the_plus_unless_always() {
+        assert_eq!(
+            frame_lines(Direction::ClientToServer, 0, "", Plus::IfText),
+            ["[C->S:총길이=2바이트] 0x0000(메시지크기) "]
+        );
+        assert_eq!(
+            frame_lines(Direction::ServerToClient, 0, "", Plus::Always),
+            ["[S->C:총길이=2바이트] 0x0000(메시지크기) + "]
+        );
+    }
+
+    #[test]
+    fn multi_line_texts_continue_unprefixed() {
+        assert_eq!(
+            frame_lines(
+                Direction::ServerToClient,
+                300,
+                "member: \"a\"\ntext: \"b\"",
+                Plus::IfText
+            ),
+            [
+                "[S->C:총길이=302바이트] 0x012c(메시지크기) + member: \"a\"",
+                "text: \"b\""
+            ]
+        );
+    }
+
+    #[test]
+    fn protobuf_requests_read_like_python_text_format() {
+        assert_eq!(
+            protobuf_request_texts(&Request::Name { name: "a".into() }),
+            ["type: CS_NAME", "name: \"a\""]
+        );
+        assert_eq!(
+            protobuf_request_texts(&Request::Rooms),
+            ["type: CS_ROOMS", ""]
+        );
+        assert_eq!(
+            protobuf_request_texts(&Request::JoinRoom { room_id: 1 << 40 }),
+            ["type: CS_JOIN_ROOM", "roomId: 2147483647"]
+        );
+        assert_eq!(
+            protobuf_request_texts(&Request::Chat {
+                text: "안\"'\\\n\x1b~".into()
+            })[1],
+            "text: \"\\354\\225\\210\\\"\\'\\\\\\n\\033~\""
+        );
+        assert_eq!(
+            protobuf_request_texts(&Request::Shutdown)[0],
+            "type: CS_SHUTDOWN"
+        );
+    }
+
+    #[test]
+    fn protobuf_responses_read_like_python_text_format() {
+        assert_eq!(
+            protobuf_response_texts(&Response::Chat {
+                member: "m".into(),
+                text: "t".into()
+            }),
+            ["type: SC_CHAT", "member: \"m\"\ntext: \"t\""]
+        );
+        let rooms = vec![
+            RoomInfo {
+                room_id: 1,
+                title: "r".into(),
+                members: vec!["a".into(), "b".into()],
+            },
+            RoomInfo {
+                room_id: 2,
+                title: "s".into(),
+                members: vec![],
+            },
+        ];
+        assert_eq!(
+            protobuf_response_texts(&Response::RoomsResult { rooms })[1],
+            "rooms {\n  roomId: 1\n  title: \"r\"\n  members: \"a\"\n  members: \"b\"\n}\n\
+             rooms {\n  roomId: 2\n  title: \"s\"\n}"
+        );
+        assert_eq!(
+            protobuf_response_texts(&Response::RoomsResult { rooms: vec![] }),
+            ["type: SC_ROOMS_RESULT", ""]
+        );
+    }
+
+    #[test]
+    fn level_two_lines_and_raw_texts() {
+        assert_eq!(send_line(1, 38), "  - send() 시도 #1: 38바이트 전송 완료");
+        assert_eq!(recv_line(40), "  - recv(): 40바이트 읽음");
+        assert_eq!(
+            json_text(b"{\"a\": \"\x1b\"}\xff"),
+            "{\"a\": \"\\x1b\"}\u{fffd}"
+        );
+        assert_eq!(hex_text(&[0x08, 0x63]), "<08 63>");
+        assert_eq!(hex_text(&[]), "<>");
+    }
+}
