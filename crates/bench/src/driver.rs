@@ -1,0 +1,862 @@
+//! The event loop and the phases of a benchmark: set up, run, settle.
+//!
+//! One thread, one `mio::Poll`, every connection on it (no thread per connection):
+//! on a 2-core machine shared with the server, a second busy thread would mostly take
+//! CPU from the server being measured. The bench reports its own CPU use and send lag
+//! so a reader can tell when it was the limit.
+//!
+//! # Phases
+//!
+//! 1. **Setup** ([`Driver::setup`]). Each room's first client connects, renames itself
+//!    (short names keep the `/rooms` list small) and creates the room with a title
+//!    unique to this bench invocation. One client then asks `/rooms` and finds the ids
+//!    of those titles (the server may hold other rooms; nothing assumes it is empty).
+//!    Then the other clients connect, rename and `/join`. At most
+//!    `--connect-concurrency` clients are connecting or waiting for their reply at any
+//!    time, so the server's listen backlog never overflows (an overflow drops SYNs and
+//!    costs a one-second retransmit each). Setup fails fast, naming the client and the
+//!    reason, if any client cannot connect, is disconnected or gets an unexpected
+//!    answer.
+//! 2. **Run** ([`Driver::run_step`]). Chats leave on the open-loop [`Schedule`]: every
+//!    chat whose intended time has come is queued, then each connection with queued
+//!    bytes is flushed once (coalescing). A `timerfd` wakes the loop for the next
+//!    chat; sends are also pumped every [`PUMP_EVERY`] events so a burst of receives
+//!    cannot hold them back. Every receipt goes to the [`Tracker`] and, when it is a
+//!    first delivery, into the latency histogram (intended time → receipt). After
+//!    the last send the run waits up to `--drain` for what is still in flight, ending
+//!    early once everything expected has arrived.
+//! 3. **Settle** ([`Driver::settle`]). Between find-max steps: wait until nothing has
+//!    arrived for a while, so one overloaded step does not spill into the next.
+//!
+//! # The reactor's rules (from mio's `Poll` docs)
+//! After a readiness event, read or write until `WouldBlock` ([`Conn`] does);
+//! `Interrupted` is retried; spurious events are harmless (every handler checks the
+//! state it acts on). Tokens are client indices; [`TIMER`] is the timer.
+//!
+//! Nothing the server sends can panic the bench: bad frames, unknown messages and
+//! closed connections are counted, sampled and reported.
+
+use std::collections::HashMap;
+use std::io;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use chat_proto::codec::{DecodeError, WireFormat};
+use chat_proto::{Request, Response};
+use hdrhistogram::Histogram;
+use mio::net::TcpStream;
+use mio::{Events, Interest, Poll, Token};
+
+use crate::BenchError;
+use crate::conn::{Conn, ReadEnd};
+use crate::payload::{self, Stamp};
+use crate::procstat::{self, Pid};
+use crate::report::{ErrorReport, Percentiles, StepReport};
+use crate::schedule::{Layout, Schedule};
+use crate::timer::Timer;
+use crate::tracker::{Outcome, Tracker};
+
+/// The timer's token; client tokens are client indices, far below it.
+const TIMER: Token = Token(usize::MAX - 1);
+/// Events taken per poll.
+const EVENT_CAPACITY: usize = 1024;
+/// While handling a batch of events, send due chats every this many events.
+const PUMP_EVERY: usize = 64;
+/// One receive buffer for all connections.
+const SCRATCH_LEN: usize = 256 * 1024;
+/// The longest the loop sleeps without checking its deadlines.
+const MAX_WAIT: Duration = Duration::from_millis(100);
+/// How many problem descriptions the report keeps.
+const MAX_SAMPLES: usize = 10;
+
+/// What the driver needs to know, fixed for its lifetime.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub addr: SocketAddr,
+    pub format: WireFormat,
+    pub layout: Layout,
+    pub pad: usize,
+    pub connect_concurrency: usize,
+    pub setup_timeout: Duration,
+    pub drain: Duration,
+    pub server_pid: Option<u32>,
+}
+
+/// Where a client is in its life.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Client {
+    /// Not started yet.
+    Idle,
+    /// `connect` issued, not yet established.
+    Connecting,
+    /// Name and `/create` or `/join` sent; waiting for exactly this system message.
+    Joining { want: String },
+    /// In its room.
+    Ready,
+    /// Its connection is gone.
+    Dead,
+}
+
+/// The state of a run in progress.
+struct RunState {
+    schedule: Schedule,
+    tracker: Tracker,
+    /// Bench-epoch nanoseconds of the run's chat 0.
+    start_ns: u64,
+    /// The next chat of the schedule to send.
+    next: u64,
+    /// Reused for every chat, so sending allocates nothing.
+    request: Request,
+    latency: Histogram<u64>,
+    send_lag: Histogram<u64>,
+    last_delivery_ns: u64,
+    skipped: u64,
+    bad_padding: u64,
+    unexpected: u64,
+}
+
+/// The event loop and everything it owns.
+pub struct Driver {
+    plan: Plan,
+    poll: Poll,
+    events: Events,
+    timer: Timer,
+    /// Every time stamp is nanoseconds since this instant.
+    epoch: Instant,
+    conns: Vec<Option<Conn>>,
+    clients: Vec<Client>,
+    /// Clients connecting or waiting for their setup reply.
+    in_flight: usize,
+    /// Per room: its unique title, and its id once known.
+    titles: Vec<String>,
+    room_ids: Vec<Option<i64>>,
+    /// Set while waiting for the `/rooms` answer; filled when it arrives.
+    awaiting_rooms: Option<Option<Vec<chat_proto::RoomInfo>>>,
+    /// Connections with queued bytes since the last flush, without repeats.
+    dirty: Vec<usize>,
+    is_dirty: Vec<bool>,
+    scratch: Vec<u8>,
+    run: Option<RunState>,
+    /// The first setup failure, which ends setup.
+    setup_failure: Option<String>,
+    /// When the last message of any kind arrived (for settling).
+    last_receipt: Instant,
+    errors: ErrorReport,
+}
+
+impl Driver {
+    /// A driver with no connections yet.
+    pub fn new(plan: Plan) -> Result<Self, BenchError> {
+        let poll = Poll::new().map_err(|e| BenchError::Io("creating the poll".into(), e))?;
+        let timer = Timer::new().map_err(|e| BenchError::Io("creating the timer".into(), e))?;
+        timer
+            .register(poll.registry(), TIMER)
+            .map_err(|e| BenchError::Io("registering the timer".into(), e))?;
+        let n = plan.layout.clients();
+        let nonce = title_nonce();
+        let titles = (0..plan.layout.rooms)
+            .map(|r| format!("{nonce}.{}", base36(r as u64)))
+            .collect();
+        Ok(Self {
+            poll,
+            events: Events::with_capacity(EVENT_CAPACITY),
+            timer,
+            epoch: Instant::now(),
+            conns: (0..n).map(|_| None).collect(),
+            clients: vec![Client::Idle; n],
+            in_flight: 0,
+            titles,
+            room_ids: vec![None; plan.layout.rooms],
+            awaiting_rooms: None,
+            dirty: Vec::new(),
+            is_dirty: vec![false; n],
+            scratch: vec![0; SCRATCH_LEN],
+            run: None,
+            setup_failure: None,
+            last_receipt: Instant::now(),
+            errors: ErrorReport::default(),
+            plan,
+        })
+    }
+
+    /// Problems seen so far.
+    pub fn errors(&self) -> &ErrorReport {
+        &self.errors
+    }
+
+    /// Clients whose connection is still up.
+    pub fn alive(&self) -> usize {
+        self.conns.iter().filter(|c| c.is_some()).count()
+    }
+
+    // ----- setup -------------------------------------------------------------
+
+    /// Connects every client and puts it in its room.
+    pub fn setup(&mut self) -> Result<(), BenchError> {
+        let deadline = Instant::now() + self.plan.setup_timeout;
+        let layout = self.plan.layout;
+        let creators: Vec<usize> = (0..layout.rooms).map(|r| r * layout.per_room).collect();
+        self.start_clients(&creators, deadline, "creating rooms")?;
+        self.look_up_rooms(deadline)?;
+        let joiners: Vec<usize> = (0..layout.clients())
+            .filter(|&c| layout.member_of(c) != 0)
+            .collect();
+        self.start_clients(&joiners, deadline, "joining rooms")
+    }
+
+    /// Starts `ids` at the bounded concurrency and waits until all are in a room.
+    fn start_clients(
+        &mut self,
+        ids: &[usize],
+        deadline: Instant,
+        what: &str,
+    ) -> Result<(), BenchError> {
+        let mut next = 0;
+        loop {
+            while next < ids.len() && self.in_flight < self.plan.connect_concurrency {
+                self.connect(ids[next]);
+                next += 1;
+            }
+            if let Some(failure) = self.setup_failure.take() {
+                return Err(BenchError::Setup(failure));
+            }
+            if next == ids.len() && self.in_flight == 0 {
+                return Ok(());
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                let ready = ids
+                    .iter()
+                    .filter(|&&c| self.clients[c] == Client::Ready)
+                    .count();
+                return Err(BenchError::Setup(format!(
+                    "timed out {what} after --setup-timeout={}s: {ready} of {} clients ready, \
+                     {} connecting or waiting for the server's reply, {} not started",
+                    self.plan.setup_timeout.as_secs_f64(),
+                    ids.len(),
+                    self.in_flight,
+                    ids.len() - next
+                )));
+            }
+            self.poll_once((deadline - now).min(MAX_WAIT))?;
+        }
+    }
+
+    /// Issues a non-blocking connect for client `c`.
+    fn connect(&mut self, c: usize) {
+        let stream = match TcpStream::connect(self.plan.addr) {
+            Ok(stream) => stream,
+            Err(e) => return self.fail_setup(c, format!("cannot connect: {e}")),
+        };
+        let mut conn = Conn::new(stream, self.plan.format);
+        if let Err(e) = self.poll.registry().register(
+            &mut conn.stream,
+            Token(c),
+            Interest::READABLE | Interest::WRITABLE,
+        ) {
+            return self.fail_setup(c, format!("cannot register the socket: {e}"));
+        }
+        self.conns[c] = Some(conn);
+        self.clients[c] = Client::Connecting;
+        self.in_flight += 1;
+    }
+
+    /// A connect completed: rename, then create or join.
+    fn on_connected(&mut self, c: usize) {
+        let layout = self.plan.layout;
+        let room = layout.room_of(c);
+        let title = &self.titles[room];
+        let join = if layout.member_of(c) == 0 {
+            Request::CreateRoom {
+                title: title.clone(),
+            }
+        } else {
+            match self.room_ids[room] {
+                Some(room_id) => Request::JoinRoom { room_id },
+                None => return self.fail_setup(c, format!("room {title:?} has no id")),
+            }
+        };
+        let want = format!("방제[{title}] 방에 입장했습니다.");
+        let name = Request::Name {
+            name: format!("u{}", base36(c as u64)),
+        };
+        let Some(conn) = self.conns[c].as_mut() else {
+            return;
+        };
+        if let Err(e) = conn.queue(&name).and_then(|()| conn.queue(&join)) {
+            return self.fail_setup(c, format!("cannot encode a setup request: {e}"));
+        }
+        self.clients[c] = Client::Joining { want };
+        self.mark_dirty(c);
+    }
+
+    /// Asks `/rooms` once every creator is in its room, and learns the rooms' ids.
+    fn look_up_rooms(&mut self, deadline: Instant) -> Result<(), BenchError> {
+        let asker = 0;
+        let Some(conn) = self.conns[asker].as_mut() else {
+            return Err(BenchError::Setup("client 0 has no connection".into()));
+        };
+        conn.queue(&Request::Rooms)
+            .map_err(|e| BenchError::Setup(format!("cannot encode /rooms: {e}")))?;
+        self.mark_dirty(asker);
+        self.awaiting_rooms = Some(None);
+        let rooms = loop {
+            if let Some(failure) = self.setup_failure.take() {
+                return Err(BenchError::Setup(failure));
+            }
+            if let Some(Some(rooms)) = self.awaiting_rooms.take() {
+                break rooms;
+            }
+            self.awaiting_rooms.get_or_insert(None);
+            let now = Instant::now();
+            if now >= deadline {
+                return Err(BenchError::Setup(
+                    "timed out waiting for the answer to /rooms".into(),
+                ));
+            }
+            self.poll_once((deadline - now).min(MAX_WAIT))?;
+        };
+        let mut by_title: HashMap<&str, Vec<i64>> = HashMap::new();
+        for room in &rooms {
+            by_title.entry(&room.title).or_default().push(room.room_id);
+        }
+        let mut missing = 0;
+        for (room, title) in self.titles.iter().enumerate() {
+            match by_title.get(title.as_str()).map(Vec::as_slice) {
+                Some([id]) => self.room_ids[room] = Some(*id),
+                Some(ids) => {
+                    return Err(BenchError::Setup(format!(
+                        "/rooms lists {} rooms titled {title:?}; cannot tell which is ours",
+                        ids.len()
+                    )));
+                }
+                None => missing += 1,
+            }
+        }
+        if missing > 0 {
+            return Err(BenchError::Setup(format!(
+                "/rooms did not list {missing} of the {} rooms the bench created ({} rooms \
+                 listed). The list is one frame of at most 65,535 bytes, so a server with \
+                 very many rooms cannot list them all; use fewer --rooms",
+                self.titles.len(),
+                rooms.len()
+            )));
+        }
+        Ok(())
+    }
+
+    fn fail_setup(&mut self, c: usize, why: String) {
+        let layout = self.plan.layout;
+        let message = format!(
+            "client {c} (room {}, member {}): {why}",
+            layout.room_of(c),
+            layout.member_of(c)
+        );
+        self.sample(message.clone());
+        self.setup_failure.get_or_insert(message);
+        self.drop_client(c);
+    }
+
+    // ----- run ---------------------------------------------------------------
+
+    /// Sends `rate` chats/s for `duration_s` seconds, drains, and reports.
+    pub fn run_step(
+        &mut self,
+        step: u32,
+        rate: u64,
+        duration_s: f64,
+    ) -> Result<StepReport, BenchError> {
+        let layout = self.plan.layout;
+        let schedule = Schedule::new(layout, rate, duration_s);
+        let server = self.plan.server_pid.map(Pid::Other);
+        let server_cpu_before = server.and_then(|p| procstat::cpu_time(p).ok());
+        let bench_cpu_before = procstat::cpu_time(Pid::This).ok();
+        let wall = Instant::now();
+        let start_ns = self.now_ns();
+        self.run = Some(RunState {
+            schedule,
+            tracker: Tracker::new(layout, step),
+            start_ns,
+            next: 0,
+            request: Request::Chat {
+                text: String::new(),
+            },
+            latency: new_histogram(),
+            send_lag: new_histogram(),
+            last_delivery_ns: start_ns,
+            skipped: 0,
+            bad_padding: 0,
+            unexpected: 0,
+        });
+        let drain_ns = u64::try_from(self.plan.drain.as_nanos()).unwrap_or(u64::MAX);
+        let end_ns = start_ns
+            .saturating_add(schedule.span_ns())
+            .saturating_add(drain_ns);
+        loop {
+            let now = self.now_ns();
+            self.send_due(now);
+            self.flush_dirty();
+            let Some(run) = self.run.as_ref() else { break };
+            let wait = if run.next < run.schedule.total() {
+                let due = run.start_ns + run.schedule.intended_ns(run.next);
+                let until = Duration::from_nanos(due.saturating_sub(now));
+                if until.is_zero() {
+                    continue;
+                }
+                self.timer
+                    .arm(until)
+                    .map_err(|e| BenchError::Io("arming the timer".into(), e))?;
+                MAX_WAIT
+            } else {
+                if run.tracker.outstanding() == 0 || now >= end_ns {
+                    break;
+                }
+                Duration::from_nanos(end_ns - now).min(MAX_WAIT)
+            };
+            self.poll_once(wait)?;
+        }
+        let elapsed = wall.elapsed().as_secs_f64();
+        let server_cpu = match (server, server_cpu_before) {
+            (Some(pid), Some(before)) => procstat::cpu_time(pid)
+                .ok()
+                .map(|after| after.saturating_sub(before).as_secs_f64()),
+            _ => None,
+        };
+        let bench_cpu = bench_cpu_before.and_then(|before| {
+            procstat::cpu_time(Pid::This)
+                .ok()
+                .map(|after| after.saturating_sub(before).as_secs_f64())
+        });
+        let run = self
+            .run
+            .take()
+            .ok_or_else(|| BenchError::Setup("internal: run state vanished".into()))?;
+        let summary = run.tracker.summary();
+        let counts = summary.counts;
+        let delivering_s = (run.last_delivery_ns.saturating_sub(run.start_ns) as f64 / 1e9)
+            .max(schedule.span_ns() as f64 / 1e9);
+        let pct = |cpu: f64| (elapsed > 0.0).then(|| 100.0 * cpu / elapsed);
+        Ok(StepReport {
+            step,
+            rate,
+            duration_s,
+            elapsed_s: elapsed,
+            chats_sent: counts.sent,
+            chats_skipped: run.skipped,
+            expected_deliveries: summary.expected,
+            deliveries: counts.delivered,
+            lost: summary.lost,
+            duplicated: counts.duplicates,
+            out_of_order: counts.out_of_order,
+            misdelivered: counts.foreign + run.bad_padding,
+            stale: counts.stale,
+            unexpected_messages: run.unexpected,
+            deliveries_per_s: if delivering_s > 0.0 {
+                counts.delivered as f64 / delivering_s
+            } else {
+                0.0
+            },
+            latency_ms: percentiles(&run.latency),
+            send_lag_ms: percentiles(&run.send_lag),
+            unsent_bytes_at_end: self.conns.iter().flatten().map(|c| c.unsent() as u64).sum(),
+            connections_alive_at_end: self.alive(),
+            server_cpu_s: server_cpu,
+            server_cpu_pct: server_cpu.and_then(pct),
+            bench_cpu_pct: bench_cpu.and_then(pct),
+            passed: None,
+        })
+    }
+
+    /// Queues every chat whose intended time is at or before `now_ns`.
+    fn send_due(&mut self, now_ns: u64) {
+        let Some(run) = self.run.as_mut() else { return };
+        let step = run.tracker.step();
+        while run.next < run.schedule.total() {
+            let intended = run.start_ns + run.schedule.intended_ns(run.next);
+            if intended > now_ns {
+                break;
+            }
+            let sender = run.schedule.sender(run.next);
+            run.next += 1;
+            let conn = match self.conns[sender].as_mut() {
+                Some(conn) if self.clients[sender] == Client::Ready => conn,
+                _ => {
+                    run.skipped += 1;
+                    continue;
+                }
+            };
+            let seq = run.tracker.on_send(sender);
+            if let Request::Chat { text } = &mut run.request {
+                let stamp = Stamp {
+                    sender: sender as u32,
+                    seq,
+                    t_ns: intended,
+                    step,
+                };
+                payload::write_text(text, stamp, self.plan.pad);
+            }
+            if let Err(e) = conn.queue(&run.request) {
+                // Cannot happen with --pad validated; if it did, the chat counts as
+                // sent and lost, which is the honest verdict.
+                self.errors.io_errors += 1;
+                push_sample(&mut self.errors, format!("cannot encode a chat: {e}"));
+                continue;
+            }
+            run.send_lag.saturating_record(now_ns - intended);
+            if !self.is_dirty[sender] {
+                self.is_dirty[sender] = true;
+                self.dirty.push(sender);
+            }
+        }
+    }
+
+    // ----- settle ------------------------------------------------------------
+
+    /// Waits until nothing has arrived for `quiet`, or `limit` has passed.
+    pub fn settle(&mut self, quiet: Duration, limit: Duration) -> Result<(), BenchError> {
+        let deadline = Instant::now() + limit;
+        self.last_receipt = Instant::now();
+        loop {
+            let now = Instant::now();
+            let calm_at = self.last_receipt + quiet;
+            if now >= calm_at || now >= deadline {
+                return Ok(());
+            }
+            self.poll_once((calm_at.min(deadline) - now).min(MAX_WAIT))?;
+        }
+    }
+
+    // ----- the loop ----------------------------------------------------------
+
+    /// Waits up to `timeout` for events and handles them, then flushes.
+    fn poll_once(&mut self, timeout: Duration) -> Result<(), BenchError> {
+        // Take the events out so handlers can borrow `self` mutably.
+        let mut events = std::mem::replace(&mut self.events, Events::with_capacity(0));
+        let polled = self.poll.poll(&mut events, Some(timeout));
+        if let Err(e) = polled {
+            self.events = events;
+            if e.kind() == io::ErrorKind::Interrupted {
+                return Ok(());
+            }
+            return Err(BenchError::Io("polling".into(), e));
+        }
+        for (i, event) in events.iter().enumerate() {
+            if i > 0 && i % PUMP_EVERY == 0 && self.run.is_some() {
+                let now = self.now_ns();
+                self.send_due(now);
+                self.flush_dirty();
+            }
+            let token = event.token();
+            if token == TIMER {
+                self.timer.acknowledge();
+                continue;
+            }
+            let c = token.0;
+            if c >= self.clients.len() {
+                continue;
+            }
+            if self.clients[c] == Client::Connecting {
+                self.check_connect(c);
+                // Fall through: the server may already have answered.
+            }
+            if event.is_readable() || event.is_read_closed() || event.is_error() {
+                self.read_client(c);
+            }
+            if event.is_writable() {
+                self.flush_client(c);
+            }
+        }
+        self.events = events;
+        self.flush_dirty();
+        Ok(())
+    }
+
+    /// Tells an established connection from one still connecting or refused.
+    fn check_connect(&mut self, c: usize) {
+        let Some(conn) = self.conns[c].as_mut() else {
+            return;
+        };
+        match conn.stream.take_error() {
+            Ok(None) => {}
+            Ok(Some(e)) | Err(e) => return self.fail_setup(c, format!("cannot connect: {e}")),
+        }
+        match conn.stream.peer_addr() {
+            Ok(_) => self.on_connected(c),
+            // Spurious wake-up: still connecting.
+            Err(e) if e.kind() == io::ErrorKind::NotConnected => {}
+            Err(e) => self.fail_setup(c, format!("cannot connect: {e}")),
+        }
+    }
+
+    fn read_client(&mut self, c: usize) {
+        let Some(mut conn) = self.conns[c].take() else {
+            return;
+        };
+        let mut scratch = std::mem::take(&mut self.scratch);
+        let result = conn.read(&mut scratch, |message, at| self.on_message(c, message, at));
+        self.scratch = scratch;
+        // `on_message` may have ended this client (a setup failure).
+        let still_wanted = self.clients[c] != Client::Dead;
+        if still_wanted {
+            self.conns[c] = Some(conn);
+        }
+        match result {
+            Ok(ReadEnd::WouldBlock) => {}
+            Ok(ReadEnd::Eof) => {
+                if still_wanted {
+                    self.errors.closed_by_server += 1;
+                    self.lose_client(c, "the server closed the connection".into());
+                }
+            }
+            Err(e) => {
+                if still_wanted {
+                    self.errors.io_errors += 1;
+                    self.lose_client(c, format!("read failed: {e}"));
+                }
+            }
+        }
+    }
+
+    fn flush_client(&mut self, c: usize) {
+        let Some(conn) = self.conns[c].as_mut() else {
+            return;
+        };
+        if let Err(e) = conn.flush() {
+            self.errors.io_errors += 1;
+            self.lose_client(c, format!("write failed: {e}"));
+        }
+    }
+
+    fn mark_dirty(&mut self, c: usize) {
+        if !self.is_dirty[c] {
+            self.is_dirty[c] = true;
+            self.dirty.push(c);
+        }
+    }
+
+    fn flush_dirty(&mut self) {
+        let dirty = std::mem::take(&mut self.dirty);
+        for &c in &dirty {
+            self.is_dirty[c] = false;
+            if self.clients[c] != Client::Connecting {
+                self.flush_client(c);
+            }
+        }
+        // Keep the allocation.
+        self.dirty = dirty;
+        self.dirty.clear();
+    }
+
+    /// A connection ended unexpectedly.
+    fn lose_client(&mut self, c: usize, why: String) {
+        match self.clients[c] {
+            Client::Connecting | Client::Joining { .. } => self.fail_setup(c, why),
+            _ => {
+                let layout = self.plan.layout;
+                self.sample(format!(
+                    "client {c} (room {}, member {}): {why}",
+                    layout.room_of(c),
+                    layout.member_of(c)
+                ));
+                self.drop_client(c);
+            }
+        }
+    }
+
+    fn drop_client(&mut self, c: usize) {
+        if matches!(self.clients[c], Client::Connecting | Client::Joining { .. }) {
+            self.in_flight -= 1;
+        }
+        self.clients[c] = Client::Dead;
+        if let Some(mut conn) = self.conns[c].take() {
+            // Closing the socket removes it from the poll anyway; an error here
+            // changes nothing.
+            let _ = self.poll.registry().deregister(&mut conn.stream);
+        }
+    }
+
+    /// One message from the server to client `c`.
+    fn on_message(
+        &mut self,
+        c: usize,
+        message: Result<Response<'static>, DecodeError>,
+        at: Instant,
+    ) {
+        self.last_receipt = at;
+        let message = match message {
+            Ok(message) => message,
+            Err(e) => {
+                self.errors.decode_errors += 1;
+                self.sample(format!("client {c}: undecodable message: {e}"));
+                if matches!(self.clients[c], Client::Joining { .. }) {
+                    self.fail_setup(c, format!("undecodable reply: {e}"));
+                }
+                return;
+            }
+        };
+        match message {
+            Response::Chat { text, .. } => self.on_chat(c, &text, at),
+            Response::SystemMessage { text } => self.on_system(c, &text),
+            Response::RoomsResult { rooms } => match &mut self.awaiting_rooms {
+                Some(slot @ None) if c == 0 => *slot = Some(rooms),
+                _ => self.unexpected(c, "an unasked /rooms result".into()),
+            },
+        }
+    }
+
+    fn on_chat(&mut self, c: usize, text: &str, at: Instant) {
+        let Some(parsed) = payload::parse(text) else {
+            return self.unexpected(c, format!("a chat that is not the bench's: {text:.80}"));
+        };
+        let Some(run) = self.run.as_mut() else {
+            // Between runs: a chat that outlived its drain (already counted lost).
+            self.errors.chats_after_drain += 1;
+            return;
+        };
+        if parsed.pad_len != self.plan.pad {
+            run.bad_padding += 1;
+            return;
+        }
+        let received_ns =
+            u64::try_from(at.duration_since(self.epoch).as_nanos()).unwrap_or(u64::MAX);
+        match run.tracker.on_receive(c, parsed.stamp) {
+            Outcome::Delivered { .. } => {
+                run.latency
+                    .saturating_record(received_ns.saturating_sub(parsed.stamp.t_ns));
+                run.last_delivery_ns = run.last_delivery_ns.max(received_ns);
+            }
+            // Counted per step by the tracker, and here in the invocation's total.
+            Outcome::Stale => self.errors.chats_after_drain += 1,
+            Outcome::Duplicate | Outcome::Foreign => {}
+        }
+    }
+
+    fn on_system(&mut self, c: usize, text: &str) {
+        if let Client::Joining { want } = &self.clients[c]
+            && text == want
+        {
+            self.clients[c] = Client::Ready;
+            self.in_flight -= 1;
+            return;
+        }
+        // Replies to our renames, and other members arriving: expected, not counted.
+        if is_notice(text) {
+            return;
+        }
+        if matches!(self.clients[c], Client::Joining { .. }) {
+            return self.fail_setup(c, format!("unexpected reply while joining: {text}"));
+        }
+        self.unexpected(c, format!("system message: {text}"));
+    }
+
+    fn unexpected(&mut self, c: usize, what: String) {
+        self.errors.unexpected_messages += 1;
+        if let Some(run) = self.run.as_mut() {
+            run.unexpected += 1;
+        }
+        self.sample(format!("client {c}: unexpected {what}"));
+    }
+
+    fn sample(&mut self, message: String) {
+        push_sample(&mut self.errors, message);
+    }
+
+    fn now_ns(&self) -> u64 {
+        u64::try_from(self.epoch.elapsed().as_nanos()).unwrap_or(u64::MAX)
+    }
+}
+
+fn push_sample(errors: &mut ErrorReport, message: String) {
+    if errors.samples.len() < MAX_SAMPLES {
+        errors.samples.push(message);
+    }
+}
+
+/// Notices the protocol sends around joins and renames (see PROTOCOL.md §4).
+fn is_notice(text: &str) -> bool {
+    (text.starts_with('[') && text.ends_with("] 님이 입장했습니다."))
+        || (text.starts_with("이름이 ") && text.ends_with(" 으로 변경되었습니다."))
+}
+
+/// Nanosecond values from 1 ns to one hour, three significant digits.
+fn new_histogram() -> Histogram<u64> {
+    // Constant, valid bounds: this cannot fail.
+    Histogram::new_with_bounds(1, 3_600_000_000_000, 3).expect("valid histogram bounds")
+}
+
+/// Milliseconds percentiles of a nanosecond histogram; `None` when empty.
+fn percentiles(h: &Histogram<u64>) -> Option<Percentiles> {
+    if h.is_empty() {
+        return None;
+    }
+    let ms = |ns: u64| ns as f64 / 1e6;
+    Some(Percentiles {
+        p50: ms(h.value_at_quantile(0.5)),
+        p90: ms(h.value_at_quantile(0.9)),
+        p99: ms(h.value_at_quantile(0.99)),
+        p999: ms(h.value_at_quantile(0.999)),
+        max: ms(h.max()),
+        mean: h.mean() / 1e6,
+    })
+}
+
+/// A short string unlikely to repeat between bench invocations, for room titles.
+fn title_nonce() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    let mixed = (nanos ^ (u64::from(std::process::id()) << 20)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    // Four base-36 digits: 1.7 million values.
+    let s = base36(mixed >> 40);
+    format!("{:0>4}", &s[s.len().saturating_sub(4)..])
+}
+
+fn base36(mut n: u64) -> String {
+    const DIGITS: &[u8; 36] = b"0123456789abcdefghijklmnopqrstuvwxyz";
+    let mut out = Vec::new();
+    loop {
+        out.push(DIGITS[(n % 36) as usize]);
+        n /= 36;
+        if n == 0 {
+            break;
+        }
+    }
+    out.reverse();
+    String::from_utf8(out).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base36_and_nonce() {
+        assert_eq!(base36(0), "0");
+        assert_eq!(base36(35), "z");
+        assert_eq!(base36(36), "10");
+        assert_eq!(base36(9999), "7pr");
+        let nonce = title_nonce();
+        assert_eq!(nonce.len(), 4, "{nonce}");
+    }
+
+    #[test]
+    fn notices_are_recognised() {
+        assert!(is_notice("[u1] 님이 입장했습니다."));
+        assert!(is_notice("이름이 u1 으로 변경되었습니다."));
+        assert!(!is_notice("현재 대화방에 들어가 있지 않습니다."));
+        assert!(!is_notice("[u1] 님이 퇴장했습니다."));
+    }
+
+    #[test]
+    fn percentiles_in_milliseconds() {
+        let mut h = new_histogram();
+        assert!(percentiles(&h).is_none());
+        for v in 1..=1000u64 {
+            h.record(v * 1000).unwrap();
+        }
+        let p = percentiles(&h).unwrap();
+        assert!((p.p50 - 0.5).abs() < 0.01, "{p:?}");
+        assert!((p.p99 - 0.99).abs() < 0.01, "{p:?}");
+        assert!((p.max - 1.0).abs() < 0.01, "{p:?}");
+    }
+}

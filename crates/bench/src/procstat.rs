@@ -1,0 +1,128 @@
+//! What `/proc` says about a process: CPU time used and memory held.
+//!
+//! * CPU time is `utime + stime` from `/proc/PID/stat` (fields 14 and 15, in clock
+//!   ticks). The caller reads it before and after a phase and subtracts.
+//! * Memory is `VmRSS` (now) and `VmHWM` (the peak RSS since the process started)
+//!   from `/proc/PID/status`, in KiB.
+//!
+//! Linux only; on any read or parse failure the caller gets an `io::Error` and
+//! reports the figure as missing. The parsers are separate, pure functions.
+
+use std::io;
+use std::time::Duration;
+
+/// Which process to read: a pid, or the bench itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pid {
+    This,
+    Other(u32),
+}
+
+impl Pid {
+    fn path(self, file: &str) -> String {
+        match self {
+            Pid::This => format!("/proc/self/{file}"),
+            Pid::Other(pid) => format!("/proc/{pid}/{file}"),
+        }
+    }
+}
+
+/// Memory figures, KiB.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Memory {
+    pub rss_kb: u64,
+    pub peak_rss_kb: u64,
+}
+
+/// User plus system CPU time the process has used so far.
+pub fn cpu_time(pid: Pid) -> io::Result<Duration> {
+    let stat = std::fs::read_to_string(pid.path("stat"))?;
+    let ticks = parse_stat_ticks(&stat).ok_or_else(|| invalid("stat"))?;
+    // SAFETY: sysconf has no preconditions; it only reads a configuration value.
+    let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    let per_second = u64::try_from(per_second)
+        .ok()
+        .filter(|&t| t > 0)
+        .unwrap_or(100);
+    Ok(Duration::from_nanos(
+        ticks.saturating_mul(1_000_000_000) / per_second,
+    ))
+}
+
+/// Current and peak resident memory.
+pub fn memory(pid: Pid) -> io::Result<Memory> {
+    let status = std::fs::read_to_string(pid.path("status"))?;
+    parse_status(&status).ok_or_else(|| invalid("status"))
+}
+
+fn invalid(file: &str) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidData,
+        format!("unexpected /proc/PID/{file} contents"),
+    )
+}
+
+/// `utime + stime` in clock ticks from the contents of `/proc/PID/stat`.
+///
+/// The command name (field 2) is in parentheses and may itself contain spaces and
+/// parentheses, so fields are counted from the *last* `)`.
+pub fn parse_stat_ticks(stat: &str) -> Option<u64> {
+    let after_name = &stat[stat.rfind(')')? + 1..];
+    // After the name: field 3 (state) is index 0, so utime (14) is 11, stime (15) 12.
+    let mut fields = after_name.split_whitespace().skip(11);
+    let utime: u64 = fields.next()?.parse().ok()?;
+    let stime: u64 = fields.next()?.parse().ok()?;
+    Some(utime + stime)
+}
+
+/// `VmRSS` and `VmHWM` from the contents of `/proc/PID/status`.
+pub fn parse_status(status: &str) -> Option<Memory> {
+    let field = |name: &str| -> Option<u64> {
+        let line = status.lines().find(|l| l.starts_with(name))?;
+        line[name.len()..]
+            .trim()
+            .trim_end_matches("kB")
+            .trim()
+            .parse()
+            .ok()
+    };
+    Some(Memory {
+        rss_kb: field("VmRSS:")?,
+        peak_rss_kb: field("VmHWM:")?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stat_fields_are_counted_after_the_name() {
+        let stat = "4242 (chat server) (x) S 1 4242 4242 0 -1 4194560 \
+                    300 0 0 0 125 37 0 0 20 0 5 0 900 12345678 2000";
+        assert_eq!(parse_stat_ticks(stat), Some(162));
+        assert_eq!(parse_stat_ticks("1 (x) S 1 2"), None);
+        assert_eq!(parse_stat_ticks("garbage"), None);
+    }
+
+    #[test]
+    fn status_memory_lines() {
+        let status = "Name:\tchat-server\nVmPeak:\t  20000 kB\nVmHWM:\t    9876 kB\n\
+                      VmRSS:\t    5432 kB\nThreads:\t4\n";
+        assert_eq!(
+            parse_status(status),
+            Some(Memory {
+                rss_kb: 5432,
+                peak_rss_kb: 9876
+            })
+        );
+        assert_eq!(parse_status("Name:\tx\n"), None);
+    }
+
+    #[test]
+    fn reads_this_process() {
+        assert!(cpu_time(Pid::This).is_ok());
+        let mem = memory(Pid::This).unwrap();
+        assert!(mem.rss_kb > 0 && mem.peak_rss_kb >= mem.rss_kb);
+    }
+}
