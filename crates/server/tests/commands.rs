@@ -34,6 +34,7 @@ in_both_formats!(
     chat_goes_to_every_other_member_exactly_once,
     chats_from_one_member_arrive_in_order,
     disconnect_leaves_the_room,
+    disconnect_in_the_middle_of_a_message_leaves_the_room,
     empty_rooms_are_deleted,
     room_ids_start_at_one_and_are_never_reused,
 );
@@ -415,6 +416,29 @@ fn disconnect_leaves_the_room(format: WireFormat) {
             room(2, "r", &[&a.default_name(), &c.default_name()]),
         ]
     );
+}
+
+fn disconnect_in_the_middle_of_a_message_leaves_the_room(format: WireFormat) {
+    let server = TestServer::start();
+    let mut a = server.client(format);
+    let mut b = server.client(format);
+    a.create("r");
+    b.join(1, "r");
+    a.expect_system(&entered(&b.default_name()));
+
+    // Half of a chat: its frame(s) cut short. Nothing is delivered; b just leaves.
+    let wire = encode(
+        format,
+        &Request::Chat {
+            text: "never finished".into(),
+        },
+    );
+    b.send_raw(&wire[..wire.len() - 3]);
+    let gone = b.default_name();
+    b.disconnect();
+    a.expect_system(&left(&gone));
+    a.expect_silence();
+    assert_eq!(a.rooms(), vec![room(1, "r", &[&a.default_name()])]);
 }
 
 fn empty_rooms_are_deleted(format: WireFormat) {
