@@ -14,7 +14,7 @@ use clap::{Parser, ValueEnum};
 /// other member's chats exactly once and in order. Latency is measured from each
 /// chat's intended send time, so a server that falls behind cannot hide its queueing.
 #[derive(Debug, Clone, Parser)]
-#[command(name = "chat-bench", version)]
+#[command(name = "chat-bench", version, args_override_self = true)]
 pub struct Args {
     /// Server host name or address.
     #[arg(long, default_value = "127.0.0.1")]

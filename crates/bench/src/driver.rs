@@ -66,6 +66,9 @@ const PUMP_EVERY: usize = 64;
 const SCRATCH_LEN: usize = 256 * 1024;
 /// The longest the loop sleeps without checking its deadlines.
 const MAX_WAIT: Duration = Duration::from_millis(100);
+/// Once everything expected has arrived, the run still listens this long after the
+/// last chat, so that a duplicate sent right behind its original is counted.
+const GRACE: Duration = Duration::from_millis(50);
 /// How many problem descriptions the report keeps.
 const MAX_SAMPLES: usize = 10;
 
@@ -110,6 +113,8 @@ struct RunState {
     latency: Histogram<u64>,
     send_lag: Histogram<u64>,
     last_delivery_ns: u64,
+    /// When the last bench chat of any kind arrived.
+    last_chat_ns: u64,
     skipped: u64,
     bad_padding: u64,
     unexpected: u64,
@@ -384,6 +389,7 @@ impl Driver {
             latency: new_histogram(),
             send_lag: new_histogram(),
             last_delivery_ns: start_ns,
+            last_chat_ns: start_ns,
             skipped: 0,
             bad_padding: 0,
             unexpected: 0,
@@ -408,10 +414,18 @@ impl Driver {
                     .map_err(|e| BenchError::Io("arming the timer".into(), e))?;
                 MAX_WAIT
             } else {
-                if run.tracker.outstanding() == 0 || now >= end_ns {
+                if now >= end_ns {
                     break;
                 }
-                Duration::from_nanos(end_ns - now).min(MAX_WAIT)
+                let mut until = end_ns;
+                if run.tracker.outstanding() == 0 {
+                    let grace_ns = GRACE.as_nanos() as u64;
+                    until = until.min(run.last_chat_ns.saturating_add(grace_ns));
+                    if now >= until {
+                        break;
+                    }
+                }
+                Duration::from_nanos(until - now).min(MAX_WAIT)
             };
             self.poll_once(wait)?;
         }
@@ -713,12 +727,13 @@ impl Driver {
             self.errors.chats_after_drain += 1;
             return;
         };
+        let received_ns =
+            u64::try_from(at.duration_since(self.epoch).as_nanos()).unwrap_or(u64::MAX);
+        run.last_chat_ns = run.last_chat_ns.max(received_ns);
         if parsed.pad_len != self.plan.pad {
             run.bad_padding += 1;
             return;
         }
-        let received_ns =
-            u64::try_from(at.duration_since(self.epoch).as_nanos()).unwrap_or(u64::MAX);
         match run.tracker.on_receive(c, parsed.stamp) {
             Outcome::Delivered { .. } => {
                 run.latency
