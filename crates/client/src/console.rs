@@ -154,11 +154,11 @@ impl Console {
 
     /// Erases the edit row if it is on screen.
     fn hide(&mut self) -> io::Result<()> {
-        if let Some(interactive) = self.interactive.as_mut() {
-            if interactive.shown {
-                self.out.write_all(b"\r\x1b[K")?;
-                interactive.shown = false;
-            }
+        if let Some(interactive) = self.interactive.as_mut()
+            && interactive.shown
+        {
+            self.out.write_all(b"\r\x1b[K")?;
+            interactive.shown = false;
         }
         Ok(())
     }

@@ -151,10 +151,10 @@ impl Session {
         loop {
             if self.half_close_due && self.connection.queued() == 0 {
                 self.half_close_due = false;
-                if let Err(error) = self.connection.shutdown_write() {
-                    if let Flow::Stop(outcome) = self.connection_failed(console, error)? {
-                        return Ok(outcome);
-                    }
+                if let Err(error) = self.connection.shutdown_write()
+                    && let Flow::Stop(outcome) = self.connection_failed(console, error)?
+                {
+                    return Ok(outcome);
                 }
             }
             console.refresh().map_err(output_error)?;
@@ -190,21 +190,22 @@ impl Session {
                 let mut trace = Vec::new();
                 let result = self.connection.flush(&mut trace);
                 print_trace(console, trace)?;
-                if let Err(error) = result {
-                    if let Flow::Stop(outcome) = self.write_failed(console, error)? {
-                        return Ok(outcome);
-                    }
-                }
-            }
-            if socket.read {
-                if let Flow::Stop(outcome) = self.receive(console)? {
+                if let Err(error) = result
+                    && let Flow::Stop(outcome) = self.write_failed(console, error)?
+                {
                     return Ok(outcome);
                 }
             }
-            if input.read && read_input {
-                if let Flow::Stop(outcome) = self.read_input(console, &mut buf)? {
-                    return Ok(outcome);
-                }
+            if socket.read
+                && let Flow::Stop(outcome) = self.receive(console)?
+            {
+                return Ok(outcome);
+            }
+            if input.read
+                && read_input
+                && let Flow::Stop(outcome) = self.read_input(console, &mut buf)?
+            {
+                return Ok(outcome);
             }
         }
     }

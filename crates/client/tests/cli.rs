@@ -1,0 +1,59 @@
+//! Flags and start-up failures: usage errors and an unreachable server end with a
+//! one-line message and a non-zero status, never a panic.
+
+mod common;
+
+use std::net::TcpListener;
+use std::process::{Command, Output};
+
+fn run(args: &[&str]) -> Output {
+    // No stdin: these runs end before reading it.
+    Command::new(env!("CARGO_BIN_EXE_chat-client"))
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("run chat-client")
+}
+
+#[test]
+fn help_lists_the_flags() {
+    let out = run(&["--help"]);
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    for flag in ["--ip", "--port", "--format", "--verbosity"] {
+        assert!(text.contains(flag), "{text}");
+    }
+}
+
+#[test]
+fn port_is_required_and_values_are_checked() {
+    for args in [
+        &[][..],
+        &["--port=x"],
+        &["--port=1", "--format=xml"],
+        &["--port=1", "--verbosity=3"],
+    ] {
+        let out = run(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.starts_with("error:"), "{stderr}");
+        assert!(!stderr.contains("panicked"), "{stderr}");
+    }
+}
+
+#[test]
+fn unreachable_server_is_one_line_and_exit_1() {
+    // A port that was just free: nothing listens there now.
+    let port = {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port()
+    };
+    let out = run(&[&format!("--port={port}")]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(out.stdout.is_empty());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.starts_with("chat-client: 서버에 연결할 수 없음: ") && stderr.lines().count() == 1,
+        "{stderr}"
+    );
+}

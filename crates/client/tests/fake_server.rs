@@ -1,0 +1,324 @@
+//! `chat-client` against a hand-driven fake server: garbage gets a clear one-line
+//! message and a clean non-zero exit (never a panic), control characters are shown
+//! escaped, requests are the reference client's bytes, and end of input waits for
+//! replies to what was already sent.
+
+mod common;
+
+use std::io::Write;
+use std::net::Shutdown;
+use std::time::{Duration, Instant};
+
+use chat_proto::codec::encode_request;
+use chat_proto::{Request, Response, ResponseDecoder, RoomInfo, WireFormat};
+use common::{ChatClient, EOF_LINE, FakeServer, in_both_formats};
+
+/// Asserts the client exits with `code` after printing exactly `lines`, and that
+/// nothing on stderr looks like a panic.
+fn assert_exit(client: &mut ChatClient, lines: &[&str], code: i32) {
+    let (rest, status) = client.wait();
+    assert_eq!(rest, lines);
+    assert_eq!(status.code(), Some(code), "{status:?}");
+    let stderr = client.stderr_after_exit();
+    assert!(
+        !stderr.contains("panicked") && !stderr.contains("RUST_BACKTRACE"),
+        "{stderr}"
+    );
+}
+
+/// The error text `chat-proto` gives for these frames.
+fn decode_error(format: WireFormat, frames: &[&[u8]]) -> String {
+    let mut decoder = ResponseDecoder::new(format);
+    for frame in frames {
+        if let Some(result) = decoder.feed(frame) {
+            return result.expect_err("garbage").to_string();
+        }
+    }
+    panic!("no message decoded");
+}
+
+/// Sends `frames` and expects the one-line `expected` and exit status 1, with the
+/// connection still open (the client leaves on its own).
+fn run_garbage(format: WireFormat, frames: &[&[u8]], expected: &str) {
+    let fake = FakeServer::start();
+    let mut client = ChatClient::connect(fake.addr, format, &[]);
+    let mut conn = fake.accept();
+    for frame in frames {
+        conn.send_frame(frame);
+    }
+    assert_exit(&mut client, &[expected], 1);
+    drop(conn);
+}
+
+#[test]
+fn invalid_json_is_reported_and_exits_1() {
+    let expected = format!(
+        "서버가 잘못된 메시지를 보내옴: {}",
+        decode_error(WireFormat::Json, &[b"not json"])
+    );
+    run_garbage(WireFormat::Json, &[b"not json"], &expected);
+}
+
+#[test]
+fn json_without_type_is_reported() {
+    run_garbage(
+        WireFormat::Json,
+        &[br#"{"text": "x"}"#],
+        "서버가 보낸 메시지에 type 필드가 없음",
+    );
+}
+
+#[test]
+fn json_unknown_type_is_reported_escaped() {
+    run_garbage(
+        WireFormat::Json,
+        &[br#"{"type": "SCFoo\u001b[2J"}"#],
+        "서버가 핸들러에 등록되지 않은 메시지 타입을 보내옴: 타입=SCFoo\\x1b[2J",
+    );
+}
+
+#[test]
+fn json_wrong_field_type_is_reported() {
+    let frame: &[u8] = br#"{"type": "SCChat", "member": 5, "text": "x"}"#;
+    let expected = format!(
+        "서버가 잘못된 메시지를 보내옴: {}",
+        decode_error(WireFormat::Json, &[frame])
+    );
+    run_garbage(WireFormat::Json, &[frame], &expected);
+}
+
+#[test]
+fn protobuf_unknown_type_is_reported() {
+    run_garbage(
+        WireFormat::Protobuf,
+        &[&[0x08, 0x63], &[]],
+        "서버가 핸들러에 등록되지 않은 메시지 타입을 보내옴: 타입=99",
+    );
+}
+
+#[test]
+fn protobuf_bad_body_is_reported() {
+    let frames: [&[u8]; 2] = [&[0x08, 0x08], &[0xff, 0xff, 0xff]];
+    let expected = format!(
+        "서버가 잘못된 메시지를 보내옴: {}",
+        decode_error(WireFormat::Protobuf, &frames)
+    );
+    run_garbage(WireFormat::Protobuf, &frames, &expected);
+}
+
+/// Control characters from the server never reach the terminal raw.
+fn control_characters_are_escaped(format: WireFormat) {
+    let fake = FakeServer::start();
+    let mut client = ChatClient::connect(fake.addr, format, &[]);
+    let mut conn = fake.accept();
+    conn.send_response(
+        format,
+        &Response::Chat {
+            member: "ev\x1b[31mil".into(),
+            text: "line1\nline2\r\x07\x1b]0;pwned\x07 \u{9b}2J\ttab".into(),
+        },
+    );
+    conn.send_response(format, &Response::system("\x1b[2J\x1b[H가짜\x00"));
+    conn.send_response(
+        format,
+        &Response::RoomsResult {
+            rooms: vec![RoomInfo {
+                room_id: 7,
+                title: "t\x1bitle".into(),
+                members: vec!["a\nb".into(), "c".into()],
+            }],
+        },
+    );
+    client.expect_lines(&[
+        "[ev\\x1b[31mil] line1\\nline2\\r\\x07\\x1b]0;pwned\\x07 \\x9b2J\\ttab",
+        "[시스템 메시지] \\x1b[2J\\x1b[H가짜\\x00",
+        "---",
+        "[방목록]",
+        "방ID | 방제목 | 멤버들",
+        "7 | t\\x1bitle | a\\nb,c",
+        "---",
+    ]);
+    // The server closing is reported with the reference's words, exit 0.
+    drop(conn);
+    assert_exit(&mut client, &["서버가 소켓을 닫았음"], 0);
+}
+
+/// The client's requests are the reference client's bytes.
+fn requests_are_the_reference_bytes(format: WireFormat) {
+    let fake = FakeServer::start();
+    let mut client = ChatClient::connect(fake.addr, format, &[]);
+    let mut conn = fake.accept();
+    let script = [
+        (
+            "/name 철수  영희",
+            Request::Name {
+                name: "철수 영희".into(),
+            },
+        ),
+        ("/name", Request::Name { name: "".into() }),
+        ("/rooms", Request::Rooms),
+        (
+            "/create 😀 room",
+            Request::CreateRoom {
+                title: "😀 room".into(),
+            },
+        ),
+        ("/join 12", Request::JoinRoom { room_id: 12 }),
+        ("/leave", Request::LeaveRoom),
+        (
+            "  say \"hi\"\t",
+            Request::Chat {
+                text: "say \"hi\"".into(),
+            },
+        ),
+        ("/shutdown", Request::Shutdown),
+    ];
+    for (line, request) in script {
+        client.type_line(line);
+        let mut expected = Vec::new();
+        encode_request(format, &request, &mut expected).unwrap();
+        let mut got = Vec::new();
+        while got.len() < expected.len() {
+            let frame = conn.recv_frame().expect("a request frame");
+            got.extend_from_slice(&(frame.len() as u16).to_be_bytes());
+            got.extend_from_slice(&frame);
+        }
+        assert_eq!(got, expected, "{line}");
+    }
+    if format == WireFormat::Json {
+        // Spot-check the json.dumps shape itself.
+        client.type_line("/name 철수");
+        let frame = conn.recv_frame().unwrap();
+        assert_eq!(frame, br#"{"type": "CSName", "name": "\ucca0\uc218"}"#);
+    } else {
+        // /shutdown is `Type{CS_SHUTDOWN}` then an empty body, as the reference sends.
+        client.type_line("/shutdown");
+        assert_eq!(conn.recv_frame().unwrap(), [0x08, 0x06]);
+        assert_eq!(conn.recv_frame().unwrap(), Vec::<u8>::new());
+    }
+    let (rest, status) = client.finish();
+    // The fake server never closes: the drain times out, then the EOF line.
+    assert_eq!(rest, [EOF_LINE]);
+    assert!(status.success());
+}
+
+/// At end of input the client half-closes and prints replies that arrive after that,
+/// then the EOF line — as soon as the server closes, not after the drain timeout.
+fn end_of_input_waits_for_replies(format: WireFormat) {
+    let fake = FakeServer::start();
+    let mut client = ChatClient::connect(fake.addr, format, &[]);
+    let mut conn = fake.accept();
+    client.type_raw(b"/rooms\n/name x\n");
+    client.close_stdin();
+    let start = Instant::now();
+    // Read both requests, then see the half-close (end of stream).
+    let mut frames = 0;
+    while conn.recv_frame().is_some() {
+        frames += 1;
+    }
+    assert_eq!(frames, if format == WireFormat::Json { 2 } else { 4 });
+    conn.send_response(format, &Response::RoomsResult { rooms: vec![] });
+    conn.send_response(format, &Response::system("이름이 x 으로 변경되었습니다."));
+    conn.stream.flush().unwrap();
+    conn.stream.shutdown(Shutdown::Both).unwrap();
+    let (rest, status) = client.wait();
+    assert_eq!(
+        rest,
+        [
+            "---",
+            "[방목록]",
+            "방ID | 방제목 | 멤버들",
+            "(없음)",
+            "---",
+            "[시스템 메시지] 이름이 x 으로 변경되었습니다.",
+            EOF_LINE
+        ]
+    );
+    assert!(status.success());
+    assert!(
+        start.elapsed() < Duration::from_millis(1900),
+        "exited when the server closed, not at the drain timeout"
+    );
+}
+
+/// Messages split into single bytes, or packed several to a write, decode the same.
+fn split_and_packed_messages(format: WireFormat) {
+    let fake = FakeServer::start();
+    let client = ChatClient::connect(fake.addr, format, &[]);
+    let mut conn = fake.accept();
+    let mut wire = Vec::new();
+    for text in ["하나", "둘"] {
+        chat_proto::codec::encode_response(format, &Response::system(text), &mut wire).unwrap();
+    }
+    let (first, second) = wire.split_at(wire.len() / 2);
+    for byte in first {
+        conn.stream.write_all(std::slice::from_ref(byte)).unwrap();
+    }
+    conn.stream.write_all(second).unwrap();
+    client.expect_lines(&["[시스템 메시지] 하나", "[시스템 메시지] 둘"]);
+}
+
+in_both_formats!(
+    control_characters_are_escaped,
+    requests_are_the_reference_bytes,
+    end_of_input_waits_for_replies,
+    split_and_packed_messages,
+);
+
+/// `--verbosity=1` shows garbage as received (escaped) before the error line.
+#[test]
+fn json_verbosity_shows_garbage_escaped() {
+    let fake = FakeServer::start();
+    let mut client = ChatClient::connect(fake.addr, WireFormat::Json, &["--verbosity=1"]);
+    let mut conn = fake.accept();
+    conn.send_frame(b"{\"type\": \x1b[2J");
+    let line = client.next_line();
+    assert_eq!(
+        line,
+        "[S->C:총길이=15바이트] 0x000d(메시지크기) + {\"type\": \\x1b[2J"
+    );
+    let error = client.next_line();
+    assert!(
+        error.starts_with("서버가 잘못된 메시지를 보내옴: 잘못된 메시지입니다: JSON"),
+        "{error}"
+    );
+    assert_exit(&mut client, &[], 1);
+    drop(conn);
+}
+
+/// Protobuf trace of a received chat: text format, octal escapes, no raw controls.
+#[test]
+fn protobuf_verbosity_of_received_chat() {
+    let fake = FakeServer::start();
+    let mut client = ChatClient::connect(fake.addr, WireFormat::Protobuf, &["--verbosity=1"]);
+    let mut conn = fake.accept();
+    conn.send_response(
+        WireFormat::Protobuf,
+        &Response::Chat {
+            member: "김".into(),
+            text: "a\x1b\"".into(),
+        },
+    );
+    client.expect_lines(&[
+        "[S->C:총길이=4바이트] 0x0002(메시지크기) + type: SC_CHAT",
+        r#"[S->C:총길이=12바이트] 0x000a(메시지크기) + member: "\352\271\200""#,
+        r#"text: "a\033\"""#,
+        "[김] a\\x1b\"",
+    ]);
+    drop(conn);
+    assert_exit(&mut client, &["서버가 소켓을 닫았음"], 0);
+}
+
+#[test]
+fn garbage_json_then_more_never_panics() {
+    // Invalid UTF-8 inside a frame.
+    let expected = format!(
+        "서버가 잘못된 메시지를 보내옴: {}",
+        decode_error(WireFormat::Json, &[b"{\"type\": \"SCChat\xff\"}"])
+    );
+    run_garbage(
+        WireFormat::Json,
+        &[b"{\"type\": \"SCChat\xff\"}"],
+        &expected,
+    );
+}
