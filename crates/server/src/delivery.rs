@@ -13,6 +13,7 @@ use std::sync::Arc;
 use chat_proto::codec::encode_response;
 use chat_proto::{EncodeError, Response, WireFormat};
 
+use crate::metrics::{LocalCounts, Metrics, OutKind, bump};
 use crate::outbound::{Append, Flush};
 use crate::session::Session;
 
@@ -21,8 +22,14 @@ use crate::session::Session;
 pub struct Delivery {
     /// The current broadcast, indexed by [`WireFormat::index`].
     broadcast: [Vec<u8>; 2],
-    /// The current single-recipient message.
+    broadcast_kind: Option<OutKind>,
+    /// The current single-recipient message and its format.
     single: Vec<u8>,
+    single_kind: Option<(OutKind, WireFormat)>,
+    /// This worker's counters, folded into the shared metrics at each flush.
+    pub counts: LocalCounts,
+    /// Recipients cut off as slow consumers since the last flush.
+    slow_consumers: u64,
     /// Sessions with bytes waiting for this worker's flush.
     to_flush: Vec<Arc<Session>>,
 }
@@ -30,11 +37,13 @@ pub struct Delivery {
 impl Delivery {
     /// Encodes `response` in both formats as the current broadcast.
     pub fn encode_broadcast(&mut self, response: &Response<'_>) -> Result<(), EncodeError> {
+        self.broadcast_kind = None;
         for format in WireFormat::ALL {
             let buf = &mut self.broadcast[format.index()];
             buf.clear();
             encode_response(format, response, buf)?;
         }
+        self.broadcast_kind = Some(OutKind::of(response));
         Ok(())
     }
 
@@ -45,35 +54,54 @@ impl Delivery {
         response: &Response<'_>,
     ) -> Result<(), EncodeError> {
         self.single.clear();
-        encode_response(format, response, &mut self.single)
+        self.single_kind = None;
+        encode_response(format, response, &mut self.single)?;
+        self.single_kind = Some((OutKind::of(response), format));
+        Ok(())
     }
 
     /// Queues the current broadcast for `to`, in its format.
     pub fn send_broadcast(&mut self, to: &Arc<Session>, format: WireFormat) {
-        let result = to.send(&self.broadcast[format.index()]);
+        let Some(kind) = self.broadcast_kind else {
+            return;
+        };
+        let bytes = &self.broadcast[format.index()];
+        let result = to.send(bytes);
+        self.counts.response(kind, format, bytes.len());
         self.note(to, result);
     }
 
     /// Queues the current single message for `to`.
     pub fn send_single(&mut self, to: &Arc<Session>) {
+        let Some((kind, format)) = self.single_kind else {
+            return;
+        };
         let result = to.send(&self.single);
+        self.counts.response(kind, format, self.single.len());
         self.note(to, result);
     }
 
     fn note(&mut self, to: &Arc<Session>, result: Append) {
-        if result == Append::NewlyDirty {
-            self.to_flush.push(Arc::clone(to));
+        match result {
+            Append::NewlyDirty => self.to_flush.push(Arc::clone(to)),
+            Append::Overflow => self.slow_consumers += 1,
+            Append::Queued | Append::Closed => {}
         }
     }
 
     /// Writes out every session that got bytes since the last call. A socket that is
     /// full is left to the reactor's writable event; one whose write failed is cut off
     /// so the reactor ends it.
-    pub fn flush_all(&mut self) {
+    /// Also folds this turn's counts into `metrics`.
+    pub fn flush_all(&mut self, metrics: &Metrics) {
         for session in self.to_flush.drain(..) {
             if session.flush() == Flush::Closed {
                 session.abort();
             }
         }
+        for _ in 0..std::mem::take(&mut self.slow_consumers) {
+            bump(&metrics.slow_consumer_disconnects);
+        }
+        self.counts.fold_into(metrics);
     }
 }

@@ -15,6 +15,7 @@ use chat_proto::{DecodeError, Request};
 
 use crate::cmd::{self, Context};
 use crate::delivery::Delivery;
+use crate::metrics::bump;
 use crate::pool::{JobHandler, lock};
 use crate::reactor::Command;
 use crate::server::Shared;
@@ -52,6 +53,9 @@ impl SessionWorker {
             None => {}
             Some(Ok(request)) => {
                 state.error_streak = 0;
+                self.delivery
+                    .counts
+                    .request(request.kind(), state.reply_format());
                 self.apply(session, state, request);
             }
             Some(Err(error)) => self.refuse(session, state, &error),
@@ -70,6 +74,7 @@ impl SessionWorker {
 
     fn refuse(&mut self, session: &Arc<Session>, state: &mut SessionState, error: &DecodeError) {
         state.error_streak += 1;
+        self.delivery.counts.protocol_error();
         tracing::debug!(session = session.id, peer = %session.peer, "bad message: {error}");
         let mut ctx = Context {
             session,
@@ -81,6 +86,7 @@ impl SessionWorker {
         if ctx.state.error_streak >= MAX_ERROR_STREAK {
             tracing::info!(session = session.id, peer = %session.peer, "too many bad messages, disconnecting");
             ctx.system(texts::TOO_MANY_ERRORS);
+            bump(&self.shared.metrics.error_disconnects);
             self.end(session, state);
         }
     }
@@ -129,7 +135,7 @@ impl JobHandler<Arc<Session>> for SessionWorker {
             self.spare = bytes;
         }
 
-        self.delivery.flush_all();
+        self.delivery.flush_all(&self.shared.metrics);
         for ended in self.ended.drain(..) {
             self.shared
                 .reactor
@@ -154,7 +160,7 @@ impl JobHandler<Arc<Session>> for SessionWorker {
                 self.end(&session, &mut state);
             }
         }
-        self.delivery.flush_all();
+        self.delivery.flush_all(&self.shared.metrics);
         for ended in self.ended.drain(..) {
             self.shared
                 .reactor

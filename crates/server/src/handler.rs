@@ -23,7 +23,7 @@ use std::time::Instant;
 use chat_proto::frame::Frames;
 
 use crate::outbound::Flush;
-use crate::pool::WorkQueue;
+use crate::server::Shared;
 use crate::session::Session;
 
 /// The reactor's side of one connection.
@@ -39,6 +39,8 @@ pub struct Connection {
     closing: Option<Instant>,
     /// The write side was shut down after the final flush.
     write_shut: bool,
+    /// When bytes last arrived (for the idle timeout).
+    last_input: Instant,
 }
 
 /// What the reactor should do with a connection after an event.
@@ -59,22 +61,30 @@ impl Connection {
             input_done: false,
             closing: None,
             write_shut: false,
+            last_input: Instant::now(),
         }
     }
 
     /// The socket is readable (or hung up, or in error).
-    pub fn on_readable(&mut self, scratch: &mut [u8], queue: &WorkQueue<Arc<Session>>) -> Next {
+    pub fn on_readable(&mut self, scratch: &mut [u8], shared: &Shared) -> Next {
         while !self.input_done && !self.paused {
             match self.session.socket().read(scratch) {
-                Ok(0) => self.end_input(queue),
+                Ok(0) => self.end_input(shared),
                 // The session is over; input is discarded while we finish sending.
                 Ok(_) if self.closing.is_some() => {}
-                Ok(n) => self.take_bytes(&scratch[..n], queue),
+                Ok(n) => {
+                    self.last_input = Instant::now();
+                    shared
+                        .metrics
+                        .bytes_in
+                        .fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
+                    self.take_bytes(&scratch[..n], shared);
+                }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => {
                     tracing::debug!(session = self.session.id, "read failed: {e}");
-                    self.end_input(queue);
+                    self.end_input(shared);
                 }
             }
         }
@@ -91,9 +101,9 @@ impl Connection {
     }
 
     /// A worker drained the inbox: read again (the edge that paused us is gone).
-    pub fn resume(&mut self, scratch: &mut [u8], queue: &WorkQueue<Arc<Session>>) -> Next {
+    pub fn resume(&mut self, scratch: &mut [u8], shared: &Shared) -> Next {
         self.paused = false;
-        self.on_readable(scratch, queue)
+        self.on_readable(scratch, shared)
     }
 
     /// The worker ended the session: finish sending, then go. Input that is still
@@ -102,10 +112,10 @@ impl Connection {
         &mut self,
         deadline: Instant,
         scratch: &mut [u8],
-        queue: &WorkQueue<Arc<Session>>,
+        shared: &Shared,
     ) -> Next {
         self.closing.get_or_insert(deadline);
-        self.resume(scratch, queue)
+        self.resume(scratch, shared)
     }
 
     /// Whether the connection is closing and past its deadline.
@@ -113,38 +123,44 @@ impl Connection {
         self.closing.is_some_and(|deadline| now >= deadline)
     }
 
+    /// Whether the peer has sent nothing for `timeout` (closing connections never
+    /// count: they are already going).
+    pub fn idle_for(&self, timeout: std::time::Duration, now: Instant) -> bool {
+        self.closing.is_none() && !self.input_done && now.duration_since(self.last_input) >= timeout
+    }
+
     /// Whether the connection is closing.
     pub fn is_closing(&self) -> bool {
         self.closing.is_some()
     }
 
-    fn take_bytes(&mut self, data: &[u8], queue: &WorkQueue<Arc<Session>>) {
+    fn take_bytes(&mut self, data: &[u8], shared: &Shared) {
         if self.partial.is_empty() {
             let (consumed, count) = count_frames(data);
-            self.deliver(&data[..consumed], count, queue);
+            self.deliver(&data[..consumed], count, shared);
             self.partial.extend_from_slice(&data[consumed..]);
         } else {
             self.partial.extend_from_slice(data);
             let (consumed, count) = count_frames(&self.partial);
             let frames = std::mem::take(&mut self.partial);
-            self.deliver(&frames[..consumed], count, queue);
+            self.deliver(&frames[..consumed], count, shared);
             self.partial = frames;
             self.partial.drain(..consumed);
         }
     }
 
-    fn deliver(&mut self, frames: &[u8], count: usize, queue: &WorkQueue<Arc<Session>>) {
+    fn deliver(&mut self, frames: &[u8], count: usize, shared: &Shared) {
         if count == 0 {
             return;
         }
         let (schedule, full) = self.session.deliver_frames(frames, count);
         self.paused = full;
         if schedule {
-            self.schedule(queue);
+            self.schedule(shared);
         }
     }
 
-    fn end_input(&mut self, queue: &WorkQueue<Arc<Session>>) {
+    fn end_input(&mut self, shared: &Shared) {
         self.input_done = true;
         if !self.partial.is_empty() {
             tracing::debug!(
@@ -155,13 +171,13 @@ impl Connection {
             self.partial = Vec::new();
         }
         if self.session.deliver_close() {
-            self.schedule(queue);
+            self.schedule(shared);
         }
     }
 
-    fn schedule(&self, queue: &WorkQueue<Arc<Session>>) {
+    fn schedule(&self, shared: &Shared) {
         // Fails only while the server shuts down, when input no longer matters.
-        let _ = queue.push(Arc::clone(&self.session));
+        let _ = shared.queue.push(Arc::clone(&self.session));
     }
 
     /// For a closing connection: flush, half-close once flushed, and decide whether it

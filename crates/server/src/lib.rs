@@ -19,6 +19,8 @@
 //! * `delivery.rs` — encode once per format, flush once per turn.
 //! * `validate.rs`, `texts.rs` — what clients may choose, and every text we send.
 //! * `shutdown.rs`, `config.rs` — the shutdown flag; the start-up settings.
+//! * `metrics.rs`, `limits.rs` — counters and the `/metrics` endpoint; the
+//!   open-file limit.
 //!
 //! Wire formats, framing and codecs are the `chat-proto` crate: no I/O there.
 //!
@@ -41,6 +43,8 @@ pub mod config;
 mod delivery;
 mod dispatch;
 mod handler;
+pub mod limits;
+pub mod metrics;
 pub mod outbound;
 pub mod pool;
 mod reactor;
@@ -50,6 +54,6 @@ mod shutdown;
 mod texts;
 mod validate;
 
-pub use config::{FormatPolicy, ServerConfig};
+pub use config::{FormatPolicy, ServerConfig, ShutdownPolicy};
 pub use server::Server;
 pub use shutdown::ShutdownHandle;

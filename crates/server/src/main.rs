@@ -7,9 +7,10 @@
 use std::io::IsTerminal;
 use std::net::{IpAddr, SocketAddr};
 use std::process::ExitCode;
+use std::time::Duration;
 
 use chat_proto::WireFormat;
-use chat_server::{FormatPolicy, Server, ServerConfig};
+use chat_server::{FormatPolicy, Server, ServerConfig, ShutdownPolicy};
 use clap::{Parser, ValueEnum};
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
@@ -40,6 +41,32 @@ struct Args {
     /// disconnected.
     #[arg(long, default_value_t = chat_server::config::DEFAULT_OUTBOUND_CAP)]
     outbound_cap: usize,
+
+    /// Who may stop the server with /shutdown: clients on this machine (local), anyone
+    /// (any, like the reference server), or nobody (none: signals only).
+    #[arg(long, value_enum, default_value_t = ShutdownFrom::Local)]
+    shutdown_from: ShutdownFrom,
+
+    /// Connections served at once; more are closed at accept. The open-file limit is
+    /// raised as far as the system allows to make room.
+    #[arg(long, default_value_t = chat_server::config::DEFAULT_MAX_CONNECTIONS)]
+    max_connections: usize,
+
+    /// Disconnect clients that send nothing for this many seconds (0: never, the
+    /// default; the reference client sends nothing while its user is quiet).
+    #[arg(long, default_value_t = 0)]
+    idle_timeout: u64,
+
+    /// Serve Prometheus metrics at http://ADDR/metrics (e.g. 127.0.0.1:9100).
+    #[arg(long, value_name = "ADDR")]
+    metrics: Option<SocketAddr>,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum ShutdownFrom {
+    Local,
+    Any,
+    None,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -70,7 +97,29 @@ fn main() -> ExitCode {
             Format::Protobuf => FormatPolicy::Only(WireFormat::Protobuf),
         },
         outbound_cap: args.outbound_cap,
+        shutdown_from: match args.shutdown_from {
+            ShutdownFrom::Local => ShutdownPolicy::Local,
+            ShutdownFrom::Any => ShutdownPolicy::Any,
+            ShutdownFrom::None => ShutdownPolicy::None,
+        },
+        max_connections: args.max_connections,
+        idle_timeout: (args.idle_timeout > 0).then(|| Duration::from_secs(args.idle_timeout)),
+        metrics: args.metrics,
     };
+    match chat_server::limits::raise_open_file_limit() {
+        Ok((before, after)) => {
+            tracing::info!("open-file limit: {after} (was {before})");
+            // Each connection is one descriptor; a few more are the server's own.
+            if after < config.max_connections as u64 + 64 {
+                tracing::warn!(
+                    "the open-file limit ({after}) is below --max-connections ({}); \
+                     connections past the limit will be refused",
+                    config.max_connections
+                );
+            }
+        }
+        Err(e) => tracing::warn!("could not raise the open-file limit: {e}"),
+    }
     match serve(config) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

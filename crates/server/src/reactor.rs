@@ -19,7 +19,17 @@
 //! * Nothing here blocks: no lock is held across I/O and none waits on a worker.
 //! * One connection failing (read error, reset, slow consumer) ends that connection
 //!   only. Accept errors are logged and never end the loop.
+//!
+//! # Limits
+//!
+//! Past `--max-connections`, new connections are accepted and closed at once (and
+//! counted), so they neither wait in the backlog nor make the listener spin. When the
+//! process is out of descriptors (`EMFILE`), a descriptor kept in reserve is given up
+//! to accept and close the connection cleanly; if even that fails, accepting waits
+//! until a connection closes. With `--idle-timeout`, connections that send nothing for
+//! that long are cut off (checked about once a second).
 
+use std::fs::File;
 use std::io;
 use std::os::fd::AsRawFd;
 use std::sync::{Arc, Mutex};
@@ -31,7 +41,9 @@ use mio::net::TcpListener;
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token, Waker};
 
+use crate::config::ServerConfig;
 use crate::handler::{Connection, Next};
+use crate::metrics::{Refusal, bump};
 use crate::pool::lock;
 use crate::server::Shared;
 use crate::session::Session;
@@ -50,6 +62,10 @@ const READ_CHUNK: usize = 64 * 1024;
 const CLOSE_GRACE: Duration = Duration::from_secs(2);
 /// How often closing connections are re-checked.
 const CLOSE_TICK: Duration = Duration::from_millis(50);
+/// How often idle connections are looked for (with `--idle-timeout`).
+const IDLE_TICK: Duration = Duration::from_secs(1);
+/// At most one "refused" log line per this long.
+const REFUSAL_LOG_EVERY: Duration = Duration::from_secs(5);
 
 /// What workers ask of the reactor. Each names the slot and the session id.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -105,6 +121,17 @@ pub struct Reactor {
     /// Format forced by the config, or `None` to detect per connection.
     format: Option<WireFormat>,
     outbound_cap: usize,
+    max_connections: usize,
+    open_connections: usize,
+    idle_timeout: Option<Duration>,
+    next_idle_check: Instant,
+    /// A descriptor held back for accepting-and-closing when out of descriptors.
+    reserve_fd: Option<File>,
+    /// Accepting stopped on an error; retry when a connection closes.
+    accept_stalled: bool,
+    /// Refusals since the last log line, and when that was.
+    refusals_unlogged: u64,
+    last_refusal_log: Option<Instant>,
 }
 
 impl Reactor {
@@ -113,8 +140,7 @@ impl Reactor {
         poll: Poll,
         listener: TcpListener,
         shared: Arc<Shared>,
-        format: Option<WireFormat>,
-        outbound_cap: usize,
+        config: &ServerConfig,
     ) -> Self {
         Self {
             poll,
@@ -125,8 +151,16 @@ impl Reactor {
             closing: Vec::new(),
             next_session_id: 1,
             scratch: vec![0; READ_CHUNK],
-            format,
-            outbound_cap,
+            format: config.format.forced(),
+            outbound_cap: config.outbound_cap,
+            max_connections: config.max_connections,
+            open_connections: 0,
+            idle_timeout: config.idle_timeout,
+            next_idle_check: Instant::now(),
+            reserve_fd: File::open("/dev/null").ok(),
+            accept_stalled: false,
+            refusals_unlogged: 0,
+            last_refusal_log: None,
         }
     }
 
@@ -135,7 +169,11 @@ impl Reactor {
         let mut events = Events::with_capacity(1024);
         let mut commands = Vec::new();
         while !self.shared.shutdown.is_requested() {
-            let timeout = (!self.closing.is_empty()).then_some(CLOSE_TICK);
+            let timeout = match (self.closing.is_empty(), self.idle_timeout) {
+                (false, _) => Some(CLOSE_TICK),
+                (true, Some(_)) => Some(IDLE_TICK),
+                (true, None) => None,
+            };
             match self.poll.poll(&mut events, timeout) {
                 Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -153,6 +191,7 @@ impl Reactor {
                 self.run_command(command);
             }
             self.tick_closing();
+            self.close_idle();
         }
         Ok(())
     }
@@ -197,46 +236,120 @@ impl Reactor {
     }
 
     fn accept(&mut self) {
+        self.accept_stalled = false;
         loop {
             let Some(listener) = &self.listener else {
                 return;
             };
             match listener.accept() {
-                Ok((mut socket, peer)) => {
-                    // We coalesce writes ourselves; Nagle would only add latency.
-                    if let Err(e) = socket.set_nodelay(true) {
-                        tracing::debug!(%peer, "could not set TCP_NODELAY: {e}");
+                Ok((socket, peer)) => {
+                    if self.open_connections >= self.max_connections {
+                        drop(socket);
+                        self.refuse(Refusal::Limit, peer);
+                    } else {
+                        self.add_connection(socket, peer);
                     }
-                    let slot = self.free_slots.pop().unwrap_or_else(|| {
-                        self.connections.push(None);
-                        self.connections.len() - 1
-                    });
-                    let token = Token(FIRST_CONNECTION + slot);
-                    if let Err(e) = self.poll.registry().register(
-                        &mut socket,
-                        token,
-                        Interest::READABLE | Interest::WRITABLE,
-                    ) {
-                        tracing::warn!(%peer, "could not register a connection: {e}");
-                        self.free_slots.push(slot);
-                        continue;
-                    }
-                    let id = self.next_session_id;
-                    self.next_session_id += 1;
-                    let session =
-                        Session::new(id, token, socket, peer, self.format, self.outbound_cap);
-                    tracing::debug!(session = id, %peer, "connected");
-                    self.connections[slot] = Some(Connection::new(Arc::new(session)));
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) if e.kind() == io::ErrorKind::ConnectionAborted => {}
+                Err(e) if matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE)) => {
+                    // Give up the reserve descriptor to take the connection off the
+                    // backlog and close it; otherwise it would sit there and the
+                    // listener would never report readiness again.
+                    if self.reserve_fd.take().is_some() {
+                        if let Some(listener) = &self.listener
+                            && let Ok((socket, peer)) = listener.accept()
+                        {
+                            drop(socket);
+                            self.refuse(Refusal::NoDescriptors, peer);
+                        }
+                        self.reserve_fd = File::open("/dev/null").ok();
+                    } else {
+                        tracing::warn!("accept failed: {e}; waiting for a connection to close");
+                        self.accept_stalled = true;
+                        return;
+                    }
+                }
                 Err(e) => {
-                    // Out of descriptors or memory: stop for now. The connection stays
-                    // in the backlog and is retried on the next listener event.
+                    // Out of memory or similar: retry when a connection closes.
                     tracing::warn!("accept failed: {e}");
+                    self.accept_stalled = true;
                     return;
                 }
+            }
+        }
+    }
+
+    fn add_connection(&mut self, mut socket: mio::net::TcpStream, peer: std::net::SocketAddr) {
+        // We coalesce writes ourselves; Nagle would only add latency.
+        if let Err(e) = socket.set_nodelay(true) {
+            tracing::debug!(%peer, "could not set TCP_NODELAY: {e}");
+        }
+        let slot = self.free_slots.pop().unwrap_or_else(|| {
+            self.connections.push(None);
+            self.connections.len() - 1
+        });
+        let token = Token(FIRST_CONNECTION + slot);
+        if let Err(e) = self.poll.registry().register(
+            &mut socket,
+            token,
+            Interest::READABLE | Interest::WRITABLE,
+        ) {
+            tracing::warn!(%peer, "could not register a connection: {e}");
+            self.free_slots.push(slot);
+            return;
+        }
+        let id = self.next_session_id;
+        self.next_session_id += 1;
+        let session = Session::new(id, token, socket, peer, self.format, self.outbound_cap);
+        tracing::debug!(session = id, %peer, "connected");
+        self.connections[slot] = Some(Connection::new(Arc::new(session)));
+        self.open_connections += 1;
+        bump(&self.shared.metrics.accepted);
+    }
+
+    fn refuse(&mut self, why: Refusal, peer: std::net::SocketAddr) {
+        self.shared.metrics.refused(why);
+        self.refusals_unlogged += 1;
+        let now = Instant::now();
+        if self
+            .last_refusal_log
+            .is_none_or(|last| now.duration_since(last) >= REFUSAL_LOG_EVERY)
+        {
+            tracing::warn!(
+                %peer,
+                refused = self.refusals_unlogged,
+                open = self.open_connections,
+                "refusing connections ({why:?}): closed at accept"
+            );
+            self.refusals_unlogged = 0;
+            self.last_refusal_log = Some(now);
+        }
+    }
+
+    /// Cuts off connections idle past the timeout; they end through the usual path
+    /// (the read side sees end-of-stream, the worker leaves the room).
+    fn close_idle(&mut self) {
+        let Some(timeout) = self.idle_timeout else {
+            return;
+        };
+        let now = Instant::now();
+        if now < self.next_idle_check {
+            return;
+        }
+        self.next_idle_check = now + IDLE_TICK;
+        for connection in self.connections.iter_mut().flatten() {
+            if connection.idle_for(timeout, now) {
+                tracing::info!(
+                    session = connection.session.id,
+                    peer = %connection.session.peer,
+                    "idle for {timeout:?}, disconnecting"
+                );
+                bump(&self.shared.metrics.idle_disconnects);
+                connection.session.abort();
+                // The shut-down socket reads as end-of-stream right away.
+                connection.on_readable(&mut self.scratch, &self.shared);
             }
         }
     }
@@ -258,7 +371,7 @@ impl Reactor {
         }
         if next == Next::Keep && (event.is_readable() || event.is_read_closed() || event.is_error())
         {
-            next = connection.on_readable(&mut self.scratch, &self.shared.queue);
+            next = connection.on_readable(&mut self.scratch, &self.shared);
         }
         if next == Next::Drop {
             self.drop_connection(slot);
@@ -277,13 +390,13 @@ impl Reactor {
             return;
         }
         let next = match command {
-            Command::Resume(..) => connection.resume(&mut self.scratch, &self.shared.queue),
+            Command::Resume(..) => connection.resume(&mut self.scratch, &self.shared),
             Command::Close(..) => {
                 self.closing.push(token);
                 connection.start_closing(
                     Instant::now() + CLOSE_GRACE,
                     &mut self.scratch,
-                    &self.shared.queue,
+                    &self.shared,
                 )
             }
         };
@@ -331,6 +444,11 @@ impl Reactor {
         // end now, not when the last reference goes.
         session.abort();
         self.free_slots.push(slot);
+        self.open_connections -= 1;
+        bump(&self.shared.metrics.closed);
         tracing::debug!(session = session.id, peer = %session.peer, "closed");
+        if self.accept_stalled {
+            self.accept();
+        }
     }
 }

@@ -15,8 +15,9 @@ use mio::net::TcpListener;
 use mio::{Interest, Poll, Waker};
 
 use crate::broker::{LocalBroker, MessageBroker};
-use crate::config::{FormatPolicy, ServerConfig};
+use crate::config::{ServerConfig, ShutdownPolicy};
 use crate::dispatch::SessionWorker;
+use crate::metrics::{Metrics, MetricsServer};
 use crate::pool::{ThreadPool, WorkQueue};
 use crate::reactor::{LISTENER, Reactor, ReactorHandle, WAKER};
 use crate::session::Session;
@@ -35,6 +36,10 @@ pub struct Shared {
     pub reactor: ReactorHandle,
     /// The shutdown flag.
     pub shutdown: Shutdown,
+    /// Who may use `/shutdown`.
+    pub shutdown_from: ShutdownPolicy,
+    /// Counters for `/metrics`.
+    pub metrics: Metrics,
 }
 
 /// A bound, not yet running server.
@@ -43,11 +48,13 @@ pub struct Server {
     poll: Poll,
     listener: TcpListener,
     local_addr: SocketAddr,
+    metrics_listener: Option<std::net::TcpListener>,
     shared: Arc<Shared>,
 }
 
 impl Server {
-    /// Binds the listener; nothing is accepted until [`Server::run`].
+    /// Binds the listener (and the metrics endpoint, if configured); nothing is
+    /// accepted until [`Server::run`].
     pub fn bind(config: ServerConfig) -> io::Result<Server> {
         let poll = Poll::new()?;
         let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
@@ -55,17 +62,24 @@ impl Server {
         poll.registry()
             .register(&mut listener, LISTENER, Interest::READABLE)?;
         let local_addr = listener.local_addr()?;
+        let metrics_listener = config
+            .metrics
+            .map(std::net::TcpListener::bind)
+            .transpose()?;
         let shared = Arc::new(Shared {
             broker: Box::new(LocalBroker::new()),
             queue: Arc::new(WorkQueue::new()),
             reactor: ReactorHandle::new(Arc::clone(&waker)),
             shutdown: Shutdown::new(waker),
+            shutdown_from: config.shutdown_from,
+            metrics: Metrics::default(),
         });
         Ok(Server {
             config,
             poll,
             listener,
             local_addr,
+            metrics_listener,
             shared,
         })
     }
@@ -73,6 +87,13 @@ impl Server {
     /// The address actually bound (the real port when the config asked for 0).
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// The address of the metrics endpoint, if one was asked for.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_listener
+            .as_ref()
+            .and_then(|l| l.local_addr().ok())
     }
 
     /// A handle that stops this server from any thread.
@@ -88,28 +109,28 @@ impl Server {
             poll,
             listener,
             local_addr,
+            metrics_listener,
             shared,
         } = self;
         let workers = config.workers.max(1);
-        let format = match config.format {
-            FormatPolicy::Auto => None,
-            FormatPolicy::Only(format) => Some(format),
-        };
         let pool = ThreadPool::new(workers, Arc::clone(&shared.queue), |_| {
             SessionWorker::new(Arc::clone(&shared))
         })?;
+        let metrics = match metrics_listener {
+            Some(listener) => {
+                let server = MetricsServer::start(listener, Arc::clone(&shared))?;
+                tracing::info!("metrics on http://{}/metrics", server.addr());
+                Some(server)
+            }
+            None => None,
+        };
         tracing::info!(
-            "listening on {local_addr} (format: {}, workers: {workers})",
-            format.map_or("auto", |f| f.name())
+            "listening on {local_addr} (format: {}, workers: {workers}, max connections: {})",
+            config.format,
+            config.max_connections
         );
 
-        let mut reactor = Reactor::new(
-            poll,
-            listener,
-            Arc::clone(&shared),
-            format,
-            config.outbound_cap,
-        );
+        let mut reactor = Reactor::new(poll, listener, Arc::clone(&shared), &config);
         let result = reactor.run();
         if let Err(e) = &result {
             tracing::error!("reactor failed: {e}; shutting down");
@@ -118,6 +139,9 @@ impl Server {
         reactor.stop_accepting();
         pool.join();
         reactor.close_all(SHUTDOWN_FLUSH);
+        if let Some(metrics) = metrics {
+            metrics.stop();
+        }
         tracing::info!("stopped");
         result
     }

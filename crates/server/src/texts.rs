@@ -48,4 +48,5 @@ pub const TITLE_EMPTY: &str = "방 제목은 비어 있을 수 없습니다.";
 pub const TITLE_TOO_LONG: &str = "방 제목은 64자를 넘을 수 없습니다.";
 pub const TITLE_CONTROL: &str = "방 제목에 제어 문자를 쓸 수 없습니다.";
 pub const MESSAGE_TOO_LONG: &str = "메시지가 너무 깁니다.";
+pub const SHUTDOWN_REFUSED: &str = "서버를 종료할 권한이 없습니다.";
 pub const TOO_MANY_ERRORS: &str = "잘못된 메시지가 너무 많아 연결을 끊습니다.";

@@ -1,0 +1,395 @@
+//! Operational metrics, and a tiny HTTP endpoint serving them in the Prometheus /
+//! OpenMetrics text format (encoded by the `prometheus-client` crate).
+//!
+//! Counting must not slow the hot path: [`Metrics`] is a set of relaxed atomics, and
+//! workers count into a thread-local [`LocalCounts`] that they fold into the atomics
+//! once per turn, so fan-out to many recipients costs no shared-cache-line traffic
+//! per message. Gauges (connections, rooms, queue depth) are read at scrape time.
+//!
+//! The endpoint is deliberately small: one thread, one request per connection,
+//! `GET /metrics` only, a read timeout so a silent scraper cannot hold it. It is not
+//! part of the chat reactor and shares nothing with it but the counters.
+
+use std::io::{self, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use chat_proto::{RequestKind, WireFormat};
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+
+use crate::server::Shared;
+
+/// Kinds of server → client message, for `chat_messages_out_total{type=…}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutKind {
+    System = 0,
+    Chat = 1,
+    Rooms = 2,
+}
+
+impl OutKind {
+    /// The kind of `response`.
+    pub fn of(response: &chat_proto::Response<'_>) -> Self {
+        match response {
+            chat_proto::Response::SystemMessage { .. } => OutKind::System,
+            chat_proto::Response::Chat { .. } => OutKind::Chat,
+            chat_proto::Response::RoomsResult { .. } => OutKind::Rooms,
+        }
+    }
+
+    const ALL: [OutKind; 3] = [OutKind::System, OutKind::Chat, OutKind::Rooms];
+
+    fn name(self) -> &'static str {
+        match self {
+            OutKind::System => "SCSystemMessage",
+            OutKind::Chat => "SCChat",
+            OutKind::Rooms => "SCRoomsResult",
+        }
+    }
+}
+
+/// Why a connection was refused at accept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// `--max-connections` reached.
+    Limit = 0,
+    /// The process ran out of file descriptors.
+    NoDescriptors = 1,
+}
+
+/// Server-wide counters.
+#[derive(Default)]
+pub struct Metrics {
+    pub accepted: AtomicU64,
+    pub closed: AtomicU64,
+    refused: [AtomicU64; 2],
+    requests: [[AtomicU64; 2]; RequestKind::COUNT],
+    responses: [[AtomicU64; 2]; 3],
+    pub bytes_in: AtomicU64,
+    bytes_out: AtomicU64,
+    protocol_errors: AtomicU64,
+    pub slow_consumer_disconnects: AtomicU64,
+    pub error_disconnects: AtomicU64,
+    pub idle_disconnects: AtomicU64,
+    pub shutdown_refused: AtomicU64,
+}
+
+/// Adds one to a counter.
+pub fn bump(counter: &AtomicU64) {
+    counter.fetch_add(1, Ordering::Relaxed);
+}
+
+impl Metrics {
+    /// Counts a refused connection.
+    pub fn refused(&self, why: Refusal) {
+        bump(&self.refused[why as usize]);
+    }
+
+    /// Connections open now.
+    pub fn connections(&self) -> u64 {
+        let accepted = self.accepted.load(Ordering::Relaxed);
+        accepted.saturating_sub(self.closed.load(Ordering::Relaxed))
+    }
+}
+
+/// One worker's counts since its last fold.
+#[derive(Default)]
+pub struct LocalCounts {
+    requests: [[u64; 2]; RequestKind::COUNT],
+    responses: [[u64; 2]; 3],
+    bytes_out: u64,
+    protocol_errors: u64,
+}
+
+impl LocalCounts {
+    pub fn request(&mut self, kind: RequestKind, format: WireFormat) {
+        self.requests[kind as usize][format.index()] += 1;
+    }
+
+    pub fn response(&mut self, kind: OutKind, format: WireFormat, bytes: usize) {
+        self.responses[kind as usize][format.index()] += 1;
+        self.bytes_out += bytes as u64;
+    }
+
+    pub fn protocol_error(&mut self) {
+        self.protocol_errors += 1;
+    }
+
+    /// Adds everything to `metrics` and starts again from zero.
+    pub fn fold_into(&mut self, metrics: &Metrics) {
+        fn add(counter: &AtomicU64, value: &mut u64) {
+            if *value != 0 {
+                counter.fetch_add(std::mem::take(value), Ordering::Relaxed);
+            }
+        }
+        for (counters, values) in metrics.requests.iter().zip(&mut self.requests) {
+            for (counter, value) in counters.iter().zip(values) {
+                add(counter, value);
+            }
+        }
+        for (counters, values) in metrics.responses.iter().zip(&mut self.responses) {
+            for (counter, value) in counters.iter().zip(values) {
+                add(counter, value);
+            }
+        }
+        add(&metrics.bytes_out, &mut self.bytes_out);
+        add(&metrics.protocol_errors, &mut self.protocol_errors);
+    }
+}
+
+type Labels = Vec<(&'static str, &'static str)>;
+
+fn counter(registry: &mut Registry, name: &str, help: &str, value: &AtomicU64) {
+    let metric = Counter::<u64>::default();
+    metric.inc_by(value.load(Ordering::Relaxed));
+    registry.register(name, help, metric);
+}
+
+fn gauge(registry: &mut Registry, name: &str, help: &str, value: u64) {
+    let metric = Gauge::<i64>::default();
+    metric.set(i64::try_from(value).unwrap_or(i64::MAX));
+    registry.register(name, help, metric);
+}
+
+/// The metrics page, in the OpenMetrics text format.
+pub fn render(shared: &Shared) -> String {
+    let m = &shared.metrics;
+    let mut registry = Registry::with_prefix("chat");
+
+    gauge(
+        &mut registry,
+        "connections",
+        "Client connections open now",
+        m.connections(),
+    );
+    counter(
+        &mut registry,
+        "connections_accepted",
+        "Client connections accepted",
+        &m.accepted,
+    );
+    let refused = Family::<Labels, Counter<u64>>::default();
+    for (why, name) in [
+        (Refusal::Limit, "limit"),
+        (Refusal::NoDescriptors, "no_descriptors"),
+    ] {
+        refused
+            .get_or_create(&vec![("reason", name)])
+            .inc_by(m.refused[why as usize].load(Ordering::Relaxed));
+    }
+    registry.register(
+        "connections_refused",
+        "Connections closed at accept, by reason",
+        refused,
+    );
+    gauge(
+        &mut registry,
+        "rooms",
+        "Rooms that exist now",
+        shared.broker.room_count() as u64,
+    );
+    gauge(
+        &mut registry,
+        "queue_depth",
+        "Sessions waiting for a worker",
+        shared.queue.len() as u64,
+    );
+
+    let requests = Family::<Labels, Counter<u64>>::default();
+    for kind in RequestKind::ALL {
+        for format in WireFormat::ALL {
+            requests
+                .get_or_create(&vec![("type", kind.name()), ("format", format.name())])
+                .inc_by(m.requests[kind as usize][format.index()].load(Ordering::Relaxed));
+        }
+    }
+    registry.register(
+        "messages_in",
+        "Client messages handled, by type and format",
+        requests,
+    );
+    let responses = Family::<Labels, Counter<u64>>::default();
+    for kind in OutKind::ALL {
+        for format in WireFormat::ALL {
+            responses
+                .get_or_create(&vec![("type", kind.name()), ("format", format.name())])
+                .inc_by(m.responses[kind as usize][format.index()].load(Ordering::Relaxed));
+        }
+    }
+    registry.register(
+        "messages_out",
+        "Messages queued for clients, by type and format",
+        responses,
+    );
+
+    counter(
+        &mut registry,
+        "bytes_in",
+        "Bytes read from clients",
+        &m.bytes_in,
+    );
+    counter(
+        &mut registry,
+        "bytes_out",
+        "Bytes queued for clients",
+        &m.bytes_out,
+    );
+    counter(
+        &mut registry,
+        "protocol_errors",
+        "Client messages refused as invalid",
+        &m.protocol_errors,
+    );
+    counter(
+        &mut registry,
+        "slow_consumer_disconnects",
+        "Clients cut off for letting their outbound queue overflow",
+        &m.slow_consumer_disconnects,
+    );
+    counter(
+        &mut registry,
+        "error_disconnects",
+        "Clients cut off after too many invalid messages in a row",
+        &m.error_disconnects,
+    );
+    counter(
+        &mut registry,
+        "idle_disconnects",
+        "Clients cut off by the idle timeout",
+        &m.idle_disconnects,
+    );
+    counter(
+        &mut registry,
+        "shutdown_refused",
+        "/shutdown requests refused by policy",
+        &m.shutdown_refused,
+    );
+
+    let mut text = String::new();
+    // Writing into a String cannot fail.
+    let _ = encode(&mut text, &registry);
+    text
+}
+
+/// The HTTP endpoint's thread.
+pub struct MetricsServer {
+    addr: SocketAddr,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl MetricsServer {
+    /// Serves `render(shared)` on `listener` until [`MetricsServer::stop`].
+    pub fn start(listener: TcpListener, shared: Arc<Shared>) -> io::Result<Self> {
+        let addr = listener.local_addr()?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let thread = std::thread::Builder::new().name("metrics".into()).spawn({
+            let stop = Arc::clone(&stop);
+            move || {
+                for stream in listener.incoming() {
+                    if stop.load(Ordering::SeqCst) {
+                        break;
+                    }
+                    match stream {
+                        Ok(stream) => {
+                            if let Err(e) = serve_one(stream, &shared) {
+                                tracing::debug!("metrics request failed: {e}");
+                            }
+                        }
+                        Err(e) => {
+                            tracing::warn!("metrics accept failed: {e}");
+                            // Out of descriptors: do not spin.
+                            std::thread::sleep(Duration::from_millis(100));
+                        }
+                    }
+                }
+            }
+        })?;
+        Ok(Self {
+            addr,
+            stop,
+            thread: Some(thread),
+        })
+    }
+
+    /// The address served.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Stops and joins the thread.
+    pub fn stop(mut self) {
+        self.shutdown();
+    }
+
+    fn shutdown(&mut self) {
+        let Some(thread) = self.thread.take() else {
+            return;
+        };
+        self.stop.store(true, Ordering::SeqCst);
+        // Wake the blocking accept with a connection of our own.
+        let wake_addr = match self.addr {
+            SocketAddr::V4(a) if a.ip().is_unspecified() => {
+                SocketAddr::from(([127, 0, 0, 1], a.port()))
+            }
+            SocketAddr::V6(a) if a.ip().is_unspecified() => {
+                SocketAddr::from(([0u16, 0, 0, 0, 0, 0, 0, 1], a.port()))
+            }
+            other => other,
+        };
+        if let Err(e) = TcpStream::connect_timeout(&wake_addr, Duration::from_secs(1)) {
+            tracing::warn!("could not wake the metrics thread: {e}");
+        }
+        if thread.join().is_err() {
+            tracing::error!("the metrics thread panicked");
+        }
+    }
+}
+
+impl Drop for MetricsServer {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+fn serve_one(mut stream: TcpStream, shared: &Shared) -> io::Result<()> {
+    stream.set_read_timeout(Some(Duration::from_secs(2)))?;
+    stream.set_write_timeout(Some(Duration::from_secs(2)))?;
+    let mut request = Vec::new();
+    let mut chunk = [0u8; 1024];
+    while !request.windows(4).any(|w| w == b"\r\n\r\n") && request.len() < 8192 {
+        let n = stream.read(&mut chunk)?;
+        if n == 0 {
+            break;
+        }
+        request.extend_from_slice(&chunk[..n]);
+    }
+    let line = request.split(|&b| b == b'\r').next().unwrap_or_default();
+    let (status, content_type, body) =
+        if line.starts_with(b"GET /metrics ") || line == b"GET /metrics" {
+            (
+                "200 OK",
+                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                render(shared),
+            )
+        } else {
+            (
+                "404 Not Found",
+                "text/plain; charset=utf-8",
+                "try /metrics\n".to_owned(),
+            )
+        };
+    write!(
+        stream,
+        "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )?;
+    stream.flush()
+}
