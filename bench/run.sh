@@ -1,0 +1,152 @@
+#!/usr/bin/env bash
+# The benchmark suite: builds chat-server and chat-bench in release mode, runs the
+# standard scenarios in both wire formats against a fresh server each time, and writes
+# the results as a markdown table into BENCHMARKS.md (repo root).
+#
+#   bench/run.sh                      # everything, ~10 minutes
+#   BENCH_RUNS=1 bench/run.sh         # one run per fixed-rate scenario (default 3)
+#   BENCH_SCENARIOS="steady c10k" bench/run.sh   # a subset
+#   BENCH_OUT=/tmp/b.md bench/run.sh  # write elsewhere
+#
+# Each scenario run gets its own server (`--port=0 --workers=2`), stopped with SIGTERM
+# afterwards; a server that does not exit 0 is reported. Fixed-rate scenarios report
+# the median of BENCH_RUNS runs per figure; losses, duplicates and reordering are the
+# totals over all runs. find-max scenarios run BENCH_FINDMAX_RUNS times (default 1;
+# each is a whole search). The raw JSON of every run is kept in bench/results/
+# (not committed).
+#
+# The bench and the server share this machine's cores: the numbers describe the pair,
+# not the server alone. Other load on the machine disturbs them; the load average at
+# the start is recorded.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+TARGET_DIR="${CARGO_TARGET_DIR:-target}"
+RUNS="${BENCH_RUNS:-3}"
+FINDMAX_RUNS="${BENCH_FINDMAX_RUNS:-1}"
+OUT="${BENCH_OUT:-BENCHMARKS.md}"
+SCENARIOS="${BENCH_SCENARIOS:-small-rooms big-room c10k steady}"
+FORMATS="${BENCH_FORMATS:-json protobuf}"
+RESULTS=bench/results
+WORKERS=2
+
+SERVER="$TARGET_DIR/release/chat-server"
+BENCH="$TARGET_DIR/release/chat-bench"
+
+log() { printf '[run.sh %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+
+log "building (release)"
+cargo build --release -p chat-server -p chat-bench
+
+# 10,000 connections need as many descriptors in the server as in the bench.
+ulimit -n "$(ulimit -Hn)" || log "warning: cannot raise the open-file limit ($(ulimit -n))"
+
+rm -rf "$RESULTS"
+mkdir -p "$RESULTS"
+LOAD_BEFORE="$(cut -d' ' -f1-3 /proc/loadavg)"
+STARTED="$(date -u '+%Y-%m-%d %H:%M UTC')"
+SUITE_START=$SECONDS
+SERVER_PID=""
+SERVER_PORT=""
+SERVER_FAILURES=()
+
+stop_server() {
+    [[ -n "$SERVER_PID" ]] || return 0
+    kill -TERM "$SERVER_PID" 2>/dev/null || true
+    local status=0
+    wait "$SERVER_PID" || status=$?
+    if [[ $status -ne 0 ]]; then
+        SERVER_FAILURES+=("$1: server exited with status $status after SIGTERM")
+        log "server exited with status $status"
+    fi
+    SERVER_PID=""
+}
+trap 'stop_server cleanup' EXIT
+
+# Starts a server and sets SERVER_PID and SERVER_PORT from its "listening on" line.
+start_server() {
+    local logfile="$1"
+    NO_COLOR=1 "$SERVER" --port=0 --workers="$WORKERS" 2>"$logfile" &
+    SERVER_PID=$!
+    local deadline=$((SECONDS + 15))
+    SERVER_PORT=""
+    while [[ -z "$SERVER_PORT" ]]; do
+        if ! kill -0 "$SERVER_PID" 2>/dev/null; then
+            log "server died at start:"; cat "$logfile" >&2
+            wait "$SERVER_PID" || true
+            SERVER_PID=""
+            return 1
+        fi
+        if (( SECONDS > deadline )); then
+            log "server did not report its port within 15 s"; return 1
+        fi
+        SERVER_PORT="$(sed 's/\x1b\[[0-9;]*m//g' "$logfile" \
+            | grep -o 'listening on [^ ]*' | head -1 | sed 's/.*://')" || true
+        [[ -n "$SERVER_PORT" ]] || sleep 0.05 # polling the log, bounded by the deadline
+    done
+}
+
+# run_case NAME FORMAT RUN BENCH-FLAGS...: one server, one bench invocation.
+run_case() {
+    local name="$1" format="$2" run="$3"
+    shift 3
+    local base="$RESULTS/$name-$format-$run"
+    log "$name $format run $run: chat-bench $*"
+    if ! start_server "$base.server.log"; then
+        echo "server failed to start" >"$base.error"
+        return 0
+    fi
+    local status=0
+    "$BENCH" --port="$SERVER_PORT" --format="$format" --server-pid="$SERVER_PID" --json "$@" \
+        >"$base.json" 2>"$base.stderr" || status=$?
+    if [[ $status -ne 0 ]]; then
+        log "chat-bench failed (status $status): $(tail -1 "$base.stderr")"
+        tail -1 "$base.stderr" >"$base.error"
+        rm -f "$base.json"
+    fi
+    stop_server "$name $format run $run"
+}
+
+# The scenarios. Flags are recorded verbatim in BENCHMARKS.md.
+declare -A FLAGS KIND RUNS_OF TITLE
+TITLE[small-rooms]="small rooms: 100 rooms × 10 clients, find-max (p99 ≤ 10 ms)"
+FLAGS[small-rooms]="--rooms=100 --per-room=10 --find-max --rate=1000 --duration=2 --drain=2 --p99-max-ms=10"
+KIND[small-rooms]=find-max
+TITLE[big-room]="big room: 1 room × 1,000 clients, find-max (p99 ≤ 10 ms)"
+FLAGS[big-room]="--rooms=1 --per-room=1000 --find-max --rate=20 --duration=2 --drain=2 --p99-max-ms=10"
+KIND[big-room]=find-max
+TITLE[c10k]="C10K: 1,000 rooms × 10 clients, 5,000 chats/s"
+FLAGS[c10k]="--rooms=1000 --per-room=10 --rate=5000 --duration=10 --drain=3"
+KIND[c10k]=fixed
+TITLE[steady]="steady: 100 rooms × 10 clients, 20,000 chats/s"
+FLAGS[steady]="--rooms=100 --per-room=10 --rate=20000 --duration=10 --drain=3"
+KIND[steady]=fixed
+
+for scenario in $SCENARIOS; do
+    [[ -n "${FLAGS[$scenario]:-}" ]] || { log "unknown scenario $scenario"; exit 2; }
+    runs=$RUNS
+    [[ "${KIND[$scenario]}" == find-max ]] && runs=$FINDMAX_RUNS
+    RUNS_OF[$scenario]=$runs
+    for format in $FORMATS; do
+        for ((run = 1; run <= runs; run++)); do
+            # shellcheck disable=SC2086 # FLAGS are meant to split into words
+            run_case "$scenario" "$format" "$run" ${FLAGS[$scenario]}
+        done
+    done
+done
+trap - EXIT
+ELAPSED=$((SECONDS - SUITE_START))
+LOAD_AFTER="$(cut -d' ' -f1-3 /proc/loadavg)"
+
+# ----- the report ----------------------------------------------------------------
+COMMIT="$(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
+if [[ -n "$(git status --porcelain -- crates 2>/dev/null)" ]]; then COMMIT="$COMMIT (with uncommitted changes)"; fi
+CPU_MODEL="$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')"
+export RESULTS OUT STARTED ELAPSED LOAD_BEFORE LOAD_AFTER COMMIT CPU_MODEL WORKERS RUNS FINDMAX_RUNS
+export MACHINE_NPROC="$(nproc)" MACHINE_KERNEL="$(uname -r)" SCENARIOS FORMATS
+export SERVER_FAILURES_TEXT="$(printf '%s\n' "${SERVER_FAILURES[@]+"${SERVER_FAILURES[@]}"}")"
+for s in $SCENARIOS; do
+    export "FLAGS_${s//-/_}=${FLAGS[$s]}" "TITLE_${s//-/_}=${TITLE[$s]}" "KIND_${s//-/_}=${KIND[$s]}"
+done
+python3 bench/report.py
+log "wrote $OUT in ${ELAPSED}s"
