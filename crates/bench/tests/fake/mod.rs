@@ -253,11 +253,11 @@ fn handle(st: &mut State, id: usize, request: Request, faults: Faults, n: &Atomi
                 .collect();
             for m in to {
                 let k = n.fetch_add(1, Ordering::SeqCst) + 1;
-                if faults.drop_every.is_some_and(|e| k % e == 0) {
+                if faults.drop_every.is_some_and(|e| k.is_multiple_of(e)) {
                     continue;
                 }
                 send(st, m, &chat);
-                if faults.duplicate_every.is_some_and(|e| k % e == 0) {
+                if faults.duplicate_every.is_some_and(|e| k.is_multiple_of(e)) {
                     send(st, m, &chat);
                 }
             }
