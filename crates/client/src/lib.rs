@@ -11,7 +11,7 @@
 //! * [`trace`] — the `--verbosity` lines (`[C->S:총길이=…]`), including protobuf's text
 //!   format. No I/O.
 //! * [`connection`] — the socket: framing and codecs from `chat-proto`, a write queue,
-//!   and the trace of every frame. Never blocks.
+//!   and the trace of every frame. Never blocks once connected.
 //! * [`input`] — standard input as a stream of lines when it is not a terminal.
 //! * [`editor`] — the line editor's state machine (keys → buffer, history, redraw
 //!   text). No I/O.
