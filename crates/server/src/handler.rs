@@ -66,7 +66,19 @@ impl Connection {
     }
 
     /// The socket is readable (or hung up, or in error).
-    pub fn on_readable(&mut self, scratch: &mut [u8], shared: &Shared) -> Next {
+    ///
+    /// `until_would_block: false` allows stopping after a short read (fewer bytes than
+    /// asked for): the socket's buffer was empty at that moment, and on Linux any data
+    /// or FIN arriving later raises a new edge, so the extra `read` that would only
+    /// answer `WouldBlock` is saved — one syscall per event. The caller must pass
+    /// `true` when the event already reported the peer's FIN or an error (no new edge
+    /// will come for those) and when no event prompted the read (resume, close).
+    pub fn on_readable(
+        &mut self,
+        scratch: &mut [u8],
+        shared: &Shared,
+        until_would_block: bool,
+    ) -> Next {
         while !self.input_done && !self.paused {
             match self.session.socket().read(scratch) {
                 Ok(0) => self.end_input(shared),
@@ -79,6 +91,9 @@ impl Connection {
                         .bytes_in
                         .fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
                     self.take_bytes(&scratch[..n], shared);
+                    if n < scratch.len() && !until_would_block {
+                        break;
+                    }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -103,7 +118,7 @@ impl Connection {
     /// A worker drained the inbox: read again (the edge that paused us is gone).
     pub fn resume(&mut self, scratch: &mut [u8], shared: &Shared) -> Next {
         self.paused = false;
-        self.on_readable(scratch, shared)
+        self.on_readable(scratch, shared, true)
     }
 
     /// The worker ended the session: finish sending, then go. Input that is still

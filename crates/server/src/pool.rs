@@ -39,6 +39,9 @@ pub struct WorkQueue<T> {
 struct QueueState<T> {
     items: VecDeque<T>,
     closed: bool,
+    /// Consumers blocked in `pop`. A push only signals the condvar when one waits:
+    /// signalling is a syscall even when nobody listens, and under load nobody does.
+    waiting: usize,
 }
 
 impl<T> Default for WorkQueue<T> {
@@ -54,6 +57,7 @@ impl<T> WorkQueue<T> {
             state: Mutex::new(QueueState {
                 items: VecDeque::new(),
                 closed: false,
+                waiting: 0,
             }),
             available: Condvar::new(),
         }
@@ -67,8 +71,11 @@ impl<T> WorkQueue<T> {
             return Err(item);
         }
         state.items.push_back(item);
+        let wake = state.waiting > 0;
         drop(state);
-        self.available.notify_one();
+        if wake {
+            self.available.notify_one();
+        }
         Ok(())
     }
 
@@ -83,11 +90,23 @@ impl<T> WorkQueue<T> {
             if let Some(item) = state.items.pop_front() {
                 return Some(item);
             }
+            state.waiting += 1;
             state = self
                 .available
                 .wait(state)
                 .unwrap_or_else(PoisonError::into_inner);
+            state.waiting -= 1;
         }
+    }
+
+    /// Takes the oldest item if there is one, without waiting; `Err(Closed)` once the
+    /// queue is closed.
+    pub fn try_pop(&self) -> Result<Option<T>, Closed> {
+        let mut state = lock(&self.state);
+        if state.closed {
+            return Err(Closed);
+        }
+        Ok(state.items.pop_front())
     }
 
     /// Closes the queue: pushes fail from now on and every consumer's `pop` returns
@@ -112,13 +131,37 @@ impl<T> WorkQueue<T> {
     }
 }
 
+/// The queue was closed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Closed;
+
 /// What a worker thread does with each item.
 pub trait JobHandler<T>: Send + 'static {
     /// Handles one item.
     fn handle(&mut self, item: &T);
+    /// Called when the queue is empty, before the worker waits for more: the moment
+    /// to finish work batched across items. Also called once before the thread ends.
+    fn idle(&mut self) {}
     /// Called with the item when `handle` panicked, to clean up after it. A panic in
     /// here is caught and logged too. Default: nothing.
     fn panicked(&mut self, _item: T) {}
+}
+
+/// The next item for a worker: at once if one is queued, else after telling the
+/// handler it is idle (it may flush batched work) and waiting.
+fn next_item<T, H: JobHandler<T>>(queue: &WorkQueue<T>, handler: &mut H) -> Option<T> {
+    let item = match queue.try_pop() {
+        Ok(Some(item)) => return Some(item),
+        Ok(None) => {
+            handler.idle();
+            queue.pop()
+        }
+        Err(Closed) => None,
+    };
+    if item.is_none() {
+        handler.idle();
+    }
+    item
 }
 
 /// One worker thread.
@@ -159,7 +202,7 @@ impl<T: Send + 'static> ThreadPool<T> {
             let thread = thread::Builder::new()
                 .name(format!("worker-{id}"))
                 .spawn(move || {
-                    while let Some(item) = queue.pop() {
+                    while let Some(item) = next_item(&queue, &mut handler) {
                         let handled =
                             panic::catch_unwind(AssertUnwindSafe(|| handler.handle(&item)));
                         if handled.is_err() {

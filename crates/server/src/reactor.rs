@@ -349,7 +349,7 @@ impl Reactor {
                 bump(&self.shared.metrics.idle_disconnects);
                 connection.session.abort();
                 // The shut-down socket reads as end-of-stream right away.
-                connection.on_readable(&mut self.scratch, &self.shared);
+                connection.on_readable(&mut self.scratch, &self.shared, true);
             }
         }
     }
@@ -369,9 +369,9 @@ impl Reactor {
         if event.is_writable() {
             next = connection.on_writable();
         }
-        if next == Next::Keep && (event.is_readable() || event.is_read_closed() || event.is_error())
-        {
-            next = connection.on_readable(&mut self.scratch, &self.shared);
+        let hung_up = event.is_read_closed() || event.is_error();
+        if next == Next::Keep && (event.is_readable() || hung_up) {
+            next = connection.on_readable(&mut self.scratch, &self.shared, hung_up);
         }
         if next == Next::Drop {
             self.drop_connection(slot);
