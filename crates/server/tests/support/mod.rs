@@ -139,7 +139,7 @@ impl BinaryServer {
             .args(["--port=0", "--workers=4"])
             .args(extra)
             .env("NO_COLOR", "1")
-            .env("RUST_LOG", "info")
+            .env("RUST_LOG", "debug")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -213,6 +213,12 @@ impl Drop for BinaryServer {
         if let Ok(None) = self.child.try_wait() {
             let _ = self.child.kill();
             let _ = self.child.wait();
+        }
+        if thread::panicking() {
+            eprintln!(
+                "--- chat-server stderr ---\n{}--- end of chat-server stderr ---",
+                self.stderr.lock().unwrap()
+            );
         }
     }
 }
