@@ -94,7 +94,7 @@ impl Outbound {
         if state.closed {
             return Append::Closed;
         }
-        let waiting = state.queued.len() + state.unsent.len() - state.written;
+        let waiting = state.waiting();
         if waiting + bytes.len() > self.cap {
             state.close();
             return Append::Overflow;
@@ -110,7 +110,7 @@ impl Outbound {
     /// Bytes waiting to be written (not counting a flusher's buffer in flight).
     pub fn pending(&self) -> usize {
         let state = lock(&self.state);
-        state.queued.len() + state.unsent.len() - state.written
+        state.waiting()
     }
 
     /// Whether the queue was closed (write failure or overflow).
@@ -141,8 +141,10 @@ impl Outbound {
         }
         state.flushing = true;
         loop {
+            // Take the unsent rest out of the struct while writing; `written` goes with
+            // it so that `unsent[written..]` always describes what the struct holds.
             let mut buf = mem::take(&mut state.unsent);
-            let mut written = state.written;
+            let mut written = mem::take(&mut state.written);
             if written == buf.len() {
                 buf.clear();
                 written = 0;
@@ -163,15 +165,21 @@ impl Outbound {
             let result = write_nonblocking(&mut socket, &buf, &mut written);
 
             state = lock(&self.state);
+            if state.closed {
+                // Cut off while we wrote: what is left is dropped with the connection.
+                state.flushing = false;
+                return Flush::Closed;
+            }
             state.unsent = buf;
             state.written = written;
             match result {
                 Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    if state.ready_gen == seen_gen && !state.closed {
+                    if state.ready_gen == seen_gen {
                         state.flushing = false;
                         return Flush::Blocked;
                     }
+                    // A writable edge arrived while we wrote: try again now.
                 }
                 Err(_) => {
                     state.flushing = false;
@@ -179,15 +187,16 @@ impl Outbound {
                     return Flush::Closed;
                 }
             }
-            if state.closed {
-                state.flushing = false;
-                return Flush::Closed;
-            }
         }
     }
 }
 
 impl State {
+    /// Bytes held and not yet written.
+    fn waiting(&self) -> usize {
+        self.queued.len() + (self.unsent.len() - self.written)
+    }
+
     fn close(&mut self) {
         self.closed = true;
         self.queued = Vec::new();
@@ -271,6 +280,37 @@ mod tests {
         assert!(out.is_closed());
         assert_eq!(out.append(b"y"), Append::Closed);
         assert_eq!(out.pending(), 0);
+    }
+
+    #[test]
+    fn appends_while_a_flush_is_in_flight_are_counted_right() {
+        // Regression: the flusher took `unsent` out but left `written` behind, so
+        // an append during a write computed `0 - written` and panicked.
+        let out = Outbound::new(1024);
+        let mut socket = FakeSocket {
+            got: Vec::new(),
+            room: 4,
+            fail: false,
+        };
+        out.append(b"0123456789");
+        assert_eq!(out.flush(&mut socket), Flush::Blocked);
+        {
+            // What a concurrent append sees while a flusher holds the buffer.
+            let mut state = lock(&out.state);
+            state.flushing = true;
+            let taken = mem::take(&mut state.unsent);
+            let written = mem::take(&mut state.written);
+            drop(state);
+            assert_eq!(out.append(b"ab"), Append::NewlyDirty);
+            assert_eq!(out.pending(), 2);
+            let mut state = lock(&out.state);
+            state.unsent = taken;
+            state.written = written;
+            state.flushing = false;
+        }
+        socket.room = 100;
+        assert_eq!(out.writable(&mut socket), Flush::Done);
+        assert_eq!(socket.got, b"0123456789ab");
     }
 
     #[test]
