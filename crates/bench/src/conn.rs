@@ -12,9 +12,17 @@
 //! of them. (`FrameBuf::read_from` would zero 64 KiB per read and keep a buffer per
 //! connection.)
 //!
-//! Following mio's rules, reads and writes go on until `WouldBlock` after a readiness
-//! event, and `Interrupted` is retried. This module does not know what the messages
-//! mean, nor which phase of the run it is in.
+//! Following mio's rules, writes go on until `WouldBlock` after a readiness event, and
+//! `Interrupted` is retried. Reads go on until `WouldBlock` too, with one documented
+//! shortcut (epoll(7)): on a stream socket, a read that returns less than the buffer
+//! has drained the receive queue, and any data arriving later raises a new edge, so
+//! the final `read` that would only say `WouldBlock` is skipped. That saves one system
+//! call per event, which is most of them at 10,000 connections. When the event also
+//! reported the peer's FIN (`read_closed`), reads go on until end of stream, since no
+//! later event would announce it.
+//!
+//! This module does not know what the messages mean, nor which phase of the run it is
+//! in.
 
 use std::io::{self, Read, Write};
 use std::time::Instant;
@@ -86,9 +94,16 @@ impl Conn {
         Ok(true)
     }
 
-    /// Reads until `WouldBlock` or end of stream, handing each decoded message (or
-    /// decode error) to `on_message` with the time its bytes were read.
-    pub fn read<F>(&mut self, scratch: &mut [u8], mut on_message: F) -> io::Result<ReadEnd>
+    /// Reads until the socket is drained or at end of stream, handing each decoded
+    /// message (or decode error) to `on_message` with the time its bytes were read.
+    /// `peer_closed`: the readiness event reported the peer's FIN, so read on until
+    /// end of stream.
+    pub fn read<F>(
+        &mut self,
+        scratch: &mut [u8],
+        peer_closed: bool,
+        mut on_message: F,
+    ) -> io::Result<ReadEnd>
     where
         F: FnMut(Result<Response<'static>, DecodeError>, Instant),
     {
@@ -98,6 +113,10 @@ impl Conn {
                 Ok(n) => {
                     let now = Instant::now();
                     self.take_frames(&scratch[..n], |m| on_message(m, now));
+                    if n < scratch.len() && !peer_closed {
+                        // A short read drained the socket (see the module docs).
+                        return Ok(ReadEnd::WouldBlock);
+                    }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(ReadEnd::WouldBlock),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -210,7 +229,7 @@ mod tests {
         let deadline = Instant::now() + std::time::Duration::from_secs(5);
         loop {
             let end = conn
-                .read(&mut scratch, |m, _| got.push(m.unwrap()))
+                .read(&mut scratch, true, |m, _| got.push(m.unwrap()))
                 .unwrap();
             if end == ReadEnd::Eof {
                 break;

@@ -574,7 +574,7 @@ impl Driver {
                 // Fall through: the server may already have answered.
             }
             if event.is_readable() || event.is_read_closed() || event.is_error() {
-                self.read_client(c);
+                self.read_client(c, event.is_read_closed() || event.is_error());
             }
             if event.is_writable() {
                 self.flush_client(c);
@@ -602,12 +602,14 @@ impl Driver {
         }
     }
 
-    fn read_client(&mut self, c: usize) {
+    fn read_client(&mut self, c: usize, peer_closed: bool) {
         let Some(mut conn) = self.conns[c].take() else {
             return;
         };
         let mut scratch = std::mem::take(&mut self.scratch);
-        let result = conn.read(&mut scratch, |message, at| self.on_message(c, message, at));
+        let result = conn.read(&mut scratch, peer_closed, |message, at| {
+            self.on_message(c, message, at)
+        });
         self.scratch = scratch;
         // `on_message` may have ended this client (a setup failure).
         let still_wanted = self.clients[c] != Client::Dead;
