@@ -16,12 +16,14 @@
 //!    time, so the server's listen backlog never overflows (an overflow drops SYNs and
 //!    costs a one-second retransmit each). Setup fails fast, naming the client and the
 //!    reason, if any client cannot connect, is disconnected or gets an unexpected
-//!    answer.
+//!    answer. Setup ends when every `[NAME] 님이 입장했습니다.` notice has arrived too
+//!    (a room of K sends K(K−1)/2 of them): in a room of 1,000 that is half a million
+//!    messages, which must not spill into the measured run.
 //! 2. **Run** ([`Driver::run_step`]). Chats leave on the open-loop [`Schedule`]: every
 //!    chat whose intended time has come is queued, then each connection with queued
 //!    bytes is flushed once (coalescing). A `timerfd` wakes the loop for the next
-//!    chat; sends are also pumped every [`PUMP_EVERY`] events so a burst of receives
-//!    cannot hold them back. Every receipt goes to the [`Tracker`] and, when it is a
+//!    chat; sends are also pumped between events, so a burst of receives cannot
+//!    hold them back. Every receipt goes to the [`Tracker`] and, when it is a
 //!    first delivery, into the latency histogram (intended time → receipt). After
 //!    the last send the run waits up to `--drain` for what is still in flight, ending
 //!    early once everything expected has arrived.
@@ -60,10 +62,12 @@ use crate::tracker::{Outcome, Tracker};
 const TIMER: Token = Token(usize::MAX - 1);
 /// Events taken per poll.
 const EVENT_CAPACITY: usize = 1024;
-/// While handling a batch of events, send due chats every this many events.
-const PUMP_EVERY: usize = 64;
+/// The longest setup waits for join notices after the last join reply; if they do
+/// not all come (a server that sends fewer), the run starts anyway and says so.
+const NOTICE_WAIT: Duration = Duration::from_secs(30);
 /// One receive buffer for all connections.
-const SCRATCH_LEN: usize = 256 * 1024;
+/// (64 KiB: one read's worth of messages is handled before sends are pumped again.)
+const SCRATCH_LEN: usize = 64 * 1024;
 /// The longest the loop sleeps without checking its deadlines.
 const MAX_WAIT: Duration = Duration::from_millis(100);
 /// Once everything expected has arrived, the run still listens this long after the
@@ -144,6 +148,8 @@ pub struct Driver {
     run: Option<RunState>,
     /// The first setup failure, which ends setup.
     setup_failure: Option<String>,
+    /// `[NAME] 님이 입장했습니다.` notices received.
+    join_notices: u64,
     /// When the last message of any kind arrived (for settling).
     last_receipt: Instant,
     errors: ErrorReport,
@@ -178,6 +184,7 @@ impl Driver {
             scratch: vec![0; SCRATCH_LEN],
             run: None,
             setup_failure: None,
+            join_notices: 0,
             last_receipt: Instant::now(),
             errors: ErrorReport::default(),
             plan,
@@ -206,7 +213,28 @@ impl Driver {
         let joiners: Vec<usize> = (0..layout.clients())
             .filter(|&c| layout.member_of(c) != 0)
             .collect();
-        self.start_clients(&joiners, deadline, "joining rooms")
+        self.start_clients(&joiners, deadline, "joining rooms")?;
+        self.wait_for_join_notices(deadline.max(Instant::now() + NOTICE_WAIT))
+    }
+
+    /// Waits until every join notice has arrived (see the module docs).
+    fn wait_for_join_notices(&mut self, deadline: Instant) -> Result<(), BenchError> {
+        let k = self.plan.layout.per_room as u64;
+        let expected = self.plan.layout.rooms as u64 * k * (k - 1) / 2;
+        loop {
+            if self.join_notices >= expected {
+                return Ok(());
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                let got = self.join_notices;
+                self.sample(format!(
+                    "setup: only {got} of {expected} join notices arrived; starting anyway"
+                ));
+                return Ok(());
+            }
+            self.poll_once((deadline - now).min(MAX_WAIT))?;
+        }
     }
 
     /// Starts `ids` at the bounded concurrency and waits until all are in a room.
@@ -481,6 +509,14 @@ impl Driver {
         })
     }
 
+    /// Whether a run is on and its next chat's time has come.
+    fn send_is_due(&self, now_ns: u64) -> bool {
+        self.run.as_ref().is_some_and(|run| {
+            run.next < run.schedule.total()
+                && run.start_ns + run.schedule.intended_ns(run.next) <= now_ns
+        })
+    }
+
     /// Queues every chat whose intended time is at or before `now_ns`.
     fn send_due(&mut self, now_ns: u64) {
         let Some(run) = self.run.as_mut() else { return };
@@ -554,9 +590,11 @@ impl Driver {
             }
             return Err(BenchError::Io("polling".into(), e));
         }
-        for (i, event) in events.iter().enumerate() {
-            if i > 0 && i % PUMP_EVERY == 0 && self.run.is_some() {
-                let now = self.now_ns();
+        for event in events.iter() {
+            // Cheap (a clock read and a compare), and keeps sends on time while a
+            // long batch of events is handled.
+            let now = self.now_ns();
+            if self.send_is_due(now) {
                 self.send_due(now);
                 self.flush_dirty();
             }
@@ -756,9 +794,14 @@ impl Driver {
             self.in_flight -= 1;
             return;
         }
-        // Replies to our renames, and other members arriving: expected, not counted.
-        if is_notice(text) {
-            return;
+        // Replies to our renames, and other members arriving: expected.
+        match notice_kind(text) {
+            Some(Notice::Joined) => {
+                self.join_notices += 1;
+                return;
+            }
+            Some(Notice::Renamed) => return,
+            None => {}
         }
         if matches!(self.clients[c], Client::Joining { .. }) {
             return self.fail_setup(c, format!("unexpected reply while joining: {text}"));
@@ -789,10 +832,23 @@ fn push_sample(errors: &mut ErrorReport, message: String) {
     }
 }
 
-/// Notices the protocol sends around joins and renames (see PROTOCOL.md §4).
-fn is_notice(text: &str) -> bool {
-    (text.starts_with('[') && text.ends_with("] 님이 입장했습니다."))
-        || (text.starts_with("이름이 ") && text.ends_with(" 으로 변경되었습니다."))
+/// System messages the bench expects besides its join replies (PROTOCOL.md §4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Notice {
+    /// `[NAME] 님이 입장했습니다.`: another member joined.
+    Joined,
+    /// `이름이 X 으로 변경되었습니다.`: the reply to our own rename.
+    Renamed,
+}
+
+fn notice_kind(text: &str) -> Option<Notice> {
+    if text.starts_with('[') && text.ends_with("] 님이 입장했습니다.") {
+        Some(Notice::Joined)
+    } else if text.starts_with("이름이 ") && text.ends_with(" 으로 변경되었습니다.") {
+        Some(Notice::Renamed)
+    } else {
+        None
+    }
 }
 
 /// Nanosecond values from 1 ns to one hour, three significant digits.
@@ -858,10 +914,13 @@ mod tests {
 
     #[test]
     fn notices_are_recognised() {
-        assert!(is_notice("[u1] 님이 입장했습니다."));
-        assert!(is_notice("이름이 u1 으로 변경되었습니다."));
-        assert!(!is_notice("현재 대화방에 들어가 있지 않습니다."));
-        assert!(!is_notice("[u1] 님이 퇴장했습니다."));
+        assert_eq!(notice_kind("[u1] 님이 입장했습니다."), Some(Notice::Joined));
+        assert_eq!(
+            notice_kind("이름이 u1 으로 변경되었습니다."),
+            Some(Notice::Renamed)
+        );
+        assert_eq!(notice_kind("현재 대화방에 들어가 있지 않습니다."), None);
+        assert_eq!(notice_kind("[u1] 님이 퇴장했습니다."), None);
     }
 
     #[test]
