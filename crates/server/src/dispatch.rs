@@ -8,13 +8,16 @@
 //! session hogs a worker, and none is ever handled by two workers at once).
 //!
 //! Writing is batched across turns: a worker flushes the sockets it queued bytes for
-//! when the work queue runs dry, or after [`TURNS_PER_FLUSH`] turns in a row. Under
-//! light load that is right after each turn (lowest latency); under heavy load many
-//! chats for one recipient leave in one `write` — a loopback write costs microseconds,
-//! so one write per delivered message would cap throughput far below what the rest of
-//! the server can do.
+//! when the work queue runs dry, or once the oldest unflushed turn is
+//! [`MAX_FLUSH_DELAY`] old. Under light load that is right after each turn (lowest
+//! latency); under heavy load, when the queue never empties, many chats for one
+//! recipient leave in one `write`. That matters because a loopback `write` costs
+//! several microseconds (the sender's thread also runs the receiver's TCP stack), so
+//! one write per delivered message would cap throughput far below what the rest of
+//! the server can do. The delay bound keeps the added latency small and known.
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use chat_proto::frame::Frames;
 use chat_proto::{DecodeError, Request};
@@ -31,8 +34,9 @@ use crate::texts;
 /// Invalid messages in a row after which a client is disconnected.
 pub const MAX_ERROR_STREAK: u32 = 20;
 
-/// Turns a worker may take without flushing, when the queue never runs dry.
-pub const TURNS_PER_FLUSH: u32 = 32;
+/// How long queued output may wait for a worker's flush when the queue never runs
+/// dry.
+pub const MAX_FLUSH_DELAY: Duration = Duration::from_millis(1);
 
 /// Inbox buffers larger than this are not kept for reuse.
 const KEEP_INBOX_CAPACITY: usize = 64 * 1024;
@@ -45,8 +49,8 @@ pub struct SessionWorker {
     /// Sessions that ended since the last flush; the reactor is told to close them
     /// after the flush, so their last messages are already on their way.
     ended: Vec<Arc<Session>>,
-    /// Turns taken since the last flush.
-    unflushed_turns: u32,
+    /// When the first turn since the last flush started.
+    batch_started: Option<Instant>,
 }
 
 impl SessionWorker {
@@ -56,14 +60,14 @@ impl SessionWorker {
             delivery: Delivery::default(),
             spare: Vec::new(),
             ended: Vec::new(),
-            unflushed_turns: 0,
+            batch_started: None,
         }
     }
 
     /// Writes out everything queued since the last flush, then has the reactor close
     /// the sessions that ended.
     fn flush(&mut self) {
-        self.unflushed_turns = 0;
+        self.batch_started = None;
         self.delivery.flush_all(&self.shared.metrics);
         for ended in self.ended.drain(..) {
             self.shared
@@ -159,8 +163,8 @@ impl JobHandler<Arc<Session>> for SessionWorker {
             self.spare = bytes;
         }
 
-        self.unflushed_turns += 1;
-        if self.unflushed_turns >= TURNS_PER_FLUSH {
+        let now = Instant::now();
+        if now.duration_since(*self.batch_started.get_or_insert(now)) >= MAX_FLUSH_DELAY {
             self.flush();
         }
         let handled_close = taken.closed || lock(&session.state).ended;
