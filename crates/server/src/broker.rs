@@ -141,17 +141,34 @@ impl LocalBroker {
     }
 }
 
-/// Encodes a system message for one recipient. Protocol texts are short, so this
-/// cannot exceed a frame; if a future text did, the recipient would just miss it.
-fn encode_notice(delivery: &mut Delivery, format: WireFormat, text: &str) -> bool {
-    delivery
-        .encode_single(format, &Response::system(text))
-        .is_ok()
+/// Encodes a notice for one member as the current single message. Notices embed
+/// names and titles, which are length-checked, so they always fit a frame; should one
+/// not, `Delivery` sends nothing for it rather than half a message.
+fn encode_own_notice(delivery: &mut Delivery, format: WireFormat, text: &str) {
+    if let Err(e) = delivery.encode_single(format, &Response::system(text)) {
+        tracing::error!("notice not encoded: {e}");
+    }
+}
+
+/// Encodes a notice for the other members as the current broadcast (see
+/// [`encode_own_notice`] on errors).
+fn encode_others_notice(delivery: &mut Delivery, text: &str) {
+    if let Err(e) = delivery.encode_broadcast(&Response::system(text)) {
+        tracing::error!("notice not encoded: {e}");
+    }
+}
+
+/// Queues the current broadcast for every member except the one with session id
+/// `except`. Called under the room's lock.
+fn broadcast(members: &[RoomMember], except: u64, delivery: &mut Delivery) {
+    for member in members.iter().filter(|m| m.session.id != except) {
+        delivery.send_broadcast(&member.session, member.format);
+    }
 }
 
 impl MessageBroker for LocalBroker {
     fn create_room(&self, creator: &Member<'_>, title: &str, delivery: &mut Delivery) -> RoomId {
-        let notice = encode_notice(delivery, creator.format, &texts::entered_self(title));
+        encode_own_notice(delivery, creator.format, &texts::entered_self(title));
         let mut table = lock(&self.rooms);
         table.last_id += 1;
         let id = table.last_id;
@@ -161,9 +178,7 @@ impl MessageBroker for LocalBroker {
         };
         table.by_id.insert(id, Arc::new(room));
         // Under the table lock: nobody can join before the creator's notice is queued.
-        if notice {
-            delivery.send_single(creator.session);
-        }
+        delivery.send_single(creator.session);
         id
     }
 
@@ -175,10 +190,8 @@ impl MessageBroker for LocalBroker {
     ) -> Result<(), NoSuchRoom> {
         // Encode first (needs the title), then lock and check the room still exists.
         let found = self.find(room).ok_or(NoSuchRoom)?;
-        let notice = encode_notice(delivery, member.format, &texts::entered_self(&found.title));
-        let broadcast = delivery
-            .encode_broadcast(&Response::system(texts::entered_others(member.name)))
-            .is_ok();
+        encode_own_notice(delivery, member.format, &texts::entered_self(&found.title));
+        encode_others_notice(delivery, &texts::entered_others(member.name));
 
         let table = lock(&self.rooms);
         let current = table.by_id.get(&room).ok_or(NoSuchRoom)?;
@@ -186,15 +199,9 @@ impl MessageBroker for LocalBroker {
             return Err(NoSuchRoom);
         }
         let mut members = lock(&current.members);
-        if broadcast {
-            for other in members.iter() {
-                delivery.send_broadcast(&other.session, other.format);
-            }
-        }
+        broadcast(&members, member.session.id, delivery);
         members.push(RoomMember::from(member));
-        if notice {
-            delivery.send_single(member.session);
-        }
+        delivery.send_single(member.session);
         Ok(())
     }
 
@@ -213,21 +220,16 @@ impl MessageBroker for LocalBroker {
             );
             return;
         };
-        let notice =
-            notify_self && encode_notice(delivery, member.format, &texts::left_self(&found.title));
-        let broadcast = delivery
-            .encode_broadcast(&Response::system(texts::left_others(member.name)))
-            .is_ok();
+        if notify_self {
+            encode_own_notice(delivery, member.format, &texts::left_self(&found.title));
+        }
+        encode_others_notice(delivery, &texts::left_others(member.name));
 
         let now_empty = {
             let mut members = lock(&found.members);
             members.retain(|m| m.session.id != member.session.id);
-            if broadcast {
-                for other in members.iter() {
-                    delivery.send_broadcast(&other.session, other.format);
-                }
-            }
-            if notice {
+            broadcast(&members, member.session.id, delivery);
+            if notify_self {
                 delivery.send_single(member.session);
             }
             members.is_empty()
@@ -245,21 +247,17 @@ impl MessageBroker for LocalBroker {
         let Some(found) = self.find(room) else {
             return;
         };
-        let notice = encode_notice(delivery, member.format, &texts::renamed_self(member.name));
-        let broadcast = delivery
-            .encode_broadcast(&Response::system(texts::renamed_others(old, member.name)))
-            .is_ok();
+        encode_own_notice(delivery, member.format, &texts::renamed_self(member.name));
+        encode_others_notice(delivery, &texts::renamed_others(old, member.name));
         let mut members = lock(&found.members);
-        for other in members.iter_mut() {
-            if other.session.id == member.session.id {
-                member.name.clone_into(&mut other.name);
-            } else if broadcast {
-                delivery.send_broadcast(&other.session, other.format);
-            }
+        if let Some(own) = members
+            .iter_mut()
+            .find(|m| m.session.id == member.session.id)
+        {
+            member.name.clone_into(&mut own.name);
         }
-        if notice {
-            delivery.send_single(member.session);
-        }
+        broadcast(&members, member.session.id, delivery);
+        delivery.send_single(member.session);
     }
 
     fn chat(
@@ -276,12 +274,7 @@ impl MessageBroker for LocalBroker {
             member: sender.name.into(),
             text: text.into(),
         })?;
-        let members = lock(&found.members);
-        for other in members.iter() {
-            if other.session.id != sender.session.id {
-                delivery.send_broadcast(&other.session, other.format);
-            }
-        }
+        broadcast(&lock(&found.members), sender.session.id, delivery);
         Ok(())
     }
 

@@ -158,6 +158,25 @@ fn gauge(registry: &mut Registry, name: &str, help: &str, value: u64) {
     registry.register(name, help, metric);
 }
 
+/// A counter family labelled `type` (`types[i]` for row `i`) and `format`.
+fn by_type_and_format(
+    registry: &mut Registry,
+    name: &str,
+    help: &str,
+    types: &[&'static str],
+    counts: &[[AtomicU64; 2]],
+) {
+    let family = Family::<Labels, Counter<u64>>::default();
+    for (kind, row) in types.iter().zip(counts) {
+        for format in WireFormat::ALL {
+            family
+                .get_or_create(&vec![("type", *kind), ("format", format.name())])
+                .inc_by(row[format.index()].load(Ordering::Relaxed));
+        }
+    }
+    registry.register(name, help, family);
+}
+
 /// The metrics page, in the OpenMetrics text format.
 pub fn render(shared: &Shared) -> String {
     let m = &shared.metrics;
@@ -202,31 +221,19 @@ pub fn render(shared: &Shared) -> String {
         shared.queue.len() as u64,
     );
 
-    let requests = Family::<Labels, Counter<u64>>::default();
-    for kind in RequestKind::ALL {
-        for format in WireFormat::ALL {
-            requests
-                .get_or_create(&vec![("type", kind.name()), ("format", format.name())])
-                .inc_by(m.requests[kind as usize][format.index()].load(Ordering::Relaxed));
-        }
-    }
-    registry.register(
+    by_type_and_format(
+        &mut registry,
         "messages_in",
         "Client messages handled, by type and format",
-        requests,
+        &RequestKind::ALL.map(RequestKind::name),
+        &m.requests,
     );
-    let responses = Family::<Labels, Counter<u64>>::default();
-    for kind in OutKind::ALL {
-        for format in WireFormat::ALL {
-            responses
-                .get_or_create(&vec![("type", kind.name()), ("format", format.name())])
-                .inc_by(m.responses[kind as usize][format.index()].load(Ordering::Relaxed));
-        }
-    }
-    registry.register(
+    by_type_and_format(
+        &mut registry,
         "messages_out",
         "Messages queued for clients, by type and format",
-        responses,
+        &OutKind::ALL.map(OutKind::name),
+        &m.responses,
     );
 
     counter(
