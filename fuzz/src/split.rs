@@ -112,6 +112,7 @@ fn check_frame_buf(stream: &[u8], ends: &[usize], reference: &[usize]) {
     let mut buf = FrameBuf::new();
     let mut fed = 0;
     let mut taken = 0; // reference frames handed out so far
+    let mut due = 0; // reference frames complete in what has been fed
     for &end in ends {
         buf.extend(&stream[fed..end]);
         fed = end;
@@ -128,7 +129,10 @@ fn check_frame_buf(stream: &[u8], ends: &[usize], reference: &[usize]) {
             assert_eq!(payload, &stream[frame_start + HEADER_LEN..frame_end]);
             taken += 1;
         }
-        let due = reference.iter().take_while(|&&e| e <= fed).count();
+        // Bounded by the reference's length; linear over the whole feed.
+        while due < reference.len() && reference[due] <= fed {
+            due += 1;
+        }
         assert_eq!(taken, due, "every complete frame is handed out");
         let boundary = if taken == 0 { 0 } else { reference[taken - 1] };
         assert_eq!(
@@ -142,6 +146,9 @@ fn check_frame_buf(stream: &[u8], ends: &[usize], reference: &[usize]) {
 
 /// The server's splitting pattern, as in `handler.rs`: frames delivered as one byte
 /// range with a count, the incomplete tail kept in `partial`.
+///
+/// Each step compares only what is new (delivered bytes, the tail's length) so that a
+/// byte-at-a-time feed stays linear; the tail's content is compared at the end.
 fn check_server_pattern(stream: &[u8], ends: &[usize], reference: &[usize]) {
     fn count_frames(data: &[u8]) -> (usize, usize) {
         let mut frames = Frames::new(data);
@@ -149,35 +156,38 @@ fn check_server_pattern(stream: &[u8], ends: &[usize], reference: &[usize]) {
         (frames.consumed(), count)
     }
     let mut partial: Vec<u8> = Vec::new();
-    let mut delivered: Vec<u8> = Vec::new();
+    let mut delivered = 0; // bytes delivered as whole frames so far
     let mut count_total = 0;
+    let mut due = 0;
     let mut fed = 0;
     for &end in ends {
         let data = &stream[fed..end];
         fed = end;
-        if partial.is_empty() {
+        // As `take_bytes`: deliver whole frames straight from the read when nothing
+        // is pending, else from `partial`, then keep (or drain to) the tail.
+        let (consumed, count) = if partial.is_empty() {
             let (consumed, count) = count_frames(data);
-            delivered.extend_from_slice(&data[..consumed]);
-            count_total += count;
+            check_delivery(stream, &mut delivered, &data[..consumed]);
             partial.extend_from_slice(&data[consumed..]);
+            (consumed, count)
         } else {
             partial.extend_from_slice(data);
             let (consumed, count) = count_frames(&partial);
-            delivered.extend_from_slice(&partial[..consumed]);
-            count_total += count;
+            check_delivery(stream, &mut delivered, &partial[..consumed]);
             partial.drain(..consumed);
+            (consumed, count)
+        };
+        assert!(consumed <= fed);
+        count_total += count;
+        while due < reference.len() && reference[due] <= fed {
+            due += 1;
         }
-        let due = reference.iter().take_while(|&&e| e <= fed).count();
         assert_eq!(count_total, due, "frames delivered after {fed} bytes");
         let boundary = if due == 0 { 0 } else { reference[due - 1] };
+        assert_eq!(delivered, boundary, "delivered bytes are whole frames");
         assert_eq!(
-            delivered,
-            &stream[..boundary],
-            "delivered bytes are whole frames"
-        );
-        assert_eq!(
-            partial,
-            &stream[boundary..fed],
+            partial.len(),
+            fed - boundary,
             "partial is the incomplete tail"
         );
         assert!(
@@ -185,6 +195,17 @@ fn check_server_pattern(stream: &[u8], ends: &[usize], reference: &[usize]) {
             "partial is bounded by one frame"
         );
     }
+    assert_eq!(
+        partial,
+        &stream[delivered..],
+        "partial is the incomplete tail"
+    );
+}
+
+/// Checks that `frames`, delivered next, are the stream's next bytes.
+fn check_delivery(stream: &[u8], delivered: &mut usize, frames: &[u8]) {
+    assert_eq!(frames, &stream[*delivered..*delivered + frames.len()]);
+    *delivered += frames.len();
 }
 
 #[cfg(test)]
