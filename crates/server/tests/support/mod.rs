@@ -60,6 +60,8 @@ pub(crate) use in_both_formats;
 /// The library server, running on its own thread.
 pub struct TestServer {
     pub addr: SocketAddr,
+    /// The metrics endpoint, when the config asked for one (`metrics: Some(..)`).
+    pub metrics: Option<SocketAddr>,
     handle: ShutdownHandle,
     /// Receives `run()`'s result when the server thread ends.
     done: mpsc::Receiver<io::Result<()>>,
@@ -82,6 +84,7 @@ impl TestServer {
     pub fn with_config(config: ServerConfig) -> TestServer {
         let server = Server::bind(config).expect("bind the test server");
         let addr = server.local_addr();
+        let metrics = server.metrics_addr();
         let handle = server.shutdown_handle();
         let (tx, done) = mpsc::channel();
         thread::Builder::new()
@@ -90,7 +93,12 @@ impl TestServer {
                 let _ = tx.send(server.run());
             })
             .expect("spawn the server thread");
-        TestServer { addr, handle, done }
+        TestServer {
+            addr,
+            metrics,
+            handle,
+            done,
+        }
     }
 
     /// A new client of this server speaking `format`.
@@ -571,5 +579,273 @@ pub fn rooms_eventually(client: &mut Client, want: &[RoomInfo]) {
             Instant::now() < deadline,
             "/rooms still answers {got:?}, expected {want:?}"
         );
+    }
+}
+
+// ---------------------------------------------------------------------------------
+// Hardening helpers: metrics, descriptors, memory, abrupt endings
+// ---------------------------------------------------------------------------------
+
+/// How often the `*_eventually` helpers poll. A poll interval, not a synchronisation:
+/// each helper retries until its condition holds or [`TIMEOUT`] passes.
+pub const POLL_EVERY: Duration = Duration::from_millis(10);
+
+/// A config for the hardening tests: loopback, `workers` workers, and a metrics
+/// endpoint on an ephemeral loopback port (see [`TestServer::metrics`]).
+pub fn config_with_metrics(workers: usize) -> ServerConfig {
+    ServerConfig {
+        metrics: Some(SocketAddr::from((Ipv4Addr::LOCALHOST, 0))),
+        ..ServerConfig::local(workers)
+    }
+}
+
+impl TestServer {
+    /// The metrics endpoint's address; panics if the config asked for none.
+    pub fn metrics_addr(&self) -> SocketAddr {
+        self.metrics
+            .expect("this test server was started without a metrics endpoint")
+    }
+}
+
+/// A plain HTTP/1.1 `GET path` to `addr` over a std `TcpStream`; answers the status
+/// code and the body. The endpoint closes the connection after one response.
+pub fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
+    use std::io::Read;
+    let mut stream = TcpStream::connect(addr).expect("connect to the metrics endpoint");
+    stream.set_read_timeout(Some(TIMEOUT)).unwrap();
+    stream.set_write_timeout(Some(TIMEOUT)).unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .expect("send the HTTP request");
+    let mut response = String::new();
+    stream
+        .read_to_string(&mut response)
+        .expect("read the HTTP response");
+    let (head, body) = response
+        .split_once("\r\n\r\n")
+        .unwrap_or_else(|| panic!("no end of headers in {response:?}"));
+    let status = head
+        .strip_prefix("HTTP/1.1 ")
+        .and_then(|rest| rest.get(..3))
+        .and_then(|code| code.parse().ok())
+        .unwrap_or_else(|| panic!("not an HTTP/1.1 status line: {head:?}"));
+    (status, body.to_owned())
+}
+
+/// The metrics page (asserting a 200).
+pub fn scrape(addr: SocketAddr) -> String {
+    let (status, body) = http_get(addr, "/metrics");
+    assert_eq!(status, 200, "GET /metrics: {body}");
+    body
+}
+
+/// The value of one series on a metrics page: `series` is the name plus labels
+/// exactly as rendered, e.g. `chat_connections` or
+/// `chat_messages_in_total{type="CSChat",format="json"}`. Panics if it is missing.
+#[track_caller]
+pub fn metric(page: &str, series: &str) -> u64 {
+    page.lines()
+        .find_map(|line| {
+            let value = line.strip_prefix(series)?.strip_prefix(' ')?;
+            Some(value.trim().parse::<u64>().unwrap_or_else(|e| {
+                panic!("series {series}: value {value:?} is not an integer: {e}")
+            }))
+        })
+        .unwrap_or_else(|| panic!("no series {series} on the metrics page:\n{page}"))
+}
+
+/// Scrapes until `series` reads `want` (counters are folded in at the end of a
+/// worker's turn, gauges follow the reactor's closing); fails after [`TIMEOUT`].
+#[track_caller]
+pub fn metric_eventually(addr: SocketAddr, series: &str, want: u64) {
+    let deadline = Instant::now() + TIMEOUT;
+    loop {
+        let page = scrape(addr);
+        let got = metric(&page, series);
+        if got == want {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{series} is still {got} after {TIMEOUT:?}, expected {want}; page:\n{page}"
+        );
+        thread::sleep(POLL_EVERY);
+    }
+}
+
+/// Descriptors this process has open now (entries of `/proc/self/fd`; the directory
+/// handle used to list it is counted every time, so counts compare).
+pub fn open_fds() -> usize {
+    std::fs::read_dir("/proc/self/fd")
+        .expect("list /proc/self/fd")
+        .count()
+}
+
+/// The descriptors this process holds with `server` running and no client: counted
+/// while one probe client is connected and served (so the server's lazily opened
+/// descriptors, e.g. the reactor's reserve, are open), minus the probe's two ends.
+pub fn baseline_fds(server: &TestServer) -> usize {
+    let mut probe = server.client(WireFormat::Json);
+    probe.expect_silence();
+    let with_probe = open_fds();
+    probe.disconnect();
+    with_probe - 2
+}
+
+/// What each open descriptor is (`/proc/self/fd/N` link targets), for messages.
+pub fn describe_fds() -> String {
+    let mut fds: Vec<String> = std::fs::read_dir("/proc/self/fd")
+        .expect("list /proc/self/fd")
+        .flatten()
+        .map(|entry| {
+            let target = std::fs::read_link(entry.path())
+                .map_or_else(|e| format!("({e})"), |t| t.display().to_string());
+            format!("{}→{target}", entry.file_name().to_string_lossy())
+        })
+        .collect();
+    fds.sort();
+    fds.join(", ")
+}
+
+/// Polls until this process has exactly `want` descriptors open; fails after
+/// [`TIMEOUT`].
+#[track_caller]
+pub fn fds_eventually(want: usize) {
+    let deadline = Instant::now() + TIMEOUT;
+    loop {
+        let got = open_fds();
+        if got == want {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{got} descriptors still open after {TIMEOUT:?}, expected {want} (a leak?): {}",
+            describe_fds()
+        );
+        thread::sleep(POLL_EVERY);
+    }
+}
+
+/// This process's resident set size in bytes (`VmRSS` of `/proc/self/status`).
+pub fn vm_rss_bytes() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").expect("read /proc/self/status");
+    let kib: u64 = status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|rest| rest.trim().strip_suffix("kB"))
+        .and_then(|kib| kib.trim().parse().ok())
+        .expect("a VmRSS line in /proc/self/status");
+    kib * 1024
+}
+
+fn set_socket_option<T>(stream: &TcpStream, level: i32, name: i32, value: &T) {
+    use std::os::fd::AsRawFd;
+    let len = libc::socklen_t::try_from(std::mem::size_of::<T>()).unwrap();
+    // SAFETY: setsockopt reads `len` bytes from `value`, which points to a live `T`;
+    // the descriptor belongs to `stream` for the duration of the call.
+    let rc = unsafe {
+        libc::setsockopt(
+            stream.as_raw_fd(),
+            level,
+            name,
+            (value as *const T).cast(),
+            len,
+        )
+    };
+    assert_eq!(rc, 0, "setsockopt: {}", io::Error::last_os_error());
+}
+
+/// `SO_LINGER` with a zero timeout: closing the socket then sends a reset (RST)
+/// instead of a FIN, like a process that is killed or a host that drops off.
+pub fn set_linger_zero(stream: &TcpStream) {
+    let linger = libc::linger {
+        l_onoff: 1,
+        l_linger: 0,
+    };
+    set_socket_option(stream, libc::SOL_SOCKET, libc::SO_LINGER, &linger);
+}
+
+/// Caps the socket's receive buffer (`SO_RCVBUF`, which also turns off the kernel's
+/// autotuning for it), so a client that stops reading stalls the sender early.
+pub fn set_recv_buffer(stream: &TcpStream, bytes: i32) {
+    set_socket_option(stream, libc::SOL_SOCKET, libc::SO_RCVBUF, &bytes);
+}
+
+/// What a client got before its connection ended: see [`Client::drain_until_closed`].
+#[derive(Debug)]
+pub struct Drained {
+    /// Every complete message, in order.
+    pub responses: Vec<Response<'static>>,
+    /// The end was a reset (or another error) rather than a clean end of stream.
+    pub reset: bool,
+    /// Bytes of an incomplete frame at the end (a cut-off connection may end
+    /// mid-frame: what the server had queued is dropped with it).
+    pub partial: usize,
+}
+
+impl Client {
+    /// Reads until the connection ends, by EOF or by an error such as a reset, and
+    /// returns what arrived (bounded by [`TIMEOUT`] overall). For clients the server
+    /// cuts off, where [`Client::expect_eof`]'s strictness does not apply.
+    #[track_caller]
+    pub fn drain_until_closed(&mut self) -> Drained {
+        let deadline = Instant::now() + TIMEOUT;
+        let mut responses = Vec::new();
+        let reset = loop {
+            while let Some(frame) = self.frames.next_frame() {
+                let frame = frame.to_vec();
+                if let Some(decoded) = self.decoder.feed(&frame) {
+                    responses.push(decoded.unwrap_or_else(|e| {
+                        panic!("the server sent an invalid {} frame: {e}", self.format)
+                    }));
+                }
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            assert!(
+                !left.is_zero(),
+                "the connection did not end within {TIMEOUT:?} ({} messages read)",
+                responses.len()
+            );
+            self.stream.set_read_timeout(Some(left)).unwrap();
+            match self.frames.read_from(&mut self.stream) {
+                Ok(0) => break false,
+                Ok(_) => {}
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock
+                            | io::ErrorKind::TimedOut
+                            | io::ErrorKind::Interrupted
+                    ) => {}
+                Err(_) => break true,
+            }
+        };
+        Drained {
+            responses,
+            reset,
+            partial: self.frames.pending(),
+        }
+    }
+
+    /// Dies in the middle of a message: writes the header and half the payload of a
+    /// chat frame, then closes the socket — with a reset (`SO_LINGER` 0) if `reset`,
+    /// else however the kernel closes it (a FIN, or a reset if unread data is
+    /// waiting).
+    pub fn kill_mid_frame(mut self, reset: bool) {
+        let whole = encode(
+            self.format,
+            &Request::Chat {
+                text: "never finished".into(),
+            },
+        );
+        // Protobuf: the Type frame and half the body; JSON: half the only frame.
+        let cut = whole.len() - (whole.len() - 2) / 2;
+        self.send_raw(&whole[..cut]);
+        if reset {
+            set_linger_zero(&self.stream);
+        }
+        drop(self);
     }
 }
