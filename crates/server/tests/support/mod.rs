@@ -767,12 +767,6 @@ pub fn set_linger_zero(stream: &TcpStream) {
     set_socket_option(stream, libc::SOL_SOCKET, libc::SO_LINGER, &linger);
 }
 
-/// Caps the socket's receive buffer (`SO_RCVBUF`, which also turns off the kernel's
-/// autotuning for it), so a client that stops reading stalls the sender early.
-pub fn set_recv_buffer(stream: &TcpStream, bytes: i32) {
-    set_socket_option(stream, libc::SOL_SOCKET, libc::SO_RCVBUF, &bytes);
-}
-
 /// What a client got before its connection ended: see [`Client::drain_until_closed`].
 #[derive(Debug)]
 pub struct Drained {
