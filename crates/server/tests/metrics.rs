@@ -1,0 +1,186 @@
+//! The `/metrics` endpoint, scraped with a plain std `TcpStream` HTTP GET: after a
+//! scripted session of one JSON and one protobuf client, every counter must have moved
+//! by exactly what the session did — connections accepted and open, messages in by
+//! type and format, messages out by type and format, bytes in (everything the clients
+//! wrote) and out (the encoded size of everything they received), protocol errors
+//! after a bad message, and the rooms gauge up and down. Other paths answer 404.
+//!
+//! Counters are folded in at the end of a worker's turn, possibly just after the
+//! replies left, so every check polls the page until it matches (bounded).
+
+mod support;
+
+use chat_proto::codec::encode_response;
+use chat_proto::{Request, Response, WireFormat};
+use support::*;
+
+/// A client that remembers the bytes it sent and the messages it received.
+struct Counted {
+    client: Client,
+    sent: usize,
+    received: Vec<Response<'static>>,
+}
+
+impl Counted {
+    fn new(client: Client) -> Self {
+        Counted {
+            client,
+            sent: 0,
+            received: Vec::new(),
+        }
+    }
+
+    fn send(&mut self, request: &Request) {
+        self.send_raw(&encode(self.client.format(), request));
+    }
+
+    fn send_raw(&mut self, bytes: &[u8]) {
+        self.sent += bytes.len();
+        self.client.send_raw(bytes);
+    }
+
+    fn recv(&mut self) -> Response<'static> {
+        let response = self.client.recv();
+        self.received.push(response.clone());
+        response
+    }
+
+    #[track_caller]
+    fn expect_system(&mut self, text: &str) {
+        assert_eq!(self.recv(), Response::system(text.to_owned()));
+    }
+
+    /// Bytes the server queued for this client: what it received, re-encoded.
+    fn received_bytes(&self) -> usize {
+        let mut out = Vec::new();
+        for response in &self.received {
+            encode_response(self.client.format(), response, &mut out).unwrap();
+        }
+        out.len()
+    }
+}
+
+fn series(name: &str, kind: &str, format: WireFormat) -> String {
+    format!("{name}{{type=\"{kind}\",format=\"{}\"}}", format.name())
+}
+
+#[test]
+fn counters_move_by_exactly_what_clients_did() {
+    let server = TestServer::with_config(config_with_metrics(2));
+    let m = server.metrics_addr();
+    let page = scrape(m);
+    for zero in [
+        "chat_connections",
+        "chat_connections_accepted_total",
+        "chat_rooms",
+        "chat_bytes_in_total",
+        "chat_bytes_out_total",
+        "chat_protocol_errors_total",
+    ] {
+        assert_eq!(metric(&page, zero), 0, "{zero} at start");
+    }
+
+    let mut j = Counted::new(server.client(WireFormat::Json));
+    let mut p = Counted::new(server.client(WireFormat::Protobuf));
+    metric_eventually(m, "chat_connections_accepted_total", 2);
+    metric_eventually(m, "chat_connections", 2);
+
+    j.send(&Request::Name { name: "jay".into() });
+    j.expect_system("이름이 jay 으로 변경되었습니다.");
+    p.send(&Request::Name { name: "pea".into() });
+    p.expect_system("이름이 pea 으로 변경되었습니다.");
+    j.send(&Request::CreateRoom { title: "m".into() });
+    j.expect_system("방제[m] 방에 입장했습니다.");
+    metric_eventually(m, "chat_rooms", 1);
+    p.send(&Request::JoinRoom { room_id: 1 });
+    p.expect_system("방제[m] 방에 입장했습니다.");
+    j.expect_system(&entered("pea"));
+    p.send(&Request::Chat {
+        text: "hello".into(),
+    });
+    assert!(matches!(j.recv(), Response::Chat { .. }));
+    j.send(&Request::Chat { text: "hi".into() });
+    assert!(matches!(p.recv(), Response::Chat { .. }));
+    j.send(&Request::Rooms);
+    assert!(matches!(j.recv(), Response::RoomsResult { .. }));
+    p.send(&Request::Rooms);
+    assert!(matches!(p.recv(), Response::RoomsResult { .. }));
+    // Not JSON: an error reply, and the connection stays usable.
+    j.send_raw(&frame(b"{not json"));
+    assert!(matches!(j.recv(), Response::SystemMessage { .. }));
+    metric_eventually(m, "chat_protocol_errors_total", 1);
+
+    let (json, protobuf) = (WireFormat::Json, WireFormat::Protobuf);
+    let messages_in = [
+        ("CSName", json, 1),
+        ("CSName", protobuf, 1),
+        ("CSCreateRoom", json, 1),
+        ("CSCreateRoom", protobuf, 0),
+        ("CSJoinRoom", json, 0),
+        ("CSJoinRoom", protobuf, 1),
+        ("CSChat", json, 1),
+        ("CSChat", protobuf, 1),
+        ("CSRooms", json, 1),
+        ("CSRooms", protobuf, 1),
+        ("CSLeaveRoom", json, 0),
+        ("CSShutdown", json, 0),
+    ];
+    for (kind, format, want) in messages_in {
+        metric_eventually(m, &series("chat_messages_in_total", kind, format), want);
+    }
+    let messages_out = [
+        // jay: its rename, create, pea's entry, the error.
+        ("SCSystemMessage", json, 4),
+        // pea: its rename, its join.
+        ("SCSystemMessage", protobuf, 2),
+        ("SCChat", json, 1),
+        ("SCChat", protobuf, 1),
+        ("SCRoomsResult", json, 1),
+        ("SCRoomsResult", protobuf, 1),
+    ];
+    for (kind, format, want) in messages_out {
+        metric_eventually(m, &series("chat_messages_out_total", kind, format), want);
+    }
+    metric_eventually(m, "chat_bytes_in_total", (j.sent + p.sent) as u64);
+    metric_eventually(
+        m,
+        "chat_bytes_out_total",
+        (j.received_bytes() + p.received_bytes()) as u64,
+    );
+
+    // The rooms gauge follows the last member out.
+    p.send(&Request::LeaveRoom);
+    p.expect_system("방제[m] 대화 방에서 퇴장했습니다.");
+    j.expect_system(&left("pea"));
+    metric_eventually(m, "chat_rooms", 1);
+    j.send(&Request::LeaveRoom);
+    j.expect_system("방제[m] 대화 방에서 퇴장했습니다.");
+    metric_eventually(m, "chat_rooms", 0);
+    metric_eventually(
+        m,
+        &series("chat_messages_in_total", "CSLeaveRoom", protobuf),
+        1,
+    );
+
+    j.client.disconnect();
+    p.client.disconnect();
+    metric_eventually(m, "chat_connections", 0);
+    metric_eventually(m, "chat_connections_accepted_total", 2);
+    let page = scrape(m);
+    assert_eq!(metric(&page, "chat_protocol_errors_total"), 1);
+    assert_eq!(metric(&page, "chat_slow_consumer_disconnects_total"), 0);
+    assert_eq!(metric(&page, "chat_error_disconnects_total"), 0);
+}
+
+#[test]
+fn other_paths_are_not_found() {
+    let server = TestServer::with_config(config_with_metrics(1));
+    let m = server.metrics_addr();
+    for path in ["/", "/metricsx", "/metrics/extra", "/favicon.ico"] {
+        let (status, body) = http_get(m, path);
+        assert_eq!(status, 404, "GET {path}: {body}");
+    }
+    let (status, body) = http_get(m, "/metrics");
+    assert_eq!(status, 200);
+    assert!(body.contains("chat_connections "), "{body}");
+}
