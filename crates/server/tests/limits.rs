@@ -86,9 +86,11 @@ fn a_silent_client_is_cut_off_and_a_talking_one_is_not() {
     talker.set_name("talker");
     silent.set_name("silent");
     talker.create("quiet");
+    // Taken before the silent client's last message, so never later than the server's
+    // own idea of when it last heard from it.
+    let silent_since = Instant::now();
     silent.join(1, "quiet");
     talker.expect_system(&entered("silent"));
-    let silent_since = Instant::now();
 
     // The talker keeps talking (a `/rooms` round trip every 100 ms) until the silent
     // client's leave notice arrives, then for two more timeouts.

@@ -1,5 +1,6 @@
-//! Graceful shutdown under load: 1,000 connected clients (some in a room, most idle)
-//! plus one stalled reader whose outbound queue holds megabytes it will never read.
+//! Graceful shutdown under load: 1,000 connected clients (a fifth in rooms of two,
+//! the rest idle) plus one stalled reader whose outbound queue holds megabytes it will
+//! never read.
 //! A shutdown must still finish promptly: the server waits at most its short flush
 //! bound (1 s) for clients that do not read, then closes everything.
 //!
@@ -31,8 +32,8 @@ const CHAT_BYTES: usize = 16 * 1024;
 /// How long a shutdown may take.
 const SHUTDOWN_BOUND: Duration = Duration::from_secs(5);
 
-/// The load: `CLIENTS` clients (one in ten in a room of its own with a chat partner,
-/// the rest idle), and a stalled reader with megabytes queued for it.
+/// The load: `CLIENTS` clients (every fifth pair in a room of its own, having
+/// chatted; the rest idle), and a stalled reader with megabytes queued for it.
 struct Load {
     clients: Vec<Client>,
     stalled: Client,
@@ -44,7 +45,7 @@ impl Load {
         let mut clients: Vec<Client> = (0..CLIENTS)
             .map(|i| Client::connect(addr, WireFormat::ALL[i % 2]))
             .collect();
-        // Every tenth pair shares a room (ids 1, 2, …), and says something.
+        // Every fifth pair shares a room (ids 1, 2, …), and says something.
         for (room, pair) in clients.chunks_mut(2).step_by(5).enumerate() {
             let title = format!("busy-{room}");
             pair[0].create(&title);
