@@ -11,19 +11,19 @@
 # Each scenario run gets its own server (`--port=0 --workers=2`), stopped with SIGTERM
 # afterwards; a server that does not exit 0 is reported. Fixed-rate scenarios report
 # the median of BENCH_RUNS runs per figure; losses, duplicates and reordering are the
-# totals over all runs. find-max scenarios run BENCH_FINDMAX_RUNS times (default 1;
-# each is a whole search). The raw JSON of every run is kept in bench/results/
+# totals over all runs. find-max scenarios run BENCH_FINDMAX_RUNS times (default 3;
+# each is a whole search; the row shows the run with the median best rate). The raw JSON of every run is kept in bench/results/
 # (not committed).
 #
 # The bench and the server share this machine's cores: the numbers describe the pair,
-# not the server alone. Other load on the machine disturbs them; the load average at
-# the start is recorded.
+# not the server alone. Other load on the machine disturbs them: the CPU time other
+# processes used during the suite is measured and recorded.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 TARGET_DIR="${CARGO_TARGET_DIR:-target}"
 RUNS="${BENCH_RUNS:-3}"
-FINDMAX_RUNS="${BENCH_FINDMAX_RUNS:-1}"
+FINDMAX_RUNS="${BENCH_FINDMAX_RUNS:-3}"
 OUT="${BENCH_OUT:-BENCHMARKS.md}"
 SCENARIOS="${BENCH_SCENARIOS:-small-rooms big-room c10k steady}"
 FORMATS="${BENCH_FORMATS:-json protobuf}"
@@ -44,6 +44,23 @@ ulimit -n "$(ulimit -Hn)" || log "warning: cannot raise the open-file limit ($(u
 rm -rf "$RESULTS"
 mkdir -p "$RESULTS"
 LOAD_BEFORE="$(cut -d' ' -f1-3 /proc/loadavg)"
+# Machine-wide busy time (user, nice, system, irq, softirq: clock ticks) and the CPU time of
+# this script's children (server and bench), to tell how much else ran meanwhile.
+busy_ticks() { awk '/^cpu /{print $2 + $3 + $4 + $7 + $8}' /proc/stat; }
+# Sets CHILDREN_S. Not in $(...) or a pipe: a subshell's `times` starts from zero.
+children_seconds() {
+    local file
+    file="$(mktemp)"
+    times >"$file"
+    CHILDREN_S="$(awk 'NR == 2 {
+        total = 0
+        for (i = 1; i <= 2; i++) { split($i, t, /[ms]/); total += t[1] * 60 + t[2] }
+        print total }' "$file")"
+    rm -f "$file"
+}
+BUSY_BEFORE="$(busy_ticks)"
+children_seconds
+CHILDREN_BEFORE="$CHILDREN_S"
 STARTED="$(date -u '+%Y-%m-%d %H:%M UTC')"
 SUITE_START=$SECONDS
 SERVER_PID=""
@@ -137,12 +154,17 @@ done
 trap - EXIT
 ELAPSED=$((SECONDS - SUITE_START))
 LOAD_AFTER="$(cut -d' ' -f1-3 /proc/loadavg)"
+children_seconds
+OTHER_CPU="$(awk -v b0="$BUSY_BEFORE" -v b1="$(busy_ticks)" -v hz="$(getconf CLK_TCK)" \
+     -v c0="$CHILDREN_BEFORE" -v c1="$CHILDREN_S" -v wall="$ELAPSED" -v n="$(nproc)" \
+    'BEGIN { other = (b1 - b0) / hz - (c1 - c0); if (other < 0) other = 0;
+             printf "%.0f CPU-s of %.0f available (%.0f %%)", other, wall * n, 100 * other / (wall * n) }')"
 
 # ----- the report ----------------------------------------------------------------
 COMMIT="$(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
 if [[ -n "$(git status --porcelain -- crates 2>/dev/null)" ]]; then COMMIT="$COMMIT (with uncommitted changes)"; fi
 CPU_MODEL="$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')"
-export RESULTS OUT STARTED ELAPSED LOAD_BEFORE LOAD_AFTER COMMIT CPU_MODEL WORKERS RUNS FINDMAX_RUNS
+export RESULTS OUT STARTED ELAPSED LOAD_BEFORE LOAD_AFTER OTHER_CPU COMMIT CPU_MODEL WORKERS RUNS FINDMAX_RUNS
 export MACHINE_NPROC="$(nproc)" MACHINE_KERNEL="$(uname -r)" SCENARIOS FORMATS
 export SERVER_FAILURES_TEXT="$(printf '%s\n' "${SERVER_FAILURES[@]+"${SERVER_FAILURES[@]}"}")"
 for s in $SCENARIOS; do
