@@ -96,6 +96,48 @@ fn echoes_to_the_sender_are_misdelivered() {
 }
 
 #[test]
+fn a_connection_cut_mid_run_is_reported_not_fatal() {
+    let server = FakeServer::start(
+        Faults {
+            kick_at: Some(100),
+            ..Faults::default()
+        },
+        0,
+    );
+    let report = run(&args(&server, "json", &["--drain=0.5"])).unwrap();
+    let r = report.result.unwrap();
+    assert_eq!(report.errors.closed_by_server, 1);
+    assert_eq!(r.connections_alive_at_end, 11);
+    assert!(r.lost > 0, "the cut-off member's chats are lost");
+    assert!(r.chats_skipped > 0, "the cut-off member sends no more");
+    assert_eq!(r.chats_sent + r.chats_skipped, 200);
+    assert!(
+        report
+            .errors
+            .samples
+            .iter()
+            .any(|s| s.contains("closed the connection")),
+        "{:?}",
+        report.errors.samples
+    );
+}
+
+#[test]
+fn undecodable_messages_are_counted() {
+    let server = FakeServer::start(
+        Faults {
+            garbage_every: Some(100),
+            ..Faults::default()
+        },
+        0,
+    );
+    let report = run(&args(&server, "json", &[])).unwrap();
+    assert_eq!(report.errors.decode_errors, 6);
+    let r = report.result.unwrap();
+    assert_eq!((r.deliveries, r.lost), (600, 0));
+}
+
+#[test]
 fn find_max_climbs_to_the_cap_on_an_easy_server() {
     let server = FakeServer::start(Faults::default(), 0);
     let extra = [

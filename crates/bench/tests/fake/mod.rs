@@ -26,6 +26,10 @@ pub struct Faults {
     pub duplicate_every: Option<u64>,
     /// Also echo chats to their sender.
     pub echo: bool,
+    /// After the n-th chat delivery, cut the receiving connection off.
+    pub kick_at: Option<u64>,
+    /// After every n-th chat delivery, send the receiver a frame that is not JSON.
+    pub garbage_every: Option<u64>,
 }
 
 struct Client {
@@ -259,6 +263,15 @@ fn handle(st: &mut State, id: usize, request: Request, faults: Faults, n: &Atomi
                 send(st, m, &chat);
                 if faults.duplicate_every.is_some_and(|e| k.is_multiple_of(e)) {
                     send(st, m, &chat);
+                }
+                if faults.garbage_every.is_some_and(|e| k.is_multiple_of(e)) {
+                    let mut wire = Vec::new();
+                    chat_proto::frame::write_frame(&mut wire, b"{not json").unwrap();
+                    let _ = st.clients[&m].writer.lock().unwrap().write_all(&wire);
+                }
+                if faults.kick_at == Some(k) {
+                    let writer = st.clients[&m].writer.lock().unwrap();
+                    let _ = writer.shutdown(std::net::Shutdown::Both);
                 }
             }
         }
