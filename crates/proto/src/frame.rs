@@ -127,13 +127,20 @@ impl<'a> Iterator for Frames<'a> {
 /// For blocking or event-loop peers (the client, the load generator, tests): append
 /// what the socket gave with [`FrameBuf::extend`] or [`FrameBuf::read_from`], then take
 /// frames with [`FrameBuf::next_frame`] until it answers `None`.
+///
+/// The bytes `buf[start..end]` are received and not yet handed out; `buf[end..]` is
+/// initialised spare room, so reading into it zeroes nothing (only growth does, once).
 #[derive(Debug, Default)]
 pub struct FrameBuf {
     buf: Vec<u8>,
     start: usize,
+    end: usize,
 }
 
 impl FrameBuf {
+    /// Spare room guaranteed to [`FrameBuf::read_from`].
+    const READ_CHUNK: usize = 64 * 1024;
+
     /// An empty buffer.
     pub fn new() -> Self {
         Self::default()
@@ -141,26 +148,23 @@ impl FrameBuf {
 
     /// Appends received bytes.
     pub fn extend(&mut self, bytes: &[u8]) {
-        self.compact();
-        self.buf.extend_from_slice(bytes);
+        self.make_room(bytes.len());
+        self.buf[self.end..self.end + bytes.len()].copy_from_slice(bytes);
+        self.end += bytes.len();
     }
 
     /// Reads once from `reader` into the buffer; returns what `read` returned
     /// (`Ok(0)` is end of stream).
     pub fn read_from<R: std::io::Read>(&mut self, reader: &mut R) -> std::io::Result<usize> {
-        const CHUNK: usize = 64 * 1024;
-        self.compact();
-        let old_len = self.buf.len();
-        self.buf.resize(old_len + CHUNK, 0);
-        let result = reader.read(&mut self.buf[old_len..]);
-        let got = *result.as_ref().unwrap_or(&0);
-        self.buf.truncate(old_len + got);
-        result
+        self.make_room(Self::READ_CHUNK);
+        let n = reader.read(&mut self.buf[self.end..])?;
+        self.end += n;
+        Ok(n)
     }
 
     /// The next complete frame's payload, if one has arrived.
     pub fn next_frame(&mut self) -> Option<&[u8]> {
-        let rest = &self.buf[self.start..];
+        let rest = &self.buf[self.start..self.end];
         let total = check(rest)?;
         let payload = self.start + HEADER_LEN..self.start + total;
         self.start += total;
@@ -169,13 +173,18 @@ impl FrameBuf {
 
     /// Bytes received but not yet handed out as frames.
     pub fn pending(&self) -> usize {
-        self.buf.len() - self.start
+        self.end - self.start
     }
 
-    fn compact(&mut self) {
+    /// Moves pending bytes to the front and makes sure `room` bytes fit after them.
+    fn make_room(&mut self, room: usize) {
         if self.start > 0 {
-            self.buf.drain(..self.start);
+            self.buf.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
             self.start = 0;
+        }
+        if self.buf.len() < self.end + room {
+            self.buf.resize(self.end + room, 0);
         }
     }
 }
@@ -249,5 +258,23 @@ mod tests {
         }
         assert_eq!(got, vec![b"hello".to_vec(), Vec::new()]);
         assert_eq!(fb.pending(), 0);
+    }
+
+    #[test]
+    fn frame_buf_reads_and_keeps_partial_frames() {
+        let mut wire = Vec::new();
+        write_frame(&mut wire, b"one").unwrap();
+        write_frame(&mut wire, &[7; 1000]).unwrap();
+        let mut fb = FrameBuf::new();
+        let mut reader = &wire[..600];
+        assert_eq!(fb.read_from(&mut reader).unwrap(), 600);
+        assert_eq!(fb.next_frame(), Some(&b"one"[..]));
+        assert_eq!(fb.next_frame(), None);
+        assert_eq!(fb.pending(), 595);
+        let mut reader = &wire[600..];
+        assert_eq!(fb.read_from(&mut reader).unwrap(), wire.len() - 600);
+        assert_eq!(fb.next_frame(), Some(&[7; 1000][..]));
+        assert_eq!(fb.pending(), 0);
+        assert_eq!(fb.read_from(&mut &[][..]).unwrap(), 0);
     }
 }
