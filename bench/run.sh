@@ -25,7 +25,7 @@ TARGET_DIR="${CARGO_TARGET_DIR:-target}"
 RUNS="${BENCH_RUNS:-3}"
 FINDMAX_RUNS="${BENCH_FINDMAX_RUNS:-3}"
 OUT="${BENCH_OUT:-BENCHMARKS.md}"
-SCENARIOS="${BENCH_SCENARIOS:-small-rooms big-room c10k steady}"
+SCENARIOS="${BENCH_SCENARIOS:-small-rooms big-room big-room-load c10k steady}"
 FORMATS="${BENCH_FORMATS:-json protobuf}"
 RESULTS=bench/results
 WORKERS=2
@@ -132,6 +132,12 @@ KIND[small-rooms]=find-max
 TITLE[big-room]="big room: 1 room × 1,000 clients, find-max (p99 ≤ 10 ms)"
 FLAGS[big-room]="--rooms=1 --per-room=1000 --find-max --rate=20 --duration=2 --drain=2 --p99-max-ms=10"
 KIND[big-room]=find-max
+# The big-room target (≥ 500,000 deliveries/s) sets no latency bound; find-max
+# above holds p99 to 10 ms. This row shows the fan-out throughput at a fixed offered
+# load with its latency reported as measured, not bounded.
+TITLE[big-room-load]="big room under load: 1 room × 1,000 clients, 1,000 chats/s (999,000 deliveries/s offered; latency reported, not bounded)"
+FLAGS[big-room-load]="--rooms=1 --per-room=1000 --rate=1000 --duration=5 --drain=3"
+KIND[big-room-load]=fixed
 TITLE[c10k]="C10K: 1,000 rooms × 10 clients, 5,000 chats/s"
 FLAGS[c10k]="--rooms=1000 --per-room=10 --rate=5000 --duration=10 --drain=3"
 KIND[c10k]=fixed
