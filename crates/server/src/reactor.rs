@@ -254,21 +254,34 @@ impl Reactor {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) if e.kind() == io::ErrorKind::ConnectionAborted => {}
                 Err(e) if matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE)) => {
-                    // Give up the reserve descriptor to take the connection off the
-                    // backlog and close it; otherwise it would sit there and the
-                    // listener would never report readiness again.
-                    if self.reserve_fd.take().is_some() {
-                        if let Some(listener) = &self.listener
-                            && let Ok((socket, peer)) = listener.accept()
-                        {
-                            drop(socket);
-                            self.refuse(Refusal::NoDescriptors, peer);
-                        }
-                        self.reserve_fd = File::open("/dev/null").ok();
-                    } else {
+                    // accept() fails this way whenever the descriptor table is full,
+                    // whether or not a connection waits. Give up the reserve
+                    // descriptor to find out: a waiting connection is taken off the
+                    // backlog and closed (else it would sit there, and the listener
+                    // would never report readiness again); none waiting ends the loop.
+                    if self.reserve_fd.take().is_none() {
                         tracing::warn!("accept failed: {e}; waiting for a connection to close");
                         self.accept_stalled = true;
                         return;
+                    }
+                    let taken = match self.listener.as_ref().map(TcpListener::accept) {
+                        // Closed before the reserve is taken back: it needs the slot.
+                        Some(Ok((socket, peer))) => {
+                            drop(socket);
+                            Ok(peer)
+                        }
+                        Some(Err(e)) => Err(Some(e)),
+                        None => Err(None),
+                    };
+                    self.reserve_fd = File::open("/dev/null").ok();
+                    match taken {
+                        Ok(peer) => self.refuse(Refusal::NoDescriptors, peer),
+                        Err(Some(e)) if e.kind() != io::ErrorKind::WouldBlock => {
+                            tracing::warn!("accept failed: {e}; waiting for a connection to close");
+                            self.accept_stalled = true;
+                            return;
+                        }
+                        Err(_) => return,
                     }
                 }
                 Err(e) => {

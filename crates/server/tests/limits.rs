@@ -9,15 +9,18 @@
 //!   moves), while a client that keeps talking stays connected well past the timeout.
 //!   The reactor checks about once a second, so the silent client goes between 1 and
 //!   about 2 s after its last message; the test takes about 3 s.
+//! * Out of descriptors (the binary under a hard `RLIMIT_NOFILE` of 48): connections
+//!   that do not fit are closed at once, the server does not spin, and it serves new
+//!   clients again once others leave.
 
 mod support;
 
-use std::io::{ErrorKind, Read};
+use std::io::{self, ErrorKind, Read};
 use std::net::TcpStream;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use chat_proto::WireFormat;
+use chat_proto::{Request, Response, WireFormat};
 use chat_server::ServerConfig;
 use support::*;
 
@@ -129,4 +132,93 @@ fn a_silent_client_is_cut_off_and_a_talking_one_is_not() {
     assert!(silent_since.elapsed() > 3 * timeout);
     assert_eq!(talker.rooms(), vec![room(1, "quiet", &["talker"])]);
     metric_eventually(m, "chat_connections", 1);
+}
+
+/// The process runs out of descriptors (a hard `RLIMIT_NOFILE` of 48 it cannot raise,
+/// far below `--max-connections`): connections past what fits are accepted and closed
+/// at once — the reserve descriptor makes room to take them off the backlog — the
+/// server keeps serving the others, does not spin, and takes new clients again once
+/// some leave.
+#[test]
+fn out_of_descriptors_refuses_cleanly_and_recovers() {
+    use std::os::unix::process::CommandExt;
+
+    const NOFILE: libc::rlim_t = 48;
+    let server = BinaryServer::start_with(&["--max-connections=1000"], |cmd| {
+        // SAFETY: runs in the child between fork and exec; setrlimit is
+        // async-signal-safe and touches only the struct on this stack.
+        unsafe {
+            cmd.pre_exec(|| {
+                let limit = libc::rlimit {
+                    rlim_cur: NOFILE,
+                    rlim_max: NOFILE,
+                };
+                if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) != 0 {
+                    return Err(io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+    });
+
+    // Connect one client at a time; each is either served (answers /rooms) or closed
+    // without a word. With 48 descriptors, some of 60 must be refused.
+    let mut served = Vec::new();
+    let mut refused = 0;
+    for i in 0..60 {
+        let mut client = server.client(WireFormat::ALL[i % 2]);
+        client.send(&Request::Rooms);
+        match client.recv_or_eof() {
+            Some(Response::RoomsResult { .. }) => served.push(client),
+            Some(other) => panic!("client {i} got {other:?}"),
+            None => refused += 1,
+        }
+    }
+    assert!(refused > 0, "48 descriptors cannot hold 60 clients");
+    assert!(served.len() >= 30, "only {} served", served.len());
+    assert_eq!(served.len() + refused, 60);
+
+    // The refusals were logged, and the process is idle now: no accept loop spinning.
+    let log = server.stderr.lock().unwrap().clone();
+    assert!(log.contains("NoDescriptors"), "no refusal logged:\n{log}");
+    let before = cpu_ticks(server.pid());
+    let idle = Instant::now();
+    for client in &mut served {
+        client.expect_silence();
+    }
+    while idle.elapsed() < Duration::from_secs(1) {
+        thread::sleep(Duration::from_millis(100)); // measuring an idle period, not syncing
+    }
+    let spent = cpu_ticks(server.pid()) - before;
+    assert!(
+        spent < 30,
+        "server used {spent} ticks (10 ms each) of CPU while idle"
+    );
+
+    // Some leave; newcomers are served again.
+    for client in served.drain(..10) {
+        client.disconnect();
+    }
+    let deadline = Instant::now() + TIMEOUT;
+    loop {
+        let mut client = server.client(WireFormat::Json);
+        client.send(&Request::Rooms);
+        if let Some(Response::RoomsResult { .. }) = client.recv_or_eof() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no new client served after others left"
+        );
+    }
+}
+
+/// utime + stime of a process, in clock ticks.
+fn cpu_ticks(pid: i32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("read /proc/PID/stat");
+    // Fields after the parenthesised command name; utime and stime are the 14th and
+    // 15th fields of the whole line.
+    let rest = &stat[stat.rfind(')').expect("comm field") + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
 }

@@ -143,16 +143,23 @@ impl BinaryServer {
     /// Starts `chat-server --port=0 --workers=4 <extra>` and waits for its
     /// `listening on <ip>:<port>` line.
     pub fn start(extra: &[&str]) -> BinaryServer {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_chat-server"))
+        Self::start_with(extra, |_| {})
+    }
+
+    /// Like [`BinaryServer::start`], letting `configure` adjust the command first
+    /// (e.g. resource limits for the child).
+    pub fn start_with(extra: &[&str], configure: impl FnOnce(&mut Command)) -> BinaryServer {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_chat-server"));
+        command
             .args(["--port=0", "--workers=4"])
             .args(extra)
             .env("NO_COLOR", "1")
             .env("RUST_LOG", "debug")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn chat-server");
+            .stderr(Stdio::piped());
+        configure(&mut command);
+        let mut child = command.spawn().expect("spawn chat-server");
         let stderr = Arc::new(Mutex::new(String::new()));
         let (addr_tx, addr_rx) = mpsc::channel();
         let pipe = child.stderr.take().unwrap();
@@ -341,6 +348,12 @@ impl Client {
 
     /// The next frame's payload, or `None` at a clean end of stream.
     fn try_recv_frame(&mut self) -> Option<Vec<u8>> {
+        self.next_frame_or_end(false)
+    }
+
+    /// The next frame's payload, or `None` at the end of the stream; with
+    /// `reset_ends`, a connection reset counts as an end too.
+    fn next_frame_or_end(&mut self, reset_ends: bool) -> Option<Vec<u8>> {
         let deadline = Instant::now() + TIMEOUT;
         loop {
             if let Some(frame) = self.frames.next_frame() {
@@ -370,6 +383,9 @@ impl Client {
                             | io::ErrorKind::TimedOut
                             | io::ErrorKind::Interrupted
                     ) => {}
+                Err(e) if reset_ends && e.kind() == io::ErrorKind::ConnectionReset => {
+                    return None;
+                }
                 Err(e) => panic!("read from the server: {e}"),
             }
         }
@@ -395,6 +411,17 @@ impl Client {
                         String::from_utf8_lossy(&frame)
                     )
                 }));
+            }
+        }
+    }
+
+    /// The next message, or `None` if the server ends the connection instead (by EOF
+    /// or a reset, as when it closes a connection it refuses).
+    pub fn recv_or_eof(&mut self) -> Option<Response<'static>> {
+        loop {
+            let frame = self.next_frame_or_end(true)?;
+            if let Some(decoded) = self.decoder.feed(&frame) {
+                return Some(decoded.expect("a valid response"));
             }
         }
     }
