@@ -213,5 +213,12 @@ if failures or server_failures:
     for f in failures + server_failures:
         w(f"* {f}")
 
+# The hand-written analysis (where the time goes, targets) follows the generated part.
+analysis = os.path.join(os.path.dirname(os.path.abspath(__file__)), "ANALYSIS.md")
+if os.path.exists(analysis):
+    w("")
+    with open(analysis) as f:
+        lines.append(f.read().rstrip("\n"))
+
 with open(env["OUT"], "w") as f:
     f.write("\n".join(lines) + "\n")
