@@ -7,6 +7,7 @@
 #   BENCH_RUNS=1 bench/run.sh         # one run per fixed-rate scenario (default 3)
 #   BENCH_SCENARIOS="steady c10k" bench/run.sh   # a subset
 #   BENCH_OUT=/tmp/b.md bench/run.sh  # write elsewhere
+#   BENCH_WORKERS=1 bench/run.sh      # the server's --workers (default 2, the core count)
 #
 # Each scenario run gets its own server (`--port=0 --workers=2`), stopped with SIGTERM
 # afterwards; a server that does not exit 0 is reported. Fixed-rate scenarios report
@@ -28,7 +29,7 @@ OUT="${BENCH_OUT:-BENCHMARKS.md}"
 SCENARIOS="${BENCH_SCENARIOS:-small-rooms big-room big-room-load c10k steady}"
 FORMATS="${BENCH_FORMATS:-json protobuf}"
 RESULTS=bench/results
-WORKERS=2
+WORKERS="${BENCH_WORKERS:-2}"
 
 SERVER="$TARGET_DIR/release/chat-server"
 BENCH="$TARGET_DIR/release/chat-bench"

@@ -49,7 +49,7 @@ pub struct SessionWorker {
     /// Sessions that ended since the last flush; the reactor is told to close them
     /// after the flush, so their last messages are already on their way.
     ended: Vec<Arc<Session>>,
-    /// When the first turn since the last flush started.
+    /// When the first turn since the last flush ended.
     batch_started: Option<Instant>,
 }
 
