@@ -18,6 +18,7 @@
 //! * [`sys`] — `poll(2)`, termios raw mode, the window width: the only `unsafe`.
 //! * [`console`] — where output goes: plain lines, or lines printed above the line
 //!   being edited.
+//! * [`signals`] — SIGTERM and SIGHUP as poll events, so the terminal is restored.
 //! * [`session`] — the event loop: one `poll(2)` over standard input and the socket.
 //!
 //! `main.rs` parses the flags, calls [`session::run`] and turns its result into the
@@ -31,5 +32,6 @@ pub mod editor;
 pub mod input;
 pub mod render;
 pub mod session;
+pub mod signals;
 pub mod sys;
 pub mod trace;

@@ -17,6 +17,8 @@
 //! * **The server closes the socket**: `서버가 소켓을 닫았음`, exit 0.
 //! * **The server sends something invalid**: a one-line reason, exit 1.
 //! * **Ctrl-C on an empty line** (interactive): exit 130, like a shell.
+//! * **SIGTERM or SIGHUP**: exit 128 + the signal's number, like a shell, after the
+//!   terminal is restored (see `signals.rs`).
 //!
 //! Reading input pauses while more than [`MAX_QUEUED`] bytes wait to be written, so a
 //! huge pipe into a server that stopped reading cannot grow memory without bound.
@@ -34,6 +36,7 @@ use crate::console::Console;
 use crate::editor::Event;
 use crate::input::{LineSplitter, NotUtf8, Stdin};
 use crate::render::{self, Line, Style, escape};
+use crate::signals::Signals;
 use crate::sys::{self, PollFd};
 
 /// How long to wait, after input ends, for the server to answer what was sent.
@@ -54,6 +57,8 @@ pub enum Outcome {
     ServerClosed,
     /// Ctrl-C.
     Interrupted,
+    /// SIGTERM or SIGHUP (the signal's number).
+    Signalled(i32),
     /// The server sent an invalid message or the socket failed.
     ConnectionFailed,
 }
@@ -65,6 +70,7 @@ impl Outcome {
             Outcome::InputEnded | Outcome::ServerClosed => 0,
             Outcome::ConnectionFailed => 1,
             Outcome::Interrupted => 130,
+            Outcome::Signalled(signal) => u8::try_from(128 + signal).unwrap_or(u8::MAX),
         }
     }
 }
@@ -101,6 +107,7 @@ pub fn run(args: &Args) -> Result<Outcome, Fatal> {
     let connection = Connection::connect(&args.ip, args.port, format, args.verbosity)
         .map_err(fatal("서버에 연결할 수 없음"))?;
     let stdin = Stdin::open().map_err(fatal("표준 입력을 열 수 없음"))?;
+    let signals = Signals::install().map_err(fatal("시그널 처리를 설치할 수 없음"))?;
     let mut console = Console::detect();
     let mut session = Session {
         connection,
@@ -108,6 +115,7 @@ pub fn run(args: &Args) -> Result<Outcome, Fatal> {
         splitter: LineSplitter::new(),
         phase: Phase::Running,
         half_close_due: false,
+        signals,
     };
     let result = console
         .print_line(
@@ -137,6 +145,7 @@ struct Session {
     phase: Phase,
     /// Input ended and the socket is to be half-closed once the queue is written.
     half_close_due: bool,
+    signals: Signals,
 }
 
 /// Whether the loop goes on.
@@ -182,9 +191,19 @@ impl Session {
                     read: true,
                     write: false,
                 },
+                PollFd {
+                    fd: self.signals.fd(),
+                    read: true,
+                    write: false,
+                },
             ];
             let ready = sys::poll(&fds, timeout).map_err(fatal("poll 실패"))?;
             let (socket, input) = (ready[0], ready[1]);
+            if ready[2].read
+                && let Some(signal) = self.signals.received()
+            {
+                return Ok(Outcome::Signalled(signal));
+            }
 
             if socket.write {
                 let mut trace = Vec::new();

@@ -166,3 +166,59 @@ fn editing_history_and_messages_above_the_line() {
     assert_eq!(after.c_lflag, before.c_lflag);
     assert_eq!(after.c_iflag, before.c_iflag);
 }
+
+/// SIGTERM while the terminal is in raw mode: the client ends through its normal
+/// path — the terminal comes back as it was — and exits 128 + 15 like a shell, rather
+/// than dying with the terminal left raw.
+#[test]
+fn sigterm_restores_the_terminal() {
+    let fake = FakeServer::start();
+    let (master, slave) = open_pty();
+    let before = termios_of(&slave);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_chat-client"))
+        .arg(format!("--port={}", fake.addr.port()))
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::from(slave.try_clone().unwrap()))
+        .stdout(Stdio::from(slave.try_clone().unwrap()))
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn chat-client");
+    let (tx, chunks) = mpsc::channel();
+    let mut reader = File::from(master);
+    thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n @ 1..) = reader.read(&mut buf) {
+            if tx.send(buf[..n].to_vec()).is_err() {
+                break;
+            }
+        }
+    });
+    let mut screen = Screen {
+        chunks,
+        seen: Vec::new(),
+        mark: 0,
+    };
+    let _conn = fake.accept();
+    screen.expect("\r> \x1b[K");
+    assert_ne!(
+        termios_of(&slave).c_lflag,
+        before.c_lflag,
+        "the prompt is up, so the terminal is raw"
+    );
+
+    let pid = i32::try_from(child.id()).unwrap();
+    // SAFETY: sends a signal to our own child process.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+    let deadline = Instant::now() + TIMEOUT;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "chat-client did not exit");
+        thread::sleep(std::time::Duration::from_millis(5));
+    };
+    assert_eq!(status.code(), Some(143), "{status:?}");
+    let after = termios_of(&slave);
+    assert_eq!(after.c_lflag, before.c_lflag);
+    assert_eq!(after.c_iflag, before.c_iflag);
+}
