@@ -133,6 +133,20 @@ impl Connection {
         self.resume(scratch, shared)
     }
 
+    /// Reads and drops whatever input is waiting (a bounded number of reads), so that
+    /// closing the socket sends a FIN rather than a reset: a reset could make the
+    /// peer's kernel discard our last bytes before the peer reads them. For the final
+    /// close at shutdown, when no worker will handle input any more.
+    pub fn discard_input(&mut self, scratch: &mut [u8]) {
+        for _ in 0..16 {
+            match self.session.socket().read(scratch) {
+                Ok(n) if n > 0 => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                _ => return,
+            }
+        }
+    }
+
     /// Whether the connection is closing and past its deadline.
     pub fn overdue(&self, now: Instant) -> bool {
         self.closing.is_some_and(|deadline| now >= deadline)

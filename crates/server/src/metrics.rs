@@ -15,7 +15,7 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use chat_proto::{RequestKind, WireFormat};
 use prometheus_client::encoding::text::encode;
@@ -366,12 +366,28 @@ impl Drop for MetricsServer {
     }
 }
 
+/// How long one scrape may take, reading and writing together. A deadline for the
+/// whole request, not per read: a client trickling a byte at a time must not hold the
+/// one metrics thread (nor delay a shutdown that joins it).
+const REQUEST_DEADLINE: Duration = Duration::from_secs(2);
+
 fn serve_one(mut stream: TcpStream, shared: &Shared) -> io::Result<()> {
-    stream.set_read_timeout(Some(Duration::from_secs(2)))?;
-    stream.set_write_timeout(Some(Duration::from_secs(2)))?;
+    let deadline = Instant::now() + REQUEST_DEADLINE;
+    let time_left = || {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "request deadline passed",
+            ))
+        } else {
+            Ok(left)
+        }
+    };
     let mut request = Vec::new();
     let mut chunk = [0u8; 1024];
     while !request.windows(4).any(|w| w == b"\r\n\r\n") && request.len() < 8192 {
+        stream.set_read_timeout(Some(time_left()?))?;
         let n = stream.read(&mut chunk)?;
         if n == 0 {
             break;
@@ -393,6 +409,7 @@ fn serve_one(mut stream: TcpStream, shared: &Shared) -> io::Result<()> {
                 "try /metrics\n".to_owned(),
             )
         };
+    stream.set_write_timeout(Some(time_left()?))?;
     write!(
         stream,
         "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",

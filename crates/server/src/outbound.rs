@@ -14,7 +14,9 @@
 //! mid-write must not be lost: `ready_gen` counts writable events, and a flusher that
 //! hits `WouldBlock` retries if the count moved since it started writing.
 //!
-//! Bounded memory: once more than `cap` bytes wait, the connection is a slow consumer;
+//! Bounded memory: once more than `cap` bytes wait (not counting a buffer a flusher is
+//! writing at that moment, so at most about twice `cap` is held), the connection is
+//! a slow consumer;
 //! `append` answers [`Append::Overflow`], the queue is dropped and the caller
 //! disconnects the client. Nothing is ever silently dropped from a live connection.
 //!

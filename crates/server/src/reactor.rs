@@ -226,6 +226,9 @@ impl Reactor {
             let _ = self.poll.poll(&mut events, Some(deadline - now));
         }
         for slot in 0..self.connections.len() {
+            if let Some(connection) = self.connections[slot].as_mut() {
+                connection.discard_input(&mut self.scratch);
+            }
             self.drop_connection(slot);
         }
     }

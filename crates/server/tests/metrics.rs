@@ -184,3 +184,47 @@ fn other_paths_are_not_found() {
     assert_eq!(status, 200);
     assert!(body.contains("chat_connections "), "{body}");
 }
+
+/// A scraper that trickles its request a byte at a time holds the (single) metrics
+/// thread only until the per-request deadline: other scrapes are served after it, and
+/// a shutdown that joins the metrics thread still completes in bounded time.
+#[test]
+fn a_trickling_scraper_cannot_hold_the_endpoint_or_the_shutdown() {
+    use std::io::Write;
+    use std::net::TcpStream;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::time::{Duration, Instant};
+
+    let server = TestServer::with_config(config_with_metrics(2));
+    let addr = server.metrics_addr();
+    let mut trickler = TcpStream::connect(addr).unwrap();
+    trickler.write_all(b"G").unwrap();
+    let done = Arc::new(AtomicBool::new(false));
+    let trickling = {
+        let done = Arc::clone(&done);
+        std::thread::spawn(move || {
+            // One byte every 200 ms until the server closes on us or the test ends;
+            // the pace is the point of this client, not a synchronisation.
+            while !done.load(Ordering::SeqCst) && trickler.write_all(b"E").is_ok() {
+                std::thread::sleep(Duration::from_millis(200));
+            }
+        })
+    };
+
+    // Served once the trickler's deadline (2 s) has passed.
+    let started = Instant::now();
+    let (status, _) = http_get(addr, "/metrics");
+    assert_eq!(status, 200);
+    assert!(started.elapsed() < TIMEOUT);
+
+    let stopping = Instant::now();
+    server.stop().expect("run() returns Ok");
+    assert!(
+        stopping.elapsed() < Duration::from_secs(5),
+        "shutdown took {:?}",
+        stopping.elapsed()
+    );
+    done.store(true, Ordering::SeqCst);
+    trickling.join().unwrap();
+}

@@ -21,42 +21,61 @@ pub fn handle(ctx: &mut Context<'_>, request: Request) {
 /// Splits the list into as few `SCRoomsResult` messages as fit in one frame each
 /// (the reference client reads one frame per message). An empty list is one empty
 /// message. Sizes are measured per room, so this is linear in the list's length.
-/// A single room whose member list alone overflows a frame (thousands of members)
-/// is listed with as many members as fit.
+/// A single room whose member list alone overflows a frame (thousands of members
+/// with long names) is listed with as many members as fit, found by bisection.
 fn chunks_that_fit(rooms: Vec<RoomInfo>, format: WireFormat) -> Vec<Vec<RoomInfo>> {
     // Frame headers around the payload: one frame in JSON, Type + body in protobuf.
     let headers = match format {
         WireFormat::Json => HEADER_LEN,
         WireFormat::Protobuf => 4 + HEADER_LEN,
     };
-    let encoded_len = |rooms: Vec<RoomInfo>| {
+    // The payload size of a list, or `None` if it does not fit in a frame.
+    let encoded_len = |rooms: &[RoomInfo]| {
         let mut buf = Vec::new();
-        match encode_response(format, &Response::RoomsResult { rooms }, &mut buf) {
-            Ok(()) => buf.len() - headers,
-            Err(_) => usize::MAX,
-        }
+        let response = Response::RoomsResult {
+            rooms: rooms.to_vec(),
+        };
+        encode_response(format, &response, &mut buf)
+            .ok()
+            .map(|()| buf.len() - headers)
     };
-    let empty = encoded_len(Vec::new());
-    // What one more room adds: its own bytes, plus a separator (", " in JSON).
+    let empty = encoded_len(&[]).unwrap_or(0);
+    // What one more room adds to a list: its own bytes, plus a separator (", " in
+    // JSON); `None` if the room alone does not fit.
     let cost = |room: &RoomInfo| {
-        encoded_len(vec![room.clone()])
-            .saturating_sub(empty)
-            .saturating_add(2)
+        encoded_len(std::slice::from_ref(room))
+            .map(|len| len - empty + 2)
+            .filter(|cost| empty + cost <= MAX_PAYLOAD)
     };
 
     let mut chunks: Vec<Vec<RoomInfo>> = vec![Vec::new()];
     let mut used = empty;
     for mut room in rooms {
-        let mut room_cost = cost(&room);
-        if empty + room_cost > MAX_PAYLOAD {
-            tracing::warn!(
-                room = room.room_id,
-                "room's member list exceeds one frame; listing those that fit"
-            );
-            while empty + room_cost > MAX_PAYLOAD && room.members.pop().is_some() {
-                room_cost = cost(&room);
+        let room_cost = match cost(&room) {
+            Some(cost) => cost,
+            None => {
+                tracing::warn!(
+                    room = room.room_id,
+                    members = room.members.len(),
+                    "room's member list exceeds one frame; listing those that fit"
+                );
+                // Bisect on how many members fit: `fits` members do, `too_many` don't.
+                let all = std::mem::take(&mut room.members);
+                let (mut fits, mut too_many) = (0, all.len());
+                while too_many - fits > 1 {
+                    let mid = fits + (too_many - fits) / 2;
+                    room.members = all[..mid].to_vec();
+                    if cost(&room).is_some() {
+                        fits = mid;
+                    } else {
+                        too_many = mid;
+                    }
+                }
+                room.members = all[..fits].to_vec();
+                // A room with no members listed fits: titles are at most 64 chars.
+                cost(&room).unwrap_or(MAX_PAYLOAD - empty)
             }
-        }
+        };
         if used + room_cost > MAX_PAYLOAD {
             chunks.push(Vec::new());
             used = empty;
@@ -98,6 +117,46 @@ mod tests {
                 let mut buf = Vec::new();
                 encode_response(format, &Response::RoomsResult { rooms: chunk }, &mut buf).unwrap();
             }
+        }
+    }
+
+    #[test]
+    fn a_room_too_big_for_one_frame_lists_the_members_that_fit() {
+        // Regression: an oversized room overflowed the size arithmetic (a panic in
+        // debug builds, no reply at all in release).
+        let payload_len = |format, rooms: Vec<RoomInfo>| {
+            let mut buf = Vec::new();
+            encode_response(format, &Response::RoomsResult { rooms }, &mut buf)
+                .ok()
+                .map(|()| buf.len())
+        };
+        let everyone = room(2, 3000).members;
+        for format in WireFormat::ALL {
+            let chunks = chunks_that_fit(vec![room(1, 1), room(2, 3000), room(3, 2)], format);
+            let listed: Vec<RoomInfo> = chunks.iter().flatten().cloned().collect();
+            let ids: Vec<i64> = listed.iter().map(|r| r.room_id).collect();
+            assert_eq!(ids, vec![1, 2, 3], "{format}");
+            let shown = listed[1].members.len();
+            assert!(shown > 100 && shown < 3000, "{format}: {shown}");
+            assert_eq!(
+                listed[1].members[..],
+                everyone[..shown],
+                "a prefix, in join order"
+            );
+            for chunk in chunks {
+                assert!(
+                    payload_len(format, chunk).is_some(),
+                    "{format}: every chunk fits"
+                );
+            }
+            // One more member would not have fit (with the per-room separator).
+            let mut one_more = listed[1].clone();
+            one_more.members = everyone[..shown + 1].to_vec();
+            let len = payload_len(format, vec![one_more]);
+            assert!(
+                len.is_none_or(|len| len + 2 > MAX_PAYLOAD),
+                "{format}: {len:?}"
+            );
         }
     }
 }
