@@ -279,14 +279,25 @@ impl MessageBroker for LocalBroker {
     }
 
     fn rooms(&self) -> Vec<RoomInfo> {
-        let table = lock(&self.rooms);
-        table
+        // The table lock only for the list of rooms; names are copied under each
+        // room's own lock, so a client asking for /rooms in a loop on a crowded server
+        // does not hold up every create, join and leave. Each room is listed as it
+        // was at one moment; a room emptied meanwhile is left out.
+        let rooms: Vec<(RoomId, Arc<Room>)> = lock(&self.rooms)
             .by_id
             .iter()
-            .map(|(&room_id, room)| RoomInfo {
-                room_id,
-                title: room.title.clone(),
-                members: lock(&room.members).iter().map(|m| m.name.clone()).collect(),
+            .map(|(&id, room)| (id, Arc::clone(room)))
+            .collect();
+        rooms
+            .into_iter()
+            .filter_map(|(room_id, room)| {
+                let members: Vec<String> =
+                    lock(&room.members).iter().map(|m| m.name.clone()).collect();
+                (!members.is_empty()).then(|| RoomInfo {
+                    room_id,
+                    title: room.title.clone(),
+                    members,
+                })
             })
             .collect()
     }
