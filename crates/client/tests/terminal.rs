@@ -6,7 +6,7 @@ mod common;
 use std::fs::File;
 use std::io::{Read, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc::{self, Receiver};
 use std::thread;
 use std::time::Instant;
@@ -74,12 +74,20 @@ fn termios_of(fd: &OwnedFd) -> libc::termios {
     t
 }
 
-#[test]
-fn editing_history_and_messages_above_the_line() {
-    let fake = FakeServer::start();
+/// `chat-client` running on a fresh pty against `fake`: the child, its screen, the
+/// keyboard (the pty master), the pty slave, and the slave's termios before the start.
+struct OnPty {
+    child: Child,
+    screen: Screen,
+    keyboard: File,
+    slave: OwnedFd,
+    before: libc::termios,
+}
+
+fn start_on_pty(fake: &FakeServer) -> OnPty {
     let (master, slave) = open_pty();
     let before = termios_of(&slave);
-    let mut child = Command::new(env!("CARGO_BIN_EXE_chat-client"))
+    let child = Command::new(env!("CARGO_BIN_EXE_chat-client"))
         .arg(format!("--port={}", fake.addr.port()))
         .env("NO_COLOR", "1")
         .stdin(Stdio::from(slave.try_clone().unwrap()))
@@ -87,7 +95,7 @@ fn editing_history_and_messages_above_the_line() {
         .stderr(Stdio::null())
         .spawn()
         .expect("spawn chat-client");
-    let mut keyboard = File::from(master.try_clone().unwrap());
+    let keyboard = File::from(master.try_clone().unwrap());
     let (tx, chunks) = mpsc::channel();
     let mut reader = File::from(master);
     thread::spawn(move || {
@@ -99,11 +107,42 @@ fn editing_history_and_messages_above_the_line() {
             }
         }
     });
-    let mut screen = Screen {
+    let screen = Screen {
         chunks,
         seen: Vec::new(),
         mark: 0,
     };
+    OnPty {
+        child,
+        screen,
+        keyboard,
+        slave,
+        before,
+    }
+}
+
+/// Waits (bounded) for the child to exit.
+fn wait_for_exit(child: &mut Child) -> ExitStatus {
+    let deadline = Instant::now() + TIMEOUT;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        assert!(Instant::now() < deadline, "chat-client did not exit");
+        thread::sleep(std::time::Duration::from_millis(5));
+    }
+}
+
+#[test]
+fn editing_history_and_messages_above_the_line() {
+    let fake = FakeServer::start();
+    let OnPty {
+        mut child,
+        mut screen,
+        mut keyboard,
+        slave,
+        before,
+    } = start_on_pty(&fake);
     let mut conn = fake.accept();
 
     screen.expect(&format!("Connected to 127.0.0.1:{}\r\n", fake.addr.port()));
@@ -151,14 +190,7 @@ fn editing_history_and_messages_above_the_line() {
     drop(conn);
     screen.expect("=== EOF 에 따라 프로그램을 종료합니다. ===\r\n");
 
-    let deadline = Instant::now() + TIMEOUT;
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        assert!(Instant::now() < deadline, "chat-client did not exit");
-        thread::sleep(std::time::Duration::from_millis(5));
-    };
+    let status = wait_for_exit(&mut child);
     assert!(status.success(), "{status:?}");
 
     // The terminal is back in the mode it was in.
@@ -173,31 +205,13 @@ fn editing_history_and_messages_above_the_line() {
 #[test]
 fn sigterm_restores_the_terminal() {
     let fake = FakeServer::start();
-    let (master, slave) = open_pty();
-    let before = termios_of(&slave);
-    let mut child = Command::new(env!("CARGO_BIN_EXE_chat-client"))
-        .arg(format!("--port={}", fake.addr.port()))
-        .env("NO_COLOR", "1")
-        .stdin(Stdio::from(slave.try_clone().unwrap()))
-        .stdout(Stdio::from(slave.try_clone().unwrap()))
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn chat-client");
-    let (tx, chunks) = mpsc::channel();
-    let mut reader = File::from(master);
-    thread::spawn(move || {
-        let mut buf = [0u8; 4096];
-        while let Ok(n @ 1..) = reader.read(&mut buf) {
-            if tx.send(buf[..n].to_vec()).is_err() {
-                break;
-            }
-        }
-    });
-    let mut screen = Screen {
-        chunks,
-        seen: Vec::new(),
-        mark: 0,
-    };
+    let OnPty {
+        mut child,
+        mut screen,
+        slave,
+        before,
+        ..
+    } = start_on_pty(&fake);
     let _conn = fake.accept();
     screen.expect("\r> \x1b[K");
     assert_ne!(
@@ -209,14 +223,7 @@ fn sigterm_restores_the_terminal() {
     let pid = i32::try_from(child.id()).unwrap();
     // SAFETY: sends a signal to our own child process.
     assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
-    let deadline = Instant::now() + TIMEOUT;
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        assert!(Instant::now() < deadline, "chat-client did not exit");
-        thread::sleep(std::time::Duration::from_millis(5));
-    };
+    let status = wait_for_exit(&mut child);
     assert_eq!(status.code(), Some(143), "{status:?}");
     let after = termios_of(&slave);
     assert_eq!(after.c_lflag, before.c_lflag);
