@@ -176,13 +176,22 @@ fn search(
     let clients = args.rooms * args.per_room;
     let mut search = RateSearch::new(args.rate, args.max_rate, args.precision, args.max_steps);
     let mut step = 0;
+    let mut retries_left = MAX_LAGGED_RETRIES;
     while let Some(rate) = search.next_rate() {
         let mut report = driver.run_step(step, rate, args.duration)?;
         let passed = passes(&report, args.p99_max_ms);
         report.passed = Some(passed);
-        search.record(rate, passed);
-        steps.push(report);
         step += 1;
+        // A step that failed while the bench itself sent late (a stall of the bench
+        // or of the machine) says nothing about the server: run the rate again rather
+        // than let one hiccup end the search far below the real maximum.
+        let retry = !passed && bench_lagged(&report, args.p99_max_ms) && retries_left > 0;
+        steps.push(report);
+        if retry {
+            retries_left -= 1;
+        } else {
+            search.record(rate, passed);
+        }
         if driver.alive() < clients {
             // Later steps would run with fewer clients than asked for.
             let why = format!(
@@ -194,6 +203,17 @@ fn search(
         driver.settle(SETTLE_QUIET, SETTLE_LIMIT)?;
     }
     Ok((search.best(), None))
+}
+
+/// Times a find-max search repeats a failed step because the bench lagged.
+const MAX_LAGGED_RETRIES: u32 = 3;
+
+/// Whether the bench's own send lag could explain a step's latency: its p99 took up
+/// more than a quarter of the latency bound.
+pub fn bench_lagged(step: &StepReport, p99_max_ms: f64) -> bool {
+    step.send_lag_ms
+        .as_ref()
+        .is_some_and(|lag| lag.p99 > p99_max_ms / 4.0)
 }
 
 /// A find-max step passes when its p99 is within the bound and every chat reached

@@ -274,6 +274,24 @@ fn render_step(out: &mut String, s: &StepReport, numbered: bool) {
 mod tests {
     use super::*;
 
+    #[test]
+    fn a_failed_step_with_a_late_bench_is_not_the_servers_failure() {
+        let lag = |p99: f64| Percentiles {
+            p50: 0.01,
+            p90: 0.02,
+            p99,
+            p999: p99,
+            max: p99,
+            mean: 0.01,
+        };
+        let mut s = step(Some(false));
+        assert!(!crate::bench_lagged(&s, 10.0), "no lag recorded");
+        s.send_lag_ms = Some(lag(0.04));
+        assert!(!crate::bench_lagged(&s, 10.0));
+        s.send_lag_ms = Some(lag(32.9));
+        assert!(crate::bench_lagged(&s, 10.0));
+    }
+
     fn step(passed: Option<bool>) -> StepReport {
         StepReport {
             step: 0,

@@ -40,8 +40,9 @@ fn parse_envelope(payload: &[u8]) -> Result<(Envelope, String), DecodeError> {
     }
     let envelope: Envelope =
         serde_json::from_slice(payload).map_err(|e| DecodeError::InvalidJson(e.to_string()))?;
+    // An empty type counts as none, as in the reference client (`if not msg_type`).
     let kind = match &envelope.kind {
-        Some(Value::String(kind)) => kind.clone(),
+        Some(Value::String(kind)) if !kind.is_empty() => kind.clone(),
         _ => return Err(DecodeError::MissingType),
     };
     Ok((envelope, kind))
@@ -146,11 +147,10 @@ fn decode_rooms(value: Option<Value>) -> Result<Vec<RoomInfo>, DecodeError> {
         field,
         expected,
     };
+    // The reference client reads `message.get('rooms', [])`: absent (or null) is an
+    // empty list, not an error.
     let Some(value) = value else {
-        return Err(DecodeError::MissingField {
-            message: MESSAGE,
-            field: "rooms",
-        });
+        return Ok(Vec::new());
     };
     let Value::Array(rooms) = value else {
         return Err(wrong("rooms", "배열"));

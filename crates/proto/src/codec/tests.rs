@@ -159,6 +159,7 @@ fn json_bad_input_is_explained() {
         (b"", DecodeError::InvalidJson(String::new())),
         (b"{\"text\": \"x\"}", DecodeError::MissingType),
         (b"{\"type\": 5}", DecodeError::MissingType),
+        (b"{\"type\": \"\"}", DecodeError::MissingType),
         (
             b"{\"type\": \"CSFly\"}",
             DecodeError::UnknownType("CSFly".into()),
@@ -443,6 +444,16 @@ fn responses_round_trip_in_both_formats() {
             field: "members"
         })
     ));
+    // The reference client reads `message.get('rooms', [])`.
+    for lenient in [
+        &br#"{"type": "SCRoomsResult"}"#[..],
+        br#"{"type": "SCRoomsResult", "rooms": null}"#,
+    ] {
+        assert_eq!(
+            decode_all_responses(WireFormat::Json, &frame_of(lenient)),
+            vec![Ok(Response::RoomsResult { rooms: vec![] })]
+        );
+    }
 }
 
 #[test]
