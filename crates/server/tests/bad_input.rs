@@ -77,11 +77,7 @@ fn bad_type_frame() -> Want {
 /// checks the reply, then that the connection is still in step and usable.
 fn refuse_all(format: WireFormat, cases: Vec<(Vec<u8>, Want)>) {
     let server = TestServer::start();
-    let mut a = server.client(format);
-    let mut b = server.client(format);
-    a.create("r");
-    b.join(1, "r");
-    a.expect_system(&entered(&b.default_name()));
+    let (mut a, mut b) = server.pair_in_room(format, "r");
 
     for (bytes, want) in &cases {
         b.send_raw(bytes);
@@ -291,11 +287,7 @@ fn bad_message(format: WireFormat) -> (Vec<u8>, String) {
 
 fn twenty_bad_messages_in_a_row_close_the_connection(format: WireFormat) {
     let server = TestServer::start();
-    let mut a = server.client(format);
-    let mut b = server.client(format);
-    a.create("r");
-    b.join(1, "r");
-    a.expect_system(&entered(&b.default_name()));
+    let (mut a, mut b) = server.pair_in_room(format, "r");
 
     let (bad, error) = bad_message(format);
     for _ in 0..19 {

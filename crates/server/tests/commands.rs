@@ -420,11 +420,7 @@ fn disconnect_leaves_the_room(format: WireFormat) {
 
 fn disconnect_in_the_middle_of_a_message_leaves_the_room(format: WireFormat) {
     let server = TestServer::start();
-    let mut a = server.client(format);
-    let mut b = server.client(format);
-    a.create("r");
-    b.join(1, "r");
-    a.expect_system(&entered(&b.default_name()));
+    let (mut a, mut b) = server.pair_in_room(format, "r");
 
     // Half of a chat: its frame(s) cut short. Nothing is delivered; b just leaves.
     let wire = encode(

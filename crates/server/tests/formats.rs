@@ -218,11 +218,7 @@ fn messages_sent_one_byte_at_a_time(format: WireFormat) {
 fn pipelined_chats_arrive_complete_and_in_order(format: WireFormat) {
     const CHATS: usize = 3_000;
     let server = TestServer::start();
-    let mut a = server.client(format);
-    let mut b = server.client(format);
-    a.create("r");
-    b.join(1, "r");
-    a.expect_system(&entered(&b.default_name()));
+    let (mut a, mut b) = server.pair_in_room(format, "r");
 
     let texts: Vec<String> = (0..CHATS).map(|i| format!("chat #{i:04} 채팅")).collect();
     let wire: Vec<u8> = texts

@@ -32,11 +32,7 @@ in_both_formats!(
 
 fn refused_names_leave_the_name_unchanged(format: WireFormat) {
     let server = TestServer::start();
-    let mut a = server.client(format);
-    let mut b = server.client(format);
-    a.create("r");
-    b.join(1, "r");
-    a.expect_system(&entered(&b.default_name()));
+    let (mut a, mut b) = server.pair_in_room(format, "r");
 
     let cases = [
         ("", NAME_EMPTY),
@@ -125,11 +121,7 @@ fn titles_are_limited_in_chars_not_bytes(format: WireFormat) {
 
 fn chat_control_characters_become_replacement_characters(format: WireFormat) {
     let server = TestServer::start();
-    let mut a = server.client(format);
-    let mut b = server.client(format);
-    a.create("r");
-    b.join(1, "r");
-    a.expect_system(&entered(&b.default_name()));
+    let (mut a, mut b) = server.pair_in_room(format, "r");
 
     let cases = [
         ("plain 안녕 😀", "plain 안녕 😀"),
@@ -193,11 +185,7 @@ fn chat_too_long_for_one_frame_is_refused_at_the_exact_boundary(format: WireForm
 /// character) becomes a 3-byte U+FFFD, pushing a request that fits one frame past it.
 fn chat_that_outgrows_a_frame_when_sanitised_is_refused(format: WireFormat) {
     let server = TestServer::start();
-    let mut a = server.client(format);
-    let mut b = server.client(format);
-    a.create("r");
-    b.join(1, "r");
-    a.expect_system(&entered(&b.default_name()));
+    let (mut a, mut b) = server.pair_in_room(format, "r");
 
     let text = "\u{85}".repeat(32_000); // 64,000 bytes; 96,000 once sanitised
     let request = match format {

@@ -106,6 +106,19 @@ impl TestServer {
         Client::connect(self.addr, format)
     }
 
+    /// Two clients in a new room titled `title`, which must be room 1 (the first one
+    /// created on this server): the first created it, the second joined, and the
+    /// first has seen the join notice.
+    #[track_caller]
+    pub fn pair_in_room(&self, format: WireFormat, title: &str) -> (Client, Client) {
+        let mut first = self.client(format);
+        let mut second = self.client(format);
+        first.create(title);
+        second.join(1, title);
+        first.expect_system(&entered(&second.default_name()));
+        (first, second)
+    }
+
     /// Waits (bounded) for `run()` to return without being asked to stop, e.g. after a
     /// client's `/shutdown`, and returns its result.
     pub fn wait_for_exit(&self) -> io::Result<()> {
