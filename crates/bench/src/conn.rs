@@ -44,6 +44,7 @@ pub enum ReadEnd {
 /// A client connection.
 #[derive(Debug)]
 pub struct Conn {
+    /// The socket, registered with the driver's poll.
     pub stream: TcpStream,
     format: WireFormat,
     /// Encoded requests not yet written; `out[written..]` is still to go.

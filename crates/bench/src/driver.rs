@@ -33,12 +33,13 @@
 //! # The reactor's rules (from mio's `Poll` docs)
 //! After a readiness event, read or write until `WouldBlock` ([`Conn`] does);
 //! `Interrupted` is retried; spurious events are harmless (every handler checks the
-//! state it acts on). Tokens are client indices; [`TIMER`] is the timer.
+//! state it acts on). Tokens are client indices; `TIMER` is the timer.
 //!
 //! Nothing the server sends can panic the bench: bad frames, unknown messages and
 //! closed connections are counted, sampled and reported.
 
 use std::collections::HashMap;
+use std::fmt;
 use std::io;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -80,13 +81,21 @@ const MAX_SAMPLES: usize = 10;
 /// What the driver needs to know, fixed for its lifetime.
 #[derive(Debug, Clone)]
 pub struct Plan {
+    /// The server to connect to.
     pub addr: SocketAddr,
+    /// The wire format every client speaks.
     pub format: WireFormat,
+    /// How many rooms, and clients per room.
     pub layout: Layout,
+    /// Padding bytes after each chat's stamp (`--pad`).
     pub pad: usize,
+    /// At most this many clients connecting or joining at once.
     pub connect_concurrency: usize,
+    /// How long connecting and joining every client may take.
     pub setup_timeout: Duration,
+    /// How long a run listens after its last send before counting the rest lost.
     pub drain: Duration,
+    /// The server process, whose CPU time each run reports.
     pub server_pid: Option<u32>,
 }
 
@@ -156,6 +165,24 @@ pub struct Driver {
     /// When the last message of any kind arrived (for settling).
     last_receipt: Instant,
     errors: ErrorReport,
+}
+
+// By hand: the connection tables hold an entry per client (thousands) and the read
+// buffer is 64 KiB, far too much to print, so this is a summary.
+impl fmt::Debug for Driver {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Driver")
+            .field("plan", &self.plan)
+            .field("alive", &self.alive())
+            .field("in_flight", &self.in_flight)
+            .field("room_ids", &self.room_ids)
+            .field("running", &self.run.is_some())
+            .field("setting_up", &self.setting_up)
+            .field("setup_failure", &self.setup_failure)
+            .field("join_notices", &self.join_notices)
+            .field("errors", &self.errors)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Driver {
@@ -853,7 +880,7 @@ fn push_sample(errors: &mut ErrorReport, message: String) {
     }
 }
 
-/// System messages the bench expects besides its join replies (PROTOCOL.md §4).
+/// System messages the bench expects besides its join replies (`docs/PROTOCOL.md` §4).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Notice {
     /// `[NAME] 님이 입장했습니다.`: another member joined.

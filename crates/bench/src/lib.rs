@@ -1,5 +1,5 @@
 //! `chat-bench`: an honest open-loop load generator for any server of the chat
-//! protocol (`shared/spec/PROTOCOL.md`), as a library with a thin binary on top.
+//! protocol (`docs/PROTOCOL.md`), as a library with a thin binary on top.
 //!
 //! # Layout
 //!

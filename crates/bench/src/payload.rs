@@ -34,6 +34,7 @@ pub struct Stamp {
 /// A parsed chat text: the stamp and how many padding bytes followed it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Parsed {
+    /// Who sent the chat, which one, when and in which step.
     pub stamp: Stamp,
     /// Bytes after the stamp (the space included); `--pad` as sent when intact.
     pub pad_len: usize,

@@ -14,7 +14,9 @@ use std::time::Duration;
 /// Which process to read: a pid, or the bench itself.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Pid {
+    /// The bench's own process (`/proc/self`).
     This,
+    /// Another process, such as the server.
     Other(u32),
 }
 
@@ -30,7 +32,9 @@ impl Pid {
 /// Memory figures, KiB.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Memory {
+    /// Resident set size now (`VmRSS`).
     pub rss_kb: u64,
+    /// The highest resident set size so far (`VmHWM`).
     pub peak_rss_kb: u64,
 }
 

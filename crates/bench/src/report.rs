@@ -14,21 +14,28 @@ use serde::Serialize;
 pub struct Report {
     /// `host:port` as given.
     pub target: String,
+    /// The wire format, `json` or `protobuf`.
     pub format: &'static str,
+    /// Number of rooms.
     pub rooms: usize,
+    /// Clients per room.
     pub per_room: usize,
+    /// Padding bytes per chat (`--pad`).
     pub pad: usize,
     /// `fixed` (one run at `--rate`) or `find-max`.
     pub mode: &'static str,
+    /// Connecting and joining every client.
     pub setup: SetupReport,
     /// One entry per run: a single one in fixed mode, one per step with find-max.
     pub steps: Vec<StepReport>,
     /// The headline: the only run in fixed mode; the highest passing step with
     /// find-max (absent when none passed).
     pub result: Option<StepReport>,
+    /// The search's bound and outcome (find-max only).
     pub find_max: Option<FindMaxReport>,
     /// The server's memory at the end (with `--server-pid`).
     pub server_memory_end: Option<MemoryReport>,
+    /// Problems over the whole invocation, setup included.
     pub errors: ErrorReport,
 }
 
@@ -37,6 +44,7 @@ pub struct Report {
 pub struct SetupReport {
     /// Connections set up (all of them, or the run would have stopped).
     pub connections: usize,
+    /// How long setting them up took.
     pub seconds: f64,
     /// Server RSS before the bench connected, KiB.
     pub server_rss_before_kb: Option<u64>,
@@ -49,6 +57,7 @@ pub struct SetupReport {
 /// One run at a fixed rate.
 #[derive(Debug, Clone, Serialize)]
 pub struct StepReport {
+    /// The run's number, from 0 (find-max steps are numbered in order).
     pub step: u32,
     /// Scheduled chats/s, all clients together.
     pub rate: u64,
@@ -56,6 +65,7 @@ pub struct StepReport {
     pub duration_s: f64,
     /// Seconds from the first intended send to the end of the drain.
     pub elapsed_s: f64,
+    /// Scheduled chats handed to a connected client to send.
     pub chats_sent: u64,
     /// Scheduled chats not sent because their client had lost its connection.
     pub chats_skipped: u64,
@@ -63,8 +73,11 @@ pub struct StepReport {
     pub expected_deliveries: u64,
     /// Distinct chats delivered to a member of the sender's room.
     pub deliveries: u64,
+    /// Expected deliveries that had not arrived when the drain ended.
     pub lost: u64,
+    /// Extra copies of chats a member had already received.
     pub duplicated: u64,
+    /// Deliveries that arrived after a later chat of the same sender.
     pub out_of_order: u64,
     /// Bench chats delivered where they do not belong (echo, another room, a
     /// sequence number never sent) or with damaged padding.
@@ -82,6 +95,7 @@ pub struct StepReport {
     /// Bytes the bench still held for the server when the run ended (the server
     /// stopped reading).
     pub unsent_bytes_at_end: u64,
+    /// Connections still open when the run ended.
     pub connections_alive_at_end: usize,
     /// Server CPU time (user + system) during the run, with `--server-pid`.
     pub server_cpu_s: Option<f64>,
@@ -97,17 +111,24 @@ pub struct StepReport {
 /// Latency percentiles, milliseconds.
 #[derive(Debug, Clone, Copy, Serialize, PartialEq)]
 pub struct Percentiles {
+    /// The median.
     pub p50: f64,
+    /// The 90th percentile.
     pub p90: f64,
+    /// The 99th percentile.
     pub p99: f64,
+    /// The 99.9th percentile.
     pub p999: f64,
+    /// The largest value recorded.
     pub max: f64,
+    /// The arithmetic mean.
     pub mean: f64,
 }
 
 /// The find-max search.
 #[derive(Debug, Clone, Serialize)]
 pub struct FindMaxReport {
+    /// The p99 latency bound a step had to meet, milliseconds (`--p99-max-ms`).
     pub p99_max_ms: f64,
     /// The highest rate that passed, chats/s.
     pub best_rate: Option<u64>,
@@ -118,16 +139,22 @@ pub struct FindMaxReport {
 /// A process's memory, KiB.
 #[derive(Debug, Clone, Copy, Serialize)]
 pub struct MemoryReport {
+    /// Resident set size (`VmRSS`).
     pub rss_kb: u64,
+    /// The highest resident set size since the process started (`VmHWM`).
     pub peak_rss_kb: u64,
 }
 
 /// Problems seen over the whole invocation.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct ErrorReport {
+    /// Connections the server closed while the bench still needed them.
     pub closed_by_server: u64,
+    /// Socket reads and writes that failed, and chats that could not be encoded.
     pub io_errors: u64,
+    /// Server messages that did not decode.
     pub decode_errors: u64,
+    /// Messages that were neither bench chats nor expected notices.
     pub unexpected_messages: u64,
     /// Bench chats that arrived after their run's drain had ended (already lost).
     pub chats_after_drain: u64,

@@ -14,7 +14,9 @@
 /// How clients are laid out: room `r` holds clients `r * per_room .. (r + 1) * per_room`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Layout {
+    /// Number of rooms.
     pub rooms: usize,
+    /// Clients in each room.
     pub per_room: usize,
 }
 

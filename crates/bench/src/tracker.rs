@@ -30,29 +30,43 @@ use crate::schedule::Layout;
 pub enum Outcome {
     /// First copy; `in_order` is false when a later chat of the sender came first.
     Delivered {
+        /// Whether every earlier chat of the sender had arrived before it.
         in_order: bool,
     },
+    /// A chat this receiver already had.
     Duplicate,
+    /// A chat that should not reach this receiver (its own, another room's, or one
+    /// never sent).
     Foreign,
+    /// A chat of another step.
     Stale,
 }
 
 /// Running totals.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Counts {
+    /// Chats handed a sequence number.
     pub sent: u64,
+    /// Distinct chats received by a member of the sender's room.
     pub delivered: u64,
+    /// Second and later copies of a chat at the same receiver.
     pub duplicates: u64,
+    /// Deliveries that arrived after a later chat of the same sender.
     pub out_of_order: u64,
+    /// [`Outcome::Foreign`] chats.
     pub foreign: u64,
+    /// [`Outcome::Stale`] chats.
     pub stale: u64,
 }
 
 /// The verdict at the end of a run.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Summary {
+    /// The totals at the end.
     pub counts: Counts,
+    /// Deliveries expected: every sent chat times the other members of its room.
     pub expected: u64,
+    /// Expected deliveries that never arrived.
     pub lost: u64,
 }
 

@@ -33,7 +33,9 @@ pub struct Args {
 /// The `--format` values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Format {
+    /// One JSON object per frame.
     Json,
+    /// Two frames per message: a Type frame, then the body.
     Protobuf,
 }
 

@@ -1,8 +1,8 @@
 //! Input lines → what to do: a [`Request`] for the server, or something local
 //! (the help text, a usage error).
 //!
-//! The rules are the reference client's (PROTOCOL.md §5): lines are trimmed, empty
-//! lines ignored, a line not starting with `/` is a chat message, a command's
+//! The rules are the reference client's (`docs/PROTOCOL.md` §5): lines are trimmed,
+//! empty lines ignored, a line not starting with `/` is a chat message, a command's
 //! arguments are split on whitespace and joined again with one space. Nothing here
 //! does I/O or knows the wire format.
 

@@ -3,11 +3,12 @@
 //! * [`Console::plain`]: lines are written to standard output as they are, nothing
 //!   else (no colour, no prompt), so output can be compared byte for byte. Used
 //!   whenever standard input or output is not a terminal.
-//! * [`Console::interactive`]: standard input and output are one terminal. The
-//!   terminal is put in raw mode and a [`crate::editor::Editor`] owns the bottom row.
-//!   Printing first erases that row, writes the lines, and the row is redrawn once per
-//!   loop turn by [`Console::refresh`], so messages arriving while the user types
-//!   never garble the line being typed. Lines may be coloured by [`Style`].
+//! * Interactive ([`Console::detect`] when standard input and output are one
+//!   terminal; see [`Console::is_interactive`]): the terminal is put in raw mode and
+//!   a [`crate::editor::Editor`] owns the bottom row. Printing first erases that row,
+//!   writes the lines, and the row is redrawn once per loop turn by
+//!   [`Console::refresh`], so messages arriving while the user types never garble
+//!   the line being typed. Lines may be coloured by [`Style`].
 //!
 //! Every string shown here was escaped by [`crate::render`] or [`crate::trace`]
 //! already; this module adds only its own colour and cursor codes.
@@ -23,6 +24,7 @@ use crate::sys::{self, RawMode};
 const PROMPT: &str = "> ";
 
 /// Standard output, plus the line editor when interactive.
+#[derive(Debug)]
 pub struct Console {
     out: StdoutLock<'static>,
     colour: bool,
@@ -30,6 +32,7 @@ pub struct Console {
 }
 
 /// The terminal side of an interactive console.
+#[derive(Debug)]
 struct Interactive {
     editor: Editor,
     /// Dropped last (fields drop in order), restoring the terminal.

@@ -1,5 +1,5 @@
 //! `chat-client`: the interactive client of the chat server, a Rust twin of the
-//! course's reference `client.py` (see `shared/spec/PROTOCOL.md` §5 for what it prints).
+//! course's reference `client.py` (see `docs/PROTOCOL.md` §5 for what it prints).
 //!
 //! # Layout
 //!

@@ -1,5 +1,5 @@
 //! Responses → the lines the user sees, exactly as the reference client prints them
-//! (PROTOCOL.md §5), with every server-controlled string escaped.
+//! (`docs/PROTOCOL.md` §5), with every server-controlled string escaped.
 //!
 //! Escaping is the one deliberate difference from the reference: a name or text
 //! holding `ESC` could otherwise move the cursor, recolour or clear the user's
@@ -31,7 +31,9 @@ pub enum Style {
 /// One line of output, without its line ending.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Line {
+    /// What kind of line it is, which picks its colour.
     pub style: Style,
+    /// The text as printed; anything the server sent in it is already escaped.
     pub text: String,
 }
 

@@ -17,6 +17,7 @@ use signal_hook::consts::{SIGHUP, SIGTERM};
 
 /// The signals that end a session, and a descriptor that becomes readable when one
 /// arrives.
+#[derive(Debug)]
 pub struct Signals {
     wake: UnixStream,
     flags: [(i32, Arc<AtomicBool>); 2],

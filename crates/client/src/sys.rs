@@ -9,6 +9,7 @@ use std::time::Duration;
 /// One descriptor to watch.
 #[derive(Debug, Clone, Copy)]
 pub struct PollFd {
+    /// The descriptor.
     pub fd: RawFd,
     /// Wake when readable (or closed, or in error).
     pub read: bool,
@@ -69,6 +70,15 @@ pub fn poll(fds: &[PollFd], timeout: Option<Duration>) -> io::Result<Vec<Ready>>
 pub struct RawMode {
     fd: RawFd,
     original: libc::termios,
+}
+
+impl std::fmt::Debug for RawMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The saved termios is opaque flag words; the descriptor says which terminal.
+        f.debug_struct("RawMode")
+            .field("fd", &self.fd)
+            .finish_non_exhaustive()
+    }
 }
 
 impl RawMode {

@@ -27,14 +27,18 @@ use crate::render::escape;
 /// Which way a frame went.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Direction {
+    /// Sent by the client (`C->S`).
     ClientToServer,
+    /// Received from the server (`S->C`).
     ServerToClient,
 }
 
 /// Whether a frame line shows `+ ` when its text is empty.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Plus {
+    /// Always, as the reference does for every frame it receives but a protobuf body.
     Always,
+    /// Only when there is text, as for frames sent and protobuf bodies received.
     IfText,
 }
 
@@ -192,7 +196,8 @@ mod tests {
                 payload.len()
             )]
         );
-        // The PROTOCOL.md example: a 36-byte payload.
+        // A 36-byte payload: 38 bytes with the header, length `0x0024`
+        // (`docs/PROTOCOL.md` §5.4).
         assert!(
             frame_lines(Direction::ClientToServer, 36, "x", Plus::IfText)[0]
                 .starts_with("[C->S:총길이=38바이트] 0x0024(메시지크기) + ")

@@ -1,6 +1,6 @@
 //! `chat-client` against the real server (in-process), in both formats: every line it
-//! prints is compared exactly with PROTOCOL.md §5, while a second client ([`Peer`],
-//! raw frames) shares a room with it.
+//! prints is compared exactly with `docs/PROTOCOL.md` §5, while a second client
+//! ([`Peer`], raw frames) shares a room with it.
 
 mod common;
 

@@ -11,7 +11,7 @@
 //!   connection's first frame, and decoders that keep protobuf's two-frame messages in
 //!   step.
 //!
-//! The wire contract is `shared/spec/PROTOCOL.md`; `proto/message.proto` is the schema.
+//! The wire contract is `docs/PROTOCOL.md`; `proto/message.proto` is the schema.
 //!
 //! # Example
 //!

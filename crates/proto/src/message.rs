@@ -10,18 +10,30 @@ use std::borrow::Cow;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Request {
     /// `/name X`: change the sender's nickname. May be empty (`/name` alone).
-    Name { name: String },
+    Name {
+        /// The new nickname.
+        name: String,
+    },
     /// `/rooms`: list the rooms.
     Rooms,
     /// `/create T`: create a room titled `title` and enter it.
-    CreateRoom { title: String },
+    CreateRoom {
+        /// The new room's title.
+        title: String,
+    },
     /// `/join N`: enter room `room_id`. JSON allows any integer; ids that do not fit an
     /// `i64` are saturated, which is safe because no such room can exist.
-    JoinRoom { room_id: i64 },
+    JoinRoom {
+        /// The id of the room to enter.
+        room_id: i64,
+    },
     /// `/leave`: leave the current room.
     LeaveRoom,
     /// A chat line for the other members of the sender's room.
-    Chat { text: String },
+    Chat {
+        /// The line as typed.
+        text: String,
+    },
     /// `/shutdown`: stop the server.
     Shutdown,
 }
@@ -29,12 +41,19 @@ pub enum Request {
 /// The kind of a [`Request`], without its data: the key of a handler table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum RequestKind {
+    /// [`Request::Name`].
     Name = 0,
+    /// [`Request::Rooms`].
     Rooms = 1,
+    /// [`Request::CreateRoom`].
     CreateRoom = 2,
+    /// [`Request::JoinRoom`].
     JoinRoom = 3,
+    /// [`Request::LeaveRoom`].
     LeaveRoom = 4,
+    /// [`Request::Chat`].
     Chat = 5,
+    /// [`Request::Shutdown`].
     Shutdown = 6,
 }
 
@@ -85,7 +104,9 @@ impl Request {
 /// One room as listed by `/rooms`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RoomInfo {
+    /// The room's id, the number `/join` takes.
     pub room_id: i64,
+    /// The title given at `/create`.
     pub title: String,
     /// Member names in join order.
     pub members: Vec<String>,
@@ -98,14 +119,22 @@ pub struct RoomInfo {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Response<'a> {
     /// A notice; the reference client prints it as `[시스템 메시지] <text>`.
-    SystemMessage { text: Cow<'a, str> },
+    SystemMessage {
+        /// The notice.
+        text: Cow<'a, str>,
+    },
     /// A chat line from `member`; printed as `[<member>] <text>`.
     Chat {
+        /// The sender's nickname.
         member: Cow<'a, str>,
+        /// The line the sender typed.
         text: Cow<'a, str>,
     },
     /// The answer to `/rooms`, ordered by id.
-    RoomsResult { rooms: Vec<RoomInfo> },
+    RoomsResult {
+        /// Every room, ordered by id.
+        rooms: Vec<RoomInfo>,
+    },
 }
 
 impl<'a> Response<'a> {

@@ -1,28 +1,35 @@
 //! A chat server: a reactor thread multiplexes every socket with epoll, a pool of
-//! worker threads handles each client's messages, and rooms fan chat lines out.
-//! Speaks the course's protocol in JSON and protobuf, on one port.
+//! worker threads runs each client's messages through the chat core, and rooms fan
+//! chat lines out. Speaks the course's protocol in JSON and protobuf, on one port.
+//!
+//! This crate is the *transport*: sockets, threads, the queue between them, metrics
+//! and the shutdown sequence. What the chat means — rooms, commands, texts,
+//! validation, ordering — is the I/O-free `chat-core` crate, which this one drives;
+//! wire formats, framing and codecs are `chat-proto`.
 //!
 //! # Layout
 //!
-//! * `server.rs` — [`Server`]: bind, run, the shutdown sequence; `Shared` state.
-//! * `reactor.rs` — **Reactor**: the only thread that polls; accepts, dispatches
-//!   readiness, runs workers' commands (resume, close).
-//! * `handler.rs` — **EventHandler**: one connection's readable/writable events:
-//!   read, split frames, fill the inbox, pause when it is full, finish closing.
+//! * `server.rs` — [`Server`]: bind, run, the shutdown sequence; hands each thread
+//!   the narrow handles it uses.
+//! * `reactor.rs` — **Reactor**: the only thread that polls; accepts, passes
+//!   readiness to each connection's EventHandler, runs workers' requests (resume,
+//!   close).
+//! * `event_handler.rs` — **EventHandler**: one connection's readable/writable
+//!   events: read, split frames, fill the inbox, pause when it is full, finish
+//!   closing.
 //! * `pool.rs` — **ThreadPool**, **Worker** and the **WorkQueue** (mutex + condvar).
-//! * `dispatch.rs` — a worker's job: decode one session's frames in order, run them
-//!   through the handler table, answer bad input, end sessions, flush.
-//! * `cmd/` — the **handler table** and one module per command.
-//! * `session.rs` — **ClientSession**: inbox (scheduling), state, outbound queue.
-//! * `outbound.rs` — non-blocking, coalescing writes with a per-client cap.
-//! * `broker.rs` — **MessageBroker**: rooms, membership, fan-out ordering.
-//! * `delivery.rs` — encode once per format, flush once per turn.
-//! * `validate.rs`, `texts.rs` — what clients may choose, and every text we send.
+//! * `worker.rs` — the worker's job: feed one session's frames, in order, to its
+//!   `chat_core::Client`; log, count, close; flush in batches.
+//! * `session.rs` — **ClientSession** ([`Session`]): inbox (scheduling), chat state,
+//!   outbound queue; a `chat_core::Mailbox`.
+//! * `outbound.rs` — a queue of shared frames written with non-blocking `writev`,
+//!   capped per client.
 //! * `shutdown.rs`, `config.rs` — the shutdown flag; the start-up settings.
 //! * `metrics.rs`, `limits.rs` — counters and the `/metrics` endpoint; the
 //!   open-file limit.
 //!
-//! Wire formats, framing and codecs are the `chat-proto` crate: no I/O there.
+//! Imports only point down this list's dependencies (no module cycles); the test
+//! `tests/module_graph.rs` checks that.
 //!
 //! # Example
 //!
@@ -37,23 +44,19 @@
 //! thread.join().unwrap().unwrap();
 //! ```
 
-pub mod broker;
-mod cmd;
 pub mod config;
-mod delivery;
-mod dispatch;
-mod handler;
+mod event_handler;
 pub mod limits;
-pub mod metrics;
-pub mod outbound;
-pub mod pool;
+mod metrics;
+mod outbound;
+mod pool;
 mod reactor;
 mod server;
 mod session;
 mod shutdown;
-mod texts;
-mod validate;
+mod worker;
 
 pub use config::{FormatPolicy, ServerConfig, ShutdownPolicy};
 pub use server::Server;
+pub use session::Session;
 pub use shutdown::ShutdownHandle;

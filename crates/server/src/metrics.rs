@@ -2,9 +2,10 @@
 //! OpenMetrics text format (encoded by the `prometheus-client` crate).
 //!
 //! Counting must not slow the hot path: [`Metrics`] is a set of relaxed atomics, and
-//! workers count into a thread-local [`LocalCounts`] that they fold into the atomics
-//! once per turn, so fan-out to many recipients costs no shared-cache-line traffic
-//! per message. Gauges (connections, rooms, queue depth) are read at scrape time.
+//! workers count into a thread-local [`chat_core::Tally`] that they fold into the
+//! atomics once per batch, so fan-out to many recipients costs no shared-cache-line
+//! traffic per message. Gauges (connections, rooms, queue depth) are read at scrape
+//! time.
 //!
 //! The endpoint is deliberately small: one thread, one request per connection,
 //! `GET /metrics` only, a read timeout so a silent scraper cannot hold it. It is not
@@ -17,6 +18,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use chat_core::{OutKind, Tally};
 use chat_proto::{RequestKind, WireFormat};
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
@@ -24,40 +26,9 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
-use crate::server::Shared;
-
-/// Kinds of server → client message, for `chat_messages_out_total{type=…}`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OutKind {
-    System = 0,
-    Chat = 1,
-    Rooms = 2,
-}
-
-impl OutKind {
-    /// The kind of `response`.
-    pub fn of(response: &chat_proto::Response<'_>) -> Self {
-        match response {
-            chat_proto::Response::SystemMessage { .. } => OutKind::System,
-            chat_proto::Response::Chat { .. } => OutKind::Chat,
-            chat_proto::Response::RoomsResult { .. } => OutKind::Rooms,
-        }
-    }
-
-    const ALL: [OutKind; 3] = [OutKind::System, OutKind::Chat, OutKind::Rooms];
-
-    fn name(self) -> &'static str {
-        match self {
-            OutKind::System => "SCSystemMessage",
-            OutKind::Chat => "SCChat",
-            OutKind::Rooms => "SCRoomsResult",
-        }
-    }
-}
-
 /// Why a connection was refused at accept.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Refusal {
+pub(crate) enum Refusal {
     /// `--max-connections` reached.
     Limit = 0,
     /// The process ran out of file descriptors.
@@ -65,83 +36,81 @@ pub enum Refusal {
 }
 
 /// Server-wide counters.
-#[derive(Default)]
-pub struct Metrics {
-    pub accepted: AtomicU64,
-    pub closed: AtomicU64,
+#[derive(Debug, Default)]
+pub(crate) struct Metrics {
+    /// Connections accepted.
+    pub(crate) accepted: AtomicU64,
+    /// Connections closed (accepted − closed = open now).
+    pub(crate) closed: AtomicU64,
     refused: [AtomicU64; 2],
     requests: [[AtomicU64; 2]; RequestKind::COUNT],
-    responses: [[AtomicU64; 2]; 3],
-    pub bytes_in: AtomicU64,
+    responses: [[AtomicU64; 2]; OutKind::COUNT],
+    /// Bytes read from clients.
+    pub(crate) bytes_in: AtomicU64,
     bytes_out: AtomicU64,
     protocol_errors: AtomicU64,
-    pub slow_consumer_disconnects: AtomicU64,
-    pub error_disconnects: AtomicU64,
-    pub idle_disconnects: AtomicU64,
-    pub shutdown_refused: AtomicU64,
+    slow_consumer_disconnects: AtomicU64,
+    /// Clients cut off after too many invalid messages.
+    pub(crate) error_disconnects: AtomicU64,
+    /// Clients cut off by the idle timeout.
+    pub(crate) idle_disconnects: AtomicU64,
+    /// `/shutdown` requests refused by policy.
+    pub(crate) shutdown_refused: AtomicU64,
 }
 
 /// Adds one to a counter.
-pub fn bump(counter: &AtomicU64) {
+pub(crate) fn bump(counter: &AtomicU64) {
     counter.fetch_add(1, Ordering::Relaxed);
 }
 
 impl Metrics {
     /// Counts a refused connection.
-    pub fn refused(&self, why: Refusal) {
+    pub(crate) fn refused(&self, why: Refusal) {
         bump(&self.refused[why as usize]);
     }
 
     /// Connections open now.
-    pub fn connections(&self) -> u64 {
+    pub(crate) fn connections(&self) -> u64 {
         let accepted = self.accepted.load(Ordering::Relaxed);
         accepted.saturating_sub(self.closed.load(Ordering::Relaxed))
     }
 }
 
-/// One worker's counts since its last fold.
-#[derive(Default)]
-pub struct LocalCounts {
-    requests: [[u64; 2]; RequestKind::COUNT],
-    responses: [[u64; 2]; 3],
-    bytes_out: u64,
-    protocol_errors: u64,
+impl Metrics {
+    /// Adds one worker's `tally` to the counters and zeroes it.
+    pub(crate) fn fold(&self, tally: &mut Tally) {
+        fn add(counter: &AtomicU64, value: u64) {
+            if value != 0 {
+                counter.fetch_add(value, Ordering::Relaxed);
+            }
+        }
+        let tally = std::mem::take(tally);
+        for (counters, values) in self.requests.iter().zip(&tally.requests) {
+            for (counter, value) in counters.iter().zip(values) {
+                add(counter, *value);
+            }
+        }
+        for (counters, values) in self.responses.iter().zip(&tally.responses) {
+            for (counter, value) in counters.iter().zip(values) {
+                add(counter, *value);
+            }
+        }
+        add(&self.bytes_out, tally.bytes_out);
+        add(&self.protocol_errors, tally.protocol_errors);
+        add(&self.slow_consumer_disconnects, tally.overflows);
+    }
 }
 
-impl LocalCounts {
-    pub fn request(&mut self, kind: RequestKind, format: WireFormat) {
-        self.requests[kind as usize][format.index()] += 1;
-    }
+/// What the metrics page reads from the rest of the server at scrape time.
+pub(crate) type Gauges = Box<dyn Fn() -> GaugeValues + Send + Sync>;
 
-    pub fn response(&mut self, kind: OutKind, format: WireFormat, bytes: usize) {
-        self.responses[kind as usize][format.index()] += 1;
-        self.bytes_out += bytes as u64;
-    }
-
-    pub fn protocol_error(&mut self) {
-        self.protocol_errors += 1;
-    }
-
-    /// Adds everything to `metrics` and starts again from zero.
-    pub fn fold_into(&mut self, metrics: &Metrics) {
-        fn add(counter: &AtomicU64, value: &mut u64) {
-            if *value != 0 {
-                counter.fetch_add(std::mem::take(value), Ordering::Relaxed);
-            }
-        }
-        for (counters, values) in metrics.requests.iter().zip(&mut self.requests) {
-            for (counter, value) in counters.iter().zip(values) {
-                add(counter, value);
-            }
-        }
-        for (counters, values) in metrics.responses.iter().zip(&mut self.responses) {
-            for (counter, value) in counters.iter().zip(values) {
-                add(counter, value);
-            }
-        }
-        add(&metrics.bytes_out, &mut self.bytes_out);
-        add(&metrics.protocol_errors, &mut self.protocol_errors);
-    }
+/// Gauges read at scrape time.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct GaugeValues {
+    /// Rooms that exist now.
+    pub(crate) rooms: u64,
+    /// Sessions waiting for a worker.
+    pub(crate) queue_depth: u64,
 }
 
 type Labels = Vec<(&'static str, &'static str)>;
@@ -178,8 +147,7 @@ fn by_type_and_format(
 }
 
 /// The metrics page, in the OpenMetrics text format.
-pub fn render(shared: &Shared) -> String {
-    let m = &shared.metrics;
+pub(crate) fn render(m: &Metrics, gauges: GaugeValues) -> String {
     let mut registry = Registry::with_prefix("chat");
 
     gauge(
@@ -208,17 +176,12 @@ pub fn render(shared: &Shared) -> String {
         "Connections closed at accept, by reason",
         refused,
     );
-    gauge(
-        &mut registry,
-        "rooms",
-        "Rooms that exist now",
-        shared.broker.room_count() as u64,
-    );
+    gauge(&mut registry, "rooms", "Rooms that exist now", gauges.rooms);
     gauge(
         &mut registry,
         "queue_depth",
         "Sessions waiting for a worker",
-        shared.queue.len() as u64,
+        gauges.queue_depth,
     );
 
     by_type_and_format(
@@ -286,15 +249,19 @@ pub fn render(shared: &Shared) -> String {
 }
 
 /// The HTTP endpoint's thread.
-pub struct MetricsServer {
+pub(crate) struct MetricsServer {
     addr: SocketAddr,
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
 }
 
 impl MetricsServer {
-    /// Serves `render(shared)` on `listener` until [`MetricsServer::stop`].
-    pub fn start(listener: TcpListener, shared: Arc<Shared>) -> io::Result<Self> {
+    /// Serves the page on `listener` until [`MetricsServer::stop`].
+    pub(crate) fn start(
+        listener: TcpListener,
+        metrics: Arc<Metrics>,
+        gauges: Gauges,
+    ) -> io::Result<Self> {
         let addr = listener.local_addr()?;
         let stop = Arc::new(AtomicBool::new(false));
         let thread = std::thread::Builder::new().name("metrics".into()).spawn({
@@ -306,7 +273,7 @@ impl MetricsServer {
                     }
                     match stream {
                         Ok(stream) => {
-                            if let Err(e) = serve_one(stream, &shared) {
+                            if let Err(e) = serve_one(stream, &metrics, &gauges) {
                                 tracing::debug!("metrics request failed: {e}");
                             }
                         }
@@ -327,12 +294,12 @@ impl MetricsServer {
     }
 
     /// The address served.
-    pub fn addr(&self) -> SocketAddr {
+    pub(crate) fn addr(&self) -> SocketAddr {
         self.addr
     }
 
     /// Stops and joins the thread.
-    pub fn stop(mut self) {
+    pub(crate) fn stop(mut self) {
         self.shutdown();
     }
 
@@ -371,7 +338,7 @@ impl Drop for MetricsServer {
 /// one metrics thread (nor delay a shutdown that joins it).
 const REQUEST_DEADLINE: Duration = Duration::from_secs(2);
 
-fn serve_one(mut stream: TcpStream, shared: &Shared) -> io::Result<()> {
+fn serve_one(mut stream: TcpStream, metrics: &Metrics, gauges: &Gauges) -> io::Result<()> {
     let deadline = Instant::now() + REQUEST_DEADLINE;
     let time_left = || {
         let left = deadline.saturating_duration_since(Instant::now());
@@ -400,7 +367,7 @@ fn serve_one(mut stream: TcpStream, shared: &Shared) -> io::Result<()> {
             (
                 "200 OK",
                 "application/openmetrics-text; version=1.0.0; charset=utf-8",
-                render(shared),
+                render(metrics, gauges()),
             )
         } else {
             (

@@ -1,12 +1,18 @@
-//! A connection's outbound byte queue, and the protocol for flushing it to the socket
-//! without ever blocking a thread.
+//! A connection's outbound queue of shared frames, and the protocol for flushing it to
+//! the socket without ever blocking a thread.
 //!
-//! Any thread may [`Outbound::append`] encoded frames; whoever appended first since the
-//! last flush is told so ([`Append::NewlyDirty`]) and must make sure a flush follows
-//! (workers collect such sessions and flush them once at the end of a job, so many
-//! messages for one socket leave in one `write`). [`Outbound::flush`] writes with the
-//! lock *released*: one thread at a time is the flusher (`flushing`), others' appends
-//! land in `queued` and the flusher loops until nothing is left or the socket is full.
+//! The queue holds [`Bytes`] handles, not copies: a broadcast to 1,000 members is one
+//! allocation referenced 1,000 times. Bytes are copied only by the kernel, when a
+//! flusher hands a bounded batch of handles to one `writev`.
+//!
+//! Any thread may [`Outbound::append`] a message; whoever appended first since the
+//! last flush took the queue is told so ([`Append::NewlyDirty`]) and must make sure a
+//! flush follows (workers collect such connections and flush them once at the end of
+//! a turn, so many messages for one socket leave in one write). [`Outbound::flush`]
+//! writes with the lock *released*: one thread at a time is the flusher (`flushing`);
+//! it takes a batch from the front, writes it, and puts back at the front whatever the
+//! socket did not take. Others' appends land at the back meanwhile, so order is kept,
+//! and the flusher loops until nothing is left or the socket is full.
 //!
 //! When the socket is full (`WouldBlock`), the flusher stops and the reactor's next
 //! writable event resumes it ([`Outbound::writable`]). The reactor registers every
@@ -14,38 +20,48 @@
 //! mid-write must not be lost: `ready_gen` counts writable events, and a flusher that
 //! hits `WouldBlock` retries if the count moved since it started writing.
 //!
-//! Bounded memory: once more than `cap` bytes wait (not counting a buffer a flusher is
-//! writing at that moment, so at most about twice `cap` is held), the connection is
-//! a slow consumer;
-//! `append` answers [`Append::Overflow`], the queue is dropped and the caller
-//! disconnects the client. Nothing is ever silently dropped from a live connection.
+//! Bounded memory: once more than `cap` bytes wait (not counting a batch a flusher is
+//! writing at that moment, itself at most [`MAX_BATCH_BYTES`]), the connection is a
+//! slow consumer; `append` answers [`Append::Overflow`], the queue is dropped and the
+//! caller disconnects the client. Nothing is ever silently dropped from a live
+//! connection.
 //!
 //! This module does not know frames, sessions or rooms: it moves bytes.
 
-use std::io::{self, Write};
+use std::collections::VecDeque;
+use std::io::{self, IoSlice, Write};
 use std::mem;
 use std::sync::Mutex;
 
+use bytes::{Buf, Bytes};
+
 use crate::pool::lock;
 
-/// Buffers larger than this are freed once empty, so idle connections stay small.
-const KEEP_CAPACITY: usize = 64 * 1024;
+/// Most messages one `writev` takes (well under the kernel's `IOV_MAX` of 1,024).
+const MAX_BATCH_MESSAGES: usize = 64;
+/// Most bytes one flusher takes out of the queue at a time.
+pub(crate) const MAX_BATCH_BYTES: usize = 256 * 1024;
+/// A queue whose ring grew past this many slots is freed once empty, so a connection
+/// that once had a burst does not keep its capacity.
+const KEEP_SLOTS: usize = 1024;
 
 /// A connection's outbound queue.
-pub struct Outbound {
+#[derive(Debug)]
+pub(crate) struct Outbound {
     state: Mutex<State>,
     cap: usize,
 }
 
-#[derive(Default)]
+#[derive(Debug, Default)]
 struct State {
-    /// Bytes appended and not yet taken by a flusher.
-    queued: Vec<u8>,
-    /// Bytes a flusher took but the socket did not accept yet, from `written` on.
-    /// While a flusher is writing, its buffer is out of the struct.
-    unsent: Vec<u8>,
-    written: usize,
-    /// Someone appended since the last flush took `queued`.
+    /// Messages appended and not yet written, oldest first. The front one may be
+    /// partly written already (advanced past what the socket took).
+    queue: VecDeque<Bytes>,
+    /// Bytes in `queue`.
+    queued: usize,
+    /// The flusher's reusable batch (empty when no flush is in progress).
+    spare: Vec<Bytes>,
+    /// Someone appended since the last flush took from the queue.
     dirty: bool,
     /// A thread is writing right now.
     flushing: bool,
@@ -57,7 +73,7 @@ struct State {
 
 /// What [`Outbound::append`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Append {
+pub(crate) enum Append {
     /// Queued; a flush was already due.
     Queued,
     /// Queued, and nothing was waiting before: the caller must arrange a flush.
@@ -70,7 +86,7 @@ pub enum Append {
 
 /// What [`Outbound::flush`] achieved.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Flush {
+pub(crate) enum Flush {
     /// Everything queued was written.
     Done,
     /// The socket is full; a writable event will resume.
@@ -83,25 +99,25 @@ pub enum Flush {
 
 impl Outbound {
     /// An empty queue holding at most `cap` bytes.
-    pub fn new(cap: usize) -> Self {
+    pub(crate) fn new(cap: usize) -> Self {
         Self {
             state: Mutex::new(State::default()),
             cap,
         }
     }
 
-    /// Queues `bytes` (whole frames) for sending.
-    pub fn append(&self, bytes: &[u8]) -> Append {
+    /// Queues `message` (whole frames) for sending: a new handle, not a copy.
+    pub(crate) fn append(&self, message: &Bytes) -> Append {
         let mut state = lock(&self.state);
         if state.closed {
             return Append::Closed;
         }
-        let waiting = state.waiting();
-        if waiting + bytes.len() > self.cap {
+        if state.queued + message.len() > self.cap {
             state.close();
             return Append::Overflow;
         }
-        state.queued.extend_from_slice(bytes);
+        state.queued += message.len();
+        state.queue.push_back(message.clone());
         if mem::replace(&mut state.dirty, true) {
             Append::Queued
         } else {
@@ -109,31 +125,20 @@ impl Outbound {
         }
     }
 
-    /// Bytes waiting to be written (not counting a flusher's buffer in flight).
-    pub fn pending(&self) -> usize {
-        let state = lock(&self.state);
-        state.waiting()
-    }
-
-    /// Whether the queue was closed (write failure or overflow).
-    pub fn is_closed(&self) -> bool {
-        lock(&self.state).closed
-    }
-
     /// Discards everything and refuses further appends.
-    pub fn close(&self) {
+    pub(crate) fn close(&self) {
         lock(&self.state).close();
     }
 
     /// Records a writable event and flushes if anything waits.
-    pub fn writable(&self, socket: impl Write) -> Flush {
+    pub(crate) fn writable(&self, socket: impl Write) -> Flush {
         lock(&self.state).ready_gen += 1;
         self.flush(socket)
     }
 
     /// Writes queued bytes until none are left or the socket is full. Never blocks:
-    /// `socket` must be non-blocking. The lock is never held during a `write`.
-    pub fn flush(&self, mut socket: impl Write) -> Flush {
+    /// `socket` must be non-blocking. The lock is never held during a write.
+    pub(crate) fn flush(&self, mut socket: impl Write) -> Flush {
         let mut state = lock(&self.state);
         if state.closed {
             return Flush::Closed;
@@ -143,37 +148,27 @@ impl Outbound {
         }
         state.flushing = true;
         loop {
-            // Take the unsent rest out of the struct while writing; `written` goes with
-            // it so that `unsent[written..]` always describes what the struct holds.
-            let mut buf = mem::take(&mut state.unsent);
-            let mut written = mem::take(&mut state.written);
-            if written == buf.len() {
-                buf.clear();
-                written = 0;
-                mem::swap(&mut buf, &mut state.queued);
-                state.dirty = false;
-            }
-            if buf.is_empty() {
+            state.dirty = false;
+            if state.queue.is_empty() {
                 state.flushing = false;
-                state.written = 0;
-                if buf.capacity() <= KEEP_CAPACITY {
-                    state.unsent = buf;
+                if state.queue.capacity() > KEEP_SLOTS {
+                    state.queue = VecDeque::new();
                 }
                 return Flush::Done;
             }
+            let mut batch = state.take_batch();
             let seen_gen = state.ready_gen;
             drop(state);
 
-            let result = write_nonblocking(&mut socket, &buf, &mut written);
+            let result = write_batch(&mut socket, &mut batch);
 
             state = lock(&self.state);
             if state.closed {
-                // Cut off while we wrote: what is left is dropped with the connection.
+                // Cut off while we wrote: what is left goes with the connection.
                 state.flushing = false;
                 return Flush::Closed;
             }
-            state.unsent = buf;
-            state.written = written;
+            state.put_back(batch);
             match result {
                 Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
@@ -194,37 +189,78 @@ impl Outbound {
 }
 
 impl State {
-    /// Bytes held and not yet written.
-    fn waiting(&self) -> usize {
-        self.queued.len() + (self.unsent.len() - self.written)
+    /// Takes up to a batch's worth of messages off the front of the queue.
+    fn take_batch(&mut self) -> Vec<Bytes> {
+        let mut batch = mem::take(&mut self.spare);
+        let mut bytes = 0;
+        while batch.len() < MAX_BATCH_MESSAGES && bytes < MAX_BATCH_BYTES {
+            let Some(message) = self.queue.pop_front() else {
+                break;
+            };
+            bytes += message.len();
+            batch.push(message);
+        }
+        self.queued -= bytes;
+        batch
+    }
+
+    /// Returns what a flusher did not write to the front of the queue, in order.
+    fn put_back(&mut self, mut batch: Vec<Bytes>) {
+        for message in batch.drain(..).rev() {
+            self.queued += message.len();
+            self.queue.push_front(message);
+        }
+        self.spare = batch;
     }
 
     fn close(&mut self) {
         self.closed = true;
-        self.queued = Vec::new();
-        self.unsent = Vec::new();
-        self.written = 0;
+        self.queue = VecDeque::new();
+        self.queued = 0;
+        self.spare = Vec::new();
     }
 }
 
-/// Writes `buf[*written..]` until done or `WouldBlock`, advancing `written`.
-fn write_nonblocking(socket: &mut impl Write, buf: &[u8], written: &mut usize) -> io::Result<()> {
-    while *written < buf.len() {
-        match socket.write(&buf[*written..]) {
-            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-            Ok(n) => *written += n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
+/// Writes `batch` until done or `WouldBlock`, removing what was written (the first
+/// message left may be advanced past a partial write).
+fn write_batch(socket: &mut impl Write, batch: &mut Vec<Bytes>) -> io::Result<()> {
+    let mut done = 0;
+    let result = loop {
+        if done == batch.len() {
+            break Ok(());
         }
-    }
-    Ok(())
+        // On the stack: a batch holds at most MAX_BATCH_MESSAGES messages.
+        let mut slices = [IoSlice::new(&[]); MAX_BATCH_MESSAGES];
+        let count = (batch.len() - done).min(MAX_BATCH_MESSAGES);
+        for (slice, message) in slices.iter_mut().zip(&batch[done..]) {
+            *slice = IoSlice::new(message);
+        }
+        match socket.write_vectored(&slices[..count]) {
+            Ok(0) => break Err(io::ErrorKind::WriteZero.into()),
+            Ok(mut written) => {
+                while written > 0 {
+                    let first = &mut batch[done];
+                    let step = written.min(first.len());
+                    first.advance(step);
+                    written -= step;
+                    if first.is_empty() {
+                        done += 1;
+                    }
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => break Err(e),
+        }
+    };
+    batch.drain(..done);
+    result
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    /// A socket that accepts `room` bytes, then says `WouldBlock`.
+    /// A socket that accepts `room` bytes, at most 3 per write, then says `WouldBlock`.
     struct FakeSocket {
         got: Vec<u8>,
         room: usize,
@@ -249,6 +285,39 @@ mod tests {
         }
     }
 
+    /// A socket whose vectored writes take everything it is given.
+    #[derive(Default)]
+    struct GreedySocket {
+        got: Vec<u8>,
+        writes: usize,
+    }
+
+    impl Write for &mut GreedySocket {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            self.write_vectored(&[IoSlice::new(buf)])
+        }
+        fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+            self.writes += 1;
+            let mut n = 0;
+            for buf in bufs {
+                self.got.extend_from_slice(buf);
+                n += buf.len();
+            }
+            Ok(n)
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    fn bytes(s: &'static [u8]) -> Bytes {
+        Bytes::from_static(s)
+    }
+
+    fn pending(out: &Outbound) -> usize {
+        lock(&out.state).queued
+    }
+
     #[test]
     fn appends_coalesce_and_resume_after_would_block() {
         let out = Outbound::new(1024);
@@ -257,57 +326,75 @@ mod tests {
             room: 5,
             fail: false,
         };
-        assert_eq!(out.append(b"hello "), Append::NewlyDirty);
-        assert_eq!(out.append(b"world"), Append::Queued);
+        assert_eq!(out.append(&bytes(b"hello ")), Append::NewlyDirty);
+        assert_eq!(out.append(&bytes(b"world")), Append::Queued);
         assert_eq!(out.flush(&mut socket), Flush::Blocked);
         assert_eq!(socket.got, b"hello");
-        assert_eq!(out.pending(), 6);
+        assert_eq!(pending(&out), 6);
         assert_eq!(
-            out.append(b"!"),
+            out.append(&bytes(b"!")),
             Append::NewlyDirty,
-            "queued was taken by the flush"
+            "the flush took from the queue"
         );
         socket.room = 100;
         assert_eq!(out.writable(&mut socket), Flush::Done);
         assert_eq!(socket.got, b"hello world!");
-        assert_eq!(out.pending(), 0);
+        assert_eq!(pending(&out), 0);
         assert_eq!(out.flush(&mut socket), Flush::Done);
+    }
+
+    #[test]
+    fn many_messages_leave_in_few_writes_and_in_order() {
+        let out = Outbound::new(1 << 20);
+        let messages: Vec<Bytes> = (0..200u8).map(|i| Bytes::from(vec![i; 7])).collect();
+        for message in &messages {
+            out.append(message);
+        }
+        let mut socket = GreedySocket::default();
+        assert_eq!(out.flush(&mut socket), Flush::Done);
+        assert_eq!(socket.got, messages.concat());
+        assert_eq!(socket.writes, 200usize.div_ceil(MAX_BATCH_MESSAGES));
+    }
+
+    #[test]
+    fn a_queued_message_shares_the_appended_bytes() {
+        let out = Outbound::new(1024);
+        let message = Bytes::from(vec![1u8; 10]);
+        out.append(&message);
+        let state = lock(&out.state);
+        assert_eq!(state.queue[0].as_ptr(), message.as_ptr(), "no copy");
     }
 
     #[test]
     fn overflow_closes_and_discards() {
         let out = Outbound::new(10);
-        assert_eq!(out.append(b"0123456789"), Append::NewlyDirty);
-        assert_eq!(out.append(b"x"), Append::Overflow);
-        assert!(out.is_closed());
-        assert_eq!(out.append(b"y"), Append::Closed);
-        assert_eq!(out.pending(), 0);
+        assert_eq!(out.append(&bytes(b"0123456789")), Append::NewlyDirty);
+        assert_eq!(out.append(&bytes(b"x")), Append::Overflow);
+        assert!(lock(&out.state).closed);
+        assert_eq!(out.append(&bytes(b"y")), Append::Closed);
+        assert_eq!(pending(&out), 0);
     }
 
     #[test]
-    fn appends_while_a_flush_is_in_flight_are_counted_right() {
-        // Regression: the flusher took `unsent` out but left `written` behind, so
-        // an append during a write computed `0 - written` and panicked.
+    fn appends_while_a_flush_is_in_flight_go_after_it() {
         let out = Outbound::new(1024);
         let mut socket = FakeSocket {
             got: Vec::new(),
             room: 4,
             fail: false,
         };
-        out.append(b"0123456789");
+        out.append(&bytes(b"0123456789"));
         assert_eq!(out.flush(&mut socket), Flush::Blocked);
         {
-            // What a concurrent append sees while a flusher holds the buffer.
+            // What a concurrent append sees while a flusher holds a batch.
             let mut state = lock(&out.state);
             state.flushing = true;
-            let taken = mem::take(&mut state.unsent);
-            let written = mem::take(&mut state.written);
+            let batch = state.take_batch();
             drop(state);
-            assert_eq!(out.append(b"ab"), Append::NewlyDirty);
-            assert_eq!(out.pending(), 2);
+            assert_eq!(out.append(&bytes(b"ab")), Append::NewlyDirty);
+            assert_eq!(pending(&out), 2);
             let mut state = lock(&out.state);
-            state.unsent = taken;
-            state.written = written;
+            state.put_back(batch);
             state.flushing = false;
         }
         socket.room = 100;
@@ -323,8 +410,8 @@ mod tests {
             room: 0,
             fail: true,
         };
-        out.append(b"abc");
+        out.append(&bytes(b"abc"));
         assert_eq!(out.flush(&mut socket), Flush::Closed);
-        assert_eq!(out.append(b"d"), Append::Closed);
+        assert_eq!(out.append(&bytes(b"d")), Append::Closed);
     }
 }

@@ -6,12 +6,13 @@
 //!   most once (see `session.rs`), so the queue never holds more items than there are
 //!   connections.
 //! * [`ThreadPool`] owns `size` [`Worker`] threads named `worker-N`, each popping items
-//!   and passing them to its own handler until the queue is closed. Dropping the pool
+//!   and passing them to its own consumer until the queue is closed. Dropping the pool
 //!   (or calling [`ThreadPool::join`]) closes the queue and joins every thread.
+//! * [`Consumer`] is what a worker does with each item: the worker's job.
 //!
 //! A panic inside one job is caught, logged and does not stop its worker: one bad
 //! session must never take the server down. What happens to the session whose job
-//! panicked is the handler's business (it gets a callback).
+//! panicked is the consumer's business (it gets a callback).
 //!
 //! This module knows nothing about sockets or sessions; it is generic over the item.
 
@@ -25,17 +26,19 @@ use std::thread::{self, JoinHandle};
 /// Every mutex in this crate guards data that stays consistent at every await-free
 /// step, and a worker's panic is caught per job; refusing to go on because another
 /// thread panicked would turn one bad connection into a dead server.
-pub fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// A closable multi-producer, multi-consumer FIFO queue.
-pub struct WorkQueue<T> {
+#[derive(Debug)]
+pub(crate) struct WorkQueue<T> {
     state: Mutex<QueueState<T>>,
     /// Signalled when an item is pushed or the queue is closed.
     available: Condvar,
 }
 
+#[derive(Debug)]
 struct QueueState<T> {
     items: VecDeque<T>,
     closed: bool,
@@ -52,7 +55,7 @@ impl<T> Default for WorkQueue<T> {
 
 impl<T> WorkQueue<T> {
     /// An empty, open queue.
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self {
             state: Mutex::new(QueueState {
                 items: VecDeque::new(),
@@ -65,7 +68,7 @@ impl<T> WorkQueue<T> {
 
     /// Adds an item and wakes one waiting consumer. Never blocks beyond the short
     /// critical section. Returns the item back if the queue is closed.
-    pub fn push(&self, item: T) -> Result<(), T> {
+    pub(crate) fn push(&self, item: T) -> Result<(), T> {
         let mut state = lock(&self.state);
         if state.closed {
             return Err(item);
@@ -81,7 +84,7 @@ impl<T> WorkQueue<T> {
 
     /// Takes the oldest item, waiting while the queue is empty. Returns `None` once the
     /// queue is closed: items still queued then are dropped, not handed out.
-    pub fn pop(&self) -> Option<T> {
+    pub(crate) fn pop(&self) -> Option<T> {
         let mut state = lock(&self.state);
         loop {
             if state.closed {
@@ -101,7 +104,7 @@ impl<T> WorkQueue<T> {
 
     /// Takes the oldest item if there is one, without waiting; `Err(Closed)` once the
     /// queue is closed.
-    pub fn try_pop(&self) -> Result<Option<T>, Closed> {
+    pub(crate) fn try_pop(&self) -> Result<Option<T>, Closed> {
         let mut state = lock(&self.state);
         if state.closed {
             return Err(Closed);
@@ -111,7 +114,7 @@ impl<T> WorkQueue<T> {
 
     /// Closes the queue: pushes fail from now on and every consumer's `pop` returns
     /// `None`. Returns the items that were never handed out.
-    pub fn close(&self) -> Vec<T> {
+    pub(crate) fn close(&self) -> Vec<T> {
         let mut state = lock(&self.state);
         state.closed = true;
         let left = state.items.drain(..).collect();
@@ -121,74 +124,69 @@ impl<T> WorkQueue<T> {
     }
 
     /// Items waiting right now (for metrics and tests).
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         lock(&self.state).items.len()
-    }
-
-    /// Whether no item is waiting.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 }
 
 /// The queue was closed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Closed;
+pub(crate) struct Closed;
 
 /// What a worker thread does with each item.
-pub trait JobHandler<T>: Send + 'static {
-    /// Handles one item.
-    fn handle(&mut self, item: &T);
+pub(crate) trait Consumer<T>: Send + 'static {
+    /// Consumes one item.
+    fn consume(&mut self, item: &T);
     /// Called when the queue is empty, before the worker waits for more: the moment
     /// to finish work batched across items. Also called once before the thread ends.
     fn idle(&mut self) {}
-    /// Called with the item when `handle` panicked, to clean up after it. A panic in
+    /// Called with the item when `consume` panicked, to clean up after it. A panic in
     /// here is caught and logged too. Default: nothing.
     fn panicked(&mut self, _item: T) {}
 }
 
 /// The next item for a worker: at once if one is queued, else after telling the
-/// handler it is idle (it may flush batched work) and waiting.
-fn next_item<T, H: JobHandler<T>>(queue: &WorkQueue<T>, handler: &mut H) -> Option<T> {
+/// consumer it is idle (it may flush batched work) and waiting.
+fn next_item<T, C: Consumer<T>>(queue: &WorkQueue<T>, consumer: &mut C) -> Option<T> {
     let item = match queue.try_pop() {
         Ok(Some(item)) => return Some(item),
         Ok(None) => {
-            handler.idle();
+            consumer.idle();
             queue.pop()
         }
         Err(Closed) => None,
     };
     if item.is_none() {
-        handler.idle();
+        consumer.idle();
     }
     item
 }
 
 /// One worker thread.
-pub struct Worker {
+pub(crate) struct Worker {
     /// 0-based; the thread is named `worker-{id}`.
-    pub id: usize,
+    pub(crate) id: usize,
     thread: JoinHandle<()>,
 }
 
 /// A fixed set of workers consuming one [`WorkQueue`].
-pub struct ThreadPool<T> {
+pub(crate) struct ThreadPool<T> {
     queue: Arc<WorkQueue<T>>,
     workers: Vec<Worker>,
 }
 
 impl<T: Send + 'static> ThreadPool<T> {
-    /// Starts `size` workers (at least one); `make_handler(id)` builds each worker's
-    /// handler, which lives as long as its thread (a place for per-thread scratch
+    /// Starts `size` workers (at least one); `make_consumer(id)` builds each worker's
+    /// consumer, which lives as long as its thread (a place for per-thread scratch
     /// buffers).
-    pub fn new<H, F>(
+    pub(crate) fn new<C, F>(
         size: usize,
         queue: Arc<WorkQueue<T>>,
-        mut make_handler: F,
+        mut make_consumer: F,
     ) -> std::io::Result<Self>
     where
-        H: JobHandler<T>,
-        F: FnMut(usize) -> H,
+        C: Consumer<T>,
+        F: FnMut(usize) -> C,
     {
         let mut pool = ThreadPool {
             queue,
@@ -196,19 +194,19 @@ impl<T: Send + 'static> ThreadPool<T> {
         };
         for id in 0..size.max(1) {
             let queue = Arc::clone(&pool.queue);
-            let mut handler = make_handler(id);
+            let mut consumer = make_consumer(id);
             // If spawning fails part-way, `pool` is dropped here and joins the
             // workers already started.
             let thread = thread::Builder::new()
                 .name(format!("worker-{id}"))
                 .spawn(move || {
-                    while let Some(item) = next_item(&queue, &mut handler) {
+                    while let Some(item) = next_item(&queue, &mut consumer) {
                         let handled =
-                            panic::catch_unwind(AssertUnwindSafe(|| handler.handle(&item)));
+                            panic::catch_unwind(AssertUnwindSafe(|| consumer.consume(&item)));
                         if handled.is_err() {
                             tracing::error!(worker = id, "a job panicked; the worker goes on");
                             let cleaned =
-                                panic::catch_unwind(AssertUnwindSafe(|| handler.panicked(item)));
+                                panic::catch_unwind(AssertUnwindSafe(|| consumer.panicked(item)));
                             if cleaned.is_err() {
                                 tracing::error!(
                                     worker = id,
@@ -223,13 +221,8 @@ impl<T: Send + 'static> ThreadPool<T> {
         Ok(pool)
     }
 
-    /// The number of workers.
-    pub fn size(&self) -> usize {
-        self.workers.len()
-    }
-
     /// Closes the queue and waits for every worker to finish the job in hand.
-    pub fn join(self) {
+    pub(crate) fn join(self) {
         // Dropping does it.
     }
 }
@@ -252,8 +245,8 @@ mod tests {
 
     struct Forward(mpsc::Sender<(usize, u32)>, usize);
 
-    impl JobHandler<u32> for Forward {
-        fn handle(&mut self, item: &u32) {
+    impl Consumer<u32> for Forward {
+        fn consume(&mut self, item: &u32) {
             if *item == 13 {
                 panic!("unlucky job");
             }
@@ -270,7 +263,6 @@ mod tests {
         let queue = Arc::new(WorkQueue::new());
         let (tx, rx) = mpsc::channel();
         let pool = ThreadPool::new(3, Arc::clone(&queue), |id| Forward(tx.clone(), id)).unwrap();
-        assert_eq!(pool.size(), 3);
         for item in 0..100 {
             queue.push(item).unwrap();
         }

@@ -2,9 +2,13 @@
 //!
 //! It runs a `mio::Poll` (epoll) over the listener, every client socket and a
 //! [`Waker`], accepts connections, and passes each connection's readiness to its
-//! [`Connection`] (the EventHandler, `handler.rs`), which reads and splits frames and
-//! queues sessions for the workers. Workers talk back through [`ReactorHandle`]
-//! commands: *resume reading* a paused session, *close* an ended one.
+//! [`EventHandler`] (`event_handler.rs`), which reads and splits frames and queues
+//! sessions for the workers. Workers talk back through [`ReactorHandle`]:
+//! *resume reading* a paused session, *close* an ended one ([`ReactorCommand`]).
+//!
+//! The reactor holds only what it uses: the poll and listener, its connections, the
+//! work queue it feeds, the metrics it counts into, the shutdown flag it watches and
+//! the handle workers reach it through.
 //!
 //! # Rules (mio's contract, kept here)
 //!
@@ -13,8 +17,8 @@
 //!   because the next edge only comes with new data.
 //! * `Interrupted` is retried; spurious events are harmless (a read that finds nothing
 //!   gets `WouldBlock`), which is also why an event for a slot that was reused in the
-//!   same batch does no harm. Commands carry the session id, so a stale command for a
-//!   reused slot is ignored.
+//!   same batch does no harm. Reactor commands carry the session id, so a stale one
+//!   for a reused slot is ignored.
 //! * One [`Waker`] per `Poll`, token [`WAKER`]; the listener is [`LISTENER`].
 //! * Nothing here blocks: no lock is held across I/O and none waits on a worker.
 //! * One connection failing (read error, reset, slow consumer) ends that connection
@@ -35,23 +39,24 @@ use std::os::fd::AsRawFd;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use chat_core::{Client, texts};
 use chat_proto::WireFormat;
 use mio::event::Event;
 use mio::net::TcpListener;
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token, Waker};
 
-use crate::config::ServerConfig;
-use crate::handler::{Connection, Next};
-use crate::metrics::{Refusal, bump};
-use crate::pool::lock;
-use crate::server::Shared;
+use crate::config::{ServerConfig, ShutdownPolicy};
+use crate::event_handler::{EventHandler, Handoff, Next};
+use crate::metrics::{Metrics, Refusal, bump};
+use crate::pool::{WorkQueue, lock};
 use crate::session::Session;
+use crate::shutdown::Shutdown;
 
 /// The listening socket's token.
-pub const LISTENER: Token = Token(0);
+pub(crate) const LISTENER: Token = Token(0);
 /// The waker's token.
-pub const WAKER: Token = Token(1);
+pub(crate) const WAKER: Token = Token(1);
 /// Connection slot `i` has token `FIRST_CONNECTION + i`.
 const FIRST_CONNECTION: usize = 2;
 
@@ -69,21 +74,23 @@ const REFUSAL_LOG_EVERY: Duration = Duration::from_secs(5);
 
 /// What workers ask of the reactor. Each names the slot and the session id.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Command {
+pub(crate) enum ReactorCommand {
     /// The session's inbox was drained: read its socket again.
     Resume(Token, u64),
     /// The session ended: flush, then close the connection.
     Close(Token, u64),
 }
 
-/// The workers' way to reach the reactor: a command list and the waker.
-pub struct ReactorHandle {
-    commands: Mutex<Vec<Command>>,
+/// The workers' way to reach the reactor: a list of requests and the waker.
+#[derive(Debug)]
+pub(crate) struct ReactorHandle {
+    commands: Mutex<Vec<ReactorCommand>>,
     waker: Arc<Waker>,
 }
 
 impl ReactorHandle {
-    pub fn new(waker: Arc<Waker>) -> Self {
+    /// A handle that wakes the reactor's poll through `waker`.
+    pub(crate) fn new(waker: Arc<Waker>) -> Self {
         Self {
             commands: Mutex::new(Vec::new()),
             waker,
@@ -92,7 +99,7 @@ impl ReactorHandle {
 
     /// Queues a command. Wakes the reactor only if no command was already waiting
     /// (one wakeup serves them all).
-    pub fn send(&self, command: Command) {
+    pub(crate) fn send(&self, command: ReactorCommand) {
         let mut commands = lock(&self.commands);
         let wake = commands.is_empty();
         commands.push(command);
@@ -102,17 +109,30 @@ impl ReactorHandle {
         }
     }
 
-    fn take(&self, into: &mut Vec<Command>) {
+    fn take(&self, into: &mut Vec<ReactorCommand>) {
         std::mem::swap(&mut *lock(&self.commands), into);
     }
 }
 
+/// What the reactor shares with other threads: the narrow handles it was given.
+#[derive(Debug)]
+pub(crate) struct ReactorHandles {
+    /// The work queue it feeds.
+    pub(crate) queue: Arc<WorkQueue<Arc<Session>>>,
+    /// The counters it bumps.
+    pub(crate) metrics: Arc<Metrics>,
+    /// Where workers' requests arrive.
+    pub(crate) inbox: Arc<ReactorHandle>,
+    /// The flag that ends [`Reactor::run`].
+    pub(crate) shutdown: Arc<Shutdown>,
+}
+
 /// The reactor's state; see the module doc.
-pub struct Reactor {
+pub(crate) struct Reactor {
     poll: Poll,
     listener: Option<TcpListener>,
-    shared: Arc<Shared>,
-    connections: Vec<Option<Connection>>,
+    handles: ReactorHandles,
+    connections: Vec<Option<EventHandler>>,
     free_slots: Vec<usize>,
     /// Slots of connections that are closing.
     closing: Vec<Token>,
@@ -121,6 +141,7 @@ pub struct Reactor {
     /// Format forced by the config, or `None` to detect per connection.
     format: Option<WireFormat>,
     outbound_cap: usize,
+    shutdown_from: ShutdownPolicy,
     max_connections: usize,
     open_connections: usize,
     idle_timeout: Option<Duration>,
@@ -136,16 +157,16 @@ pub struct Reactor {
 
 impl Reactor {
     /// A reactor over `poll`, with `listener` already registered as [`LISTENER`].
-    pub fn new(
+    pub(crate) fn new(
         poll: Poll,
         listener: TcpListener,
-        shared: Arc<Shared>,
+        handles: ReactorHandles,
         config: &ServerConfig,
     ) -> Self {
         Self {
             poll,
             listener: Some(listener),
-            shared,
+            handles,
             connections: Vec::new(),
             free_slots: Vec::new(),
             closing: Vec::new(),
@@ -153,6 +174,7 @@ impl Reactor {
             scratch: vec![0; READ_CHUNK],
             format: config.format.forced(),
             outbound_cap: config.outbound_cap,
+            shutdown_from: config.shutdown_from,
             max_connections: config.max_connections,
             open_connections: 0,
             idle_timeout: config.idle_timeout,
@@ -165,10 +187,10 @@ impl Reactor {
     }
 
     /// Serves until a shutdown is requested.
-    pub fn run(&mut self) -> io::Result<()> {
+    pub(crate) fn run(&mut self) -> io::Result<()> {
         let mut events = Events::with_capacity(1024);
         let mut commands = Vec::new();
-        while !self.shared.shutdown.is_requested() {
+        while !self.handles.shutdown.is_requested() {
             let timeout = match (self.closing.is_empty(), self.idle_timeout) {
                 (false, _) => Some(CLOSE_TICK),
                 (true, Some(_)) => Some(IDLE_TICK),
@@ -186,7 +208,7 @@ impl Reactor {
                     token => self.connection_event(token, event),
                 }
             }
-            self.shared.reactor.take(&mut commands);
+            self.handles.inbox.take(&mut commands);
             for command in commands.drain(..) {
                 self.run_command(command);
             }
@@ -197,7 +219,7 @@ impl Reactor {
     }
 
     /// Stops accepting: the listening socket is closed.
-    pub fn stop_accepting(&mut self) {
+    pub(crate) fn stop_accepting(&mut self) {
         if let Some(mut listener) = self.listener.take() {
             let _ = self.poll.registry().deregister(&mut listener);
         }
@@ -205,7 +227,7 @@ impl Reactor {
 
     /// The last step of a shutdown, after the workers are joined: flush what can be
     /// flushed within `grace`, then close every connection.
-    pub fn close_all(&mut self, grace: Duration) {
+    pub(crate) fn close_all(&mut self, grace: Duration) {
         let deadline = Instant::now() + grace;
         let mut events = Events::with_capacity(1024);
         loop {
@@ -234,7 +256,7 @@ impl Reactor {
     }
 
     /// Connections currently open (for logs and tests).
-    pub fn connection_count(&self) -> usize {
+    pub(crate) fn connection_count(&self) -> usize {
         self.connections.iter().flatten().count()
     }
 
@@ -318,15 +340,21 @@ impl Reactor {
         }
         let id = self.next_session_id;
         self.next_session_id += 1;
-        let session = Session::new(id, token, socket, peer, self.format, self.outbound_cap);
+        let client = Client::new(
+            id,
+            texts::default_name(peer.ip(), peer.port()),
+            self.format,
+            self.shutdown_from.allows(peer.ip()),
+        );
+        let session = Session::new(token, socket, peer, client, self.outbound_cap);
         tracing::debug!(session = id, %peer, "connected");
-        self.connections[slot] = Some(Connection::new(Arc::new(session)));
+        self.connections[slot] = Some(EventHandler::new(Arc::new(session)));
         self.open_connections += 1;
-        bump(&self.shared.metrics.accepted);
+        bump(&self.handles.metrics.accepted);
     }
 
     fn refuse(&mut self, why: Refusal, peer: std::net::SocketAddr) {
-        self.shared.metrics.refused(why);
+        self.handles.metrics.refused(why);
         self.refusals_unlogged += 1;
         let now = Instant::now();
         if self
@@ -355,6 +383,10 @@ impl Reactor {
             return;
         }
         self.next_idle_check = now + IDLE_TICK;
+        let handoff = Handoff {
+            queue: &self.handles.queue,
+            metrics: &self.handles.metrics,
+        };
         for connection in self.connections.iter_mut().flatten() {
             if connection.idle_for(timeout, now) {
                 tracing::info!(
@@ -362,10 +394,10 @@ impl Reactor {
                     peer = %connection.session.peer,
                     "idle for {timeout:?}, disconnecting"
                 );
-                bump(&self.shared.metrics.idle_disconnects);
+                bump(&self.handles.metrics.idle_disconnects);
                 connection.session.abort();
                 // The shut-down socket reads as end-of-stream right away.
-                connection.on_readable(&mut self.scratch, &self.shared, true);
+                connection.on_readable(&mut self.scratch, handoff, true);
             }
         }
     }
@@ -375,6 +407,10 @@ impl Reactor {
     }
 
     fn connection_event(&mut self, token: Token, event: &Event) {
+        let handoff = Handoff {
+            queue: &self.handles.queue,
+            metrics: &self.handles.metrics,
+        };
         let Some(slot) = Self::slot_of(token) else {
             return;
         };
@@ -387,15 +423,19 @@ impl Reactor {
         }
         let hung_up = event.is_read_closed() || event.is_error();
         if next == Next::Keep && (event.is_readable() || hung_up) {
-            next = connection.on_readable(&mut self.scratch, &self.shared, hung_up);
+            next = connection.on_readable(&mut self.scratch, handoff, hung_up);
         }
         if next == Next::Drop {
             self.drop_connection(slot);
         }
     }
 
-    fn run_command(&mut self, command: Command) {
-        let (Command::Resume(token, id) | Command::Close(token, id)) = command;
+    fn run_command(&mut self, command: ReactorCommand) {
+        let handoff = Handoff {
+            queue: &self.handles.queue,
+            metrics: &self.handles.metrics,
+        };
+        let (ReactorCommand::Resume(token, id) | ReactorCommand::Close(token, id)) = command;
         let Some(slot) = Self::slot_of(token) else {
             return;
         };
@@ -406,14 +446,10 @@ impl Reactor {
             return;
         }
         let next = match command {
-            Command::Resume(..) => connection.resume(&mut self.scratch, &self.shared),
-            Command::Close(..) => {
+            ReactorCommand::Resume(..) => connection.resume(&mut self.scratch, handoff),
+            ReactorCommand::Close(..) => {
                 self.closing.push(token);
-                connection.start_closing(
-                    Instant::now() + CLOSE_GRACE,
-                    &mut self.scratch,
-                    &self.shared,
-                )
+                connection.start_closing(Instant::now() + CLOSE_GRACE, &mut self.scratch, handoff)
             }
         };
         if next == Next::Drop {
@@ -461,7 +497,7 @@ impl Reactor {
         session.abort();
         self.free_slots.push(slot);
         self.open_connections -= 1;
-        bump(&self.shared.metrics.closed);
+        bump(&self.handles.metrics.closed);
         tracing::debug!(session = session.id, peer = %session.peer, "closed");
         if self.accept_stalled {
             self.accept();

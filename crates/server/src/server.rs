@@ -1,61 +1,64 @@
-//! The server as a whole: what the threads share, and the start/stop sequence.
+//! The server as a whole: who gets which handle, and the start/stop sequence.
 //!
 //! [`Server::bind`] binds the listener; [`Server::run`] starts the worker pool, runs
 //! the reactor on the calling thread until a shutdown is requested, then stops in
 //! this order: stop accepting → close the work queue and join every worker (each
 //! finishes the job in hand) → flush what can be flushed within a short bound →
 //! close every connection. When `run` returns, no thread it started is left.
+//!
+//! This is the only module that sees every part; each thread is handed just the
+//! handles it uses (the reactor its registry, queue, metrics and shutdown flag; a
+//! worker its broker, metrics, queue, reactor handle and shutdown flag; the metrics
+//! endpoint the counters and two gauges; a [`ShutdownHandle`] the flag).
 
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use chat_core::{LocalBroker, MessageBroker};
 use mio::net::TcpListener;
 use mio::{Interest, Poll, Waker};
 
-use crate::broker::{LocalBroker, MessageBroker};
-use crate::config::{ServerConfig, ShutdownPolicy};
-use crate::dispatch::SessionWorker;
-use crate::metrics::{Metrics, MetricsServer};
+use crate::config::ServerConfig;
+use crate::metrics::{GaugeValues, Metrics, MetricsServer};
 use crate::pool::{ThreadPool, WorkQueue};
-use crate::reactor::{LISTENER, Reactor, ReactorHandle, WAKER};
+use crate::reactor::{LISTENER, Reactor, ReactorHandle, ReactorHandles, WAKER};
 use crate::session::Session;
 use crate::shutdown::{Shutdown, ShutdownHandle};
+use crate::worker::{SessionWorker, WorkerHandles};
 
 /// How long a shutdown waits for clients to take their last bytes.
 const SHUTDOWN_FLUSH: Duration = Duration::from_secs(1);
 
-/// What the reactor and the workers share.
-pub struct Shared {
-    /// Rooms and fan-out.
-    pub broker: Box<dyn MessageBroker>,
-    /// The producer–consumer queue of sessions with input to handle.
-    pub queue: Arc<WorkQueue<Arc<Session>>>,
-    /// Workers' commands to the reactor.
-    pub reactor: ReactorHandle,
-    /// The shutdown flag.
-    pub shutdown: Shutdown,
-    /// Who may use `/shutdown`.
-    pub shutdown_from: ShutdownPolicy,
-    /// Counters for `/metrics`.
-    pub metrics: Metrics,
-}
-
 /// A bound, not yet running server.
+#[derive(Debug)]
 pub struct Server {
     config: ServerConfig,
     poll: Poll,
     listener: TcpListener,
     local_addr: SocketAddr,
     metrics_listener: Option<std::net::TcpListener>,
-    shared: Arc<Shared>,
+    broker: Arc<dyn MessageBroker<Session>>,
+    queue: Arc<WorkQueue<Arc<Session>>>,
+    metrics: Arc<Metrics>,
+    reactor_handle: Arc<ReactorHandle>,
+    shutdown: Arc<Shutdown>,
 }
 
 impl Server {
-    /// Binds the listener (and the metrics endpoint, if configured); nothing is
-    /// accepted until [`Server::run`].
+    /// Binds the listener (and the metrics endpoint, if configured), with rooms kept
+    /// in this process; nothing is accepted until [`Server::run`].
     pub fn bind(config: ServerConfig) -> io::Result<Server> {
+        Self::with_broker(config, Arc::new(LocalBroker::new()))
+    }
+
+    /// Like [`Server::bind`], with rooms kept by `broker` (for example one shared by
+    /// several servers).
+    pub fn with_broker(
+        config: ServerConfig,
+        broker: Arc<dyn MessageBroker<Session>>,
+    ) -> io::Result<Server> {
         let poll = Poll::new()?;
         let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
         let mut listener = TcpListener::bind(config.bind)?;
@@ -66,21 +69,17 @@ impl Server {
             .metrics
             .map(std::net::TcpListener::bind)
             .transpose()?;
-        let shared = Arc::new(Shared {
-            broker: Box::new(LocalBroker::new()),
-            queue: Arc::new(WorkQueue::new()),
-            reactor: ReactorHandle::new(Arc::clone(&waker)),
-            shutdown: Shutdown::new(waker),
-            shutdown_from: config.shutdown_from,
-            metrics: Metrics::default(),
-        });
         Ok(Server {
             config,
             poll,
             listener,
             local_addr,
             metrics_listener,
-            shared,
+            broker,
+            queue: Arc::new(WorkQueue::new()),
+            metrics: Arc::new(Metrics::default()),
+            reactor_handle: Arc::new(ReactorHandle::new(Arc::clone(&waker))),
+            shutdown: Arc::new(Shutdown::new(waker)),
         })
     }
 
@@ -98,7 +97,7 @@ impl Server {
 
     /// A handle that stops this server from any thread.
     pub fn shutdown_handle(&self) -> ShutdownHandle {
-        ShutdownHandle(Arc::clone(&self.shared))
+        ShutdownHandle(Arc::clone(&self.shutdown))
     }
 
     /// Serves until shut down (`/shutdown`, a [`ShutdownHandle`], a signal in the
@@ -110,15 +109,33 @@ impl Server {
             listener,
             local_addr,
             metrics_listener,
-            shared,
+            broker,
+            queue,
+            metrics,
+            reactor_handle,
+            shutdown,
         } = self;
         let workers = config.workers.max(1);
-        let pool = ThreadPool::new(workers, Arc::clone(&shared.queue), |_| {
-            SessionWorker::new(Arc::clone(&shared))
+        let worker_handles = WorkerHandles {
+            broker: Arc::clone(&broker),
+            metrics: Arc::clone(&metrics),
+            queue: Arc::clone(&queue),
+            reactor: Arc::clone(&reactor_handle),
+            shutdown: Arc::clone(&shutdown),
+        };
+        let pool = ThreadPool::new(workers, Arc::clone(&queue), |_| {
+            SessionWorker::new(worker_handles.clone())
         })?;
-        let metrics = match metrics_listener {
+        let metrics_server = match metrics_listener {
             Some(listener) => {
-                let server = MetricsServer::start(listener, Arc::clone(&shared))?;
+                let gauges = {
+                    let (broker, queue) = (Arc::clone(&broker), Arc::clone(&queue));
+                    Box::new(move || GaugeValues {
+                        rooms: broker.room_count() as u64,
+                        queue_depth: queue.len() as u64,
+                    })
+                };
+                let server = MetricsServer::start(listener, Arc::clone(&metrics), gauges)?;
                 tracing::info!("metrics on http://{}/metrics", server.addr());
                 Some(server)
             }
@@ -130,7 +147,13 @@ impl Server {
             config.max_connections
         );
 
-        let mut reactor = Reactor::new(poll, listener, Arc::clone(&shared), &config);
+        let handles = ReactorHandles {
+            queue,
+            metrics,
+            inbox: reactor_handle,
+            shutdown,
+        };
+        let mut reactor = Reactor::new(poll, listener, handles, &config);
         let result = reactor.run();
         if let Err(e) = &result {
             tracing::error!("reactor failed: {e}; shutting down");
@@ -139,8 +162,8 @@ impl Server {
         reactor.stop_accepting();
         pool.join();
         reactor.close_all(SHUTDOWN_FLUSH);
-        if let Some(metrics) = metrics {
-            metrics.stop();
+        if let Some(metrics_server) = metrics_server {
+            metrics_server.stop();
         }
         tracing::info!("stopped");
         result

@@ -11,14 +11,15 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use mio::Waker;
 
 /// The shared shutdown flag.
-pub struct Shutdown {
+#[derive(Debug)]
+pub(crate) struct Shutdown {
     requested: AtomicBool,
     waker: Arc<Waker>,
 }
 
 impl Shutdown {
     /// A flag that wakes the reactor's poll through `waker` when raised.
-    pub fn new(waker: Arc<Waker>) -> Self {
+    pub(crate) fn new(waker: Arc<Waker>) -> Self {
         Self {
             requested: AtomicBool::new(false),
             waker,
@@ -26,7 +27,7 @@ impl Shutdown {
     }
 
     /// Asks the server to stop. Idempotent, callable from any thread.
-    pub fn request(&self) {
+    pub(crate) fn request(&self) {
         if !self.requested.swap(true, Ordering::SeqCst)
             && let Err(e) = self.waker.wake()
         {
@@ -35,18 +36,18 @@ impl Shutdown {
     }
 
     /// Whether a shutdown was requested.
-    pub fn is_requested(&self) -> bool {
+    pub(crate) fn is_requested(&self) -> bool {
         self.requested.load(Ordering::SeqCst)
     }
 }
 
 /// Stops a running server from any thread.
-#[derive(Clone)]
-pub struct ShutdownHandle(pub(crate) Arc<crate::server::Shared>);
+#[derive(Debug, Clone)]
+pub struct ShutdownHandle(pub(crate) Arc<Shutdown>);
 
 impl ShutdownHandle {
     /// Starts the shutdown; `Server::run` returns once every thread is joined.
     pub fn shutdown(&self) {
-        self.0.shutdown.request();
+        self.0.request();
     }
 }

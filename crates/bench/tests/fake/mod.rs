@@ -19,17 +19,17 @@ use chat_proto::{Request, Response, RoomInfo};
 
 /// How the fake server misbehaves with chats.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct Faults {
+pub(crate) struct Faults {
     /// Drop every n-th chat delivery.
-    pub drop_every: Option<u64>,
+    pub(crate) drop_every: Option<u64>,
     /// Deliver every n-th chat delivery twice.
-    pub duplicate_every: Option<u64>,
+    pub(crate) duplicate_every: Option<u64>,
     /// Also echo chats to their sender.
-    pub echo: bool,
+    pub(crate) echo: bool,
     /// After the n-th chat delivery, cut the receiving connection off.
-    pub kick_at: Option<u64>,
+    pub(crate) kick_at: Option<u64>,
     /// After every n-th chat delivery, send the receiver a frame that is not JSON.
-    pub garbage_every: Option<u64>,
+    pub(crate) garbage_every: Option<u64>,
 }
 
 struct Client {
@@ -51,8 +51,8 @@ struct State {
     clients: BTreeMap<usize, Client>,
 }
 
-pub struct FakeServer {
-    pub addr: SocketAddr,
+pub(crate) struct FakeServer {
+    pub(crate) addr: SocketAddr,
     stop: Arc<AtomicBool>,
     accept: Option<JoinHandle<()>>,
 }
@@ -60,7 +60,7 @@ pub struct FakeServer {
 impl FakeServer {
     /// Starts serving on an ephemeral loopback port, with `pre_existing` rooms already
     /// there (so the bench cannot assume ids start at 1).
-    pub fn start(faults: Faults, pre_existing: usize) -> FakeServer {
+    pub(crate) fn start(faults: Faults, pre_existing: usize) -> FakeServer {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
         let stop = Arc::new(AtomicBool::new(false));

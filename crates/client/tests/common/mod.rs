@@ -26,10 +26,10 @@ use chat_server::{Server, ServerConfig, ShutdownHandle};
 
 /// The longest any single wait may take before the test fails. Generous because the
 /// machine is shared; a passing test never waits this long.
-pub const TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The line printed at end of input.
-pub const EOF_LINE: &str = "=== EOF 에 따라 프로그램을 종료합니다. ===";
+pub(crate) const EOF_LINE: &str = "=== EOF 에 따라 프로그램을 종료합니다. ===";
 
 /// Runs `$test(format)` once per wire format, as `json::$test` and `protobuf::$test`.
 #[allow(unused_macros)] // not every test file has per-format tests
@@ -51,7 +51,7 @@ pub(crate) use in_both_formats;
 // ---------------------------------------------------------------------------------
 
 /// `chat-client` as a child process.
-pub struct ChatClient {
+pub(crate) struct ChatClient {
     child: Child,
     stdin: Option<ChildStdin>,
     lines: Receiver<String>,
@@ -60,7 +60,7 @@ pub struct ChatClient {
 
 impl ChatClient {
     /// Starts `chat-client --port=<port> --format=<format> <extra>`.
-    pub fn spawn(addr: SocketAddr, format: WireFormat, extra: &[&str]) -> ChatClient {
+    pub(crate) fn spawn(addr: SocketAddr, format: WireFormat, extra: &[&str]) -> ChatClient {
         let mut child = Command::new(env!("CARGO_BIN_EXE_chat-client"))
             .arg(format!("--ip={}", addr.ip()))
             .arg(format!("--port={}", addr.port()))
@@ -108,31 +108,31 @@ impl ChatClient {
     }
 
     /// Starts a client and checks its `Connected to` line.
-    pub fn connect(addr: SocketAddr, format: WireFormat, extra: &[&str]) -> ChatClient {
+    pub(crate) fn connect(addr: SocketAddr, format: WireFormat, extra: &[&str]) -> ChatClient {
         let client = ChatClient::spawn(addr, format, extra);
         client.expect(&format!("Connected to {}:{}", addr.ip(), addr.port()));
         client
     }
 
     /// Types one line.
-    pub fn type_line(&mut self, line: &str) {
+    pub(crate) fn type_line(&mut self, line: &str) {
         self.type_raw(format!("{line}\n").as_bytes());
     }
 
     /// Writes raw bytes to the client's stdin.
-    pub fn type_raw(&mut self, bytes: &[u8]) {
+    pub(crate) fn type_raw(&mut self, bytes: &[u8]) {
         let stdin = self.stdin.as_mut().expect("stdin is still open");
         stdin.write_all(bytes).expect("write to chat-client");
         stdin.flush().expect("flush chat-client's stdin");
     }
 
     /// Closes stdin (end of input).
-    pub fn close_stdin(&mut self) {
+    pub(crate) fn close_stdin(&mut self) {
         self.stdin = None;
     }
 
     /// The next stdout line, or a panic after [`TIMEOUT`].
-    pub fn next_line(&self) -> String {
+    pub(crate) fn next_line(&self) -> String {
         match self.lines.recv_timeout(TIMEOUT) {
             Ok(line) => line,
             Err(RecvTimeoutError::Timeout) => panic!(
@@ -147,27 +147,27 @@ impl ChatClient {
     }
 
     /// Checks that the next stdout line is exactly `expected`.
-    pub fn expect(&self, expected: &str) {
+    pub(crate) fn expect(&self, expected: &str) {
         let line = self.next_line();
         assert_eq!(line, expected, "stderr: {}", self.stderr());
     }
 
     /// Checks the next lines, in order.
-    pub fn expect_lines(&self, expected: &[&str]) {
+    pub(crate) fn expect_lines(&self, expected: &[&str]) {
         for line in expected {
             self.expect(line);
         }
     }
 
     /// Closes stdin, then collects every remaining stdout line and the exit status.
-    pub fn finish(&mut self) -> (Vec<String>, ExitStatus) {
+    pub(crate) fn finish(&mut self) -> (Vec<String>, ExitStatus) {
         self.close_stdin();
         self.wait()
     }
 
     /// Collects every remaining stdout line (until the client closes stdout) and waits
     /// for the exit status, bounded by [`TIMEOUT`] in all.
-    pub fn wait(&mut self) -> (Vec<String>, ExitStatus) {
+    pub(crate) fn wait(&mut self) -> (Vec<String>, ExitStatus) {
         let deadline = Instant::now() + TIMEOUT;
         let mut rest = Vec::new();
         loop {
@@ -195,13 +195,13 @@ impl ChatClient {
     }
 
     /// Everything written to stderr so far.
-    pub fn stderr(&self) -> String {
+    pub(crate) fn stderr(&self) -> String {
         self.stderr.lock().unwrap().clone()
     }
 
     /// The stderr text once the process has exited (the reader thread may still be
     /// copying it; bounded wait for the pipe to drain).
-    pub fn stderr_after_exit(&self) -> String {
+    pub(crate) fn stderr_after_exit(&self) -> String {
         let deadline = Instant::now() + TIMEOUT;
         loop {
             if Arc::strong_count(&self.stderr) == 1 || Instant::now() > deadline {
@@ -226,14 +226,14 @@ impl Drop for ChatClient {
 // ---------------------------------------------------------------------------------
 
 /// `chat_server::Server` on `127.0.0.1:0` with 4 workers, on its own thread.
-pub struct TestServer {
-    pub addr: SocketAddr,
+pub(crate) struct TestServer {
+    pub(crate) addr: SocketAddr,
     handle: ShutdownHandle,
     done: Receiver<io::Result<()>>,
 }
 
 impl TestServer {
-    pub fn start() -> TestServer {
+    pub(crate) fn start() -> TestServer {
         let server = Server::bind(ServerConfig::local(4)).expect("bind the test server");
         let addr = server.local_addr();
         let handle = server.shutdown_handle();
@@ -248,7 +248,7 @@ impl TestServer {
     }
 
     /// Waits (bounded) for `run()` to return on its own (after `/shutdown`).
-    pub fn wait_for_exit(&self) -> io::Result<()> {
+    pub(crate) fn wait_for_exit(&self) -> io::Result<()> {
         self.done
             .recv_timeout(TIMEOUT)
             .expect("the server's run() did not return in time")
@@ -267,7 +267,7 @@ impl Drop for TestServer {
 // ---------------------------------------------------------------------------------
 
 /// A blocking client speaking raw frames; every read has a deadline.
-pub struct Peer {
+pub(crate) struct Peer {
     stream: TcpStream,
     format: WireFormat,
     inbox: FrameBuf,
@@ -275,7 +275,7 @@ pub struct Peer {
 }
 
 impl Peer {
-    pub fn connect(addr: SocketAddr, format: WireFormat) -> Peer {
+    pub(crate) fn connect(addr: SocketAddr, format: WireFormat) -> Peer {
         let stream = TcpStream::connect(addr).expect("peer connects");
         stream
             .set_read_timeout(Some(TIMEOUT))
@@ -288,14 +288,14 @@ impl Peer {
         }
     }
 
-    pub fn send(&mut self, request: Request) {
+    pub(crate) fn send(&mut self, request: Request) {
         let mut wire = Vec::new();
         encode_request(self.format, &request, &mut wire).expect("encode");
         self.stream.write_all(&wire).expect("peer writes");
     }
 
     /// The next message, or a panic after [`TIMEOUT`].
-    pub fn recv(&mut self) -> Response<'static> {
+    pub(crate) fn recv(&mut self) -> Response<'static> {
         loop {
             while let Some(frame) = self.inbox.next_frame() {
                 if let Some(decoded) = self.decoder.feed(frame) {
@@ -311,12 +311,12 @@ impl Peer {
     }
 
     /// Checks the next message is the system message `text`.
-    pub fn expect_system(&mut self, text: &str) {
+    pub(crate) fn expect_system(&mut self, text: &str) {
         assert_eq!(self.recv(), Response::system(text.to_owned()));
     }
 
     /// Sets the peer's name and consumes the confirmation.
-    pub fn name(&mut self, name: &str) {
+    pub(crate) fn name(&mut self, name: &str) {
         self.send(Request::Name { name: name.into() });
         self.expect_system(&format!("이름이 {name} 으로 변경되었습니다."));
     }
@@ -327,14 +327,14 @@ impl Peer {
 // ---------------------------------------------------------------------------------
 
 /// A listener on `127.0.0.1:0` that the test drives by hand.
-pub struct FakeServer {
-    pub addr: SocketAddr,
+pub(crate) struct FakeServer {
+    pub(crate) addr: SocketAddr,
     accepted: Receiver<TcpStream>,
 }
 
 impl FakeServer {
     /// Listens; the first connection is handed out by [`FakeServer::accept`].
-    pub fn start() -> FakeServer {
+    pub(crate) fn start() -> FakeServer {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind the fake server");
         let addr = listener.local_addr().expect("local addr");
         let (tx, accepted) = mpsc::channel();
@@ -348,7 +348,7 @@ impl FakeServer {
     }
 
     /// The client's connection (bounded wait).
-    pub fn accept(&self) -> FakeConnection {
+    pub(crate) fn accept(&self) -> FakeConnection {
         let stream = self
             .accepted
             .recv_timeout(TIMEOUT)
@@ -365,28 +365,28 @@ impl FakeServer {
 }
 
 /// The server side of one fake connection.
-pub struct FakeConnection {
-    pub stream: TcpStream,
+pub(crate) struct FakeConnection {
+    pub(crate) stream: TcpStream,
     inbox: FrameBuf,
 }
 
 impl FakeConnection {
     /// Sends one frame with this payload.
-    pub fn send_frame(&mut self, payload: &[u8]) {
+    pub(crate) fn send_frame(&mut self, payload: &[u8]) {
         let mut wire = Vec::new();
         write_frame(&mut wire, payload).expect("frame fits");
         self.stream.write_all(&wire).expect("fake server writes");
     }
 
     /// Sends a well-formed response.
-    pub fn send_response(&mut self, format: WireFormat, response: &Response<'_>) {
+    pub(crate) fn send_response(&mut self, format: WireFormat, response: &Response<'_>) {
         let mut wire = Vec::new();
         encode_response(format, response, &mut wire).expect("encode");
         self.stream.write_all(&wire).expect("fake server writes");
     }
 
     /// The next frame's payload the client sent; `None` once it half-closed.
-    pub fn recv_frame(&mut self) -> Option<Vec<u8>> {
+    pub(crate) fn recv_frame(&mut self) -> Option<Vec<u8>> {
         loop {
             if let Some(frame) = self.inbox.next_frame() {
                 return Some(frame.to_vec());

@@ -92,18 +92,25 @@ pub enum DecodeError {
     InvalidTypeFrame(String),
     /// A message body that does not decode (includes strings that are not UTF-8).
     InvalidBody {
+        /// The message type, as named on the wire (`CSChat`).
         message: &'static str,
+        /// The decoder's own words.
         detail: String,
     },
     /// A required field is absent.
     MissingField {
+        /// The message type, as named on the wire (`CSJoinRoom`).
         message: &'static str,
+        /// The field, as named on the wire (`roomId`).
         field: &'static str,
     },
     /// A field is present with the wrong JSON type.
     WrongFieldType {
+        /// The message type, as named on the wire (`CSJoinRoom`).
         message: &'static str,
+        /// The field, as named on the wire (`roomId`).
         field: &'static str,
+        /// The JSON type the field must have, in the user's words (`정수`).
         expected: &'static str,
     },
 }

@@ -22,21 +22,32 @@ use crate::message::{Request, Response, RoomInfo};
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, prost::Enumeration)]
 #[repr(i32)]
 pub enum MessageType {
+    /// `CS_NAME`: the body is a [`CsName`].
     CsName = 0,
+    /// `CS_ROOMS`: the body is [`Empty`].
     CsRooms = 1,
+    /// `CS_CREATE_ROOM`: the body is a [`CsCreateRoom`].
     CsCreateRoom = 2,
+    /// `CS_JOIN_ROOM`: the body is a [`CsJoinRoom`].
     CsJoinRoom = 3,
+    /// `CS_LEAVE_ROOM`: the body is [`Empty`].
     CsLeaveRoom = 4,
+    /// `CS_CHAT`: the body is a [`CsChat`].
     CsChat = 5,
+    /// `CS_SHUTDOWN`: the body is [`Empty`].
     CsShutdown = 6,
+    /// `SC_ROOMS_RESULT`: the body is an [`ScRoomsResult`].
     ScRoomsResult = 7,
+    /// `SC_CHAT`: the body is an [`ScChat`].
     ScChat = 8,
+    /// `SC_SYSTEM_MESSAGE`: the body is an [`ScSystemMessage`].
     ScSystemMessage = 9,
 }
 
 /// `mju.Type`: the frame in front of every body.
 #[derive(Clone, PartialEq, Message)]
 pub struct Type {
+    /// The body's [`MessageType`] as a number (required; unknown numbers still decode).
     #[prost(enumeration = "MessageType", optional, tag = "1")]
     pub r#type: Option<i32>,
 }
@@ -44,6 +55,7 @@ pub struct Type {
 /// `mju.CSName`.
 #[derive(Clone, PartialEq, Message)]
 pub struct CsName {
+    /// The new nickname (required).
     #[prost(string, optional, tag = "1")]
     pub name: Option<String>,
 }
@@ -51,6 +63,7 @@ pub struct CsName {
 /// `mju.CSCreateRoom`.
 #[derive(Clone, PartialEq, Message)]
 pub struct CsCreateRoom {
+    /// The new room's title (optional; absent reads as empty).
     #[prost(string, optional, tag = "1")]
     pub title: Option<String>,
 }
@@ -58,6 +71,7 @@ pub struct CsCreateRoom {
 /// `mju.CSJoinRoom`.
 #[derive(Clone, PartialEq, Message)]
 pub struct CsJoinRoom {
+    /// The id of the room to enter (required).
     #[prost(int32, optional, tag = "1")]
     pub room_id: Option<i32>,
 }
@@ -65,6 +79,7 @@ pub struct CsJoinRoom {
 /// `mju.CSChat`.
 #[derive(Clone, PartialEq, Message)]
 pub struct CsChat {
+    /// The chat line (required).
     #[prost(string, optional, tag = "1")]
     pub text: Option<String>,
 }
@@ -76,10 +91,13 @@ pub struct Empty {}
 /// `mju.SCRoomsResult.RoomInfo`.
 #[derive(Clone, PartialEq, Message)]
 pub struct ScRoomInfo {
+    /// The room's id (required).
     #[prost(int32, optional, tag = "1")]
     pub room_id: Option<i32>,
+    /// The room's title (absent reads as empty).
     #[prost(string, optional, tag = "2")]
     pub title: Option<String>,
+    /// Member names in join order.
     #[prost(string, repeated, tag = "3")]
     pub members: Vec<String>,
 }
@@ -87,6 +105,7 @@ pub struct ScRoomInfo {
 /// `mju.SCRoomsResult`.
 #[derive(Clone, PartialEq, Message)]
 pub struct ScRoomsResult {
+    /// Every room, ordered by id.
     #[prost(message, repeated, tag = "1")]
     pub rooms: Vec<ScRoomInfo>,
 }
@@ -94,8 +113,10 @@ pub struct ScRoomsResult {
 /// `mju.SCChat`.
 #[derive(Clone, PartialEq, Message)]
 pub struct ScChat {
+    /// The sender's nickname (required).
     #[prost(string, optional, tag = "1")]
     pub member: Option<String>,
+    /// The chat line (required).
     #[prost(string, optional, tag = "2")]
     pub text: Option<String>,
 }
@@ -103,6 +124,7 @@ pub struct ScChat {
 /// `mju.SCSystemMessage`.
 #[derive(Clone, PartialEq, Message)]
 pub struct ScSystemMessage {
+    /// The notice (required).
     #[prost(string, optional, tag = "1")]
     pub text: Option<String>,
 }

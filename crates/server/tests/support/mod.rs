@@ -36,7 +36,7 @@ use chat_server::{FormatPolicy, Server, ServerConfig, ShutdownHandle};
 
 /// How long any single wait may take before the test fails. Generous: the machine is
 /// shared, and a passing test never waits this long.
-pub const TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Runs `$test(format)` once per wire format, as `json::$test` and `protobuf::$test`.
 #[allow(unused_macros)] // not every test file has per-format tests
@@ -58,10 +58,10 @@ pub(crate) use in_both_formats;
 // ---------------------------------------------------------------------------------
 
 /// The library server, running on its own thread.
-pub struct TestServer {
-    pub addr: SocketAddr,
+pub(crate) struct TestServer {
+    pub(crate) addr: SocketAddr,
     /// The metrics endpoint, when the config asked for one (`metrics: Some(..)`).
-    pub metrics: Option<SocketAddr>,
+    pub(crate) metrics: Option<SocketAddr>,
     handle: ShutdownHandle,
     /// Receives `run()`'s result when the server thread ends.
     done: mpsc::Receiver<io::Result<()>>,
@@ -69,19 +69,19 @@ pub struct TestServer {
 
 impl TestServer {
     /// A server on `127.0.0.1:0` with 4 workers, detecting each client's format.
-    pub fn start() -> TestServer {
+    pub(crate) fn start() -> TestServer {
         TestServer::with_config(ServerConfig::local(4))
     }
 
     /// A server that accepts only `format`.
-    pub fn only(format: WireFormat) -> TestServer {
+    pub(crate) fn only(format: WireFormat) -> TestServer {
         TestServer::with_config(ServerConfig {
             format: FormatPolicy::Only(format),
             ..ServerConfig::local(4)
         })
     }
 
-    pub fn with_config(config: ServerConfig) -> TestServer {
+    pub(crate) fn with_config(config: ServerConfig) -> TestServer {
         let server = Server::bind(config).expect("bind the test server");
         let addr = server.local_addr();
         let metrics = server.metrics_addr();
@@ -102,7 +102,7 @@ impl TestServer {
     }
 
     /// A new client of this server speaking `format`.
-    pub fn client(&self, format: WireFormat) -> Client {
+    pub(crate) fn client(&self, format: WireFormat) -> Client {
         Client::connect(self.addr, format)
     }
 
@@ -110,7 +110,7 @@ impl TestServer {
     /// created on this server): the first created it, the second joined, and the
     /// first has seen the join notice.
     #[track_caller]
-    pub fn pair_in_room(&self, format: WireFormat, title: &str) -> (Client, Client) {
+    pub(crate) fn pair_in_room(&self, format: WireFormat, title: &str) -> (Client, Client) {
         let mut first = self.client(format);
         let mut second = self.client(format);
         first.create(title);
@@ -121,14 +121,14 @@ impl TestServer {
 
     /// Waits (bounded) for `run()` to return without being asked to stop, e.g. after a
     /// client's `/shutdown`, and returns its result.
-    pub fn wait_for_exit(&self) -> io::Result<()> {
+    pub(crate) fn wait_for_exit(&self) -> io::Result<()> {
         self.done
             .recv_timeout(TIMEOUT)
             .expect("the server's run() did not return in time")
     }
 
     /// Asks the server to stop through its handle and waits (bounded) for `run()`.
-    pub fn stop(&self) -> io::Result<()> {
+    pub(crate) fn stop(&self) -> io::Result<()> {
         self.handle.shutdown();
         self.wait_for_exit()
     }
@@ -144,24 +144,24 @@ impl Drop for TestServer {
 
 /// The `chat-server` binary, started on an ephemeral port. Killed on drop if it is
 /// still running.
-pub struct BinaryServer {
-    pub child: Child,
-    pub addr: SocketAddr,
+pub(crate) struct BinaryServer {
+    pub(crate) child: Child,
+    pub(crate) addr: SocketAddr,
     /// Everything the process wrote to stderr so far (drained by a thread, so the
     /// server never blocks on a full pipe).
-    pub stderr: Arc<Mutex<String>>,
+    pub(crate) stderr: Arc<Mutex<String>>,
 }
 
 impl BinaryServer {
     /// Starts `chat-server --port=0 --workers=4 <extra>` and waits for its
     /// `listening on <ip>:<port>` line.
-    pub fn start(extra: &[&str]) -> BinaryServer {
+    pub(crate) fn start(extra: &[&str]) -> BinaryServer {
         Self::start_with(extra, |_| {})
     }
 
     /// Like [`BinaryServer::start`], letting `configure` adjust the command first
     /// (e.g. resource limits for the child).
-    pub fn start_with(extra: &[&str], configure: impl FnOnce(&mut Command)) -> BinaryServer {
+    pub(crate) fn start_with(extra: &[&str], configure: impl FnOnce(&mut Command)) -> BinaryServer {
         let mut command = Command::new(env!("CARGO_BIN_EXE_chat-server"));
         command
             .args(["--port=0", "--workers=4"])
@@ -210,17 +210,17 @@ impl BinaryServer {
         }
     }
 
-    pub fn client(&self, format: WireFormat) -> Client {
+    pub(crate) fn client(&self, format: WireFormat) -> Client {
         Client::connect(self.addr, format)
     }
 
-    pub fn pid(&self) -> i32 {
+    pub(crate) fn pid(&self) -> i32 {
         i32::try_from(self.child.id()).expect("pid fits an i32")
     }
 
     /// Waits (bounded) for the process to exit and returns its status. Polls
     /// `try_wait`: std offers no blocking wait with a timeout.
-    pub fn wait_for_exit(&mut self) -> ExitStatus {
+    pub(crate) fn wait_for_exit(&mut self) -> ExitStatus {
         let deadline = Instant::now() + TIMEOUT;
         loop {
             if let Some(status) = self.child.try_wait().expect("try_wait") {
@@ -289,7 +289,7 @@ fn parse_listening(line: &str) -> Option<SocketAddr> {
 // ---------------------------------------------------------------------------------
 
 /// A blocking test client speaking one wire format over raw frames.
-pub struct Client {
+pub(crate) struct Client {
     stream: TcpStream,
     format: WireFormat,
     frames: FrameBuf,
@@ -299,7 +299,7 @@ pub struct Client {
 }
 
 impl Client {
-    pub fn connect(addr: SocketAddr, format: WireFormat) -> Client {
+    pub(crate) fn connect(addr: SocketAddr, format: WireFormat) -> Client {
         let stream = TcpStream::connect(addr)
             .unwrap_or_else(|e| panic!("connect to the server at {addr}: {e}"));
         stream.set_nodelay(true).unwrap();
@@ -314,28 +314,28 @@ impl Client {
         }
     }
 
-    pub fn format(&self) -> WireFormat {
+    pub(crate) fn format(&self) -> WireFormat {
         self.format
     }
 
     /// The name the server must give this client on connect: `(127.0.0.1, PORT)`.
-    pub fn default_name(&self) -> String {
+    pub(crate) fn default_name(&self) -> String {
         self.default_name.clone()
     }
 
     /// A clone of the socket, e.g. to write from another thread.
-    pub fn stream(&self) -> TcpStream {
+    pub(crate) fn stream(&self) -> TcpStream {
         self.stream.try_clone().unwrap()
     }
 
     // -- sending ----------------------------------------------------------------
 
-    pub fn send(&mut self, request: &Request) {
+    pub(crate) fn send(&mut self, request: &Request) {
         let bytes = encode(self.format, request);
         self.send_raw(&bytes);
     }
 
-    pub fn send_raw(&mut self, bytes: &[u8]) {
+    pub(crate) fn send_raw(&mut self, bytes: &[u8]) {
         self.stream
             .write_all(bytes)
             .unwrap_or_else(|e| panic!("write {} bytes: {e}", bytes.len()));
@@ -343,7 +343,7 @@ impl Client {
 
     /// Sends `bytes` one byte per `write` call (with Nagle off, mostly one segment
     /// each).
-    pub fn send_byte_by_byte(&mut self, bytes: &[u8]) {
+    pub(crate) fn send_byte_by_byte(&mut self, bytes: &[u8]) {
         for byte in bytes {
             self.send_raw(std::slice::from_ref(byte));
         }
@@ -352,7 +352,7 @@ impl Client {
     // -- receiving --------------------------------------------------------------
 
     /// The next frame's payload, raw. Panics on EOF or after [`TIMEOUT`].
-    pub fn recv_frame(&mut self) -> Vec<u8> {
+    pub(crate) fn recv_frame(&mut self) -> Vec<u8> {
         match self.try_recv_frame() {
             Some(frame) => frame,
             None => panic!("the server closed the connection while a message was expected"),
@@ -406,7 +406,7 @@ impl Client {
 
     /// The next message. Panics on EOF, on a frame that does not decode in this
     /// client's format, or after [`TIMEOUT`].
-    pub fn recv(&mut self) -> Response<'static> {
+    pub(crate) fn recv(&mut self) -> Response<'static> {
         match self.try_recv() {
             Some(response) => response,
             None => panic!("the server closed the connection while a message was expected"),
@@ -430,7 +430,7 @@ impl Client {
 
     /// The next message, or `None` if the server ends the connection instead (by EOF
     /// or a reset, as when it closes a connection it refuses).
-    pub fn recv_or_eof(&mut self) -> Option<Response<'static>> {
+    pub(crate) fn recv_or_eof(&mut self) -> Option<Response<'static>> {
         loop {
             let frame = self.next_frame_or_end(true)?;
             if let Some(decoded) = self.decoder.feed(&frame) {
@@ -441,7 +441,7 @@ impl Client {
 
     /// Asserts that the next message is `SCSystemMessage { text }`.
     #[track_caller]
-    pub fn expect_system(&mut self, text: &str) {
+    pub(crate) fn expect_system(&mut self, text: &str) {
         let got = self.recv();
         assert_eq!(
             got,
@@ -452,7 +452,7 @@ impl Client {
 
     /// Asserts that the next message is a system message and returns its text.
     #[track_caller]
-    pub fn recv_system(&mut self) -> String {
+    pub(crate) fn recv_system(&mut self) -> String {
         match self.recv() {
             Response::SystemMessage { text } => text.into_owned(),
             other => panic!("expected a system message, got {other:?}"),
@@ -461,7 +461,7 @@ impl Client {
 
     /// Asserts that the next message is `SCChat { member, text }`.
     #[track_caller]
-    pub fn expect_chat(&mut self, member: &str, text: &str) {
+    pub(crate) fn expect_chat(&mut self, member: &str, text: &str) {
         let got = self.recv();
         let want = Response::Chat {
             member: member.to_owned().into(),
@@ -472,7 +472,7 @@ impl Client {
 
     /// Asserts that the next message is an `SCRoomsResult` and returns its rooms.
     #[track_caller]
-    pub fn expect_rooms(&mut self) -> Vec<RoomInfo> {
+    pub(crate) fn expect_rooms(&mut self) -> Vec<RoomInfo> {
         match self.recv() {
             Response::RoomsResult { rooms } => rooms,
             other => panic!("expected SCRoomsResult, got {other:?}"),
@@ -481,7 +481,7 @@ impl Client {
 
     /// Sends `/rooms` and returns the list (one `SCRoomsResult`: fine below ~65 KB).
     #[track_caller]
-    pub fn rooms(&mut self) -> Vec<RoomInfo> {
+    pub(crate) fn rooms(&mut self) -> Vec<RoomInfo> {
         self.send(&Request::Rooms);
         self.expect_rooms()
     }
@@ -490,7 +490,7 @@ impl Client {
     /// requires its reply to be the next message (see the module docs). Also a
     /// barrier for this client's earlier requests.
     #[track_caller]
-    pub fn expect_silence(&mut self) {
+    pub(crate) fn expect_silence(&mut self) {
         self.send(&Request::Rooms);
         match self.recv() {
             Response::RoomsResult { .. } => {}
@@ -500,7 +500,7 @@ impl Client {
 
     /// Reads until the server closes the connection; returns what arrived before.
     #[track_caller]
-    pub fn expect_eof(&mut self) -> Vec<Response<'static>> {
+    pub(crate) fn expect_eof(&mut self) -> Vec<Response<'static>> {
         let mut got = Vec::new();
         while let Some(response) = self.try_recv() {
             got.push(response);
@@ -509,7 +509,7 @@ impl Client {
     }
 
     /// Closes both directions: the server sees EOF.
-    pub fn disconnect(self) {
+    pub(crate) fn disconnect(self) {
         let _ = self.stream.shutdown(Shutdown::Both);
     }
 
@@ -517,14 +517,14 @@ impl Client {
 
     /// `/name X`, expecting the self notice.
     #[track_caller]
-    pub fn set_name(&mut self, name: &str) {
+    pub(crate) fn set_name(&mut self, name: &str) {
         self.send(&Request::Name { name: name.into() });
         self.expect_system(&format!("이름이 {name} 으로 변경되었습니다."));
     }
 
     /// `/create T`, expecting the entry notice.
     #[track_caller]
-    pub fn create(&mut self, title: &str) {
+    pub(crate) fn create(&mut self, title: &str) {
         self.send(&Request::CreateRoom {
             title: title.into(),
         });
@@ -533,20 +533,20 @@ impl Client {
 
     /// `/join N` of a room titled `title`, expecting the entry notice.
     #[track_caller]
-    pub fn join(&mut self, room_id: i64, title: &str) {
+    pub(crate) fn join(&mut self, room_id: i64, title: &str) {
         self.send(&Request::JoinRoom { room_id });
         self.expect_system(&format!("방제[{title}] 방에 입장했습니다."));
     }
 
     /// `/leave` from a room titled `title`, expecting the self notice.
     #[track_caller]
-    pub fn leave(&mut self, title: &str) {
+    pub(crate) fn leave(&mut self, title: &str) {
         self.send(&Request::LeaveRoom);
         self.expect_system(&format!("방제[{title}] 대화 방에서 퇴장했습니다."));
     }
 
     /// Sends a chat line (no reply is expected).
-    pub fn chat(&mut self, text: &str) {
+    pub(crate) fn chat(&mut self, text: &str) {
         self.send(&Request::Chat { text: text.into() });
     }
 }
@@ -556,22 +556,22 @@ impl Client {
 // ---------------------------------------------------------------------------------
 
 /// `[NAME] 님이 입장했습니다.`
-pub fn entered(name: &str) -> String {
+pub(crate) fn entered(name: &str) -> String {
     format!("[{name}] 님이 입장했습니다.")
 }
 
 /// `[NAME] 님이 퇴장했습니다.`
-pub fn left(name: &str) -> String {
+pub(crate) fn left(name: &str) -> String {
     format!("[{name}] 님이 퇴장했습니다.")
 }
 
-pub const NOT_IN_ROOM: &str = "현재 대화방에 들어가 있지 않습니다.";
-pub const NO_SUCH_ROOM: &str = "대화방이 존재하지 않습니다.";
-pub const CREATE_IN_ROOM: &str = "대화 방에 있을 때는 방을 개설 할 수 없습니다.";
-pub const JOIN_IN_ROOM: &str = "대화 방에 있을 때는 다른 방에 들어갈 수 없습니다.";
+pub(crate) const NOT_IN_ROOM: &str = "현재 대화방에 들어가 있지 않습니다.";
+pub(crate) const NO_SUCH_ROOM: &str = "대화방이 존재하지 않습니다.";
+pub(crate) const CREATE_IN_ROOM: &str = "대화 방에 있을 때는 방을 개설 할 수 없습니다.";
+pub(crate) const JOIN_IN_ROOM: &str = "대화 방에 있을 때는 다른 방에 들어갈 수 없습니다.";
 
 /// A room as `/rooms` must list it.
-pub fn room(room_id: i64, title: &str, members: &[&str]) -> RoomInfo {
+pub(crate) fn room(room_id: i64, title: &str, members: &[&str]) -> RoomInfo {
     RoomInfo {
         room_id,
         title: title.into(),
@@ -580,26 +580,26 @@ pub fn room(room_id: i64, title: &str, members: &[&str]) -> RoomInfo {
 }
 
 /// `request` as whole frames in `format`.
-pub fn encode(format: WireFormat, request: &Request) -> Vec<u8> {
+pub(crate) fn encode(format: WireFormat, request: &Request) -> Vec<u8> {
     let mut out = Vec::new();
     encode_request(format, request, &mut out).expect("encode a test request");
     out
 }
 
 /// Whether `response` fits the frame limit in `format`.
-pub fn response_fits(format: WireFormat, response: &Response<'_>) -> bool {
+pub(crate) fn response_fits(format: WireFormat, response: &Response<'_>) -> bool {
     encode_response(format, response, &mut Vec::new()).is_ok()
 }
 
 /// One frame carrying `payload`.
-pub fn frame(payload: &[u8]) -> Vec<u8> {
+pub(crate) fn frame(payload: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
     write_frame(&mut out, payload).expect("test payloads fit a frame");
     out
 }
 
 /// A protobuf message: the `Type` frame for type number `kind`, then `body` as a frame.
-pub fn pb_message(kind: u8, body: &[u8]) -> Vec<u8> {
+pub(crate) fn pb_message(kind: u8, body: &[u8]) -> Vec<u8> {
     let mut out = frame(&[0x08, kind]);
     out.extend_from_slice(&frame(body));
     out
@@ -608,7 +608,7 @@ pub fn pb_message(kind: u8, body: &[u8]) -> Vec<u8> {
 /// Polls `/rooms` from `client` until it answers `want` (for effects of a disconnect,
 /// which no reply marks); fails after [`TIMEOUT`]. Each poll is a full round trip.
 #[track_caller]
-pub fn rooms_eventually(client: &mut Client, want: &[RoomInfo]) {
+pub(crate) fn rooms_eventually(client: &mut Client, want: &[RoomInfo]) {
     let deadline = Instant::now() + TIMEOUT;
     loop {
         let got = client.rooms();
@@ -628,11 +628,11 @@ pub fn rooms_eventually(client: &mut Client, want: &[RoomInfo]) {
 
 /// How often the `*_eventually` helpers poll. A poll interval, not a synchronisation:
 /// each helper retries until its condition holds or [`TIMEOUT`] passes.
-pub const POLL_EVERY: Duration = Duration::from_millis(10);
+pub(crate) const POLL_EVERY: Duration = Duration::from_millis(10);
 
 /// A config for the hardening tests: loopback, `workers` workers, and a metrics
 /// endpoint on an ephemeral loopback port (see [`TestServer::metrics`]).
-pub fn config_with_metrics(workers: usize) -> ServerConfig {
+pub(crate) fn config_with_metrics(workers: usize) -> ServerConfig {
     ServerConfig {
         metrics: Some(SocketAddr::from((Ipv4Addr::LOCALHOST, 0))),
         ..ServerConfig::local(workers)
@@ -641,7 +641,7 @@ pub fn config_with_metrics(workers: usize) -> ServerConfig {
 
 impl TestServer {
     /// The metrics endpoint's address; panics if the config asked for none.
-    pub fn metrics_addr(&self) -> SocketAddr {
+    pub(crate) fn metrics_addr(&self) -> SocketAddr {
         self.metrics
             .expect("this test server was started without a metrics endpoint")
     }
@@ -649,7 +649,7 @@ impl TestServer {
 
 /// A plain HTTP/1.1 `GET path` to `addr` over a std `TcpStream`; answers the status
 /// code and the body. The endpoint closes the connection after one response.
-pub fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
+pub(crate) fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
     use std::io::Read;
     let mut stream = TcpStream::connect(addr).expect("connect to the metrics endpoint");
     stream.set_read_timeout(Some(TIMEOUT)).unwrap();
@@ -675,7 +675,7 @@ pub fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
 }
 
 /// The metrics page (asserting a 200).
-pub fn scrape(addr: SocketAddr) -> String {
+pub(crate) fn scrape(addr: SocketAddr) -> String {
     let (status, body) = http_get(addr, "/metrics");
     assert_eq!(status, 200, "GET /metrics: {body}");
     body
@@ -685,7 +685,7 @@ pub fn scrape(addr: SocketAddr) -> String {
 /// exactly as rendered, e.g. `chat_connections` or
 /// `chat_messages_in_total{type="CSChat",format="json"}`. Panics if it is missing.
 #[track_caller]
-pub fn metric(page: &str, series: &str) -> u64 {
+pub(crate) fn metric(page: &str, series: &str) -> u64 {
     page.lines()
         .find_map(|line| {
             let value = line.strip_prefix(series)?.strip_prefix(' ')?;
@@ -699,7 +699,7 @@ pub fn metric(page: &str, series: &str) -> u64 {
 /// Scrapes until `series` reads `want` (counters are folded in at the end of a
 /// worker's turn, gauges follow the reactor's closing); fails after [`TIMEOUT`].
 #[track_caller]
-pub fn metric_eventually(addr: SocketAddr, series: &str, want: u64) {
+pub(crate) fn metric_eventually(addr: SocketAddr, series: &str, want: u64) {
     let deadline = Instant::now() + TIMEOUT;
     loop {
         let page = scrape(addr);
@@ -717,7 +717,7 @@ pub fn metric_eventually(addr: SocketAddr, series: &str, want: u64) {
 
 /// Descriptors this process has open now (entries of `/proc/self/fd`; the directory
 /// handle used to list it is counted every time, so counts compare).
-pub fn open_fds() -> usize {
+pub(crate) fn open_fds() -> usize {
     std::fs::read_dir("/proc/self/fd")
         .expect("list /proc/self/fd")
         .count()
@@ -726,7 +726,7 @@ pub fn open_fds() -> usize {
 /// The descriptors this process holds with `server` running and no client: counted
 /// while one probe client is connected and served (so the server's lazily opened
 /// descriptors, e.g. the reactor's reserve, are open), minus the probe's two ends.
-pub fn baseline_fds(server: &TestServer) -> usize {
+pub(crate) fn baseline_fds(server: &TestServer) -> usize {
     let mut probe = server.client(WireFormat::Json);
     probe.expect_silence();
     let with_probe = open_fds();
@@ -735,7 +735,7 @@ pub fn baseline_fds(server: &TestServer) -> usize {
 }
 
 /// What each open descriptor is (`/proc/self/fd/N` link targets), for messages.
-pub fn describe_fds() -> String {
+pub(crate) fn describe_fds() -> String {
     let mut fds: Vec<String> = std::fs::read_dir("/proc/self/fd")
         .expect("list /proc/self/fd")
         .flatten()
@@ -752,7 +752,7 @@ pub fn describe_fds() -> String {
 /// Polls until this process has exactly `want` descriptors open; fails after
 /// [`TIMEOUT`].
 #[track_caller]
-pub fn fds_eventually(want: usize) {
+pub(crate) fn fds_eventually(want: usize) {
     let deadline = Instant::now() + TIMEOUT;
     loop {
         let got = open_fds();
@@ -769,7 +769,7 @@ pub fn fds_eventually(want: usize) {
 }
 
 /// This process's resident set size in bytes (`VmRSS` of `/proc/self/status`).
-pub fn vm_rss_bytes() -> u64 {
+pub(crate) fn vm_rss_bytes() -> u64 {
     let status = std::fs::read_to_string("/proc/self/status").expect("read /proc/self/status");
     let kib: u64 = status
         .lines()
@@ -799,7 +799,7 @@ fn set_socket_option<T>(stream: &TcpStream, level: i32, name: i32, value: &T) {
 
 /// `SO_LINGER` with a zero timeout: closing the socket then sends a reset (RST)
 /// instead of a FIN, like a process that is killed or a host that drops off.
-pub fn set_linger_zero(stream: &TcpStream) {
+pub(crate) fn set_linger_zero(stream: &TcpStream) {
     let linger = libc::linger {
         l_onoff: 1,
         l_linger: 0,
@@ -809,14 +809,14 @@ pub fn set_linger_zero(stream: &TcpStream) {
 
 /// What a client got before its connection ended: see [`Client::drain_until_closed`].
 #[derive(Debug)]
-pub struct Drained {
+pub(crate) struct Drained {
     /// Every complete message, in order.
-    pub responses: Vec<Response<'static>>,
+    pub(crate) responses: Vec<Response<'static>>,
     /// The end was a reset (or another error) rather than a clean end of stream.
-    pub reset: bool,
+    pub(crate) reset: bool,
     /// Bytes of an incomplete frame at the end (a cut-off connection may end
     /// mid-frame: what the server had queued is dropped with it).
-    pub partial: usize,
+    pub(crate) partial: usize,
 }
 
 impl Client {
@@ -824,7 +824,7 @@ impl Client {
     /// returns what arrived (bounded by [`TIMEOUT`] overall). For clients the server
     /// cuts off, where [`Client::expect_eof`]'s strictness does not apply.
     #[track_caller]
-    pub fn drain_until_closed(&mut self) -> Drained {
+    pub(crate) fn drain_until_closed(&mut self) -> Drained {
         let deadline = Instant::now() + TIMEOUT;
         let mut responses = Vec::new();
         let reset = loop {
@@ -867,7 +867,7 @@ impl Client {
     /// chat frame, then closes the socket — with a reset (`SO_LINGER` 0) if `reset`,
     /// else however the kernel closes it (a FIN, or a reset if unread data is
     /// waiting).
-    pub fn kill_mid_frame(mut self, reset: bool) {
+    pub(crate) fn kill_mid_frame(mut self, reset: bool) {
         let whole = encode(
             self.format,
             &Request::Chat {

@@ -22,13 +22,25 @@ use std::time::Instant;
 
 use chat_proto::frame::Frames;
 
+use crate::metrics::Metrics;
 use crate::outbound::Flush;
-use crate::server::Shared;
+use crate::pool::WorkQueue;
 use crate::session::Session;
 
-/// The reactor's side of one connection.
-pub struct Connection {
-    pub session: Arc<Session>,
+/// Where an [`EventHandler`] hands what it reads: the work queue (sessions with
+/// input for a worker) and the byte counter. The reactor's two narrow handles.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Handoff<'a> {
+    /// Sessions with input to handle.
+    pub(crate) queue: &'a WorkQueue<Arc<Session>>,
+    /// For `bytes_in`.
+    pub(crate) metrics: &'a Metrics,
+}
+
+/// The reactor's side of one connection (the seed plan's EventHandler).
+#[derive(Debug)]
+pub(crate) struct EventHandler {
+    pub(crate) session: Arc<Session>,
     /// The start of a frame not yet complete.
     partial: Vec<u8>,
     /// Reading stopped because the inbox is full.
@@ -45,15 +57,16 @@ pub struct Connection {
 
 /// What the reactor should do with a connection after an event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Next {
+pub(crate) enum Next {
     /// Keep it.
     Keep,
     /// Drop it: closing is complete.
     Drop,
 }
 
-impl Connection {
-    pub fn new(session: Arc<Session>) -> Self {
+impl EventHandler {
+    /// The handler of a newly accepted connection.
+    pub(crate) fn new(session: Arc<Session>) -> Self {
         Self {
             session,
             partial: Vec::new(),
@@ -73,24 +86,23 @@ impl Connection {
     /// answer `WouldBlock` is saved — one syscall per event. The caller must pass
     /// `true` when the event already reported the peer's FIN or an error (no new edge
     /// will come for those) and when no event prompted the read (resume, close).
-    pub fn on_readable(
+    pub(crate) fn on_readable(
         &mut self,
         scratch: &mut [u8],
-        shared: &Shared,
+        to: Handoff<'_>,
         until_would_block: bool,
     ) -> Next {
         while !self.input_done && !self.paused {
             match self.session.socket().read(scratch) {
-                Ok(0) => self.end_input(shared),
+                Ok(0) => self.end_input(to),
                 // The session is over; input is discarded while we finish sending.
                 Ok(_) if self.closing.is_some() => {}
                 Ok(n) => {
                     self.last_input = Instant::now();
-                    shared
-                        .metrics
+                    to.metrics
                         .bytes_in
                         .fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
-                    self.take_bytes(&scratch[..n], shared);
+                    self.take_bytes(&scratch[..n], to);
                     if n < scratch.len() && !until_would_block {
                         break;
                     }
@@ -99,7 +111,7 @@ impl Connection {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => {
                     tracing::debug!(session = self.session.id, "read failed: {e}");
-                    self.end_input(shared);
+                    self.end_input(to);
                 }
             }
         }
@@ -107,8 +119,8 @@ impl Connection {
     }
 
     /// The socket is writable.
-    pub fn on_writable(&mut self) -> Next {
-        if self.session.outbound.writable(self.session.socket()) == Flush::Closed {
+    pub(crate) fn on_writable(&mut self) -> Next {
+        if self.session.writable() == Flush::Closed {
             // The peer is gone; reading will report it and the session will end.
             self.session.abort();
         }
@@ -116,28 +128,28 @@ impl Connection {
     }
 
     /// A worker drained the inbox: read again (the edge that paused us is gone).
-    pub fn resume(&mut self, scratch: &mut [u8], shared: &Shared) -> Next {
+    pub(crate) fn resume(&mut self, scratch: &mut [u8], to: Handoff<'_>) -> Next {
         self.paused = false;
-        self.on_readable(scratch, shared, true)
+        self.on_readable(scratch, to, true)
     }
 
     /// The worker ended the session: finish sending, then go. Input that is still
     /// unread (even while paused) is drained and discarded.
-    pub fn start_closing(
+    pub(crate) fn start_closing(
         &mut self,
         deadline: Instant,
         scratch: &mut [u8],
-        shared: &Shared,
+        to: Handoff<'_>,
     ) -> Next {
         self.closing.get_or_insert(deadline);
-        self.resume(scratch, shared)
+        self.resume(scratch, to)
     }
 
     /// Reads and drops whatever input is waiting (a bounded number of reads), so that
     /// closing the socket sends a FIN rather than a reset: a reset could make the
     /// peer's kernel discard our last bytes before the peer reads them. For the final
     /// close at shutdown, when no worker will handle input any more.
-    pub fn discard_input(&mut self, scratch: &mut [u8]) {
+    pub(crate) fn discard_input(&mut self, scratch: &mut [u8]) {
         for _ in 0..16 {
             match self.session.socket().read(scratch) {
                 Ok(n) if n > 0 => {}
@@ -148,48 +160,48 @@ impl Connection {
     }
 
     /// Whether the connection is closing and past its deadline.
-    pub fn overdue(&self, now: Instant) -> bool {
+    pub(crate) fn overdue(&self, now: Instant) -> bool {
         self.closing.is_some_and(|deadline| now >= deadline)
     }
 
     /// Whether the peer has sent nothing for `timeout` (closing connections never
     /// count: they are already going).
-    pub fn idle_for(&self, timeout: std::time::Duration, now: Instant) -> bool {
+    pub(crate) fn idle_for(&self, timeout: std::time::Duration, now: Instant) -> bool {
         self.closing.is_none() && !self.input_done && now.duration_since(self.last_input) >= timeout
     }
 
     /// Whether the connection is closing.
-    pub fn is_closing(&self) -> bool {
+    pub(crate) fn is_closing(&self) -> bool {
         self.closing.is_some()
     }
 
-    fn take_bytes(&mut self, data: &[u8], shared: &Shared) {
+    fn take_bytes(&mut self, data: &[u8], to: Handoff<'_>) {
         if self.partial.is_empty() {
             let (consumed, count) = count_frames(data);
-            self.deliver(&data[..consumed], count, shared);
+            self.deliver(&data[..consumed], count, to);
             self.partial.extend_from_slice(&data[consumed..]);
         } else {
             self.partial.extend_from_slice(data);
             let (consumed, count) = count_frames(&self.partial);
             let frames = std::mem::take(&mut self.partial);
-            self.deliver(&frames[..consumed], count, shared);
+            self.deliver(&frames[..consumed], count, to);
             self.partial = frames;
             self.partial.drain(..consumed);
         }
     }
 
-    fn deliver(&mut self, frames: &[u8], count: usize, shared: &Shared) {
+    fn deliver(&mut self, frames: &[u8], count: usize, to: Handoff<'_>) {
         if count == 0 {
             return;
         }
-        let (schedule, full) = self.session.deliver_frames(frames, count);
-        self.paused = full;
-        if schedule {
-            self.schedule(shared);
+        let delivery = self.session.deliver_frames(frames, count);
+        self.paused = delivery.full;
+        if delivery.schedule {
+            self.schedule(to);
         }
     }
 
-    fn end_input(&mut self, shared: &Shared) {
+    fn end_input(&mut self, to: Handoff<'_>) {
         self.input_done = true;
         if !self.partial.is_empty() {
             tracing::debug!(
@@ -200,13 +212,13 @@ impl Connection {
             self.partial = Vec::new();
         }
         if self.session.deliver_close() {
-            self.schedule(shared);
+            self.schedule(to);
         }
     }
 
-    fn schedule(&self, shared: &Shared) {
+    fn schedule(&self, to: Handoff<'_>) {
         // Fails only while the server shuts down, when input no longer matters.
-        let _ = shared.queue.push(Arc::clone(&self.session));
+        let _ = to.queue.push(Arc::clone(&self.session));
     }
 
     /// For a closing connection: flush, half-close once flushed, and decide whether it

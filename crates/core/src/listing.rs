@@ -1,29 +1,19 @@
-//! `/rooms`: list the rooms.
+//! `/rooms` replies: a room list split into messages that each fit one frame.
+//!
+//! The reference client reads one frame per message, so a list too long for 65,535
+//! bytes is sent as several `SCRoomsResult` messages, in order. Pure computation:
+//! sizes are measured by encoding, nothing is sent from here.
 
 use chat_proto::codec::encode_response;
 use chat_proto::frame::{HEADER_LEN, MAX_PAYLOAD};
-use chat_proto::{Request, Response, RoomInfo, WireFormat};
-
-use super::Context;
-
-pub fn handle(ctx: &mut Context<'_>, request: Request) {
-    let Request::Rooms = request else {
-        return;
-    };
-    let rooms = ctx.shared.broker.rooms();
-    for chunk in chunks_that_fit(rooms, ctx.state.reply_format()) {
-        if let Err(e) = ctx.reply(&Response::RoomsResult { rooms: chunk }) {
-            tracing::error!(session = ctx.session.id, "room list not sent: {e}");
-        }
-    }
-}
+use chat_proto::{Response, RoomInfo, WireFormat};
 
 /// Splits the list into as few `SCRoomsResult` messages as fit in one frame each
 /// (the reference client reads one frame per message). An empty list is one empty
 /// message. Sizes are measured per room, so this is linear in the list's length.
 /// A single room whose member list alone overflows a frame (thousands of members
 /// with long names) is listed with as many members as fit, found by bisection.
-fn chunks_that_fit(rooms: Vec<RoomInfo>, format: WireFormat) -> Vec<Vec<RoomInfo>> {
+pub(crate) fn chunks_that_fit(rooms: Vec<RoomInfo>, format: WireFormat) -> Vec<Vec<RoomInfo>> {
     // Frame headers around the payload: one frame in JSON, Type + body in protobuf.
     let headers = match format {
         WireFormat::Json => HEADER_LEN,
@@ -54,11 +44,6 @@ fn chunks_that_fit(rooms: Vec<RoomInfo>, format: WireFormat) -> Vec<Vec<RoomInfo
         let room_cost = match cost(&room) {
             Some(cost) => cost,
             None => {
-                tracing::warn!(
-                    room = room.room_id,
-                    members = room.members.len(),
-                    "room's member list exceeds one frame; listing those that fit"
-                );
                 // Bisect on how many members fit: `fits` members do, `too_many` don't.
                 let all = std::mem::take(&mut room.members);
                 let (mut fits, mut too_many) = (0, all.len());

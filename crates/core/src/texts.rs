@@ -1,9 +1,10 @@
 //! Every text the server sends, in one place.
 //!
-//! The protocol texts are the reference server's, byte for byte (PROTOCOL.md §4),
-//! including its spacing (`X 으로`). The client adds the `[시스템 메시지]` prefix;
-//! these never include it. Texts for refusals the reference server did not have
-//! (invalid names, oversized messages, …) follow the same style.
+//! The protocol texts are the reference server's, byte for byte
+//! (`docs/PROTOCOL.md` §4), including its spacing (`X 으로`). The client adds the
+//! `[시스템 메시지]` prefix; these never include it. Texts for refusals the reference
+//! server did not have (invalid names, oversized messages, …) follow the same style
+//! (`docs/PROTOCOL.md` §6).
 
 /// `/name X`, to the renamed client.
 pub fn renamed_self(new: &str) -> String {
@@ -35,18 +36,50 @@ pub fn left_others(name: &str) -> String {
     format!("[{name}] 님이 퇴장했습니다.")
 }
 
+/// The name a client has until it picks one: `(IP, PORT)` of its own side, as the
+/// reference server shows a Python address tuple (without the quotes).
+pub fn default_name(ip: impl std::fmt::Display, port: u16) -> String {
+    format!("({ip}, {port})")
+}
+
+/// `/create` while in a room.
 pub const CREATE_WHILE_IN_ROOM: &str = "대화 방에 있을 때는 방을 개설 할 수 없습니다.";
+/// `/join` while in a room (checked before the room's existence, as the reference does).
 pub const JOIN_WHILE_IN_ROOM: &str = "대화 방에 있을 때는 다른 방에 들어갈 수 없습니다.";
+/// `/join N` where room N does not exist.
 pub const NO_SUCH_ROOM: &str = "대화방이 존재하지 않습니다.";
+/// `/leave` or a chat line outside any room.
 pub const NOT_IN_ROOM: &str = "현재 대화방에 들어가 있지 않습니다.";
 
+/// `/name` with an empty (or all-whitespace) name.
 pub const NAME_EMPTY: &str = "이름은 비어 있을 수 없습니다.";
+/// `/name` longer than [`crate::validate::MAX_NAME_CHARS`].
 pub const NAME_TOO_LONG: &str = "이름은 32자를 넘을 수 없습니다.";
+/// `/name` holding control or bidi-override characters.
 pub const NAME_CONTROL: &str = "이름에 제어 문자를 쓸 수 없습니다.";
+/// `/name 시스템 메시지`: a chat line would print like a system line.
 pub const NAME_RESERVED: &str = "시스템 메시지 는 이름으로 쓸 수 없습니다.";
+/// `/create` with an empty (or all-whitespace) title.
 pub const TITLE_EMPTY: &str = "방 제목은 비어 있을 수 없습니다.";
+/// `/create` with a title longer than [`crate::validate::MAX_TITLE_CHARS`].
 pub const TITLE_TOO_LONG: &str = "방 제목은 64자를 넘을 수 없습니다.";
+/// `/create` with a title holding control or bidi-override characters.
 pub const TITLE_CONTROL: &str = "방 제목에 제어 문자를 쓸 수 없습니다.";
+/// A chat whose sender name and text together do not fit one frame.
 pub const MESSAGE_TOO_LONG: &str = "메시지가 너무 깁니다.";
+/// `/shutdown` from a client the shutdown policy does not allow.
 pub const SHUTDOWN_REFUSED: &str = "서버를 종료할 권한이 없습니다.";
+/// After too many invalid messages in a row, just before the disconnect.
 pub const TOO_MANY_ERRORS: &str = "잘못된 메시지가 너무 많아 연결을 끊습니다.";
+/// A command that needs shared state the server cannot reach right now (a cluster
+/// backend that is down); nothing was changed.
+pub const UNAVAILABLE: &str = "지금은 요청을 처리할 수 없습니다. 잠시 후 다시 시도해 주세요.";
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn default_name_looks_like_the_reference() {
+        assert_eq!(super::default_name("127.0.0.1", 9001), "(127.0.0.1, 9001)");
+        assert_eq!(super::default_name("::1", 9001), "(::1, 9001)");
+    }
+}

@@ -1,0 +1,157 @@
+//! MessageBroker: the seam between a client's commands and the rooms they share.
+//!
+//! The commands (`command/`) decide *whether* something may happen (the client's own
+//! state, validation); a [`MessageBroker`] makes it happen — room ids, titles,
+//! membership, listings — and tells everyone concerned, through their
+//! [`Mailbox`]es. [`crate::LocalBroker`] keeps rooms in this process; a cluster broker
+//! (rooms shared through Redis, members on many nodes) implements the same trait.
+//!
+//! # The contract every implementation keeps
+//!
+//! These are the guarantees clients see; the property tests (`tests/ordering.rs`)
+//! check them against any broker built on this crate's mailboxes.
+//!
+//! 1. **One order per room.** Every notice about a room — a join, a leave, a rename,
+//!    a chat — reaches all the members it is for in one and the same order.
+//! 2. **A member's view is a contiguous slice of that order.** A member gets nothing
+//!    from a room after its own leave notice (or after it was removed by a
+//!    disconnect), and misses nothing sent after its own entry notice.
+//! 3. **Per-sender order.** Operations from one client (one caller at a time, in
+//!    order) take effect in that order.
+//! 4. **No echo.** A chat goes to every member but its sender; the sender's own
+//!    notices (entered, left, renamed) go to the sender only as the self texts.
+//! 5. **Room ids** are unique for the broker's life, start at 1 and only grow; a room
+//!    ceases to exist when its last member leaves.
+//! 6. **Errors change nothing.** An operation that returns an error has delivered
+//!    nothing and changed no state.
+//!
+//! A broker never blocks on a client: delivering is queueing into a mailbox.
+//!
+//! What a broker does *not* do: check names, titles or whether the caller is already
+//! in a room (the commands do), or touch sockets (the transport does).
+
+use std::fmt;
+use std::sync::Arc;
+
+use chat_proto::{RoomInfo, WireFormat};
+
+use crate::encoded::Encoded;
+use crate::fanout::Fanout;
+use crate::mailbox::Mailbox;
+
+/// A room's number, as clients see it.
+pub type RoomId = i64;
+
+/// A client's identity for the server's lifetime (never reused, unlike addresses or
+/// descriptor numbers).
+pub type ClientId = u64;
+
+/// A client as the broker's callers describe it (borrowed: no copy per chat).
+#[derive(Debug)]
+pub struct Member<'a, M> {
+    /// Who it is.
+    pub id: ClientId,
+    /// The member's display name (after a rename, the new one).
+    pub name: &'a str,
+    /// The format its messages are written in.
+    pub format: WireFormat,
+    /// Where its messages go.
+    pub mailbox: &'a Arc<M>,
+}
+
+// Not derived: a derive would demand `M: Clone`, and only the reference is copied.
+impl<M> Clone for Member<'_, M> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<M> Copy for Member<'_, M> {}
+
+/// Why a member leaves a room.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Leaving {
+    /// It asked (`/leave`): it gets its own leave notice.
+    Asked,
+    /// It disconnected: only the others are told.
+    Disconnected,
+}
+
+/// Why a broker operation did nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BrokerError {
+    /// No room has that id (any more).
+    NoSuchRoom,
+    /// The shared state is out of reach (a cluster backend is down); try later.
+    Unavailable,
+}
+
+impl fmt::Display for BrokerError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            BrokerError::NoSuchRoom => "no such room",
+            BrokerError::Unavailable => "the shared room state is unavailable",
+        })
+    }
+}
+
+impl std::error::Error for BrokerError {}
+
+/// Rooms and fan-out; see the module doc for the contract. Every method delivers
+/// through `out`; the caller flushes what `out` lists afterwards.
+pub trait MessageBroker<M: Mailbox>: Send + Sync + fmt::Debug {
+    /// Creates a room titled `title` with `creator` as its only member and sends the
+    /// creator its entry notice. Returns the new room's id.
+    fn create_room(
+        &self,
+        creator: Member<'_, M>,
+        title: &str,
+        out: &mut Fanout<M>,
+    ) -> Result<RoomId, BrokerError>;
+
+    /// Adds `member` to room `room`: the member gets its entry notice, the earlier
+    /// members `[NAME] 님이 입장했습니다.`.
+    fn join_room(
+        &self,
+        room: RoomId,
+        member: Member<'_, M>,
+        out: &mut Fanout<M>,
+    ) -> Result<(), BrokerError>;
+
+    /// Removes `member` from room `room`; the others get `[NAME] 님이 퇴장했습니다.`, the
+    /// member its own leave notice if it [asked](Leaving::Asked). Deletes the room if it
+    /// is now empty.
+    fn leave_room(
+        &self,
+        room: RoomId,
+        member: Member<'_, M>,
+        why: Leaving,
+        out: &mut Fanout<M>,
+    ) -> Result<(), BrokerError>;
+
+    /// Renames `member` (whose `name` is the new name) from `old` inside room `room`:
+    /// the member gets its rename notice, the others `OLD 의 이름이 X 으로 변경되었습니다.`.
+    fn rename(
+        &self,
+        room: RoomId,
+        member: Member<'_, M>,
+        old: &str,
+        out: &mut Fanout<M>,
+    ) -> Result<(), BrokerError>;
+
+    /// Sends `chat` (an encoded `SCChat` from `sender`) to every other member of room
+    /// `room`.
+    fn chat(
+        &self,
+        room: RoomId,
+        sender: Member<'_, M>,
+        chat: &Encoded,
+        out: &mut Fanout<M>,
+    ) -> Result<(), BrokerError>;
+
+    /// Every room, ordered by id, members in join order. Each room is listed as it was
+    /// at one moment; rooms emptied meanwhile are left out.
+    fn rooms(&self) -> Result<Vec<RoomInfo>, BrokerError>;
+
+    /// How many rooms exist (for logs and metrics).
+    fn room_count(&self) -> usize;
+}

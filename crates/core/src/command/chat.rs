@@ -1,0 +1,33 @@
+//! A chat line: to every other member of the sender's room.
+
+use chat_proto::Response;
+
+use crate::broker::BrokerError;
+use crate::client::{Client, Turn};
+use crate::encoded::Encoded;
+use crate::mailbox::Mailbox;
+use crate::{texts, validate};
+
+pub(super) fn apply<M: Mailbox>(client: &mut Client, text: &str, turn: &mut Turn<'_, M>) {
+    let Some(room) = client.room else {
+        return client.system(turn, texts::NOT_IN_ROOM);
+    };
+    let text = validate::sanitize_chat(text);
+    let chat = Response::Chat {
+        member: client.name.as_str().into(),
+        text,
+    };
+    let Ok(chat) = Encoded::both(&chat) else {
+        // Name and text together overflow one frame: nothing is sent to anyone.
+        return client.system(turn, texts::MESSAGE_TOO_LONG);
+    };
+    match turn
+        .broker
+        .chat(room, client.member(turn.mailbox), &chat, turn.out)
+    {
+        Ok(()) => {}
+        // Only if the broker lost the room under us; the client is in none now.
+        Err(BrokerError::NoSuchRoom) => client.room = None,
+        Err(BrokerError::Unavailable) => client.system(turn, texts::UNAVAILABLE),
+    }
+}

@@ -1,0 +1,20 @@
+//! `/rooms`: list the rooms, in as many messages as the list needs.
+
+use chat_proto::Response;
+
+use crate::client::{Client, Turn};
+use crate::listing::chunks_that_fit;
+use crate::mailbox::Mailbox;
+use crate::texts;
+
+pub(super) fn apply<M: Mailbox>(client: &mut Client, turn: &mut Turn<'_, M>) {
+    let rooms = match turn.broker.rooms() {
+        Ok(rooms) => rooms,
+        Err(_) => return client.system(turn, texts::UNAVAILABLE),
+    };
+    for chunk in chunks_that_fit(rooms, client.reply_format()) {
+        // Every chunk was measured to fit a frame.
+        let sent = client.reply(turn, &Response::RoomsResult { rooms: chunk });
+        debug_assert!(sent, "a measured chunk did not fit");
+    }
+}

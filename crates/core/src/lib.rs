@@ -1,0 +1,78 @@
+//! The chat itself, without I/O: rooms, membership, what each command means, every
+//! text the server sends, input validation, and fan-out of already encoded frames.
+//!
+//! No sockets, no threads, no event loop: this crate is a state machine that a
+//! transport drives (as `quinn-proto` is for `quinn`). The TCP server in
+//! `crates/server` is one transport; a WebSocket endpoint or a test harness are
+//! others. Cargo enforces the boundary: the crate depends only on `chat-proto`
+//! (framing and codecs, also I/O-free) and `bytes`.
+//!
+//! # Layout
+//!
+//! * [`client`] — [`Client`]: one connection's chat state (name, room, decoder, error
+//!   streak) and the entry points a transport calls: `handle_frame`,
+//!   `handle_request`, `disconnect`; what the transport must do comes back as an
+//!   [`Outcome`].
+//! * `command/` — one module per command, routed by an exhaustive `match`
+//!   (`command::dispatch`); the refusals live here.
+//! * [`broker`] — [`MessageBroker`]: the seam to room state (ids, membership,
+//!   listing, fan-out), its error type, and the ordering contract every
+//!   implementation keeps. [`local`] — [`LocalBroker`], rooms in this process.
+//! * [`mailbox`] — [`Mailbox`]: the only way out, a recipient that takes encoded
+//!   frames. [`fanout`] — [`Fanout`]: one turn's deliveries, the mailboxes to flush
+//!   and the counts. [`encoded`] — [`Encoded`]: a message encoded once per format as
+//!   shared [`bytes::Bytes`].
+//! * [`texts`], [`validate`] — every text; what clients may choose. `listing` — a
+//!   room list split into frames.
+//!
+//! # Example
+//!
+//! ```
+//! use std::sync::{Arc, Mutex};
+//! use bytes::Bytes;
+//! use chat_core::{Client, Delivered, Fanout, LocalBroker, Mailbox, Turn};
+//! use chat_proto::{Request, WireFormat};
+//!
+//! /// A mailbox that keeps what it gets.
+//! #[derive(Debug, Default)]
+//! struct Inbox(Mutex<Vec<Bytes>>);
+//! impl Mailbox for Inbox {
+//!     fn deliver(&self, frames: &Bytes) -> Delivered {
+//!         self.0.lock().unwrap().push(frames.clone());
+//!         Delivered::Queued
+//!     }
+//! }
+//!
+//! let broker = LocalBroker::new();
+//! let mut out = Fanout::new();
+//! let (alice_box, bob_box) = (Arc::new(Inbox::default()), Arc::new(Inbox::default()));
+//! let mut alice = Client::new(1, "alice".into(), Some(WireFormat::Json), false);
+//! let mut bob = Client::new(2, "bob".into(), Some(WireFormat::Json), false);
+//!
+//! let mut turn = Turn { mailbox: &alice_box, broker: &broker, out: &mut out };
+//! alice.handle_request(Request::CreateRoom { title: "lobby".into() }, &mut turn);
+//! let mut turn = Turn { mailbox: &bob_box, broker: &broker, out: &mut out };
+//! bob.handle_request(Request::JoinRoom { room_id: 1 }, &mut turn);
+//! bob.handle_request(Request::Chat { text: "hi".into() }, &mut turn);
+//!
+//! let last = alice_box.0.lock().unwrap().last().cloned().unwrap();
+//! assert!(last.ends_with(br#""member": "bob", "text": "hi"}"#));
+//! ```
+
+pub mod broker;
+pub mod client;
+mod command;
+pub mod encoded;
+pub mod fanout;
+mod listing;
+pub mod local;
+pub mod mailbox;
+pub mod texts;
+pub mod validate;
+
+pub use broker::{BrokerError, ClientId, Leaving, Member, MessageBroker, RoomId};
+pub use client::{Client, EndReason, MAX_ERROR_STREAK, Outcome, Turn};
+pub use encoded::{Encoded, OutKind};
+pub use fanout::{Fanout, Tally};
+pub use local::LocalBroker;
+pub use mailbox::{Delivered, Mailbox};

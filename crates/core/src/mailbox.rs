@@ -1,0 +1,35 @@
+//! The core's only way out: a recipient that takes encoded frames.
+//!
+//! A [`Mailbox`] is whatever can receive messages for one client: a TCP connection's
+//! outbound queue, a WebSocket connection, a test's vector. Rooms hold mailboxes,
+//! never connections, so the chat logic neither knows nor cares what is behind one
+//! (the shape of mini-redis's `db.rs` and tokio's chat example: shared state holds
+//! senders).
+//!
+//! A mailbox is told the frames in the wire format its client speaks (the format is
+//! recorded beside the mailbox when the client enters a room) and answers at once; it
+//! must never block, and it must keep the order in which frames were delivered.
+
+use bytes::Bytes;
+
+/// A recipient of encoded frames.
+pub trait Mailbox: Send + Sync + 'static {
+    /// Queues `frames` (one whole message, length headers included) for the client.
+    /// Must not block; messages leave in the order they were delivered.
+    fn deliver(&self, frames: &Bytes) -> Delivered;
+}
+
+/// What a [`Mailbox`] did with a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Delivered {
+    /// Taken; a flush was already due.
+    Queued,
+    /// Taken, and nothing was waiting before: the transport must flush this mailbox
+    /// after the current turn ([`crate::Fanout::take_flush_due`] lists it). This is what
+    /// lets many messages for one client leave in one write.
+    FlushDue,
+    /// Not taken: the client let too much pile up and is being cut off.
+    Overflow,
+    /// Not taken: the client is gone.
+    Closed,
+}

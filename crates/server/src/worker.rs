@@ -1,0 +1,201 @@
+//! The worker's job: run one scheduled session's pending frames through its chat
+//! state, in order, and write out what that produced.
+//!
+//! A worker takes the session's whole inbox and feeds each frame to the session's
+//! [`chat_core::Client`] (one decoder per session, so protobuf's Type+body pairs and
+//! format detection stay per connection). The core decides everything about the chat
+//! and delivers to mailboxes; this module does what only a transport can: log, count,
+//! stop the server when a client may and asks, close a connection the core ended or
+//! the client left. Then it gives the session back: unscheduled, or requeued if more
+//! frames arrived meanwhile (so no session hogs a worker, and none is ever handled by
+//! two workers at once).
+//!
+//! Writing is batched across turns: a worker flushes the sockets it queued bytes for
+//! when the work queue runs dry, or once the oldest unflushed turn is
+//! [`MAX_FLUSH_DELAY`] old. Under light load that is right after each turn (lowest
+//! latency); under heavy load, when the queue never empties, many chats for one
+//! recipient leave in one `write`. That matters because a loopback `write` costs
+//! several microseconds (the sender's thread also runs the receiver's TCP stack), so
+//! one write per delivered message would cap throughput far below what the rest of
+//! the server can do. The delay bound keeps the added latency small and known.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chat_core::{Client, EndReason, Fanout, MessageBroker, Outcome, Turn};
+use chat_proto::frame::Frames;
+
+use crate::metrics::{Metrics, bump};
+use crate::outbound::Flush;
+use crate::pool::{Consumer, WorkQueue};
+use crate::reactor::{ReactorCommand, ReactorHandle};
+use crate::session::Session;
+use crate::shutdown::Shutdown;
+
+/// How long queued output may wait for a worker's flush when the queue never runs
+/// dry.
+pub(crate) const MAX_FLUSH_DELAY: Duration = Duration::from_millis(1);
+
+/// Inbox buffers larger than this are not kept for reuse.
+const KEEP_INBOX_CAPACITY: usize = 64 * 1024;
+
+/// What a worker reaches beyond the session in hand: exactly these handles.
+#[derive(Debug, Clone)]
+pub(crate) struct WorkerHandles {
+    /// The rooms.
+    pub(crate) broker: Arc<dyn MessageBroker<Session>>,
+    /// Counters.
+    pub(crate) metrics: Arc<Metrics>,
+    /// To requeue a session that got more input while it was handled.
+    pub(crate) queue: Arc<WorkQueue<Arc<Session>>>,
+    /// To have the reactor resume reading or close a connection.
+    pub(crate) reactor: Arc<ReactorHandle>,
+    /// For `/shutdown` from a client that may.
+    pub(crate) shutdown: Arc<Shutdown>,
+}
+
+/// One worker thread's job and scratch.
+#[derive(Debug)]
+pub(crate) struct SessionWorker {
+    handles: WorkerHandles,
+    fanout: Fanout<Session>,
+    spare: Vec<u8>,
+    /// Sessions that ended since the last flush; the reactor is told to close them
+    /// after the flush, so their last messages are already on their way.
+    ended: Vec<Arc<Session>>,
+    /// When the first turn since the last flush ended.
+    batch_started: Option<Instant>,
+}
+
+impl SessionWorker {
+    /// A worker's job with its own scratch.
+    pub(crate) fn new(handles: WorkerHandles) -> Self {
+        Self {
+            handles,
+            fanout: Fanout::new(),
+            spare: Vec::new(),
+            ended: Vec::new(),
+            batch_started: None,
+        }
+    }
+
+    /// Writes out everything queued since the last flush, then has the reactor close
+    /// the sessions that ended. Also folds this batch's counts into the metrics.
+    fn flush(&mut self) {
+        self.batch_started = None;
+        for session in self.fanout.take_flush_due() {
+            if session.flush() == Flush::Closed {
+                session.abort();
+            }
+        }
+        self.handles
+            .metrics
+            .fold(&mut std::mem::take(&mut self.fanout.tally));
+        for ended in self.ended.drain(..) {
+            self.handles
+                .reactor
+                .send(ReactorCommand::Close(ended.token, ended.id));
+        }
+    }
+
+    /// Runs every frame of `bytes` through the session's client, then ends it if the
+    /// connection is gone.
+    fn run_frames(
+        &mut self,
+        session: &Arc<Session>,
+        client: &mut Client,
+        taken: &[u8],
+        closed: bool,
+    ) {
+        let handles = &self.handles;
+        let mut turn = Turn {
+            mailbox: session,
+            broker: handles.broker.as_ref(),
+            out: &mut self.fanout,
+        };
+        for frame in Frames::new(taken) {
+            if client.is_ended() {
+                break;
+            }
+            match client.handle_frame(frame, &mut turn) {
+                Outcome::Continue => {}
+                Outcome::Refused(error) => {
+                    tracing::debug!(session = session.id, peer = %session.peer, "bad message: {error}");
+                }
+                Outcome::Shutdown => {
+                    tracing::info!(session = session.id, peer = %session.peer, "shutdown requested by a client");
+                    handles.shutdown.request();
+                }
+                Outcome::ShutdownRefused => {
+                    tracing::warn!(session = session.id, peer = %session.peer, "shutdown refused: not allowed from this address");
+                    bump(&handles.metrics.shutdown_refused);
+                }
+                Outcome::Ended(EndReason::TooManyErrors) => {
+                    tracing::info!(session = session.id, peer = %session.peer, "too many bad messages, disconnecting");
+                    bump(&handles.metrics.error_disconnects);
+                    self.ended.push(Arc::clone(session));
+                }
+            }
+        }
+        if closed && !client.is_ended() {
+            tracing::debug!(session = session.id, peer = %session.peer, "client disconnected");
+            client.disconnect(&mut turn);
+            self.ended.push(Arc::clone(session));
+        }
+    }
+}
+
+impl Consumer<Arc<Session>> for SessionWorker {
+    fn consume(&mut self, session: &Arc<Session>) {
+        let taken = session.take_inbox(std::mem::take(&mut self.spare));
+        if taken.resume {
+            self.handles
+                .reactor
+                .send(ReactorCommand::Resume(session.token, session.id));
+        }
+        let ended = {
+            let mut client = session.client();
+            self.run_frames(session, &mut client, &taken.bytes, taken.closed);
+            client.is_ended()
+        };
+        let mut bytes = taken.bytes;
+        bytes.clear();
+        if bytes.capacity() <= KEEP_INBOX_CAPACITY {
+            self.spare = bytes;
+        }
+
+        let now = Instant::now();
+        if now.duration_since(*self.batch_started.get_or_insert(now)) >= MAX_FLUSH_DELAY {
+            self.flush();
+        }
+        if session.finish_turn(taken.closed || ended) {
+            // More arrived while we worked; back of the line, for fairness. A closed
+            // queue means the server is stopping: the input is dropped with it.
+            let _ = self.handles.queue.push(Arc::clone(session));
+        }
+    }
+
+    fn idle(&mut self) {
+        self.flush();
+    }
+
+    /// A bug made this session's turn panic: cut the client off and end the session
+    /// (leave its room, close), so one bad connection costs only itself.
+    fn panicked(&mut self, session: Arc<Session>) {
+        tracing::error!(session = session.id, peer = %session.peer, "handling this session panicked; disconnecting it");
+        session.abort();
+        {
+            let mut client = session.client();
+            if !client.is_ended() {
+                let mut turn = Turn {
+                    mailbox: &session,
+                    broker: self.handles.broker.as_ref(),
+                    out: &mut self.fanout,
+                };
+                client.disconnect(&mut turn);
+                self.ended.push(Arc::clone(&session));
+            }
+        }
+        self.flush();
+    }
+}
