@@ -1,0 +1,691 @@
+//! The ordering guarantees, checked in memory: no sockets, no timing.
+//!
+//! Clients of the core, with test mailboxes that keep every frame they get, run random
+//! scripts of create / join / leave / rename / chat / `/rooms` / disconnect over a few
+//! rooms. Two tests:
+//!
+//! * [`matches_the_model`] runs one random interleaving on one thread and compares
+//!   every client's whole stream, message by message, with what a small model of the
+//!   protocol (`docs/PROTOCOL.md` §4) says it must be.
+//! * [`concurrent_clients_keep_the_guarantees`] runs scripts on several threads at
+//!   once against one shared broker, where no single expected stream exists, and checks
+//!   the guarantees themselves on what arrived.
+//!
+//! Both check, for every run ([`check_guarantees`]): all members of a room see its
+//! events in one order; a member gets nothing from a room after its own leave notice
+//! and misses nothing sent after its entry notice; each sender's chats arrive in
+//! order; nobody receives their own chat.
+//!
+//! Conventions that make every event recognisable in a stream: room titles are unique
+//! (`t{n}`), every name is used once (a client takes a fresh name before each join),
+//! and a chat's text is `{name}#{seq}` with a per-client sequence number.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use chat_core::{Client, Delivered, Fanout, LocalBroker, Mailbox, MessageBroker, Turn, texts};
+use chat_proto::frame::Frames;
+use chat_proto::{Request, Response, ResponseDecoder, RoomInfo, WireFormat};
+use proptest::prelude::*;
+
+/// A mailbox that keeps every message it is given.
+#[derive(Debug, Default)]
+struct Recorder(Mutex<Vec<Bytes>>);
+
+impl Mailbox for Recorder {
+    fn deliver(&self, frames: &Bytes) -> Delivered {
+        self.0.lock().unwrap().push(frames.clone());
+        Delivered::Queued
+    }
+}
+
+impl Recorder {
+    /// Everything received, decoded.
+    fn received(&self, format: WireFormat) -> Vec<Response<'static>> {
+        let mut decoder = ResponseDecoder::new(format);
+        let frames = self.0.lock().unwrap();
+        frames
+            .iter()
+            .flat_map(|message| {
+                let mut decoded = Vec::new();
+                for payload in Frames::new(message) {
+                    if let Some(response) = decoder.feed(payload) {
+                        decoded.push(response.expect("the core sends valid messages"));
+                    }
+                }
+                assert_eq!(decoded.len(), 1, "one delivery is one message");
+                decoded
+            })
+            .collect()
+    }
+}
+
+/// One test client: its core state, its mailbox, its format.
+struct Peer {
+    client: Client,
+    mailbox: Arc<Recorder>,
+    format: WireFormat,
+    /// Chats sent so far (the next chat's sequence number).
+    chats: u32,
+    /// Names taken so far (the next fresh name's suffix).
+    names: u32,
+    /// Each time it entered a room: the name it entered under, and whether it created
+    /// the room. The n-th entry is the n-th entry notice in its stream.
+    entries: Vec<Entry>,
+}
+
+/// One entry into a room.
+#[derive(Debug, Clone)]
+struct Entry {
+    name: String,
+    created: bool,
+}
+
+impl Peer {
+    fn new(index: usize, format: WireFormat) -> Self {
+        Peer {
+            client: Client::new(index as u64 + 1, format!("p{index}"), Some(format), false),
+            mailbox: Arc::new(Recorder::default()),
+            format,
+            chats: 0,
+            names: 0,
+            entries: Vec::new(),
+        }
+    }
+
+    fn index(&self) -> usize {
+        self.client.id() as usize - 1
+    }
+
+    fn fresh_name(&mut self) -> String {
+        self.names += 1;
+        format!("p{}n{}", self.index(), self.names)
+    }
+
+    fn next_chat(&mut self) -> String {
+        self.chats += 1;
+        format!("{}#{}", self.client.name(), self.chats)
+    }
+}
+
+/// What a script step asks a client to do. Room choices are indices into the rooms
+/// created so far (or past them: a room that does not exist).
+#[derive(Debug, Clone)]
+enum Step {
+    Create,
+    /// A fresh name, then `/join`.
+    Join(usize),
+    Leave,
+    Rename,
+    Chat,
+    Rooms,
+    Disconnect,
+}
+
+/// One thread's clients and the steps it runs for them (`(client index, step)`).
+type ThreadScript = (Vec<Peer>, Vec<(usize, Step)>);
+
+fn step() -> impl Strategy<Value = Step> {
+    prop_oneof![
+        2 => Just(Step::Create),
+        4 => (0usize..8).prop_map(Step::Join),
+        2 => Just(Step::Leave),
+        2 => Just(Step::Rename),
+        6 => Just(Step::Chat),
+        1 => Just(Step::Rooms),
+        1 => Just(Step::Disconnect),
+    ]
+}
+
+fn format() -> impl Strategy<Value = WireFormat> {
+    prop_oneof![Just(WireFormat::Json), Just(WireFormat::Protobuf)]
+}
+
+/// What a step turns into: requests, or the connection going away.
+#[derive(Debug, Clone)]
+enum Action {
+    Send(Request),
+    Disconnect,
+}
+
+/// The actions for `step`; `next_title` hands out unique titles.
+fn actions(peer: &mut Peer, step: &Step, next_title: &AtomicUsize) -> Vec<Action> {
+    match step {
+        Step::Create => {
+            let title = format!("t{}", next_title.fetch_add(1, Ordering::Relaxed));
+            vec![Action::Send(Request::CreateRoom { title })]
+        }
+        // Ids are handed out from 1 in creation order, so `choice` names a room that
+        // exists, existed, or never did.
+        Step::Join(choice) => vec![
+            Action::Send(Request::Name {
+                name: peer.fresh_name(),
+            }),
+            Action::Send(Request::JoinRoom {
+                room_id: *choice as i64 + 1,
+            }),
+        ],
+        Step::Leave => vec![Action::Send(Request::LeaveRoom)],
+        Step::Rename => vec![Action::Send(Request::Name {
+            name: peer.fresh_name(),
+        })],
+        Step::Chat => vec![Action::Send(Request::Chat {
+            text: peer.next_chat(),
+        })],
+        Step::Rooms => vec![Action::Send(Request::Rooms)],
+        Step::Disconnect => vec![Action::Disconnect],
+    }
+}
+
+/// Performs `action` for `peer`, recording the name it enters a room under.
+fn perform(
+    peer: &mut Peer,
+    action: Action,
+    broker: &dyn MessageBroker<Recorder>,
+    out: &mut Fanout<Recorder>,
+) {
+    let was_in_room = peer.client.room().is_some();
+    let mut turn = Turn {
+        mailbox: &peer.mailbox,
+        broker,
+        out,
+    };
+    match action {
+        Action::Send(request) => {
+            let created = matches!(request, Request::CreateRoom { .. });
+            peer.client.handle_request(request, &mut turn);
+            if !was_in_room && peer.client.room().is_some() {
+                peer.entries.push(Entry {
+                    name: peer.client.name().to_owned(),
+                    created,
+                });
+            }
+        }
+        Action::Disconnect => peer.client.disconnect(&mut turn),
+    }
+}
+
+// ---------------------------------------------------------------------------------
+// The model: what each client must receive, for one sequential run.
+// ---------------------------------------------------------------------------------
+
+#[derive(Debug, Default)]
+struct Model {
+    /// id → (title, member indices in join order).
+    rooms: BTreeMap<i64, (String, Vec<usize>)>,
+    last_id: i64,
+    names: Vec<String>,
+    room_of: Vec<Option<i64>>,
+    expected: Vec<Vec<Response<'static>>>,
+}
+
+impl Model {
+    fn new(peers: usize) -> Self {
+        Model {
+            names: (0..peers).map(|i| format!("p{i}")).collect(),
+            room_of: vec![None; peers],
+            expected: vec![Vec::new(); peers],
+            ..Model::default()
+        }
+    }
+
+    fn system(&mut self, to: usize, text: impl Into<String>) {
+        self.expected[to].push(Response::system(text.into()));
+    }
+
+    fn others(&mut self, room: i64, except: usize, response: Response<'static>) {
+        let members = self.rooms[&room].1.clone();
+        for member in members.into_iter().filter(|&m| m != except) {
+            self.expected[member].push(response.clone());
+        }
+    }
+
+    fn request(&mut self, who: usize, request: &Request) {
+        match request {
+            Request::CreateRoom { title } => {
+                if self.room_of[who].is_some() {
+                    return self.system(who, texts::CREATE_WHILE_IN_ROOM);
+                }
+                self.last_id += 1;
+                self.rooms.insert(self.last_id, (title.clone(), vec![who]));
+                self.room_of[who] = Some(self.last_id);
+                self.system(who, texts::entered_self(title));
+            }
+            Request::JoinRoom { room_id } => {
+                if self.room_of[who].is_some() {
+                    return self.system(who, texts::JOIN_WHILE_IN_ROOM);
+                }
+                let Some((title, _)) = self.rooms.get(room_id) else {
+                    return self.system(who, texts::NO_SUCH_ROOM);
+                };
+                let title = title.clone();
+                let notice = Response::system(texts::entered_others(&self.names[who]));
+                self.others(*room_id, who, notice);
+                self.rooms.get_mut(room_id).unwrap().1.push(who);
+                self.room_of[who] = Some(*room_id);
+                self.system(who, texts::entered_self(&title));
+            }
+            Request::LeaveRoom => {
+                let Some(room) = self.room_of[who] else {
+                    return self.system(who, texts::NOT_IN_ROOM);
+                };
+                let title = self.rooms[&room].0.clone();
+                self.leave(who, room);
+                self.system(who, texts::left_self(&title));
+            }
+            Request::Name { name } => {
+                let old = std::mem::replace(&mut self.names[who], name.clone());
+                if let Some(room) = self.room_of[who] {
+                    let notice = Response::system(texts::renamed_others(&old, name));
+                    self.others(room, who, notice);
+                }
+                self.system(who, texts::renamed_self(name));
+            }
+            Request::Chat { text } => {
+                let Some(room) = self.room_of[who] else {
+                    return self.system(who, texts::NOT_IN_ROOM);
+                };
+                let chat = Response::Chat {
+                    member: self.names[who].clone().into(),
+                    text: text.clone().into(),
+                };
+                self.others(room, who, chat);
+            }
+            Request::Rooms => {
+                let rooms = self
+                    .rooms
+                    .iter()
+                    .map(|(&room_id, (title, members))| RoomInfo {
+                        room_id,
+                        title: title.clone(),
+                        members: members.iter().map(|&m| self.names[m].clone()).collect(),
+                    })
+                    .collect();
+                self.expected[who].push(Response::RoomsResult { rooms });
+            }
+            Request::Shutdown => unreachable!("not generated"),
+        }
+    }
+}
+
+impl Model {
+    fn leave(&mut self, who: usize, room: i64) {
+        let notice = Response::system(texts::left_others(&self.names[who]));
+        self.others(room, who, notice);
+        let entry = self.rooms.get_mut(&room).unwrap();
+        entry.1.retain(|&m| m != who);
+        if entry.1.is_empty() {
+            self.rooms.remove(&room);
+        }
+        self.room_of[who] = None;
+    }
+
+    fn disconnect(&mut self, who: usize) {
+        if let Some(room) = self.room_of[who] {
+            self.leave(who, room);
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------
+// The guarantees, checked on what arrived.
+// ---------------------------------------------------------------------------------
+
+/// The peer a name belongs to: every name is `p{index}` or `p{index}n{k}`.
+fn owner(name: &str) -> usize {
+    let digits = name.strip_prefix('p').expect("a test name");
+    let index = digits.split('n').next().expect("split yields one part");
+    index.parse().expect("a test name")
+}
+
+/// A room event as a receiver sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Event {
+    Chat { member: String, text: String },
+    Joined(String),
+    Left(String),
+    Renamed { old: String, new: String },
+}
+
+impl Event {
+    /// The peer the event is about (the sender, the one who came, went or renamed).
+    fn subject(&self) -> usize {
+        match self {
+            Event::Chat { member, .. } => owner(member),
+            Event::Joined(name) | Event::Left(name) => owner(name),
+            Event::Renamed { new, .. } => owner(new),
+        }
+    }
+}
+
+/// One received message, classified.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Seen {
+    /// `방제[T] 방에 입장했습니다.`: this receiver entered room T.
+    Entered(String),
+    /// `방제[T] 대화 방에서 퇴장했습니다.`: this receiver left room T.
+    LeftRoom(String),
+    /// Something that happened in the receiver's room.
+    Event(Event),
+    /// Its own rename, a refusal, a room list: nothing about a room's order.
+    Reply,
+}
+
+fn classify(response: &Response<'_>) -> Seen {
+    let text = match response {
+        Response::Chat { member, text } => {
+            return Seen::Event(Event::Chat {
+                member: member.to_string(),
+                text: text.to_string(),
+            });
+        }
+        Response::RoomsResult { .. } => return Seen::Reply,
+        Response::SystemMessage { text } => text.as_ref(),
+    };
+    let between = |prefix: &str, suffix: &str| {
+        text.strip_prefix(prefix)
+            .and_then(|rest| rest.strip_suffix(suffix))
+            .map(str::to_owned)
+    };
+    if let Some(title) = between("방제[", "] 방에 입장했습니다.") {
+        Seen::Entered(title)
+    } else if let Some(title) = between("방제[", "] 대화 방에서 퇴장했습니다.") {
+        Seen::LeftRoom(title)
+    } else if let Some(name) = between("[", "] 님이 입장했습니다.") {
+        Seen::Event(Event::Joined(name))
+    } else if let Some(name) = between("[", "] 님이 퇴장했습니다.") {
+        Seen::Event(Event::Left(name))
+    } else if let Some((old, new)) = text
+        .split_once(" 의 이름이 ")
+        .and_then(|(old, rest)| Some((old, rest.strip_suffix(" 으로 변경되었습니다.")?)))
+    {
+        Seen::Event(Event::Renamed {
+            old: old.to_owned(),
+            new: new.to_owned(),
+        })
+    } else {
+        Seen::Reply
+    }
+}
+
+/// One stay of a receiver in a room: the events it got there, in order.
+#[derive(Debug)]
+struct Stay {
+    title: String,
+    entry: Entry,
+    events: Vec<Event>,
+}
+
+/// Splits `receiver`'s stream into stays, checking on the way that no room event
+/// arrives outside a stay (nothing after one's own leave notice, nothing before one's
+/// entry notice), that nobody gets their own chat, and that each sender's chats arrive
+/// in order.
+fn stays(receiver: usize, stream: &[Response<'_>], entries: &[Entry]) -> Vec<Stay> {
+    let mut stays: Vec<Stay> = Vec::new();
+    let mut open = false;
+    let mut last_seq: BTreeMap<usize, u32> = BTreeMap::new();
+    for (at, response) in stream.iter().enumerate() {
+        match classify(response) {
+            Seen::Entered(title) => {
+                assert!(
+                    !open,
+                    "receiver {receiver}: entered {title} while in a room"
+                );
+                let entry = entries
+                    .get(stays.len())
+                    .unwrap_or_else(|| panic!("receiver {receiver}: an entry it never made"))
+                    .clone();
+                stays.push(Stay {
+                    title,
+                    entry,
+                    events: Vec::new(),
+                });
+                open = true;
+            }
+            Seen::LeftRoom(title) => {
+                let stay = stays.last().filter(|_| open);
+                assert_eq!(
+                    stay.map(|s| s.title.as_str()),
+                    Some(title.as_str()),
+                    "receiver {receiver}: left a room it was not in"
+                );
+                open = false;
+            }
+            Seen::Event(event) => {
+                assert!(
+                    open,
+                    "receiver {receiver}, message {at}: {event:?} while in no room"
+                );
+                if let Event::Chat { member, text } = &event {
+                    assert_ne!(
+                        owner(member),
+                        receiver,
+                        "receiver {receiver}: own chat {text}"
+                    );
+                    let (name, seq) = text.rsplit_once('#').expect("a test chat");
+                    assert_eq!(name, member, "a chat is sent under its sender's name");
+                    let seq: u32 = seq.parse().expect("a test chat");
+                    let last = last_seq.insert(owner(member), seq);
+                    assert!(
+                        last.is_none_or(|last| last < seq),
+                        "receiver {receiver}: {text} after #{last:?} of the same sender"
+                    );
+                }
+                stays.last_mut().expect("open").events.push(event);
+            }
+            Seen::Reply => {}
+        }
+    }
+    assert_eq!(
+        stays.len(),
+        entries.len(),
+        "receiver {receiver}: one entry notice per entry"
+    );
+    stays
+}
+
+/// For every two receivers that were in a room together: from the later one's entry
+/// until one of them left, both got the same events in the same order (leaving out
+/// events about the two themselves). That is "one order per room" and "nothing missed
+/// after one's entry notice" at once.
+fn check_shared_stays(stays: &[Vec<Stay>]) {
+    let first_about = |events: &[Event], peer: usize, from: usize| {
+        events[from..]
+            .iter()
+            .position(|e| matches!(e, Event::Left(name) if owner(name) == peer))
+            .map_or(events.len(), |at| from + at)
+    };
+    for (late, late_stays) in stays.iter().enumerate() {
+        for late_stay in late_stays.iter().filter(|s| !s.entry.created) {
+            let joined = Event::Joined(late_stay.entry.name.clone());
+            for (early, early_stays) in stays.iter().enumerate() {
+                if early == late {
+                    continue;
+                }
+                for early_stay in early_stays.iter().filter(|s| s.title == late_stay.title) {
+                    let Some(at) = early_stay.events.iter().position(|e| *e == joined) else {
+                        continue;
+                    };
+                    let not_about_the_two =
+                        |e: &&Event| e.subject() != early && e.subject() != late;
+                    let until = first_about(&early_stay.events, late, at + 1);
+                    let early_view: Vec<&Event> = early_stay.events[at + 1..until]
+                        .iter()
+                        .filter(not_about_the_two)
+                        .collect();
+                    let until = first_about(&late_stay.events, early, 0);
+                    let late_view: Vec<&Event> = late_stay.events[..until]
+                        .iter()
+                        .filter(not_about_the_two)
+                        .collect();
+                    assert_eq!(
+                        early_view, late_view,
+                        "room {}: receivers {early} and {late} disagree while both were in it",
+                        late_stay.title
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// Every guarantee, on the streams of `peers`.
+fn check_guarantees(peers: &[Peer]) {
+    let stays: Vec<Vec<Stay>> = peers
+        .iter()
+        .map(|peer| {
+            let stream = peer.mailbox.received(peer.format);
+            stays(peer.index(), &stream, &peer.entries)
+        })
+        .collect();
+    check_shared_stays(&stays);
+}
+
+// ---------------------------------------------------------------------------------
+// The tests.
+// ---------------------------------------------------------------------------------
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// One thread, one random interleaving: every stream is exactly the model's.
+    #[test]
+    fn matches_the_model(
+        formats in proptest::collection::vec(format(), 2..6),
+        script in proptest::collection::vec((0usize..6, step()), 1..120),
+    ) {
+        let broker = LocalBroker::new();
+        let mut out = Fanout::new();
+        let titles = AtomicUsize::new(1);
+        let mut peers: Vec<Peer> =
+            formats.iter().enumerate().map(|(i, &f)| Peer::new(i, f)).collect();
+        let mut connected = vec![true; peers.len()];
+        let mut model = Model::new(peers.len());
+        for (who, step) in &script {
+            let who = who % peers.len();
+            if !connected[who] {
+                continue;
+            }
+            for action in actions(&mut peers[who], step, &titles) {
+                match &action {
+                    Action::Send(request) => model.request(who, request),
+                    Action::Disconnect => {
+                        model.disconnect(who);
+                        connected[who] = false;
+                    }
+                }
+                perform(&mut peers[who], action, &broker, &mut out);
+            }
+        }
+        for (who, peer) in peers.iter().enumerate() {
+            let got = peer.mailbox.received(peer.format);
+            prop_assert_eq!(&got, &model.expected[who], "peer {}", who);
+        }
+        prop_assert_eq!(broker.room_count(), model.rooms.len());
+        check_guarantees(&peers);
+    }
+
+    /// Several threads at once on one broker: no single expected stream exists, but
+    /// the guarantees must hold for whatever interleaving the threads produced.
+    #[test]
+    fn concurrent_clients_keep_the_guarantees(
+        groups in proptest::collection::vec(
+            (
+                proptest::collection::vec(format(), 1..4),
+                proptest::collection::vec((0usize..3, step()), 10..80),
+            ),
+            2..4,
+        ),
+    ) {
+        let broker = LocalBroker::new();
+        let titles = AtomicUsize::new(1);
+        let mut next_index = 0;
+        let groups: Vec<ThreadScript> = groups
+            .into_iter()
+            .map(|(formats, script)| {
+                let peers = formats
+                    .into_iter()
+                    .map(|format| {
+                        next_index += 1;
+                        Peer::new(next_index - 1, format)
+                    })
+                    .collect();
+                (peers, script)
+            })
+            .collect();
+        let peers: Vec<Peer> = std::thread::scope(|scope| {
+            let threads: Vec<_> = groups
+                .into_iter()
+                .map(|(mut peers, script)| {
+                    let (broker, titles) = (&broker, &titles);
+                    scope.spawn(move || {
+                        let mut out = Fanout::new();
+                        let mut connected = vec![true; peers.len()];
+                        for (who, step) in &script {
+                            let who = who % peers.len();
+                            if !connected[who] {
+                                continue;
+                            }
+                            connected[who] = !matches!(step, Step::Disconnect);
+                            for action in actions(&mut peers[who], step, titles) {
+                                perform(&mut peers[who], action, broker, &mut out);
+                            }
+                        }
+                        peers
+                    })
+                })
+                .collect();
+            threads
+                .into_iter()
+                .flat_map(|t| t.join().expect("a client thread panicked"))
+                .collect()
+        });
+        check_guarantees(&peers);
+    }
+}
+
+/// The checks themselves must catch a broken stream, or the tests above prove nothing.
+#[test]
+fn the_checks_catch_a_reordered_room() {
+    let mut a = Peer::new(0, WireFormat::Json);
+    let mut b = Peer::new(1, WireFormat::Json);
+    let c = Peer::new(2, WireFormat::Json);
+    let chat = |member: &str, text: &str| Response::Chat {
+        member: member.to_owned().into(),
+        text: text.to_owned().into(),
+    };
+    let push = |peer: &Peer, responses: &[Response<'_>]| {
+        for response in responses {
+            let encoded = chat_core::Encoded::one(WireFormat::Json, response).unwrap();
+            peer.mailbox
+                .deliver(encoded.frames(WireFormat::Json).unwrap());
+        }
+    };
+    // p0 created t1, p1 joined as p1n1; p2 chats twice but p1 sees them swapped.
+    a.entries.push(Entry {
+        name: "p0".into(),
+        created: true,
+    });
+    b.entries.push(Entry {
+        name: "p1n1".into(),
+        created: false,
+    });
+    let entered = Response::system(texts::entered_self("t1"));
+    let joined = Response::system(texts::entered_others("p1n1"));
+    let (first, second) = (chat("p2", "p2#1"), chat("p3", "p3#1"));
+    push(
+        &a,
+        &[entered.clone(), joined, first.clone(), second.clone()],
+    );
+    push(&b, &[entered, second, first]);
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        check_guarantees(&[a, b, c]);
+    }));
+    let message = outcome
+        .expect_err("a reordering must fail the check")
+        .downcast::<String>()
+        .expect("a formatted assertion");
+    assert!(message.contains("disagree"), "{message}");
+}
