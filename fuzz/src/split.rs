@@ -16,7 +16,7 @@
 //!   inside what has been fed, with the same payloads, and `pending()` is the bytes
 //!   after the last of them;
 //! * the server's pattern (`take_bytes` + `count_frames` in `crates/server/src/
-//!   handler.rs`: a `partial` buffer, [`Frames::consumed`] and a drain) delivers the same
+//!   event_handler.rs`: a `partial` buffer, [`Frames::consumed`] and a drain) delivers the same
 //!   bytes as whole frames and keeps exactly the incomplete tail.
 //!
 //! And the reference itself is sound: re-framing its payloads rebuilds the consumed
@@ -144,7 +144,7 @@ fn check_frame_buf(stream: &[u8], ends: &[usize], reference: &[usize]) {
     assert_eq!(fed, stream.len());
 }
 
-/// The server's splitting pattern, as in `handler.rs`: frames delivered as one byte
+/// The server's splitting pattern, as in `event_handler.rs`: frames delivered as one byte
 /// range with a count, the incomplete tail kept in `partial`.
 ///
 /// Each step compares only what is new (delivered bytes, the tail's length) so that a

@@ -38,7 +38,7 @@ pub enum Request {
     Shutdown,
 }
 
-/// The kind of a [`Request`], without its data: the key of a handler table.
+/// The kind of a [`Request`], without its data: a key for tables by kind (metrics).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum RequestKind {
     /// [`Request::Name`].

@@ -13,7 +13,7 @@
 //! buffer must account for every byte (`pending()` is exactly the bytes after the last
 //! whole frame seen so far, and zero at the end), and after every piece it must have
 //! handed out exactly the frames that [`Frames`] finds in the prefix received so far
-//! (which is how the server splits its input in `handler.rs`).
+//! (which is how the server splits its input in `event_handler.rs`).
 //!
 //! Requests are decoded with `RequestDecoder::new(None)`, like the server, so format
 //! detection is exercised at every cut too. Sizes are bounded so the whole file runs in
