@@ -82,9 +82,4 @@ impl<M: Mailbox> Fanout<M> {
     pub fn take_flush_due(&mut self) -> std::vec::Drain<'_, Arc<M>> {
         self.flush_due.drain(..)
     }
-
-    /// Whether any mailbox waits for a flush.
-    pub fn has_flush_due(&self) -> bool {
-        !self.flush_due.is_empty()
-    }
 }

@@ -13,6 +13,9 @@
 //!   streak) and the entry points a transport calls: `handle_frame`,
 //!   `handle_request`, `disconnect`; what the transport must do comes back as an
 //!   [`Outcome`].
+//! * `state` — what commands see of a client (`ClientState`), the [`Turn`] one call
+//!   works with and the [`Outcome`] it returns: the layer below both `client` and
+//!   `command/`.
 //! * `command/` — one module per command, routed by an exhaustive `match`
 //!   (`command::dispatch`); the refusals live here.
 //! * [`broker`] — [`MessageBroker`]: the seam to room state (ids, membership,
@@ -67,12 +70,14 @@ pub mod fanout;
 mod listing;
 pub mod local;
 pub mod mailbox;
+mod state;
 pub mod texts;
 pub mod validate;
 
 pub use broker::{BrokerError, ClientId, Leaving, Member, MessageBroker, RoomId};
-pub use client::{Client, EndReason, MAX_ERROR_STREAK, Outcome, Turn};
+pub use client::{Client, MAX_ERROR_STREAK};
 pub use encoded::{Encoded, OutKind};
 pub use fanout::{Fanout, Tally};
 pub use local::LocalBroker;
 pub use mailbox::{Delivered, Mailbox};
+pub use state::{EndReason, Outcome, Turn};

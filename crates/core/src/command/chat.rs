@@ -3,12 +3,12 @@
 use chat_proto::Response;
 
 use crate::broker::BrokerError;
-use crate::client::{Client, Turn};
 use crate::encoded::Encoded;
 use crate::mailbox::Mailbox;
+use crate::state::{ClientState, Turn};
 use crate::{texts, validate};
 
-pub(super) fn apply<M: Mailbox>(client: &mut Client, text: &str, turn: &mut Turn<'_, M>) {
+pub(super) fn apply<M: Mailbox>(client: &mut ClientState, text: &str, turn: &mut Turn<'_, M>) {
     let Some(room) = client.room else {
         return client.system(turn, texts::NOT_IN_ROOM);
     };

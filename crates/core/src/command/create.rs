@@ -1,11 +1,11 @@
 //! `/create T`: create a room and enter it.
 
 use crate::broker::BrokerError;
-use crate::client::{Client, Turn};
 use crate::mailbox::Mailbox;
+use crate::state::{ClientState, Turn};
 use crate::{texts, validate};
 
-pub(super) fn apply<M: Mailbox>(client: &mut Client, title: &str, turn: &mut Turn<'_, M>) {
+pub(super) fn apply<M: Mailbox>(client: &mut ClientState, title: &str, turn: &mut Turn<'_, M>) {
     if client.room.is_some() {
         return client.system(turn, texts::CREATE_WHILE_IN_ROOM);
     }

@@ -1,11 +1,11 @@
 //! `/join N`: enter an existing room.
 
 use crate::broker::{BrokerError, RoomId};
-use crate::client::{Client, Turn};
 use crate::mailbox::Mailbox;
+use crate::state::{ClientState, Turn};
 use crate::texts;
 
-pub(super) fn apply<M: Mailbox>(client: &mut Client, room: RoomId, turn: &mut Turn<'_, M>) {
+pub(super) fn apply<M: Mailbox>(client: &mut ClientState, room: RoomId, turn: &mut Turn<'_, M>) {
     // The reference checks membership before existence.
     if client.room.is_some() {
         return client.system(turn, texts::JOIN_WHILE_IN_ROOM);

@@ -1,11 +1,11 @@
 //! `/leave`: leave the current room.
 
 use crate::broker::{BrokerError, Leaving};
-use crate::client::{Client, Turn};
 use crate::mailbox::Mailbox;
+use crate::state::{ClientState, Turn};
 use crate::texts;
 
-pub(super) fn apply<M: Mailbox>(client: &mut Client, turn: &mut Turn<'_, M>) {
+pub(super) fn apply<M: Mailbox>(client: &mut ClientState, turn: &mut Turn<'_, M>) {
     let Some(room) = client.room else {
         return client.system(turn, texts::NOT_IN_ROOM);
     };

@@ -19,12 +19,12 @@ mod shutdown;
 
 use chat_proto::Request;
 
-use crate::client::{Client, Outcome, Turn};
 use crate::mailbox::Mailbox;
+use crate::state::{ClientState, Outcome, Turn};
 
 /// Applies `request` from `client` through its command.
 pub(crate) fn dispatch<M: Mailbox>(
-    client: &mut Client,
+    client: &mut ClientState,
     request: Request,
     turn: &mut Turn<'_, M>,
 ) -> Outcome {

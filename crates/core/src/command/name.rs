@@ -1,11 +1,11 @@
 //! `/name X`: change the client's display name.
 
 use crate::broker::BrokerError;
-use crate::client::{Client, Turn};
 use crate::mailbox::Mailbox;
+use crate::state::{ClientState, Turn};
 use crate::{texts, validate};
 
-pub(super) fn apply<M: Mailbox>(client: &mut Client, name: String, turn: &mut Turn<'_, M>) {
+pub(super) fn apply<M: Mailbox>(client: &mut ClientState, name: String, turn: &mut Turn<'_, M>) {
     if let Err(refusal) = validate::check_name(&name) {
         return client.system(turn, refusal);
     }

@@ -2,17 +2,17 @@
 
 use chat_proto::Response;
 
-use crate::client::{Client, Turn};
 use crate::listing::chunks_that_fit;
 use crate::mailbox::Mailbox;
+use crate::state::{ClientState, Turn};
 use crate::texts;
 
-pub(super) fn apply<M: Mailbox>(client: &mut Client, turn: &mut Turn<'_, M>) {
+pub(super) fn apply<M: Mailbox>(client: &mut ClientState, turn: &mut Turn<'_, M>) {
     let rooms = match turn.broker.rooms() {
         Ok(rooms) => rooms,
         Err(_) => return client.system(turn, texts::UNAVAILABLE),
     };
-    for chunk in chunks_that_fit(rooms, client.reply_format()) {
+    for chunk in chunks_that_fit(rooms, client.format) {
         // Every chunk was measured to fit a frame.
         let sent = client.reply(turn, &Response::RoomsResult { rooms: chunk });
         debug_assert!(sent, "a measured chunk did not fit");

@@ -1,0 +1,103 @@
+//! A client's chat state as the commands see it, and what one call works with.
+//!
+//! [`ClientState`] is the part of a [`crate::Client`] that commands read and change:
+//! who it is, its name, its room, its format, whether it may stop the server. A
+//! [`Turn`] is what one call works with (the client's own mailbox, the rooms, the
+//! deliveries in progress); an [`Outcome`] is what the transport must do after it.
+//! This module sits below both `command/` (which changes the state) and `client`
+//! (which decodes input and dispatches it), so neither depends on the other's
+//! internals.
+
+use std::sync::Arc;
+
+use chat_proto::{DecodeError, Response, WireFormat};
+
+use crate::broker::{ClientId, Member, MessageBroker, RoomId};
+use crate::encoded::Encoded;
+use crate::fanout::Fanout;
+use crate::mailbox::Mailbox;
+
+/// What one call into a [`crate::Client`] works with: its own mailbox (for replies), the
+/// rooms, and the thread's deliveries in progress.
+#[derive(Debug)]
+pub struct Turn<'a, M> {
+    /// This client's own mailbox.
+    pub mailbox: &'a Arc<M>,
+    /// The rooms.
+    pub broker: &'a dyn MessageBroker<M>,
+    /// Where deliveries are recorded; the transport flushes them after the turn.
+    pub out: &'a mut Fanout<M>,
+}
+
+/// What the transport must do after a call into a [`crate::Client`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Nothing beyond flushing.
+    Continue,
+    /// The frame was invalid; the client was told why (returned for logs).
+    Refused(DecodeError),
+    /// The client asked to stop the server and may: the transport stops it.
+    Shutdown,
+    /// The client asked to stop the server and may not; it was told (for logs and
+    /// metrics).
+    ShutdownRefused,
+    /// The client is finished (it left its room, and was told why): the transport
+    /// closes the connection.
+    Ended(EndReason),
+}
+
+/// Why the core ended a client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EndReason {
+    /// [`crate::MAX_ERROR_STREAK`] invalid messages in a row.
+    TooManyErrors,
+}
+
+/// What commands see of a client.
+#[derive(Debug)]
+pub(crate) struct ClientState {
+    /// Who it is.
+    pub(crate) id: ClientId,
+    /// The display name; starts as `(IP, PORT)` of the client's side.
+    pub(crate) name: String,
+    /// The room the client is in.
+    pub(crate) room: Option<RoomId>,
+    /// The format its replies are written in.
+    pub(crate) format: WireFormat,
+    /// Whether `/shutdown` from this client is obeyed (the transport's policy).
+    pub(crate) may_shutdown: bool,
+}
+
+impl ClientState {
+    /// This client as the broker sees it.
+    pub(crate) fn member<'a, M>(&'a self, mailbox: &'a Arc<M>) -> Member<'a, M> {
+        Member {
+            id: self.id,
+            name: &self.name,
+            format: self.format,
+            mailbox,
+        }
+    }
+
+    /// Queues `response` for this client alone, in its format. Returns `false` (and
+    /// sends nothing) if it does not fit one frame.
+    pub(crate) fn reply<M: Mailbox>(
+        &self,
+        turn: &mut Turn<'_, M>,
+        response: &Response<'_>,
+    ) -> bool {
+        match Encoded::one(self.format, response) {
+            Ok(encoded) => {
+                turn.out.send(turn.mailbox, self.format, &encoded);
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
+    /// Queues a system message for this client alone.
+    pub(crate) fn system<M: Mailbox>(&self, turn: &mut Turn<'_, M>, text: &str) {
+        let encoded = Encoded::notice_for(self.format, text);
+        turn.out.send(turn.mailbox, self.format, &encoded);
+    }
+}
