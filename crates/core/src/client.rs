@@ -21,7 +21,7 @@ use chat_proto::{DecodeError, Request, RequestDecoder, WireFormat};
 use crate::broker::{ClientId, Leaving, RoomId};
 use crate::command;
 use crate::mailbox::Mailbox;
-use crate::state::{ClientState, EndReason, Outcome, Turn};
+use crate::state::{ClientState, EndReason, Outcome, Refusal, Turn};
 use crate::texts;
 
 /// Invalid messages in a row after which a client is disconnected.
@@ -38,6 +38,8 @@ pub struct Client {
     error_streak: u32,
     /// The client has left for good; later input is ignored.
     ended: bool,
+    /// The client is refused: its first frame only tells its format for the refusal.
+    refusal: Option<Refusal>,
 }
 
 impl Client {
@@ -52,10 +54,21 @@ impl Client {
                 room: None,
                 format: format.unwrap_or(WireFormat::Json),
                 may_shutdown,
+                unreachable: false,
             },
             decoder: RequestDecoder::new(format),
             error_streak: 0,
             ended: false,
+            refusal: None,
+        }
+    }
+
+    /// A client that is refused: its first frame gets `why`'s text in the client's
+    /// format, and it ends ([`EndReason::Refused`]) without doing anything else.
+    pub fn refused(id: ClientId, name: String, format: Option<WireFormat>, why: Refusal) -> Self {
+        Client {
+            refusal: Some(why),
+            ..Client::new(id, name, format, false)
         }
     }
 
@@ -79,6 +92,13 @@ impl Client {
         self.ended
     }
 
+    /// Says nothing can reach the client any more (the transport cut it off, or its
+    /// connection failed). Requests it already sent still take effect for others, in
+    /// order — chats reach the room — but nothing is computed for the client alone.
+    pub fn set_unreachable(&mut self) {
+        self.state.unreachable = true;
+    }
+
     /// The format replies are written in: the connection's own once known, JSON before
     /// (a peer whose first frame is unreadable still gets a readable error).
     pub fn reply_format(&self) -> WireFormat {
@@ -94,6 +114,9 @@ impl Client {
         let fed = self.decoder.feed(payload);
         // The first frame may have just told the format.
         self.state.format = self.reply_format();
+        if let Some(why) = self.refusal {
+            return self.tell_refused(why, turn);
+        }
         match fed {
             None => Outcome::Continue,
             Some(Ok(request)) => self.handle_request(request, turn),
@@ -110,6 +133,9 @@ impl Client {
         if self.ended {
             return Outcome::Continue;
         }
+        if let Some(why) = self.refusal {
+            return self.tell_refused(why, turn);
+        }
         self.error_streak = 0;
         turn.out.tally.requests[request.kind() as usize][self.state.format.index()] += 1;
         command::dispatch(&mut self.state, request, turn)
@@ -125,6 +151,13 @@ impl Client {
                 .leave_room(room, member, Leaving::Disconnected, turn.out);
         }
         self.ended = true;
+    }
+
+    /// A refused client said something: tell it why it is refused, and end.
+    fn tell_refused<M: Mailbox>(&mut self, why: Refusal, turn: &mut Turn<'_, M>) -> Outcome {
+        self.state.system(turn, why.text());
+        self.ended = true;
+        Outcome::Ended(EndReason::Refused)
     }
 
     /// An invalid message: say why; too many in a row and the client is cut off.

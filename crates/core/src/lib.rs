@@ -80,4 +80,4 @@ pub use encoded::{Encoded, OutKind};
 pub use fanout::{Fanout, Tally};
 pub use local::LocalBroker;
 pub use mailbox::{Delivered, Mailbox};
-pub use state::{EndReason, Outcome, Turn};
+pub use state::{EndReason, Outcome, Refusal, Turn};

@@ -51,6 +51,29 @@ pub enum Outcome {
 pub enum EndReason {
     /// [`crate::MAX_ERROR_STREAK`] invalid messages in a row.
     TooManyErrors,
+    /// The client was [refused](crate::Refusal) and has now been told why.
+    Refused,
+}
+
+/// Why a transport refuses a connection it accepted. A refused client is told why
+/// in its own format (known from its first frame) and then ended; it never enters a
+/// room.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// The server serves as many connections as it may.
+    ServerFull,
+    /// The client's address has as many connections as it may.
+    TooManyFromAddress,
+}
+
+impl Refusal {
+    /// The text the client is told.
+    pub fn text(self) -> &'static str {
+        match self {
+            Refusal::ServerFull => crate::texts::SERVER_FULL,
+            Refusal::TooManyFromAddress => crate::texts::TOO_MANY_FROM_ADDRESS,
+        }
+    }
 }
 
 /// What commands see of a client.
@@ -66,6 +89,10 @@ pub(crate) struct ClientState {
     pub(crate) format: WireFormat,
     /// Whether `/shutdown` from this client is obeyed (the transport's policy).
     pub(crate) may_shutdown: bool,
+    /// Nothing can reach the client any more (it was cut off, or its connection
+    /// failed): what it sent still takes effect for others, but nothing is computed
+    /// for it alone (no replies, no room lists).
+    pub(crate) unreachable: bool,
 }
 
 impl ClientState {
@@ -97,6 +124,9 @@ impl ClientState {
 
     /// Queues a system message for this client alone.
     pub(crate) fn system<M: Mailbox>(&self, turn: &mut Turn<'_, M>, text: &str) {
+        if self.unreachable {
+            return;
+        }
         let encoded = Encoded::notice_for(self.format, text);
         turn.out.send(turn.mailbox, self.format, &encoded);
     }

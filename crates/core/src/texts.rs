@@ -71,6 +71,14 @@ pub const MESSAGE_TOO_LONG: &str = "메시지가 너무 깁니다.";
 pub const SHUTDOWN_REFUSED: &str = "서버를 종료할 권한이 없습니다.";
 /// After too many invalid messages in a row, just before the disconnect.
 pub const TOO_MANY_ERRORS: &str = "잘못된 메시지가 너무 많아 연결을 끊습니다.";
+/// To a connection refused because the server serves as many as it may
+/// (`--max-connections`), before it is closed.
+pub const SERVER_FULL: &str = "서버에 접속한 사람이 너무 많습니다. 잠시 후 다시 접속해 주세요.";
+/// To a connection refused because its address has as many connections as it may
+/// (`--max-connections-per-ip`), before it is closed.
+pub const TOO_MANY_FROM_ADDRESS: &str =
+    "이 주소에서 접속한 연결이 너무 많습니다. 다른 연결을 닫고 다시 접속해 주세요.";
+
 /// A command that needs shared state the server cannot reach right now (a cluster
 /// backend that is down); nothing was changed.
 pub const UNAVAILABLE: &str = "지금은 요청을 처리할 수 없습니다. 잠시 후 다시 시도해 주세요.";

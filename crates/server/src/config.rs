@@ -39,13 +39,18 @@ impl ShutdownPolicy {
         match self {
             ShutdownPolicy::Any => true,
             ShutdownPolicy::None => false,
-            ShutdownPolicy::Local => match peer {
-                IpAddr::V4(v4) => v4.is_loopback(),
-                // `::1`, or an IPv4 loopback address seen through a dual-stack socket.
-                IpAddr::V6(v6) => {
-                    v6.is_loopback() || v6.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback())
-                }
-            },
+            ShutdownPolicy::Local => is_loopback(peer),
+        }
+    }
+}
+
+/// Whether `ip` is a loopback address: `127.0.0.0/8`, `::1`, or an IPv4 loopback
+/// address seen through a dual-stack socket.
+pub fn is_loopback(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => v4.is_loopback(),
+        IpAddr::V6(v6) => {
+            v6.is_loopback() || v6.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback())
         }
     }
 }
@@ -83,11 +88,29 @@ pub struct ServerConfig {
     pub outbound_cap: usize,
     /// Who may use `/shutdown`.
     pub shutdown_from: ShutdownPolicy,
-    /// Connections served at once; more are accepted and closed at once.
+    /// Connections served at once; more are told the server is full and closed.
     pub max_connections: usize,
-    /// Close connections that send nothing for this long (`None`: never; the
-    /// reference client sends nothing while its user is quiet).
+    /// Connections served at once from one IP address (0: no limit); more are told
+    /// why and closed.
+    pub max_connections_per_ip: usize,
+    /// Whether loopback addresses are exempt from `max_connections_per_ip` (local
+    /// tools and a local reverse proxy all share one address).
+    pub per_ip_exempt_loopback: bool,
+    /// Close connections that send no complete message for this long (`None`: never;
+    /// the reference client sends nothing while its user is quiet).
     pub idle_timeout: Option<Duration>,
+    /// Longest time from a frame's first byte to its last; a connection that takes
+    /// longer (slowloris) is cut off.
+    pub frame_timeout: Duration,
+    /// Longest time a client with output waiting may take none of it; then it is cut
+    /// off as a slow consumer.
+    pub write_timeout: Duration,
+    /// Bytes of queued output and buffered input the whole server may hold; past it,
+    /// the largest queues are cut off and reading pauses.
+    pub memory_budget: usize,
+    /// `SO_SNDBUF` for each client socket (0: the kernel's default, which grows to
+    /// megabytes per socket under load).
+    pub send_buffer: usize,
     /// Serve Prometheus metrics at `http://ADDR/metrics`.
     pub metrics: Option<SocketAddr>,
 }
@@ -98,6 +121,25 @@ pub const DEFAULT_OUTBOUND_CAP: usize = 4 * 1024 * 1024;
 /// The default [`ServerConfig::max_connections`].
 pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
 
+/// The default [`ServerConfig::max_connections_per_ip`]: enough for a classroom
+/// behind one NAT address, little enough that one host cannot take more than 1 % of
+/// the default connection slots.
+pub const DEFAULT_MAX_CONNECTIONS_PER_IP: usize = 100;
+
+/// The default [`ServerConfig::frame_timeout`].
+pub const DEFAULT_FRAME_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The default [`ServerConfig::write_timeout`] (NATS's write deadline is similar).
+pub const DEFAULT_WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The default [`ServerConfig::memory_budget`]: 1 GiB, well under this machine's
+/// memory and far above what 10,000 ordinary clients need.
+pub const DEFAULT_MEMORY_BUDGET: usize = 1 << 30;
+
+/// The default [`ServerConfig::send_buffer`]: 64 KiB (the kernel doubles it for its
+/// own bookkeeping).
+pub const DEFAULT_SEND_BUFFER: usize = 64 * 1024;
+
 impl Default for ServerConfig {
     fn default() -> Self {
         Self {
@@ -107,7 +149,13 @@ impl Default for ServerConfig {
             outbound_cap: DEFAULT_OUTBOUND_CAP,
             shutdown_from: ShutdownPolicy::Local,
             max_connections: DEFAULT_MAX_CONNECTIONS,
+            max_connections_per_ip: DEFAULT_MAX_CONNECTIONS_PER_IP,
+            per_ip_exempt_loopback: true,
             idle_timeout: None,
+            frame_timeout: DEFAULT_FRAME_TIMEOUT,
+            write_timeout: DEFAULT_WRITE_TIMEOUT,
+            memory_budget: DEFAULT_MEMORY_BUDGET,
+            send_buffer: DEFAULT_SEND_BUFFER,
             metrics: None,
         }
     }

@@ -7,25 +7,39 @@
 //!   never exceed one maximum frame plus one read: a frame's length is a `u16`, so a
 //!   peer cannot make it grow. If the inbox is full the handler stops reading (the
 //!   session is *paused*) until a worker drains it and the reactor is told to resume.
-//! * **Writable**: let the outbound queue resume its flush.
+//! * **Writable**: let the outbound queue resume its flush; a session held for its
+//!   output backlog is queued again once that drains.
 //! * **End of input** (EOF or a read error): tell the session, so its worker ends it
 //!   after the frames already read (ordering is kept even for the goodbye).
 //! * **Closing**: once a worker has ended the session, the handler flushes what is
 //!   left, half-closes, discards further input, and reports when the connection can be
 //!   dropped.
+//! * **Deadlines** ([`EventHandler::expired`], asked by the reactor about once a
+//!   second): a frame must be complete within the frame timeout of its first byte
+//!   (slowloris); a client with output waiting must take some of it within the write
+//!   timeout (a stopped reader); with an idle timeout, a complete message must arrive
+//!   that often. Only complete messages count as activity.
+//!
+//! Buffered input charges the server's memory budget; a partial-frame buffer that grew
+//! for one large frame is freed once the frame is complete, so an idle connection
+//! holds no more than a few bytes.
 //!
 //! Nothing here blocks or decodes messages; decoding is the worker's job.
 
 use std::io::{self, Read};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use chat_proto::frame::Frames;
 
+use crate::budget::MemoryBudget;
 use crate::metrics::Metrics;
 use crate::outbound::Flush;
 use crate::pool::WorkQueue;
 use crate::session::Session;
+
+/// A partial-frame buffer larger than this is freed once empty.
+const KEEP_PARTIAL_CAPACITY: usize = 4 * 1024;
 
 /// Where an [`EventHandler`] hands what it reads: the work queue (sessions with
 /// input for a worker) and the byte counter. The reactor's two narrow handles.
@@ -37,12 +51,48 @@ pub(crate) struct Handoff<'a> {
     pub(crate) metrics: &'a Metrics,
 }
 
+/// The time limits a connection is held to (see the module doc).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Deadlines {
+    /// From a frame's first byte to its last.
+    pub(crate) frame: Duration,
+    /// Without any byte written while output waits.
+    pub(crate) write: Duration,
+    /// Without a complete message, if set.
+    pub(crate) idle: Option<Duration>,
+}
+
+/// Which deadline a connection missed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Expired {
+    /// A frame was started and not finished in time.
+    Frame,
+    /// Output waited and the client took none of it in time.
+    Write,
+    /// No complete message in time.
+    Idle,
+    /// A refused connection said nothing to be answered in its format, in time.
+    Refusal,
+}
+
+/// How long a refused connection may take to send its first frame (so that it can be
+/// told why in its own format) before it is closed unheard.
+pub(crate) const REFUSAL_WAIT: Duration = Duration::from_secs(5);
+
 /// The reactor's side of one connection (the seed plan's EventHandler).
 #[derive(Debug)]
 pub(crate) struct EventHandler {
     pub(crate) session: Arc<Session>,
+    /// The connection was refused (it is only to be told why): not counted as served.
+    pub(crate) refused: bool,
+    /// When it was refused.
+    refused_at: Option<Instant>,
     /// The start of a frame not yet complete.
     partial: Vec<u8>,
+    /// When `partial` got its first byte.
+    partial_since: Option<Instant>,
+    /// Charged for `partial`.
+    budget: Arc<MemoryBudget>,
     /// Reading stopped because the inbox is full.
     paused: bool,
     /// EOF or a read error was seen; nothing more will be read.
@@ -51,8 +101,11 @@ pub(crate) struct EventHandler {
     closing: Option<Instant>,
     /// The write side was shut down after the final flush.
     write_shut: bool,
-    /// When bytes last arrived (for the idle timeout).
-    last_input: Instant,
+    /// When the last complete message arrived (for the idle timeout).
+    last_message: Instant,
+    /// Bytes written as of the last deadline check with output waiting, and since
+    /// when that number has not moved.
+    stalled: Option<(u64, Instant)>,
 }
 
 /// What the reactor should do with a connection after an event.
@@ -65,16 +118,26 @@ pub(crate) enum Next {
 }
 
 impl EventHandler {
-    /// The handler of a newly accepted connection.
-    pub(crate) fn new(session: Arc<Session>) -> Self {
+    /// The handler of a newly accepted connection; buffered input charges `budget`.
+    /// `refused_at` is set for a connection accepted only to be told it is refused.
+    pub(crate) fn new(
+        session: Arc<Session>,
+        budget: Arc<MemoryBudget>,
+        refused_at: Option<Instant>,
+    ) -> Self {
         Self {
             session,
+            refused: refused_at.is_some(),
+            refused_at,
             partial: Vec::new(),
+            partial_since: None,
+            budget,
             paused: false,
             input_done: false,
             closing: None,
             write_shut: false,
-            last_input: Instant::now(),
+            last_message: Instant::now(),
+            stalled: None,
         }
     }
 
@@ -98,7 +161,6 @@ impl EventHandler {
                 // The session is over; input is discarded while we finish sending.
                 Ok(_) if self.closing.is_some() => {}
                 Ok(n) => {
-                    self.last_input = Instant::now();
                     to.metrics
                         .bytes_in
                         .fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
@@ -119,11 +181,12 @@ impl EventHandler {
     }
 
     /// The socket is writable.
-    pub(crate) fn on_writable(&mut self) -> Next {
+    pub(crate) fn on_writable(&mut self, to: Handoff<'_>) -> Next {
         if self.session.writable() == Flush::Closed {
             // The peer is gone; reading will report it and the session will end.
             self.session.abort();
         }
+        self.wake_if_released(to);
         self.progress_close()
     }
 
@@ -164,10 +227,41 @@ impl EventHandler {
         self.closing.is_some_and(|deadline| now >= deadline)
     }
 
-    /// Whether the peer has sent nothing for `timeout` (closing connections never
-    /// count: they are already going).
-    pub(crate) fn idle_for(&self, timeout: std::time::Duration, now: Instant) -> bool {
-        self.closing.is_none() && !self.input_done && now.duration_since(self.last_input) >= timeout
+    /// Which deadline, if any, the connection has missed at `now` (closing connections
+    /// never count: they are already going, under their own deadline).
+    pub(crate) fn expired(&mut self, now: Instant, deadlines: &Deadlines) -> Option<Expired> {
+        if self.closing.is_some() {
+            return None;
+        }
+        if self
+            .refused_at
+            .is_some_and(|at| now.duration_since(at) >= REFUSAL_WAIT)
+        {
+            return Some(Expired::Refusal);
+        }
+        if self
+            .partial_since
+            .is_some_and(|since| now.duration_since(since) >= deadlines.frame)
+        {
+            return Some(Expired::Frame);
+        }
+        let progress = self.session.output_progress();
+        if progress.pending == 0 {
+            self.stalled = None;
+        } else {
+            match self.stalled {
+                Some((written, since)) if written == progress.written => {
+                    if now.duration_since(since) >= deadlines.write {
+                        return Some(Expired::Write);
+                    }
+                }
+                _ => self.stalled = Some((progress.written, now)),
+            }
+        }
+        let idle = deadlines.idle.is_some_and(|timeout| {
+            !self.input_done && now.duration_since(self.last_message) >= timeout
+        });
+        idle.then_some(Expired::Idle)
     }
 
     /// Whether the connection is closing.
@@ -175,11 +269,20 @@ impl EventHandler {
         self.closing.is_some()
     }
 
+    /// Queues the session if it was held for its output and no longer needs to be.
+    pub(crate) fn wake_if_released(&self, to: Handoff<'_>) {
+        if self.session.release_if_drained() {
+            self.schedule(to);
+        }
+    }
+
     fn take_bytes(&mut self, data: &[u8], to: Handoff<'_>) {
-        if self.partial.is_empty() {
+        let before = self.partial.len();
+        let completed = if self.partial.is_empty() {
             let (consumed, count) = count_frames(data);
             self.deliver(&data[..consumed], count, to);
             self.partial.extend_from_slice(&data[consumed..]);
+            count
         } else {
             self.partial.extend_from_slice(data);
             let (consumed, count) = count_frames(&self.partial);
@@ -187,6 +290,19 @@ impl EventHandler {
             self.deliver(&frames[..consumed], count, to);
             self.partial = frames;
             self.partial.drain(..consumed);
+            count
+        };
+        let after = self.partial.len();
+        self.budget.charge(after.saturating_sub(before));
+        self.budget.release(before.saturating_sub(after));
+        if after == 0 {
+            self.partial_since = None;
+            if self.partial.capacity() > KEEP_PARTIAL_CAPACITY {
+                self.partial = Vec::new();
+            }
+        } else if before == 0 || completed > 0 {
+            // A new frame started (alone, or after completing the previous one).
+            self.partial_since = Some(Instant::now());
         }
     }
 
@@ -194,6 +310,7 @@ impl EventHandler {
         if count == 0 {
             return;
         }
+        self.last_message = Instant::now();
         let delivery = self.session.deliver_frames(frames, count);
         self.paused = delivery.full;
         if delivery.schedule {
@@ -209,11 +326,18 @@ impl EventHandler {
                 bytes = self.partial.len(),
                 "connection ended mid-frame"
             );
-            self.partial = Vec::new();
+            self.drop_partial();
         }
         if self.session.deliver_close() {
             self.schedule(to);
         }
+        self.wake_if_released(to);
+    }
+
+    fn drop_partial(&mut self) {
+        self.budget.release(self.partial.len());
+        self.partial = Vec::new();
+        self.partial_since = None;
     }
 
     fn schedule(&self, to: Handoff<'_>) {
@@ -245,6 +369,12 @@ impl EventHandler {
                 }
             }
         }
+    }
+}
+
+impl Drop for EventHandler {
+    fn drop(&mut self) {
+        self.budget.release(self.partial.len());
     }
 }
 

@@ -24,6 +24,7 @@
 //!   outbound queue; a `chat_core::Mailbox`.
 //! * `outbound.rs` — a queue of shared frames written with non-blocking `writev`,
 //!   capped per client.
+//! * `budget.rs` — one memory budget for all queued output and buffered input.
 //! * `shutdown.rs`, `config.rs` — the shutdown flag; the start-up settings.
 //! * `metrics.rs`, `limits.rs` — counters and the `/metrics` endpoint; the
 //!   open-file limit.
@@ -44,6 +45,7 @@
 //! thread.join().unwrap().unwrap();
 //! ```
 
+mod budget;
 pub mod config;
 mod event_handler;
 pub mod limits;

@@ -52,10 +52,40 @@ struct Args {
     #[arg(long, default_value_t = chat_server::config::DEFAULT_MAX_CONNECTIONS)]
     max_connections: usize,
 
-    /// Disconnect clients that send nothing for this many seconds (0: never, the
-    /// default; the reference client sends nothing while its user is quiet).
+    /// Connections served at once from one IP address (0: no limit); more are told
+    /// why and closed. Loopback addresses are exempt unless --per-ip-include-loopback.
+    #[arg(long, default_value_t = chat_server::config::DEFAULT_MAX_CONNECTIONS_PER_IP)]
+    max_connections_per_ip: usize,
+
+    /// Count loopback clients against --max-connections-per-ip too (by default local
+    /// tools and a local reverse proxy, which share one address, are exempt).
+    #[arg(long)]
+    per_ip_include_loopback: bool,
+
+    /// Disconnect clients that send no complete message for this many seconds (0:
+    /// never, the default; the reference client sends nothing while its user is quiet).
     #[arg(long, default_value_t = 0)]
     idle_timeout: u64,
+
+    /// Seconds a client may take from a frame's first byte to its last before it is
+    /// cut off (slow-drip attacks).
+    #[arg(long, default_value_t = chat_server::config::DEFAULT_FRAME_TIMEOUT.as_secs(), value_parser = clap::value_parser!(u64).range(1..))]
+    frame_timeout: u64,
+
+    /// Seconds a client with output waiting may take none of it before it is cut off
+    /// as a slow consumer.
+    #[arg(long, default_value_t = chat_server::config::DEFAULT_WRITE_TIMEOUT.as_secs(), value_parser = clap::value_parser!(u64).range(1..))]
+    write_timeout: u64,
+
+    /// Bytes of queued output and buffered input the whole server may hold; past it,
+    /// the clients with the largest queues are cut off and reading pauses.
+    #[arg(long, default_value_t = chat_server::config::DEFAULT_MEMORY_BUDGET)]
+    memory_budget: usize,
+
+    /// SO_SNDBUF for each client socket, bytes (0: the kernel's default, which grows
+    /// to megabytes per socket).
+    #[arg(long, default_value_t = chat_server::config::DEFAULT_SEND_BUFFER)]
+    send_buffer: usize,
 
     /// Serve Prometheus metrics at http://ADDR/metrics (e.g. 127.0.0.1:9100).
     #[arg(long, value_name = "ADDR")]
@@ -103,7 +133,13 @@ fn main() -> ExitCode {
             ShutdownFrom::None => ShutdownPolicy::None,
         },
         max_connections: args.max_connections,
+        max_connections_per_ip: args.max_connections_per_ip,
+        per_ip_exempt_loopback: !args.per_ip_include_loopback,
         idle_timeout: (args.idle_timeout > 0).then(|| Duration::from_secs(args.idle_timeout)),
+        frame_timeout: Duration::from_secs(args.frame_timeout),
+        write_timeout: Duration::from_secs(args.write_timeout),
+        memory_budget: args.memory_budget,
+        send_buffer: args.send_buffer,
         metrics: args.metrics,
     };
     match chat_server::limits::raise_open_file_limit() {

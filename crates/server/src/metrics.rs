@@ -33,6 +33,18 @@ pub(crate) enum Refusal {
     Limit = 0,
     /// The process ran out of file descriptors.
     NoDescriptors = 1,
+    /// `--max-connections-per-ip` reached for the client's address.
+    PerAddress = 2,
+}
+
+impl Refusal {
+    /// What the client is told (out of descriptors, it cannot be told anything).
+    pub(crate) fn as_core(self) -> chat_core::Refusal {
+        match self {
+            Refusal::Limit | Refusal::NoDescriptors => chat_core::Refusal::ServerFull,
+            Refusal::PerAddress => chat_core::Refusal::TooManyFromAddress,
+        }
+    }
 }
 
 /// Server-wide counters.
@@ -42,7 +54,7 @@ pub(crate) struct Metrics {
     pub(crate) accepted: AtomicU64,
     /// Connections closed (accepted − closed = open now).
     pub(crate) closed: AtomicU64,
-    refused: [AtomicU64; 2],
+    refused: [AtomicU64; 3],
     requests: [[AtomicU64; 2]; RequestKind::COUNT],
     responses: [[AtomicU64; 2]; OutKind::COUNT],
     /// Bytes read from clients.
@@ -54,6 +66,12 @@ pub(crate) struct Metrics {
     pub(crate) error_disconnects: AtomicU64,
     /// Clients cut off by the idle timeout.
     pub(crate) idle_disconnects: AtomicU64,
+    /// Clients cut off for not finishing a frame in time.
+    pub(crate) frame_timeout_disconnects: AtomicU64,
+    /// Clients cut off for taking no output for the write timeout.
+    pub(crate) write_timeout_disconnects: AtomicU64,
+    /// Frames read but dropped unhandled because a shutdown ran out of time.
+    pub(crate) dropped_at_shutdown: AtomicU64,
     /// `/shutdown` requests refused by policy.
     pub(crate) shutdown_refused: AtomicU64,
 }
@@ -111,6 +129,8 @@ pub(crate) struct GaugeValues {
     pub(crate) rooms: u64,
     /// Sessions waiting for a worker.
     pub(crate) queue_depth: u64,
+    /// Bytes of the memory budget in use.
+    pub(crate) budget_used: u64,
 }
 
 type Labels = Vec<(&'static str, &'static str)>;
@@ -166,6 +186,7 @@ pub(crate) fn render(m: &Metrics, gauges: GaugeValues) -> String {
     for (why, name) in [
         (Refusal::Limit, "limit"),
         (Refusal::NoDescriptors, "no_descriptors"),
+        (Refusal::PerAddress, "per_ip"),
     ] {
         refused
             .get_or_create(&vec![("reason", name)])
@@ -234,6 +255,30 @@ pub(crate) fn render(m: &Metrics, gauges: GaugeValues) -> String {
         "idle_disconnects",
         "Clients cut off by the idle timeout",
         &m.idle_disconnects,
+    );
+    counter(
+        &mut registry,
+        "frame_timeout_disconnects",
+        "Clients cut off for not finishing a frame within the frame timeout",
+        &m.frame_timeout_disconnects,
+    );
+    counter(
+        &mut registry,
+        "write_timeout_disconnects",
+        "Clients cut off for taking none of their output within the write timeout",
+        &m.write_timeout_disconnects,
+    );
+    counter(
+        &mut registry,
+        "dropped_at_shutdown",
+        "Frames read but not handled because a shutdown ran out of time",
+        &m.dropped_at_shutdown,
+    );
+    gauge(
+        &mut registry,
+        "memory_budget_used_bytes",
+        "Queued output and buffered input held for clients now",
+        gauges.budget_used,
     );
     counter(
         &mut registry,

@@ -20,21 +20,29 @@
 //! mid-write must not be lost: `ready_gen` counts writable events, and a flusher that
 //! hits `WouldBlock` retries if the count moved since it started writing.
 //!
-//! Bounded memory: once more than `cap` bytes wait (not counting a batch a flusher is
-//! writing at that moment, itself at most [`MAX_BATCH_BYTES`]), the connection is a
-//! slow consumer; `append` answers [`Append::Overflow`], the queue is dropped and the
-//! caller disconnects the client. Nothing is ever silently dropped from a live
-//! connection.
+//! Bounded memory, two ways. Per connection: once more than `cap` bytes wait (each
+//! message counted with its [`ENTRY_OVERHEAD`], not counting a batch a flusher is
+//! writing at that moment, itself at most [`MAX_BATCH_BYTES`]), `append` answers
+//! [`Append::Overflow`]. Server-wide: every queue charges the shared [`MemoryBudget`];
+//! when it is spent, a queue already holding [`BUDGET_VICTIM_MIN`] or more is refused
+//! the same way, so the largest queues are cut first and small ones still get their
+//! messages. Either way the queue is dropped and the caller disconnects the client.
+//! Nothing is ever silently dropped from a live connection.
+//!
+//! Progress: [`Outbound::progress`] tells how much waits and how many bytes were ever
+//! written, so the reactor can cut a client that stops reading (no bytes written for
+//! a whole write timeout while some wait) without a clock read per message.
 //!
 //! This module does not know frames, sessions or rooms: it moves bytes.
 
 use std::collections::VecDeque;
 use std::io::{self, IoSlice, Write};
 use std::mem;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use bytes::{Buf, Bytes};
 
+use crate::budget::{ENTRY_OVERHEAD, MemoryBudget};
 use crate::pool::lock;
 
 /// Most messages one `writev` takes (well under the kernel's `IOV_MAX` of 1,024).
@@ -44,12 +52,15 @@ pub(crate) const MAX_BATCH_BYTES: usize = 256 * 1024;
 /// A queue whose ring grew past this many slots is freed once empty, so a connection
 /// that once had a burst does not keep its capacity.
 const KEEP_SLOTS: usize = 1024;
+/// With the memory budget spent, queues at least this large are refused more.
+pub(crate) const BUDGET_VICTIM_MIN: usize = 64 * 1024;
 
 /// A connection's outbound queue.
 #[derive(Debug)]
 pub(crate) struct Outbound {
     state: Mutex<State>,
     cap: usize,
+    budget: Arc<MemoryBudget>,
 }
 
 #[derive(Debug, Default)]
@@ -57,8 +68,13 @@ struct State {
     /// Messages appended and not yet written, oldest first. The front one may be
     /// partly written already (advanced past what the socket took).
     queue: VecDeque<Bytes>,
-    /// Bytes in `queue`.
+    /// Cost of `queue`: its bytes plus [`ENTRY_OVERHEAD`] per message.
     queued: usize,
+    /// What this queue has charged the budget and not released: `queued` plus the
+    /// batch in flight.
+    charged: usize,
+    /// Bytes ever written to the socket.
+    written: u64,
     /// The flusher's reusable batch (empty when no flush is in progress).
     spare: Vec<Bytes>,
     /// Someone appended since the last flush took from the queue.
@@ -78,10 +94,30 @@ pub(crate) enum Append {
     Queued,
     /// Queued, and nothing was waiting before: the caller must arrange a flush.
     NewlyDirty,
-    /// Over the cap: the queue was dropped and the connection must be cut off.
-    Overflow,
+    /// Over this connection's cap, or the server's memory budget is spent and this
+    /// queue is among the large ones: the queue was dropped and the connection must be
+    /// cut off.
+    Overflow(Overflow),
     /// The connection is closed; the bytes were discarded.
     Closed,
+}
+
+/// Which bound an [`Append::Overflow`] hit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Overflow {
+    /// The connection's own cap (`--outbound-cap`).
+    Cap,
+    /// The server's memory budget (`--memory-budget`).
+    Budget,
+}
+
+/// What waits in a queue, and how far writing has come.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Progress {
+    /// Cost of what waits (not counting a batch being written).
+    pub(crate) pending: usize,
+    /// Bytes ever written.
+    pub(crate) written: u64,
 }
 
 /// What [`Outbound::flush`] achieved.
@@ -98,25 +134,36 @@ pub(crate) enum Flush {
 }
 
 impl Outbound {
-    /// An empty queue holding at most `cap` bytes.
-    pub(crate) fn new(cap: usize) -> Self {
+    /// An empty queue holding at most `cap` bytes, charging `budget`.
+    pub(crate) fn new(cap: usize, budget: Arc<MemoryBudget>) -> Self {
         Self {
             state: Mutex::new(State::default()),
             cap,
+            budget,
         }
     }
 
     /// Queues `message` (whole frames) for sending: a new handle, not a copy.
     pub(crate) fn append(&self, message: &Bytes) -> Append {
+        let cost = message.len() + ENTRY_OVERHEAD;
         let mut state = lock(&self.state);
         if state.closed {
             return Append::Closed;
         }
-        if state.queued + message.len() > self.cap {
-            state.close();
-            return Append::Overflow;
+        let overflow = if state.queued + cost > self.cap {
+            Some(Overflow::Cap)
+        } else if state.queued >= BUDGET_VICTIM_MIN && self.budget.would_exceed(cost) {
+            Some(Overflow::Budget)
+        } else {
+            None
+        };
+        if let Some(overflow) = overflow {
+            state.close(&self.budget);
+            return Append::Overflow(overflow);
         }
-        state.queued += message.len();
+        state.queued += cost;
+        state.charged += cost;
+        self.budget.charge(cost);
         state.queue.push_back(message.clone());
         if mem::replace(&mut state.dirty, true) {
             Append::Queued
@@ -127,7 +174,21 @@ impl Outbound {
 
     /// Discards everything and refuses further appends.
     pub(crate) fn close(&self) {
-        lock(&self.state).close();
+        lock(&self.state).close(&self.budget);
+    }
+
+    /// Whether the queue was closed (cut off, or the socket failed).
+    pub(crate) fn is_closed(&self) -> bool {
+        lock(&self.state).closed
+    }
+
+    /// What waits, and how many bytes were ever written.
+    pub(crate) fn progress(&self) -> Progress {
+        let state = lock(&self.state);
+        Progress {
+            pending: state.queued,
+            written: state.written,
+        }
     }
 
     /// Records a writable event and flushes if anything waits.
@@ -160,14 +221,20 @@ impl Outbound {
             let seen_gen = state.ready_gen;
             drop(state);
 
-            let result = write_batch(&mut socket, &mut batch);
+            let (result, written) = write_batch(&mut socket, &mut batch);
 
             state = lock(&self.state);
             if state.closed {
-                // Cut off while we wrote: what is left goes with the connection.
+                // Cut off while we wrote: what is left goes with the connection (and
+                // closing released its charge, in flight included).
                 state.flushing = false;
                 return Flush::Closed;
             }
+            // What was written is freed; a partly written message keeps its handle.
+            let freed = written.bytes + written.messages * ENTRY_OVERHEAD;
+            state.written += written.bytes as u64;
+            state.charged -= freed;
+            self.budget.release(freed);
             state.put_back(batch);
             match result {
                 Ok(()) => {}
@@ -180,7 +247,7 @@ impl Outbound {
                 }
                 Err(_) => {
                     state.flushing = false;
-                    state.close();
+                    state.close(&self.budget);
                     return Flush::Closed;
                 }
             }
@@ -198,53 +265,65 @@ impl State {
                 break;
             };
             bytes += message.len();
+            self.queued -= message.len() + ENTRY_OVERHEAD;
             batch.push(message);
         }
-        self.queued -= bytes;
         batch
     }
 
     /// Returns what a flusher did not write to the front of the queue, in order.
     fn put_back(&mut self, mut batch: Vec<Bytes>) {
         for message in batch.drain(..).rev() {
-            self.queued += message.len();
+            self.queued += message.len() + ENTRY_OVERHEAD;
             self.queue.push_front(message);
         }
         self.spare = batch;
     }
 
-    fn close(&mut self) {
+    fn close(&mut self, budget: &MemoryBudget) {
         self.closed = true;
         self.queue = VecDeque::new();
         self.queued = 0;
+        budget.release(mem::take(&mut self.charged));
         self.spare = Vec::new();
     }
 }
 
+/// What one [`write_batch`] wrote.
+#[derive(Debug, Default, Clone, Copy)]
+struct Written {
+    /// Bytes the socket took.
+    bytes: usize,
+    /// Messages written completely (and removed from the batch).
+    messages: usize,
+}
+
 /// Writes `batch` until done or `WouldBlock`, removing what was written (the first
 /// message left may be advanced past a partial write).
-fn write_batch(socket: &mut impl Write, batch: &mut Vec<Bytes>) -> io::Result<()> {
-    let mut done = 0;
+fn write_batch(socket: &mut impl Write, batch: &mut Vec<Bytes>) -> (io::Result<()>, Written) {
+    let mut written = Written::default();
     let result = loop {
-        if done == batch.len() {
+        if written.messages == batch.len() {
             break Ok(());
         }
         // On the stack: a batch holds at most MAX_BATCH_MESSAGES messages.
         let mut slices = [IoSlice::new(&[]); MAX_BATCH_MESSAGES];
-        let count = (batch.len() - done).min(MAX_BATCH_MESSAGES);
-        for (slice, message) in slices.iter_mut().zip(&batch[done..]) {
+        let rest = &batch[written.messages..];
+        let count = rest.len().min(MAX_BATCH_MESSAGES);
+        for (slice, message) in slices.iter_mut().zip(rest) {
             *slice = IoSlice::new(message);
         }
         match socket.write_vectored(&slices[..count]) {
             Ok(0) => break Err(io::ErrorKind::WriteZero.into()),
-            Ok(mut written) => {
-                while written > 0 {
-                    let first = &mut batch[done];
-                    let step = written.min(first.len());
+            Ok(mut n) => {
+                written.bytes += n;
+                while n > 0 {
+                    let first = &mut batch[written.messages];
+                    let step = n.min(first.len());
                     first.advance(step);
-                    written -= step;
+                    n -= step;
                     if first.is_empty() {
-                        done += 1;
+                        written.messages += 1;
                     }
                 }
             }
@@ -252,8 +331,15 @@ fn write_batch(socket: &mut impl Write, batch: &mut Vec<Bytes>) -> io::Result<()
             Err(e) => break Err(e),
         }
     };
-    batch.drain(..done);
-    result
+    batch.drain(..written.messages);
+    (result, written)
+}
+
+impl Drop for Outbound {
+    fn drop(&mut self) {
+        let state = self.state.get_mut().unwrap_or_else(|e| e.into_inner());
+        self.budget.release(mem::take(&mut state.charged));
+    }
 }
 
 #[cfg(test)]
@@ -265,6 +351,16 @@ mod tests {
         got: Vec<u8>,
         room: usize,
         fail: bool,
+    }
+
+    impl FakeSocket {
+        fn with_room(room: usize) -> Self {
+            FakeSocket {
+                got: Vec::new(),
+                room,
+                fail: false,
+            }
+        }
     }
 
     impl Write for &mut FakeSocket {
@@ -285,7 +381,7 @@ mod tests {
         }
     }
 
-    /// A socket whose vectored writes take everything it is given.
+    /// A socket whose vectored writes take everything they are given.
     #[derive(Default)]
     struct GreedySocket {
         got: Vec<u8>,
@@ -314,23 +410,33 @@ mod tests {
         Bytes::from_static(s)
     }
 
-    fn pending(out: &Outbound) -> usize {
-        lock(&out.state).queued
+    /// What `messages` messages of `bytes` bytes in total cost.
+    fn cost(bytes: usize, messages: usize) -> usize {
+        bytes + messages * ENTRY_OVERHEAD
+    }
+
+    /// A queue with a cap and an unlimited budget.
+    fn queue(cap: usize) -> (Outbound, Arc<MemoryBudget>) {
+        let budget = Arc::new(MemoryBudget::new(usize::MAX));
+        (Outbound::new(cap, Arc::clone(&budget)), budget)
     }
 
     #[test]
     fn appends_coalesce_and_resume_after_would_block() {
-        let out = Outbound::new(1024);
-        let mut socket = FakeSocket {
-            got: Vec::new(),
-            room: 5,
-            fail: false,
-        };
+        let (out, budget) = queue(1024);
+        let mut socket = FakeSocket::with_room(5);
         assert_eq!(out.append(&bytes(b"hello ")), Append::NewlyDirty);
         assert_eq!(out.append(&bytes(b"world")), Append::Queued);
         assert_eq!(out.flush(&mut socket), Flush::Blocked);
         assert_eq!(socket.got, b"hello");
-        assert_eq!(pending(&out), 6);
+        assert_eq!(
+            out.progress(),
+            Progress {
+                pending: cost(6, 2),
+                written: 5
+            }
+        );
+        assert_eq!(budget.used(), cost(6, 2));
         assert_eq!(
             out.append(&bytes(b"!")),
             Append::NewlyDirty,
@@ -339,13 +445,15 @@ mod tests {
         socket.room = 100;
         assert_eq!(out.writable(&mut socket), Flush::Done);
         assert_eq!(socket.got, b"hello world!");
-        assert_eq!(pending(&out), 0);
+        assert_eq!(out.progress().pending, 0);
+        assert_eq!(out.progress().written, 12);
+        assert_eq!(budget.used(), 0, "everything written is released");
         assert_eq!(out.flush(&mut socket), Flush::Done);
     }
 
     #[test]
     fn many_messages_leave_in_few_writes_and_in_order() {
-        let out = Outbound::new(1 << 20);
+        let (out, _) = queue(1 << 20);
         let messages: Vec<Bytes> = (0..200u8).map(|i| Bytes::from(vec![i; 7])).collect();
         for message in &messages {
             out.append(message);
@@ -358,7 +466,7 @@ mod tests {
 
     #[test]
     fn a_queued_message_shares_the_appended_bytes() {
-        let out = Outbound::new(1024);
+        let (out, _) = queue(1024);
         let message = Bytes::from(vec![1u8; 10]);
         out.append(&message);
         let state = lock(&out.state);
@@ -366,23 +474,46 @@ mod tests {
     }
 
     #[test]
-    fn overflow_closes_and_discards() {
-        let out = Outbound::new(10);
+    fn over_the_cap_closes_and_discards() {
+        let (out, budget) = queue(cost(10, 1));
         assert_eq!(out.append(&bytes(b"0123456789")), Append::NewlyDirty);
-        assert_eq!(out.append(&bytes(b"x")), Append::Overflow);
-        assert!(lock(&out.state).closed);
+        assert_eq!(out.append(&bytes(b"x")), Append::Overflow(Overflow::Cap));
+        assert!(out.is_closed());
         assert_eq!(out.append(&bytes(b"y")), Append::Closed);
-        assert_eq!(pending(&out), 0);
+        assert_eq!(out.progress().pending, 0);
+        assert_eq!(budget.used(), 0, "closing released the charge");
+    }
+
+    #[test]
+    fn a_spent_budget_cuts_large_queues_and_spares_small_ones() {
+        let budget = Arc::new(MemoryBudget::new(BUDGET_VICTIM_MIN + ENTRY_OVERHEAD + 50));
+        let large = Outbound::new(usize::MAX, Arc::clone(&budget));
+        let small = Outbound::new(usize::MAX, Arc::clone(&budget));
+        let chunk = Bytes::from(vec![0u8; BUDGET_VICTIM_MIN]);
+        assert_eq!(large.append(&chunk), Append::NewlyDirty);
+        assert!(budget.would_exceed(1000));
+        assert_eq!(
+            small.append(&bytes(b"still gets it")),
+            Append::NewlyDirty,
+            "a small queue is not a victim"
+        );
+        assert_eq!(
+            large.append(&bytes(b"x")),
+            Append::Overflow(Overflow::Budget)
+        );
+        assert_eq!(
+            budget.used(),
+            cost(13, 1),
+            "only the small queue's charge is left"
+        );
+        drop(small);
+        assert_eq!(budget.used(), 0, "a dropped queue releases its charge");
     }
 
     #[test]
     fn appends_while_a_flush_is_in_flight_go_after_it() {
-        let out = Outbound::new(1024);
-        let mut socket = FakeSocket {
-            got: Vec::new(),
-            room: 4,
-            fail: false,
-        };
+        let (out, budget) = queue(1024);
+        let mut socket = FakeSocket::with_room(4);
         out.append(&bytes(b"0123456789"));
         assert_eq!(out.flush(&mut socket), Flush::Blocked);
         {
@@ -392,7 +523,12 @@ mod tests {
             let batch = state.take_batch();
             drop(state);
             assert_eq!(out.append(&bytes(b"ab")), Append::NewlyDirty);
-            assert_eq!(pending(&out), 2);
+            assert_eq!(out.progress().pending, cost(2, 1));
+            assert_eq!(
+                budget.used(),
+                cost(6 + 2, 2),
+                "the batch in flight still counts"
+            );
             let mut state = lock(&out.state);
             state.put_back(batch);
             state.flushing = false;
@@ -400,18 +536,17 @@ mod tests {
         socket.room = 100;
         assert_eq!(out.writable(&mut socket), Flush::Done);
         assert_eq!(socket.got, b"0123456789ab");
+        assert_eq!(budget.used(), 0);
     }
 
     #[test]
     fn write_error_closes() {
-        let out = Outbound::new(10);
-        let mut socket = FakeSocket {
-            got: Vec::new(),
-            room: 0,
-            fail: true,
-        };
+        let (out, budget) = queue(100);
+        let mut socket = FakeSocket::with_room(0);
+        socket.fail = true;
         out.append(&bytes(b"abc"));
         assert_eq!(out.flush(&mut socket), Flush::Closed);
         assert_eq!(out.append(&bytes(b"d")), Append::Closed);
+        assert_eq!(budget.used(), 0);
     }
 }

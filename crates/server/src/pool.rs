@@ -7,7 +7,8 @@
 //!   connections.
 //! * [`ThreadPool`] owns `size` [`Worker`] threads named `worker-N`, each popping items
 //!   and passing them to its own consumer until the queue is closed. Dropping the pool
-//!   (or calling [`ThreadPool::join`]) closes the queue and joins every thread.
+//!   closes the queue and joins every thread; [`ThreadPool::finish`] first lets the
+//!   workers handle everything still queued.
 //! * [`Consumer`] is what a worker does with each item: the worker's job.
 //!
 //! A panic inside one job is caught, logged and does not stop its worker: one bad
@@ -42,6 +43,9 @@ pub(crate) struct WorkQueue<T> {
 struct QueueState<T> {
     items: VecDeque<T>,
     closed: bool,
+    /// No new work is coming: `pop` hands out what is left (and what consumers push
+    /// back meanwhile), then returns `None` instead of waiting.
+    finishing: bool,
     /// Consumers blocked in `pop`. A push only signals the condvar when one waits:
     /// signalling is a syscall even when nobody listens, and under load nobody does.
     waiting: usize,
@@ -60,6 +64,7 @@ impl<T> WorkQueue<T> {
             state: Mutex::new(QueueState {
                 items: VecDeque::new(),
                 closed: false,
+                finishing: false,
                 waiting: 0,
             }),
             available: Condvar::new(),
@@ -93,6 +98,9 @@ impl<T> WorkQueue<T> {
             if let Some(item) = state.items.pop_front() {
                 return Some(item);
             }
+            if state.finishing {
+                return None;
+            }
             state.waiting += 1;
             state = self
                 .available
@@ -110,6 +118,13 @@ impl<T> WorkQueue<T> {
             return Err(Closed);
         }
         Ok(state.items.pop_front())
+    }
+
+    /// Says no new work is coming: consumers get what is queued (and what they push
+    /// back while handling it), then `pop` returns `None` once the queue is empty.
+    pub(crate) fn finish(&self) {
+        lock(&self.state).finishing = true;
+        self.available.notify_all();
     }
 
     /// Closes the queue: pushes fail from now on and every consumer's `pop` returns
@@ -221,15 +236,23 @@ impl<T: Send + 'static> ThreadPool<T> {
         Ok(pool)
     }
 
-    /// Closes the queue and waits for every worker to finish the job in hand.
-    pub(crate) fn join(self) {
-        // Dropping does it.
+    /// Lets the workers handle everything queued (see [`WorkQueue::finish`]), then
+    /// joins them.
+    pub(crate) fn finish(mut self) {
+        self.queue.finish();
+        self.join_workers();
     }
 }
 
 impl<T> Drop for ThreadPool<T> {
     fn drop(&mut self) {
         self.queue.close();
+        self.join_workers();
+    }
+}
+
+impl<T> ThreadPool<T> {
+    fn join_workers(&mut self) {
         for worker in self.workers.drain(..) {
             if worker.thread.join().is_err() {
                 tracing::error!(worker = worker.id, "worker thread ended by a panic");
@@ -270,7 +293,7 @@ mod tests {
         got.sort_unstable();
         let expected: Vec<u32> = (0..100).filter(|&i| i != 13).chain([1013]).collect();
         assert_eq!(got, expected);
-        pool.join();
+        drop(pool);
         assert_eq!(queue.push(1), Err(1), "closed after join");
         assert!(queue.pop().is_none());
     }

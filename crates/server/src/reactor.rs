@@ -33,8 +33,10 @@
 //! until a connection closes. With `--idle-timeout`, connections that send nothing for
 //! that long are cut off (checked about once a second).
 
+use std::collections::HashMap;
 use std::fs::File;
 use std::io;
+use std::net::{IpAddr, SocketAddr};
 use std::os::fd::AsRawFd;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -45,9 +47,11 @@ use mio::event::Event;
 use mio::net::TcpListener;
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token, Waker};
+use socket2::SockRef;
 
-use crate::config::{ServerConfig, ShutdownPolicy};
-use crate::event_handler::{EventHandler, Handoff, Next};
+use crate::budget::MemoryBudget;
+use crate::config::{ServerConfig, ShutdownPolicy, is_loopback};
+use crate::event_handler::{Deadlines, EventHandler, Expired, Handoff, Next};
 use crate::metrics::{Metrics, Refusal, bump};
 use crate::pool::{WorkQueue, lock};
 use crate::session::Session;
@@ -67,8 +71,12 @@ const READ_CHUNK: usize = 64 * 1024;
 const CLOSE_GRACE: Duration = Duration::from_secs(2);
 /// How often closing connections are re-checked.
 const CLOSE_TICK: Duration = Duration::from_millis(50);
-/// How often idle connections are looked for (with `--idle-timeout`).
-const IDLE_TICK: Duration = Duration::from_secs(1);
+/// How often deadlines are checked.
+const TICK: Duration = Duration::from_secs(1);
+/// Refused connections waiting to be told why, at most; more are closed unheard.
+const MAX_REFUSING: usize = 256;
+/// Heap given back to the system after client data dropped by this much.
+const TRIM_STEP: usize = 32 << 20;
 /// At most one "refused" log line per this long.
 const REFUSAL_LOG_EVERY: Duration = Duration::from_secs(5);
 
@@ -125,6 +133,22 @@ pub(crate) struct ReactorHandles {
     pub(crate) inbox: Arc<ReactorHandle>,
     /// The flag that ends [`Reactor::run`].
     pub(crate) shutdown: Arc<Shutdown>,
+    /// What client data the server holds.
+    pub(crate) budget: Arc<MemoryBudget>,
+}
+
+/// What the reactor holds a connection to, from the config.
+#[derive(Debug, Clone)]
+struct Limits {
+    /// Format forced by the config, or `None` to detect per connection.
+    format: Option<WireFormat>,
+    outbound_cap: usize,
+    shutdown_from: ShutdownPolicy,
+    max_connections: usize,
+    max_per_ip: usize,
+    per_ip_exempt_loopback: bool,
+    send_buffer: usize,
+    deadlines: Deadlines,
 }
 
 /// The reactor's state; see the module doc.
@@ -138,14 +162,16 @@ pub(crate) struct Reactor {
     closing: Vec<Token>,
     next_session_id: u64,
     scratch: Vec<u8>,
-    /// Format forced by the config, or `None` to detect per connection.
-    format: Option<WireFormat>,
-    outbound_cap: usize,
-    shutdown_from: ShutdownPolicy,
-    max_connections: usize,
+    limits: Limits,
+    /// Connections served (refused ones waiting to be told are not counted).
     open_connections: usize,
-    idle_timeout: Option<Duration>,
-    next_idle_check: Instant,
+    /// Refused connections waiting for their first frame, to be told why.
+    refusing: usize,
+    /// Served connections per address (exempt addresses are not counted).
+    per_ip: HashMap<IpAddr, usize>,
+    next_tick: Instant,
+    /// Budget use when memory was last returned to the system, or the peak since.
+    trim_mark: usize,
     /// A descriptor held back for accepting-and-closing when out of descriptors.
     reserve_fd: Option<File>,
     /// Accepting stopped on an error; retry when a connection closes.
@@ -172,13 +198,25 @@ impl Reactor {
             closing: Vec::new(),
             next_session_id: 1,
             scratch: vec![0; READ_CHUNK],
-            format: config.format.forced(),
-            outbound_cap: config.outbound_cap,
-            shutdown_from: config.shutdown_from,
-            max_connections: config.max_connections,
+            limits: Limits {
+                format: config.format.forced(),
+                outbound_cap: config.outbound_cap,
+                shutdown_from: config.shutdown_from,
+                max_connections: config.max_connections,
+                max_per_ip: config.max_connections_per_ip,
+                per_ip_exempt_loopback: config.per_ip_exempt_loopback,
+                send_buffer: config.send_buffer,
+                deadlines: Deadlines {
+                    frame: config.frame_timeout,
+                    write: config.write_timeout,
+                    idle: config.idle_timeout,
+                },
+            },
             open_connections: 0,
-            idle_timeout: config.idle_timeout,
-            next_idle_check: Instant::now(),
+            refusing: 0,
+            per_ip: HashMap::new(),
+            next_tick: Instant::now() + TICK,
+            trim_mark: 0,
             reserve_fd: File::open("/dev/null").ok(),
             accept_stalled: false,
             refusals_unlogged: 0,
@@ -191,12 +229,13 @@ impl Reactor {
         let mut events = Events::with_capacity(1024);
         let mut commands = Vec::new();
         while !self.handles.shutdown.is_requested() {
-            let timeout = match (self.closing.is_empty(), self.idle_timeout) {
-                (false, _) => Some(CLOSE_TICK),
-                (true, Some(_)) => Some(IDLE_TICK),
-                (true, None) => None,
+            let until_tick = self.next_tick.saturating_duration_since(Instant::now());
+            let timeout = if self.closing.is_empty() {
+                until_tick
+            } else {
+                until_tick.min(CLOSE_TICK)
             };
-            match self.poll.poll(&mut events, timeout) {
+            match self.poll.poll(&mut events, Some(timeout)) {
                 Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(e),
@@ -213,9 +252,19 @@ impl Reactor {
                 self.run_command(command);
             }
             self.tick_closing();
-            self.close_idle();
+            self.tick();
         }
         Ok(())
+    }
+
+    /// At shutdown, before the workers drain: sessions held for their output backlog
+    /// are queued again, so that every frame already read is handled.
+    pub(crate) fn release_held(&mut self) {
+        for connection in self.connections.iter().flatten() {
+            if connection.session.force_release() {
+                let _ = self.handles.queue.push(Arc::clone(&connection.session));
+            }
+        }
     }
 
     /// Stops accepting: the listening socket is closed.
@@ -267,14 +316,17 @@ impl Reactor {
                 return;
             };
             match listener.accept() {
-                Ok((socket, peer)) => {
-                    if self.open_connections >= self.max_connections {
-                        drop(socket);
-                        self.refuse(Refusal::Limit, peer);
-                    } else {
-                        self.add_connection(socket, peer);
+                Ok((socket, peer)) => match self.admission(peer.ip()) {
+                    None => self.add_connection(socket, peer, None),
+                    Some(why) => {
+                        self.refuse(why, peer);
+                        if self.refusing < MAX_REFUSING {
+                            // Told why once its first frame shows its format.
+                            self.add_connection(socket, peer, Some(why));
+                        }
+                        // Else closed at once, unheard: too many are waiting already.
                     }
-                }
+                },
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) if e.kind() == io::ErrorKind::ConnectionAborted => {}
@@ -319,10 +371,38 @@ impl Reactor {
         }
     }
 
-    fn add_connection(&mut self, mut socket: mio::net::TcpStream, peer: std::net::SocketAddr) {
+    /// Whether a new connection from `ip` may be served, or why not.
+    fn admission(&self, ip: IpAddr) -> Option<Refusal> {
+        if self.open_connections >= self.limits.max_connections {
+            return Some(Refusal::Limit);
+        }
+        let limit = self.limits.max_per_ip;
+        if limit > 0 && self.per_ip_counted(ip) && self.per_ip.get(&ip).is_some_and(|&n| n >= limit)
+        {
+            return Some(Refusal::PerAddress);
+        }
+        None
+    }
+
+    /// Whether connections from `ip` count against the per-address limit.
+    fn per_ip_counted(&self, ip: IpAddr) -> bool {
+        !(self.limits.per_ip_exempt_loopback && is_loopback(ip))
+    }
+
+    fn add_connection(
+        &mut self,
+        mut socket: mio::net::TcpStream,
+        peer: SocketAddr,
+        refused: Option<Refusal>,
+    ) {
         // We coalesce writes ourselves; Nagle would only add latency.
         if let Err(e) = socket.set_nodelay(true) {
             tracing::debug!(%peer, "could not set TCP_NODELAY: {e}");
+        }
+        if self.limits.send_buffer > 0
+            && let Err(e) = SockRef::from(&socket).set_send_buffer_size(self.limits.send_buffer)
+        {
+            tracing::debug!(%peer, "could not set SO_SNDBUF: {e}");
         }
         let slot = self.free_slots.pop().unwrap_or_else(|| {
             self.connections.push(None);
@@ -340,20 +420,44 @@ impl Reactor {
         }
         let id = self.next_session_id;
         self.next_session_id += 1;
-        let client = Client::new(
-            id,
-            texts::default_name(peer.ip(), peer.port()),
-            self.format,
-            self.shutdown_from.allows(peer.ip()),
+        let name = texts::default_name(peer.ip(), peer.port());
+        let client = match refused {
+            None => Client::new(
+                id,
+                name,
+                self.limits.format,
+                self.limits.shutdown_from.allows(peer.ip()),
+            ),
+            Some(why) => Client::refused(id, name, self.limits.format, why.as_core()),
+        };
+        let session = Session::new(
+            token,
+            socket,
+            peer,
+            client,
+            self.limits.outbound_cap,
+            Arc::clone(&self.handles.budget),
         );
-        let session = Session::new(token, socket, peer, client, self.outbound_cap);
+        let refused_at = refused.map(|_| Instant::now());
+        self.connections[slot] = Some(EventHandler::new(
+            Arc::new(session),
+            Arc::clone(&self.handles.budget),
+            refused_at,
+        ));
+        if refused.is_some() {
+            self.refusing += 1;
+            tracing::debug!(session = id, %peer, "connected, to be refused");
+            return;
+        }
         tracing::debug!(session = id, %peer, "connected");
-        self.connections[slot] = Some(EventHandler::new(Arc::new(session)));
         self.open_connections += 1;
+        if self.per_ip_counted(peer.ip()) {
+            *self.per_ip.entry(peer.ip()).or_insert(0) += 1;
+        }
         bump(&self.handles.metrics.accepted);
     }
 
-    fn refuse(&mut self, why: Refusal, peer: std::net::SocketAddr) {
+    fn refuse(&mut self, why: Refusal, peer: SocketAddr) {
         self.handles.metrics.refused(why);
         self.refusals_unlogged += 1;
         let now = Instant::now();
@@ -365,40 +469,74 @@ impl Reactor {
                 %peer,
                 refused = self.refusals_unlogged,
                 open = self.open_connections,
-                "refusing connections ({why:?}): closed at accept"
+                "refusing connections ({why:?})"
             );
             self.refusals_unlogged = 0;
             self.last_refusal_log = Some(now);
         }
     }
 
-    /// Cuts off connections idle past the timeout; they end through the usual path
-    /// (the read side sees end-of-stream, the worker leaves the room).
-    fn close_idle(&mut self) {
-        let Some(timeout) = self.idle_timeout else {
-            return;
-        };
+    /// About once a second: cut connections past a deadline, and give memory back to
+    /// the system after a large drop in what clients make the server hold.
+    fn tick(&mut self) {
         let now = Instant::now();
-        if now < self.next_idle_check {
+        if now < self.next_tick {
             return;
         }
-        self.next_idle_check = now + IDLE_TICK;
+        self.next_tick = now + TICK;
         let handoff = Handoff {
             queue: &self.handles.queue,
             metrics: &self.handles.metrics,
         };
+        let deadlines = self.limits.deadlines;
         for connection in self.connections.iter_mut().flatten() {
-            if connection.idle_for(timeout, now) {
-                tracing::info!(
-                    session = connection.session.id,
-                    peer = %connection.session.peer,
-                    "idle for {timeout:?}, disconnecting"
-                );
-                bump(&self.handles.metrics.idle_disconnects);
-                connection.session.abort();
-                // The shut-down socket reads as end-of-stream right away.
-                connection.on_readable(&mut self.scratch, handoff, true);
+            let Some(expired) = connection.expired(now, &deadlines) else {
+                continue;
+            };
+            let session = &connection.session;
+            let metrics = &self.handles.metrics;
+            match expired {
+                Expired::Idle => {
+                    tracing::info!(session = session.id, peer = %session.peer, "idle too long, disconnecting");
+                    bump(&metrics.idle_disconnects);
+                    session.abort();
+                }
+                Expired::Frame => {
+                    tracing::info!(session = session.id, peer = %session.peer, "a frame took too long to arrive, disconnecting");
+                    bump(&metrics.frame_timeout_disconnects);
+                    session.cut();
+                }
+                Expired::Write => {
+                    tracing::warn!(session = session.id, peer = %session.peer, "slow consumer: took no output for the write timeout, disconnecting");
+                    bump(&metrics.write_timeout_disconnects);
+                    session.cut();
+                }
+                Expired::Refusal => {
+                    tracing::debug!(session = session.id, peer = %session.peer, "refused connection said nothing; closing");
+                    session.cut();
+                }
             }
+            // The shut-down socket reads as end-of-stream right away.
+            connection.on_readable(&mut self.scratch, handoff, true);
+            connection.wake_if_released(handoff);
+        }
+        self.return_memory();
+    }
+
+    /// Gives freed heap back to the system once what clients make the server hold has
+    /// dropped by [`TRIM_STEP`] since the peak: glibc's allocator keeps freed memory
+    /// otherwise, so a server that once held a flood would stay that large.
+    fn return_memory(&mut self) {
+        let used = self.handles.budget.used();
+        self.trim_mark = self.trim_mark.max(used);
+        if self.trim_mark - used < TRIM_STEP {
+            return;
+        }
+        self.trim_mark = used;
+        #[cfg(all(target_os = "linux", target_env = "gnu"))]
+        // SAFETY: malloc_trim only walks the allocator's own free lists.
+        unsafe {
+            libc::malloc_trim(0);
         }
     }
 
@@ -419,7 +557,7 @@ impl Reactor {
         };
         let mut next = Next::Keep;
         if event.is_writable() {
-            next = connection.on_writable();
+            next = connection.on_writable(handoff);
         }
         let hung_up = event.is_read_closed() || event.is_error();
         if next == Next::Keep && (event.is_readable() || hung_up) {
@@ -474,7 +612,17 @@ impl Reactor {
             if !connection.is_closing() {
                 return false;
             }
-            if connection.overdue(now) || connection.on_writable() == Next::Drop {
+            if connection.overdue(now) {
+                // What is still unsent goes with a reset, so the kernel frees it now.
+                connection.session.set_abortive_close();
+                self.drop_connection(slot);
+                return false;
+            }
+            let handoff = Handoff {
+                queue: &self.handles.queue,
+                metrics: &self.handles.metrics,
+            };
+            if connection.on_writable(handoff) == Next::Drop {
                 self.drop_connection(slot);
                 return false;
             }
@@ -487,7 +635,7 @@ impl Reactor {
         let Some(connection) = self.connections.get_mut(slot).and_then(Option::take) else {
             return;
         };
-        let session = connection.session;
+        let session = Arc::clone(&connection.session);
         let fd = session.socket().as_raw_fd();
         if let Err(e) = self.poll.registry().deregister(&mut SourceFd(&fd)) {
             tracing::debug!(session = session.id, "deregister failed: {e}");
@@ -496,8 +644,21 @@ impl Reactor {
         // end now, not when the last reference goes.
         session.abort();
         self.free_slots.push(slot);
-        self.open_connections -= 1;
-        bump(&self.handles.metrics.closed);
+        if connection.refused {
+            self.refusing -= 1;
+        } else {
+            self.open_connections -= 1;
+            let ip = session.peer.ip();
+            if self.per_ip_counted(ip)
+                && let Some(count) = self.per_ip.get_mut(&ip)
+            {
+                *count -= 1;
+                if *count == 0 {
+                    self.per_ip.remove(&ip);
+                }
+            }
+            bump(&self.handles.metrics.closed);
+        }
         tracing::debug!(session = session.id, peer = %session.peer, "closed");
         if self.accept_stalled {
             self.accept();

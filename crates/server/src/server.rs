@@ -2,8 +2,9 @@
 //!
 //! [`Server::bind`] binds the listener; [`Server::run`] starts the worker pool, runs
 //! the reactor on the calling thread until a shutdown is requested, then stops in
-//! this order: stop accepting → close the work queue and join every worker (each
-//! finishes the job in hand) → flush what can be flushed within a short bound →
+//! this order: stop accepting and reading → let the workers handle every frame
+//! already read (at most [`SHUTDOWN_DRAIN`]; anything left then is counted and
+//! logged) and join them → flush what can be flushed within [`SHUTDOWN_FLUSH`] →
 //! close every connection. When `run` returns, no thread it started is left.
 //!
 //! This is the only module that sees every part; each thread is handed just the
@@ -19,7 +20,9 @@ use std::time::Duration;
 use chat_core::{LocalBroker, MessageBroker};
 use mio::net::TcpListener;
 use mio::{Interest, Poll, Waker};
+use socket2::{Domain, Protocol, Socket, Type};
 
+use crate::budget::MemoryBudget;
 use crate::config::ServerConfig;
 use crate::metrics::{GaugeValues, Metrics, MetricsServer};
 use crate::pool::{ThreadPool, WorkQueue};
@@ -30,6 +33,11 @@ use crate::worker::{SessionWorker, WorkerHandles};
 
 /// How long a shutdown waits for clients to take their last bytes.
 const SHUTDOWN_FLUSH: Duration = Duration::from_secs(1);
+/// How long a shutdown lets workers handle input already read.
+const SHUTDOWN_DRAIN: Duration = Duration::from_secs(2);
+/// The listen backlog asked for (the kernel caps it at `net.core.somaxconn`): room
+/// for a thousand clients connecting at once without SYN retries.
+const LISTEN_BACKLOG: i32 = 4096;
 
 /// A bound, not yet running server.
 #[derive(Debug)]
@@ -44,6 +52,7 @@ pub struct Server {
     metrics: Arc<Metrics>,
     reactor_handle: Arc<ReactorHandle>,
     shutdown: Arc<Shutdown>,
+    budget: Arc<MemoryBudget>,
 }
 
 impl Server {
@@ -61,7 +70,7 @@ impl Server {
     ) -> io::Result<Server> {
         let poll = Poll::new()?;
         let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
-        let mut listener = TcpListener::bind(config.bind)?;
+        let mut listener = listen(config.bind)?;
         poll.registry()
             .register(&mut listener, LISTENER, Interest::READABLE)?;
         let local_addr = listener.local_addr()?;
@@ -70,7 +79,6 @@ impl Server {
             .map(std::net::TcpListener::bind)
             .transpose()?;
         Ok(Server {
-            config,
             poll,
             listener,
             local_addr,
@@ -80,6 +88,8 @@ impl Server {
             metrics: Arc::new(Metrics::default()),
             reactor_handle: Arc::new(ReactorHandle::new(Arc::clone(&waker))),
             shutdown: Arc::new(Shutdown::new(waker)),
+            budget: Arc::new(MemoryBudget::new(config.memory_budget)),
+            config,
         })
     }
 
@@ -114,6 +124,7 @@ impl Server {
             metrics,
             reactor_handle,
             shutdown,
+            budget,
         } = self;
         let workers = config.workers.max(1);
         let worker_handles = WorkerHandles {
@@ -130,9 +141,11 @@ impl Server {
             Some(listener) => {
                 let gauges = {
                     let (broker, queue) = (Arc::clone(&broker), Arc::clone(&queue));
+                    let budget = Arc::clone(&budget);
                     Box::new(move || GaugeValues {
                         rooms: broker.room_count() as u64,
                         queue_depth: queue.len() as u64,
+                        budget_used: budget.used() as u64,
                     })
                 };
                 let server = MetricsServer::start(listener, Arc::clone(&metrics), gauges)?;
@@ -151,7 +164,8 @@ impl Server {
             queue,
             metrics,
             inbox: reactor_handle,
-            shutdown,
+            shutdown: Arc::clone(&shutdown),
+            budget,
         };
         let mut reactor = Reactor::new(poll, listener, handles, &config);
         let result = reactor.run();
@@ -160,7 +174,9 @@ impl Server {
         }
         tracing::info!(connections = reactor.connection_count(), "shutting down");
         reactor.stop_accepting();
-        pool.join();
+        shutdown.begin_drain(SHUTDOWN_DRAIN);
+        reactor.release_held();
+        pool.finish();
         reactor.close_all(SHUTDOWN_FLUSH);
         if let Some(metrics_server) = metrics_server {
             metrics_server.stop();
@@ -168,4 +184,16 @@ impl Server {
         tracing::info!("stopped");
         result
     }
+}
+
+/// A non-blocking listener on `addr` with [`LISTEN_BACKLOG`] (the standard library and
+/// mio ask for 128, which makes a burst of connects wait for SYN retries).
+fn listen(addr: SocketAddr) -> io::Result<TcpListener> {
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    // As mio and std do: a restarted server can bind again at once.
+    socket.set_reuse_address(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(LISTEN_BACKLOG)?;
+    socket.set_nonblocking(true)?;
+    Ok(TcpListener::from_std(socket.into()))
 }

@@ -10,7 +10,12 @@
 //!   again, so **one session is handled by one worker at a time, in arrival order** —
 //!   the assignment's ordering rule. The inbox is bounded (frames and bytes): past the
 //!   bound the reactor pauses reading the socket until a worker drains it
-//!   (backpressure; nothing is dropped, the reactor never blocks).
+//!   (backpressure; nothing is dropped, the reactor never blocks). A worker also
+//!   stops early — [`Session::unread`] gives back what it did not handle — when its
+//!   turn's budget is used up, and *holds* the session when the client's own output
+//!   backlog is over [`OUTPUT_HIGH_WATER`]: a held session is not scheduled again
+//!   until its output drains ([`Session::release_if_drained`]), so a client that asks
+//!   for more than it reads slows itself down instead of growing the server.
 //! * the **chat state** (a [`chat_core::Client`]): name, room, protocol decoder. Only
 //!   the worker handling the session touches it; the mutex is uncontended and only
 //!   satisfies the compiler.
@@ -24,20 +29,27 @@
 
 use std::fmt;
 use std::net::SocketAddr;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
 use bytes::Bytes;
 use chat_core::{Client, ClientId, Delivered, Mailbox};
 use mio::Token;
 use mio::net::TcpStream;
 
-use crate::outbound::{Append, Flush, Outbound};
+use crate::budget::MemoryBudget;
+use crate::outbound::{Append, Flush, Outbound, Overflow, Progress};
 use crate::pool::lock;
 
 /// Frames an inbox may hold before the reactor stops reading the socket.
 pub(crate) const MAX_INBOX_FRAMES: usize = 1024;
 /// Bytes an inbox may hold before the reactor stops reading the socket.
 pub(crate) const MAX_INBOX_BYTES: usize = 256 * 1024;
+/// A client whose own output backlog is over this is not served more input until it
+/// drains below [`OUTPUT_LOW_WATER`].
+pub(crate) const OUTPUT_HIGH_WATER: usize = 256 * 1024;
+/// See [`OUTPUT_HIGH_WATER`].
+pub(crate) const OUTPUT_LOW_WATER: usize = 64 * 1024;
 
 /// One client connection: the server's [`Mailbox`] type.
 ///
@@ -53,6 +65,8 @@ pub struct Session {
     inbox: Mutex<Inbox>,
     outbound: Outbound,
     client: Mutex<Client>,
+    /// Charged for the inbox's bytes.
+    budget: Arc<MemoryBudget>,
 }
 
 impl fmt::Debug for Session {
@@ -78,6 +92,9 @@ struct Inbox {
     /// The peer closed or the socket failed: no more bytes will come. Set by the
     /// reactor after the last bytes were appended.
     closed: bool,
+    /// A worker stopped because the client's output backlog is too large; the session
+    /// is not scheduled until it drains (or the connection is cut).
+    held: bool,
 }
 
 /// What a worker takes out of an inbox in one go.
@@ -101,13 +118,15 @@ pub(crate) struct Delivery {
 }
 
 impl Session {
-    /// A new session for an accepted socket, with `client` as its chat state.
+    /// A new session for an accepted socket, with `client` as its chat state; its
+    /// buffers charge `budget`.
     pub(crate) fn new(
         token: Token,
         socket: TcpStream,
         peer: SocketAddr,
         client: Client,
         outbound_cap: usize,
+        budget: Arc<MemoryBudget>,
     ) -> Self {
         Session {
             id: client.id(),
@@ -115,8 +134,9 @@ impl Session {
             peer,
             socket,
             inbox: Mutex::new(Inbox::default()),
-            outbound: Outbound::new(outbound_cap),
+            outbound: Outbound::new(outbound_cap, Arc::clone(&budget)),
             client: Mutex::new(client),
+            budget,
         }
     }
 
@@ -131,14 +151,20 @@ impl Session {
     }
 
     /// Appends `frames` complete frames read by the reactor.
+    ///
+    /// The inbox also counts as full while the server's memory budget is spent and it
+    /// holds anything: reading pauses until a worker has taken what waits.
     pub(crate) fn deliver_frames(&self, bytes: &[u8], frames: usize) -> Delivery {
+        self.budget.charge(bytes.len());
         let mut inbox = lock(&self.inbox);
         inbox.bytes.extend_from_slice(bytes);
         inbox.frames += frames;
-        let full = inbox.frames >= MAX_INBOX_FRAMES || inbox.bytes.len() >= MAX_INBOX_BYTES;
+        let full = inbox.frames >= MAX_INBOX_FRAMES
+            || inbox.bytes.len() >= MAX_INBOX_BYTES
+            || self.budget.is_spent();
         inbox.paused |= full;
         Delivery {
-            schedule: !std::mem::replace(&mut inbox.scheduled, true),
+            schedule: inbox.try_schedule(),
             full,
         }
     }
@@ -148,13 +174,14 @@ impl Session {
     pub(crate) fn deliver_close(&self) -> bool {
         let mut inbox = lock(&self.inbox);
         inbox.closed = true;
-        !std::mem::replace(&mut inbox.scheduled, true)
+        inbox.try_schedule()
     }
 
     /// Takes everything in the inbox, leaving `spare` (an empty buffer) in its place.
     pub(crate) fn take_inbox(&self, spare: Vec<u8>) -> Taken {
         let mut inbox = lock(&self.inbox);
         let bytes = std::mem::replace(&mut inbox.bytes, spare);
+        self.budget.release(bytes.len());
         inbox.frames = 0;
         Taken {
             bytes,
@@ -163,13 +190,64 @@ impl Session {
         }
     }
 
+    /// Gives back `frames` complete frames a worker took and did not handle; they go
+    /// before anything that arrived meanwhile. With `hold`, the session waits for its
+    /// output to drain before it is scheduled again.
+    pub(crate) fn unread(&self, bytes: &[u8], frames: usize, hold: bool) {
+        self.budget.charge(bytes.len());
+        let mut inbox = lock(&self.inbox);
+        inbox.bytes.splice(..0, bytes.iter().copied());
+        inbox.frames += frames;
+        inbox.held |= hold;
+    }
+
     /// Called by the worker when done: unschedules the session unless more input
-    /// arrived meanwhile, in which case it stays scheduled and the caller requeues it.
+    /// arrived meanwhile (or was given back), in which case it stays scheduled and the
+    /// caller requeues it. A held session is unscheduled whatever waits.
     pub(crate) fn finish_turn(&self, handled_close: bool) -> bool {
         let mut inbox = lock(&self.inbox);
-        let more = !inbox.bytes.is_empty() || (inbox.closed && !handled_close);
+        let more = !inbox.held && inbox.has_work(handled_close);
         inbox.scheduled = more;
         more
+    }
+
+    /// If the session is held and its output has drained (or it was cut off), stops
+    /// holding it; answers whether it must now be queued.
+    pub(crate) fn release_if_drained(&self) -> bool {
+        let mut inbox = lock(&self.inbox);
+        if !inbox.held {
+            return false;
+        }
+        let progress = self.outbound.progress();
+        if progress.pending > OUTPUT_LOW_WATER && !self.outbound.is_closed() {
+            return false;
+        }
+        inbox.held = false;
+        inbox.has_work(false) && inbox.try_schedule()
+    }
+
+    /// Stops holding the session whatever its backlog (at shutdown, when every frame
+    /// already read is handled); answers whether it must now be queued.
+    pub(crate) fn force_release(&self) -> bool {
+        let mut inbox = lock(&self.inbox);
+        let was_held = std::mem::take(&mut inbox.held);
+        was_held && inbox.has_work(false) && inbox.try_schedule()
+    }
+
+    /// Whether the client's own output backlog is over [`OUTPUT_HIGH_WATER`].
+    pub(crate) fn output_backlogged(&self) -> bool {
+        self.outbound.progress().pending > OUTPUT_HIGH_WATER
+    }
+
+    /// What waits to be written, and how much was ever written.
+    pub(crate) fn output_progress(&self) -> Progress {
+        self.outbound.progress()
+    }
+
+    /// Whether the connection was cut off (or its socket failed): nothing more is
+    /// computed for it but its departure.
+    pub(crate) fn is_cut(&self) -> bool {
+        self.outbound.is_closed()
     }
 
     /// Writes what is queued, without blocking.
@@ -189,6 +267,46 @@ impl Session {
         // Errors mean the socket is already shut down or gone: nothing to do.
         let _ = self.socket.shutdown(std::net::Shutdown::Both);
     }
+
+    /// Cuts the connection off *abortively*: when the descriptor is closed the peer
+    /// gets a reset and the kernel frees the socket's buffers at once, instead of
+    /// keeping unsent data (megabytes, for a slow consumer) in FIN-WAIT for as long as
+    /// the peer keeps its end open.
+    pub(crate) fn cut(&self) {
+        self.set_abortive_close();
+        self.abort();
+    }
+
+    /// Makes the eventual close a reset (`SO_LINGER` 0).
+    pub(crate) fn set_abortive_close(&self) {
+        if let Err(e) = socket2::SockRef::from(&self.socket).set_linger(Some(Duration::ZERO)) {
+            tracing::debug!(session = self.id, "could not set SO_LINGER: {e}");
+        }
+    }
+}
+
+impl Inbox {
+    /// Whether a worker has something to do: frames, or a close not yet handled.
+    fn has_work(&self, handled_close: bool) -> bool {
+        !self.bytes.is_empty() || (self.closed && !handled_close)
+    }
+
+    /// Marks the session scheduled; answers whether it was not (the caller queues it).
+    /// A held session is never scheduled from here.
+    fn try_schedule(&mut self) -> bool {
+        if self.held || self.scheduled {
+            return false;
+        }
+        self.scheduled = true;
+        true
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        let inbox = self.inbox.get_mut().unwrap_or_else(|e| e.into_inner());
+        self.budget.release(inbox.bytes.len());
+    }
 }
 
 impl Mailbox for Session {
@@ -197,13 +315,13 @@ impl Mailbox for Session {
             Append::Queued => Delivered::Queued,
             Append::NewlyDirty => Delivered::FlushDue,
             Append::Closed => Delivered::Closed,
-            Append::Overflow => {
-                tracing::warn!(
-                    session = self.id,
-                    peer = %self.peer,
-                    "slow consumer: outbound queue over its cap, disconnecting"
-                );
-                self.abort();
+            Append::Overflow(why) => {
+                let why = match why {
+                    Overflow::Cap => "outbound queue over its cap",
+                    Overflow::Budget => "server memory budget spent and this queue is large",
+                };
+                tracing::warn!(session = self.id, peer = %self.peer, "slow consumer: {why}, disconnecting");
+                self.cut();
                 Delivered::Overflow
             }
         }

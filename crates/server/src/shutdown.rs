@@ -5,8 +5,9 @@
 //! wakes the reactor; the reactor then runs the shutdown sequence itself (see
 //! `server.rs`), so no thread ever tears down state another thread is using.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
 
 use mio::Waker;
 
@@ -15,6 +16,8 @@ use mio::Waker;
 pub(crate) struct Shutdown {
     requested: AtomicBool,
     waker: Arc<Waker>,
+    /// Until when workers may keep handling input already read, once set.
+    drain_until: OnceLock<Instant>,
 }
 
 impl Shutdown {
@@ -23,7 +26,20 @@ impl Shutdown {
         Self {
             requested: AtomicBool::new(false),
             waker,
+            drain_until: OnceLock::new(),
         }
+    }
+
+    /// Starts the drain: workers handle what was read for at most `bound`.
+    pub(crate) fn begin_drain(&self, bound: Duration) {
+        let _ = self.drain_until.set(Instant::now() + bound);
+    }
+
+    /// Whether the drain's time is up (input still unhandled is then dropped).
+    pub(crate) fn drain_expired(&self) -> bool {
+        self.drain_until
+            .get()
+            .is_some_and(|until| Instant::now() >= *until)
     }
 
     /// Asks the server to stop. Idempotent, callable from any thread.

@@ -7,8 +7,18 @@
 //! and delivers to mailboxes; this module does what only a transport can: log, count,
 //! stop the server when a client may and asks, close a connection the core ended or
 //! the client left. Then it gives the session back: unscheduled, or requeued if more
-//! frames arrived meanwhile (so no session hogs a worker, and none is ever handled by
-//! two workers at once).
+//! frames arrived meanwhile (so none is ever handled by two workers at once).
+//!
+//! # Fair service
+//!
+//! One turn handles at most [`MAX_TURN_FRAMES`] frames; the rest is given back and
+//! the session goes to the back of the queue, so a client pipelining thousands of
+//! requests cannot keep a worker from everyone else. A client whose own output
+//! backlog is over the high-water mark (it asks for more than it reads — `/rooms` in
+//! a loop) is *held*: its remaining input waits until its output drains. Nothing is
+//! computed for a connection that was cut off or failed beyond what others see: its
+//! chats already read still reach its room, in order, but it gets no replies and no
+//! room lists ([`Client::set_unreachable`]).
 //!
 //! Writing is batched across turns: a worker flushes the sockets it queued bytes for
 //! when the work queue runs dry, or once the oldest unflushed turn is
@@ -38,6 +48,18 @@ pub(crate) const MAX_FLUSH_DELAY: Duration = Duration::from_millis(1);
 
 /// Inbox buffers larger than this are not kept for reuse.
 const KEEP_INBOX_CAPACITY: usize = 64 * 1024;
+
+/// Frames one turn handles for one session before others get a turn.
+pub(crate) const MAX_TURN_FRAMES: usize = 64;
+
+/// Why a turn stopped before the end of the session's input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stop {
+    /// The turn's share is used up: back of the queue.
+    Yield,
+    /// The client's output backlog is too large: wait for it to drain.
+    Hold,
+}
 
 /// What a worker reaches beyond the session in hand: exactly these handles.
 #[derive(Debug, Clone)]
@@ -87,6 +109,10 @@ impl SessionWorker {
             if session.flush() == Flush::Closed {
                 session.abort();
             }
+            if session.release_if_drained() {
+                // A closed queue means the server is stopping.
+                let _ = self.handles.queue.push(session);
+            }
         }
         self.handles
             .metrics
@@ -98,25 +124,59 @@ impl SessionWorker {
         }
     }
 
-    /// Runs every frame of `bytes` through the session's client, then ends it if the
-    /// connection is gone.
+    /// Runs the frames of `taken` through the session's client until they are done or
+    /// the turn must stop, gives back what was not handled, and ends the session if
+    /// the connection is gone. Answers whether the close (if any) was handled.
     fn run_frames(
         &mut self,
         session: &Arc<Session>,
         client: &mut Client,
         taken: &[u8],
         closed: bool,
-    ) {
+    ) -> bool {
         let handles = &self.handles;
+        // While shutting down, every frame already read is handled, at once.
+        let draining = handles.shutdown.is_requested();
         let mut turn = Turn {
             mailbox: session,
             broker: handles.broker.as_ref(),
             out: &mut self.fanout,
         };
-        for frame in Frames::new(taken) {
-            if client.is_ended() {
+        let mut frames = Frames::new(taken);
+        let mut handled = 0;
+        let mut stop = None;
+        while !client.is_ended() {
+            if session.is_cut() {
+                client.set_unreachable();
+            }
+            if draining && handles.shutdown.drain_expired() {
+                // Out of time: what is left goes unhandled, and is counted.
+                let rest = Frames::new(&taken[frames.consumed()..]).count();
+                handles
+                    .metrics
+                    .dropped_at_shutdown
+                    .fetch_add(rest as u64, std::sync::atomic::Ordering::Relaxed);
+                if rest > 0 {
+                    tracing::warn!(
+                        session = session.id,
+                        frames = rest,
+                        "shutdown drain out of time; input dropped"
+                    );
+                }
+                return true;
+            }
+            if !draining && handled >= MAX_TURN_FRAMES {
+                stop = Some(Stop::Yield);
                 break;
             }
+            if !draining && session.output_backlogged() {
+                stop = Some(Stop::Hold);
+                break;
+            }
+            let Some(frame) = frames.next() else {
+                break;
+            };
+            handled += 1;
             match client.handle_frame(frame, &mut turn) {
                 Outcome::Continue => {}
                 Outcome::Refused(error) => {
@@ -135,13 +195,23 @@ impl SessionWorker {
                     bump(&handles.metrics.error_disconnects);
                     self.ended.push(Arc::clone(session));
                 }
+                Outcome::Ended(EndReason::Refused) => {
+                    tracing::debug!(session = session.id, peer = %session.peer, "refused connection told why; closing");
+                    self.ended.push(Arc::clone(session));
+                }
             }
+        }
+        if let Some(stop) = stop {
+            let rest = &taken[frames.consumed()..];
+            session.unread(rest, Frames::new(rest).count(), stop == Stop::Hold);
+            return false;
         }
         if closed && !client.is_ended() {
             tracing::debug!(session = session.id, peer = %session.peer, "client disconnected");
             client.disconnect(&mut turn);
             self.ended.push(Arc::clone(session));
         }
+        closed
     }
 }
 
@@ -153,10 +223,10 @@ impl Consumer<Arc<Session>> for SessionWorker {
                 .reactor
                 .send(ReactorCommand::Resume(session.token, session.id));
         }
-        let ended = {
+        let (handled_close, ended) = {
             let mut client = session.client();
-            self.run_frames(session, &mut client, &taken.bytes, taken.closed);
-            client.is_ended()
+            let handled_close = self.run_frames(session, &mut client, &taken.bytes, taken.closed);
+            (handled_close, client.is_ended())
         };
         let mut bytes = taken.bytes;
         bytes.clear();
@@ -168,7 +238,7 @@ impl Consumer<Arc<Session>> for SessionWorker {
         if now.duration_since(*self.batch_started.get_or_insert(now)) >= MAX_FLUSH_DELAY {
             self.flush();
         }
-        if session.finish_turn(taken.closed || ended) {
+        if session.finish_turn(handled_close || ended) {
             // More arrived while we worked; back of the line, for fairness. A closed
             // queue means the server is stopping: the input is dropped with it.
             let _ = self.handles.queue.push(Arc::clone(session));

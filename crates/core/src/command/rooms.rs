@@ -8,6 +8,10 @@ use crate::state::{ClientState, Turn};
 use crate::texts;
 
 pub(super) fn apply<M: Mailbox>(client: &mut ClientState, turn: &mut Turn<'_, M>) {
+    if client.unreachable {
+        // The expensive reply would go nowhere.
+        return;
+    }
     let rooms = match turn.broker.rooms() {
         Ok(rooms) => rooms,
         Err(_) => return client.system(turn, texts::UNAVAILABLE),
