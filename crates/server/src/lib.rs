@@ -26,8 +26,8 @@
 //!   capped per client.
 //! * `budget.rs` — one memory budget for all queued output and buffered input.
 //! * `shutdown.rs`, `config.rs` — the shutdown flag; the start-up settings.
-//! * `metrics.rs`, `limits.rs` — counters and the `/metrics` endpoint; the
-//!   open-file limit.
+//! * `metrics.rs`, `metrics_endpoint.rs`, `limits.rs` — counters; the `/metrics`
+//!   endpoint (its own thread and poll); the open-file limit.
 //!
 //! Imports only point down this list's dependencies (no module cycles); the test
 //! `tests/module_graph.rs` checks that.
@@ -50,6 +50,7 @@ pub mod config;
 mod event_handler;
 pub mod limits;
 mod metrics;
+mod metrics_endpoint;
 mod outbound;
 mod pool;
 mod reactor;

@@ -1,22 +1,14 @@
-//! Operational metrics, and a tiny HTTP endpoint serving them in the Prometheus /
-//! OpenMetrics text format (encoded by the `prometheus-client` crate).
+//! Operational metrics, rendered in the Prometheus / OpenMetrics text format (by the
+//! `prometheus-client` crate). The HTTP endpoint that serves them is
+//! `metrics_endpoint.rs`.
 //!
 //! Counting must not slow the hot path: [`Metrics`] is a set of relaxed atomics, and
 //! workers count into a thread-local [`chat_core::Tally`] that they fold into the
 //! atomics once per batch, so fan-out to many recipients costs no shared-cache-line
 //! traffic per message. Gauges (connections, rooms, queue depth) are read at scrape
 //! time.
-//!
-//! The endpoint is deliberately small: one thread, one request per connection,
-//! `GET /metrics` only, a read timeout so a silent scraper cannot hold it. It is not
-//! part of the chat reactor and shares nothing with it but the counters.
 
-use std::io::{self, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use chat_core::{OutKind, Tally};
 use chat_proto::{RequestKind, WireFormat};
@@ -291,141 +283,4 @@ pub(crate) fn render(m: &Metrics, gauges: GaugeValues) -> String {
     // Writing into a String cannot fail.
     let _ = encode(&mut text, &registry);
     text
-}
-
-/// The HTTP endpoint's thread.
-pub(crate) struct MetricsServer {
-    addr: SocketAddr,
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
-}
-
-impl MetricsServer {
-    /// Serves the page on `listener` until [`MetricsServer::stop`].
-    pub(crate) fn start(
-        listener: TcpListener,
-        metrics: Arc<Metrics>,
-        gauges: Gauges,
-    ) -> io::Result<Self> {
-        let addr = listener.local_addr()?;
-        let stop = Arc::new(AtomicBool::new(false));
-        let thread = std::thread::Builder::new().name("metrics".into()).spawn({
-            let stop = Arc::clone(&stop);
-            move || {
-                for stream in listener.incoming() {
-                    if stop.load(Ordering::SeqCst) {
-                        break;
-                    }
-                    match stream {
-                        Ok(stream) => {
-                            if let Err(e) = serve_one(stream, &metrics, &gauges) {
-                                tracing::debug!("metrics request failed: {e}");
-                            }
-                        }
-                        Err(e) => {
-                            tracing::warn!("metrics accept failed: {e}");
-                            // Out of descriptors: do not spin.
-                            std::thread::sleep(Duration::from_millis(100));
-                        }
-                    }
-                }
-            }
-        })?;
-        Ok(Self {
-            addr,
-            stop,
-            thread: Some(thread),
-        })
-    }
-
-    /// The address served.
-    pub(crate) fn addr(&self) -> SocketAddr {
-        self.addr
-    }
-
-    /// Stops and joins the thread.
-    pub(crate) fn stop(mut self) {
-        self.shutdown();
-    }
-
-    fn shutdown(&mut self) {
-        let Some(thread) = self.thread.take() else {
-            return;
-        };
-        self.stop.store(true, Ordering::SeqCst);
-        // Wake the blocking accept with a connection of our own.
-        let wake_addr = match self.addr {
-            SocketAddr::V4(a) if a.ip().is_unspecified() => {
-                SocketAddr::from(([127, 0, 0, 1], a.port()))
-            }
-            SocketAddr::V6(a) if a.ip().is_unspecified() => {
-                SocketAddr::from(([0u16, 0, 0, 0, 0, 0, 0, 1], a.port()))
-            }
-            other => other,
-        };
-        if let Err(e) = TcpStream::connect_timeout(&wake_addr, Duration::from_secs(1)) {
-            tracing::warn!("could not wake the metrics thread: {e}");
-        }
-        if thread.join().is_err() {
-            tracing::error!("the metrics thread panicked");
-        }
-    }
-}
-
-impl Drop for MetricsServer {
-    fn drop(&mut self) {
-        self.shutdown();
-    }
-}
-
-/// How long one scrape may take, reading and writing together. A deadline for the
-/// whole request, not per read: a client trickling a byte at a time must not hold the
-/// one metrics thread (nor delay a shutdown that joins it).
-const REQUEST_DEADLINE: Duration = Duration::from_secs(2);
-
-fn serve_one(mut stream: TcpStream, metrics: &Metrics, gauges: &Gauges) -> io::Result<()> {
-    let deadline = Instant::now() + REQUEST_DEADLINE;
-    let time_left = || {
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            Err(io::Error::new(
-                io::ErrorKind::TimedOut,
-                "request deadline passed",
-            ))
-        } else {
-            Ok(left)
-        }
-    };
-    let mut request = Vec::new();
-    let mut chunk = [0u8; 1024];
-    while !request.windows(4).any(|w| w == b"\r\n\r\n") && request.len() < 8192 {
-        stream.set_read_timeout(Some(time_left()?))?;
-        let n = stream.read(&mut chunk)?;
-        if n == 0 {
-            break;
-        }
-        request.extend_from_slice(&chunk[..n]);
-    }
-    let line = request.split(|&b| b == b'\r').next().unwrap_or_default();
-    let (status, content_type, body) =
-        if line.starts_with(b"GET /metrics ") || line == b"GET /metrics" {
-            (
-                "200 OK",
-                "application/openmetrics-text; version=1.0.0; charset=utf-8",
-                render(metrics, gauges()),
-            )
-        } else {
-            (
-                "404 Not Found",
-                "text/plain; charset=utf-8",
-                "try /metrics\n".to_owned(),
-            )
-        };
-    stream.set_write_timeout(Some(time_left()?))?;
-    write!(
-        stream,
-        "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )?;
-    stream.flush()
 }

@@ -24,7 +24,8 @@ use socket2::{Domain, Protocol, Socket, Type};
 
 use crate::budget::MemoryBudget;
 use crate::config::ServerConfig;
-use crate::metrics::{GaugeValues, Metrics, MetricsServer};
+use crate::metrics::{GaugeValues, Metrics};
+use crate::metrics_endpoint::MetricsServer;
 use crate::pool::{ThreadPool, WorkQueue};
 use crate::reactor::{LISTENER, Reactor, ReactorHandle, ReactorHandles, WAKER};
 use crate::session::Session;

@@ -45,8 +45,9 @@ use crate::pool::lock;
 pub(crate) const MAX_INBOX_FRAMES: usize = 1024;
 /// Bytes an inbox may hold before the reactor stops reading the socket.
 pub(crate) const MAX_INBOX_BYTES: usize = 256 * 1024;
-/// A client whose own output backlog is over this is not served more input until it
-/// drains below [`OUTPUT_LOW_WATER`].
+/// A client whose own output backlog is over this (or a quarter of its outbound cap,
+/// if smaller) is not served more input until it drains below [`OUTPUT_LOW_WATER`] (or
+/// a quarter of its high-water mark, if smaller).
 pub(crate) const OUTPUT_HIGH_WATER: usize = 256 * 1024;
 /// See [`OUTPUT_HIGH_WATER`].
 pub(crate) const OUTPUT_LOW_WATER: usize = 64 * 1024;
@@ -67,6 +68,9 @@ pub struct Session {
     client: Mutex<Client>,
     /// Charged for the inbox's bytes.
     budget: Arc<MemoryBudget>,
+    /// This session's output high-water mark: [`OUTPUT_HIGH_WATER`], or a quarter of
+    /// its outbound cap if that is smaller (a hold must come well before a cut).
+    high_water: usize,
 }
 
 impl fmt::Debug for Session {
@@ -137,6 +141,7 @@ impl Session {
             outbound: Outbound::new(outbound_cap, Arc::clone(&budget)),
             client: Mutex::new(client),
             budget,
+            high_water: OUTPUT_HIGH_WATER.min(outbound_cap / 4),
         }
     }
 
@@ -219,7 +224,8 @@ impl Session {
             return false;
         }
         let progress = self.outbound.progress();
-        if progress.pending > OUTPUT_LOW_WATER && !self.outbound.is_closed() {
+        let low_water = OUTPUT_LOW_WATER.min(self.high_water / 4);
+        if progress.pending > low_water && !self.outbound.is_closed() {
             return false;
         }
         inbox.held = false;
@@ -234,9 +240,9 @@ impl Session {
         was_held && inbox.has_work(false) && inbox.try_schedule()
     }
 
-    /// Whether the client's own output backlog is over [`OUTPUT_HIGH_WATER`].
+    /// Whether the client's own output backlog is over its high-water mark.
     pub(crate) fn output_backlogged(&self) -> bool {
-        self.outbound.progress().pending > OUTPUT_HIGH_WATER
+        self.outbound.progress().pending > self.high_water
     }
 
     /// What waits to be written, and how much was ever written.
@@ -274,7 +280,11 @@ impl Session {
     /// the peer keeps its end open.
     pub(crate) fn cut(&self) {
         self.set_abortive_close();
-        self.abort();
+        self.outbound.close();
+        // Only the read side: a FIN now would let the peer read everything already
+        // sent and see an orderly end. Shutting reading down still wakes the reactor,
+        // which sees end-of-stream and ends the session (the close is then a reset).
+        let _ = self.socket.shutdown(std::net::Shutdown::Read);
     }
 
     /// Makes the eventual close a reset (`SO_LINGER` 0).

@@ -1,9 +1,11 @@
 //! Connection limits and the idle timeout.
 //!
-//! * `max_connections: 5`: five clients are served; a sixth is accepted and closed at
-//!   once (it reads end of stream, nothing else), and counted as
-//!   `chat_connections_refused_total{reason="limit"}`; the five are unaffected; once
-//!   one of them leaves, a new client is accepted and served.
+//! * `max_connections: 5`: five clients are served; a sixth is accepted, and once it
+//!   says something (so that its format is known) it is told
+//!   `서버에 접속한 사람이 너무 많습니다. …` in that format and closed, in both formats;
+//!   refusals are counted as `chat_connections_refused_total{reason="limit"}`; the
+//!   five are unaffected; once one of them leaves, a new client is accepted and
+//!   served.
 //! * `idle_timeout: 1 s`: a client that sends nothing is disconnected (it reads end of
 //!   stream, its room is told `[NAME] 님이 퇴장했습니다.`, `chat_idle_disconnects_total`
 //!   moves), while a client that keeps talking stays connected well past the timeout.
@@ -15,28 +17,13 @@
 
 mod support;
 
-use std::io::{self, ErrorKind, Read};
-use std::net::TcpStream;
+use std::io;
 use std::thread;
 use std::time::{Duration, Instant};
 
 use chat_proto::{Request, Response, WireFormat};
 use chat_server::ServerConfig;
 use support::*;
-
-/// Reads from a connection the server should close without a word: it must end
-/// (EOF, or a reset) before [`TIMEOUT`], with no byte before the end.
-#[track_caller]
-fn expect_closed_at_once(mut stream: TcpStream) {
-    stream.set_read_timeout(Some(TIMEOUT)).unwrap();
-    let mut buf = [0u8; 64];
-    match stream.read(&mut buf) {
-        Ok(0) => {}
-        Ok(n) => panic!("a refused connection got {n} bytes: {:?}", &buf[..n]),
-        Err(e) if e.kind() == ErrorKind::ConnectionReset => {}
-        Err(e) => panic!("a refused connection was not closed: {e}"),
-    }
-}
 
 #[test]
 fn the_connection_past_the_limit_is_closed_and_a_freed_slot_is_reused() {
@@ -52,9 +39,21 @@ fn the_connection_past_the_limit_is_closed_and_a_freed_slot_is_reused() {
         client.expect_silence(); // accepted and served
     }
 
-    let sixth = TcpStream::connect(server.addr).expect("the kernel still completes the handshake");
-    expect_closed_at_once(sixth);
-    metric_eventually(m, "chat_connections_refused_total{reason=\"limit\"}", 1);
+    for (refused, format) in WireFormat::ALL.into_iter().enumerate() {
+        let mut sixth = server.client(format);
+        sixth.send(&Request::Rooms);
+        sixth.expect_system(chat_core::texts::SERVER_FULL);
+        assert_eq!(
+            sixth.expect_eof(),
+            vec![],
+            "{format}: nothing after the refusal"
+        );
+        metric_eventually(
+            m,
+            "chat_connections_refused_total{reason=\"limit\"}",
+            refused as u64 + 1,
+        );
+    }
     metric_eventually(m, "chat_connections", 5);
 
     // The five are unaffected.
@@ -73,7 +72,7 @@ fn the_connection_past_the_limit_is_closed_and_a_freed_slot_is_reused() {
     five[0].expect_system(&entered("newcomer"));
     five[1].expect_system(&entered("newcomer"));
     metric_eventually(m, "chat_connections", 5);
-    metric_eventually(m, "chat_connections_refused_total{reason=\"limit\"}", 1);
+    metric_eventually(m, "chat_connections_refused_total{reason=\"limit\"}", 2);
 }
 
 #[test]
