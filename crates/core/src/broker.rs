@@ -33,10 +33,11 @@
 use std::fmt;
 use std::sync::Arc;
 
-use chat_proto::{RoomInfo, WireFormat};
+use chat_proto::WireFormat;
 
 use crate::encoded::Encoded;
 use crate::fanout::Fanout;
+use crate::listing::Listing;
 use crate::mailbox::Mailbox;
 
 /// A room's number, as clients see it.
@@ -148,9 +149,13 @@ pub trait MessageBroker<M: Mailbox>: Send + Sync + fmt::Debug {
         out: &mut Fanout<M>,
     ) -> Result<(), BrokerError>;
 
-    /// Every room, ordered by id, members in join order. Each room is listed as it was
-    /// at one moment; rooms emptied meanwhile are left out.
-    fn rooms(&self) -> Result<Vec<RoomInfo>, BrokerError>;
+    /// Every room, ordered by id, members in join order, with its encoded replies.
+    /// Each room is listed as it was at one moment; rooms emptied meanwhile are left
+    /// out. A listing reflects every change that returned before this call began
+    /// (so `/rooms` right after `/join` shows the member); implementations should hand
+    /// out the same [`Listing`] until the rooms change, so that repeating `/rooms`
+    /// costs nothing.
+    fn listing(&self) -> Result<Arc<Listing>, BrokerError>;
 
     /// How many rooms exist (for logs and metrics).
     fn room_count(&self) -> usize;

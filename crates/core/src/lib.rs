@@ -25,8 +25,8 @@
 //!   frames. [`fanout`] — [`Fanout`]: one turn's deliveries, the mailboxes to flush
 //!   and the counts. [`encoded`] — [`Encoded`]: a message encoded once per format as
 //!   shared [`bytes::Bytes`].
-//! * [`texts`], [`validate`] — every text; what clients may choose. `listing` — a
-//!   room list split into frames.
+//! * [`texts`], [`validate`] — every text; what clients may choose. [`listing`] —
+//!   [`Listing`], a room list encoded once per format and shared until it changes.
 //!
 //! # Example
 //!
@@ -67,7 +67,7 @@ pub mod client;
 mod command;
 pub mod encoded;
 pub mod fanout;
-mod listing;
+pub mod listing;
 pub mod local;
 pub mod mailbox;
 mod state;
@@ -78,6 +78,7 @@ pub use broker::{BrokerError, ClientId, Leaving, Member, MessageBroker, RoomId};
 pub use client::{Client, MAX_ERROR_STREAK};
 pub use encoded::{Encoded, OutKind};
 pub use fanout::{Fanout, Tally};
+pub use listing::Listing;
 pub use local::LocalBroker;
 pub use mailbox::{Delivered, Mailbox};
 pub use state::{EndReason, Outcome, Refusal, Turn};

@@ -1,12 +1,54 @@
-//! `/rooms` replies: a room list split into messages that each fit one frame.
+//! `/rooms` replies: a room list, encoded once per format and shared.
+//!
+//! A [`Listing`] is the room list at one moment and, computed on first use and kept,
+//! its `SCRoomsResult` messages in each wire format. A broker keeps the last one and
+//! hands out the same `Arc` until the rooms change, so a client asking for `/rooms`
+//! in a loop costs a reference count per reply, not an encoding of every room.
 //!
 //! The reference client reads one frame per message, so a list too long for 65,535
-//! bytes is sent as several `SCRoomsResult` messages, in order. Pure computation:
-//! sizes are measured by encoding, nothing is sent from here.
+//! bytes is split into several `SCRoomsResult` messages, in order.
+
+use std::sync::OnceLock;
 
 use chat_proto::codec::encode_response;
 use chat_proto::frame::{HEADER_LEN, MAX_PAYLOAD};
 use chat_proto::{Response, RoomInfo, WireFormat};
+
+use crate::encoded::Encoded;
+
+/// The room list at one moment, and its replies; see the module doc.
+#[derive(Debug)]
+pub struct Listing {
+    rooms: Vec<RoomInfo>,
+    /// Indexed by [`WireFormat::index`].
+    messages: [OnceLock<Vec<Encoded>>; 2],
+}
+
+impl Listing {
+    /// A listing of `rooms` (ordered by id, members in join order).
+    pub fn new(rooms: Vec<RoomInfo>) -> Self {
+        Listing {
+            rooms,
+            messages: [OnceLock::new(), OnceLock::new()],
+        }
+    }
+
+    /// The rooms.
+    pub fn rooms(&self) -> &[RoomInfo] {
+        &self.rooms
+    }
+
+    /// The `SCRoomsResult` messages for `format`, each fitting one frame (encoded on
+    /// first use).
+    pub fn messages(&self, format: WireFormat) -> &[Encoded] {
+        self.messages[format.index()].get_or_init(|| {
+            chunks_that_fit(self.rooms.clone(), format)
+                .into_iter()
+                .filter_map(|rooms| Encoded::one(format, &Response::RoomsResult { rooms }).ok())
+                .collect()
+        })
+    }
+}
 
 /// Splits the list into as few `SCRoomsResult` messages as fit in one frame each
 /// (the reference client reads one frame per message). An empty list is one empty

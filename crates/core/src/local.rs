@@ -13,11 +13,16 @@
 //!   the lock only reference-counted handles are queued. Mailboxes never block.
 //! * Room ids start at 1, grow by one and are never reused; a room is deleted when its
 //!   last member leaves.
+//! * Every change (create, join, leave, rename) bumps `version` *after* it is made;
+//!   the last [`Listing`] is kept with the version it was computed at and handed out
+//!   again while the version is unchanged. A listing is only kept if no change
+//!   happened while it was computed, so a kept listing is never stale.
 //!
 //! It never returns [`BrokerError::Unavailable`]: everything it needs is here.
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use chat_proto::{RoomInfo, WireFormat};
@@ -25,12 +30,17 @@ use chat_proto::{RoomInfo, WireFormat};
 use crate::broker::{BrokerError, ClientId, Leaving, Member, MessageBroker, RoomId};
 use crate::encoded::Encoded;
 use crate::fanout::Fanout;
+use crate::listing::Listing;
 use crate::mailbox::Mailbox;
 use crate::texts;
 
 /// Rooms held in this process.
 pub struct LocalBroker<M> {
     rooms: Mutex<RoomTable<M>>,
+    /// Bumped after every change to rooms or members.
+    version: AtomicU64,
+    /// The last listing and the version it shows.
+    listing: Mutex<Option<(u64, Arc<Listing>)>>,
 }
 
 struct RoomTable<M> {
@@ -70,6 +80,8 @@ impl<M> Default for LocalBroker<M> {
                 last_id: 0,
                 by_id: BTreeMap::new(),
             }),
+            version: AtomicU64::new(0),
+            listing: Mutex::new(None),
         }
     }
 }
@@ -97,6 +109,36 @@ impl<M: Mailbox> LocalBroker<M> {
 
     fn find(&self, room: RoomId) -> Option<Arc<Room<M>>> {
         lock(&self.rooms).by_id.get(&room).cloned()
+    }
+
+    /// Marks the listing out of date; called after each change, under the lock that
+    /// made it.
+    fn changed(&self) {
+        self.version.fetch_add(1, Ordering::Release);
+    }
+
+    /// Every room now, each as it was at one moment.
+    fn snapshot(&self) -> Vec<RoomInfo> {
+        // The table lock only for the list of rooms; names are copied under each
+        // room's own lock, so listing a crowded server does not hold up every create,
+        // join and leave.
+        let rooms: Vec<(RoomId, Arc<Room<M>>)> = lock(&self.rooms)
+            .by_id
+            .iter()
+            .map(|(&id, room)| (id, Arc::clone(room)))
+            .collect();
+        rooms
+            .into_iter()
+            .filter_map(|(room_id, room)| {
+                let members: Vec<String> =
+                    lock(&room.members).iter().map(|m| m.name.clone()).collect();
+                (!members.is_empty()).then(|| RoomInfo {
+                    room_id,
+                    title: room.title.clone(),
+                    members,
+                })
+            })
+            .collect()
     }
 }
 
@@ -128,6 +170,7 @@ impl<M: Mailbox> MessageBroker<M> for LocalBroker<M> {
             members: Mutex::new(vec![RoomMember::from(creator)]),
         };
         table.by_id.insert(id, Arc::new(room));
+        self.changed();
         // Under the table lock: nobody can join before the creator's notice is queued.
         out.send(creator.mailbox, creator.format, &entered);
         Ok(id)
@@ -152,6 +195,7 @@ impl<M: Mailbox> MessageBroker<M> for LocalBroker<M> {
         let mut members = lock(&current.members);
         broadcast(&members, member.id, &arrived, out);
         members.push(RoomMember::from(member));
+        self.changed();
         out.send(member.mailbox, member.format, &entered);
         Ok(())
     }
@@ -176,6 +220,7 @@ impl<M: Mailbox> MessageBroker<M> for LocalBroker<M> {
                 // Not a member: nothing to tell anyone (errors change nothing).
                 return Err(BrokerError::NoSuchRoom);
             }
+            self.changed();
             broadcast(&members, member.id, &departed, out);
             if let Some(left) = &left {
                 out.send(member.mailbox, member.format, left);
@@ -187,6 +232,7 @@ impl<M: Mailbox> MessageBroker<M> for LocalBroker<M> {
             let mut table = lock(&self.rooms);
             if lock(&found.members).is_empty() {
                 table.by_id.remove(&room);
+                self.changed();
             }
         }
         Ok(())
@@ -208,6 +254,7 @@ impl<M: Mailbox> MessageBroker<M> for LocalBroker<M> {
             .find(|m| m.id == member.id)
             .ok_or(BrokerError::NoSuchRoom)?;
         member.name.clone_into(&mut own.name);
+        self.changed();
         broadcast(&members, member.id, &others, out);
         out.send(member.mailbox, member.format, &renamed);
         Ok(())
@@ -225,30 +272,86 @@ impl<M: Mailbox> MessageBroker<M> for LocalBroker<M> {
         Ok(())
     }
 
-    fn rooms(&self) -> Result<Vec<RoomInfo>, BrokerError> {
-        // The table lock only for the list of rooms; names are copied under each
-        // room's own lock, so a client asking for /rooms in a loop on a crowded server
-        // does not hold up every create, join and leave.
-        let rooms: Vec<(RoomId, Arc<Room<M>>)> = lock(&self.rooms)
-            .by_id
-            .iter()
-            .map(|(&id, room)| (id, Arc::clone(room)))
-            .collect();
-        Ok(rooms
-            .into_iter()
-            .filter_map(|(room_id, room)| {
-                let members: Vec<String> =
-                    lock(&room.members).iter().map(|m| m.name.clone()).collect();
-                (!members.is_empty()).then(|| RoomInfo {
-                    room_id,
-                    title: room.title.clone(),
-                    members,
-                })
-            })
-            .collect())
+    fn listing(&self) -> Result<Arc<Listing>, BrokerError> {
+        let version = self.version.load(Ordering::Acquire);
+        if let Some((shown, listing)) = &*lock(&self.listing)
+            && *shown == version
+        {
+            return Ok(Arc::clone(listing));
+        }
+        // Computed outside every lock; kept only if nothing changed meanwhile (else it
+        // may miss a change, which is fine for this caller, whose request came first,
+        // but not for a later one).
+        let listing = Arc::new(Listing::new(self.snapshot()));
+        let mut kept = lock(&self.listing);
+        if self.version.load(Ordering::Acquire) == version {
+            *kept = Some((version, Arc::clone(&listing)));
+        }
+        Ok(listing)
     }
 
     fn room_count(&self) -> usize {
         lock(&self.rooms).by_id.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mailbox::Delivered;
+    use bytes::Bytes;
+
+    #[derive(Debug)]
+    struct Sink;
+    impl Mailbox for Sink {
+        fn deliver(&self, _: &Bytes) -> Delivered {
+            Delivered::Queued
+        }
+    }
+
+    fn member<'a>(id: ClientId, name: &'a str, mailbox: &'a Arc<Sink>) -> Member<'a, Sink> {
+        Member {
+            id,
+            name,
+            format: WireFormat::Json,
+            mailbox,
+        }
+    }
+
+    #[test]
+    fn the_listing_is_shared_until_the_rooms_change() {
+        let broker = LocalBroker::new();
+        let mut out = Fanout::new();
+        let sink = Arc::new(Sink);
+        let room = broker
+            .create_room(member(1, "a", &sink), "t", &mut out)
+            .unwrap();
+        let first = broker.listing().unwrap();
+        assert!(Arc::ptr_eq(&first, &broker.listing().unwrap()), "reused");
+        let json = first.messages(WireFormat::Json).to_vec();
+        assert_eq!(json.len(), 1);
+
+        broker
+            .join_room(room, member(2, "b", &sink), &mut out)
+            .unwrap();
+        let second = broker.listing().unwrap();
+        assert!(!Arc::ptr_eq(&first, &second), "a join makes a new listing");
+        assert_eq!(second.rooms()[0].members, ["a", "b"]);
+
+        broker
+            .rename(room, member(2, "c", &sink), "b", &mut out)
+            .unwrap();
+        assert_eq!(broker.listing().unwrap().rooms()[0].members, ["a", "c"]);
+        broker
+            .leave_room(room, member(1, "a", &sink), Leaving::Asked, &mut out)
+            .unwrap();
+        assert_eq!(broker.listing().unwrap().rooms()[0].members, ["c"]);
+        broker
+            .leave_room(room, member(2, "c", &sink), Leaving::Disconnected, &mut out)
+            .unwrap();
+        assert!(
+            broker.listing().unwrap().rooms().is_empty(),
+            "the room is gone"
+        );
     }
 }

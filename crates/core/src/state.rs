@@ -10,7 +10,7 @@
 
 use std::sync::Arc;
 
-use chat_proto::{DecodeError, Response, WireFormat};
+use chat_proto::{DecodeError, WireFormat};
 
 use crate::broker::{ClientId, Member, MessageBroker, RoomId};
 use crate::encoded::Encoded;
@@ -103,22 +103,6 @@ impl ClientState {
             name: &self.name,
             format: self.format,
             mailbox,
-        }
-    }
-
-    /// Queues `response` for this client alone, in its format. Returns `false` (and
-    /// sends nothing) if it does not fit one frame.
-    pub(crate) fn reply<M: Mailbox>(
-        &self,
-        turn: &mut Turn<'_, M>,
-        response: &Response<'_>,
-    ) -> bool {
-        match Encoded::one(self.format, response) {
-            Ok(encoded) => {
-                turn.out.send(turn.mailbox, self.format, &encoded);
-                true
-            }
-            Err(_) => false,
         }
     }
 

@@ -29,6 +29,7 @@
 
 use std::fmt;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -68,6 +69,8 @@ pub struct Session {
     client: Mutex<Client>,
     /// Charged for the inbox's bytes.
     budget: Arc<MemoryBudget>,
+    /// The close will be a reset ([`Session::cut`]): never send a FIN first.
+    abortive: AtomicBool,
     /// This session's output high-water mark: [`OUTPUT_HIGH_WATER`], or a quarter of
     /// its outbound cap if that is smaller (a hold must come well before a cut).
     high_water: usize,
@@ -142,6 +145,7 @@ impl Session {
             client: Mutex::new(client),
             budget,
             high_water: OUTPUT_HIGH_WATER.min(outbound_cap / 4),
+            abortive: AtomicBool::new(false),
         }
     }
 
@@ -270,25 +274,30 @@ impl Session {
     /// ends through the usual path (leaving its room, notices to the others).
     pub(crate) fn abort(&self) {
         self.outbound.close();
-        // Errors mean the socket is already shut down or gone: nothing to do.
-        let _ = self.socket.shutdown(std::net::Shutdown::Both);
+        // A cut connection gets no FIN (see `cut`), only its reading shut down, which
+        // still wakes the reactor. Errors mean the socket is already shut down or
+        // gone: nothing to do.
+        let how = if self.abortive.load(Ordering::Acquire) {
+            std::net::Shutdown::Read
+        } else {
+            std::net::Shutdown::Both
+        };
+        let _ = self.socket.shutdown(how);
     }
 
     /// Cuts the connection off *abortively*: when the descriptor is closed the peer
     /// gets a reset and the kernel frees the socket's buffers at once, instead of
     /// keeping unsent data (megabytes, for a slow consumer) in FIN-WAIT for as long as
-    /// the peer keeps its end open.
+    /// the peer keeps its end open. No FIN is sent before: it would let the peer read
+    /// everything already sent and see an orderly end.
     pub(crate) fn cut(&self) {
         self.set_abortive_close();
-        self.outbound.close();
-        // Only the read side: a FIN now would let the peer read everything already
-        // sent and see an orderly end. Shutting reading down still wakes the reactor,
-        // which sees end-of-stream and ends the session (the close is then a reset).
-        let _ = self.socket.shutdown(std::net::Shutdown::Read);
+        self.abort();
     }
 
-    /// Makes the eventual close a reset (`SO_LINGER` 0).
+    /// Makes the eventual close a reset (`SO_LINGER` 0), with no FIN before it.
     pub(crate) fn set_abortive_close(&self) {
+        self.abortive.store(true, Ordering::Release);
         if let Err(e) = socket2::SockRef::from(&self.socket).set_linger(Some(Duration::ZERO)) {
             tracing::debug!(session = self.id, "could not set SO_LINGER: {e}");
         }
