@@ -20,10 +20,13 @@
 //!    order) take effect in that order.
 //! 4. **No echo.** A chat goes to every member but its sender; the sender's own
 //!    notices (entered, left, renamed) go to the sender only as the self texts.
-//! 5. **Room ids** are unique for the broker's life, start at 1 and only grow; a room
-//!    ceases to exist when its last member leaves.
+//! 5. **Room ids** are unique for the broker's life, start at 1, only grow and never
+//!    pass [`MAX_ROOM_ID`] (creation fails instead of wrapping); a room ceases to
+//!    exist when its last member leaves.
 //! 6. **Errors change nothing.** An operation that returns an error has delivered
 //!    nothing and changed no state.
+//! 7. **Names are unique** by key: no two clients hold names with the same
+//!    [`crate::validate::name_key`] at once.
 //!
 //! A broker never blocks on a client: delivering is queueing into a mailbox.
 //!
@@ -42,6 +45,9 @@ use crate::mailbox::Mailbox;
 
 /// A room's number, as clients see it.
 pub type RoomId = i64;
+
+/// The largest room id: the protobuf wire carries room ids as `int32`.
+pub const MAX_ROOM_ID: RoomId = i32::MAX as RoomId;
 
 /// A client's identity for the server's lifetime (never reused, unlike addresses or
 /// descriptor numbers).
@@ -82,6 +88,10 @@ pub enum Leaving {
 pub enum BrokerError {
     /// No room has that id (any more).
     NoSuchRoom,
+    /// Another client holds a name that looks the same ([`crate::validate::name_key`]).
+    NameTaken,
+    /// Every room id the protocol can carry (int32 on the protobuf wire) was used.
+    RoomIdsExhausted,
     /// The shared state is out of reach (a cluster backend is down); try later.
     Unavailable,
 }
@@ -90,6 +100,8 @@ impl fmt::Display for BrokerError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             BrokerError::NoSuchRoom => "no such room",
+            BrokerError::NameTaken => "the name is taken",
+            BrokerError::RoomIdsExhausted => "room ids are exhausted",
             BrokerError::Unavailable => "the shared room state is unavailable",
         })
     }
@@ -156,6 +168,14 @@ pub trait MessageBroker<M: Mailbox>: Send + Sync + fmt::Debug {
     /// out the same [`Listing`] until the rooms change, so that repeating `/rooms`
     /// costs nothing.
     fn listing(&self) -> Result<Arc<Listing>, BrokerError>;
+
+    /// Claims the name whose key is `key` for client `id`, releasing the one it held
+    /// before: [`BrokerError::NameTaken`] if another client holds a name with that key.
+    fn claim_name(&self, id: ClientId, key: &str) -> Result<(), BrokerError>;
+
+    /// Releases the name client `id` holds, if any (it left, or took back a default
+    /// name).
+    fn release_name(&self, id: ClientId);
 
     /// How many rooms exist (for logs and metrics).
     fn room_count(&self) -> usize;

@@ -141,8 +141,10 @@ impl Client {
         command::dispatch(&mut self.state, request, turn)
     }
 
-    /// The connection is gone: leave the room (the others are told) and end.
+    /// The connection is gone: leave the room (the others are told), give up the
+    /// name, and end.
     pub fn disconnect<M: Mailbox>(&mut self, turn: &mut Turn<'_, M>) {
+        turn.broker.release_name(self.state.id);
         if let Some(room) = self.state.room.take() {
             // Errors change nothing, and there is no one left to tell.
             let member = self.state.member(turn.mailbox);

@@ -20,14 +20,14 @@
 //!
 //! It never returns [`BrokerError::Unavailable`]: everything it needs is here.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use chat_proto::{RoomInfo, WireFormat};
 
-use crate::broker::{BrokerError, ClientId, Leaving, Member, MessageBroker, RoomId};
+use crate::broker::{BrokerError, ClientId, Leaving, MAX_ROOM_ID, Member, MessageBroker, RoomId};
 use crate::encoded::Encoded;
 use crate::fanout::Fanout;
 use crate::listing::Listing;
@@ -41,6 +41,14 @@ pub struct LocalBroker<M> {
     version: AtomicU64,
     /// The last listing and the version it shows.
     listing: Mutex<Option<(u64, Arc<Listing>)>>,
+    /// Names claimed, by key and by holder.
+    names: Mutex<NameTable>,
+}
+
+#[derive(Debug, Default)]
+struct NameTable {
+    by_key: HashMap<String, ClientId>,
+    by_client: HashMap<ClientId, String>,
 }
 
 struct RoomTable<M> {
@@ -82,6 +90,7 @@ impl<M> Default for LocalBroker<M> {
             }),
             version: AtomicU64::new(0),
             listing: Mutex::new(None),
+            names: Mutex::new(NameTable::default()),
         }
     }
 }
@@ -105,6 +114,13 @@ impl<M: Mailbox> LocalBroker<M> {
     /// No rooms yet.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// No rooms yet, and the next room id `next` (for tests of the id space's end).
+    pub fn with_next_room_id(next: RoomId) -> Self {
+        let broker = Self::default();
+        lock(&broker.rooms).last_id = next - 1;
+        broker
     }
 
     fn find(&self, room: RoomId) -> Option<Arc<Room<M>>> {
@@ -163,6 +179,9 @@ impl<M: Mailbox> MessageBroker<M> for LocalBroker<M> {
     ) -> Result<RoomId, BrokerError> {
         let entered = Encoded::notice_for(creator.format, &texts::entered_self(title));
         let mut table = lock(&self.rooms);
+        if table.last_id >= MAX_ROOM_ID {
+            return Err(BrokerError::RoomIdsExhausted);
+        }
         table.last_id += 1;
         let id = table.last_id;
         let room = Room {
@@ -288,6 +307,27 @@ impl<M: Mailbox> MessageBroker<M> for LocalBroker<M> {
             *kept = Some((version, Arc::clone(&listing)));
         }
         Ok(listing)
+    }
+
+    fn claim_name(&self, id: ClientId, key: &str) -> Result<(), BrokerError> {
+        let mut names = lock(&self.names);
+        match names.by_key.get(key) {
+            Some(&holder) if holder != id => return Err(BrokerError::NameTaken),
+            Some(_) => return Ok(()),
+            None => {}
+        }
+        if let Some(old) = names.by_client.insert(id, key.to_owned()) {
+            names.by_key.remove(&old);
+        }
+        names.by_key.insert(key.to_owned(), id);
+        Ok(())
+    }
+
+    fn release_name(&self, id: ClientId) {
+        let mut names = lock(&self.names);
+        if let Some(key) = names.by_client.remove(&id) {
+            names.by_key.remove(&key);
+        }
     }
 
     fn room_count(&self) -> usize {

@@ -55,9 +55,16 @@ pub const NOT_IN_ROOM: &str = "현재 대화방에 들어가 있지 않습니다
 pub const NAME_EMPTY: &str = "이름은 비어 있을 수 없습니다.";
 /// `/name` longer than [`crate::validate::MAX_NAME_CHARS`].
 pub const NAME_TOO_LONG: &str = "이름은 32자를 넘을 수 없습니다.";
-/// `/name` holding control or bidi-override characters.
+/// `/name` holding control, format (bidi, zero-width) or other invisible characters.
 pub const NAME_CONTROL: &str = "이름에 제어 문자를 쓸 수 없습니다.";
-/// `/name 시스템 메시지`: a chat line would print like a system line.
+/// `/name` with a bracket (or a character that looks like one).
+pub const NAME_BRACKETS: &str = "이름에 괄호를 쓸 수 없습니다.";
+/// `/name` with nothing visible in it (only fillers, accents or invisible characters).
+pub const NAME_INVISIBLE: &str = "이름에 보이는 글자가 하나는 있어야 합니다.";
+/// `/name` that another client's name already looks like.
+pub const NAME_TAKEN: &str = "이미 쓰이고 있는 이름이거나 그와 헷갈리는 이름입니다.";
+/// `/name 시스템 메시지` (in any look-alike spelling): a chat line would print like a
+/// system line.
 pub const NAME_RESERVED: &str = "시스템 메시지 는 이름으로 쓸 수 없습니다.";
 /// `/create` with an empty (or all-whitespace) title.
 pub const TITLE_EMPTY: &str = "방 제목은 비어 있을 수 없습니다.";
@@ -78,6 +85,9 @@ pub const SERVER_FULL: &str = "서버에 접속한 사람이 너무 많습니다
 /// (`--max-connections-per-ip`), before it is closed.
 pub const TOO_MANY_FROM_ADDRESS: &str =
     "이 주소에서 접속한 연결이 너무 많습니다. 다른 연결을 닫고 다시 접속해 주세요.";
+
+/// `/create` when every room id the protocol can carry (int32) has been used.
+pub const ROOM_IDS_EXHAUSTED: &str = "더 이상 방을 만들 수 없습니다: 방 번호를 모두 썼습니다.";
 
 /// A command that needs shared state the server cannot reach right now (a cluster
 /// backend that is down); nothing was changed.

@@ -28,6 +28,6 @@ pub(super) fn apply<M: Mailbox>(client: &mut ClientState, text: &str, turn: &mut
         Ok(()) => {}
         // Only if the broker lost the room under us; the client is in none now.
         Err(BrokerError::NoSuchRoom) => client.room = None,
-        Err(BrokerError::Unavailable) => client.system(turn, texts::UNAVAILABLE),
+        Err(_) => client.system(turn, texts::UNAVAILABLE),
     }
 }

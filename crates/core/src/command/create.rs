@@ -9,16 +9,18 @@ pub(super) fn apply<M: Mailbox>(client: &mut ClientState, title: &str, turn: &mu
     if client.room.is_some() {
         return client.system(turn, texts::CREATE_WHILE_IN_ROOM);
     }
-    if let Err(refusal) = validate::check_title(title) {
-        return client.system(turn, refusal);
-    }
+    let title = match validate::check_title(title) {
+        Ok(title) => title,
+        Err(refusal) => return client.system(turn, refusal),
+    };
     match turn
         .broker
-        .create_room(client.member(turn.mailbox), title, turn.out)
+        .create_room(client.member(turn.mailbox), &title, turn.out)
     {
         Ok(room) => client.room = Some(room),
-        // A new room cannot be missing; say what is most likely true.
-        Err(BrokerError::NoSuchRoom | BrokerError::Unavailable) => {
+        Err(BrokerError::RoomIdsExhausted) => client.system(turn, texts::ROOM_IDS_EXHAUSTED),
+        // A new room cannot be missing or a name taken; say what is most likely true.
+        Err(BrokerError::NoSuchRoom | BrokerError::NameTaken | BrokerError::Unavailable) => {
             client.system(turn, texts::UNAVAILABLE);
         }
     }

@@ -16,6 +16,6 @@ pub(super) fn apply<M: Mailbox>(client: &mut ClientState, room: RoomId, turn: &m
     {
         Ok(()) => client.room = Some(room),
         Err(BrokerError::NoSuchRoom) => client.system(turn, texts::NO_SUCH_ROOM),
-        Err(BrokerError::Unavailable) => client.system(turn, texts::UNAVAILABLE),
+        Err(_) => client.system(turn, texts::UNAVAILABLE),
     }
 }

@@ -19,6 +19,6 @@ pub(super) fn apply<M: Mailbox>(client: &mut ClientState, turn: &mut Turn<'_, M>
             client.room = None;
             client.system(turn, texts::NOT_IN_ROOM);
         }
-        Err(BrokerError::Unavailable) => client.system(turn, texts::UNAVAILABLE),
+        Err(_) => client.system(turn, texts::UNAVAILABLE),
     }
 }

@@ -5,9 +5,19 @@ use crate::mailbox::Mailbox;
 use crate::state::{ClientState, Turn};
 use crate::{texts, validate};
 
-pub(super) fn apply<M: Mailbox>(client: &mut ClientState, name: String, turn: &mut Turn<'_, M>) {
-    if let Err(refusal) = validate::check_name(&name) {
-        return client.system(turn, refusal);
+pub(super) fn apply<M: Mailbox>(client: &mut ClientState, raw: String, turn: &mut Turn<'_, M>) {
+    let name = match validate::check_name(&raw) {
+        Ok(name) => name,
+        Err(refusal) => return client.system(turn, refusal),
+    };
+    // Unique by look: the claim is shared state, so the broker's.
+    match turn
+        .broker
+        .claim_name(client.id, &validate::name_key(&name))
+    {
+        Ok(()) => {}
+        Err(BrokerError::NameTaken) => return client.system(turn, texts::NAME_TAKEN),
+        Err(_) => return client.system(turn, texts::UNAVAILABLE),
     }
     let Some(room) = client.room else {
         client.name = name;
@@ -25,9 +35,18 @@ pub(super) fn apply<M: Mailbox>(client: &mut ClientState, name: String, turn: &m
             client.room = None;
             client.system(turn, &texts::renamed_self(&client.name));
         }
-        Err(BrokerError::Unavailable) => {
-            // Nothing changed anywhere, so nothing changes here either.
+        Err(_) => {
+            // Nothing changed anywhere, so nothing changes here either: the old name
+            // is taken back (it was ours a moment ago, or a default name nobody can
+            // take).
             client.name = old;
+            match turn
+                .broker
+                .claim_name(client.id, &validate::name_key(&client.name))
+            {
+                Ok(()) => {}
+                Err(_) => turn.broker.release_name(client.id),
+            }
             client.system(turn, texts::UNAVAILABLE);
         }
     }
