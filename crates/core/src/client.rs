@@ -20,9 +20,11 @@ use chat_proto::{DecodeError, Request, RequestDecoder, WireFormat};
 
 use crate::broker::{ClientId, Leaving, RoomId};
 use crate::command;
+use crate::flood::{Flood, FloodLimits};
 use crate::mailbox::Mailbox;
 use crate::state::{ClientState, EndReason, Outcome, Refusal, Turn};
 use crate::texts;
+use std::time::Instant;
 
 /// Invalid messages in a row after which a client is disconnected.
 pub const MAX_ERROR_STREAK: u32 = 20;
@@ -40,27 +42,38 @@ pub struct Client {
     ended: bool,
     /// The client is refused: its first frame only tells its format for the refusal.
     refusal: Option<Refusal>,
+    /// Flood control, when on.
+    flood: Option<Flood>,
+    /// A request over the flood limit, waiting for [`Client::resume`].
+    waiting: Option<Request>,
 }
 
 impl Client {
     /// A client called `name` (use [`texts::default_name`] for the reference's
-    /// default), in no room. `format` forces a wire format (`None`: detect it from the
-    /// first frame); `may_shutdown` says whether its `/shutdown` is obeyed.
-    pub fn new(id: ClientId, name: String, format: Option<WireFormat>, may_shutdown: bool) -> Self {
+    /// default), in no room, without flood control. `format` forces a wire format
+    /// (`None`: detect it from the first frame).
+    pub fn new(id: ClientId, name: String, format: Option<WireFormat>) -> Self {
         Client {
             state: ClientState {
                 id,
                 name,
                 room: None,
                 format: format.unwrap_or(WireFormat::Json),
-                may_shutdown,
                 unreachable: false,
             },
             decoder: RequestDecoder::new(format),
             error_streak: 0,
             ended: false,
             refusal: None,
+            flood: None,
+            waiting: None,
         }
+    }
+
+    /// The same client, held to `limits` from `now` on.
+    pub fn with_flood_limits(mut self, limits: FloodLimits, now: Instant) -> Self {
+        self.flood = Some(Flood::new(limits, now));
+        self
     }
 
     /// A client that is refused: its first frame gets `why`'s text in the client's
@@ -68,7 +81,7 @@ impl Client {
     pub fn refused(id: ClientId, name: String, format: Option<WireFormat>, why: Refusal) -> Self {
         Client {
             refusal: Some(why),
-            ..Client::new(id, name, format, false)
+            ..Client::new(id, name, format)
         }
     }
 
@@ -124,7 +137,8 @@ impl Client {
         }
     }
 
-    /// Applies one request (already decoded) through its command.
+    /// Applies one request (already decoded) through its command — or, over the flood
+    /// limit, keeps it for [`Client::resume`] and answers [`Outcome::Throttled`].
     pub fn handle_request<M: Mailbox>(
         &mut self,
         request: Request,
@@ -136,9 +150,65 @@ impl Client {
         if let Some(why) = self.refusal {
             return self.tell_refused(why, turn);
         }
+        debug_assert!(self.waiting.is_none(), "fed while a request waits");
         self.error_streak = 0;
         turn.out.tally.requests[request.kind() as usize][self.state.format.index()] += 1;
+        self.admit(request, turn, true)
+    }
+
+    /// Turns flood control off for good (at shutdown, when every frame already read
+    /// is to be handled at once).
+    pub fn disable_flood_control(&mut self) {
+        self.flood = None;
+    }
+
+    /// Whether a request over the flood limit waits (the transport then calls
+    /// [`Client::resume`] before feeding more).
+    pub fn is_waiting(&self) -> bool {
+        self.waiting.is_some()
+    }
+
+    /// Tries the waiting request again (see [`Outcome::Throttled`]).
+    pub fn resume<M: Mailbox>(&mut self, turn: &mut Turn<'_, M>) -> Outcome {
+        match self.waiting.take() {
+            Some(request) if !self.ended => self.admit(request, turn, false),
+            _ => Outcome::Continue,
+        }
+    }
+
+    /// Runs `request` if flood control lets it go now. `fresh`: it was just sent (not
+    /// a waiting one tried again), so an earlier throttled stretch has ended if it
+    /// goes through.
+    fn admit<M: Mailbox>(
+        &mut self,
+        request: Request,
+        turn: &mut Turn<'_, M>,
+        fresh: bool,
+    ) -> Outcome {
+        if let Some(flood) = &mut self.flood {
+            match flood.admit(&request, turn.now) {
+                Ok(()) if fresh => flood.throttled_since = None,
+                Ok(()) => {}
+                Err(until) => {
+                    if flood.throttled_since.is_none() {
+                        flood.throttled_since = Some(turn.now);
+                        self.state.system(turn, texts::FLOOD_SLOW_DOWN);
+                    } else if flood.out_of_grace(turn.now) {
+                        self.state.system(turn, texts::FLOOD_DISCONNECT);
+                        self.disconnect(turn);
+                        return Outcome::Ended(EndReason::Flooding);
+                    }
+                    self.waiting = Some(request);
+                    return Outcome::Throttled(until);
+                }
+            }
+        }
         command::dispatch(&mut self.state, request, turn)
+    }
+
+    /// The transport's policy does not let this client stop the server: tell it so.
+    pub fn refuse_shutdown<M: Mailbox>(&self, turn: &mut Turn<'_, M>) {
+        self.state.system(turn, texts::SHUTDOWN_REFUSED);
     }
 
     /// The connection is gone: leave the room (the others are told), give up the

@@ -25,6 +25,8 @@
 //!   frames. [`fanout`] — [`Fanout`]: one turn's deliveries, the mailboxes to flush
 //!   and the counts. [`encoded`] — [`Encoded`]: a message encoded once per format as
 //!   shared [`bytes::Bytes`].
+//! * [`flood`] — token buckets per client: over the limit a request waits
+//!   ([`Outcome::Throttled`]); far over it, the client is cut off.
 //! * [`texts`], [`validate`] — every text; what clients may choose. [`listing`] —
 //!   [`Listing`], a room list encoded once per format and shared until it changes.
 //!
@@ -49,12 +51,13 @@
 //! let broker = LocalBroker::new();
 //! let mut out = Fanout::new();
 //! let (alice_box, bob_box) = (Arc::new(Inbox::default()), Arc::new(Inbox::default()));
-//! let mut alice = Client::new(1, "alice".into(), Some(WireFormat::Json), false);
-//! let mut bob = Client::new(2, "bob".into(), Some(WireFormat::Json), false);
+//! let mut alice = Client::new(1, "alice".into(), Some(WireFormat::Json));
+//! let mut bob = Client::new(2, "bob".into(), Some(WireFormat::Json));
+//! let now = std::time::Instant::now();
 //!
-//! let mut turn = Turn { mailbox: &alice_box, broker: &broker, out: &mut out };
+//! let mut turn = Turn { mailbox: &alice_box, broker: &broker, out: &mut out, now };
 //! alice.handle_request(Request::CreateRoom { title: "lobby".into() }, &mut turn);
-//! let mut turn = Turn { mailbox: &bob_box, broker: &broker, out: &mut out };
+//! let mut turn = Turn { mailbox: &bob_box, broker: &broker, out: &mut out, now };
 //! bob.handle_request(Request::JoinRoom { room_id: 1 }, &mut turn);
 //! bob.handle_request(Request::Chat { text: "hi".into() }, &mut turn);
 //!
@@ -67,6 +70,7 @@ pub mod client;
 mod command;
 pub mod encoded;
 pub mod fanout;
+pub mod flood;
 pub mod listing;
 pub mod local;
 pub mod mailbox;
@@ -78,6 +82,7 @@ pub use broker::{BrokerError, ClientId, Leaving, Member, MessageBroker, RoomId};
 pub use client::{Client, MAX_ERROR_STREAK};
 pub use encoded::{Encoded, OutKind};
 pub use fanout::{Fanout, Tally};
+pub use flood::{FloodLimits, Rate};
 pub use listing::Listing;
 pub use local::LocalBroker;
 pub use mailbox::{Delivered, Mailbox};

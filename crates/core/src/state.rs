@@ -9,6 +9,7 @@
 //! internals.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use chat_proto::{DecodeError, WireFormat};
 
@@ -27,6 +28,8 @@ pub struct Turn<'a, M> {
     pub broker: &'a dyn MessageBroker<M>,
     /// Where deliveries are recorded; the transport flushes them after the turn.
     pub out: &'a mut Fanout<M>,
+    /// The time now, for flood control (the core reads no clock of its own).
+    pub now: Instant,
 }
 
 /// What the transport must do after a call into a [`crate::Client`].
@@ -36,11 +39,13 @@ pub enum Outcome {
     Continue,
     /// The frame was invalid; the client was told why (returned for logs).
     Refused(DecodeError),
-    /// The client asked to stop the server and may: the transport stops it.
-    Shutdown,
-    /// The client asked to stop the server and may not; it was told (for logs and
-    /// metrics).
-    ShutdownRefused,
+    /// The client asked to stop the server. Whether it may is the transport's policy:
+    /// it stops the server, or calls [`crate::Client::refuse_shutdown`].
+    ShutdownRequested,
+    /// The client is over its flood limit: its request waits, kept by the client,
+    /// until this instant; the transport reads no more of its input until then and
+    /// calls [`crate::Client::resume`].
+    Throttled(Instant),
     /// The client is finished (it left its room, and was told why): the transport
     /// closes the connection.
     Ended(EndReason),
@@ -53,6 +58,8 @@ pub enum EndReason {
     TooManyErrors,
     /// The client was [refused](crate::Refusal) and has now been told why.
     Refused,
+    /// The client stayed over its flood limit for the whole grace period.
+    Flooding,
 }
 
 /// Why a transport refuses a connection it accepted. A refused client is told why
@@ -87,8 +94,6 @@ pub(crate) struct ClientState {
     pub(crate) room: Option<RoomId>,
     /// The format its replies are written in.
     pub(crate) format: WireFormat,
-    /// Whether `/shutdown` from this client is obeyed (the transport's policy).
-    pub(crate) may_shutdown: bool,
     /// Nothing can reach the client any more (it was cut off, or its connection
     /// failed): what it sent still takes effect for others, but nothing is computed
     /// for it alone (no replies, no room lists).

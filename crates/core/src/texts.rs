@@ -74,6 +74,12 @@ pub const TITLE_TOO_LONG: &str = "방 제목은 64자를 넘을 수 없습니다
 pub const TITLE_CONTROL: &str = "방 제목에 제어 문자를 쓸 수 없습니다.";
 /// A chat whose sender name and text together do not fit one frame.
 pub const MESSAGE_TOO_LONG: &str = "메시지가 너무 깁니다.";
+/// Once, when a client starts sending faster than flood control allows; its messages
+/// then wait.
+pub const FLOOD_SLOW_DOWN: &str =
+    "메시지를 너무 빨리 보내고 있습니다. 보낸 메시지는 천천히 처리됩니다.";
+/// Before the disconnect of a client that stayed over the flood limit.
+pub const FLOOD_DISCONNECT: &str = "메시지를 너무 빨리 계속 보내 연결을 끊습니다.";
 /// `/shutdown` from a client the shutdown policy does not allow.
 pub const SHUTDOWN_REFUSED: &str = "서버를 종료할 권한이 없습니다.";
 /// After too many invalid messages in a row, just before the disconnect.

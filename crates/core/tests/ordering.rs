@@ -86,7 +86,7 @@ struct Entry {
 impl Peer {
     fn new(index: usize, format: WireFormat) -> Self {
         Peer {
-            client: Client::new(index as u64 + 1, format!("p{index}"), Some(format), false),
+            client: Client::new(index as u64 + 1, format!("p{index}"), Some(format)),
             mailbox: Arc::new(Recorder::default()),
             format,
             chats: 0,
@@ -191,6 +191,7 @@ fn perform(
         mailbox: &peer.mailbox,
         broker,
         out,
+        now: std::time::Instant::now(),
     };
     match action {
         Action::Send(request) => {

@@ -6,6 +6,7 @@
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
+use chat_core::FloodLimits;
 use chat_proto::WireFormat;
 
 /// Which wire formats a server accepts.
@@ -21,11 +22,14 @@ pub enum FormatPolicy {
 /// Who may stop the server with `/shutdown`.
 ///
 /// The reference server obeys any client, which on a public port is a one-packet
-/// denial of service; the default here is clients on the same machine.
+/// denial of service; the default here is the server's own user on the same machine.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum ShutdownPolicy {
-    /// Clients connecting from a loopback address.
+    /// Clients connecting from this host whose socket belongs to the user the server
+    /// runs as, or to root (read from the kernel's TCP tables, as identd does).
     #[default]
+    Owner,
+    /// Clients connecting from a loopback address, whoever runs them.
     Local,
     /// Any client (the reference server's behaviour).
     Any,
@@ -34,12 +38,25 @@ pub enum ShutdownPolicy {
 }
 
 impl ShutdownPolicy {
-    /// Whether a client at `peer` may shut the server down.
-    pub fn allows(self, peer: IpAddr) -> bool {
+    /// Whether a client at `peer`, connected to our address `local`, may shut the
+    /// server down. For [`ShutdownPolicy::Owner`] this reads the kernel's TCP tables;
+    /// `owner_of` is how (a parameter so that the rule can be tested apart).
+    pub fn allows(
+        self,
+        peer: SocketAddr,
+        local: SocketAddr,
+        owner_of: impl FnOnce(SocketAddr, SocketAddr) -> Option<u32>,
+    ) -> bool {
         match self {
             ShutdownPolicy::Any => true,
             ShutdownPolicy::None => false,
-            ShutdownPolicy::Local => is_loopback(peer),
+            ShutdownPolicy::Local => is_loopback(peer.ip()),
+            ShutdownPolicy::Owner => {
+                // SAFETY: geteuid has no preconditions and cannot fail.
+                let me = unsafe { libc::geteuid() };
+                is_loopback(peer.ip())
+                    && owner_of(peer, local).is_some_and(|uid| uid == me || uid == 0)
+            }
         }
     }
 }
@@ -88,6 +105,9 @@ pub struct ServerConfig {
     pub outbound_cap: usize,
     /// Who may use `/shutdown`.
     pub shutdown_from: ShutdownPolicy,
+    /// Per-client flood control (`None`: off, for load generators and tests of other
+    /// limits).
+    pub flood_control: Option<FloodLimits>,
     /// Connections served at once; more are told the server is full and closed.
     pub max_connections: usize,
     /// Connections served at once from one IP address (0: no limit); more are told
@@ -147,7 +167,8 @@ impl Default for ServerConfig {
             workers: std::thread::available_parallelism().map_or(1, |n| n.get()),
             format: FormatPolicy::Auto,
             outbound_cap: DEFAULT_OUTBOUND_CAP,
-            shutdown_from: ShutdownPolicy::Local,
+            shutdown_from: ShutdownPolicy::Owner,
+            flood_control: Some(FloodLimits::default()),
             max_connections: DEFAULT_MAX_CONNECTIONS,
             max_connections_per_ip: DEFAULT_MAX_CONNECTIONS_PER_IP,
             per_ip_exempt_loopback: true,
@@ -162,11 +183,14 @@ impl Default for ServerConfig {
 }
 
 impl ServerConfig {
-    /// A config for tests: loopback, an ephemeral port, `workers` workers.
+    /// A config for tests: loopback, an ephemeral port, `workers` workers, and flood
+    /// control off (tests of everything else send far faster than people type; the
+    /// flood-control tests turn it on).
     pub fn local(workers: usize) -> Self {
         Self {
             bind: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
             workers,
+            flood_control: None,
             ..Self::default()
         }
     }
@@ -177,12 +201,30 @@ mod tests {
     use super::*;
 
     #[test]
-    fn shutdown_policy_by_peer_address() {
-        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+    fn shutdown_policy_by_peer_address_and_owner() {
+        let addr = |ip: &str| SocketAddr::new(ip.parse().unwrap(), 5000);
+        let server = addr("127.0.0.1");
+        let nobody = |_, _| Some(65534);
+        // SAFETY: geteuid has no preconditions.
+        let me = unsafe { libc::geteuid() };
+        let mine = |_, _| Some(me);
         for local in ["127.0.0.1", "127.5.6.7", "::1", "::ffff:127.0.0.1"] {
-            assert!(ShutdownPolicy::Local.allows(ip(local)), "{local}");
-            assert!(ShutdownPolicy::Any.allows(ip(local)));
-            assert!(!ShutdownPolicy::None.allows(ip(local)));
+            let peer = addr(local);
+            assert!(
+                ShutdownPolicy::Local.allows(peer, server, nobody),
+                "{local}"
+            );
+            assert!(ShutdownPolicy::Any.allows(peer, server, nobody));
+            assert!(!ShutdownPolicy::None.allows(peer, server, mine));
+            assert!(ShutdownPolicy::Owner.allows(peer, server, mine), "{local}");
+            assert!(
+                ShutdownPolicy::Owner.allows(peer, server, |_, _| Some(0)),
+                "root may"
+            );
+            if me != 65534 {
+                assert!(!ShutdownPolicy::Owner.allows(peer, server, nobody));
+            }
+            assert!(!ShutdownPolicy::Owner.allows(peer, server, |_, _| None));
         }
         for remote in [
             "10.0.0.2",
@@ -192,9 +234,17 @@ mod tests {
             "fe80::1",
             "0.0.0.0",
         ] {
-            assert!(!ShutdownPolicy::Local.allows(ip(remote)), "{remote}");
-            assert!(ShutdownPolicy::Any.allows(ip(remote)));
-            assert!(!ShutdownPolicy::None.allows(ip(remote)));
+            let peer = addr(remote);
+            assert!(
+                !ShutdownPolicy::Local.allows(peer, server, mine),
+                "{remote}"
+            );
+            assert!(
+                !ShutdownPolicy::Owner.allows(peer, server, mine),
+                "{remote}"
+            );
+            assert!(ShutdownPolicy::Any.allows(peer, server, nobody));
+            assert!(!ShutdownPolicy::None.allows(peer, server, mine));
         }
     }
 }

@@ -25,6 +25,9 @@
 //! * `outbound.rs` — a queue of shared frames written with non-blocking `writev`,
 //!   capped per client.
 //! * `budget.rs` — one memory budget for all queued output and buffered input.
+//! * `log_limit.rs` — per-connection limits on the log lines a client can cause.
+//! * `peer_owner.rs` — which local user owns a connection's other end (for
+//!   `--shutdown-from=owner`), from the kernel's TCP tables.
 //! * `shutdown.rs`, `config.rs` — the shutdown flag; the start-up settings.
 //! * `metrics.rs`, `metrics_endpoint.rs`, `limits.rs` — counters; the `/metrics`
 //!   endpoint (its own thread and poll); the open-file limit.
@@ -49,9 +52,11 @@ mod budget;
 pub mod config;
 mod event_handler;
 pub mod limits;
+mod log_limit;
 mod metrics;
 mod metrics_endpoint;
 mod outbound;
+mod peer_owner;
 mod pool;
 mod reactor;
 mod server;

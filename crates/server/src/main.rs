@@ -9,6 +9,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::process::ExitCode;
 use std::time::Duration;
 
+use chat_core::{FloodLimits, Rate};
 use chat_proto::WireFormat;
 use chat_server::{FormatPolicy, Server, ServerConfig, ShutdownPolicy};
 use clap::{Parser, ValueEnum};
@@ -42,10 +43,38 @@ struct Args {
     #[arg(long, default_value_t = chat_server::config::DEFAULT_OUTBOUND_CAP)]
     outbound_cap: usize,
 
-    /// Who may stop the server with /shutdown: clients on this machine (local), anyone
+    /// Who may stop the server with /shutdown: clients on this machine run by the
+    /// server's own user or root (owner), any client on this machine (local), anyone
     /// (any, like the reference server), or nobody (none: signals only).
-    #[arg(long, value_enum, default_value_t = ShutdownFrom::Local)]
+    #[arg(long, value_enum, default_value_t = ShutdownFrom::Owner)]
     shutdown_from: ShutdownFrom,
+
+    /// Per-client flood control: over the limit a client's messages wait (it is told
+    /// once); one that stays over it for --flood-grace is disconnected. off is for
+    /// load generators.
+    #[arg(long, value_enum, default_value_t = OnOff::On)]
+    flood_control: OnOff,
+
+    /// Chat lines per second a client may send, after a burst of --chat-burst.
+    #[arg(long, default_value_t = FloodLimits::default().chat.per_second)]
+    chat_rate: f64,
+
+    /// Chat lines a client may send at once.
+    #[arg(long, default_value_t = FloodLimits::default().chat.burst)]
+    chat_burst: f64,
+
+    /// Other commands (/name, /create, /join, /leave, /rooms, /shutdown) per second,
+    /// after a burst of --command-burst.
+    #[arg(long, default_value_t = FloodLimits::default().command.per_second)]
+    command_rate: f64,
+
+    /// Other commands a client may send at once.
+    #[arg(long, default_value_t = FloodLimits::default().command.burst)]
+    command_burst: f64,
+
+    /// Seconds a client may stay over its flood limit before it is disconnected.
+    #[arg(long, default_value_t = FloodLimits::default().grace.as_secs(), value_parser = clap::value_parser!(u64).range(1..))]
+    flood_grace: u64,
 
     /// Connections served at once; more are closed at accept. The open-file limit is
     /// raised as far as the system allows to make room.
@@ -94,9 +123,16 @@ struct Args {
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
 enum ShutdownFrom {
+    Owner,
     Local,
     Any,
     None,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum OnOff {
+    On,
+    Off,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -108,6 +144,18 @@ enum Format {
 
 fn main() -> ExitCode {
     let args = Args::parse();
+    for (flag, value, least) in [
+        ("--chat-rate", args.chat_rate, f64::MIN_POSITIVE),
+        ("--chat-burst", args.chat_burst, 1.0),
+        ("--command-rate", args.command_rate, f64::MIN_POSITIVE),
+        ("--command-burst", args.command_burst, 1.0),
+    ] {
+        // NaN fails this comparison too.
+        if !(value >= least && value.is_finite()) {
+            eprintln!("chat-server: {flag} must be a number of at least {least}, not {value}");
+            return ExitCode::from(2);
+        }
+    }
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
@@ -128,10 +176,22 @@ fn main() -> ExitCode {
         },
         outbound_cap: args.outbound_cap,
         shutdown_from: match args.shutdown_from {
+            ShutdownFrom::Owner => ShutdownPolicy::Owner,
             ShutdownFrom::Local => ShutdownPolicy::Local,
             ShutdownFrom::Any => ShutdownPolicy::Any,
             ShutdownFrom::None => ShutdownPolicy::None,
         },
+        flood_control: (args.flood_control == OnOff::On).then_some(FloodLimits {
+            chat: Rate {
+                per_second: args.chat_rate,
+                burst: args.chat_burst,
+            },
+            command: Rate {
+                per_second: args.command_rate,
+                burst: args.command_burst,
+            },
+            grace: Duration::from_secs(args.flood_grace),
+        }),
         max_connections: args.max_connections,
         max_connections_per_ip: args.max_connections_per_ip,
         per_ip_exempt_loopback: !args.per_ip_include_loopback,

@@ -62,6 +62,8 @@ pub(crate) struct Metrics {
     pub(crate) frame_timeout_disconnects: AtomicU64,
     /// Clients cut off for taking no output for the write timeout.
     pub(crate) write_timeout_disconnects: AtomicU64,
+    /// Clients cut off for staying over the flood limit.
+    pub(crate) flood_disconnects: AtomicU64,
     /// Frames read but dropped unhandled because a shutdown ran out of time.
     pub(crate) dropped_at_shutdown: AtomicU64,
     /// `/shutdown` requests refused by policy.
@@ -259,6 +261,12 @@ pub(crate) fn render(m: &Metrics, gauges: GaugeValues) -> String {
         "write_timeout_disconnects",
         "Clients cut off for taking none of their output within the write timeout",
         &m.write_timeout_disconnects,
+    );
+    counter(
+        &mut registry,
+        "flood_disconnects",
+        "Clients cut off for staying over the flood limit",
+        &m.flood_disconnects,
     );
     counter(
         &mut registry,

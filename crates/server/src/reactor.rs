@@ -33,7 +33,8 @@
 //! until a connection closes. With `--idle-timeout`, connections that send nothing for
 //! that long are cut off (checked about once a second).
 
-use std::collections::HashMap;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
 use std::fs::File;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
@@ -41,7 +42,7 @@ use std::os::fd::AsRawFd;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use chat_core::{Client, texts};
+use chat_core::{Client, FloodLimits, texts};
 use chat_proto::WireFormat;
 use mio::event::Event;
 use mio::net::TcpListener;
@@ -50,7 +51,7 @@ use mio::{Events, Interest, Poll, Token, Waker};
 use socket2::SockRef;
 
 use crate::budget::MemoryBudget;
-use crate::config::{ServerConfig, ShutdownPolicy, is_loopback};
+use crate::config::{ServerConfig, is_loopback};
 use crate::event_handler::{Deadlines, EventHandler, Expired, Handoff, Next};
 use crate::metrics::{Metrics, Refusal, bump};
 use crate::pool::{WorkQueue, lock};
@@ -87,6 +88,8 @@ pub(crate) enum ReactorCommand {
     Resume(Token, u64),
     /// The session ended: flush, then close the connection.
     Close(Token, u64),
+    /// The session is over its flood limit: queue it again at this instant.
+    WakeAt(Token, u64, Instant),
 }
 
 /// The workers' way to reach the reactor: a list of requests and the waker.
@@ -143,7 +146,7 @@ struct Limits {
     /// Format forced by the config, or `None` to detect per connection.
     format: Option<WireFormat>,
     outbound_cap: usize,
-    shutdown_from: ShutdownPolicy,
+    flood_control: Option<FloodLimits>,
     max_connections: usize,
     max_per_ip: usize,
     per_ip_exempt_loopback: bool,
@@ -167,6 +170,8 @@ pub(crate) struct Reactor {
     open_connections: usize,
     /// Refused connections waiting for their first frame, to be told why.
     refusing: usize,
+    /// Throttled sessions to wake: (when, token, session id), soonest first.
+    timers: BinaryHeap<Reverse<(Instant, usize, u64)>>,
     /// Served connections per address (exempt addresses are not counted).
     per_ip: HashMap<IpAddr, usize>,
     next_tick: Instant,
@@ -201,7 +206,7 @@ impl Reactor {
             limits: Limits {
                 format: config.format.forced(),
                 outbound_cap: config.outbound_cap,
-                shutdown_from: config.shutdown_from,
+                flood_control: config.flood_control,
                 max_connections: config.max_connections,
                 max_per_ip: config.max_connections_per_ip,
                 per_ip_exempt_loopback: config.per_ip_exempt_loopback,
@@ -214,6 +219,7 @@ impl Reactor {
             },
             open_connections: 0,
             refusing: 0,
+            timers: BinaryHeap::new(),
             per_ip: HashMap::new(),
             next_tick: Instant::now() + TICK,
             trim_mark: 0,
@@ -229,12 +235,14 @@ impl Reactor {
         let mut events = Events::with_capacity(1024);
         let mut commands = Vec::new();
         while !self.handles.shutdown.is_requested() {
-            let until_tick = self.next_tick.saturating_duration_since(Instant::now());
-            let timeout = if self.closing.is_empty() {
-                until_tick
-            } else {
-                until_tick.min(CLOSE_TICK)
-            };
+            let now = Instant::now();
+            let mut timeout = self.next_tick.saturating_duration_since(now);
+            if !self.closing.is_empty() {
+                timeout = timeout.min(CLOSE_TICK);
+            }
+            if let Some(Reverse((at, ..))) = self.timers.peek() {
+                timeout = timeout.min(at.saturating_duration_since(now));
+            }
             match self.poll.poll(&mut events, Some(timeout)) {
                 Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -252,9 +260,30 @@ impl Reactor {
                 self.run_command(command);
             }
             self.tick_closing();
+            self.wake_due();
             self.tick();
         }
         Ok(())
+    }
+
+    /// Queues the throttled sessions whose wait is over.
+    fn wake_due(&mut self) {
+        let now = Instant::now();
+        while let Some(&Reverse((at, token, id))) = self.timers.peek() {
+            if at > now {
+                return;
+            }
+            self.timers.pop();
+            let Some(connection) = Self::slot_of(Token(token))
+                .and_then(|slot| self.connections.get(slot))
+                .and_then(Option::as_ref)
+            else {
+                continue;
+            };
+            if connection.session.id == id && connection.session.wake() {
+                let _ = self.handles.queue.push(Arc::clone(&connection.session));
+            }
+        }
     }
 
     /// At shutdown, before the workers drain: sessions held for their output backlog
@@ -422,12 +451,13 @@ impl Reactor {
         self.next_session_id += 1;
         let name = texts::default_name(peer.ip(), peer.port());
         let client = match refused {
-            None => Client::new(
-                id,
-                name,
-                self.limits.format,
-                self.limits.shutdown_from.allows(peer.ip()),
-            ),
+            None => {
+                let client = Client::new(id, name, self.limits.format);
+                match self.limits.flood_control {
+                    Some(limits) => client.with_flood_limits(limits, Instant::now()),
+                    None => client,
+                }
+            }
             Some(why) => Client::refused(id, name, self.limits.format, why.as_core()),
         };
         let session = Session::new(
@@ -569,11 +599,17 @@ impl Reactor {
     }
 
     fn run_command(&mut self, command: ReactorCommand) {
+        if let ReactorCommand::WakeAt(token, id, at) = command {
+            self.timers.push(Reverse((at, token.0, id)));
+            return;
+        }
         let handoff = Handoff {
             queue: &self.handles.queue,
             metrics: &self.handles.metrics,
         };
-        let (ReactorCommand::Resume(token, id) | ReactorCommand::Close(token, id)) = command;
+        let (ReactorCommand::Resume(token, id)
+        | ReactorCommand::Close(token, id)
+        | ReactorCommand::WakeAt(token, id, _)) = command;
         let Some(slot) = Self::slot_of(token) else {
             return;
         };
@@ -585,6 +621,7 @@ impl Reactor {
         }
         let next = match command {
             ReactorCommand::Resume(..) => connection.resume(&mut self.scratch, handoff),
+            ReactorCommand::WakeAt(..) => Next::Keep,
             ReactorCommand::Close(..) => {
                 self.closing.push(token);
                 connection.start_closing(Instant::now() + CLOSE_GRACE, &mut self.scratch, handoff)

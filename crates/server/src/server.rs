@@ -134,6 +134,7 @@ impl Server {
             queue: Arc::clone(&queue),
             reactor: Arc::clone(&reactor_handle),
             shutdown: Arc::clone(&shutdown),
+            shutdown_from: config.shutdown_from,
         };
         let pool = ThreadPool::new(workers, Arc::clone(&queue), |_| {
             SessionWorker::new(worker_handles.clone())

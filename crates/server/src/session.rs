@@ -39,6 +39,7 @@ use mio::Token;
 use mio::net::TcpStream;
 
 use crate::budget::MemoryBudget;
+use crate::log_limit::{LogLimit, Verdict};
 use crate::outbound::{Append, Flush, Outbound, Overflow, Progress};
 use crate::pool::lock;
 
@@ -71,6 +72,8 @@ pub struct Session {
     budget: Arc<MemoryBudget>,
     /// The close will be a reset ([`Session::cut`]): never send a FIN first.
     abortive: AtomicBool,
+    /// For the log lines this client can cause at will.
+    log_limit: LogLimit,
     /// This session's output high-water mark: [`OUTPUT_HIGH_WATER`], or a quarter of
     /// its outbound cap if that is smaller (a hold must come well before a cut).
     high_water: usize,
@@ -102,6 +105,12 @@ struct Inbox {
     /// A worker stopped because the client's output backlog is too large; the session
     /// is not scheduled until it drains (or the connection is cut).
     held: bool,
+    /// The client is over its flood limit; the session is not scheduled until the
+    /// reactor's timer wakes it.
+    throttled: bool,
+    /// The client's chat state keeps a request waiting (throttled): there is work even
+    /// with no frames.
+    client_waiting: bool,
 }
 
 /// What a worker takes out of an inbox in one go.
@@ -146,6 +155,7 @@ impl Session {
             budget,
             high_water: OUTPUT_HIGH_WATER.min(outbound_cap / 4),
             abortive: AtomicBool::new(false),
+            log_limit: LogLimit::default(),
         }
     }
 
@@ -192,6 +202,7 @@ impl Session {
         let bytes = std::mem::replace(&mut inbox.bytes, spare);
         self.budget.release(bytes.len());
         inbox.frames = 0;
+        inbox.client_waiting = false;
         Taken {
             bytes,
             resume: std::mem::take(&mut inbox.paused),
@@ -215,9 +226,26 @@ impl Session {
     /// caller requeues it. A held session is unscheduled whatever waits.
     pub(crate) fn finish_turn(&self, handled_close: bool) -> bool {
         let mut inbox = lock(&self.inbox);
-        let more = !inbox.held && inbox.has_work(handled_close);
+        let more = !inbox.held && !inbox.throttled && inbox.has_work(handled_close);
         inbox.scheduled = more;
         more
+    }
+
+    /// The client is over its flood limit (its request waits in its chat state): the
+    /// session is not scheduled until [`Session::wake`].
+    pub(crate) fn throttle(&self) {
+        let mut inbox = lock(&self.inbox);
+        inbox.throttled = true;
+        inbox.client_waiting = true;
+    }
+
+    /// The flood-control wait is over; answers whether the session must now be queued.
+    pub(crate) fn wake(&self) -> bool {
+        let mut inbox = lock(&self.inbox);
+        if !std::mem::take(&mut inbox.throttled) {
+            return false;
+        }
+        inbox.has_work(false) && inbox.try_schedule()
     }
 
     /// If the session is held and its output has drained (or it was cut off), stops
@@ -236,11 +264,11 @@ impl Session {
         inbox.has_work(false) && inbox.try_schedule()
     }
 
-    /// Stops holding the session whatever its backlog (at shutdown, when every frame
-    /// already read is handled); answers whether it must now be queued.
+    /// Stops holding or throttling the session (at shutdown, when every frame already
+    /// read is handled); answers whether it must now be queued.
     pub(crate) fn force_release(&self) -> bool {
         let mut inbox = lock(&self.inbox);
-        let was_held = std::mem::take(&mut inbox.held);
+        let was_held = std::mem::take(&mut inbox.held) | std::mem::take(&mut inbox.throttled);
         was_held && inbox.has_work(false) && inbox.try_schedule()
     }
 
@@ -258,6 +286,12 @@ impl Session {
     /// computed for it but its departure.
     pub(crate) fn is_cut(&self) -> bool {
         self.outbound.is_closed()
+    }
+
+    /// Whether a log line about something this client did may be written now (see
+    /// `log_limit.rs`), and how many were left out before it.
+    pub(crate) fn may_log(&self) -> Verdict {
+        self.log_limit.check(std::time::Instant::now())
     }
 
     /// Writes what is queued, without blocking.
@@ -307,13 +341,13 @@ impl Session {
 impl Inbox {
     /// Whether a worker has something to do: frames, or a close not yet handled.
     fn has_work(&self, handled_close: bool) -> bool {
-        !self.bytes.is_empty() || (self.closed && !handled_close)
+        !self.bytes.is_empty() || self.client_waiting || (self.closed && !handled_close)
     }
 
     /// Marks the session scheduled; answers whether it was not (the caller queues it).
-    /// A held session is never scheduled from here.
+    /// A held or throttled session is never scheduled from here.
     fn try_schedule(&mut self) -> bool {
-        if self.held || self.scheduled {
+        if self.held || self.throttled || self.scheduled {
             return false;
         }
         self.scheduled = true;

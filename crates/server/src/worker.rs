@@ -35,8 +35,11 @@ use std::time::{Duration, Instant};
 use chat_core::{Client, EndReason, Fanout, MessageBroker, Outcome, Turn};
 use chat_proto::frame::Frames;
 
+use crate::config::ShutdownPolicy;
+use crate::log_limit::Verdict;
 use crate::metrics::{Metrics, bump};
 use crate::outbound::Flush;
+use crate::peer_owner;
 use crate::pool::{Consumer, WorkQueue};
 use crate::reactor::{ReactorCommand, ReactorHandle};
 use crate::session::Session;
@@ -59,6 +62,8 @@ enum Stop {
     Yield,
     /// The client's output backlog is too large: wait for it to drain.
     Hold,
+    /// The client is over its flood limit: wait until then.
+    Throttle(Instant),
 }
 
 /// What a worker reaches beyond the session in hand: exactly these handles.
@@ -74,6 +79,8 @@ pub(crate) struct WorkerHandles {
     pub(crate) reactor: Arc<ReactorHandle>,
     /// For `/shutdown` from a client that may.
     pub(crate) shutdown: Arc<Shutdown>,
+    /// Who may.
+    pub(crate) shutdown_from: ShutdownPolicy,
 }
 
 /// One worker thread's job and scratch.
@@ -137,15 +144,26 @@ impl SessionWorker {
         let handles = &self.handles;
         // While shutting down, every frame already read is handled, at once.
         let draining = handles.shutdown.is_requested();
+        if draining {
+            client.disable_flood_control();
+        }
         let mut turn = Turn {
             mailbox: session,
             broker: handles.broker.as_ref(),
             out: &mut self.fanout,
+            now: Instant::now(),
         };
+        let ended = &mut self.ended;
         let mut frames = Frames::new(taken);
         let mut handled = 0;
-        let mut stop = None;
-        while !client.is_ended() {
+        // A request that waited for flood control goes before anything newer.
+        let mut stop = if client.is_waiting() {
+            let outcome = client.resume(&mut turn);
+            act_on(handles, ended, session, client, &mut turn, outcome)
+        } else {
+            None
+        };
+        while stop.is_none() && !client.is_ended() {
             if session.is_cut() {
                 client.set_unreachable();
             }
@@ -177,42 +195,89 @@ impl SessionWorker {
                 break;
             };
             handled += 1;
-            match client.handle_frame(frame, &mut turn) {
-                Outcome::Continue => {}
-                Outcome::Refused(error) => {
-                    tracing::debug!(session = session.id, peer = %session.peer, "bad message: {error}");
-                }
-                Outcome::Shutdown => {
-                    tracing::info!(session = session.id, peer = %session.peer, "shutdown requested by a client");
-                    handles.shutdown.request();
-                }
-                Outcome::ShutdownRefused => {
-                    tracing::warn!(session = session.id, peer = %session.peer, "shutdown refused: not allowed from this address");
-                    bump(&handles.metrics.shutdown_refused);
-                }
-                Outcome::Ended(EndReason::TooManyErrors) => {
-                    tracing::info!(session = session.id, peer = %session.peer, "too many bad messages, disconnecting");
-                    bump(&handles.metrics.error_disconnects);
-                    self.ended.push(Arc::clone(session));
-                }
-                Outcome::Ended(EndReason::Refused) => {
-                    tracing::debug!(session = session.id, peer = %session.peer, "refused connection told why; closing");
-                    self.ended.push(Arc::clone(session));
-                }
-            }
+            let outcome = client.handle_frame(frame, &mut turn);
+            stop = act_on(handles, ended, session, client, &mut turn, outcome);
         }
         if let Some(stop) = stop {
             let rest = &taken[frames.consumed()..];
             session.unread(rest, Frames::new(rest).count(), stop == Stop::Hold);
+            if let Stop::Throttle(until) = stop {
+                session.throttle();
+                handles
+                    .reactor
+                    .send(ReactorCommand::WakeAt(session.token, session.id, until));
+            }
             return false;
         }
         if closed && !client.is_ended() {
             tracing::debug!(session = session.id, peer = %session.peer, "client disconnected");
             client.disconnect(&mut turn);
-            self.ended.push(Arc::clone(session));
+            ended.push(Arc::clone(session));
         }
         closed
     }
+}
+
+/// Does what only the transport can after one call into the client: logs (limited
+/// per connection for what a client can cause at will), counts, stops the server,
+/// schedules the close. Answers whether the turn must stop.
+fn act_on(
+    handles: &WorkerHandles,
+    ended: &mut Vec<Arc<Session>>,
+    session: &Arc<Session>,
+    client: &mut Client,
+    turn: &mut Turn<'_, Session>,
+    outcome: Outcome,
+) -> Option<Stop> {
+    let (id, peer) = (session.id, session.peer);
+    match outcome {
+        Outcome::Continue => {}
+        Outcome::Refused(error) => {
+            if let Verdict::Log { suppressed } = session.may_log() {
+                tracing::debug!(session = id, %peer, suppressed, "bad message: {error}");
+            }
+        }
+        Outcome::ShutdownRequested => {
+            let owner = |peer, local| peer_owner::owner_of(peer, local).ok().flatten();
+            let allowed = session
+                .socket()
+                .local_addr()
+                .is_ok_and(|local| handles.shutdown_from.allows(peer, local, owner));
+            if allowed {
+                tracing::info!(session = id, %peer, "shutdown requested by a client");
+                handles.shutdown.request();
+            } else {
+                client.refuse_shutdown(turn);
+                bump(&handles.metrics.shutdown_refused);
+                if let Verdict::Log { suppressed } = session.may_log() {
+                    tracing::warn!(session = id, %peer, suppressed, "shutdown refused by policy");
+                }
+            }
+        }
+        Outcome::Throttled(until) => {
+            if let Verdict::Log { suppressed } = session.may_log() {
+                tracing::info!(session = id, %peer, suppressed, "over the flood limit; slowed down");
+            }
+            return Some(Stop::Throttle(until));
+        }
+        Outcome::Ended(reason) => {
+            match reason {
+                EndReason::TooManyErrors => {
+                    tracing::info!(session = id, %peer, "too many bad messages, disconnecting");
+                    bump(&handles.metrics.error_disconnects);
+                }
+                EndReason::Flooding => {
+                    tracing::warn!(session = id, %peer, "stayed over the flood limit, disconnecting");
+                    bump(&handles.metrics.flood_disconnects);
+                }
+                EndReason::Refused => {
+                    tracing::debug!(session = id, %peer, "refused connection told why; closing");
+                }
+            }
+            ended.push(Arc::clone(session));
+        }
+    }
+    None
 }
 
 impl Consumer<Arc<Session>> for SessionWorker {
@@ -261,6 +326,7 @@ impl Consumer<Arc<Session>> for SessionWorker {
                     mailbox: &session,
                     broker: self.handles.broker.as_ref(),
                     out: &mut self.fanout,
+                    now: Instant::now(),
                 };
                 client.disconnect(&mut turn);
                 self.ended.push(Arc::clone(&session));

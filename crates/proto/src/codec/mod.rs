@@ -86,7 +86,8 @@ pub enum DecodeError {
     /// A JSON object without a string `"type"`.
     MissingType,
     /// A message type this side does not accept (a JSON `type` string, or a protobuf
-    /// type number).
+    /// type number). Shown through [`echo`]: sanitised and cut to
+    /// [`MAX_ECHO_CHARS`].
     UnknownType(String),
     /// A protobuf `Type` frame that does not decode. Its body frame is skipped.
     InvalidTypeFrame(String),
@@ -115,13 +116,45 @@ pub enum DecodeError {
     },
 }
 
+/// The most characters of a client's own text (an unknown `type`) echoed back in an
+/// error reply.
+pub const MAX_ECHO_CHARS: usize = 32;
+/// The most characters of a decoder's description echoed back in an error reply.
+const MAX_DETAIL_CHARS: usize = 120;
+
+/// `text` made safe to send back to the client that sent it: control and bidi
+/// characters become U+FFFD (an echo must not drive the client's terminal), and
+/// anything past `max` characters becomes `…` (an echo must fit a frame, and cannot be
+/// made to cost more than a short reply).
+pub fn echo(text: &str, max: usize) -> String {
+    let mut out: String = text
+        .chars()
+        .take(max)
+        .map(|c| {
+            if c.is_control()
+                || matches!(c, '\u{2028}' | '\u{2029}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+            {
+                '\u{FFFD}'
+            } else {
+                c
+            }
+        })
+        .collect();
+    if text.chars().nth(max).is_some() {
+        out.push('…');
+    }
+    out
+}
+
 impl fmt::Display for DecodeError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Everything of the client's that goes back is passed through `echo`.
         match self {
             DecodeError::UnknownFormat => {
                 f.write_str("잘못된 메시지입니다: JSON 도 protobuf 도 아닌 형식입니다.")
             }
             DecodeError::InvalidJson(detail) => {
+                let detail = echo(detail, MAX_DETAIL_CHARS);
                 write!(
                     f,
                     "잘못된 메시지입니다: JSON 으로 해석할 수 없습니다 ({detail})."
@@ -132,6 +165,7 @@ impl fmt::Display for DecodeError {
                 f.write_str("잘못된 메시지입니다: 문자열 type 필드가 없습니다.")
             }
             DecodeError::UnknownType(kind) => {
+                let kind = echo(kind, MAX_ECHO_CHARS);
                 write!(
                     f,
                     "잘못된 메시지입니다: 알 수 없는 메시지 종류 {kind} 입니다."
@@ -139,11 +173,13 @@ impl fmt::Display for DecodeError {
             }
             DecodeError::InvalidTypeFrame(detail) => write!(
                 f,
-                "잘못된 메시지입니다: Type 프레임을 해석할 수 없습니다 ({detail})."
+                "잘못된 메시지입니다: Type 프레임을 해석할 수 없습니다 ({}).",
+                echo(detail, MAX_DETAIL_CHARS)
             ),
             DecodeError::InvalidBody { message, detail } => write!(
                 f,
-                "잘못된 메시지입니다: {message} 본문을 해석할 수 없습니다 ({detail})."
+                "잘못된 메시지입니다: {message} 본문을 해석할 수 없습니다 ({}).",
+                echo(detail, MAX_DETAIL_CHARS)
             ),
             DecodeError::MissingField { message, field } => {
                 write!(

@@ -520,3 +520,19 @@ fn message_type_numbers_match_the_schema() {
     assert_eq!(MessageType::CsName as i32, 0);
     assert_eq!(MessageType::ScSystemMessage as i32, 9);
 }
+
+#[test]
+fn an_unknown_type_is_echoed_sanitised_and_short() {
+    let long = format!("{{\"type\": \"\\u001b[31m{}\"}}", "x".repeat(65_000));
+    let error = crate::codec::json::decode_request(long.as_bytes()).unwrap_err();
+    let text = error.to_string();
+    assert!(
+        !text.contains('\u{1b}'),
+        "no escape sequence goes back: {text:?}"
+    );
+    assert!(
+        text.contains("\u{FFFD}[31mxxxxxxxxxxxxxxxxxxxxxxxxxxx…"),
+        "{text}"
+    );
+    assert!(text.chars().count() < 100, "{}", text.chars().count());
+}

@@ -1,0 +1,179 @@
+//! Flood control: how fast one client may send, as IRC servers do it.
+//!
+//! Two token buckets per client: one for chat lines, a tighter one for commands that
+//! change shared state or cost the server work for everyone to see (renames, creates,
+//! joins, leaves, `/rooms`, `/shutdown`). Each request takes a token; tokens come back
+//! at a steady rate up to a burst. A request that finds its bucket empty waits: the
+//! client's [`crate::Client`] keeps it and answers [`crate::Outcome::Throttled`] with
+//! the moment a token will be back, and the transport stops reading the client until
+//! then — the client is slowed down (backpressure), nothing is lost. A client that is
+//! throttled without a break for [`FloodLimits::grace`] is far over the limit and is
+//! disconnected.
+//!
+//! The defaults are far above what a person types (a pasted page of a few hundred
+//! lines goes through); load generators and tests of other limits turn flood control
+//! off.
+//!
+//! Pure arithmetic on instants the caller passes in: no clock is read here.
+
+use std::time::{Duration, Instant};
+
+use chat_proto::Request;
+
+/// One bucket's rate.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Rate {
+    /// Tokens that come back per second.
+    pub per_second: f64,
+    /// Tokens the bucket holds at most (and starts with).
+    pub burst: f64,
+}
+
+/// A client's limits.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct FloodLimits {
+    /// Chat lines.
+    pub chat: Rate,
+    /// Everything else.
+    pub command: Rate,
+    /// Throttled without a break for this long, a client is disconnected.
+    pub grace: Duration,
+}
+
+impl Default for FloodLimits {
+    /// 20 chats/s after a burst of 100; 5 commands/s after a burst of 20; 15 s of
+    /// grace.
+    fn default() -> Self {
+        FloodLimits {
+            chat: Rate {
+                per_second: 20.0,
+                burst: 100.0,
+            },
+            command: Rate {
+                per_second: 5.0,
+                burst: 20.0,
+            },
+            grace: Duration::from_secs(15),
+        }
+    }
+}
+
+/// One token bucket.
+#[derive(Debug, Clone, Copy)]
+struct Bucket {
+    rate: Rate,
+    tokens: f64,
+    at: Instant,
+}
+
+impl Bucket {
+    fn new(rate: Rate, now: Instant) -> Self {
+        Bucket {
+            rate,
+            tokens: rate.burst,
+            at: now,
+        }
+    }
+
+    /// Takes a token, or answers when one will be back.
+    fn take(&mut self, now: Instant) -> Result<(), Instant> {
+        let elapsed = now.saturating_duration_since(self.at).as_secs_f64();
+        self.tokens = (self.tokens + elapsed * self.rate.per_second).min(self.rate.burst);
+        self.at = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            return Ok(());
+        }
+        let wait = (1.0 - self.tokens) / self.rate.per_second;
+        Err(now + Duration::from_secs_f64(wait.max(0.0)))
+    }
+}
+
+/// A client's buckets and throttling state.
+#[derive(Debug, Clone)]
+pub(crate) struct Flood {
+    chat: Bucket,
+    command: Bucket,
+    grace: Duration,
+    /// Since when the client has been throttled without a break.
+    pub(crate) throttled_since: Option<Instant>,
+}
+
+impl Flood {
+    pub(crate) fn new(limits: FloodLimits, now: Instant) -> Self {
+        Flood {
+            chat: Bucket::new(limits.chat, now),
+            command: Bucket::new(limits.command, now),
+            grace: limits.grace,
+            throttled_since: None,
+        }
+    }
+
+    /// Whether `request` may go now, or when to try again.
+    pub(crate) fn admit(&mut self, request: &Request, now: Instant) -> Result<(), Instant> {
+        match request {
+            Request::Chat { .. } => self.chat.take(now),
+            _ => self.command.take(now),
+        }
+    }
+
+    /// Whether a client throttled since `throttled_since` has been over the limit for
+    /// longer than the grace.
+    pub(crate) fn out_of_grace(&self, now: Instant) -> bool {
+        self.throttled_since
+            .is_some_and(|since| now.saturating_duration_since(since) >= self.grace)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_bucket_gives_its_burst_then_its_rate() {
+        let t0 = Instant::now();
+        let mut bucket = Bucket::new(
+            Rate {
+                per_second: 10.0,
+                burst: 3.0,
+            },
+            t0,
+        );
+        for _ in 0..3 {
+            assert_eq!(bucket.take(t0), Ok(()));
+        }
+        let until = bucket.take(t0).unwrap_err();
+        assert_eq!(until, t0 + Duration::from_millis(100));
+        assert_eq!(bucket.take(until), Ok(()), "a token is back by then");
+        assert!(bucket.take(until).is_err());
+        let later = until + Duration::from_secs(60);
+        for _ in 0..3 {
+            assert_eq!(bucket.take(later), Ok(()), "refilled up to the burst only");
+        }
+        assert!(bucket.take(later).is_err());
+    }
+
+    #[test]
+    fn chats_and_commands_have_their_own_buckets() {
+        let t0 = Instant::now();
+        let limits = FloodLimits {
+            chat: Rate {
+                per_second: 1.0,
+                burst: 1.0,
+            },
+            command: Rate {
+                per_second: 1.0,
+                burst: 1.0,
+            },
+            grace: Duration::from_secs(5),
+        };
+        let mut flood = Flood::new(limits, t0);
+        let chat = Request::Chat { text: "x".into() };
+        assert!(flood.admit(&chat, t0).is_ok());
+        assert!(flood.admit(&chat, t0).is_err());
+        assert!(flood.admit(&Request::Rooms, t0).is_ok(), "another bucket");
+        assert!(!flood.out_of_grace(t0));
+        flood.throttled_since = Some(t0);
+        assert!(flood.out_of_grace(t0 + Duration::from_secs(5)));
+    }
+}

@@ -1,0 +1,79 @@
+//! Logs a client cannot flood: per-connection rate limits for the events a client can
+//! trigger at will (bad messages, refused `/shutdown`s, throttling).
+//!
+//! The first [`FREE_LINES`] events of a connection are logged; after that at most one
+//! line per [`WINDOW`], which says how many were left out since the last one. So
+//! 100,000 refused requests from one client cost a handful of lines, and an operator
+//! still sees that they happened and how many.
+
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use crate::pool::lock;
+
+/// Events logged in full before the limit starts.
+pub(crate) const FREE_LINES: u32 = 5;
+/// After that, at most one line per this long.
+pub(crate) const WINDOW: Duration = Duration::from_secs(10);
+
+/// One connection's log budget.
+#[derive(Debug, Default)]
+pub(crate) struct LogLimit {
+    state: Mutex<State>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    logged: u32,
+    suppressed: u64,
+    last: Option<Instant>,
+}
+
+/// Whether to log an event, and how many before it were left out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Verdict {
+    /// Log it; `suppressed` events were left out since the last line.
+    Log { suppressed: u64 },
+    /// Leave it out (it is counted).
+    Skip,
+}
+
+impl LogLimit {
+    /// Decides about one event at `now`.
+    pub(crate) fn check(&self, now: Instant) -> Verdict {
+        let mut state = lock(&self.state);
+        let due = state.logged < FREE_LINES
+            || state
+                .last
+                .is_none_or(|last| now.saturating_duration_since(last) >= WINDOW);
+        if !due {
+            state.suppressed += 1;
+            return Verdict::Skip;
+        }
+        state.logged = state.logged.saturating_add(1);
+        state.last = Some(now);
+        Verdict::Log {
+            suppressed: std::mem::take(&mut state.suppressed),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_few_lines_then_one_per_window_with_the_count() {
+        let limit = LogLimit::default();
+        let t0 = Instant::now();
+        for _ in 0..FREE_LINES {
+            assert_eq!(limit.check(t0), Verdict::Log { suppressed: 0 });
+        }
+        for _ in 0..1000 {
+            assert_eq!(limit.check(t0), Verdict::Skip);
+        }
+        assert_eq!(limit.check(t0 + WINDOW), Verdict::Log { suppressed: 1000 });
+        assert_eq!(limit.check(t0 + WINDOW), Verdict::Skip);
+        assert_eq!(limit.check(t0 + WINDOW * 2), Verdict::Log { suppressed: 1 });
+    }
+}
