@@ -5,6 +5,8 @@ hand (but it can be re-run on the same results directory to rewrite the file).
 Fixed-rate scenarios: the median of each figure over the runs; losses, duplicates
 and reordering are totals over all runs. find-max: the median best rate; the other
 figures are those of the step at that rate, from the run with the median best rate.
+Hostile scenarios (KIND hostile) are fixed-rate rows too, and each gets a section of
+the hostile population's figures (medians over the runs) with its targets checked.
 """
 
 import glob
@@ -105,6 +107,126 @@ def row_find_max(runs):
     return row
 
 
+def kib_mib(v):
+    return None if v is None else v / 1024
+
+
+def dig(run, *path):
+    """run[path[0]][path[1]]…, or None where anything is missing."""
+    v = run
+    for p in path:
+        if not isinstance(v, dict) or v.get(p) is None:
+            return None
+        v = v[p]
+    return v
+
+
+def verdict(ok):
+    return "–" if ok is None else ("✓" if ok else "✗")
+
+
+def hostile_section(scenario, fmt, runs):
+    """Markdown lines for one hostile scenario in one format."""
+    out = []
+    n = len(runs)
+    m = lambda *path: med([dig(r, *path) for r in runs])
+    results = [r["result"] for r in runs if r.get("result")]
+    p99 = med([dig(r, "latency_ms", "p99") for r in results])
+    lost = sum(r["lost"] for r in results)
+    out.append(f"* **{fmt}** ({n} run{'s' if n != 1 else ''}; medians): measured rooms p99 "
+               f"{fmt_num(p99, 2)} ms, {lost} lost; bench send lag p99 "
+               f"{fmt_num(med([dig(r, 'send_lag_ms', 'p99') for r in results]), 2)} ms")
+    h = [r.get("hostile") or {} for r in runs]
+    setup = m("setup", "connect_to_joined_ms", "p50"), m("setup", "connect_to_joined_ms", "p99"), \
+        m("setup", "connect_to_joined_ms", "max")
+    if setup[0] is not None:
+        slow = sum(1 for r in runs if (dig(r, "setup", "connect_to_joined_ms", "max") or 0) >= 1000)
+        out.append(f"  * setup: {fmt_num(m('setup', 'seconds'), 2)} s for {runs[0]['setup']['connections']:,} "
+                   f"connections; connect → joined p50 {fmt_num(setup[0], 1)} ms, p99 {fmt_num(setup[1], 1)} ms, "
+                   f"max {fmt_num(setup[2], 1)} ms ({slow} of {n} runs had a connect ≥ 1 s: SYN retransmits)")
+    if any(h):
+        out.append(f"  * hostile and slow clients: {fmt_num(m('hostile', 'connections'))} connections, "
+                   f"set up in {fmt_num(m('hostile', 'setup_s'), 2)} s after the measured rooms")
+    if any(x.get("idle_rooms") for x in h):
+        out.append(f"  * idle rooms: {fmt_num(m('hostile', 'idle_rooms', 'rooms'))} created, "
+                   f"{fmt_num(m('hostile', 'idle_rooms', 'closed_by_server'))} closed by the server, "
+                   f"{fmt_num(m('hostile', 'idle_rooms', 'open_at_end'))} open at the end")
+    if any(x.get("rooms_flooders") for x in h):
+        cut_after = med([f.get("disconnected_after_s") for x in h
+                         for f in (x.get("rooms_flooders") or {}).get("per_flooder", [])])
+        out.append(f"  * /rooms flooders (batches of {fmt_num(m('hostile', 'rooms_flooders', 'batch'))}): "
+                   f"{fmt_num(m('hostile', 'rooms_flooders', 'requests_sent'))} requests sent, "
+                   f"{fmt_num(m('hostile', 'rooms_flooders', 'rooms_results_received'))} SCRoomsResult received "
+                   f"({fmt_num(kib_mib(kib_mib(m('hostile', 'rooms_flooders', 'bytes_received'))), 1)} MiB), "
+                   f"{fmt_num(m('hostile', 'rooms_flooders', 'disconnected'))} of "
+                   f"{len((h[0].get('rooms_flooders') or {}).get('per_flooder', []))} disconnected by the server"
+                   + (f" (median {fmt_num(cut_after, 2)} s into the run)" if cut_after is not None else ""))
+    if any(x.get("flood") for x in h):
+        f0 = next(x["flood"] for x in h if x.get("flood"))
+        out.append(f"  * flood room ({f0['slow_readers']:,} slow readers at {f0['read_bps']:,} B/s, "
+                   f"{f0['never_readers']:,} never-readers, {f0['rate']:,} chats/s of {f0['pad']} B pad): "
+                   f"{fmt_num(m('hostile', 'flood', 'chats_sent'))} flood chats sent; slow readers read "
+                   f"{fmt_num(kib_mib(kib_mib(m('hostile', 'flood', 'slow_bytes_read'))), 1)} MiB in all")
+        out.append(f"  * disconnected by the server: slow readers "
+                   f"{fmt_num(m('hostile', 'flood', 'slow_readers_cut'))} of {f0['slow_readers']:,}"
+                   + (f" (median {fmt_num(m('hostile', 'flood', 'slow_readers_cut_after_s', 'p50'), 2)} s, max "
+                      f"{fmt_num(m('hostile', 'flood', 'slow_readers_cut_after_s', 'max'), 2)} s into the run)"
+                      if m('hostile', 'flood', 'slow_readers_cut_after_s', 'p50') is not None else "")
+                   + f", never-readers {fmt_num(m('hostile', 'flood', 'never_readers_cut'))} of {f0['never_readers']:,}"
+                   + (f" (median {fmt_num(m('hostile', 'flood', 'never_readers_cut_after_s', 'p50'), 2)} s, max "
+                      f"{fmt_num(m('hostile', 'flood', 'never_readers_cut_after_s', 'max'), 2)} s)"
+                      if m('hostile', 'flood', 'never_readers_cut_after_s', 'p50') is not None else "")
+                   + f"; leave notices to the sender (members the server removed) "
+                   f"{fmt_num(m('hostile', 'flood', 'leave_notices'))}")
+    if any(x.get("slowloris") for x in h):
+        out.append(f"  * slowloris: {fmt_num(m('hostile', 'slowloris', 'cut'))} of "
+                   f"{fmt_num(m('hostile', 'slowloris', 'connections'))} cut"
+                   + (f" (after median {fmt_num(m('hostile', 'slowloris', 'cut_after_s', 'p50'), 2)} s, max "
+                      f"{fmt_num(m('hostile', 'slowloris', 'cut_after_s', 'max'), 2)} s)"
+                      if m('hostile', 'slowloris', 'cut_after_s', 'p50') is not None else "")
+                   + f", {fmt_num(m('hostile', 'slowloris', 'open_at_end'))} still open at the end")
+    for label, key_ in (("kernel TCP memory", "kernel_tcp_mem_kb"), ("server RSS", "server_rss_kb")):
+        if not any(x.get(key_) for x in h):
+            continue
+        parts = [f"{name} {fmt_num(kib_mib(m('hostile', key_, field)), 1)}"
+                 for name, field in (("before", "before"), ("peak", "peak"), ("end", "end"),
+                                     ("+2 s", "after_2s"), ("after leaving", "after_leave"))
+                 if m("hostile", key_, field) is not None]
+        out.append(f"  * {label} MiB: " + ", ".join(parts))
+    # Targets, where the scenario states some (medians over the runs).
+    checks = []
+    rss = lambda field: kib_mib(m("hostile", "server_rss_kb", field))
+    kern = lambda field: m("hostile", "kernel_tcp_mem_kb", field)
+    if scenario == "rooms-dos":
+        checks.append(("measured p99 ≤ 20 ms", None if p99 is None else p99 <= 20))
+    elif scenario == "flood-slow-readers":
+        checks.append(("server peak RSS ≤ 512 MiB", None if rss("peak") is None else rss("peak") <= 512))
+        checks.append(("RSS after leaving within 64 MiB of before",
+                       None if rss("after_leave") is None or rss("before") is None
+                       else rss("after_leave") - rss("before") <= 64))
+        checks.append(("measured p99 ≤ 50 ms", None if p99 is None else p99 <= 50))
+    elif scenario == "flood-never-read":
+        cut, never = m("hostile", "flood", "never_readers_cut"), m("hostile", "flood", "never_readers")
+        checks.append((f"all never-readers cut", None if cut is None else cut >= never))
+        # Back to baseline: within 10 % (or 1 MiB) of the figure before the flood.
+        before, after = kern("before"), kern("after_2s")
+        checks.append(("kernel TCP memory back to baseline 2 s after the end (within 10 % or 1 MiB)",
+                       None if before is None or after is None
+                       else after <= max(before * 1.1, before + 1024)))
+    elif scenario == "slowloris":
+        cut, total = m("hostile", "slowloris", "cut"), m("hostile", "slowloris", "connections")
+        worst = m("hostile", "slowloris", "cut_after_s", "max")
+        checks.append(("all cut within 15 s", None if cut is None else
+                       cut >= total and worst is not None and worst <= 15))
+        checks.append(("measured rooms served (nothing lost)", lost == 0 and bool(results)))
+    elif scenario == "connect-burst":
+        checks.append(("every connect joined within 1 s",
+                       None if setup[2] is None else setup[2] < 1000))
+    if checks:
+        out.append("  * targets: " + "; ".join(f"{name} {verdict(ok)}" for name, ok in checks))
+    return out
+
+
 lines = []
 w = lines.append
 w("# Benchmarks")
@@ -197,6 +319,30 @@ if details:
     w("")
     lines.extend(details)
     w("")
+hostile_scenarios = [s for s in SCENARIOS if env[f"KIND_{key(s)}"] == "hostile"]
+if hostile_scenarios:
+    w("## Hostile and slow clients")
+    w("")
+    w("Measured rooms (the table's figures) beside a hostile population; see "
+      "`crates/bench/README.md` for what each population does and how cuts are detected. "
+      "Kernel TCP memory is the machine's (`/proc/net/sockstat`, both ends of loopback); "
+      "\"before\" is at the start of the run with every population set up, \"peak\" the "
+      "highest 100 ms sample during it, \"+2 s\" two seconds after its end, \"after "
+      "leaving\" `--flood-leave-wait` seconds after the bench closed the flood room's "
+      "connections.")
+    w("")
+    for scenario in hostile_scenarios:
+        w(f"### {scenario}")
+        w("")
+        w(env[f"TITLE_{key(scenario)}"])
+        w("")
+        for fmt in FORMATS:
+            runs, _ = load(scenario, fmt)
+            if not runs:
+                w(f"* **{fmt}**: no result (see the problems below)")
+                continue
+            lines.extend(hostile_section(scenario, fmt, runs))
+        w("")
 w("## Scenarios and commands")
 w("")
 for scenario in SCENARIOS:

@@ -8,6 +8,15 @@
 #   BENCH_SCENARIOS="steady c10k" bench/run.sh   # a subset
 #   BENCH_OUT=/tmp/b.md bench/run.sh  # write elsewhere
 #   BENCH_WORKERS=1 bench/run.sh      # the server's --workers (default 2, the core count)
+#   BENCH_SERVER=/path/chat-server bench/run.sh  # a prebuilt server (chat-server is not built)
+#   BENCH_RESULTS=/tmp/r bench/run.sh # raw results elsewhere (default bench/results, emptied first)
+#   BENCH_EXTRA_FLAGS="--duration=5" bench/run.sh  # appended to every scenario's flags
+#                                     # (later flags win; recorded in BENCHMARKS.md)
+#
+# Hostile and slow clients (not in the default list; name them in BENCH_SCENARIOS):
+#   BENCH_SCENARIOS="rooms-dos flood-slow-readers flood-never-read slowloris connect-burst" bench/run.sh
+# Each runs measured rooms beside a hostile population (see crates/bench/README.md) and
+# gets a section of its own in BENCHMARKS.md with the population's figures and targets.
 #
 # Each scenario run gets its own server (`--port=0 --workers=2`), stopped with SIGTERM
 # afterwards; a server that does not exit 0 is reported. Fixed-rate scenarios report
@@ -28,16 +37,22 @@ FINDMAX_RUNS="${BENCH_FINDMAX_RUNS:-3}"
 OUT="${BENCH_OUT:-BENCHMARKS.md}"
 SCENARIOS="${BENCH_SCENARIOS:-small-rooms big-room big-room-load c10k steady}"
 FORMATS="${BENCH_FORMATS:-json protobuf}"
-RESULTS=bench/results
+RESULTS="${BENCH_RESULTS:-bench/results}"
 WORKERS="${BENCH_WORKERS:-2}"
+EXTRA_FLAGS="${BENCH_EXTRA_FLAGS:-}"
 
-SERVER="$TARGET_DIR/release/chat-server"
+SERVER="${BENCH_SERVER:-$TARGET_DIR/release/chat-server}"
 BENCH="$TARGET_DIR/release/chat-bench"
 
 log() { printf '[run.sh %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 
 log "building (release)"
-cargo build --release -p chat-server -p chat-bench
+if [[ -n "${BENCH_SERVER:-}" ]]; then
+    [[ -x "$SERVER" ]] || { log "BENCH_SERVER=$SERVER is not an executable"; exit 2; }
+    cargo build --release -p chat-bench
+else
+    cargo build --release -p chat-server -p chat-bench
+fi
 
 # 10,000 connections need as many descriptors in the server as in the bench.
 ulimit -n "$(ulimit -Hn)" || log "warning: cannot raise the open-file limit ($(ulimit -n))"
@@ -145,9 +160,29 @@ KIND[c10k]=fixed
 TITLE[steady]="steady: 100 rooms × 10 clients, 20,000 chats/s"
 FLAGS[steady]="--rooms=100 --per-room=10 --rate=20000 --duration=10 --drain=3"
 KIND[steady]=fixed
+# Hostile and slow clients beside measured rooms (KIND hostile: a fixed-rate row in the
+# table plus a section of the population's figures). Run only when named in
+# BENCH_SCENARIOS. Connection counts stay far below the 20,000 open files of each
+# process (the bench's and the server's limits are separate).
+TITLE[rooms-dos]="rooms DoS: 10 rooms × 10 clients, 1,000 chats/s, beside 5,000 idle rooms and 2 /rooms flooders (batches of 1,024) — target: measured p99 ≤ 20 ms"
+FLAGS[rooms-dos]="--rooms=10 --per-room=10 --rate=1000 --duration=10 --idle-rooms=5000 --rooms-flooders=2 --rooms-batch=1024"
+KIND[rooms-dos]=hostile
+TITLE[flood-slow-readers]="flooded room, slow readers: 1,000 members reading 20,000 B/s each, 1,000 chats/s into their room, beside 10 rooms × 10 clients at 1,000 chats/s — targets: server peak RSS ≤ 512 MiB, RSS after leaving within 64 MiB of before, measured p99 ≤ 50 ms"
+FLAGS[flood-slow-readers]="--rooms=10 --per-room=10 --rate=1000 --duration=15 --flood-members=1000 --flood-rate=1000"
+KIND[flood-slow-readers]=hostile
+TITLE[flood-never-read]="flooded room, never-readers: 200 members that never read, 1,000 chats/s into their room, beside 10 rooms × 10 clients at 1,000 chats/s — targets: all 200 cut, kernel TCP memory back to baseline within 2 s"
+FLAGS[flood-never-read]="--rooms=10 --per-room=10 --rate=1000 --duration=10 --flood-members=0 --flood-never-read=200 --flood-rate=1000"
+KIND[flood-never-read]=hostile
+TITLE[slowloris]="slowloris: 5,000 connections each sending an unfinished frame a byte a second, beside 10 rooms × 10 clients at 1,000 chats/s — targets: all cut within 15 s, measured rooms served"
+FLAGS[slowloris]="--rooms=10 --per-room=10 --rate=1000 --duration=20 --slowloris=5000"
+KIND[slowloris]=hostile
+TITLE[connect-burst]="connect burst: 100 rooms × 10 clients set up 1,000 connections at a time, 1,000 chats/s — connect → joined ≥ 1 s means SYN retransmits (a full accept queue)"
+FLAGS[connect-burst]="--rooms=100 --per-room=10 --rate=1000 --duration=3 --connect-concurrency=1000"
+KIND[connect-burst]=hostile
 
 for scenario in $SCENARIOS; do
     [[ -n "${FLAGS[$scenario]:-}" ]] || { log "unknown scenario $scenario"; exit 2; }
+    if [[ -n "$EXTRA_FLAGS" ]]; then FLAGS[$scenario]="${FLAGS[$scenario]} $EXTRA_FLAGS"; fi
     runs=$RUNS
     [[ "${KIND[$scenario]}" == find-max ]] && runs=$FINDMAX_RUNS
     RUNS_OF[$scenario]=$runs

@@ -91,6 +91,75 @@ pub struct Args {
     /// Seconds allowed for connecting and joining every client.
     #[arg(long, default_value_t = 120.0)]
     pub setup_timeout: f64,
+
+    // ----- hostile and slow clients (all off by default) -------------------------
+    /// Extra rooms, each created by one extra client that then stays without
+    /// chatting (it reads whatever comes). Makes `/rooms` answers big.
+    #[arg(long, default_value_t = 0, help_heading = "Hostile and slow clients")]
+    pub idle_rooms: usize,
+
+    /// Extra connections in no room that, during the run, write `/rooms` requests in
+    /// batches of --rooms-batch as fast as the socket takes them and read (and
+    /// discard) every answer as fast as they can.
+    #[arg(long, default_value_t = 0, help_heading = "Hostile and slow clients")]
+    pub rooms_flooders: usize,
+
+    /// `/rooms` requests per write of a --rooms-flooders connection.
+    #[arg(
+        long,
+        default_value_t = 1024,
+        help_heading = "Hostile and slow clients"
+    )]
+    pub rooms_batch: usize,
+
+    /// Members of an extra "flood" room that read slowly, at --flood-read-bps each.
+    #[arg(long, default_value_t = 0, help_heading = "Hostile and slow clients")]
+    pub flood_members: usize,
+
+    /// Bytes per second each slow flood-room member reads (20,000 is roughly a
+    /// Python client printing every line).
+    #[arg(
+        long,
+        default_value_t = 20_000,
+        help_heading = "Hostile and slow clients"
+    )]
+    pub flood_read_bps: u64,
+
+    /// Extra members of the flood room that never read at all.
+    #[arg(long, default_value_t = 0, help_heading = "Hostile and slow clients")]
+    pub flood_never_read: usize,
+
+    /// Chats per second one flood sender sends into the flood room for the whole run
+    /// (used when --flood-members or --flood-never-read is set).
+    #[arg(
+        long,
+        default_value_t = 1000,
+        help_heading = "Hostile and slow clients"
+    )]
+    pub flood_rate: u64,
+
+    /// Padding bytes per flood chat.
+    #[arg(long, default_value_t = 100, help_heading = "Hostile and slow clients")]
+    pub flood_pad: usize,
+
+    /// Seconds to wait after closing every flood-room connection at the end before
+    /// sampling memory again (the kernel's TCP memory, and the server's RSS with
+    /// --server-pid).
+    #[arg(long, default_value_t = 3.0, help_heading = "Hostile and slow clients")]
+    pub flood_leave_wait: f64,
+
+    /// Extra connections that each send the 2-byte header of a 65,534-byte frame and
+    /// then one more byte every --slowloris-interval-ms, never completing it.
+    #[arg(long, default_value_t = 0, help_heading = "Hostile and slow clients")]
+    pub slowloris: usize,
+
+    /// Milliseconds between two bytes of a --slowloris connection.
+    #[arg(
+        long,
+        default_value_t = 1000,
+        help_heading = "Hostile and slow clients"
+    )]
+    pub slowloris_interval_ms: u64,
 }
 
 /// `--format`.
@@ -146,7 +215,63 @@ impl Args {
         if self.connect_concurrency == 0 {
             return Err("--connect-concurrency must be at least 1".into());
         }
+        self.validate_hostile()
+    }
+
+    /// The checks on the hostile-client flags.
+    fn validate_hostile(&self) -> Result<(), String> {
+        if !self.hostile() {
+            return Ok(());
+        }
+        if self.find_max {
+            return Err(
+                "--find-max cannot be combined with --idle-rooms, --rooms-flooders, \
+                        --flood-members, --flood-never-read or --slowloris"
+                    .into(),
+            );
+        }
+        if self.extra_connections() + self.rooms * self.per_room > 1_000_000 {
+            return Err("too many connections in all (at most 1,000,000)".into());
+        }
+        if self.rooms_flooders > 0 && !(1..=100_000).contains(&self.rooms_batch) {
+            return Err("--rooms-batch must be between 1 and 100000".into());
+        }
+        if self.flood() {
+            if self.flood_members > 0 && self.flood_read_bps == 0 {
+                return Err("--flood-read-bps must be at least 1".into());
+            }
+            if self.flood_pad > 60_000 {
+                return Err("--flood-pad must fit in one frame (at most 60000)".into());
+            }
+            if !(self.flood_leave_wait.is_finite() && (0.0..1e6).contains(&self.flood_leave_wait)) {
+                return Err("--flood-leave-wait must be a number of seconds ≥ 0".into());
+            }
+        }
+        if self.slowloris > 0 && self.slowloris_interval_ms == 0 {
+            return Err("--slowloris-interval-ms must be at least 1".into());
+        }
         Ok(())
+    }
+
+    /// Whether any hostile or slow population is asked for.
+    pub fn hostile(&self) -> bool {
+        self.extra_connections() > 0
+    }
+
+    /// Whether the flood room is asked for (slow readers or never-readers).
+    pub fn flood(&self) -> bool {
+        self.flood_members + self.flood_never_read > 0
+    }
+
+    /// Connections besides the measured rooms' clients: idle-room creators, `/rooms`
+    /// flooders, the flood room (its members and one sender) and slowloris.
+    pub fn extra_connections(&self) -> usize {
+        let flood = if self.flood() {
+            self.flood_members + self.flood_never_read + 1
+        } else {
+            0
+        };
+        self.idle_rooms + self.rooms_flooders + flood + self.slowloris
     }
 
     /// `--drain` as a duration.
@@ -157,6 +282,11 @@ impl Args {
     /// `--setup-timeout` as a duration.
     pub fn setup_timeout(&self) -> Duration {
         Duration::from_secs_f64(self.setup_timeout)
+    }
+
+    /// `--flood-leave-wait` as a duration.
+    pub fn flood_leave_wait(&self) -> Duration {
+        Duration::from_secs_f64(self.flood_leave_wait.max(0.0))
     }
 }
 
@@ -222,6 +352,67 @@ mod tests {
                 .validate()
                 .unwrap_err()
                 .contains("--pad")
+        );
+    }
+
+    #[test]
+    fn hostile_flags_are_off_by_default() {
+        let a = parse(&[]);
+        assert!(!a.hostile() && !a.flood());
+        assert_eq!(a.extra_connections(), 0);
+        assert_eq!(
+            (a.rooms_batch, a.flood_read_bps, a.flood_rate),
+            (1024, 20_000, 1000)
+        );
+        assert_eq!((a.flood_pad, a.slowloris_interval_ms), (100, 1000));
+        assert_eq!(a.flood_leave_wait(), Duration::from_secs(3));
+    }
+
+    #[test]
+    fn hostile_flags_count_their_connections_and_are_checked() {
+        let a = parse(&[
+            "--idle-rooms=5",
+            "--rooms-flooders=2",
+            "--flood-members=3",
+            "--flood-never-read=4",
+            "--slowloris=6",
+        ]);
+        assert!(a.hostile() && a.flood());
+        // 5 idle + 2 flooders + 3 slow + 4 never + 1 flood sender + 6 slowloris.
+        assert_eq!(a.extra_connections(), 21);
+        assert!(a.validate().is_ok());
+        assert!(parse(&["--flood-never-read=1"]).flood());
+        for (flags, flag) in [
+            (&["--slowloris=1", "--find-max"][..], "--find-max"),
+            (
+                &["--rooms-flooders=1", "--rooms-batch=0"][..],
+                "--rooms-batch",
+            ),
+            (
+                &["--flood-members=1", "--flood-read-bps=0"][..],
+                "--flood-read-bps",
+            ),
+            (
+                &["--flood-members=1", "--flood-pad=70000"][..],
+                "--flood-pad",
+            ),
+            (
+                &["--flood-members=1", "--flood-leave-wait=-1"][..],
+                "--flood-leave-wait",
+            ),
+            (
+                &["--slowloris=1", "--slowloris-interval-ms=0"][..],
+                "--slowloris-interval-ms",
+            ),
+        ] {
+            let why = parse(flags).validate().unwrap_err();
+            assert!(why.contains(flag), "{flags:?}: {why}");
+        }
+        // Flags of an unused population are not checked.
+        assert!(
+            parse(&["--rooms-batch=0", "--flood-read-bps=0"])
+                .validate()
+                .is_ok()
         );
     }
 }

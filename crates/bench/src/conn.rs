@@ -53,6 +53,9 @@ pub struct Conn {
     /// Start of an incomplete frame carried over from the last read.
     partial: Vec<u8>,
     decoder: ResponseDecoder,
+    /// Frames handed to the decoder so far (in protobuf, an odd count means the
+    /// decoder holds a Type frame and the next frame is its body).
+    frames_fed: u64,
 }
 
 impl Conn {
@@ -65,7 +68,17 @@ impl Conn {
             written: 0,
             partial: Vec::new(),
             decoder: ResponseDecoder::new(format),
+            frames_fed: 0,
         }
+    }
+
+    /// For a connection whose reads stop going through [`Conn::read`] (a hostile
+    /// client that only counts what it gets): the bytes of the incomplete frame read
+    /// so far, and whether the frame after them is a protobuf body whose Type frame
+    /// the decoder already took.
+    pub fn take_raw_tail(&mut self) -> (Vec<u8>, bool) {
+        let body_pending = self.format == WireFormat::Protobuf && self.frames_fed % 2 == 1;
+        (std::mem::take(&mut self.partial), body_pending)
     }
 
     /// Appends `request` to the outbound buffer; [`Conn::flush`] sends it.
@@ -135,6 +148,7 @@ impl Conn {
             // The common case: decode straight from the scratch buffer.
             let mut frames = Frames::new(data);
             for payload in frames.by_ref() {
+                self.frames_fed += 1;
                 if let Some(message) = self.decoder.feed(payload) {
                     on_message(message);
                 }
@@ -144,6 +158,7 @@ impl Conn {
             self.partial.extend_from_slice(data);
             let mut frames = Frames::new(&self.partial);
             for payload in frames.by_ref() {
+                self.frames_fed += 1;
                 if let Some(message) = self.decoder.feed(payload) {
                     on_message(message);
                 }

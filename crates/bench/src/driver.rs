@@ -37,6 +37,13 @@
 //!
 //! Nothing the server sends can panic the bench: bad frames, unknown messages and
 //! closed connections are counted, sampled and reported.
+//!
+//! # Hostile and slow populations
+//! Optional extra connections (`--idle-rooms`, `--rooms-flooders`, the flood room,
+//! `--slowloris`) have tokens after the measured clients ([`Populations`]). They are
+//! set up after the measured rooms, act during the run, and never count in the
+//! measured figures or in `errors`; their own figures go to
+//! [`crate::report::HostileReport`]. See `driver/hostile.rs`.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -52,12 +59,16 @@ use mio::{Events, Interest, Poll, Token};
 
 use crate::BenchError;
 use crate::conn::{Conn, ReadEnd};
+use crate::hostile::{HostilePlan, Populations, Role};
 use crate::payload::{self, Stamp};
 use crate::procstat::{self, Pid};
 use crate::report::{ErrorReport, Percentiles, StepReport};
 use crate::schedule::{Layout, Schedule};
 use crate::timer::Timer;
 use crate::tracker::{Outcome, Tracker};
+
+mod hostile;
+use hostile::HostileState;
 
 /// The timer's token; client tokens are client indices, far below it.
 const TIMER: Token = Token(usize::MAX - 1);
@@ -77,6 +88,9 @@ const MAX_WAIT: Duration = Duration::from_millis(100);
 const GRACE: Duration = Duration::from_millis(50);
 /// How many problem descriptions the report keeps.
 const MAX_SAMPLES: usize = 10;
+/// A `/rooms` list may come as several messages (`docs/PROTOCOL.md` §6.5): once one
+/// has arrived, the list counts as complete when nothing more came for this long.
+const LIST_QUIET: Duration = Duration::from_secs(1);
 
 /// What the driver needs to know, fixed for its lifetime.
 #[derive(Debug, Clone)]
@@ -97,6 +111,8 @@ pub struct Plan {
     pub drain: Duration,
     /// The server process, whose CPU time each run reports.
     pub server_pid: Option<u32>,
+    /// The hostile and slow populations (none by default).
+    pub hostile: HostilePlan,
 }
 
 /// Where a client is in its life.
@@ -146,11 +162,22 @@ pub struct Driver {
     clients: Vec<Client>,
     /// Clients connecting or waiting for their setup reply.
     in_flight: usize,
+    /// Which population each connection belongs to.
+    pops: Populations,
     /// Per room: its unique title, and its id once known.
     titles: Vec<String>,
     room_ids: Vec<Option<i64>>,
-    /// Set while waiting for the `/rooms` answer; filled when it arrives.
-    awaiting_rooms: Option<Option<Vec<chat_proto::RoomInfo>>>,
+    /// Set while waiting for a `/rooms` answer; filled as it arrives.
+    awaiting_rooms: Option<RoomsLookup>,
+    /// After a lookup: the asker, whose further `SCRoomsResult` messages (the rest of
+    /// a long list) are not unexpected. Cleared when a run starts.
+    trailing_rooms_from: Option<usize>,
+    /// Per measured client: bench-epoch nanoseconds when its `connect()` started.
+    connect_started_ns: Vec<u64>,
+    /// Per measured client: `connect()` → its `/create` or `/join` reply, ns.
+    connect_to_joined: Histogram<u64>,
+    /// The hostile and slow populations' state (`None` when there are none).
+    hostile: Option<Box<HostileState>>,
     /// Connections with queued bytes since the last flush, without repeats.
     dirty: Vec<usize>,
     is_dirty: Vec<bool>,
@@ -165,6 +192,31 @@ pub struct Driver {
     /// When the last message of any kind arrived (for settling).
     last_receipt: Instant,
     errors: ErrorReport,
+}
+
+/// Why a `/rooms` lookup failed.
+#[derive(Debug)]
+enum LookupError {
+    /// The list was complete and lacked `missing` of the titles; it had `listed` rooms.
+    Missing { missing: usize, listed: usize },
+    /// Anything else.
+    Other(BenchError),
+}
+
+impl From<BenchError> for LookupError {
+    fn from(e: BenchError) -> Self {
+        LookupError::Other(e)
+    }
+}
+
+/// A `/rooms` request in flight: who asked, and what has come so far.
+#[derive(Debug)]
+struct RoomsLookup {
+    asker: usize,
+    rooms: Vec<chat_proto::RoomInfo>,
+    /// `SCRoomsResult` messages received, and when the last one came.
+    replies: usize,
+    last_reply: Option<Instant>,
 }
 
 // By hand: the connection tables hold an entry per client (thousands) and the read
@@ -193,11 +245,14 @@ impl Driver {
         timer
             .register(poll.registry(), TIMER)
             .map_err(|e| BenchError::Io("registering the timer".into(), e))?;
-        let n = plan.layout.clients();
+        let pops = plan.hostile.populations(plan.layout.clients());
+        let n = pops.total();
         let nonce = title_nonce();
         let titles = (0..plan.layout.rooms)
             .map(|r| format!("{nonce}.{}", base36(r as u64)))
             .collect();
+        let hostile = (pops.extra() > 0)
+            .then(|| Box::new(HostileState::new(&plan.hostile, pops, &nonce, plan.format)));
         Ok(Self {
             poll,
             events: Events::with_capacity(EVENT_CAPACITY),
@@ -209,6 +264,11 @@ impl Driver {
             titles,
             room_ids: vec![None; plan.layout.rooms],
             awaiting_rooms: None,
+            trailing_rooms_from: None,
+            connect_started_ns: vec![0; pops.measured],
+            connect_to_joined: new_histogram(),
+            hostile,
+            pops,
             dirty: Vec::new(),
             is_dirty: vec![false; n],
             scratch: vec![0; SCRATCH_LEN],
@@ -227,9 +287,18 @@ impl Driver {
         &self.errors
     }
 
-    /// Clients whose connection is still up.
+    /// Measured clients whose connection is still up.
     pub fn alive(&self) -> usize {
-        self.conns.iter().filter(|c| c.is_some()).count()
+        self.conns[..self.pops.measured]
+            .iter()
+            .filter(|c| c.is_some())
+            .count()
+    }
+
+    /// Per measured client, from starting its `connect()` to its `/create` or
+    /// `/join` reply (after [`Driver::setup`]).
+    pub fn connect_to_joined(&self) -> Option<Percentiles> {
+        percentiles(&self.connect_to_joined)
     }
 
     // ----- setup -------------------------------------------------------------
@@ -253,6 +322,16 @@ impl Driver {
             .collect();
         self.start_clients(&joiners, deadline, "joining rooms")?;
         self.wait_for_join_notices(deadline.min(Instant::now() + NOTICE_WAIT))
+    }
+
+    /// After [`Driver::setup`]: connects the hostile and slow populations, if any
+    /// (within another `--setup-timeout`). Losing a measured client meanwhile still
+    /// fails the setup.
+    pub fn setup_hostile(&mut self) -> Result<(), BenchError> {
+        self.setting_up = true;
+        let result = self.set_up_hostile(Instant::now() + self.plan.setup_timeout);
+        self.setting_up = false;
+        result
     }
 
     /// Waits until every join notice has arrived (see the module docs).
@@ -318,6 +397,9 @@ impl Driver {
 
     /// Issues a non-blocking connect for client `c`.
     fn connect(&mut self, c: usize) {
+        if c < self.pops.measured {
+            self.connect_started_ns[c] = self.now_ns();
+        }
         let stream = match TcpStream::connect(self.plan.addr) {
             Ok(stream) => stream,
             Err(e) => return self.fail_setup(c, format!("cannot connect: {e}")),
@@ -343,6 +425,9 @@ impl Driver {
 
     /// A connect completed: rename, then create or join.
     fn on_connected(&mut self, c: usize) {
+        if self.pops.role(c) != Role::Measured {
+            return self.on_extra_connected(c);
+        }
         let layout = self.plan.layout;
         let room = layout.room_of(c);
         let title = &self.titles[room];
@@ -372,66 +457,83 @@ impl Driver {
 
     /// Asks `/rooms` once every creator is in its room, and learns the rooms' ids.
     fn look_up_rooms(&mut self, deadline: Instant) -> Result<(), BenchError> {
+        let titles = self.titles.clone();
+        let ids = self.look_up(&titles, deadline).map_err(|e| match e {
+            LookupError::Missing { missing, listed } => BenchError::Setup(format!(
+                "/rooms did not list {missing} of the {} rooms the bench created ({listed} \
+                 rooms listed). The list is one frame of at most 65,535 bytes, so a server \
+                 with very many rooms cannot list them all; use fewer --rooms",
+                titles.len(),
+            )),
+            LookupError::Other(e) => e,
+        })?;
+        self.room_ids = ids.into_iter().map(Some).collect();
+        Ok(())
+    }
+
+    /// Client 0 asks `/rooms` and the ids of `titles` are read from the answer, which
+    /// may come as several messages (`docs/PROTOCOL.md` §6.5).
+    fn look_up(&mut self, titles: &[String], deadline: Instant) -> Result<Vec<i64>, LookupError> {
         let asker = 0;
         let Some(conn) = self.conns[asker].as_mut() else {
-            return Err(BenchError::Setup("client 0 has no connection".into()));
+            return Err(BenchError::Setup("client 0 has no connection".into()).into());
         };
         conn.queue(&Request::Rooms)
             .map_err(|e| BenchError::Setup(format!("cannot encode /rooms: {e}")))?;
         self.mark_dirty(asker);
-        self.awaiting_rooms = Some(None);
-        let rooms = loop {
+        self.trailing_rooms_from = None;
+        self.awaiting_rooms = Some(RoomsLookup {
+            asker,
+            rooms: Vec::new(),
+            replies: 0,
+            last_reply: None,
+        });
+        let result = self.await_rooms(titles, deadline);
+        self.awaiting_rooms = None;
+        self.trailing_rooms_from = Some(asker);
+        result
+    }
+
+    fn await_rooms(
+        &mut self,
+        titles: &[String],
+        deadline: Instant,
+    ) -> Result<Vec<i64>, LookupError> {
+        let mut seen_replies = 0;
+        loop {
             if let Some(failure) = self.setup_failure.take() {
-                return Err(BenchError::Setup(failure));
+                return Err(BenchError::Setup(failure).into());
             }
-            if let Some(Some(rooms)) = self.awaiting_rooms.take() {
-                break rooms;
-            }
-            self.awaiting_rooms.get_or_insert(None);
             let now = Instant::now();
+            if let Some(lookup) = &self.awaiting_rooms {
+                if lookup.replies > seen_replies {
+                    seen_replies = lookup.replies;
+                    if let Some(found) = find_titles(&lookup.rooms, titles) {
+                        return found.map_err(LookupError::Other);
+                    }
+                }
+                if lookup.last_reply.is_some_and(|t| now >= t + LIST_QUIET) {
+                    let missing = titles
+                        .iter()
+                        .filter(|t| !lookup.rooms.iter().any(|r| &r.title == *t))
+                        .count();
+                    return Err(LookupError::Missing {
+                        missing,
+                        listed: lookup.rooms.len(),
+                    });
+                }
+            }
             if now >= deadline {
-                return Err(BenchError::Setup(
-                    "timed out waiting for the answer to /rooms".into(),
-                ));
+                return Err(
+                    BenchError::Setup("timed out waiting for the answer to /rooms".into()).into(),
+                );
             }
             self.poll_once((deadline - now).min(MAX_WAIT))?;
-        };
-        let mut by_title: HashMap<&str, Vec<i64>> = HashMap::new();
-        for room in &rooms {
-            by_title.entry(&room.title).or_default().push(room.room_id);
         }
-        let mut missing = 0;
-        for (room, title) in self.titles.iter().enumerate() {
-            match by_title.get(title.as_str()).map(Vec::as_slice) {
-                Some([id]) => self.room_ids[room] = Some(*id),
-                Some(ids) => {
-                    return Err(BenchError::Setup(format!(
-                        "/rooms lists {} rooms titled {title:?}; cannot tell which is ours",
-                        ids.len()
-                    )));
-                }
-                None => missing += 1,
-            }
-        }
-        if missing > 0 {
-            return Err(BenchError::Setup(format!(
-                "/rooms did not list {missing} of the {} rooms the bench created ({} rooms \
-                 listed). The list is one frame of at most 65,535 bytes, so a server with \
-                 very many rooms cannot list them all; use fewer --rooms",
-                self.titles.len(),
-                rooms.len()
-            )));
-        }
-        Ok(())
     }
 
     fn fail_setup(&mut self, c: usize, why: String) {
-        let layout = self.plan.layout;
-        let message = format!(
-            "client {c} (room {}, member {}): {why}",
-            layout.room_of(c),
-            layout.member_of(c)
-        );
+        let message = format!("{}: {why}", self.describe(c));
         self.sample(message.clone());
         self.setup_failure.get_or_insert(message);
         self.drop_client(c);
@@ -453,6 +555,8 @@ impl Driver {
         let bench_cpu_before = procstat::cpu_time(Pid::This).ok();
         let wall = Instant::now();
         let start_ns = self.now_ns();
+        self.trailing_rooms_from = None;
+        self.hostile_begin(start_ns, duration_s);
         self.run = Some(RunState {
             schedule,
             tracker: Tracker::new(layout, step),
@@ -502,8 +606,10 @@ impl Driver {
                 }
                 Duration::from_nanos(until - now).min(MAX_WAIT)
             };
+            let wait = self.hostile_wait(now, wait);
             self.poll_once(wait)?;
         }
+        self.hostile_end();
         let elapsed = wall.elapsed().as_secs_f64();
         let server_cpu = match (server, server_cpu_before) {
             (Some(pid), Some(before)) => procstat::cpu_time(pid)
@@ -547,7 +653,11 @@ impl Driver {
             },
             latency_ms: percentiles(&run.latency),
             send_lag_ms: percentiles(&run.send_lag),
-            unsent_bytes_at_end: self.conns.iter().flatten().map(|c| c.unsent() as u64).sum(),
+            unsent_bytes_at_end: self.conns[..self.pops.measured]
+                .iter()
+                .flatten()
+                .map(|c| c.unsent() as u64)
+                .sum(),
             connections_alive_at_end: self.alive(),
             server_cpu_s: server_cpu,
             server_cpu_pct: server_cpu.and_then(pct),
@@ -662,10 +772,11 @@ impl Driver {
                 self.read_client(c, event.is_read_closed() || event.is_error());
             }
             if event.is_writable() {
-                self.flush_client(c);
+                self.on_writable(c);
             }
         }
         self.events = events;
+        self.service_hostile();
         self.flush_dirty();
         Ok(())
     }
@@ -688,6 +799,9 @@ impl Driver {
     }
 
     fn read_client(&mut self, c: usize, peer_closed: bool) {
+        if self.read_extra_raw(c) {
+            return;
+        }
         let Some(mut conn) = self.conns[c].take() else {
             return;
         };
@@ -700,18 +814,21 @@ impl Driver {
         let still_wanted = self.clients[c] != Client::Dead;
         if still_wanted {
             self.conns[c] = Some(conn);
+            self.after_extra_read(c);
         }
+        // A hostile connection cut after setup is a figure of its own, not an error.
+        let counts = !self.is_extra_in_service(c);
         match result {
             Ok(ReadEnd::WouldBlock) => {}
             Ok(ReadEnd::Eof) => {
                 if still_wanted {
-                    self.errors.closed_by_server += 1;
+                    self.errors.closed_by_server += u64::from(counts);
                     self.lose_client(c, "the server closed the connection".into());
                 }
             }
             Err(e) => {
                 if still_wanted {
-                    self.errors.io_errors += 1;
+                    self.errors.io_errors += u64::from(counts);
                     self.lose_client(c, format!("read failed: {e}"));
                 }
             }
@@ -723,8 +840,31 @@ impl Driver {
             return;
         };
         if let Err(e) = conn.flush() {
-            self.errors.io_errors += 1;
+            self.errors.io_errors += u64::from(!self.is_extra_in_service(c));
             self.lose_client(c, format!("write failed: {e}"));
+        }
+    }
+
+    /// Whether `c` is a hostile connection past its setup (its losses are figures).
+    fn is_extra_in_service(&self, c: usize) -> bool {
+        self.pops.role(c) != Role::Measured && self.clients[c] == Client::Ready
+    }
+
+    /// Who connection `c` is, for messages.
+    fn describe(&self, c: usize) -> String {
+        let layout = self.plan.layout;
+        match self.pops.role(c) {
+            Role::Measured => format!(
+                "client {c} (room {}, member {})",
+                layout.room_of(c),
+                layout.member_of(c)
+            ),
+            Role::FloodSender => "the flood sender".into(),
+            Role::SlowReader(k) => format!("slow flood reader {k}"),
+            Role::NeverReader(k) => format!("never-reading flood member {k}"),
+            Role::IdleCreator(k) => format!("idle-room creator {k}"),
+            Role::RoomsFlooder(k) => format!("/rooms flooder {k}"),
+            Role::Slowloris(k) => format!("slowloris connection {k}"),
         }
     }
 
@@ -752,14 +892,13 @@ impl Driver {
     fn lose_client(&mut self, c: usize, why: String) {
         match self.clients[c] {
             Client::Connecting | Client::Joining { .. } => self.fail_setup(c, why),
+            _ if self.pops.role(c) != Role::Measured => {
+                self.on_extra_lost(c);
+                self.drop_client(c);
+            }
             _ if self.setting_up => self.fail_setup(c, why),
             _ => {
-                let layout = self.plan.layout;
-                self.sample(format!(
-                    "client {c} (room {}, member {}): {why}",
-                    layout.room_of(c),
-                    layout.member_of(c)
-                ));
+                self.sample(format!("{}: {why}", self.describe(c)));
                 self.drop_client(c);
             }
         }
@@ -785,6 +924,9 @@ impl Driver {
         at: Instant,
     ) {
         self.last_receipt = at;
+        if self.pops.role(c) != Role::Measured {
+            return self.on_extra_message(c, message);
+        }
         let message = match message {
             Ok(message) => message,
             Err(e) => {
@@ -800,7 +942,13 @@ impl Driver {
             Response::Chat { text, .. } => self.on_chat(c, &text, at),
             Response::SystemMessage { text } => self.on_system(c, &text),
             Response::RoomsResult { rooms } => match &mut self.awaiting_rooms {
-                Some(slot @ None) if c == 0 => *slot = Some(rooms),
+                Some(lookup) if lookup.asker == c => {
+                    lookup.rooms.extend(rooms);
+                    lookup.replies += 1;
+                    lookup.last_reply = Some(at);
+                }
+                // The rest of a long list whose titles were already found.
+                _ if self.trailing_rooms_from == Some(c) => {}
                 _ => self.unexpected(c, "an unasked /rooms result".into()),
             },
         }
@@ -840,6 +988,10 @@ impl Driver {
         {
             self.clients[c] = Client::Ready;
             self.in_flight -= 1;
+            if let Some(&started) = self.connect_started_ns.get(c) {
+                let took = self.now_ns().saturating_sub(started);
+                self.connect_to_joined.saturating_record(took);
+            }
             return;
         }
         // Replies to our renames, and other members arriving: expected.
@@ -872,6 +1024,32 @@ impl Driver {
     fn now_ns(&self) -> u64 {
         u64::try_from(self.epoch.elapsed().as_nanos()).unwrap_or(u64::MAX)
     }
+}
+
+/// The ids of `titles` in `rooms`, once every one is listed: `Some(Err)` when one is
+/// listed more than once (it cannot be told which is the bench's).
+fn find_titles(
+    rooms: &[chat_proto::RoomInfo],
+    titles: &[String],
+) -> Option<Result<Vec<i64>, BenchError>> {
+    let mut by_title: HashMap<&str, Vec<i64>> = HashMap::new();
+    for room in rooms {
+        by_title.entry(&room.title).or_default().push(room.room_id);
+    }
+    let mut ids = Vec::with_capacity(titles.len());
+    for title in titles {
+        match by_title.get(title.as_str()).map(Vec::as_slice) {
+            Some([id]) => ids.push(*id),
+            Some(ids) => {
+                return Some(Err(BenchError::Setup(format!(
+                    "/rooms lists {} rooms titled {title:?}; cannot tell which is ours",
+                    ids.len()
+                ))));
+            }
+            None => return None,
+        }
+    }
+    Some(Ok(ids))
 }
 
 fn push_sample(errors: &mut ErrorReport, message: String) {

@@ -10,6 +10,8 @@
 //! * [`conn`] — one connection: socket, outbound buffer, inbound framing.
 //! * [`timer`] — a `timerfd` so the loop wakes when the next chat is due.
 //! * [`driver`] — the mio event loop and the phases: setup, run, settle.
+//! * [`hostile`] — the optional hostile and slow populations' pure parts (who is
+//!   who, slow readers' pace, counting answers without decoding them).
 //! * [`findmax`] — the `--find-max` rate search.
 //! * [`procstat`] — the server's CPU time and memory from `/proc`.
 //! * [`report`] — the results, as text or JSON.
@@ -29,6 +31,7 @@ pub mod cli;
 pub mod conn;
 pub mod driver;
 pub mod findmax;
+pub mod hostile;
 pub mod payload;
 pub mod procstat;
 pub mod report;
@@ -44,6 +47,7 @@ use std::time::{Duration, Instant};
 use cli::Args;
 use driver::{Driver, Plan};
 use findmax::RateSearch;
+use hostile::HostilePlan;
 use procstat::Pid;
 use report::{FindMaxReport, MemoryReport, Report, SetupReport, StepReport};
 use schedule::Layout;
@@ -88,7 +92,7 @@ pub fn run(args: &Args) -> Result<Report, BenchError> {
         rooms: args.rooms,
         per_room: args.per_room,
     };
-    check_open_file_limit(layout.clients() as u64)?;
+    check_open_file_limit((layout.clients() + args.extra_connections()) as u64)?;
     let server = args.server_pid.map(Pid::Other);
     let server_rss_before = server
         .and_then(|p| procstat::memory(p).ok())
@@ -103,6 +107,7 @@ pub fn run(args: &Args) -> Result<Report, BenchError> {
         setup_timeout: args.setup_timeout(),
         drain: args.drain(),
         server_pid: args.server_pid,
+        hostile: hostile_plan(args),
     })?;
     let setup_started = Instant::now();
     driver.setup()?;
@@ -116,6 +121,9 @@ pub fn run(args: &Args) -> Result<Report, BenchError> {
         }
         _ => None,
     };
+    let hostile_setup_started = Instant::now();
+    driver.setup_hostile()?;
+    let hostile_setup_s = hostile_setup_started.elapsed().as_secs_f64();
 
     let mut steps = Vec::new();
     let (result, find_max) = if args.find_max {
@@ -138,6 +146,10 @@ pub fn run(args: &Args) -> Result<Report, BenchError> {
         steps.push(step.clone());
         (Some(step), None)
     };
+    let hostile = driver.finish_hostile()?.map(|mut h| {
+        h.setup_s = hostile_setup_s;
+        h
+    });
 
     Ok(Report {
         target: format!("{}:{}", args.host, args.port),
@@ -152,6 +164,7 @@ pub fn run(args: &Args) -> Result<Report, BenchError> {
             server_rss_before_kb: server_rss_before,
             server_rss_after_kb: server_rss_after,
             server_rss_per_connection_bytes: per_connection,
+            connect_to_joined_ms: driver.connect_to_joined(),
         },
         steps,
         result,
@@ -163,7 +176,25 @@ pub fn run(args: &Args) -> Result<Report, BenchError> {
                 peak_rss_kb: m.peak_rss_kb,
             }),
         errors: driver.errors().clone(),
+        hostile,
     })
+}
+
+/// The hostile populations as the flags ask for them.
+fn hostile_plan(args: &Args) -> HostilePlan {
+    HostilePlan {
+        idle_rooms: args.idle_rooms,
+        rooms_flooders: args.rooms_flooders,
+        rooms_batch: args.rooms_batch,
+        flood_members: args.flood_members,
+        flood_never_read: args.flood_never_read,
+        flood_read_bps: args.flood_read_bps,
+        flood_rate: args.flood_rate,
+        flood_pad: args.flood_pad,
+        flood_leave_wait: args.flood_leave_wait(),
+        slowloris: args.slowloris,
+        slowloris_interval: std::time::Duration::from_millis(args.slowloris_interval_ms),
+    }
 }
 
 /// The find-max search over one set of connections. Returns the best rate and why

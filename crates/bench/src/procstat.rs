@@ -5,6 +5,10 @@
 //! * Memory is `VmRSS` (now) and `VmHWM` (the peak RSS since the process started)
 //!   from `/proc/PID/status`, in KiB.
 //!
+//! * The kernel's TCP memory, machine-wide, is the `mem` field (pages) of the `TCP:`
+//!   line of `/proc/net/sockstat`: the memory of every TCP socket's queues, both ends
+//!   of loopback connections included.
+//!
 //! Linux only; on any read or parse failure the caller gets an `io::Error` and
 //! reports the figure as missing. The parsers are separate, pure functions.
 
@@ -57,6 +61,39 @@ pub fn cpu_time(pid: Pid) -> io::Result<Duration> {
 pub fn memory(pid: Pid) -> io::Result<Memory> {
     let status = std::fs::read_to_string(pid.path("status"))?;
     parse_status(&status).ok_or_else(|| invalid("status"))
+}
+
+/// The kernel's TCP memory now (all sockets of the machine), KiB.
+pub fn kernel_tcp_mem_kb() -> io::Result<u64> {
+    let sockstat = std::fs::read_to_string("/proc/net/sockstat")?;
+    let pages = parse_sockstat_tcp_mem(&sockstat).ok_or_else(|| {
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            "unexpected /proc/net/sockstat contents",
+        )
+    })?;
+    Ok(pages.saturating_mul(page_size()) / 1024)
+}
+
+/// The memory page size, bytes (4,096 when the system does not say).
+pub fn page_size() -> u64 {
+    // SAFETY: sysconf has no preconditions; it only reads a configuration value.
+    let size = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    u64::try_from(size).ok().filter(|&s| s > 0).unwrap_or(4096)
+}
+
+/// The `mem` field (pages) of the `TCP:` line of `/proc/net/sockstat`, e.g.
+/// `TCP: inuse 5 orphan 0 tw 3 alloc 7 mem 139`.
+pub fn parse_sockstat_tcp_mem(sockstat: &str) -> Option<u64> {
+    let line = sockstat.lines().find(|l| l.starts_with("TCP:"))?;
+    let mut words = line["TCP:".len()..].split_whitespace();
+    while let Some(name) = words.next() {
+        let value = words.next()?;
+        if name == "mem" {
+            return value.parse().ok();
+        }
+    }
+    None
 }
 
 fn invalid(file: &str) -> io::Error {
@@ -121,6 +158,23 @@ mod tests {
             })
         );
         assert_eq!(parse_status("Name:\tx\n"), None);
+    }
+
+    #[test]
+    fn sockstat_tcp_memory() {
+        let sockstat = "sockets: used 10\nTCP: inuse 1 orphan 0 tw 3 alloc 1 mem 139\n\
+                        UDP: inuse 0 mem 7\nUDPLITE: inuse 0\n";
+        assert_eq!(parse_sockstat_tcp_mem(sockstat), Some(139));
+        // The UDP line's mem is not the TCP one.
+        assert_eq!(parse_sockstat_tcp_mem("UDP: inuse 0 mem 7\n"), None);
+        assert_eq!(parse_sockstat_tcp_mem("TCP: inuse 1 orphan 0\n"), None);
+        assert_eq!(parse_sockstat_tcp_mem("TCP: inuse 1 mem x\n"), None);
+        assert_eq!(parse_sockstat_tcp_mem("TCP: mem\n"), None);
+        assert!(
+            kernel_tcp_mem_kb().is_ok(),
+            "this machine has /proc/net/sockstat"
+        );
+        assert!(page_size() >= 4096);
     }
 
     #[test]

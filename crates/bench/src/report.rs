@@ -37,6 +37,9 @@ pub struct Report {
     pub server_memory_end: Option<MemoryReport>,
     /// Problems over the whole invocation, setup included.
     pub errors: ErrorReport,
+    /// The hostile and slow populations, when any was asked for (absent otherwise).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hostile: Option<HostileReport>,
 }
 
 /// Connecting and joining.
@@ -52,6 +55,10 @@ pub struct SetupReport {
     pub server_rss_after_kb: Option<u64>,
     /// (after − before) / connections.
     pub server_rss_per_connection_bytes: Option<f64>,
+    /// Per measured client: from starting its `connect()` to receiving its
+    /// `/create` or `/join` reply. A SYN dropped by a full accept queue shows up as
+    /// one second or more (the first retransmit).
+    pub connect_to_joined_ms: Option<Percentiles>,
 }
 
 /// One run at a fixed rate.
@@ -145,6 +152,168 @@ pub struct MemoryReport {
     pub peak_rss_kb: u64,
 }
 
+/// The hostile and slow populations: what they did and what the server did to them.
+/// Each part is present only when its population was asked for.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct HostileReport {
+    /// Connections of all these populations together.
+    pub connections: usize,
+    /// Seconds it took to set them up (after the measured rooms).
+    pub setup_s: f64,
+    /// `--idle-rooms`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub idle_rooms: Option<IdleRoomsReport>,
+    /// `--rooms-flooders`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rooms_flooders: Option<RoomsFloodReport>,
+    /// `--flood-members`, `--flood-never-read`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub flood: Option<FloodReport>,
+    /// `--slowloris`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub slowloris: Option<SlowlorisReport>,
+    /// The kernel's TCP memory (`/proc/net/sockstat`, the whole machine), KiB.
+    pub kernel_tcp_mem_kb: MemorySamples,
+    /// The server's RSS (`VmRSS`), KiB, with `--server-pid`.
+    pub server_rss_kb: Option<MemorySamples>,
+}
+
+/// A memory figure sampled around the run, KiB. `before` is taken when the run
+/// starts (every population set up, nothing flooding yet), `peak` is the highest of
+/// the samples taken every 100 ms during the run, `end` when the run (drain
+/// included) ends, `after_2s` two seconds later, and `after_leave` (flood room only)
+/// `--flood-leave-wait` seconds after the bench closed every flood-room connection.
+#[derive(Debug, Clone, Copy, Default, Serialize, PartialEq, Eq)]
+pub struct MemorySamples {
+    /// When the run started.
+    pub before: Option<u64>,
+    /// The highest sample during the run.
+    pub peak: Option<u64>,
+    /// When the run ended.
+    pub end: Option<u64>,
+    /// Two seconds after the end (flood-room connections still open).
+    pub after_2s: Option<u64>,
+    /// After the flood room was left and `--flood-leave-wait` passed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub after_leave: Option<u64>,
+}
+
+/// The median and the maximum of some times, seconds.
+#[derive(Debug, Clone, Copy, Serialize, PartialEq)]
+pub struct Spread {
+    /// How many values.
+    pub count: usize,
+    /// The median.
+    pub p50: f64,
+    /// The largest.
+    pub max: f64,
+}
+
+/// `--idle-rooms`: rooms whose only member never chats.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct IdleRoomsReport {
+    /// Rooms created (one connection each).
+    pub rooms: usize,
+    /// Messages their creators received (nothing is expected).
+    pub messages_received: u64,
+    /// Creators the server disconnected after setup.
+    pub closed_by_server: usize,
+    /// Creators still connected when the run ended.
+    pub open_at_end: usize,
+}
+
+/// `--rooms-flooders`: connections writing `/rooms` requests as fast as they can.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct RoomsFloodReport {
+    /// Requests per write (`--rooms-batch`).
+    pub batch: usize,
+    /// Requests written by all flooders (whole batches and the part of the last one).
+    pub requests_sent: u64,
+    /// `SCRoomsResult` messages received by all flooders (a long list may come as
+    /// several messages per request).
+    pub rooms_results_received: u64,
+    /// Bytes received by all flooders.
+    pub bytes_received: u64,
+    /// Flooders the server disconnected.
+    pub disconnected: usize,
+    /// One entry per flooder.
+    pub per_flooder: Vec<FlooderReport>,
+}
+
+/// One `/rooms` flooder.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct FlooderReport {
+    /// Requests written.
+    pub requests_sent: u64,
+    /// `SCRoomsResult` messages received.
+    pub rooms_results_received: u64,
+    /// Other messages received.
+    pub other_messages: u64,
+    /// Bytes received.
+    pub bytes_received: u64,
+    /// Whether the server closed or reset the connection during the run.
+    pub disconnected: bool,
+    /// Seconds from the start of the run to the disconnection.
+    pub disconnected_after_s: Option<f64>,
+}
+
+/// The flood room: one sender, slow readers and never-readers.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct FloodReport {
+    /// Members reading at `read_bps` (`--flood-members`).
+    pub slow_readers: usize,
+    /// Members that never read (`--flood-never-read`).
+    pub never_readers: usize,
+    /// Bytes/s each slow reader reads at most (`--flood-read-bps`).
+    pub read_bps: u64,
+    /// The sender's schedule, chats/s (`--flood-rate`).
+    pub rate: u64,
+    /// Padding bytes per flood chat (`--flood-pad`).
+    pub pad: usize,
+    /// Flood chats the sender handed to its socket (or queued for it).
+    pub chats_sent: u64,
+    /// Bytes the sender still held when the run ended (the server stopped reading it).
+    pub sender_unsent_bytes_at_end: u64,
+    /// Whether the server disconnected the sender.
+    pub sender_disconnected: bool,
+    /// `[NAME] 님이 퇴장했습니다.` notices the sender received: members the server
+    /// removed from the room.
+    pub leave_notices: u64,
+    /// Bytes the slow readers read, all together.
+    pub slow_bytes_read: u64,
+    /// Chats among them (complete messages only).
+    pub slow_chats_read: u64,
+    /// Slow readers the server disconnected (FIN or RST seen) by the end of the run.
+    pub slow_readers_cut: usize,
+    /// Seconds from the start of the run to each slow reader's cut.
+    pub slow_readers_cut_after_s: Option<Spread>,
+    /// Never-readers the server disconnected by the end of the run (seen by polling
+    /// for POLLRDHUP / POLLHUP / POLLERR, without reading their data).
+    pub never_readers_cut: usize,
+    /// Seconds from the start of the run to each never-reader's cut.
+    pub never_readers_cut_after_s: Option<Spread>,
+    /// `--flood-leave-wait`, seconds.
+    pub leave_wait_s: f64,
+}
+
+/// `--slowloris`: connections that never finish their first frame.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct SlowlorisReport {
+    /// Connections.
+    pub connections: usize,
+    /// Milliseconds between bytes (`--slowloris-interval-ms`).
+    pub interval_ms: u64,
+    /// Bytes they sent, headers included.
+    pub bytes_sent: u64,
+    /// Connections the server closed or reset (EOF or error on read, or a failed
+    /// write).
+    pub cut: usize,
+    /// Seconds from each cut connection's start (its header) to its cut.
+    pub cut_after_s: Option<Spread>,
+    /// Connections still open when the run ended.
+    pub open_at_end: usize,
+}
+
 /// Problems seen over the whole invocation.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct ErrorReport {
@@ -180,6 +349,20 @@ pub fn render_text(report: &Report) -> String {
         let _ = write!(out, " ({per:.0} B per connection)");
     }
     out.push('\n');
+    if let Some(l) = &r.setup.connect_to_joined_ms {
+        let _ = writeln!(
+            out,
+            "  connect → joined ms: p50 {:.3}, p99 {:.3}, max {:.3}{}",
+            l.p50,
+            l.p99,
+            l.max,
+            if l.max >= 1000.0 {
+                " (≥ 1 s: some connects needed a SYN retransmit)"
+            } else {
+                ""
+            }
+        );
+    }
     for step in &r.steps {
         render_step(&mut out, step, r.steps.len() > 1);
     }
@@ -218,6 +401,9 @@ pub fn render_text(report: &Report) -> String {
             mem.rss_kb, mem.peak_rss_kb
         );
     }
+    if let Some(h) = &r.hostile {
+        render_hostile(&mut out, h);
+    }
     let e = &r.errors;
     let _ = writeln!(
         out,
@@ -232,6 +418,124 @@ pub fn render_text(report: &Report) -> String {
         let _ = writeln!(out, "  - {sample}");
     }
     out
+}
+
+fn render_hostile(out: &mut String, h: &HostileReport) {
+    let _ = writeln!(
+        out,
+        "hostile and slow clients: {} connections, set up in {:.2} s",
+        h.connections, h.setup_s
+    );
+    let spread = |s: &Option<Spread>| match s {
+        Some(s) => format!(" after {:.2} s median, {:.2} s max", s.p50, s.max),
+        None => String::new(),
+    };
+    if let Some(i) = &h.idle_rooms {
+        let _ = writeln!(
+            out,
+            "  idle rooms: {}, {} still open at the end, {} closed by the server, {} messages \
+             received",
+            i.rooms, i.open_at_end, i.closed_by_server, i.messages_received
+        );
+    }
+    if let Some(f) = &h.rooms_flooders {
+        let _ = writeln!(
+            out,
+            "  /rooms flooders: {} in batches of {}: {} requests sent, {} SCRoomsResult received \
+             ({} bytes), {} disconnected by the server",
+            f.per_flooder.len(),
+            f.batch,
+            f.requests_sent,
+            f.rooms_results_received,
+            f.bytes_received,
+            f.disconnected
+        );
+        for (k, one) in f.per_flooder.iter().enumerate() {
+            let cut = match one.disconnected_after_s {
+                Some(t) => format!(", disconnected after {t:.2} s"),
+                None if one.disconnected => ", disconnected".into(),
+                None => String::new(),
+            };
+            let _ = writeln!(
+                out,
+                "    flooder {k}: {} sent, {} SCRoomsResult, {} other, {} bytes{cut}",
+                one.requests_sent,
+                one.rooms_results_received,
+                one.other_messages,
+                one.bytes_received
+            );
+        }
+    }
+    if let Some(f) = &h.flood {
+        let _ = writeln!(
+            out,
+            "  flood room: {} slow readers ({} B/s each), {} never-readers; {} chats/s of {} B pad",
+            f.slow_readers, f.read_bps, f.never_readers, f.rate, f.pad
+        );
+        let _ = writeln!(
+            out,
+            "    flood chats sent {}, sender unsent at end {} B{}, leave notices {} (members \
+             the server removed)",
+            f.chats_sent,
+            f.sender_unsent_bytes_at_end,
+            if f.sender_disconnected {
+                ", sender disconnected"
+            } else {
+                ""
+            },
+            f.leave_notices
+        );
+        let _ = writeln!(
+            out,
+            "    slow readers read {} B ({} chats); cut {} of {}{}",
+            f.slow_bytes_read,
+            f.slow_chats_read,
+            f.slow_readers_cut,
+            f.slow_readers,
+            spread(&f.slow_readers_cut_after_s)
+        );
+        let _ = writeln!(
+            out,
+            "    never-readers cut {} of {}{}",
+            f.never_readers_cut,
+            f.never_readers,
+            spread(&f.never_readers_cut_after_s)
+        );
+    }
+    if let Some(s) = &h.slowloris {
+        let _ = writeln!(
+            out,
+            "  slowloris: {} connections, a byte every {} ms ({} B sent): cut {}{}, open at end {}",
+            s.connections,
+            s.interval_ms,
+            s.bytes_sent,
+            s.cut,
+            spread(&s.cut_after_s),
+            s.open_at_end
+        );
+    }
+    let samples = |m: &MemorySamples| {
+        let v = |x: Option<u64>| x.map_or("–".to_string(), |k| k.to_string());
+        let mut line = format!(
+            "before {}, peak {}, end {}, +2 s {}",
+            v(m.before),
+            v(m.peak),
+            v(m.end),
+            v(m.after_2s)
+        );
+        if m.after_leave.is_some() {
+            let _ = write!(line, ", after leaving {}", v(m.after_leave));
+        }
+        line
+    };
+    let _ = writeln!(
+        out,
+        "  kernel TCP memory KiB: {}",
+        samples(&h.kernel_tcp_mem_kb)
+    );
+    if let Some(rss) = &h.server_rss_kb {
+        let _ = writeln!(out, "  server RSS KiB: {}", samples(rss));
+    }
 }
 
 fn render_step(out: &mut String, s: &StepReport, numbered: bool) {
@@ -368,12 +672,14 @@ mod tests {
                 server_rss_before_kb: None,
                 server_rss_after_kb: None,
                 server_rss_per_connection_bytes: None,
+                connect_to_joined_ms: None,
             },
             steps: vec![step(None)],
             result: Some(step(None)),
             find_max: None,
             server_memory_end: None,
             errors: ErrorReport::default(),
+            hostile: None,
         }
     }
 
@@ -407,5 +713,66 @@ mod tests {
         assert_eq!(v["find_max"]["best_rate"], 200);
         assert_eq!(v["steps"][1]["passed"], false);
         assert!(render_text(&r).contains("FAIL"));
+        assert!(v.get("hostile").is_none(), "no hostile object unless used");
+    }
+
+    #[test]
+    fn setup_latency_and_hostile_figures_are_reported() {
+        let mut r = report();
+        let p = Percentiles {
+            p50: 1.5,
+            p90: 2.0,
+            p99: 1003.0,
+            p999: 1003.0,
+            max: 1004.0,
+            mean: 20.0,
+        };
+        r.setup.connect_to_joined_ms = Some(p);
+        r.hostile = Some(HostileReport {
+            flood: Some(FloodReport {
+                slow_readers: 10,
+                never_readers: 2,
+                never_readers_cut: 2,
+                never_readers_cut_after_s: Some(Spread {
+                    count: 2,
+                    p50: 1.25,
+                    max: 2.5,
+                }),
+                ..FloodReport::default()
+            }),
+            slowloris: Some(SlowlorisReport {
+                connections: 5,
+                cut: 3,
+                open_at_end: 2,
+                ..SlowlorisReport::default()
+            }),
+            kernel_tcp_mem_kb: MemorySamples {
+                before: Some(100),
+                peak: Some(900),
+                end: Some(300),
+                after_2s: Some(120),
+                after_leave: None,
+            },
+            ..HostileReport::default()
+        });
+        let v: serde_json::Value = serde_json::to_value(&r).unwrap();
+        assert_eq!(v["setup"]["connect_to_joined_ms"]["p99"], 1003.0);
+        let h = &v["hostile"];
+        assert_eq!(h["flood"]["never_readers_cut"], 2);
+        assert_eq!(h["flood"]["never_readers_cut_after_s"]["max"], 2.5);
+        assert_eq!(h["slowloris"]["open_at_end"], 2);
+        assert_eq!(h["kernel_tcp_mem_kb"]["peak"], 900);
+        assert!(h.get("idle_rooms").is_none() && h.get("rooms_flooders").is_none());
+        assert!(h["kernel_tcp_mem_kb"].get("after_leave").is_none());
+        let text = render_text(&r);
+        for needle in [
+            "connect → joined ms: p50 1.500, p99 1003.000",
+            "SYN retransmit",
+            "never-readers cut 2 of 2 after 1.25 s median, 2.50 s max",
+            "slowloris: 5 connections",
+            "kernel TCP memory KiB: before 100, peak 900, end 300, +2 s 120",
+        ] {
+            assert!(text.contains(needle), "{needle:?} missing from\n{text}");
+        }
     }
 }

@@ -12,6 +12,7 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use chat_proto::codec::{RequestDecoder, WireFormat, encode_response};
 use chat_proto::frame::FrameBuf;
@@ -30,6 +31,12 @@ pub(crate) struct Faults {
     pub(crate) kick_at: Option<u64>,
     /// After every n-th chat delivery, send the receiver a frame that is not JSON.
     pub(crate) garbage_every: Option<u64>,
+    /// Cut off a receiver whose name starts with this as soon as a chat is delivered
+    /// to it (the bench names its never-reading flood members `n…`).
+    pub(crate) kick_names_starting: Option<&'static str>,
+    /// Cut off a connection whose frame has stayed incomplete this long (a
+    /// protection against slowloris).
+    pub(crate) cut_incomplete_after: Option<Duration>,
 }
 
 struct Client {
@@ -128,10 +135,21 @@ fn serve(
     let mut decoder = RequestDecoder::new(None);
     let mut buf = FrameBuf::new();
     let mut registered = false;
+    let mut incomplete_since: Option<Instant> = None;
+    if faults.cut_incomplete_after.is_some() {
+        // Wake up now and then to look at the clock.
+        let _ = stream.set_read_timeout(Some(Duration::from_millis(10)));
+    }
     loop {
         match buf.read_from(&mut stream) {
-            Ok(0) | Err(_) => break,
+            Ok(0) => break,
             Ok(_) => {}
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) => {}
+            Err(_) => break,
         }
         while let Some(frame) = buf.next_frame() {
             let Some(request) = decoder.feed(frame) else {
@@ -156,6 +174,14 @@ fn serve(
             match request {
                 Ok(request) => handle(&mut st, id, request, faults, &deliveries),
                 Err(e) => send(&st, id, &Response::system(e.to_string())),
+            }
+        }
+        if let Some(limit) = faults.cut_incomplete_after {
+            if buf.pending() == 0 {
+                incomplete_since = None;
+            } else if incomplete_since.get_or_insert_with(Instant::now).elapsed() > limit {
+                let _ = stream.shutdown(std::net::Shutdown::Both);
+                break;
             }
         }
     }
@@ -269,7 +295,10 @@ fn handle(st: &mut State, id: usize, request: Request, faults: Faults, n: &Atomi
                     chat_proto::frame::write_frame(&mut wire, b"{not json").unwrap();
                     let _ = st.clients[&m].writer.lock().unwrap().write_all(&wire);
                 }
-                if faults.kick_at == Some(k) {
+                let kick_name = faults
+                    .kick_names_starting
+                    .is_some_and(|p| st.clients[&m].name.starts_with(p));
+                if faults.kick_at == Some(k) || kick_name {
                     let writer = st.clients[&m].writer.lock().unwrap();
                     let _ = writer.shutdown(std::net::Shutdown::Both);
                 }
