@@ -219,6 +219,10 @@ def hostile_section(scenario, fmt, runs):
         checks.append(("all cut within 15 s", None if cut is None else
                        cut >= total and worst is not None and worst <= 15))
         checks.append(("measured rooms served (nothing lost)", lost == 0 and bool(results)))
+    elif scenario == "flooder":
+        cut = m("hostile", "flood", "sender_disconnected")
+        checks.append(("the flooder cut", None if cut is None else bool(cut)))
+        checks.append(("measured p99 ≤ 20 ms", None if p99 is None else p99 <= 20))
     elif scenario == "connect-burst":
         checks.append(("every connect joined within 1 s",
                        None if setup[2] is None else setup[2] < 1000))
@@ -238,8 +242,9 @@ w(f"* Machine: {env['MACHINE_NPROC']} cores ({env['CPU_MODEL']}), Linux {env['MA
 w(f"* Other processes (not this suite's servers and benches) used about {env['OTHER_CPU']} "
   "during the suite (from /proc/stat minus the children's CPU time; approximate). "
   f"Load average before / after: {env['LOAD_BEFORE']} / {env['LOAD_AFTER']}.")
-w(f"* Server: `chat-server --port=0 --workers={env['WORKERS']}`, a fresh one per run, "
-  "stopped with SIGTERM.")
+w(f"* Server: `chat-server --port=0 --workers={env['WORKERS']}` plus each scenario's "
+  "server flags (below; flood control off unless the scenario is about it), a fresh one "
+  "per run, stopped with SIGTERM.")
 w("* Load: `chat-bench` (one thread, mio) on the same machine, so bench and server share "
   "the cores; the figures describe the pair on this machine.")
 w(f"* Fixed-rate rows: median of {env['RUNS']} runs per figure; lost/dup/reordered are "
@@ -347,7 +352,9 @@ w("## Scenarios and commands")
 w("")
 for scenario in SCENARIOS:
     w(f"* {env[f'TITLE_{key(scenario)}']}:  ")
-    w(f"  `chat-bench --port=PORT --format=json|protobuf --server-pid=PID --json "
+    w(f"  server: `chat-server --port=0 --workers={env['WORKERS']} "
+      f"{env.get(f'SERVER_FLAGS_{key(scenario)}', '')}`; "
+      f"bench: `chat-bench --port=PORT --format=json|protobuf --server-pid=PID --json "
       f"{env[f'FLAGS_{key(scenario)}']}`")
 w("")
 w("Run it all with `bench/run.sh` (see the script's header for its knobs); raw JSON of "

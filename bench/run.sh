@@ -97,9 +97,12 @@ stop_server() {
 trap 'stop_server cleanup' EXIT
 
 # Starts a server and sets SERVER_PID and SERVER_PORT from its "listening on" line.
+# start_server LOGFILE [SERVER-FLAGS...]
 start_server() {
     local logfile="$1"
-    NO_COLOR=1 "$SERVER" --port=0 --workers="$WORKERS" 2>"$logfile" &
+    shift
+    # shellcheck disable=SC2068 # the server flags are meant to split into words
+    NO_COLOR=1 "$SERVER" --port=0 --workers="$WORKERS" "$@" 2>"$logfile" &
     SERVER_PID=$!
     local deadline=$((SECONDS + 15))
     SERVER_PORT=""
@@ -125,7 +128,8 @@ run_case() {
     shift 3
     local base="$RESULTS/$name-$format-$run"
     log "$name $format run $run: chat-bench $*"
-    if ! start_server "$base.server.log"; then
+    # shellcheck disable=SC2086 # SERVER_FLAGS are meant to split into words
+    if ! start_server "$base.server.log" ${SERVER_FLAGS[$name]:-$DEFAULT_SERVER_FLAGS}; then
         echo "server failed to start" >"$base.error"
         return 0
     fi
@@ -141,7 +145,10 @@ run_case() {
 }
 
 # The scenarios. Flags are recorded verbatim in BENCHMARKS.md.
-declare -A FLAGS KIND RUNS_OF TITLE
+declare -A FLAGS KIND RUNS_OF TITLE SERVER_FLAGS
+# The bench sends far faster than people type: flood control is off unless a scenario
+# is about it.
+DEFAULT_SERVER_FLAGS="--flood-control=off"
 TITLE[small-rooms]="small rooms: 100 rooms × 10 clients, find-max (p99 ≤ 10 ms)"
 FLAGS[small-rooms]="--rooms=100 --per-room=10 --find-max --rate=1000 --duration=2 --drain=2 --p99-max-ms=10"
 KIND[small-rooms]=find-max
@@ -176,6 +183,10 @@ KIND[flood-never-read]=hostile
 TITLE[slowloris]="slowloris: 5,000 connections each sending an unfinished frame a byte a second, beside 10 rooms × 10 clients at 1,000 chats/s — targets: all cut within 15 s, measured rooms served"
 FLAGS[slowloris]="--rooms=10 --per-room=10 --rate=1000 --duration=20 --slowloris=5000"
 KIND[slowloris]=hostile
+TITLE[flooder]="flooder: one member sends 10,000 chats/s into a room of 1,000 fast readers, with flood control on, beside 10 rooms × 10 clients at 1,000 chats/s — targets: the flooder throttled then cut, measured p99 ≤ 20 ms"
+FLAGS[flooder]="--rooms=10 --per-room=10 --rate=1000 --duration=20 --flood-members=1000 --flood-read-bps=10000000 --flood-rate=10000"
+KIND[flooder]=hostile
+SERVER_FLAGS[flooder]="--flood-control=on"
 TITLE[connect-burst]="connect burst: 100 rooms × 10 clients set up 1,000 connections at a time, 1,000 chats/s — connect → joined ≥ 1 s means SYN retransmits (a full accept queue)"
 FLAGS[connect-burst]="--rooms=100 --per-room=10 --rate=1000 --duration=3 --connect-concurrency=1000"
 KIND[connect-burst]=hostile
@@ -210,7 +221,8 @@ export RESULTS OUT STARTED ELAPSED LOAD_BEFORE LOAD_AFTER OTHER_CPU COMMIT CPU_M
 export MACHINE_NPROC="$(nproc)" MACHINE_KERNEL="$(uname -r)" SCENARIOS FORMATS
 export SERVER_FAILURES_TEXT="$(printf '%s\n' "${SERVER_FAILURES[@]+"${SERVER_FAILURES[@]}"}")"
 for s in $SCENARIOS; do
-    export "FLAGS_${s//-/_}=${FLAGS[$s]}" "TITLE_${s//-/_}=${TITLE[$s]}" "KIND_${s//-/_}=${KIND[$s]}"
+    export "FLAGS_${s//-/_}=${FLAGS[$s]}" "TITLE_${s//-/_}=${TITLE[$s]}" "KIND_${s//-/_}=${KIND[$s]}" \
+        "SERVER_FLAGS_${s//-/_}=${SERVER_FLAGS[$s]:-$DEFAULT_SERVER_FLAGS}"
 done
 python3 bench/report.py
 log "wrote $OUT in ${ELAPSED}s"

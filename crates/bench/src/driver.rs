@@ -443,7 +443,9 @@ impl Driver {
         };
         let want = format!("방제[{title}] 방에 입장했습니다.");
         let name = Request::Name {
-            name: format!("u{}", base36(c as u64)),
+            // Decimal: names must differ by look (the server compares confusable
+            // skeletons, in which 1 and l, 0 and o are the same).
+            name: format!("u{c}"),
         };
         let Some(conn) = self.conns[c].as_mut() else {
             return;

@@ -152,14 +152,14 @@ pub trait MessageBroker<M: Mailbox>: Send + Sync + fmt::Debug {
     ) -> Result<(), BrokerError>;
 
     /// Sends `chat` (an encoded `SCChat` from `sender`) to every other member of room
-    /// `room`.
+    /// `room`; answers how many members it went to (what it cost, for flood control).
     fn chat(
         &self,
         room: RoomId,
         sender: Member<'_, M>,
         chat: &Encoded,
         out: &mut Fanout<M>,
-    ) -> Result<(), BrokerError>;
+    ) -> Result<usize, BrokerError>;
 
     /// Every room, ordered by id, members in join order, with its encoded replies.
     /// Each room is listed as it was at one moment; rooms emptied meanwhile are left

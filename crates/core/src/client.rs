@@ -60,6 +60,7 @@ impl Client {
                 room: None,
                 format: format.unwrap_or(WireFormat::Json),
                 unreachable: false,
+                fanout: 0,
             },
             decoder: RequestDecoder::new(format),
             error_streak: 0,
@@ -203,7 +204,12 @@ impl Client {
                 }
             }
         }
-        command::dispatch(&mut self.state, request, turn)
+        self.state.fanout = 0;
+        let outcome = command::dispatch(&mut self.state, request, turn);
+        if let Some(flood) = &mut self.flood {
+            flood.charge_fanout(std::mem::take(&mut self.state.fanout));
+        }
+        outcome
     }
 
     /// The transport's policy does not let this client stop the server: tell it so.

@@ -10,6 +10,11 @@
 //! throttled without a break for [`FloodLimits::grace`] is far over the limit and is
 //! disconnected.
 //!
+//! A chat also costs by its reach: past [`FREE_FANOUT`] recipients, every
+//! [`FREE_FANOUT`] more cost one more token, so a member of a 1,000-member room may
+//! say a twentieth as much per second as a member of a small one — no client can
+//! make the server do a thousand deliveries a chat at the rate of ten.
+//!
 //! The defaults are far above what a person types (a pasted page of a few hundred
 //! lines goes through); load generators and tests of other limits turn flood control
 //! off.
@@ -19,6 +24,10 @@
 use std::time::{Duration, Instant};
 
 use chat_proto::Request;
+
+/// Recipients a chat reaches at the price of one token; each as many more cost one
+/// more.
+pub const FREE_FANOUT: usize = 50;
 
 /// One bucket's rate.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -75,6 +84,12 @@ impl Bucket {
         }
     }
 
+    /// Takes `extra` more tokens after the fact (the bucket may go into debt, at most
+    /// one burst deep).
+    fn charge(&mut self, extra: f64) {
+        self.tokens = (self.tokens - extra).max(-self.rate.burst);
+    }
+
     /// Takes a token, or answers when one will be back.
     fn take(&mut self, now: Instant) -> Result<(), Instant> {
         let elapsed = now.saturating_duration_since(self.at).as_secs_f64();
@@ -114,6 +129,14 @@ impl Flood {
         match request {
             Request::Chat { .. } => self.chat.take(now),
             _ => self.command.take(now),
+        }
+    }
+
+    /// Charges the chat bucket for a broadcast that reached `recipients` members.
+    pub(crate) fn charge_fanout(&mut self, recipients: usize) {
+        let extra = recipients.saturating_sub(1) / FREE_FANOUT;
+        if extra > 0 {
+            self.chat.charge(extra as f64);
         }
     }
 
@@ -175,5 +198,27 @@ mod tests {
         assert!(!flood.out_of_grace(t0));
         flood.throttled_since = Some(t0);
         assert!(flood.out_of_grace(t0 + Duration::from_secs(5)));
+    }
+
+    #[test]
+    fn a_big_room_costs_by_its_reach() {
+        let t0 = Instant::now();
+        let mut flood = Flood::new(FloodLimits::default(), t0);
+        let chat = Request::Chat { text: "x".into() };
+        // A 1,000-member room: 1 + 19 tokens a chat, so 5 of the burst of 100.
+        let mut sent = 0;
+        while flood.admit(&chat, t0).is_ok() {
+            flood.charge_fanout(999);
+            sent += 1;
+        }
+        assert_eq!(sent, 5);
+        // A small room: 1 token a chat.
+        let mut small = Flood::new(FloodLimits::default(), t0);
+        let mut sent = 0;
+        while small.admit(&chat, t0).is_ok() {
+            small.charge_fanout(9);
+            sent += 1;
+        }
+        assert_eq!(sent, 100);
     }
 }

@@ -285,10 +285,11 @@ impl<M: Mailbox> MessageBroker<M> for LocalBroker<M> {
         sender: Member<'_, M>,
         chat: &Encoded,
         out: &mut Fanout<M>,
-    ) -> Result<(), BrokerError> {
+    ) -> Result<usize, BrokerError> {
         let found = self.find(room).ok_or(BrokerError::NoSuchRoom)?;
-        broadcast(&lock(&found.members), sender.id, chat, out);
-        Ok(())
+        let members = lock(&found.members);
+        broadcast(&members, sender.id, chat, out);
+        Ok(members.len().saturating_sub(1))
     }
 
     fn listing(&self) -> Result<Arc<Listing>, BrokerError> {

@@ -98,6 +98,9 @@ pub(crate) struct ClientState {
     /// failed): what it sent still takes effect for others, but nothing is computed
     /// for it alone (no replies, no room lists).
     pub(crate) unreachable: bool,
+    /// How many members the last command's broadcast reached (flood control charges
+    /// large fan-outs more).
+    pub(crate) fanout: usize,
 }
 
 impl ClientState {

@@ -349,7 +349,8 @@ impl Driver {
                     return self.fail_setup(c, "the flood room has no id".into());
                 };
                 (
-                    format!("{prefix}{}", base36(k as u64)),
+                    // Decimal: names must differ by look (see driver.rs).
+                    format!("{prefix}{k}"),
                     Some(join),
                     joined(&h.flood_title),
                 )
@@ -357,14 +358,10 @@ impl Driver {
             Role::IdleCreator(k) => {
                 let title = format!("{}{}", h.idle_prefix, base36(k as u64));
                 let want = joined(&title);
-                (
-                    format!("i{}", base36(k as u64)),
-                    Some(Request::CreateRoom { title }),
-                    want,
-                )
+                (format!("i{k}"), Some(Request::CreateRoom { title }), want)
             }
             Role::RoomsFlooder(k) => {
-                let name = format!("q{}", base36(k as u64));
+                let name = format!("q{k}"); // decimal, as in driver.rs
                 let want = renamed(&name);
                 (name, None, want)
             }

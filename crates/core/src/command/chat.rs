@@ -25,7 +25,7 @@ pub(super) fn apply<M: Mailbox>(client: &mut ClientState, text: &str, turn: &mut
         .broker
         .chat(room, client.member(turn.mailbox), &chat, turn.out)
     {
-        Ok(()) => {}
+        Ok(recipients) => client.fanout = recipients,
         // Only if the broker lost the room under us; the client is in none now.
         Err(BrokerError::NoSuchRoom) => client.room = None,
         Err(_) => client.system(turn, texts::UNAVAILABLE),
