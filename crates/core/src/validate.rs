@@ -232,6 +232,11 @@ mod tests {
         assert_eq!(name_key("a  b"), name_key("a b"));
         assert_eq!(name_key("a\u{3000}b"), name_key("a b"));
         assert_ne!(name_key("alice"), name_key("alicia"));
+        // TR39's table (as docs/PROTOCOL.md §6.3 says): 1, l and I alike; 0 and O.
+        assert_eq!(name_key("1"), name_key("l"));
+        assert_eq!(name_key("I"), name_key("l"));
+        assert_eq!(name_key("0"), name_key("O"));
+        assert_ne!(name_key("bob"), name_key("Bob"), "case matters otherwise");
     }
 
     #[test]

@@ -30,7 +30,7 @@
 use std::fmt;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -74,6 +74,9 @@ pub struct Session {
     abortive: AtomicBool,
     /// For the log lines this client can cause at will.
     log_limit: LogLimit,
+    /// The local user owning the other end, once looked up (a socket's owner never
+    /// changes, and the lookup reads the kernel's whole TCP table).
+    owner: OnceLock<Option<u32>>,
     /// This session's output high-water mark: [`OUTPUT_HIGH_WATER`], or a quarter of
     /// its outbound cap if that is smaller (a hold must come well before a cut).
     high_water: usize,
@@ -91,9 +94,12 @@ impl fmt::Debug for Session {
 /// Frames read but not yet handled.
 #[derive(Debug, Default)]
 struct Inbox {
-    /// Complete frames, headers included, in arrival order.
+    /// Complete frames, headers included, in arrival order, from `start` on (what is
+    /// before `start` was handled: a buffer given back is kept as it is, not copied).
     bytes: Vec<u8>,
-    /// How many frames `bytes` holds.
+    /// Where the unhandled frames in `bytes` begin.
+    start: usize,
+    /// How many frames `bytes[start..]` holds.
     frames: usize,
     /// The session is in the work queue or being handled.
     scheduled: bool,
@@ -116,12 +122,23 @@ struct Inbox {
 /// What a worker takes out of an inbox in one go.
 #[derive(Debug)]
 pub(crate) struct Taken {
-    /// The frames (swapped with the worker's empty buffer, no copy).
+    /// The frames, from `start` on (swapped with the worker's empty buffer, no copy).
     pub(crate) bytes: Vec<u8>,
-    /// The reactor had paused reading and must be told to resume.
-    pub(crate) resume: bool,
+    /// Where the frames begin in `bytes`.
+    pub(crate) start: usize,
+    /// How many frames there are.
+    pub(crate) frames: usize,
     /// The connection is gone: after these frames, the session ends.
     pub(crate) closed: bool,
+}
+
+/// What a worker must do after a turn.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct TurnDone {
+    /// More input waits: put the session back on the queue.
+    pub(crate) requeue: bool,
+    /// Tell the reactor to read the socket again.
+    pub(crate) resume: bool,
 }
 
 /// What the reactor must do after handing frames to a session.
@@ -156,6 +173,7 @@ impl Session {
             high_water: OUTPUT_HIGH_WATER.min(outbound_cap / 4),
             abortive: AtomicBool::new(false),
             log_limit: LogLimit::default(),
+            owner: OnceLock::new(),
         }
     }
 
@@ -178,9 +196,7 @@ impl Session {
         let mut inbox = lock(&self.inbox);
         inbox.bytes.extend_from_slice(bytes);
         inbox.frames += frames;
-        let full = inbox.frames >= MAX_INBOX_FRAMES
-            || inbox.bytes.len() >= MAX_INBOX_BYTES
-            || self.budget.is_spent();
+        let full = inbox.is_full(&self.budget);
         inbox.paused |= full;
         Delivery {
             schedule: inbox.try_schedule(),
@@ -200,35 +216,59 @@ impl Session {
     pub(crate) fn take_inbox(&self, spare: Vec<u8>) -> Taken {
         let mut inbox = lock(&self.inbox);
         let bytes = std::mem::replace(&mut inbox.bytes, spare);
-        self.budget.release(bytes.len());
-        inbox.frames = 0;
+        let start = std::mem::take(&mut inbox.start);
+        self.budget.release(bytes.len() - start);
         inbox.client_waiting = false;
         Taken {
             bytes,
-            resume: std::mem::take(&mut inbox.paused),
+            start,
+            frames: std::mem::take(&mut inbox.frames),
             closed: inbox.closed,
         }
     }
 
-    /// Gives back `frames` complete frames a worker took and did not handle; they go
-    /// before anything that arrived meanwhile. With `hold`, the session waits for its
-    /// output to drain before it is scheduled again.
-    pub(crate) fn unread(&self, bytes: &[u8], frames: usize, hold: bool) {
-        self.budget.charge(bytes.len());
+    /// Gives back the buffer a worker took, of which the `frames` frames from `from`
+    /// on were not handled: they go before anything that arrived meanwhile, which is
+    /// appended behind them (usually nothing, so nothing is copied). With `hold`, the
+    /// session waits for its output to drain before it is scheduled again. Answers an
+    /// empty buffer for the worker to reuse.
+    pub(crate) fn unread(
+        &self,
+        mut taken: Vec<u8>,
+        from: usize,
+        frames: usize,
+        hold: bool,
+    ) -> Vec<u8> {
+        self.budget.charge(taken.len() - from);
         let mut inbox = lock(&self.inbox);
-        inbox.bytes.splice(..0, bytes.iter().copied());
+        let arrived_from = inbox.start;
+        taken.extend_from_slice(&inbox.bytes[arrived_from..]);
+        let mut arrived = std::mem::replace(&mut inbox.bytes, taken);
+        inbox.start = from;
         inbox.frames += frames;
         inbox.held |= hold;
+        arrived.clear();
+        arrived
     }
 
     /// Called by the worker when done: unschedules the session unless more input
     /// arrived meanwhile (or was given back), in which case it stays scheduled and the
-    /// caller requeues it. A held session is unscheduled whatever waits.
-    pub(crate) fn finish_turn(&self, handled_close: bool) -> bool {
+    /// caller requeues it. A held session is unscheduled whatever waits. Also answers
+    /// whether the reactor, which paused reading for a full inbox, may read again:
+    /// only once there is room (input given back still counts), so a client whose
+    /// input waits cannot make the inbox grow a read at a time.
+    pub(crate) fn finish_turn(&self, handled_close: bool) -> TurnDone {
         let mut inbox = lock(&self.inbox);
         let more = !inbox.held && !inbox.throttled && inbox.has_work(handled_close);
         inbox.scheduled = more;
-        more
+        let resume = inbox.paused && !inbox.is_full(&self.budget);
+        if resume {
+            inbox.paused = false;
+        }
+        TurnDone {
+            requeue: more,
+            resume,
+        }
     }
 
     /// The client is over its flood limit (its request waits in its chat state): the
@@ -294,6 +334,15 @@ impl Session {
         self.log_limit.check(std::time::Instant::now())
     }
 
+    /// The uid of the local process at the other end (see `peer_owner.rs`), looked
+    /// up once per connection; `None` for a peer on another host or a failed lookup.
+    pub(crate) fn owner(&self) -> Option<u32> {
+        *self.owner.get_or_init(|| {
+            let local = self.socket.local_addr().ok()?;
+            crate::peer_owner::owner_of(self.peer, local).ok().flatten()
+        })
+    }
+
     /// Writes what is queued, without blocking.
     pub(crate) fn flush(&self) -> Flush {
         self.outbound.flush(&self.socket)
@@ -339,9 +388,18 @@ impl Session {
 }
 
 impl Inbox {
+    /// Whether the reactor must stop reading: the frame or byte bound is reached, or
+    /// the server's memory budget is spent and something waits.
+    fn is_full(&self, budget: &MemoryBudget) -> bool {
+        let bytes = self.bytes.len() - self.start;
+        self.frames >= MAX_INBOX_FRAMES
+            || bytes >= MAX_INBOX_BYTES
+            || (bytes > 0 && budget.is_spent())
+    }
+
     /// Whether a worker has something to do: frames, or a close not yet handled.
     fn has_work(&self, handled_close: bool) -> bool {
-        !self.bytes.is_empty() || self.client_waiting || (self.closed && !handled_close)
+        self.bytes.len() > self.start || self.client_waiting || (self.closed && !handled_close)
     }
 
     /// Marks the session scheduled; answers whether it was not (the caller queues it).
@@ -358,7 +416,7 @@ impl Inbox {
 impl Drop for Session {
     fn drop(&mut self) {
         let inbox = self.inbox.get_mut().unwrap_or_else(|e| e.into_inner());
-        self.budget.release(inbox.bytes.len());
+        self.budget.release(inbox.bytes.len() - inbox.start);
     }
 }
 

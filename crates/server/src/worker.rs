@@ -39,7 +39,6 @@ use crate::config::ShutdownPolicy;
 use crate::log_limit::Verdict;
 use crate::metrics::{Metrics, bump};
 use crate::outbound::Flush;
-use crate::peer_owner;
 use crate::pool::{Consumer, WorkQueue};
 use crate::reactor::{ReactorCommand, ReactorHandle};
 use crate::session::Session;
@@ -54,6 +53,22 @@ const KEEP_INBOX_CAPACITY: usize = 64 * 1024;
 
 /// Frames one turn handles for one session before others get a turn.
 pub(crate) const MAX_TURN_FRAMES: usize = 64;
+
+/// How a turn ended.
+#[derive(Debug, Clone, Copy)]
+enum TurnEnd {
+    /// Every frame taken was handled (or dropped: the session ended).
+    Done {
+        /// The connection's end was seen and handled.
+        handled_close: bool,
+    },
+    /// The turn stopped after `handled` frames, `consumed` bytes into what it took.
+    Stopped {
+        consumed: usize,
+        handled: usize,
+        stop: Stop,
+    },
+}
 
 /// Why a turn stopped before the end of the session's input.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -132,15 +147,14 @@ impl SessionWorker {
     }
 
     /// Runs the frames of `taken` through the session's client until they are done or
-    /// the turn must stop, gives back what was not handled, and ends the session if
-    /// the connection is gone. Answers whether the close (if any) was handled.
+    /// the turn must stop, and ends the session if the connection is gone.
     fn run_frames(
         &mut self,
         session: &Arc<Session>,
         client: &mut Client,
         taken: &[u8],
         closed: bool,
-    ) -> bool {
+    ) -> TurnEnd {
         let handles = &self.handles;
         // While shutting down, every frame already read is handled, at once.
         let draining = handles.shutdown.is_requested();
@@ -181,7 +195,9 @@ impl SessionWorker {
                         "shutdown drain out of time; input dropped"
                     );
                 }
-                return true;
+                return TurnEnd::Done {
+                    handled_close: true,
+                };
             }
             if !draining && handled >= MAX_TURN_FRAMES {
                 stop = Some(Stop::Yield);
@@ -199,22 +215,20 @@ impl SessionWorker {
             stop = act_on(handles, ended, session, client, &mut turn, outcome);
         }
         if let Some(stop) = stop {
-            let rest = &taken[frames.consumed()..];
-            session.unread(rest, Frames::new(rest).count(), stop == Stop::Hold);
-            if let Stop::Throttle(until) = stop {
-                session.throttle();
-                handles
-                    .reactor
-                    .send(ReactorCommand::WakeAt(session.token, session.id, until));
-            }
-            return false;
+            return TurnEnd::Stopped {
+                consumed: frames.consumed(),
+                handled,
+                stop,
+            };
         }
         if closed && !client.is_ended() {
             tracing::debug!(session = session.id, peer = %session.peer, "client disconnected");
             client.disconnect(&mut turn);
             ended.push(Arc::clone(session));
         }
-        closed
+        TurnEnd::Done {
+            handled_close: closed,
+        }
     }
 }
 
@@ -238,11 +252,11 @@ fn act_on(
             }
         }
         Outcome::ShutdownRequested => {
-            let owner = |peer, local| peer_owner::owner_of(peer, local).ok().flatten();
-            let allowed = session
-                .socket()
-                .local_addr()
-                .is_ok_and(|local| handles.shutdown_from.allows(peer, local, owner));
+            let allowed = session.socket().local_addr().is_ok_and(|local| {
+                handles
+                    .shutdown_from
+                    .allows(peer, local, |_, _| session.owner())
+            });
             if allowed {
                 tracing::info!(session = id, %peer, "shutdown requested by a client");
                 handles.shutdown.request();
@@ -283,27 +297,49 @@ fn act_on(
 impl Consumer<Arc<Session>> for SessionWorker {
     fn consume(&mut self, session: &Arc<Session>) {
         let taken = session.take_inbox(std::mem::take(&mut self.spare));
-        if taken.resume {
-            self.handles
-                .reactor
-                .send(ReactorCommand::Resume(session.token, session.id));
-        }
-        let (handled_close, ended) = {
+        let (end, ended) = {
             let mut client = session.client();
-            let handled_close = self.run_frames(session, &mut client, &taken.bytes, taken.closed);
-            (handled_close, client.is_ended())
+            let frames = &taken.bytes[taken.start..];
+            let end = self.run_frames(session, &mut client, frames, taken.closed);
+            (end, client.is_ended())
         };
-        let mut bytes = taken.bytes;
-        bytes.clear();
-        if bytes.capacity() <= KEEP_INBOX_CAPACITY {
-            self.spare = bytes;
+        let (mut spare, handled_close) = match end {
+            TurnEnd::Done { handled_close } => (taken.bytes, handled_close),
+            TurnEnd::Stopped {
+                consumed,
+                handled,
+                stop,
+            } => {
+                let left = taken.frames.saturating_sub(handled);
+                let from = taken.start + consumed;
+                let spare = session.unread(taken.bytes, from, left, stop == Stop::Hold);
+                if let Stop::Throttle(until) = stop {
+                    session.throttle();
+                    self.handles.reactor.send(ReactorCommand::WakeAt(
+                        session.token,
+                        session.id,
+                        until,
+                    ));
+                }
+                (spare, false)
+            }
+        };
+        spare.clear();
+        if spare.capacity() <= KEEP_INBOX_CAPACITY {
+            self.spare = spare;
         }
 
         let now = Instant::now();
         if now.duration_since(*self.batch_started.get_or_insert(now)) >= MAX_FLUSH_DELAY {
             self.flush();
         }
-        if session.finish_turn(handled_close || ended) {
+        let done = session.finish_turn(handled_close || ended);
+        if done.resume {
+            self.handles
+                .reactor
+                .send(ReactorCommand::Resume(session.token, session.id));
+        }
+        if done.requeue {
             // More arrived while we worked; back of the line, for fairness. A closed
             // queue means the server is stopping: the input is dropped with it.
             let _ = self.handles.queue.push(Arc::clone(session));
