@@ -178,7 +178,7 @@ TITLE[flood-slow-readers]="flooded room, slow readers: 1,000 members reading 20,
 FLAGS[flood-slow-readers]="--rooms=10 --per-room=10 --rate=1000 --duration=15 --flood-members=1000 --flood-rate=1000"
 KIND[flood-slow-readers]=hostile
 TITLE[flood-never-read]="flooded room, never-readers: 200 members that never read, 1,000 chats/s into their room, beside 10 rooms × 10 clients at 1,000 chats/s — targets: all 200 cut, kernel TCP memory back to baseline within 2 s"
-FLAGS[flood-never-read]="--rooms=10 --per-room=10 --rate=1000 --duration=10 --flood-members=0 --flood-never-read=200 --flood-rate=1000"
+FLAGS[flood-never-read]="--rooms=10 --per-room=10 --rate=1000 --duration=20 --flood-members=0 --flood-never-read=200 --flood-rate=1000"
 KIND[flood-never-read]=hostile
 TITLE[slowloris]="slowloris: 5,000 connections each sending an unfinished frame a byte a second, beside 10 rooms × 10 clients at 1,000 chats/s — targets: all cut within 15 s, measured rooms served"
 FLAGS[slowloris]="--rooms=10 --per-room=10 --rate=1000 --duration=20 --slowloris=5000"

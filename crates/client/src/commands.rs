@@ -5,6 +5,11 @@
 //! empty lines ignored, a line not starting with `/` is a chat message, a command's
 //! arguments are split on whitespace and joined again with one space. Nothing here
 //! does I/O or knows the wire format.
+//!
+//! On a terminal a little more is understood ([`parse_typed`], [`terminal_help_lines`]):
+//! `/quit` and `/exit` leave, and `/help` names each command's argument and the keys
+//! that quit. Piped input keeps the reference's rules exactly — there `/quit` is an
+//! invalid command — so scripted output stays byte-identical.
 
 use std::fmt;
 
@@ -23,6 +28,22 @@ pub const COMMANDS: [(&str, &str); 7] = [
     ("/shutdown", "채팅 서버를 종료한다."),
 ];
 
+/// The commands as `/help` lists them on a terminal: with their arguments, and the
+/// ways to leave that only a terminal has.
+pub const TERMINAL_COMMANDS: [(&str, &str); 8] = [
+    ("/help", "사용 가능 명령어를 나열한다."),
+    ("/name NAME", "채팅 이름을 지정한다."),
+    ("/rooms", "채팅 방 목록을 출력한다."),
+    ("/create TITLE", "채팅 방을 만든다."),
+    ("/join N", "N 번 채팅 방에 들어간다."),
+    ("/leave", "채팅 방을 나간다."),
+    ("/shutdown", "채팅 서버를 종료한다."),
+    (
+        "/quit, /exit",
+        "프로그램을 종료한다. (빈 줄에서 Ctrl-D 도 같다.)",
+    ),
+];
+
 /// What one input line asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
@@ -32,6 +53,8 @@ pub enum Command {
     Help,
     /// Print this error; nothing is sent.
     Refused(LocalError),
+    /// Leave, as at end of input (terminal only: see [`parse_typed`]).
+    Quit,
 }
 
 /// A line the client refuses without asking the server.
@@ -61,6 +84,22 @@ pub fn help_lines() -> impl Iterator<Item = String> {
     COMMANDS
         .iter()
         .map(|(command, help)| format!("{command}: {help}"))
+}
+
+/// The lines `/help` prints on a terminal: `/name NAME: 채팅 이름을 지정한다.` and so
+/// on, then `/quit, /exit` and Ctrl-D.
+pub fn terminal_help_lines() -> impl Iterator<Item = String> {
+    TERMINAL_COMMANDS
+        .iter()
+        .map(|(command, help)| format!("{command}: {help}"))
+}
+
+/// Parses a line typed at a terminal: as [`parse_line`], plus `/quit` and `/exit`.
+pub fn parse_typed(line: &str) -> Option<Command> {
+    match line.split_whitespace().next() {
+        Some("/quit" | "/exit") => Some(Command::Quit),
+        _ => parse_line(line),
+    }
 }
 
 /// Parses one input line (with or without its line ending). `None` for a blank line.
@@ -208,6 +247,30 @@ mod tests {
         assert_eq!(refused("/"), "Invalid command: /");
         assert_eq!(refused("/HELP"), "Invalid command: /HELP");
         assert_eq!(refused("/e\x1b[2J"), "Invalid command: /e\\x1b[2J");
+    }
+
+    #[test]
+    fn quit_and_exit_only_when_typed() {
+        assert_eq!(parse_typed(" /quit "), Some(Command::Quit));
+        assert_eq!(parse_typed("/exit now"), Some(Command::Quit));
+        assert_eq!(parse_typed("/rooms"), Some(Command::Send(Request::Rooms)));
+        assert_eq!(parse_typed(""), None);
+        // Piped input keeps the reference's answer.
+        assert_eq!(refused("/quit"), "Invalid command: /quit");
+        assert_eq!(refused("/exit"), "Invalid command: /exit");
+    }
+
+    #[test]
+    fn terminal_help_names_arguments_and_ctrl_d() {
+        let lines: Vec<String> = terminal_help_lines().collect();
+        assert!(lines.contains(&"/name NAME: 채팅 이름을 지정한다.".to_owned()));
+        assert!(lines.contains(&"/create TITLE: 채팅 방을 만든다.".to_owned()));
+        assert!(lines.iter().any(|l| l.starts_with("/join N: ")));
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.contains("/quit") && l.contains("Ctrl-D"))
+        );
     }
 
     #[test]

@@ -8,7 +8,12 @@
 //!   a [`crate::editor::Editor`] owns the bottom row. Printing first erases that row,
 //!   writes the lines, and the row is redrawn once per loop turn by
 //!   [`Console::refresh`], so messages arriving while the user types never garble
-//!   the line being typed. Lines may be coloured by [`Style`].
+//!   the line being typed. Lines may be coloured by [`Style`]. The prompt shows
+//!   the user's name and room ([`crate::prompt`]), kept up to date by
+//!   [`Console::observe`]; entered lines are saved to the history file
+//!   ([`crate::history_file`]), whose lines are loaded at start. The row is drawn
+//!   at the terminal's width of the moment, so a redraw after a resize (which the
+//!   session triggers on SIGWINCH) fits the new width.
 //!
 //! Every string shown here was escaped by [`crate::render`] or [`crate::trace`]
 //! already; this module adds only its own colour and cursor codes.
@@ -16,12 +21,13 @@
 use std::io::{self, IsTerminal, StdoutLock, Write};
 use std::os::fd::{AsRawFd, RawFd};
 
-use crate::editor::{self, Editor, Event};
+use chat_proto::Response;
+
+use crate::editor::{Editor, Event};
+use crate::history_file::HistoryFile;
+use crate::prompt::Identity;
 use crate::render::{Line, Style, escape};
 use crate::sys::{self, RawMode};
-
-/// The prompt shown in front of the line being typed.
-const PROMPT: &str = "> ";
 
 /// Standard output, plus the line editor when interactive.
 #[derive(Debug)]
@@ -44,6 +50,10 @@ struct Interactive {
     shown: bool,
     /// Input ended: nothing more is typed, so the edit row stays hidden.
     input_closed: bool,
+    /// The user's name and room, for the prompt.
+    identity: Identity,
+    /// Where entered lines are saved (none if no place was found).
+    history: Option<HistoryFile>,
 }
 
 impl Console {
@@ -67,12 +77,16 @@ impl Console {
         let fd = stdin.as_raw_fd();
         if let Ok(raw) = RawMode::enable(fd) {
             console.colour = std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+            let history = HistoryFile::from_env();
+            let lines = history.as_ref().map(HistoryFile::load).unwrap_or_default();
             console.interactive = Some(Interactive {
-                editor: Editor::new(),
+                editor: Editor::with_history(lines),
                 _raw: raw,
                 fd,
                 shown: false,
                 input_closed: false,
+                identity: Identity::new(),
+                history,
             });
         }
         console
@@ -85,19 +99,22 @@ impl Console {
     }
 
     /// Feeds bytes read from the terminal to the line editor; returns what they asked
-    /// for. A submitted line is echoed (with its prompt) as it leaves the edit row.
+    /// for. Lines entered into history are saved to the history file. A submitted
+    /// line leaves the edit row; the caller shows it ([`Console::echo`] or, for a
+    /// chat line, [`crate::render::own_chat_line`]).
     pub fn keys(&mut self, bytes: &[u8]) -> io::Result<Vec<Event>> {
         let Some(interactive) = self.interactive.as_mut() else {
             return Ok(Vec::new());
         };
         let events = interactive.editor.feed(bytes);
+        if let Some(history) = &interactive.history {
+            for line in interactive.editor.take_recorded() {
+                history.append(&line);
+            }
+        }
         for event in &events {
             match event {
-                Event::Submit(line) => {
-                    self.hide()?;
-                    let prompt = self.prompt();
-                    writeln!(self.out, "{prompt}{}", escape(line))?;
-                }
+                Event::Submit(_) => self.hide()?,
                 Event::ClearScreen => {
                     self.hide()?;
                     self.out.write_all(b"\x1b[H\x1b[2J")?;
@@ -106,6 +123,36 @@ impl Console {
             }
         }
         Ok(events)
+    }
+
+    /// Prints an entered line after the prompt it was typed at, as a terminal would
+    /// have left it.
+    pub fn echo(&mut self, line: &str) -> io::Result<()> {
+        self.hide()?;
+        let prompt = self.prompt().0;
+        writeln!(self.out, "{prompt}{}", escape(line))
+    }
+
+    /// Updates the prompt from a response (terminal only; see [`crate::prompt`]).
+    pub fn observe(&mut self, response: &Response<'_>) {
+        if let Some(interactive) = self.interactive.as_mut() {
+            interactive.identity.observe(response);
+        }
+    }
+
+    /// The session is ending under the user's hands (the server closed): a half-typed
+    /// line is printed, so it stays on screen instead of being erased, and the edit
+    /// row is not drawn again.
+    pub fn keep_draft(&mut self) -> io::Result<()> {
+        let Some(interactive) = self.interactive.as_mut() else {
+            return Ok(());
+        };
+        let draft = interactive.editor.line();
+        interactive.input_closed = true;
+        if draft.is_empty() {
+            return Ok(());
+        }
+        self.echo(&draft)
     }
 
     /// Input has ended: the edit row is no longer drawn.
@@ -135,16 +182,17 @@ impl Console {
         self.print(&[Line::new(style, text)])
     }
 
-    /// Redraws the edit row if needed and flushes; call once per loop turn.
+    /// Redraws the edit row if needed and flushes; call once per loop turn (and after
+    /// a resize: the width is read afresh each time).
     pub fn refresh(&mut self) -> io::Result<()> {
-        let prompt = self.prompt();
-        if let Some(interactive) = self.interactive.as_mut().filter(|i| !i.input_closed) {
-            let width = sys::terminal_width(interactive.fd).unwrap_or(80);
-            let row = interactive
-                .editor
-                .render(&prompt, editor::str_width(PROMPT), width);
-            self.out.write_all(row.as_bytes())?;
-            interactive.shown = true;
+        if self.interactive.as_ref().is_some_and(|i| !i.input_closed) {
+            let (prompt, prompt_width) = self.prompt();
+            let width = self.width();
+            if let Some(interactive) = self.interactive.as_mut() {
+                let row = interactive.editor.render(&prompt, prompt_width, width);
+                self.out.write_all(row.as_bytes())?;
+                interactive.shown = true;
+            }
         }
         self.out.flush()
     }
@@ -166,11 +214,24 @@ impl Console {
         Ok(())
     }
 
-    fn prompt(&self) -> String {
+    /// The terminal's width now (80 if it cannot tell).
+    fn width(&self) -> usize {
+        self.interactive
+            .as_ref()
+            .and_then(|i| sys::terminal_width(i.fd))
+            .unwrap_or(80)
+    }
+
+    /// The prompt as drawn (coloured when colouring) and its width in columns.
+    fn prompt(&self) -> (String, usize) {
+        let (text, width) = match &self.interactive {
+            Some(interactive) => interactive.identity.prompt(self.width()),
+            None => Identity::new().prompt(self.width()),
+        };
         if self.colour {
-            format!("\x1b[1;32m{PROMPT}\x1b[0m")
+            (format!("\x1b[1;32m{text}\x1b[0m"), width)
         } else {
-            PROMPT.to_owned()
+            (text, width)
         }
     }
 
@@ -183,6 +244,7 @@ impl Console {
             Style::Plain | Style::Chat => None,
             Style::System => Some("33"),
             Style::Trace => Some("2"),
+            Style::Own => Some("1"),
             Style::Error => Some("31"),
         }
     }

@@ -10,8 +10,9 @@
 //! ignored, so nothing typed can put a control character into a chat message.
 //!
 //! The line is drawn on one terminal row; a line wider than the terminal scrolls
-//! sideways to keep the cursor visible, which keeps redraws simple and correct when
-//! messages are printed above it. Widths follow East Asian Width (Hangul and CJK take
+//! sideways to keep the cursor visible, with `<` / `>` at an edge where text is
+//! hidden, which keeps redraws simple and correct when messages are printed above
+//! it (and after a resize: the row is just drawn again at the new width). Widths follow East Asian Width (Hangul and CJK take
 //! two columns, combining marks none) from a small built-in table.
 
 /// What a key (or several) asked the caller to do.
@@ -62,6 +63,8 @@ pub struct Editor {
     escape: Escape,
     /// The last byte was `\r`: a `\n` right after it is the same Enter (pastes).
     after_cr: bool,
+    /// Lines added to history since [`Editor::take_recorded`] last ran (to be saved).
+    recorded: Vec<String>,
 }
 
 impl Default for Editor {
@@ -82,7 +85,25 @@ impl Editor {
             utf8: Vec::new(),
             escape: Escape::None,
             after_cr: false,
+            recorded: Vec::new(),
         }
+    }
+
+    /// An empty editor whose history starts with `lines` (oldest first; the last
+    /// [`HISTORY_LIMIT`] are kept).
+    pub fn with_history(mut lines: Vec<String>) -> Self {
+        let excess = lines.len().saturating_sub(HISTORY_LIMIT);
+        lines.drain(..excess);
+        let mut editor = Self::new();
+        editor.history_index = lines.len();
+        editor.history = lines;
+        editor
+    }
+
+    /// The lines entered into history since the last call, oldest first: what a
+    /// history file should append.
+    pub fn take_recorded(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.recorded)
     }
 
     /// The text being edited.
@@ -334,6 +355,7 @@ impl Editor {
                 self.history.remove(0);
             }
             self.history.push(line.clone());
+            self.recorded.push(line.clone());
         }
         self.history_index = self.history.len();
         line
@@ -343,42 +365,80 @@ impl Editor {
     /// the cursor in place: `\r`, prompt, the visible part of the line, erase to end
     /// of row, then cursor-left. `prompt_width` is the prompt's width in columns (it
     /// may hold colour codes); `width` is the terminal's.
+    ///
+    /// A line wider than the row scrolls sideways to keep the cursor visible, and
+    /// each cut edge shows a marker ([`HIDDEN_LEFT`], [`HIDDEN_RIGHT`]) in a column
+    /// of its own, so hidden text is never mistaken for the whole line.
     pub fn render(&self, prompt: &str, prompt_width: usize, width: usize) -> String {
         // Keep the last column free: writing there makes some terminals wrap.
         let room = width.saturating_sub(prompt_width + 1).max(1);
-        // Scroll so the cursor is visible: drop chars from the left until the text
-        // before the cursor fits.
-        let mut start = 0;
-        let mut before: usize = self.line[..self.cursor]
-            .iter()
-            .map(|&c| char_width(c))
-            .sum();
-        while before > room && start < self.cursor {
-            before -= char_width(self.line[start]);
-            start += 1;
-        }
-        let mut end = start;
-        let mut used = 0;
-        while end < self.line.len() && used + char_width(self.line[end]) <= room {
-            used += char_width(self.line[end]);
-            end += 1;
-        }
-        let end = end.max(self.cursor);
+        let widths: Vec<usize> = self.line.iter().map(|&c| char_width(c)).collect();
+        let (start, end) = if widths.iter().sum::<usize>() <= room {
+            (0, self.line.len())
+        } else {
+            self.visible_range(&widths, room)
+        };
+        let (left, right) = (start > 0, end < self.line.len());
         let mut out = String::with_capacity(prompt.len() + 4 * (end - start) + 16);
         out.push('\r');
         out.push_str(prompt);
+        if left {
+            out.push(HIDDEN_LEFT);
+        }
         out.extend(&self.line[start..end]);
+        if right {
+            out.push(HIDDEN_RIGHT);
+        }
         out.push_str("\x1b[K");
-        let back: usize = self.line[self.cursor..end]
-            .iter()
-            .map(|&c| char_width(c))
-            .sum();
+        let back = widths[self.cursor..end].iter().sum::<usize>() + usize::from(right);
         if back > 0 {
             out.push_str(&format!("\x1b[{back}D"));
         }
         out
     }
+
+    /// The chars `start..end` shown of a line too wide for `room` columns: the cursor
+    /// stays visible, and a column is kept for each edge's marker.
+    fn visible_range(&self, widths: &[usize], room: usize) -> (usize, usize) {
+        // The cursor's cell must show the char under it (nothing at the end), and a
+        // right marker is needed at most when text follows that char.
+        let cursor_cell = widths.get(self.cursor).copied().unwrap_or(0);
+        let after = (self.cursor + 1).min(self.line.len());
+        let right_reserve = usize::from(after < self.line.len());
+        // Drop chars from the left until the text before the cursor, the left
+        // marker, the cursor's char and the right reserve fit.
+        let mut start = 0;
+        let mut before: usize = widths[..self.cursor].iter().sum();
+        while start < self.cursor
+            && before + usize::from(start > 0) + cursor_cell + right_reserve > room
+        {
+            before -= widths[start];
+            start += 1;
+        }
+        let limit = room.saturating_sub(usize::from(start > 0));
+        let mut end = start;
+        let mut used = 0;
+        while end < self.line.len() && used + widths[end] <= limit {
+            used += widths[end];
+            end += 1;
+        }
+        // Text is hidden on the right: give back a column for its marker, never
+        // hiding the char under the cursor.
+        if end < self.line.len() {
+            while end > after && used + 1 > limit {
+                end -= 1;
+                used -= widths[end];
+            }
+        }
+        (start, end.max(after))
+    }
 }
+
+/// Shown at the left edge of the edit row when text is scrolled out of view there.
+pub const HIDDEN_LEFT: char = '<';
+
+/// Shown at the right edge of the edit row when text is cut off there.
+pub const HIDDEN_RIGHT: char = '>';
 
 /// The length of a UTF-8 sequence from its first byte (0 or 1 for bytes that cannot
 /// start a multi-byte character).
@@ -600,15 +660,32 @@ mod tests {
     }
 
     #[test]
-    fn render_scrolls_long_lines() {
+    fn render_scrolls_long_lines_and_marks_hidden_text() {
         // Width 10, prompt 2: 7 columns of text.
         let (editor, _) = typed(b"0123456789");
-        assert_eq!(editor.render("> ", 2, 10), "\r> 3456789\x1b[K");
+        assert_eq!(editor.render("> ", 2, 10), "\r> <456789\x1b[K");
         let (editor, _) = typed(b"0123456789\x01");
-        assert_eq!(editor.render("> ", 2, 10), "\r> 0123456\x1b[K\x1b[7D");
+        assert_eq!(editor.render("> ", 2, 10), "\r> 012345>\x1b[K\x1b[7D");
+        // In the middle: both edges marked, the cursor still on its char.
+        let (editor, _) = typed(b"0123456789\x1b[D\x1b[D\x1b[D");
+        assert_eq!(editor.render("> ", 2, 10), "\r> <34567>\x1b[K\x1b[2D");
+        // Exactly fitting: no markers.
+        let (editor, _) = typed(b"0123456");
+        assert_eq!(editor.render("> ", 2, 10), "\r> 0123456\x1b[K");
         // Wide characters never split across the edge.
         let (editor, _) = typed("가나다라마".as_bytes());
-        assert_eq!(editor.render("> ", 2, 10), "\r> 다라마\x1b[K");
+        assert_eq!(editor.render("> ", 2, 10), "\r> <다라마\x1b[K");
+    }
+
+    #[test]
+    fn loaded_history_and_recorded_lines() {
+        let mut editor = Editor::with_history(vec!["old".into()]);
+        editor.feed(b"\x1b[A");
+        assert_eq!(editor.line(), "old");
+        editor.feed(b"\x03new\rnew\r \r");
+        assert_eq!(editor.take_recorded(), ["new"]);
+        assert!(editor.take_recorded().is_empty());
+        assert_eq!(editor.history(), ["old", "new"]);
     }
 
     #[test]

@@ -15,6 +15,10 @@
 //! * [`input`] — standard input as a stream of lines when it is not a terminal.
 //! * [`editor`] — the line editor's state machine (keys → buffer, history, redraw
 //!   text). No I/O.
+//! * [`prompt`] — the user's name and room, followed from the server's notices, and
+//!   the terminal prompt `NAME@ROOM> ` that shows them. No I/O.
+//! * [`history_file`] — the editor's history kept between runs under
+//!   `$XDG_STATE_HOME/chat-client/`; every failure is silent.
 //! * [`sys`] — `poll(2)`, termios raw mode, the window width: the only `unsafe`.
 //! * [`console`] — where output goes: plain lines, or lines printed above the line
 //!   being edited.
@@ -29,7 +33,9 @@ pub mod commands;
 pub mod connection;
 pub mod console;
 pub mod editor;
+pub mod history_file;
 pub mod input;
+pub mod prompt;
 pub mod render;
 pub mod session;
 pub mod signals;

@@ -22,6 +22,9 @@ pub enum Style {
     System,
     /// `[member] text`.
     Chat,
+    /// `[나] text`: a chat line this user sent, shown on a terminal only (the server
+    /// never echoes it back).
+    Own,
     /// `--verbosity` output.
     Trace,
     /// Something went wrong (locally or with the server).
@@ -83,6 +86,15 @@ pub fn response_lines(response: &Response<'_>) -> Vec<Line> {
             lines
         }
     }
+}
+
+/// What marks the user's own chat lines on a terminal: `[나]` ("me") rather than the
+/// name, which may not be known yet and would read like someone else's line.
+pub const OWN_MARK: &str = "[나]";
+
+/// The line shown on a terminal for a chat line the user sent.
+pub fn own_chat_line(text: &str) -> Line {
+    Line::new(Style::Own, format!("{OWN_MARK} {}", escape(text)))
 }
 
 /// `text` with control characters made visible: `\n`, `\r`, `\t`, else `\xNN` for the

@@ -20,6 +20,12 @@
 //! * **SIGTERM or SIGHUP**: exit 128 + the signal's number, like a shell, after the
 //!   terminal is restored (see `signals.rs`).
 //!
+//! On a terminal a few things differ (piped output stays the reference's): `/quit`
+//! and `/exit` end input like Ctrl-D; `/help` lists arguments and the ways to
+//! leave; a chat line sent is shown as `[나] text` (the server never echoes it);
+//! SIGWINCH redraws the edit row at once; and when the server closes, a half-typed
+//! line is printed before `서버가 소켓을 닫았음` rather than erased.
+//!
 //! Reading input pauses while more than [`MAX_QUEUED`] bytes wait to be written, so a
 //! huge pipe into a server that stopped reading cannot grow memory without bound.
 
@@ -27,7 +33,7 @@ use std::fmt;
 use std::io;
 use std::time::{Duration, Instant};
 
-use chat_proto::WireFormat;
+use chat_proto::{Request, WireFormat};
 
 use crate::cli::Args;
 use crate::commands::{self, Command};
@@ -199,10 +205,13 @@ impl Session {
             ];
             let ready = sys::poll(&fds, timeout).map_err(fatal("poll 실패"))?;
             let (socket, input) = (ready[0], ready[1]);
-            if ready[2].read
-                && let Some(signal) = self.signals.received()
-            {
-                return Ok(Outcome::Signalled(signal));
+            if ready[2].read {
+                if let Some(signal) = self.signals.received() {
+                    return Ok(Outcome::Signalled(signal));
+                }
+                // A resize needs nothing more: the next turn's refresh redraws the
+                // row at the width the terminal has now. Waking the poll is the point.
+                let _ = self.signals.take_resized();
             }
 
             if socket.write {
@@ -237,7 +246,10 @@ impl Session {
         for item in incoming {
             match item {
                 Incoming::Trace(text) => lines.push(Line::new(Style::Trace, text)),
-                Incoming::Response(response) => lines.extend(render::response_lines(&response)),
+                Incoming::Response(response) => {
+                    console.observe(&response);
+                    lines.extend(render::response_lines(&response));
+                }
             }
         }
         console.print(&lines).map_err(output_error)?;
@@ -273,12 +285,14 @@ impl Session {
                 self.end_of_input(console).map(Flow::Stop)
             }
             ConnectionError::Closed => {
+                console.keep_draft().map_err(output_error)?;
                 console
                     .print_line(Style::Plain, error.to_string())
                     .map_err(output_error)?;
                 Ok(Flow::Stop(Outcome::ServerClosed))
             }
             error => {
+                console.keep_draft().map_err(output_error)?;
                 console
                     .print_line(Style::Error, error.to_string())
                     .map_err(output_error)?;
@@ -301,7 +315,7 @@ impl Session {
             }
             for event in console.keys(bytes).map_err(output_error)? {
                 let flow = match event {
-                    Event::Submit(line) => self.handle_line(console, &line)?,
+                    Event::Submit(line) => self.handle_typed(console, &line)?,
                     Event::Eof => self.input_ended(console)?,
                     Event::Interrupt => Flow::Stop(Outcome::Interrupted),
                     Event::ClearScreen => Flow::Continue,
@@ -339,12 +353,57 @@ impl Session {
         Ok(Flow::Continue)
     }
 
+    /// Runs one line typed at a terminal. It has left the edit row, so it is shown
+    /// again first: a chat line, once queued, as `[나] text`; anything else after its
+    /// prompt, before whatever it prints.
+    fn handle_typed(&mut self, console: &mut Console, line: &str) -> Result<Flow, Fatal> {
+        match commands::parse_typed(line) {
+            Some(Command::Send(request @ Request::Chat { .. })) => {
+                let mut trace = Vec::new();
+                let result = self.connection.send(&request, &mut trace);
+                match (&result, &request) {
+                    (Ok(()), Request::Chat { text }) => console
+                        .print(&[render::own_chat_line(text)])
+                        .map_err(output_error)?,
+                    // Not sent: show what was typed; the error follows.
+                    _ => console.echo(line).map_err(output_error)?,
+                }
+                print_trace(console, trace)?;
+                match result {
+                    Ok(()) => Ok(Flow::Continue),
+                    Err(error) => self.send_failed(console, error),
+                }
+            }
+            command => {
+                console.echo(line).map_err(output_error)?;
+                self.run_command(console, command, true)
+            }
+        }
+    }
+
     /// Runs one input line: a request to send, or something printed locally.
     fn handle_line(&mut self, console: &mut Console, line: &str) -> Result<Flow, Fatal> {
-        match commands::parse_line(line) {
+        self.run_command(console, commands::parse_line(line), false)
+    }
+
+    /// Carries out a parsed line; `terminal` picks the longer `/help`.
+    fn run_command(
+        &mut self,
+        console: &mut Console,
+        command: Option<Command>,
+        terminal: bool,
+    ) -> Result<Flow, Fatal> {
+        match command {
             None => Ok(Flow::Continue),
+            Some(Command::Quit) => self.input_ended(console),
             Some(Command::Help) => {
-                let lines: Vec<Line> = commands::help_lines()
+                let texts: Vec<String> = if terminal {
+                    commands::terminal_help_lines().collect()
+                } else {
+                    commands::help_lines().collect()
+                };
+                let lines: Vec<Line> = texts
+                    .into_iter()
                     .map(|text| Line::new(Style::Plain, text))
                     .collect();
                 console.print(&lines).map_err(output_error)?;
@@ -362,15 +421,23 @@ impl Session {
                 print_trace(console, trace)?;
                 match result {
                     Ok(()) => Ok(Flow::Continue),
-                    Err(SendError::TooLarge(error)) => {
-                        console
-                            .print_line(Style::Error, format!("보내지 않았음: {error}"))
-                            .map_err(output_error)?;
-                        Ok(Flow::Continue)
-                    }
-                    Err(SendError::Connection(error)) => self.write_failed(console, error),
+                    Err(error) => self.send_failed(console, error),
                 }
             }
+        }
+    }
+
+    /// A request could not be queued: too large (said, nothing sent), or the
+    /// connection failed.
+    fn send_failed(&mut self, console: &mut Console, error: SendError) -> Result<Flow, Fatal> {
+        match error {
+            SendError::TooLarge(error) => {
+                console
+                    .print_line(Style::Error, format!("보내지 않았음: {error}"))
+                    .map_err(output_error)?;
+                Ok(Flow::Continue)
+            }
+            SendError::Connection(error) => self.write_failed(console, error),
         }
     }
 

@@ -1,6 +1,7 @@
 //! SIGTERM and SIGHUP as events of the poll loop, so the session ends through its
 //! normal path — and a terminal in raw mode is restored — instead of the process
-//! dying where it stands.
+//! dying where it stands; and SIGWINCH (the terminal was resized), so the edit row
+//! is redrawn at the new width at once rather than at the next key.
 //!
 //! The handlers (from `signal-hook`) only set a flag per signal and write a byte to a
 //! socket pair whose read end is in the poll set: no work happens inside the handler,
@@ -13,14 +14,15 @@ use std::os::unix::net::UnixStream;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use signal_hook::consts::{SIGHUP, SIGTERM};
+use signal_hook::consts::{SIGHUP, SIGTERM, SIGWINCH};
 
-/// The signals that end a session, and a descriptor that becomes readable when one
-/// arrives.
+/// The signals that end a session, the resize signal, and a descriptor that becomes
+/// readable when one arrives.
 #[derive(Debug)]
 pub struct Signals {
     wake: UnixStream,
     flags: [(i32, Arc<AtomicBool>); 2],
+    resized: Arc<AtomicBool>,
 }
 
 impl Signals {
@@ -34,7 +36,14 @@ impl Signals {
             signal_hook::flag::register(*signal, Arc::clone(flag))?;
             signal_hook::low_level::pipe::register(*signal, notify.try_clone()?)?;
         }
-        Ok(Self { wake, flags })
+        let resized = Arc::new(AtomicBool::new(false));
+        signal_hook::flag::register(SIGWINCH, Arc::clone(&resized))?;
+        signal_hook::low_level::pipe::register(SIGWINCH, notify)?;
+        Ok(Self {
+            wake,
+            flags,
+            resized,
+        })
     }
 
     /// The descriptor to poll for reading.
@@ -50,6 +59,12 @@ impl Signals {
             .iter()
             .find(|(_, flag)| flag.load(Ordering::SeqCst))
             .map(|(signal, _)| *signal)
+    }
+
+    /// Whether the terminal was resized since the last call (call after
+    /// [`Signals::received`], which drains the wake-up bytes).
+    pub fn take_resized(&self) -> bool {
+        self.resized.swap(false, Ordering::SeqCst)
     }
 }
 
@@ -73,5 +88,14 @@ mod tests {
         .unwrap();
         assert!(ready[0].read);
         assert_eq!(signals.received(), Some(SIGHUP));
+    }
+
+    #[test]
+    fn a_resize_is_reported_once() {
+        let signals = Signals::install().unwrap();
+        // raise() delivers to this thread before it returns.
+        signal_hook::low_level::raise(SIGWINCH).unwrap();
+        assert!(signals.take_resized());
+        assert!(!signals.take_resized(), "reported once");
     }
 }

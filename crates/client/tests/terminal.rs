@@ -1,12 +1,20 @@
-//! `chat-client` on a pseudo-terminal: line editing, history, messages printed above
-//! the line being typed without garbling it, and the terminal restored on exit.
+//! `chat-client` on a pseudo-terminal: line editing, history (kept between runs),
+//! messages printed above the line being typed without garbling it, the prompt that
+//! follows name and room, own chat lines, resizes, `/quit` and `/help`, and the
+//! terminal restored on exit.
+//!
+//! Every run points `XDG_STATE_HOME` at a fresh directory, so no test touches the
+//! real history file.
 
 mod common;
 
 use std::fs::File;
 use std::io::{Read, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver};
 use std::thread;
 use std::time::Instant;
@@ -82,19 +90,65 @@ struct OnPty {
     keyboard: File,
     slave: OwnedFd,
     before: libc::termios,
+    /// The run's `XDG_STATE_HOME` when the test did not choose one; removed on drop.
+    /// Tests bind it (`_state`), so it lives as long as the client runs.
+    _state: Option<StateDir>,
+}
+
+/// A temporary directory removed when dropped.
+struct StateDir(PathBuf);
+
+impl Drop for StateDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A fresh, empty directory for one test's `XDG_STATE_HOME`.
+fn state_dir() -> PathBuf {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let dir = std::env::temp_dir().join(format!(
+        "chat-client-pty-{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::SeqCst)
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
 }
 
 fn start_on_pty(fake: &FakeServer) -> OnPty {
+    let state = StateDir(state_dir());
+    let mut on_pty = start_on_pty_with_state(fake, &state.0);
+    on_pty._state = Some(state);
+    on_pty
+}
+
+/// As [`start_on_pty`], with `XDG_STATE_HOME` set to `state`. The child gets the pty
+/// as its controlling terminal (a session of its own), as a shell would arrange, so
+/// the kernel sends it SIGWINCH when the window size changes.
+fn start_on_pty_with_state(fake: &FakeServer, state: &Path) -> OnPty {
     let (master, slave) = open_pty();
     let before = termios_of(&slave);
-    let child = Command::new(env!("CARGO_BIN_EXE_chat-client"))
+    let mut command = Command::new(env!("CARGO_BIN_EXE_chat-client"));
+    command
         .arg(format!("--port={}", fake.addr.port()))
         .env("NO_COLOR", "1")
+        .env("XDG_STATE_HOME", state)
         .stdin(Stdio::from(slave.try_clone().unwrap()))
         .stdout(Stdio::from(slave.try_clone().unwrap()))
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn chat-client");
+        .stderr(Stdio::null());
+    // SAFETY: runs in the child between fork and exec, after stdio is set up; it
+    // calls only async-signal-safe functions (setsid, ioctl).
+    unsafe {
+        command.pre_exec(|| {
+            if libc::setsid() < 0 || libc::ioctl(0, libc::TIOCSCTTY, 0) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let child = command.spawn().expect("spawn chat-client");
     let keyboard = File::from(master.try_clone().unwrap());
     let (tx, chunks) = mpsc::channel();
     let mut reader = File::from(master);
@@ -118,6 +172,7 @@ fn start_on_pty(fake: &FakeServer) -> OnPty {
         keyboard,
         slave,
         before,
+        _state: None,
     }
 }
 
@@ -142,6 +197,8 @@ fn editing_history_and_messages_above_the_line() {
         mut keyboard,
         slave,
         before,
+        _state,
+        ..
     } = start_on_pty(&fake);
     let mut conn = fake.accept();
 
@@ -163,9 +220,10 @@ fn editing_history_and_messages_above_the_line() {
     );
     screen.expect("\r\x1b[K[bob] hi\\x1b[2J\r\n\r> héllo 한\x1b[K");
 
-    // Two backspaces, cursor home, insert, Enter: the submitted line is echoed.
+    // Two backspaces, cursor home, insert, Enter: the chat line stays on screen,
+    // marked as the user's own.
     keyboard.write_all(b"\x7f\x7f\x01>\r").unwrap();
-    screen.expect("> >héllo\r\n");
+    screen.expect("\r\x1b[K[나] >héllo\r\n");
     let frame = conn.recv_frame().expect("a chat request");
     let mut expected = Vec::new();
     chat_proto::codec::encode_request(
@@ -210,6 +268,7 @@ fn sigterm_restores_the_terminal() {
         mut screen,
         slave,
         before,
+        _state,
         ..
     } = start_on_pty(&fake);
     let _conn = fake.accept();
@@ -228,4 +287,217 @@ fn sigterm_restores_the_terminal() {
     let after = termios_of(&slave);
     assert_eq!(after.c_lflag, before.c_lflag);
     assert_eq!(after.c_iflag, before.c_iflag);
+}
+
+/// The chat request `text` as the client frames it (payload only).
+fn chat_payload(text: &str) -> Vec<u8> {
+    let mut wire = Vec::new();
+    chat_proto::codec::encode_request(
+        WireFormat::Json,
+        &Request::Chat { text: text.into() },
+        &mut wire,
+    )
+    .unwrap();
+    wire.split_off(2)
+}
+
+/// The prompt follows the server's notices about this client's name and room; own
+/// chats are shown as `[나] text`, commands after their prompt; and when the server
+/// closes mid-line, the half-typed line is printed before the close message.
+#[test]
+fn prompt_own_chats_and_the_draft_kept_when_the_server_closes() {
+    let fake = FakeServer::start();
+    let OnPty {
+        mut child,
+        mut screen,
+        mut keyboard,
+        slave,
+        before,
+        _state,
+        ..
+    } = start_on_pty(&fake);
+    let mut conn = fake.accept();
+    screen.expect("\r> \x1b[K");
+
+    conn.send_response(
+        WireFormat::Json,
+        &Response::system("이름이 alice 으로 변경되었습니다."),
+    );
+    screen.expect("[시스템 메시지] 이름이 alice 으로 변경되었습니다.\r\n\ralice> \x1b[K");
+    // Someone else's rename changes nothing.
+    conn.send_response(
+        WireFormat::Json,
+        &Response::system("bob 의 이름이 carol 으로 변경되었습니다."),
+    );
+    screen.expect("carol 으로 변경되었습니다.\r\n\ralice> \x1b[K");
+    conn.send_response(
+        WireFormat::Json,
+        &Response::system("방제[lobby] 방에 입장했습니다."),
+    );
+    screen.expect("\ralice@lobby> \x1b[K");
+
+    keyboard.write_all(b"hi there\r").unwrap();
+    screen.expect("\r\x1b[K[나] hi there\r\n\ralice@lobby> \x1b[K");
+    assert_eq!(conn.recv_frame(), Some(chat_payload("hi there")));
+    keyboard.write_all(b"/leave\r").unwrap();
+    screen.expect("\r\x1b[Kalice@lobby> /leave\r\n");
+    assert!(conn.recv_frame().is_some(), "the leave request");
+    conn.send_response(
+        WireFormat::Json,
+        &Response::system("방제[lobby] 대화 방에서 퇴장했습니다."),
+    );
+    screen.expect("\ralice> \x1b[K");
+
+    keyboard.write_all(b"half typed").unwrap();
+    screen.expect("\ralice> half typed\x1b[K");
+    drop(conn);
+    screen.expect("\r\x1b[Kalice> half typed\r\n서버가 소켓을 닫았음\r\n");
+    let status = wait_for_exit(&mut child);
+    assert!(status.success(), "{status:?}");
+    let after = termios_of(&slave);
+    assert_eq!(after.c_lflag, before.c_lflag);
+}
+
+/// A resize redraws the line at once, at the new width, with markers where text is
+/// hidden.
+#[test]
+fn resize_redraws_at_the_new_width_with_markers() {
+    let fake = FakeServer::start();
+    let OnPty {
+        mut child,
+        mut screen,
+        mut keyboard,
+        slave,
+        _state,
+        ..
+    } = start_on_pty(&fake);
+    let _conn = fake.accept();
+    screen.expect("\r> \x1b[K");
+    let text: String = "abcdefghij".repeat(7);
+    keyboard.write_all(text.as_bytes()).unwrap();
+    screen.expect(&format!("\r> {text}\x1b[K"));
+
+    // 40 columns: 40 - 2 (prompt) - 1 (last column kept free) = 37, one of them for
+    // the `<` marker. No key is pressed: the redraw comes from SIGWINCH alone.
+    let size = libc::winsize {
+        ws_row: 24,
+        ws_col: 40,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: sets the window size of our own pty through a valid winsize.
+    assert_eq!(
+        unsafe { libc::ioctl(keyboard.as_raw_fd(), libc::TIOCSWINSZ, &size) },
+        0
+    );
+    screen.expect(&format!("\r> <{}\x1b[K", &text[70 - 36..]));
+    // Home: the start shows, the cut right edge is marked, the cursor goes back
+    // over the marker and the 36 characters.
+    keyboard.write_all(b"\x01").unwrap();
+    screen.expect(&format!("\r> {}>\x1b[K\x1b[37D", &text[..36]));
+
+    // SAFETY: sends a signal to our own child process.
+    assert_eq!(
+        unsafe { libc::kill(i32::try_from(child.id()).unwrap(), libc::SIGTERM) },
+        0
+    );
+    wait_for_exit(&mut child);
+    drop(slave);
+}
+
+/// `/help` on a terminal names arguments and Ctrl-D; `/quit` ends like Ctrl-D: the
+/// client half-closes, prints the EOF line, exits 0 with the terminal restored.
+#[test]
+fn terminal_help_and_quit() {
+    let fake = FakeServer::start();
+    let OnPty {
+        mut child,
+        mut screen,
+        mut keyboard,
+        slave,
+        before,
+        _state,
+        ..
+    } = start_on_pty(&fake);
+    let mut conn = fake.accept();
+    screen.expect("\r> \x1b[K");
+    keyboard.write_all(b"/help\r").unwrap();
+    screen.expect("> /help\r\n/help: 사용 가능 명령어를 나열한다.\r\n");
+    screen.expect("/name NAME: 채팅 이름을 지정한다.\r\n");
+    screen.expect("/create TITLE: ");
+    screen.expect("/join N: ");
+    screen.expect("Ctrl-D");
+
+    keyboard.write_all(b"/quit\r").unwrap();
+    screen.expect("> /quit\r\n");
+    assert_eq!(
+        conn.recv_frame(),
+        None,
+        "half-closed after /quit, nothing sent"
+    );
+    drop(conn);
+    screen.expect("=== EOF 에 따라 프로그램을 종료합니다. ===\r\n");
+    let status = wait_for_exit(&mut child);
+    assert_eq!(status.code(), Some(0), "{status:?}");
+    let after = termios_of(&slave);
+    assert_eq!(after.c_lflag, before.c_lflag);
+    assert_eq!(after.c_iflag, before.c_iflag);
+}
+
+/// Types `lines` then Ctrl-D in one run against a fresh fake server, with
+/// `XDG_STATE_HOME` at `state`; returns the screen (for more checks) after exit.
+fn run_and_quit(state: &Path, lines: &[&str], check: impl FnOnce(&mut Screen, &mut File)) {
+    let fake = FakeServer::start();
+    let OnPty {
+        mut child,
+        mut screen,
+        mut keyboard,
+        ..
+    } = start_on_pty_with_state(&fake, state);
+    let mut conn = fake.accept();
+    screen.expect("\r> \x1b[K");
+    check(&mut screen, &mut keyboard);
+    for line in lines {
+        keyboard.write_all(format!("{line}\r").as_bytes()).unwrap();
+        assert!(conn.recv_frame().is_some(), "{line:?} was sent");
+    }
+    keyboard.write_all(b"\x04").unwrap();
+    assert_eq!(conn.recv_frame(), None);
+    drop(conn);
+    screen.expect("=== EOF");
+    let status = wait_for_exit(&mut child);
+    assert!(status.success(), "{status:?}");
+}
+
+/// History is saved under `$XDG_STATE_HOME/chat-client/history` and comes back in
+/// the next run; a state directory that cannot be used changes nothing else.
+#[test]
+fn history_persists_between_runs() {
+    let state = state_dir();
+    run_and_quit(&state, &["first line", "/rooms"], |_, _| {});
+    let file = state.join("chat-client").join("history");
+    assert_eq!(
+        std::fs::read_to_string(&file).unwrap(),
+        "first line\n/rooms\n"
+    );
+
+    run_and_quit(&state, &["third"], |screen, keyboard| {
+        keyboard.write_all(b"\x1b[A").unwrap();
+        screen.expect("\r> /rooms\x1b[K");
+        keyboard.write_all(b"\x1b[A").unwrap();
+        screen.expect("\r> first line\x1b[K");
+        keyboard.write_all(b"\x03").unwrap();
+        screen.expect("\r> \x1b[K");
+    });
+    assert_eq!(
+        std::fs::read_to_string(&file).unwrap(),
+        "first line\n/rooms\nthird\n"
+    );
+
+    // XDG_STATE_HOME names a plain file: nothing can be read or written there, and
+    // the session goes on as usual.
+    let blocked = state.join("not-a-directory");
+    std::fs::write(&blocked, "x").unwrap();
+    run_and_quit(&blocked, &["still works"], |_, _| {});
+    let _ = std::fs::remove_dir_all(&state);
 }
