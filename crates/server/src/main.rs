@@ -142,8 +142,50 @@ enum Format {
     Protobuf,
 }
 
-fn main() -> ExitCode {
-    let args = Args::parse();
+/// The reference server takes absl flags, which accept `-port=N` as well as
+/// `--port=N`; scripts written for it keep working: a single-dash word of two or more
+/// letters is read as the long flag.
+fn reference_style_args() -> Vec<std::ffi::OsString> {
+    std::env::args_os()
+        .enumerate()
+        .map(|(i, arg)| match arg.to_str() {
+            Some(s) if i > 0 && is_single_dash_long(s) => format!("-{s}").into(),
+            _ => arg,
+        })
+        .collect()
+}
+
+/// `-port=9000` or `-workers`: one dash, then a name of at least two characters.
+fn is_single_dash_long(arg: &str) -> bool {
+    let Some(rest) = arg.strip_prefix('-') else {
+        return false;
+    };
+    let name = rest.split('=').next().unwrap_or_default();
+    !rest.starts_with('-')
+        && name.len() >= 2
+        && name.chars().all(|c| c.is_ascii_lowercase() || c == '-')
+}
+
+/// Settings that would serve nobody, refused before anything starts.
+fn check_settings(args: &Args) -> Result<(), String> {
+    // One maximal message: a protobuf Type frame and a 65,535-byte body, with the
+    // queue's per-message overhead.
+    const ONE_MESSAGE: usize = 4 + 2 + 65_535 + 2 * 32;
+    if args.max_connections == 0 {
+        return Err("--max-connections=0 would refuse every client".into());
+    }
+    if args.outbound_cap < ONE_MESSAGE {
+        return Err(format!(
+            "--outbound-cap={} is below one maximal message ({ONE_MESSAGE} bytes): such a message would cut its recipient off",
+            args.outbound_cap
+        ));
+    }
+    if args.memory_budget < args.outbound_cap {
+        return Err(format!(
+            "--memory-budget={} is below --outbound-cap={}: one client could spend it all",
+            args.memory_budget, args.outbound_cap
+        ));
+    }
     for (flag, value, least) in [
         ("--chat-rate", args.chat_rate, f64::MIN_POSITIVE),
         ("--chat-burst", args.chat_burst, 1.0),
@@ -152,10 +194,21 @@ fn main() -> ExitCode {
     ] {
         // NaN fails this comparison too.
         if !(value >= least && value.is_finite()) {
-            eprintln!("chat-server: {flag} must be a number of at least {least}, not {value}");
-            return ExitCode::from(2);
+            return Err(format!(
+                "{flag} must be a number of at least {least}, not {value}"
+            ));
         }
     }
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse_from(reference_style_args());
+    if let Err(why) = check_settings(&args) {
+        eprintln!("chat-server: {why}");
+        return ExitCode::from(2);
+    }
+
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
@@ -226,8 +279,7 @@ fn main() -> ExitCode {
 }
 
 fn serve(config: ServerConfig) -> Result<(), String> {
-    let bind = config.bind;
-    let server = Server::bind(config).map_err(|e| format!("cannot listen on {bind}: {e}"))?;
+    let server = Server::bind(config).map_err(|e| e.to_string())?;
     let shutdown = server.shutdown_handle();
 
     let mut signals = Signals::new([SIGINT, SIGTERM])

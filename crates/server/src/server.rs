@@ -71,13 +71,23 @@ impl Server {
     ) -> io::Result<Server> {
         let poll = Poll::new()?;
         let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
-        let mut listener = listen(config.bind)?;
+        // Errors name the address that failed: the chat port or the metrics endpoint.
+        let mut listener = listen(config.bind).map_err(|e| {
+            io::Error::new(
+                e.kind(),
+                format!("cannot listen on {} (chat): {e}", config.bind),
+            )
+        })?;
         poll.registry()
             .register(&mut listener, LISTENER, Interest::READABLE)?;
         let local_addr = listener.local_addr()?;
         let metrics_listener = config
             .metrics
-            .map(std::net::TcpListener::bind)
+            .map(|addr| {
+                std::net::TcpListener::bind(addr).map_err(|e| {
+                    io::Error::new(e.kind(), format!("cannot listen on {addr} (metrics): {e}"))
+                })
+            })
             .transpose()?;
         Ok(Server {
             poll,

@@ -1,0 +1,78 @@
+//! The command line: settings that would serve nobody are refused at start with a
+//! clear message and exit status 2; a bind failure names the address that failed
+//! (chat port or metrics endpoint); the reference server's single-dash flags
+//! (`-port=N`) work too.
+
+mod support;
+
+use std::net::TcpListener;
+use std::process::{Command, Output};
+
+use support::*;
+
+/// Runs the binary with `args`; it must exit by itself (these all fail at start).
+fn run(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_chat-server"))
+        .args(args)
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("run chat-server")
+}
+
+#[track_caller]
+fn refused(args: &[&str], says: &str) {
+    let output = run(args);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{args:?}: {stderr}");
+    assert!(stderr.contains(says), "{args:?}: {stderr}");
+}
+
+#[test]
+fn settings_that_serve_nobody_are_refused() {
+    refused(&["--port=0", "--max-connections=0"], "--max-connections=0");
+    refused(&["--port=0", "--outbound-cap=1000"], "--outbound-cap=1000");
+    refused(
+        &[
+            "--port=0",
+            "--outbound-cap=200000",
+            "--memory-budget=100000",
+        ],
+        "--memory-budget=100000",
+    );
+    refused(&["--port=0", "--chat-rate=0"], "--chat-rate");
+    refused(&["--port=0", "--command-burst=0.5"], "--command-burst");
+    refused(&["--port=0", "--workers=0"], "--workers");
+}
+
+#[test]
+fn a_bind_failure_names_the_address_that_failed() {
+    let taken = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let chat = run(&["--bind=127.0.0.1", &format!("--port={port}")]);
+    let stderr = String::from_utf8_lossy(&chat.stderr);
+    assert!(!chat.status.success());
+    assert!(
+        stderr.contains(&format!("127.0.0.1:{port} (chat)")),
+        "{stderr}"
+    );
+    let metrics = run(&[
+        "--bind=127.0.0.1",
+        "--port=0",
+        &format!("--metrics=127.0.0.1:{port}"),
+    ]);
+    let stderr = String::from_utf8_lossy(&metrics.stderr);
+    assert!(!metrics.status.success());
+    assert!(
+        stderr.contains(&format!("127.0.0.1:{port} (metrics)")),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn single_dash_long_flags_work_as_with_the_reference_server() {
+    let server = BinaryServer::start(&["-max-connections=7", "-shutdown-from=any"]);
+    let log = server.stderr.lock().unwrap().clone();
+    assert!(log.contains("max connections: 7"), "{log}");
+    let mut client = server.client(chat_proto::WireFormat::Json);
+    client.expect_silence();
+}
