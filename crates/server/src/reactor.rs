@@ -26,12 +26,19 @@
 //!
 //! # Limits
 //!
-//! Past `--max-connections`, new connections are accepted and closed at once (and
-//! counted), so they neither wait in the backlog nor make the listener spin. When the
-//! process is out of descriptors (`EMFILE`), a descriptor kept in reserve is given up
-//! to accept and close the connection cleanly; if even that fails, accepting waits
-//! until a connection closes. With `--idle-timeout`, connections that send nothing for
-//! that long are cut off (checked about once a second).
+//! Past `--max-connections` (or `--max-connections-per-ip` for one address), a new
+//! connection is accepted as *refused*: its first frame only tells its format, it is
+//! told why in that format and closed; one that says nothing is closed after
+//! [`crate::event_handler::REFUSAL_WAIT`], and past [`MAX_REFUSING`] waiting, new ones
+//! are closed at once. Either way they neither wait in the backlog nor make the
+//! listener spin, and they are counted. When the process is out of descriptors
+//! (`EMFILE`), a descriptor kept in reserve is given up to accept and close the
+//! connection cleanly; if even that fails, accepting waits until a connection closes.
+//!
+//! About once a second ([`TICK`]) every connection's deadlines are checked (frame,
+//! write and idle timeouts: `event_handler.rs`), and freed heap is given back to the
+//! system after a large drop. Throttled sessions (flood control) are woken by a timer
+//! heap at the instant their wait ends.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
