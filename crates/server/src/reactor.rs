@@ -313,6 +313,9 @@ impl Reactor {
     /// The last step of a shutdown, after the workers are joined: flush what can be
     /// flushed within `grace`, then close every connection.
     pub(crate) fn close_all(&mut self, grace: Duration) {
+        for connection in self.connections.iter().flatten() {
+            connection.session.note_end("server shutting down");
+        }
         let deadline = Instant::now() + grace;
         let mut events = Events::with_capacity(1024);
         loop {
@@ -486,7 +489,7 @@ impl Reactor {
             tracing::debug!(session = id, %peer, "connected, to be refused");
             return;
         }
-        tracing::debug!(session = id, %peer, "connected");
+        tracing::info!(session = id, %peer, "connection opened");
         self.open_connections += 1;
         if self.per_ip_counted(peer.ip()) {
             *self.per_ip.entry(peer.ip()).or_insert(0) += 1;
@@ -534,16 +537,19 @@ impl Reactor {
             let metrics = &self.handles.metrics;
             match expired {
                 Expired::Idle => {
+                    session.note_end("idle timeout");
                     tracing::info!(session = session.id, peer = %session.peer, "idle too long, disconnecting");
                     bump(&metrics.idle_disconnects);
                     session.abort();
                 }
                 Expired::Frame => {
+                    session.note_end("frame timeout");
                     tracing::info!(session = session.id, peer = %session.peer, "a frame took too long to arrive, disconnecting");
                     bump(&metrics.frame_timeout_disconnects);
                     session.cut();
                 }
                 Expired::Write => {
+                    session.note_end("write timeout");
                     tracing::warn!(session = session.id, peer = %session.peer, "slow consumer: took no output for the write timeout, disconnecting");
                     bump(&metrics.write_timeout_disconnects);
                     session.cut();
@@ -702,8 +708,10 @@ impl Reactor {
                 }
             }
             bump(&self.handles.metrics.closed);
+            let name = session.try_name().unwrap_or_default();
+            let reason = session.end_reason();
+            tracing::info!(session = session.id, peer = %session.peer, name, reason, "connection closed");
         }
-        tracing::debug!(session = session.id, peer = %session.peer, "closed");
         if self.accept_stalled {
             self.accept();
         }

@@ -74,6 +74,8 @@ pub struct Session {
     abortive: AtomicBool,
     /// For the log lines this client can cause at will.
     log_limit: LogLimit,
+    /// Why the connection ended, first reason given (for the log line at close).
+    end_reason: OnceLock<&'static str>,
     /// The local user owning the other end, once looked up (a socket's owner never
     /// changes, and the lookup reads the kernel's whole TCP table).
     owner: OnceLock<Option<u32>>,
@@ -174,6 +176,7 @@ impl Session {
             abortive: AtomicBool::new(false),
             log_limit: LogLimit::default(),
             owner: OnceLock::new(),
+            end_reason: OnceLock::new(),
         }
     }
 
@@ -334,6 +337,25 @@ impl Session {
         self.log_limit.check(std::time::Instant::now())
     }
 
+    /// The client's name, if nobody holds its chat state right now (the reactor never
+    /// waits for a worker: at close the session has ended, so this is the usual case).
+    pub(crate) fn try_name(&self) -> Option<String> {
+        self.client
+            .try_lock()
+            .ok()
+            .map(|client| client.name().to_owned())
+    }
+
+    /// Records why the connection ends (only the first reason counts).
+    pub(crate) fn note_end(&self, why: &'static str) {
+        let _ = self.end_reason.set(why);
+    }
+
+    /// Why the connection ended, as first noted.
+    pub(crate) fn end_reason(&self) -> &'static str {
+        self.end_reason.get().copied().unwrap_or("closed")
+    }
+
     /// The uid of the local process at the other end (see `peer_owner.rs`), looked
     /// up once per connection; `None` for a peer on another host or a failed lookup.
     pub(crate) fn owner(&self) -> Option<u32> {
@@ -432,6 +454,7 @@ impl Mailbox for Session {
                     Overflow::Budget => "server memory budget spent and this queue is large",
                 };
                 tracing::warn!(session = self.id, peer = %self.peer, "slow consumer: {why}, disconnecting");
+                self.note_end("slow consumer");
                 self.cut();
                 Delivered::Overflow
             }

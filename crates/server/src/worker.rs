@@ -222,6 +222,11 @@ impl SessionWorker {
             };
         }
         if closed && !client.is_ended() {
+            session.note_end(if session.is_cut() {
+                "connection failed"
+            } else {
+                "client closed"
+            });
             tracing::debug!(session = session.id, peer = %session.peer, "client disconnected");
             client.disconnect(&mut turn);
             ended.push(Arc::clone(session));
@@ -277,10 +282,12 @@ fn act_on(
         Outcome::Ended(reason) => {
             match reason {
                 EndReason::TooManyErrors => {
+                    session.note_end("too many bad messages");
                     tracing::info!(session = id, %peer, "too many bad messages, disconnecting");
                     bump(&handles.metrics.error_disconnects);
                 }
                 EndReason::Flooding => {
+                    session.note_end("flooding");
                     tracing::warn!(session = id, %peer, "stayed over the flood limit, disconnecting");
                     bump(&handles.metrics.flood_disconnects);
                 }

@@ -76,3 +76,42 @@ fn single_dash_long_flags_work_as_with_the_reference_server() {
     let mut client = server.client(chat_proto::WireFormat::Json);
     client.expect_silence();
 }
+
+#[test]
+fn the_default_log_has_a_line_per_connection_opened_and_closed() {
+    let mut server = BinaryServer::start(&["--log-format=json"]);
+    let mut client = server.client(chat_proto::WireFormat::Json);
+    client.set_name("logged");
+    client.disconnect();
+    let mut probe = server.client(chat_proto::WireFormat::Json);
+    probe.expect_silence();
+    // SAFETY: kill(2) on our own child.
+    assert_eq!(unsafe { libc::kill(server.pid(), libc::SIGTERM) }, 0);
+    assert!(server.wait_for_exit().success());
+    let log = server.stderr.lock().unwrap().clone();
+    let lines: Vec<serde_json::Value> = log
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    let with = |message: &str| {
+        lines
+            .iter()
+            .filter(|l| l["fields"]["message"] == message)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(with("connection opened").len(), 2, "{log}");
+    let closed = with("connection closed");
+    assert_eq!(closed.len(), 2, "{log}");
+    assert!(
+        closed
+            .iter()
+            .any(|l| l["fields"]["name"] == "logged" && l["fields"]["reason"] == "client closed"),
+        "{log}"
+    );
+    assert!(
+        closed
+            .iter()
+            .any(|l| l["fields"]["reason"] == "server shutting down"),
+        "{log}"
+    );
+}
