@@ -43,15 +43,7 @@ use crate::fanout::Fanout;
 use crate::listing::Listing;
 use crate::mailbox::Mailbox;
 
-/// A room's number, as clients see it.
-pub type RoomId = i64;
-
-/// The largest room id: the protobuf wire carries room ids as `int32`.
-pub const MAX_ROOM_ID: RoomId = i32::MAX as RoomId;
-
-/// A client's identity for the server's lifetime (never reused, unlike addresses or
-/// descriptor numbers).
-pub type ClientId = u64;
+pub use crate::ids::{ClientId, MAX_ROOM_ID, RoomId};
 
 /// A client as the broker's callers describe it (borrowed: no copy per chat).
 #[derive(Debug)]

@@ -16,6 +16,7 @@ use std::sync::Arc;
 use chat_proto::{RequestKind, WireFormat};
 
 use crate::encoded::{Encoded, OutKind};
+use crate::ids::{ClientId, RoomId};
 use crate::mailbox::{Delivered, Mailbox};
 
 /// Counts of one thread's work since they were last taken (the transport folds them
@@ -34,12 +35,40 @@ pub struct Tally {
     pub overflows: u64,
 }
 
+/// Something that happened to the rooms or names, for the transport's log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChatEvent {
+    /// A room was created.
+    RoomCreated {
+        /// Its id.
+        room: RoomId,
+        /// Its title.
+        title: String,
+    },
+    /// A room's last member left; the room is gone.
+    RoomDeleted {
+        /// Its id.
+        room: RoomId,
+    },
+    /// A client took a new name.
+    Renamed {
+        /// Who.
+        client: ClientId,
+        /// The name before.
+        old: String,
+        /// The name now.
+        new: String,
+    },
+}
+
 /// One thread's deliveries in progress; see the module doc.
 #[derive(Debug)]
 pub struct Fanout<M> {
     flush_due: Vec<Arc<M>>,
     /// What was sent since the tally was last taken.
     pub tally: Tally,
+    /// What happened to rooms and names since the transport last took them.
+    pub events: Vec<ChatEvent>,
 }
 
 impl<M> Default for Fanout<M> {
@@ -47,6 +76,7 @@ impl<M> Default for Fanout<M> {
         Fanout {
             flush_due: Vec::new(),
             tally: Tally::default(),
+            events: Vec::new(),
         }
     }
 }

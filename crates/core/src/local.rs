@@ -29,7 +29,7 @@ use chat_proto::{RoomInfo, WireFormat};
 
 use crate::broker::{BrokerError, ClientId, Leaving, MAX_ROOM_ID, Member, MessageBroker, RoomId};
 use crate::encoded::Encoded;
-use crate::fanout::Fanout;
+use crate::fanout::{ChatEvent, Fanout};
 use crate::listing::Listing;
 use crate::mailbox::Mailbox;
 use crate::texts;
@@ -252,6 +252,7 @@ impl<M: Mailbox> MessageBroker<M> for LocalBroker<M> {
             if lock(&found.members).is_empty() {
                 table.by_id.remove(&room);
                 self.changed();
+                out.events.push(ChatEvent::RoomDeleted { room });
             }
         }
         Ok(())

@@ -32,7 +32,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use chat_core::{Client, EndReason, Fanout, MessageBroker, Outcome, Turn};
+use chat_core::{ChatEvent, Client, EndReason, Fanout, MessageBroker, Outcome, Turn};
 use chat_proto::frame::Frames;
 
 use crate::config::ShutdownPolicy;
@@ -143,6 +143,28 @@ impl SessionWorker {
             self.handles
                 .reactor
                 .send(ReactorCommand::Close(ended.token, ended.id));
+        }
+    }
+
+    /// Logs what the turn did to rooms and names (at the default level, limited per
+    /// connection like every line a client can cause at will).
+    fn log_events(&mut self, session: &Session) {
+        for event in self.fanout.events.drain(..) {
+            let Verdict::Log { suppressed } = session.may_log() else {
+                continue;
+            };
+            let (id, peer) = (session.id, session.peer);
+            match event {
+                ChatEvent::RoomCreated { room, title } => {
+                    tracing::info!(session = id, %peer, room, title, suppressed, "room created");
+                }
+                ChatEvent::RoomDeleted { room } => {
+                    tracing::info!(session = id, %peer, room, suppressed, "room deleted");
+                }
+                ChatEvent::Renamed { old, new, .. } => {
+                    tracing::info!(session = id, %peer, old, new, suppressed, "renamed");
+                }
+            }
         }
     }
 
@@ -310,6 +332,7 @@ impl Consumer<Arc<Session>> for SessionWorker {
             let end = self.run_frames(session, &mut client, frames, taken.closed);
             (end, client.is_ended())
         };
+        self.log_events(session);
         let (mut spare, handled_close) = match end {
             TurnEnd::Done { handled_close } => (taken.bytes, handled_close),
             TurnEnd::Stopped {
@@ -375,6 +398,7 @@ impl Consumer<Arc<Session>> for SessionWorker {
                 self.ended.push(Arc::clone(&session));
             }
         }
+        self.log_events(&session);
         self.flush();
     }
 }

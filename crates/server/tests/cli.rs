@@ -1,7 +1,8 @@
 //! The command line: settings that would serve nobody are refused at start with a
 //! clear message and exit status 2; a bind failure names the address that failed
 //! (chat port or metrics endpoint); the reference server's single-dash flags
-//! (`-port=N`) work too.
+//! (`-port=N`) work too; the default log, as JSON, has a line per connection opened
+//! and closed (with the reason), per room created and deleted, and per rename.
 
 mod support;
 
@@ -78,10 +79,12 @@ fn single_dash_long_flags_work_as_with_the_reference_server() {
 }
 
 #[test]
-fn the_default_log_has_a_line_per_connection_opened_and_closed() {
+fn the_default_log_has_a_line_per_connection_room_and_rename() {
     let mut server = BinaryServer::start(&["--log-format=json"]);
     let mut client = server.client(chat_proto::WireFormat::Json);
     client.set_name("logged");
+    client.create("lobby");
+    client.leave("lobby");
     client.disconnect();
     let mut probe = server.client(chat_proto::WireFormat::Json);
     probe.expect_silence();
@@ -114,4 +117,12 @@ fn the_default_log_has_a_line_per_connection_opened_and_closed() {
             .any(|l| l["fields"]["reason"] == "server shutting down"),
         "{log}"
     );
+    let renamed = with("renamed");
+    assert_eq!(renamed.len(), 1, "{log}");
+    assert_eq!(renamed[0]["fields"]["new"], "logged");
+    let created = with("room created");
+    assert_eq!(created.len(), 1, "{log}");
+    assert_eq!(created[0]["fields"]["title"], "lobby");
+    assert_eq!(created[0]["fields"]["room"], 1);
+    assert_eq!(with("room deleted").len(), 1, "{log}");
 }

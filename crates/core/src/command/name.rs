@@ -1,6 +1,7 @@
 //! `/name X`: change the client's display name.
 
 use crate::broker::BrokerError;
+use crate::fanout::ChatEvent;
 use crate::mailbox::Mailbox;
 use crate::state::{ClientState, Turn};
 use crate::{texts, validate};
@@ -20,7 +21,8 @@ pub(super) fn apply<M: Mailbox>(client: &mut ClientState, raw: String, turn: &mu
         Err(_) => return client.system(turn, texts::UNAVAILABLE),
     }
     let Some(room) = client.room else {
-        client.name = name;
+        let old = std::mem::replace(&mut client.name, name);
+        renamed(client, turn, old);
         return client.system(turn, &texts::renamed_self(&client.name));
     };
     // In a room the broker sends both notices under the room's lock, so every member
@@ -30,10 +32,11 @@ pub(super) fn apply<M: Mailbox>(client: &mut ClientState, raw: String, turn: &mu
         .broker
         .rename(room, client.member(turn.mailbox), &old, turn.out)
     {
-        Ok(()) => {}
+        Ok(()) => renamed(client, turn, old),
         Err(BrokerError::NoSuchRoom) => {
             client.room = None;
             client.system(turn, &texts::renamed_self(&client.name));
+            renamed(client, turn, old);
         }
         Err(_) => {
             // Nothing changed anywhere, so nothing changes here either: the old name
@@ -50,4 +53,13 @@ pub(super) fn apply<M: Mailbox>(client: &mut ClientState, raw: String, turn: &mu
             client.system(turn, texts::UNAVAILABLE);
         }
     }
+}
+
+/// Records the rename for the transport's log.
+fn renamed<M: Mailbox>(client: &ClientState, turn: &mut Turn<'_, M>, old: String) {
+    turn.out.events.push(ChatEvent::Renamed {
+        client: client.id,
+        old,
+        new: client.name.clone(),
+    });
 }
