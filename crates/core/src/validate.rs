@@ -37,6 +37,7 @@
 
 use std::borrow::Cow;
 
+use chat_proto::message::is_disruptive;
 use unicode_normalization::UnicodeNormalization;
 use unicode_properties::{GeneralCategory, UnicodeGeneralCategory};
 use unicode_security::skeleton;
@@ -55,13 +56,6 @@ const RESERVED_NAME: &str = "시스템 메시지";
 
 /// What a chat's disruptive characters become.
 const REPLACEMENT: char = '\u{FFFD}';
-
-/// Characters that move the cursor or change how the rest of a line is shown:
-/// C0/C1 controls, DEL, line/paragraph separators and bidi overrides/isolates.
-fn is_disruptive(c: char) -> bool {
-    c.is_control()
-        || matches!(c, '\u{2028}' | '\u{2029}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
-}
 
 /// Characters no name or title may hold (rule 3): what [`is_disruptive`] covers, and
 /// every other format, separator, private-use, surrogate or unassigned code point.
@@ -124,10 +118,11 @@ pub fn check_name(raw: &str) -> Result<String, &'static str> {
     if name.chars().any(is_forbidden) {
         return Err(texts::NAME_CONTROL);
     }
-    if name.chars().any(is_bracket) || skeleton(&name).any(is_bracket) {
+    let skeleton: Vec<char> = skeleton(&name).collect();
+    if name.chars().any(is_bracket) || skeleton.iter().copied().any(is_bracket) {
         return Err(texts::NAME_BRACKETS);
     }
-    let visible = skeleton(&name).any(|c| {
+    let visible = skeleton.iter().any(|&c| {
         !c.is_whitespace()
             && !matches!(
                 c.general_category(),

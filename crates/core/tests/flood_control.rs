@@ -2,43 +2,14 @@
 //! waits, it is told once), and one that stays over it is disconnected; others in the
 //! room see nothing of it but its messages, later, and finally its departure.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-use chat_core::{
-    Client, Delivered, EndReason, Fanout, FloodLimits, LocalBroker, Mailbox, Outcome, Rate, Turn,
-    texts,
-};
-use chat_proto::frame::Frames;
-use chat_proto::{Request, Response, ResponseDecoder, WireFormat};
+use chat_core::{Client, EndReason, Fanout, FloodLimits, LocalBroker, Outcome, Rate, Turn, texts};
+use chat_proto::{Request, Response, WireFormat};
 
-#[derive(Debug, Default)]
-struct Recorder(Mutex<Vec<Bytes>>);
-
-impl Mailbox for Recorder {
-    fn deliver(&self, frames: &Bytes) -> Delivered {
-        self.0.lock().unwrap().push(frames.clone());
-        Delivered::Queued
-    }
-}
-
-impl Recorder {
-    fn take(&self) -> Vec<Response<'static>> {
-        let mut decoder = ResponseDecoder::new(WireFormat::Json);
-        self.0
-            .lock()
-            .unwrap()
-            .drain(..)
-            .flat_map(|m| {
-                Frames::new(&m)
-                    .filter_map(|f| decoder.feed(f))
-                    .map(|r| r.unwrap())
-                    .collect::<Vec<_>>()
-            })
-            .collect()
-    }
-}
+mod support;
+use support::Recorder;
 
 const LIMITS: FloodLimits = FloodLimits {
     chat: Rate {
@@ -56,67 +27,92 @@ fn chat(text: &str) -> Request {
     Request::Chat { text: text.into() }
 }
 
+/// Room `t`, created by the flood-limited client `f` and joined by a reader `r`, with
+/// both mailboxes emptied.
+struct Room {
+    broker: LocalBroker<Recorder>,
+    out: Fanout<Recorder>,
+    flooder: Client,
+    flooder_box: Arc<Recorder>,
+    reader_box: Arc<Recorder>,
+}
+
+impl Room {
+    /// The room at `t0`, and what the flooder's `/create` came to.
+    fn new(t0: Instant) -> (Room, Outcome) {
+        let mut room = Room {
+            broker: LocalBroker::new(),
+            out: Fanout::new(),
+            flooder: Client::new(1, "f".into(), Some(WireFormat::Json))
+                .with_flood_limits(LIMITS, t0),
+            flooder_box: Arc::new(Recorder::default()),
+            reader_box: Arc::new(Recorder::default()),
+        };
+        let created = room.send(Request::CreateRoom { title: "t".into() }, t0);
+        let mut reader = Client::new(2, "r".into(), Some(WireFormat::Json));
+        let mut turn = Turn {
+            mailbox: &room.reader_box,
+            broker: &room.broker,
+            out: &mut room.out,
+            now: t0,
+        };
+        reader.handle_request(Request::JoinRoom { room_id: 1 }, &mut turn);
+        room.flooder_box.take(WireFormat::Json);
+        room.reader_box.take(WireFormat::Json);
+        (room, created)
+    }
+
+    /// The flooder sends `request` at `now`.
+    fn send(&mut self, request: Request, now: Instant) -> Outcome {
+        let mut turn = Turn {
+            mailbox: &self.flooder_box,
+            broker: &self.broker,
+            out: &mut self.out,
+            now,
+        };
+        self.flooder.handle_request(request, &mut turn)
+    }
+
+    /// The flooder's waiting request is tried again at `now`.
+    fn resume(&mut self, now: Instant) -> Outcome {
+        let mut turn = Turn {
+            mailbox: &self.flooder_box,
+            broker: &self.broker,
+            out: &mut self.out,
+            now,
+        };
+        self.flooder.resume(&mut turn)
+    }
+}
+
 #[test]
 fn over_the_limit_a_chat_waits_and_the_sender_is_told_once() {
     let t0 = Instant::now();
-    let broker = LocalBroker::new();
-    let mut out = Fanout::new();
-    let (flooder_box, reader_box) = (Arc::new(Recorder::default()), Arc::new(Recorder::default()));
-    let mut flooder =
-        Client::new(1, "f".into(), Some(WireFormat::Json)).with_flood_limits(LIMITS, t0);
-    let mut reader = Client::new(2, "r".into(), Some(WireFormat::Json));
-    macro_rules! turn {
-        ($mailbox:expr, $now:expr) => {
-            Turn {
-                mailbox: $mailbox,
-                broker: &broker,
-                out: &mut out,
-                now: $now,
-            }
-        };
-    }
-    assert_eq!(
-        flooder.handle_request(
-            Request::CreateRoom { title: "t".into() },
-            &mut turn!(&flooder_box, t0)
-        ),
-        Outcome::Continue
-    );
-    reader.handle_request(
-        Request::JoinRoom { room_id: 1 },
-        &mut turn!(&reader_box, t0),
-    );
-    flooder_box.take();
-    reader_box.take();
+    let (mut room, created) = Room::new(t0);
+    assert_eq!(created, Outcome::Continue);
 
     for n in 0..2 {
-        let outcome = flooder.handle_request(chat(&n.to_string()), &mut turn!(&flooder_box, t0));
+        let outcome = room.send(chat(&n.to_string()), t0);
         assert_eq!(outcome, Outcome::Continue, "within the burst");
     }
-    let Outcome::Throttled(until) = flooder.handle_request(chat("2"), &mut turn!(&flooder_box, t0))
-    else {
+    let Outcome::Throttled(until) = room.send(chat("2"), t0) else {
         panic!("the third chat at once is over the limit");
     };
     assert_eq!(until, t0 + Duration::from_millis(100));
-    assert!(flooder.is_waiting());
+    assert!(room.flooder.is_waiting());
     assert_eq!(
-        flooder_box.take(),
+        room.flooder_box.take(WireFormat::Json),
         vec![Response::system(texts::FLOOD_SLOW_DOWN)]
     );
     // Too early: still waiting, and not told again.
     let early = t0 + Duration::from_millis(50);
-    assert!(matches!(
-        flooder.resume(&mut turn!(&flooder_box, early)),
-        Outcome::Throttled(_)
-    ));
-    assert_eq!(flooder_box.take(), vec![]);
-    assert_eq!(
-        flooder.resume(&mut turn!(&flooder_box, until)),
-        Outcome::Continue
-    );
-    assert!(!flooder.is_waiting());
-    let texts: Vec<_> = reader_box
-        .take()
+    assert!(matches!(room.resume(early), Outcome::Throttled(_)));
+    assert_eq!(room.flooder_box.take(WireFormat::Json), vec![]);
+    assert_eq!(room.resume(until), Outcome::Continue);
+    assert!(!room.flooder.is_waiting());
+    let texts: Vec<_> = room
+        .reader_box
+        .take(WireFormat::Json)
         .into_iter()
         .map(|r| match r {
             Response::Chat { text, .. } => text.into_owned(),
@@ -129,42 +125,17 @@ fn over_the_limit_a_chat_waits_and_the_sender_is_told_once() {
 #[test]
 fn a_client_that_stays_over_the_limit_is_disconnected() {
     let t0 = Instant::now();
-    let broker = LocalBroker::new();
-    let mut out = Fanout::new();
-    let (flooder_box, reader_box) = (Arc::new(Recorder::default()), Arc::new(Recorder::default()));
-    let mut flooder =
-        Client::new(1, "f".into(), Some(WireFormat::Json)).with_flood_limits(LIMITS, t0);
-    let mut reader = Client::new(2, "r".into(), Some(WireFormat::Json));
-    macro_rules! turn {
-        ($mailbox:expr, $now:expr) => {
-            Turn {
-                mailbox: $mailbox,
-                broker: &broker,
-                out: &mut out,
-                now: $now,
-            }
-        };
-    }
-    flooder.handle_request(
-        Request::CreateRoom { title: "t".into() },
-        &mut turn!(&flooder_box, t0),
-    );
-    reader.handle_request(
-        Request::JoinRoom { room_id: 1 },
-        &mut turn!(&reader_box, t0),
-    );
-    flooder_box.take();
-    reader_box.take();
+    let (mut room, _) = Room::new(t0);
 
     // A request every 10 ms at a rate of 10/s: throttled all along.
     let mut now = t0;
     let mut sent = 0;
     let ended = loop {
-        let outcome = if flooder.is_waiting() {
-            flooder.resume(&mut turn!(&flooder_box, now))
+        let outcome = if room.flooder.is_waiting() {
+            room.resume(now)
         } else {
             sent += 1;
-            flooder.handle_request(chat("x"), &mut turn!(&flooder_box, now))
+            room.send(chat("x"), now)
         };
         match outcome {
             Outcome::Ended(reason) => break (reason, now),
@@ -176,8 +147,8 @@ fn a_client_that_stays_over_the_limit_is_disconnected() {
     };
     assert_eq!(ended.0, EndReason::Flooding);
     assert!(ended.1 >= t0 + LIMITS.grace, "not before the grace ran out");
-    assert!(flooder.is_ended() && flooder.room().is_none());
-    let told = flooder_box.take();
+    assert!(room.flooder.is_ended() && room.flooder.room().is_none());
+    let told = room.flooder_box.take(WireFormat::Json);
     assert_eq!(
         told.first(),
         Some(&Response::system(texts::FLOOD_SLOW_DOWN))
@@ -186,7 +157,7 @@ fn a_client_that_stays_over_the_limit_is_disconnected() {
         told.last(),
         Some(&Response::system(texts::FLOOD_DISCONNECT))
     );
-    let seen = reader_box.take();
+    let seen = room.reader_box.take(WireFormat::Json);
     assert_eq!(
         seen.last(),
         Some(&Response::system(texts::left_others("f")))

@@ -21,46 +21,15 @@
 //! and a chat's text is `{name}#{seq}` with a per-client sequence number.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
 
-use bytes::Bytes;
-use chat_core::{Client, Delivered, Fanout, LocalBroker, Mailbox, MessageBroker, Turn, texts};
-use chat_proto::frame::Frames;
-use chat_proto::{Request, Response, ResponseDecoder, RoomInfo, WireFormat};
+use chat_core::{Client, Fanout, LocalBroker, Mailbox, MessageBroker, Turn, texts};
+use chat_proto::{Request, Response, RoomInfo, WireFormat};
 use proptest::prelude::*;
 
-/// A mailbox that keeps every message it is given.
-#[derive(Debug, Default)]
-struct Recorder(Mutex<Vec<Bytes>>);
-
-impl Mailbox for Recorder {
-    fn deliver(&self, frames: &Bytes) -> Delivered {
-        self.0.lock().unwrap().push(frames.clone());
-        Delivered::Queued
-    }
-}
-
-impl Recorder {
-    /// Everything received, decoded.
-    fn received(&self, format: WireFormat) -> Vec<Response<'static>> {
-        let mut decoder = ResponseDecoder::new(format);
-        let frames = self.0.lock().unwrap();
-        frames
-            .iter()
-            .flat_map(|message| {
-                let mut decoded = Vec::new();
-                for payload in Frames::new(message) {
-                    if let Some(response) = decoder.feed(payload) {
-                        decoded.push(response.expect("the core sends valid messages"));
-                    }
-                }
-                assert_eq!(decoded.len(), 1, "one delivery is one message");
-                decoded
-            })
-            .collect()
-    }
-}
+mod support;
+use support::Recorder;
 
 /// One test client: its core state, its mailbox, its format.
 struct Peer {

@@ -167,6 +167,15 @@ impl<'a> Response<'a> {
     }
 }
 
+/// Whether `c` moves a terminal's cursor or changes how the rest of a line is shown:
+/// C0/C1 controls, DEL, the line and paragraph separators, and the bidirectional
+/// overrides and isolates. Such characters in text from one peer must never reach
+/// another's terminal raw.
+pub fn is_disruptive(c: char) -> bool {
+    c.is_control()
+        || matches!(c, '\u{2028}' | '\u{2029}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -161,6 +161,17 @@ struct Limits {
     deadlines: Deadlines,
 }
 
+impl ReactorHandles {
+    /// The handles an [`EventHandler`] hands what it reads to (borrowing only these
+    /// fields, so the reactor's connections stay free to borrow).
+    fn handoff(&self) -> Handoff<'_> {
+        Handoff {
+            queue: &self.queue,
+            metrics: &self.metrics,
+        }
+    }
+}
+
 /// The reactor's state; see the module doc.
 pub(crate) struct Reactor {
     poll: Poll,
@@ -524,10 +535,7 @@ impl Reactor {
             return;
         }
         self.next_tick = now + TICK;
-        let handoff = Handoff {
-            queue: &self.handles.queue,
-            metrics: &self.handles.metrics,
-        };
+        let handoff = self.handles.handoff();
         let deadlines = self.limits.deadlines;
         for connection in self.connections.iter_mut().flatten() {
             let Some(expired) = connection.expired(now, &deadlines) else {
@@ -588,10 +596,7 @@ impl Reactor {
     }
 
     fn connection_event(&mut self, token: Token, event: &Event) {
-        let handoff = Handoff {
-            queue: &self.handles.queue,
-            metrics: &self.handles.metrics,
-        };
+        let handoff = self.handles.handoff();
         let Some(slot) = Self::slot_of(token) else {
             return;
         };
@@ -616,10 +621,7 @@ impl Reactor {
             self.timers.push(Reverse((at, token.0, id)));
             return;
         }
-        let handoff = Handoff {
-            queue: &self.handles.queue,
-            metrics: &self.handles.metrics,
-        };
+        let handoff = self.handles.handoff();
         let (ReactorCommand::Resume(token, id)
         | ReactorCommand::Close(token, id)
         | ReactorCommand::WakeAt(token, id, _)) = command;
@@ -668,10 +670,7 @@ impl Reactor {
                 self.drop_connection(slot);
                 return false;
             }
-            let handoff = Handoff {
-                queue: &self.handles.queue,
-                metrics: &self.handles.metrics,
-            };
+            let handoff = self.handles.handoff();
             if connection.on_writable(handoff) == Next::Drop {
                 self.drop_connection(slot);
                 return false;

@@ -99,17 +99,23 @@ fn a_client_pipelining_room_lists_is_slowed_down_not_cut(format: WireFormat) {
     assert_eq!(metric(&page, "chat_slow_consumer_disconnects_total"), 0);
 }
 
-fn a_member_that_never_reads_is_cut_by_the_cap_with_a_reset(format: WireFormat) {
-    let server = TestServer::with_config(ServerConfig {
-        outbound_cap: 256 * 1024,
-        ..config_with_metrics(2)
-    });
+/// Room 1 `flood` with a member `stalled` that will never read (its socket is
+/// returned, never read before the test means to) and a member that sends.
+fn stalled_member_and_sender(server: &TestServer, format: WireFormat) -> (TcpStream, Client) {
     let mut stalled = server.client(format);
     stalled.set_name("stalled");
     stalled.create("flood");
     let mut sender = server.client(format);
     sender.join(1, "flood");
-    let mut stalled_stream = stalled.stream();
+    (stalled.stream(), sender)
+}
+
+fn a_member_that_never_reads_is_cut_by_the_cap_with_a_reset(format: WireFormat) {
+    let server = TestServer::with_config(ServerConfig {
+        outbound_cap: 256 * 1024,
+        ..config_with_metrics(2)
+    });
+    let (mut stalled_stream, mut sender) = stalled_member_and_sender(&server, format);
     for n in 0..200 {
         sender.chat(&big_text(n));
     }
@@ -128,12 +134,7 @@ fn a_member_that_stops_reading_below_the_cap_is_cut_by_the_write_timeout(format:
         outbound_cap: 16 << 20,
         ..config_with_metrics(2)
     });
-    let mut stalled = server.client(format);
-    stalled.set_name("stalled");
-    stalled.create("flood");
-    let mut sender = server.client(format);
-    sender.join(1, "flood");
-    let mut stalled_stream = stalled.stream();
+    let (mut stalled_stream, mut sender) = stalled_member_and_sender(&server, format);
     // 4 MiB: more than the kernel's buffers for the connection take (about 1 MiB on
     // loopback), far below the 16 MiB cap.
     for n in 0..256 {

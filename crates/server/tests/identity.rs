@@ -163,6 +163,20 @@ fn tight_limits() -> FloodLimits {
     }
 }
 
+/// Chats `0`, `1`, … `count - 1`, encoded in JSON, to send in one write.
+fn numbered_chats(count: usize) -> Vec<u8> {
+    (0..count)
+        .flat_map(|n| {
+            encode(
+                WireFormat::Json,
+                &Request::Chat {
+                    text: n.to_string(),
+                },
+            )
+        })
+        .collect()
+}
+
 #[test]
 fn a_flooder_is_slowed_then_cut_and_another_room_is_served() {
     let server = TestServer::with_config(ServerConfig {
@@ -178,16 +192,7 @@ fn a_flooder_is_slowed_then_cut_and_another_room_is_served() {
         p.expect_system(&entered(&q.default_name()));
         (p, q)
     };
-    let burst: Vec<u8> = (0..500)
-        .flat_map(|n| {
-            encode(
-                WireFormat::Json,
-                &Request::Chat {
-                    text: n.to_string(),
-                },
-            )
-        })
-        .collect();
+    let burst = numbered_chats(500);
     flooder.send_raw(&burst);
     flooder.expect_system(texts::FLOOD_SLOW_DOWN);
 
@@ -230,16 +235,7 @@ fn a_burst_that_stops_is_slowed_down_not_cut() {
         ..ServerConfig::local(2)
     });
     let (mut sender, mut reader) = server.pair_in_room(WireFormat::Json, "r");
-    let burst: Vec<u8> = (0..10)
-        .flat_map(|n| {
-            encode(
-                WireFormat::Json,
-                &Request::Chat {
-                    text: n.to_string(),
-                },
-            )
-        })
-        .collect();
+    let burst = numbered_chats(10);
     sender.send_raw(&burst);
     sender.expect_system(texts::FLOOD_SLOW_DOWN);
     for n in 0..10 {

@@ -19,7 +19,7 @@ pub mod protobuf;
 use std::fmt;
 
 use crate::frame::{self, FrameTooLarge};
-use crate::message::{Request, Response};
+use crate::message::{Request, Response, is_disruptive};
 
 /// The two wire formats of the protocol.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -130,15 +130,7 @@ pub fn echo(text: &str, max: usize) -> String {
     let mut out: String = text
         .chars()
         .take(max)
-        .map(|c| {
-            if c.is_control()
-                || matches!(c, '\u{2028}' | '\u{2029}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
-            {
-                '\u{FFFD}'
-            } else {
-                c
-            }
-        })
+        .map(|c| if is_disruptive(c) { '\u{FFFD}' } else { c })
         .collect();
     if text.chars().nth(max).is_some() {
         out.push('…');
