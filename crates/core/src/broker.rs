@@ -143,12 +143,15 @@ pub trait MessageBroker<M: Mailbox>: Send + Sync + fmt::Debug {
         out: &mut Fanout<M>,
     ) -> Result<(), BrokerError>;
 
-    /// Sends `chat` (an encoded `SCChat` from `sender`) to every other member of room
-    /// `room`; answers how many members it went to (what it cost, for flood control).
+    /// Sends `chat` (an encoded `SCChat` from `sender` saying `text`, already
+    /// sanitised) to every other member of room `room`; answers how many members it
+    /// goes to (what it cost, for flood control). A broker that carries chats to other
+    /// processes sends `text` and encodes there; one in this process sends `chat`.
     fn chat(
         &self,
         room: RoomId,
         sender: Member<'_, M>,
+        text: &str,
         chat: &Encoded,
         out: &mut Fanout<M>,
     ) -> Result<usize, BrokerError>;
@@ -171,4 +174,47 @@ pub trait MessageBroker<M: Mailbox>: Send + Sync + fmt::Debug {
 
     /// How many rooms exist (for logs and metrics).
     fn room_count(&self) -> usize;
+
+    /// Called once by the transport before it serves anyone: a broker that delivers
+    /// from threads of its own (a cluster's log reader) gets what it needs to flush
+    /// and disconnect mailboxes. The default does nothing.
+    fn start(&self, transport: Arc<dyn Transport<M>>) {
+        let _ = transport;
+    }
+
+    /// Called once by the transport when it stops, after its last request was
+    /// handled: a shared broker takes this process's members out of their rooms (with
+    /// leave notices to the others) and stops its threads. The default does nothing.
+    fn stop(&self) {}
+
+    /// The broker's own counters and gauges, for the transport's metrics endpoint.
+    /// The default has none.
+    fn stats(&self) -> Vec<BrokerStat> {
+        Vec::new()
+    }
+}
+
+/// What a broker that delivers from its own threads asks of the transport (the
+/// worker threads flush after each turn; such a broker has no turn to end).
+pub trait Transport<M>: Send + Sync {
+    /// Writes out what `out` queued (its flush list) and folds its tally into the
+    /// transport's counters.
+    fn flush(&self, out: &mut Fanout<M>);
+
+    /// Ends `mailbox`'s connection, after the messages already queued for it (the
+    /// client's session then ends as for any disconnect).
+    fn disconnect(&self, mailbox: &Arc<M>);
+}
+
+/// One number a broker reports about itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BrokerStat {
+    /// The metric's name (prefixed by the transport, e.g. `chat_cluster_…`).
+    pub name: &'static str,
+    /// What it counts, for the metric's help text.
+    pub help: &'static str,
+    /// A counter (only grows) or a gauge.
+    pub counter: bool,
+    /// Its value now.
+    pub value: u64,
 }

@@ -79,7 +79,9 @@ mod state;
 pub mod texts;
 pub mod validate;
 
-pub use broker::{BrokerError, ClientId, Leaving, Member, MessageBroker, RoomId};
+pub use broker::{
+    BrokerError, BrokerStat, ClientId, Leaving, Member, MessageBroker, RoomId, Transport,
+};
 pub use client::{Client, MAX_ERROR_STREAK};
 pub use encoded::{Encoded, OutKind};
 pub use fanout::{ChatEvent, Fanout, Tally};

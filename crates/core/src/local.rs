@@ -284,6 +284,7 @@ impl<M: Mailbox> MessageBroker<M> for LocalBroker<M> {
         &self,
         room: RoomId,
         sender: Member<'_, M>,
+        _text: &str,
         chat: &Encoded,
         out: &mut Fanout<M>,
     ) -> Result<usize, BrokerError> {

@@ -99,6 +99,17 @@ pub const ROOM_IDS_EXHAUSTED: &str = "더 이상 방을 만들 수 없습니다:
 /// backend that is down); nothing was changed.
 pub const UNAVAILABLE: &str = "지금은 요청을 처리할 수 없습니다. 잠시 후 다시 시도해 주세요.";
 
+/// To a client in a room on a cluster node that lost its place in the cluster (it
+/// stalled past its deadline and was declared dead, or the shared store lost its
+/// data): the others were told it left, so it is disconnected, then reconnects fresh.
+pub const CLUSTER_RESET: &str =
+    "서버가 클러스터와의 연결을 잃어 방에서 나가게 되었습니다. 다시 접속해 주세요.";
+
+/// A chat the cluster may not have carried: the shared store went away while it was
+/// on its way.
+pub const CHAT_MAYBE_LOST: &str =
+    "클러스터 연결이 끊겨 방금 보낸 메시지가 전달되지 않았을 수 있습니다.";
+
 #[cfg(test)]
 mod tests {
     #[test]

@@ -22,6 +22,8 @@
 //!   `chat_core::Client`; log, count, close; flush in batches.
 //! * `session.rs` — **ClientSession** ([`Session`]): inbox (scheduling), chat state,
 //!   outbound queue; a `chat_core::Mailbox`.
+//! * `delivery.rs` — writing out a turn's deliveries (workers), and the same for a
+//!   broker that delivers from threads of its own (`chat_core::Transport`).
 //! * `outbound.rs` — a queue of shared frames written with non-blocking `writev`,
 //!   capped per client.
 //! * `budget.rs` — one memory budget for all queued output and buffered input.
@@ -50,6 +52,7 @@
 
 mod budget;
 pub mod config;
+mod delivery;
 mod event_handler;
 pub mod limits;
 mod log_limit;

@@ -7,8 +7,10 @@
 use std::io::IsTerminal;
 use std::net::{IpAddr, SocketAddr};
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
+use chat_cluster::{ClusterBroker, ClusterConfig};
 use chat_core::{FloodLimits, Rate};
 use chat_proto::WireFormat;
 use chat_server::{FormatPolicy, Server, ServerConfig, ShutdownPolicy};
@@ -123,6 +125,24 @@ struct Args {
     /// Serve Prometheus metrics at http://ADDR/metrics (e.g. 127.0.0.1:9100).
     #[arg(long, value_name = "ADDR")]
     metrics: Option<SocketAddr>,
+
+    /// Run as one node of a cluster whose shared rooms live in this Redis
+    /// (redis://HOST:PORT[/DB]); without it, rooms are this process's own.
+    #[arg(long, value_name = "URL")]
+    cluster: Option<String>,
+
+    /// Cluster: the prefix of every Redis key (several clusters may share one Redis).
+    #[arg(long, default_value = "chat", value_name = "NAME")]
+    cluster_prefix: String,
+
+    /// Cluster: how often this node renews its deadline, in ms.
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(10..=60_000), hide_short_help = true)]
+    cluster_heartbeat_ms: u64,
+
+    /// Cluster: how long after its last renewal a silent node is declared dead and
+    /// its members leave their rooms, in ms.
+    #[arg(long, default_value_t = 3000, value_parser = clap::value_parser!(u64).range(50..=600_000), hide_short_help = true)]
+    cluster_node_ttl_ms: u64,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -183,6 +203,18 @@ fn check_settings(args: &Args) -> Result<(), String> {
     const ONE_MESSAGE: usize = 4 + 2 + 65_535 + 2 * 32;
     if args.max_connections == 0 {
         return Err("--max-connections=0 would refuse every client".into());
+    }
+    if args.cluster_node_ttl_ms < 2 * args.cluster_heartbeat_ms {
+        return Err(format!(
+            "--cluster-node-ttl-ms={} must be at least twice --cluster-heartbeat-ms={}: one late beat would declare a live node dead",
+            args.cluster_node_ttl_ms, args.cluster_heartbeat_ms
+        ));
+    }
+    if args.cluster_prefix.is_empty() || args.cluster_prefix.contains(['{', '}']) {
+        return Err(format!(
+            "--cluster-prefix={:?} must be non-empty and without braces (it becomes the keys' {{hash tag}})",
+            args.cluster_prefix
+        ));
     }
     if args.outbound_cap < ONE_MESSAGE {
         return Err(format!(
@@ -281,7 +313,14 @@ fn main() -> ExitCode {
         }
         Err(e) => tracing::warn!("could not raise the open-file limit: {e}"),
     }
-    match serve(config) {
+    let cluster = args.cluster.as_ref().map(|url| {
+        let mut cluster = ClusterConfig::new(url.clone());
+        cluster.prefix.clone_from(&args.cluster_prefix);
+        cluster.heartbeat = Duration::from_millis(args.cluster_heartbeat_ms);
+        cluster.node_ttl = Duration::from_millis(args.cluster_node_ttl_ms);
+        cluster
+    });
+    match serve(config, cluster) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("chat-server: {e:#}");
@@ -290,8 +329,15 @@ fn main() -> ExitCode {
     }
 }
 
-fn serve(config: ServerConfig) -> Result<(), String> {
-    let server = Server::bind(config).map_err(|e| e.to_string())?;
+fn serve(config: ServerConfig, cluster: Option<ClusterConfig>) -> Result<(), String> {
+    let server = match cluster {
+        None => Server::bind(config),
+        Some(cluster) => {
+            let broker = ClusterBroker::connect(cluster)?;
+            Server::with_broker(config, Arc::new(broker))
+        }
+    }
+    .map_err(|e| e.to_string())?;
     let shutdown = server.shutdown_handle();
 
     let mut signals = Signals::new([SIGINT, SIGTERM])

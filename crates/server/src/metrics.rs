@@ -117,7 +117,7 @@ impl Metrics {
 pub(crate) type Gauges = Box<dyn Fn() -> GaugeValues + Send + Sync>;
 
 /// Gauges read at scrape time.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub(crate) struct GaugeValues {
     /// Rooms that exist now.
     pub(crate) rooms: u64,
@@ -125,6 +125,8 @@ pub(crate) struct GaugeValues {
     pub(crate) queue_depth: u64,
     /// Bytes of the memory budget in use.
     pub(crate) budget_used: u64,
+    /// The broker's own numbers (a cluster's view: round trips, log lag, resets).
+    pub(crate) broker: Vec<chat_core::BrokerStat>,
 }
 
 type Labels = Vec<(&'static str, &'static str)>;
@@ -280,6 +282,15 @@ pub(crate) fn render(m: &Metrics, gauges: GaugeValues) -> String {
         "Queued output and buffered input held for clients now",
         gauges.budget_used,
     );
+    for stat in &gauges.broker {
+        if stat.counter {
+            let metric = Counter::<u64>::default();
+            metric.inc_by(stat.value);
+            registry.register(stat.name, stat.help, metric);
+        } else {
+            gauge(&mut registry, stat.name, stat.help, stat.value);
+        }
+    }
     counter(
         &mut registry,
         "shutdown_refused",

@@ -23,6 +23,7 @@ use mio::{Interest, Poll, Waker};
 use socket2::{Domain, Protocol, Socket, Type};
 
 use crate::budget::MemoryBudget;
+use crate::delivery::SessionTransport;
 use crate::config::ServerConfig;
 use crate::metrics::{GaugeValues, Metrics};
 use crate::metrics_endpoint::MetricsServer;
@@ -146,6 +147,12 @@ impl Server {
             shutdown: Arc::clone(&shutdown),
             shutdown_from: config.shutdown_from,
         };
+        // A broker with threads of its own (a cluster's log reader) writes to sessions
+        // the way a worker does.
+        broker.start(Arc::new(SessionTransport::new(
+            Arc::clone(&queue),
+            Arc::clone(&metrics),
+        )));
         let pool = ThreadPool::new(workers, Arc::clone(&queue), |_| {
             SessionWorker::new(worker_handles.clone())
         })?;
@@ -158,6 +165,7 @@ impl Server {
                         rooms: broker.room_count() as u64,
                         queue_depth: queue.len() as u64,
                         budget_used: budget.used() as u64,
+                        broker: broker.stats(),
                     })
                 };
                 let server = MetricsServer::start(listener, Arc::clone(&metrics), gauges)?;
@@ -189,6 +197,9 @@ impl Server {
         shutdown.begin_drain(SHUTDOWN_DRAIN);
         reactor.release_held();
         pool.finish();
+        // Every request read was handled: a shared broker may now take this process's
+        // members out of their rooms (the others are told) before they are closed.
+        broker.stop();
         reactor.close_all(SHUTDOWN_FLUSH);
         if let Some(metrics_server) = metrics_server {
             metrics_server.stop();

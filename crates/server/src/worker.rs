@@ -38,7 +38,7 @@ use chat_proto::frame::Frames;
 use crate::config::ShutdownPolicy;
 use crate::log_limit::Verdict;
 use crate::metrics::{Metrics, bump};
-use crate::outbound::Flush;
+use crate::delivery::flush_sessions;
 use crate::pool::{Consumer, WorkQueue};
 use crate::reactor::{ReactorCommand, ReactorHandle};
 use crate::session::Session;
@@ -127,18 +127,7 @@ impl SessionWorker {
     /// the sessions that ended. Also folds this batch's counts into the metrics.
     fn flush(&mut self) {
         self.batch_started = None;
-        for session in self.fanout.take_flush_due() {
-            if session.flush() == Flush::Closed {
-                session.abort();
-            }
-            if session.release_if_drained() {
-                // A closed queue means the server is stopping.
-                let _ = self.handles.queue.push(session);
-            }
-        }
-        self.handles
-            .metrics
-            .fold(&mut std::mem::take(&mut self.fanout.tally));
+        flush_sessions(&mut self.fanout, &self.handles.queue, &self.handles.metrics);
         for ended in self.ended.drain(..) {
             self.handles
                 .reactor

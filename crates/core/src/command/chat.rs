@@ -15,7 +15,7 @@ pub(super) fn apply<M: Mailbox>(client: &mut ClientState, text: &str, turn: &mut
     let text = validate::sanitize_chat(text);
     let chat = Response::Chat {
         member: client.name.as_str().into(),
-        text,
+        text: text.as_ref().into(),
     };
     let Ok(chat) = Encoded::both(&chat) else {
         // Name and text together overflow one frame: nothing is sent to anyone.
@@ -23,7 +23,7 @@ pub(super) fn apply<M: Mailbox>(client: &mut ClientState, text: &str, turn: &mut
     };
     match turn
         .broker
-        .chat(room, client.member(turn.mailbox), &chat, turn.out)
+        .chat(room, client.member(turn.mailbox), &text, &chat, turn.out)
     {
         Ok(recipients) => client.fanout = recipients,
         // Only if the broker lost the room under us; the client is in none now.

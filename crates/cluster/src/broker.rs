@@ -1,0 +1,342 @@
+//! ClusterBroker: a [`MessageBroker`] whose rooms live in Redis and are shared by
+//! every node connected to it.
+//!
+//! A worker's call becomes an operation on the node's FIFO (`ops.rs`), sent by the
+//! command thread. Commands that change rooms (create, join, leave, rename) and name
+//! claims block the worker until the outcome is known — for a change, until this
+//! node's reader has *applied* its log entry, so the client's next request (say
+//! `/rooms`) already sees it and its replies stay in order — or until
+//! [`ClusterConfig::op_timeout`], after which the client is told the cluster is
+//! unavailable. Chats are not waited for: they go in order on the same FIFO and are
+//! delivered, to everyone on every node, by the readers. `/rooms` answers from the
+//! replica, with no round trip, even while Redis is away.
+//!
+//! The `out` fan-out of the trait's methods stays empty: deliveries happen on the
+//! reader thread, at the entry's position in the log (the single-node broker
+//! delivers under a room lock instead; see `chat_core::broker` for the contract both
+//! keep).
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::thread::JoinHandle;
+
+use chat_core::{
+    BrokerError, BrokerStat, ClientId, Encoded, Fanout, Leaving, Listing, Mailbox, Member,
+    MessageBroker, RoomId, Transport,
+};
+
+use crate::config::ClusterConfig;
+use crate::control;
+use crate::entry::MemberId;
+use crate::link::{self, Role};
+use crate::ops::{OpKind, Waiter, lock};
+use crate::reader;
+use crate::replica::LocalBox;
+use crate::shared::{LocalMember, Shared, bump};
+use crate::commands;
+
+/// Rooms shared through Redis; see the module doc.
+pub struct ClusterBroker<M> {
+    shared: Arc<Shared<M>>,
+    threads: std::sync::Mutex<Vec<JoinHandle<()>>>,
+    /// The control connection opened at start-up, handed to the control thread.
+    control: std::sync::Mutex<Option<redis::Connection>>,
+}
+
+impl<M> std::fmt::Debug for ClusterBroker<M> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClusterBroker")
+            .field("shared", &self.shared)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<M: Mailbox> ClusterBroker<M> {
+    /// Joins the cluster whose state lives at `config.url`: registers this node and
+    /// loads the rooms. Fails if Redis cannot be reached now (later outages are
+    /// survived; see the crate doc). Nothing is delivered until
+    /// [`MessageBroker::start`].
+    pub fn connect(config: ClusterConfig) -> Result<Self, String> {
+        let redis = redis::Client::open(config.url.as_str())
+            .map_err(|e| format!("bad cluster address {:?}: {e}", config.url))?;
+        let shared = Arc::new(Shared::new(config, redis));
+        let mut connection = link::open(
+            &shared.redis,
+            &shared.scripts,
+            Role::Control,
+            shared.node(),
+            shared.config.node_ttl,
+        )
+        .map_err(|e| format!("cannot reach Redis at {}: {e}", shared.config.url))?;
+        let epoch = control::register(&shared, &mut connection)
+            .map_err(|e| format!("cannot register with Redis: {e}"))?;
+        let at = reader::load_snapshot(&shared, &mut connection)
+            .map_err(|e| format!("cannot load the rooms from Redis: {e}"))?;
+        *lock(&shared.start_from) = at;
+        shared.in_sync.store(true, Ordering::Release);
+        tracing::info!(
+            node = shared.node(),
+            epoch,
+            rooms = lock(&shared.replica).room_count(),
+            "cluster: joined through {}",
+            shared.config.url
+        );
+        Ok(ClusterBroker {
+            shared,
+            threads: std::sync::Mutex::new(Vec::new()),
+            control: std::sync::Mutex::new(Some(connection)),
+        })
+    }
+
+    /// This node's id in the cluster now.
+    pub fn node_id(&self) -> u64 {
+        self.shared.node()
+    }
+
+    /// Submits `kind` and waits for its outcome (see the module doc).
+    fn call(&self, kind: OpKind) -> Result<RoomId, BrokerError> {
+        self.shared.ready()?;
+        let waiter = Arc::new(Waiter::default());
+        let pending = &self.shared.pending;
+        let seq = self
+            .shared
+            .ops
+            .submit(kind, Some(Arc::clone(&waiter)), None, false, |seq| {
+                lock(pending).insert(seq, Arc::clone(&waiter));
+            })
+            .ok_or(BrokerError::Unavailable)?;
+        match waiter.wait(self.shared.config.op_timeout) {
+            Some(outcome) => outcome,
+            None => {
+                lock(pending).remove(&seq);
+                bump(&self.shared.stats.timeouts);
+                Err(BrokerError::Unavailable)
+            }
+        }
+    }
+
+    /// Enters `member` into a room through `kind` (create or join): registered as a
+    /// local member first, so the reader finds its mailbox when the entry comes.
+    fn enter(&self, member: Member<'_, M>, room: RoomId, kind: OpKind) -> Result<RoomId, BrokerError> {
+        self.shared.ready()?;
+        let node = self.shared.node();
+        lock(&self.shared.locals).insert(
+            member.id,
+            LocalMember {
+                client: member.id,
+                node,
+                room,
+                boxed: LocalBox {
+                    mailbox: Arc::clone(member.mailbox),
+                    format: member.format,
+                },
+            },
+        );
+        let outcome = self.call(kind);
+        match outcome {
+            Ok(room) => {
+                if let Some(local) = lock(&self.shared.locals).get_mut(&member.id) {
+                    local.room = room;
+                }
+            }
+            Err(_) => {
+                lock(&self.shared.locals).remove(&member.id);
+                // A timeout may still be applied later; the reader then takes the
+                // member out again (an orphan). If it already was, do it now.
+                let id = MemberId {
+                    node,
+                    client: member.id,
+                };
+                let rooms = lock(&self.shared.replica).rooms_of(id);
+                for room in rooms {
+                    self.shared.submit_kept(OpKind::Leave {
+                        client: member.id,
+                        room,
+                        notify_self: false,
+                    });
+                }
+            }
+        }
+        outcome
+    }
+
+    /// Whether `client` is this node's member of `room`.
+    fn is_local_member(&self, client: ClientId, room: RoomId) -> bool {
+        lock(&self.shared.locals)
+            .get(&client)
+            .is_some_and(|local| local.room == room && local.node == self.shared.node())
+    }
+}
+
+impl<M: Mailbox> MessageBroker<M> for ClusterBroker<M> {
+    fn create_room(&self, creator: Member<'_, M>, title: &str, _out: &mut Fanout<M>) -> Result<RoomId, BrokerError> {
+        let kind = OpKind::Create {
+            client: creator.id,
+            name: creator.name.to_owned(),
+            title: title.to_owned(),
+        };
+        self.enter(creator, 0, kind)
+    }
+
+    fn join_room(&self, room: RoomId, member: Member<'_, M>, _out: &mut Fanout<M>) -> Result<(), BrokerError> {
+        let kind = OpKind::Join {
+            client: member.id,
+            room,
+            name: member.name.to_owned(),
+        };
+        self.enter(member, room, kind).map(|_| ())
+    }
+
+    fn leave_room(&self, room: RoomId, member: Member<'_, M>, why: Leaving, _out: &mut Fanout<M>) -> Result<(), BrokerError> {
+        if !self.is_local_member(member.id, room) {
+            // Taken out already (a reset, or the reaper): nothing left to do.
+            return match why {
+                Leaving::Asked => Err(BrokerError::NoSuchRoom),
+                Leaving::Disconnected => Ok(()),
+            };
+        }
+        let kind = OpKind::Leave {
+            client: member.id,
+            room,
+            notify_self: why == Leaving::Asked,
+        };
+        match why {
+            Leaving::Asked => {
+                let outcome = self.call(kind).map(|_| ());
+                if outcome == Err(BrokerError::NoSuchRoom) {
+                    lock(&self.shared.locals).remove(&member.id);
+                }
+                outcome
+            }
+            Leaving::Disconnected => {
+                // Nobody waits, and it must not be lost: kept through outages.
+                self.shared.submit_kept(kind);
+                Ok(())
+            }
+        }
+    }
+
+    fn rename(&self, room: RoomId, member: Member<'_, M>, _old: &str, _out: &mut Fanout<M>) -> Result<(), BrokerError> {
+        if !self.is_local_member(member.id, room) {
+            return Err(BrokerError::NoSuchRoom);
+        }
+        self.call(OpKind::Rename {
+            client: member.id,
+            room,
+            name: member.name.to_owned(),
+        })
+        .map(|_| ())
+    }
+
+    fn chat(&self, room: RoomId, sender: Member<'_, M>, text: &str, _chat: &Encoded, _out: &mut Fanout<M>) -> Result<usize, BrokerError> {
+        self.shared.ready()?;
+        let id = MemberId {
+            node: self.shared.node(),
+            client: sender.id,
+        };
+        let members = lock(&self.shared.replica)
+            .members_if_in(room, id)
+            .ok_or(BrokerError::NoSuchRoom)?;
+        let kind = OpKind::Chat {
+            client: sender.id,
+            room,
+            text: text.to_owned(),
+        };
+        let boxed = LocalBox {
+            mailbox: Arc::clone(sender.mailbox),
+            format: sender.format,
+        };
+        self.shared
+            .ops
+            .submit(kind, None, Some(boxed), false, |_| {})
+            .ok_or(BrokerError::Unavailable)?;
+        Ok(members.saturating_sub(1))
+    }
+
+    fn listing(&self) -> Result<Arc<Listing>, BrokerError> {
+        Ok(lock(&self.shared.replica).listing())
+    }
+
+    fn claim_name(&self, id: ClientId, key: &str) -> Result<(), BrokerError> {
+        self.call(OpKind::Claim {
+            client: id,
+            key: key.to_owned(),
+        })?;
+        lock(&self.shared.claimed).insert(id, key.to_owned());
+        Ok(())
+    }
+
+    fn release_name(&self, id: ClientId) {
+        if lock(&self.shared.claimed).remove(&id).is_some() {
+            self.shared.submit_kept(OpKind::Release { client: id });
+        }
+    }
+
+    fn room_count(&self) -> usize {
+        lock(&self.shared.replica).room_count()
+    }
+
+    fn start(&self, transport: Arc<dyn Transport<M>>) {
+        if self.shared.transport.set(transport).is_err() {
+            return;
+        }
+        let mut threads = lock(&self.threads);
+        let spawn = |name: &str, body: Box<dyn FnOnce() + Send>| {
+            std::thread::Builder::new()
+                .name(name.to_owned())
+                .spawn(body)
+                .map_err(|e| tracing::error!("cluster: cannot start {name}: {e}"))
+                .ok()
+        };
+        let shared = Arc::clone(&self.shared);
+        threads.extend(spawn("cluster-commands", Box::new(move || commands::run(shared))));
+        let shared = Arc::clone(&self.shared);
+        threads.extend(spawn("cluster-reader", Box::new(move || reader::run(shared))));
+        let shared = Arc::clone(&self.shared);
+        let connection = lock(&self.control).take();
+        threads.extend(spawn("cluster-control", Box::new(move || control::run(shared, connection))));
+    }
+
+    fn stop(&self) {
+        let shared = &self.shared;
+        shared.ops.close();
+        shared.stopping.store(true, Ordering::Release);
+        let threads: Vec<JoinHandle<()>> = lock(&self.threads).drain(..).collect();
+        // The command thread first: what the workers queued is sent before the node
+        // takes its members out.
+        let mut threads = threads.into_iter();
+        if let Some(commands) = threads.next() {
+            let _ = commands.join();
+        }
+        match link::open(&shared.redis, &shared.scripts, Role::Control, shared.node(), shared.config.node_ttl) {
+            Ok(mut link) => match control::reap(shared, &mut link, &shared.node().to_string()) {
+                Ok(_) => tracing::info!(node = shared.node(), "cluster: left the cluster; members' leaves announced"),
+                Err(e) => tracing::warn!("cluster: leaving the cluster failed: {e}; the others will reap this node"),
+            },
+            Err(e) => tracing::warn!("cluster: cannot reach Redis to leave ({e}); the others will reap this node"),
+        }
+        for thread in threads {
+            let _ = thread.join();
+        }
+    }
+
+    fn stats(&self) -> Vec<BrokerStat> {
+        let s = &self.shared.stats;
+        let get = |c: &std::sync::atomic::AtomicU64| c.load(Ordering::Relaxed);
+        let stat = |name, help, counter, value| BrokerStat { name, help, counter, value };
+        vec![
+            stat("cluster_redis_round_trips", "Pipelines sent to Redis by the command thread.", true, get(&s.round_trips)),
+            stat("cluster_ops_sent", "Operations (chats, scripts) sent to Redis.", true, get(&s.ops_sent)),
+            stat("cluster_log_entries_applied", "Shared-log entries this node applied.", true, get(&s.entries_applied)),
+            stat("cluster_log_lag_ms", "Age of the last applied log entry when it was read, in ms.", false, get(&s.log_lag_ms)),
+            stat("cluster_redis_errors", "Failed Redis calls (connects, replies).", true, get(&s.redis_errors)),
+            stat("cluster_resets", "Times this node was fenced or saw Redis lose its data, and rejoined.", true, get(&s.resets)),
+            stat("cluster_resyncs", "Times the reader fell behind the log's retention and resynchronised.", true, get(&s.resyncs)),
+            stat("cluster_reaped_members", "Members of dead nodes this node took out of their rooms.", true, get(&s.reaped_members)),
+            stat("cluster_chats_maybe_lost", "Chats whose senders were told Redis went away under them.", true, get(&s.chats_maybe_lost)),
+            stat("cluster_op_timeouts", "Commands that waited past the timeout and were answered unavailable.", true, get(&s.timeouts)),
+            stat("cluster_available", "1 if commands can use the cluster now.", false, u64::from(self.shared.ready().is_ok())),
+        ]
+    }
+}
+

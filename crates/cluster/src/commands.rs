@@ -1,0 +1,219 @@
+//! The command thread: drains the operation queue into pipelines on this node's one
+//! command connection, and hands each reply to whoever waits for it.
+//!
+//! A pipeline is everything queued (up to [`MAX_BATCH`]), so under load many chats
+//! cost one round trip. Chats are `XADD`s; everything else is a script (`scripts.rs`).
+//! A script that changed something answers `ok` and its waiter is completed by the
+//! reader when it applies the log entry (so the client's next request sees the
+//! change); a refusal is answered here at once.
+//!
+//! When the connection breaks mid-pipeline, the same operations are sent again on a
+//! new one: the scripts recognise what they already did and the readers skip chats
+//! they already have (`entry.rs`), so nothing is lost or doubled. If Redis cannot be
+//! reached, waiting operations fail ("unavailable"; a chat's sender is told it may
+//! not have arrived), except the kept ones (disconnect leaves, name releases), sent
+//! when Redis is back.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use chat_core::broker::MAX_ROOM_ID;
+use chat_core::{BrokerError, Encoded, Fanout, Mailbox, texts};
+use redis::{Connection, Value};
+
+use crate::entry;
+use crate::link::{self, Role};
+use crate::ops::{Op, OpKind};
+use crate::shared::{Shared, bump};
+use crate::values::status;
+
+/// Operations in one pipeline at most.
+pub(crate) const MAX_BATCH: usize = 512;
+/// How long a reply may take before the connection counts as broken.
+const REPLY_TIMEOUT: Duration = Duration::from_millis(700);
+/// Sends of one batch before its operations are failed.
+const MAX_ATTEMPTS: u32 = 3;
+
+pub(crate) fn run<M: Mailbox>(shared: Arc<Shared<M>>) {
+    let mut connection: Option<Connection> = None;
+    let mut batch: Vec<Op<M>> = Vec::new();
+    let mut attempts = 0;
+    loop {
+        if batch.is_empty() && !shared.ops.take(&mut batch, MAX_BATCH, Duration::from_millis(200)) {
+            break;
+        }
+        batch.retain(|op| !op.waiter.as_ref().is_some_and(|w| w.is_cancelled()));
+        if batch.is_empty() {
+            continue;
+        }
+        let Some(link) = connection.as_mut() else {
+            match link::open(&shared.redis, &shared.scripts, Role::Commands, shared.node(), REPLY_TIMEOUT) {
+                Ok(link) => {
+                    if !shared.link_up.swap(true, Ordering::AcqRel) {
+                        tracing::info!("cluster: command connection to Redis is back");
+                    }
+                    connection = Some(link);
+                }
+                Err(e) => {
+                    if shared.link_up.swap(false, Ordering::AcqRel) {
+                        tracing::warn!("cluster: cannot reach Redis ({e}); commands that need it fail until it is back");
+                    }
+                    bump(&shared.stats.redis_errors);
+                    fail(&shared, &mut batch, shared.stopping.load(Ordering::Acquire));
+                    // Meanwhile, what is queued fails at once rather than wait.
+                    let _ = shared.ops.take(&mut batch, MAX_BATCH, Duration::from_millis(100));
+                    fail(&shared, &mut batch, shared.stopping.load(Ordering::Acquire));
+                    if shared.stopping.load(Ordering::Acquire) && batch.is_empty() {
+                        // Stopping with Redis gone: nothing more can be sent.
+                        let mut rest = Vec::new();
+                        while shared.ops.take(&mut rest, MAX_BATCH, Duration::ZERO) && !rest.is_empty() {
+                            fail(&shared, &mut rest, true);
+                        }
+                        break;
+                    }
+                }
+            }
+            continue;
+        };
+        let node = shared.node();
+        let mut pipe = redis::pipe();
+        for op in &batch {
+            pipe.add_command(command(&shared, op, node));
+        }
+        let started = Instant::now();
+        match pipe.query::<Vec<Value>>(link) {
+            Ok(replies) => {
+                bump(&shared.stats.round_trips);
+                shared.stats.ops_sent.fetch_add(batch.len() as u64, Ordering::Relaxed);
+                for (op, reply) in batch.drain(..).zip(replies) {
+                    answer(&shared, op, &reply);
+                }
+                attempts = 0;
+            }
+            Err(e) => {
+                bump(&shared.stats.redis_errors);
+                connection = None;
+                attempts += 1;
+                let broken = e.is_io_error() || e.is_connection_dropped() || e.is_timeout();
+                tracing::warn!(
+                    ops = batch.len(),
+                    attempt = attempts,
+                    after_ms = started.elapsed().as_millis() as u64,
+                    "cluster: pipeline failed: {e}"
+                );
+                if !broken || attempts >= MAX_ATTEMPTS {
+                    // A refusal by Redis itself (a bug, or out of memory) or an outage:
+                    // the waiting clients are told. The kept ones wait for Redis.
+                    fail(&shared, &mut batch, !broken);
+                    attempts = 0;
+                }
+            }
+        }
+    }
+}
+
+/// The Redis command for `op`, as node `node`.
+fn command<M>(shared: &Shared<M>, op: &Op<M>, node: u64) -> redis::Cmd {
+    let (scripts, prefix, seq) = (&shared.scripts, shared.prefix.as_str(), op.seq);
+    match &op.kind {
+        OpKind::Chat { client, room, text } => {
+            let mut cmd = redis::cmd("XADD");
+            cmd.arg(format!("{prefix}:log"))
+                .arg("*")
+                .arg("e")
+                .arg(entry::chat(node, seq, *client, *room, text));
+            cmd
+        }
+        OpKind::Create {
+            client,
+            name,
+            title,
+        } => {
+            let mut cmd = scripts.create.call(prefix, node, seq);
+            cmd.arg(client).arg(name).arg(title).arg(MAX_ROOM_ID);
+            cmd
+        }
+        OpKind::Join { client, room, name } => {
+            let mut cmd = scripts.join.call(prefix, node, seq);
+            cmd.arg(client).arg(room).arg(name);
+            cmd
+        }
+        OpKind::Leave {
+            client,
+            room,
+            notify_self,
+        } => {
+            let mut cmd = scripts.leave.call(prefix, node, seq);
+            cmd.arg(client).arg(room).arg(if *notify_self { "1" } else { "0" });
+            cmd
+        }
+        OpKind::Rename { client, room, name } => {
+            let mut cmd = scripts.rename.call(prefix, node, seq);
+            cmd.arg(client).arg(room).arg(name);
+            cmd
+        }
+        OpKind::Claim { client, key } => {
+            let mut cmd = scripts.claim.call(prefix, node, seq);
+            cmd.arg(client).arg(key);
+            cmd
+        }
+        OpKind::Release { client } => {
+            let mut cmd = scripts.release.call(prefix, node, seq);
+            cmd.arg(client);
+            cmd
+        }
+    }
+}
+
+/// Hands `reply` to whoever waits for `op`.
+fn answer<M: Mailbox>(shared: &Shared<M>, op: Op<M>, reply: &Value) {
+    if matches!(op.kind, OpKind::Chat { .. } | OpKind::Release { .. }) {
+        return;
+    }
+    let outcome = match status(reply).0 {
+        // Done: the reader completes the waiter when it applies the entry (a claim
+        // writes none, so it is answered here).
+        "ok" | "dup" => {
+            if matches!(op.kind, OpKind::Claim { .. }) {
+                Ok(0)
+            } else {
+                return;
+            }
+        }
+        "nosuch" => Err(BrokerError::NoSuchRoom),
+        "taken" => Err(BrokerError::NameTaken),
+        "exhausted" => Err(BrokerError::RoomIdsExhausted),
+        "fenced" => Err(BrokerError::Unavailable),
+        other => {
+            tracing::error!(?op.kind, reply = other, "cluster: unexpected script reply");
+            Err(BrokerError::Unavailable)
+        }
+    };
+    shared.complete(op.seq, outcome);
+    if let Some(waiter) = op.waiter {
+        waiter.complete(outcome);
+    }
+}
+
+/// Fails the operations of `batch` that clients wait for (and, with `all`, the kept
+/// ones too); the kept ones otherwise stay for the next attempt.
+fn fail<M: Mailbox>(shared: &Shared<M>, batch: &mut Vec<Op<M>>, all: bool) {
+    let mut out = Fanout::new();
+    batch.retain_mut(|op| {
+        if op.keep && !all {
+            return true;
+        }
+        shared.complete(op.seq, Err(BrokerError::Unavailable));
+        if let Some(waiter) = &op.waiter {
+            waiter.complete(Err(BrokerError::Unavailable));
+        }
+        if let Some(sender) = op.sender.take() {
+            bump(&shared.stats.chats_maybe_lost);
+            let notice = Encoded::notice_for(sender.format, texts::CHAT_MAYBE_LOST);
+            out.send(&sender.mailbox, sender.format, &notice);
+        }
+        false
+    });
+    shared.flush(&mut out);
+}

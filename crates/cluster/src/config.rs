@@ -1,0 +1,43 @@
+//! How a node joins a cluster: where Redis is, and the timings of liveness.
+
+use std::time::Duration;
+
+/// A node's cluster settings; [`ClusterConfig::new`] has the defaults.
+#[derive(Debug, Clone)]
+pub struct ClusterConfig {
+    /// `redis://HOST:PORT[/DB]` (or `redis+unix:///path`).
+    pub url: String,
+    /// Every key starts with `{PREFIX}` (one hash tag: all keys in one slot).
+    pub prefix: String,
+    /// How often a node renews its deadline and looks for dead nodes.
+    pub heartbeat: Duration,
+    /// How long past its last renewal a node is declared dead and its members are
+    /// taken out of their rooms. Members of a killed node leave within about
+    /// `ttl + heartbeat`.
+    pub node_ttl: Duration,
+    /// How much of the log Redis keeps; a node that stalls longer resynchronises.
+    pub retention: Duration,
+    /// How long a command waits for the cluster before the client is told it is
+    /// unavailable (below the 1 s a client may be kept waiting).
+    pub op_timeout: Duration,
+}
+
+impl ClusterConfig {
+    /// The defaults for `url`: prefix `chat`, 1 s heartbeat, 3 s time to live, 60 s
+    /// of log, 800 ms per command.
+    pub fn new(url: impl Into<String>) -> Self {
+        ClusterConfig {
+            url: url.into(),
+            prefix: "chat".to_owned(),
+            heartbeat: Duration::from_secs(1),
+            node_ttl: Duration::from_secs(3),
+            retention: Duration::from_secs(60),
+            op_timeout: Duration::from_millis(800),
+        }
+    }
+
+    /// The keys' common prefix, hash tag included.
+    pub(crate) fn key_prefix(&self) -> String {
+        format!("{{{}}}", self.prefix)
+    }
+}

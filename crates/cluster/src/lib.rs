@@ -1,0 +1,44 @@
+//! Cluster mode: many chat-server nodes sharing one chat through Redis.
+//!
+//! One Redis Stream is the single order of every room event; Lua scripts change the
+//! shared state and append to that log atomically; every node applies the log in
+//! order to its own replica of the rooms and delivers to its own clients at each
+//! entry's position. So the single node's ordering guarantees (`chat_core::broker`)
+//! hold across nodes: one order per room, contiguous views, per-sender order, replies
+//! in order. Nodes beat a deadline kept by Redis's clock; a node that misses it is
+//! reaped by the others (its members leave, with notices) and, if it comes back,
+//! fenced: it disconnects its in-room clients and rejoins under a new id.
+//!
+//! What this crate does not do: speak to clients (the transport does), or survive the
+//! loss of acknowledged writes silently — a Redis that comes back empty is detected
+//! (its epoch) and every node resets.
+//!
+//! # Layout
+//!
+//! * `broker.rs` — [`ClusterBroker`], the `MessageBroker` the transport calls.
+//! * `ops.rs` — the FIFO of operations and the waiters; `commands.rs` — the thread
+//!   that sends them, pipelined, on one connection.
+//! * `reader.rs` — the thread that follows the log; `replica.rs` — the rooms as of
+//!   the last applied entry, and what each entry delivers (no I/O).
+//! * `control.rs` — heartbeat, reaper, reset.
+//! * `shared.rs` — what those threads share; `config.rs` — [`ClusterConfig`].
+//! * `scripts.rs` — the Lua scripts and the key layout; `entry.rs` — the log entry
+//!   format; `link.rs` — opening connections; `values.rs` — reading replies.
+//!
+//! Threads of its own, no async runtime: the `redis` crate's synchronous API.
+
+mod broker;
+mod commands;
+mod config;
+mod control;
+mod entry;
+mod link;
+mod ops;
+mod reader;
+mod replica;
+mod scripts;
+mod shared;
+mod values;
+
+pub use broker::ClusterBroker;
+pub use config::ClusterConfig;

@@ -1,0 +1,231 @@
+//! The reader thread: follows the shared log with `XREAD BLOCK` from the last entry
+//! it applied, applies each entry to the replica in order and delivers to this
+//! node's members, then writes the batch out.
+//!
+//! A broken connection is reopened and reading resumes from the same entry: nothing
+//! is skipped or repeated (a stream, unlike pub/sub, keeps what a reader has not
+//! read). A reader that could not read for longer than half the log's retention may
+//! have missed entries Redis has since trimmed; it resynchronises from a snapshot,
+//! and disconnects this node's in-room clients, whose view would otherwise have a
+//! silent gap.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use chat_core::{Fanout, Mailbox};
+use redis::{Connection, Value};
+
+use crate::entry::{Entry, MemberId, StreamId};
+use crate::link::{self, Role};
+use crate::ops::{OpKind, lock};
+use crate::replica::SnapshotRoom;
+use crate::shared::{Shared, bump};
+use crate::values::{int, items, text};
+
+/// How long one `XREAD` blocks (also how soon a stop or a reset is noticed).
+const BLOCK_MS: u64 = 500;
+/// Entries one `XREAD` returns at most.
+const READ_COUNT: usize = 1000;
+
+pub(crate) fn run<M: Mailbox>(shared: Arc<Shared<M>>) {
+    let mut connection: Option<Connection> = None;
+    let mut last = *lock(&shared.start_from);
+    let mut last_read = Instant::now();
+    let mut out = Fanout::new();
+    let log_key = format!("{}:log", shared.prefix);
+    while !shared.stopping.load(Ordering::Acquire) {
+        let Some(link) = connection.as_mut() else {
+            match link::open(
+                &shared.redis,
+                &shared.scripts,
+                Role::Reader,
+                shared.node(),
+                Duration::from_millis(BLOCK_MS) + Duration::from_secs(2),
+            ) {
+                Ok(link) => connection = Some(link),
+                Err(_) => {
+                    bump(&shared.stats.redis_errors);
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+            }
+            continue;
+        };
+        if last_read.elapsed() > shared.config.retention / 2
+            && !shared.needs_snapshot.load(Ordering::Acquire)
+        {
+            tracing::warn!(
+                "cluster: the log reader was away longer than Redis keeps the log; resynchronising"
+            );
+            bump(&shared.stats.resyncs);
+            shared.reset_members();
+            shared.needs_snapshot.store(true, Ordering::Release);
+        }
+        if shared.needs_snapshot.load(Ordering::Acquire) {
+            match load_snapshot(&shared, link) {
+                Ok(at) => {
+                    last = at;
+                    last_read = Instant::now();
+                    shared.needs_snapshot.store(false, Ordering::Release);
+                    shared.in_sync.store(true, Ordering::Release);
+                    tracing::info!(node = shared.node(), "cluster: snapshot loaded; in sync");
+                }
+                Err(e) => {
+                    tracing::warn!("cluster: snapshot failed: {e}");
+                    connection = None;
+                }
+            }
+            continue;
+        }
+        let reply = redis::cmd("XREAD")
+            .arg("COUNT")
+            .arg(READ_COUNT)
+            .arg("BLOCK")
+            .arg(BLOCK_MS)
+            .arg("STREAMS")
+            .arg(&log_key)
+            .arg(last.to_string())
+            .query::<Value>(link);
+        match reply {
+            Ok(reply) => {
+                last_read = Instant::now();
+                if let Some(at) = apply_reply(&shared, &reply, &mut out) {
+                    last = at;
+                }
+                shared.flush(&mut out);
+            }
+            Err(e) => {
+                tracing::debug!("cluster: log read failed: {e}");
+                bump(&shared.stats.redis_errors);
+                connection = None;
+            }
+        }
+    }
+}
+
+/// Loads a snapshot into the replica; answers the log position it is true at.
+pub(crate) fn load_snapshot<M: Mailbox>(
+    shared: &Shared<M>,
+    link: &mut Connection,
+) -> redis::RedisResult<StreamId> {
+    let reply: Value = shared
+        .scripts
+        .snapshot
+        .call(&shared.prefix, shared.node(), 0)
+        .query(link)?;
+    let (epoch, room_seq, at, rooms) = parse_snapshot(&reply).ok_or_else(|| {
+        redis::RedisError::from((redis::ErrorKind::Parse, "malformed snapshot"))
+    })?;
+    let epoch_changed = {
+        let mut known = lock(&shared.epoch);
+        let changed = !known.is_empty() && *known != epoch;
+        *known = epoch;
+        changed
+    };
+    if epoch_changed {
+        tracing::warn!("cluster: Redis's epoch changed under the reader");
+    }
+    lock(&shared.replica).load(rooms, room_seq, |member| shared.local_box(member));
+    Ok(at)
+}
+
+type Snapshot = (String, chat_core::RoomId, StreamId, Vec<SnapshotRoom>);
+
+fn parse_snapshot(reply: &Value) -> Option<Snapshot> {
+    let parts = items(reply);
+    let epoch = text(parts.first()?)?.to_owned();
+    let room_seq = int(parts.get(1)?)?;
+    let at = StreamId::parse(text(parts.get(2)?)?)?;
+    let mut rooms = Vec::new();
+    let mut rest = parts.get(3..)?.iter();
+    while let Some(id) = rest.next() {
+        let id = int(id)?;
+        let title = text(rest.next()?)?.to_owned();
+        let count = usize::try_from(int(rest.next()?)?).ok()?;
+        let mut members = Vec::with_capacity(count);
+        for _ in 0..count {
+            let member = parse_member(text(rest.next()?)?)?;
+            let name = text(rest.next()?)?.to_owned();
+            members.push((member, name));
+        }
+        rooms.push(SnapshotRoom { id, title, members });
+    }
+    Some((epoch, room_seq, at, rooms))
+}
+
+/// `node:client`.
+fn parse_member(text: &str) -> Option<MemberId> {
+    let (node, client) = text.split_once(':')?;
+    Some(MemberId {
+        node: node.parse().ok()?,
+        client: client.parse().ok()?,
+    })
+}
+
+/// Applies the entries of an `XREAD` reply; answers the last entry's id.
+fn apply_reply<M: Mailbox>(shared: &Shared<M>, reply: &Value, out: &mut Fanout<M>) -> Option<StreamId> {
+    // [[key, [[id, [field, value, ...]], ...]]]
+    let stream = items(reply).first()?;
+    let entries = items(items(stream).get(1)?);
+    let node = shared.node();
+    let mut last = None;
+    let mut replica = lock(&shared.replica);
+    for raw in entries {
+        let parts = items(raw);
+        let Some(id) = parts.first().and_then(text).and_then(StreamId::parse) else {
+            continue;
+        };
+        last = Some(id);
+        let fields = parts.get(1).map(items).unwrap_or(&[]);
+        let Some(field) = fields.get(1).and_then(text) else {
+            tracing::warn!(%id, "cluster: log entry without a field; skipped");
+            continue;
+        };
+        let Some(entry) = Entry::parse(field) else {
+            tracing::warn!(%id, "cluster: malformed log entry; skipped");
+            continue;
+        };
+        let applied = replica.apply(
+            &entry,
+            |member| shared.local_box(member),
+            |member| member.node == node,
+            out,
+        );
+        bump(&shared.stats.entries_applied);
+        if entry.member.node == node {
+            if applied.local_left {
+                let mut locals = lock(&shared.locals);
+                if locals
+                    .get(&entry.member.client)
+                    .is_some_and(|local| local.room == entry.room)
+                {
+                    locals.remove(&entry.member.client);
+                }
+            }
+            if applied.orphan {
+                // Its client stopped waiting before the join was applied, and was told
+                // it failed: take it out again.
+                shared.submit_kept(OpKind::Leave {
+                    client: entry.member.client,
+                    room: entry.room,
+                    notify_self: false,
+                });
+            }
+        }
+        if entry.writer == node && entry.seq != 0 {
+            shared.complete(entry.seq, Ok(entry.room));
+        }
+    }
+    drop(replica);
+    if let Some(id) = last {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0);
+        shared
+            .stats
+            .log_lag_ms
+            .store(now.saturating_sub(id.ms), Ordering::Relaxed);
+    }
+    last
+}

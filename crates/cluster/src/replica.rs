@@ -1,0 +1,342 @@
+//! Replica: this node's copy of every room, kept by applying the shared log in order,
+//! and the deliveries each entry causes to this node's members.
+//!
+//! This is the cluster's version of the single node's "deliver under the room lock":
+//! every node applies the same entries in the same order, and an entry's deliveries
+//! are computed from the membership *at that entry*. So every member, whichever node
+//! it is on, sees a room's events in the log's order; a member gets nothing after its
+//! leave entry and misses nothing after its join entry; and a chat from someone who
+//! is not a member at that point (a member reaped while its node stalled) is dropped
+//! by every node alike.
+//!
+//! Invariants:
+//! * Rooms are in id order and members in join order (the `/rooms` listing's order).
+//! * A room with no members does not exist.
+//! * `version` grows with every change to rooms, titles, members or names; a cached
+//!   [`Listing`] is valid while the version it was made at is current.
+//! * An entry at or below the last sequence number seen from its writer is a resend
+//!   and changes nothing.
+//!
+//! No I/O: the reader thread feeds entries in and flushes what the [`Fanout`] lists.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use chat_core::{Encoded, Fanout, Listing, Mailbox, RoomId, texts};
+use chat_proto::{Response, RoomInfo, WireFormat};
+
+use crate::entry::{Entry, Event, MemberId};
+
+/// Where a member connected to this node gets its messages.
+#[derive(Debug)]
+pub(crate) struct LocalBox<M> {
+    pub(crate) mailbox: Arc<M>,
+    pub(crate) format: WireFormat,
+}
+
+impl<M> Clone for LocalBox<M> {
+    fn clone(&self) -> Self {
+        LocalBox {
+            mailbox: Arc::clone(&self.mailbox),
+            format: self.format,
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Member<M> {
+    id: MemberId,
+    name: String,
+    /// Set for members connected to this node.
+    local: Option<LocalBox<M>>,
+}
+
+#[derive(Debug)]
+struct Room<M> {
+    title: String,
+    members: Vec<Member<M>>,
+}
+
+/// One room as a snapshot lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct SnapshotRoom {
+    pub(crate) id: RoomId,
+    pub(crate) title: String,
+    /// In join order.
+    pub(crate) members: Vec<(MemberId, String)>,
+}
+
+/// What applying one entry did that the broker must follow up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) struct Applied {
+    /// The entry was applied (not a resend, not about a missing room or member).
+    pub(crate) changed: bool,
+    /// A local member joined whose mailbox is gone (its request timed out): the
+    /// broker takes it out again.
+    pub(crate) orphan: bool,
+    /// A local member left (its mailbox is no longer the room's).
+    pub(crate) local_left: bool,
+}
+
+/// The rooms as of the last applied entry; see the module doc.
+#[derive(Debug)]
+pub(crate) struct Replica<M> {
+    rooms: BTreeMap<RoomId, Room<M>>,
+    /// The last operation number applied from each writer node.
+    last_seq: HashMap<u64, u64>,
+    /// The highest room id ever seen (ids continue above it if Redis loses its data).
+    highest_room: RoomId,
+    version: u64,
+    listing: Option<(u64, Arc<Listing>)>,
+}
+
+impl<M> Default for Replica<M> {
+    fn default() -> Self {
+        Replica {
+            rooms: BTreeMap::new(),
+            last_seq: HashMap::new(),
+            highest_room: 0,
+            version: 0,
+            listing: None,
+        }
+    }
+}
+
+impl<M: Mailbox> Replica<M> {
+    /// Replaces everything with `rooms` (a snapshot), resolving this node's members
+    /// through `local`. The highest room id seen is kept.
+    pub(crate) fn load(
+        &mut self,
+        rooms: Vec<SnapshotRoom>,
+        room_seq: RoomId,
+        local: impl Fn(MemberId) -> Option<LocalBox<M>>,
+    ) {
+        self.rooms = rooms
+            .into_iter()
+            .filter(|room| !room.members.is_empty())
+            .map(|room| {
+                let members = room
+                    .members
+                    .into_iter()
+                    .map(|(id, name)| Member {
+                        id,
+                        name,
+                        local: local(id),
+                    })
+                    .collect();
+                (
+                    room.id,
+                    Room {
+                        title: room.title,
+                        members,
+                    },
+                )
+            })
+            .collect();
+        self.last_seq.clear();
+        let top = self.rooms.keys().next_back().copied().unwrap_or(0);
+        self.highest_room = self.highest_room.max(room_seq).max(top);
+        self.version += 1;
+    }
+
+    /// The highest room id this node has seen.
+    pub(crate) fn highest_room(&self) -> RoomId {
+        self.highest_room
+    }
+
+    /// How many rooms exist.
+    pub(crate) fn room_count(&self) -> usize {
+        self.rooms.len()
+    }
+
+    /// How many members room `room` has, if `member` is one of them.
+    pub(crate) fn members_if_in(&self, room: RoomId, member: MemberId) -> Option<usize> {
+        let room = self.rooms.get(&room)?;
+        room.members
+            .iter()
+            .any(|m| m.id == member)
+            .then_some(room.members.len())
+    }
+
+    /// The rooms `member` is in (at most one, unless something went wrong).
+    pub(crate) fn rooms_of(&self, member: MemberId) -> Vec<RoomId> {
+        self.rooms
+            .iter()
+            .filter(|(_, room)| room.members.iter().any(|m| m.id == member))
+            .map(|(&id, _)| id)
+            .collect()
+    }
+
+    /// Every local member that is in a room, with its mailbox (for a reset).
+    pub(crate) fn local_members(&self) -> Vec<LocalBox<M>> {
+        self.rooms
+            .values()
+            .flat_map(|room| room.members.iter().filter_map(|m| m.local.clone()))
+            .collect()
+    }
+
+    /// The `/rooms` listing as of now, shared until the rooms change.
+    pub(crate) fn listing(&mut self) -> Arc<Listing> {
+        if let Some((version, listing)) = &self.listing
+            && *version == self.version
+        {
+            return Arc::clone(listing);
+        }
+        let rooms = self
+            .rooms
+            .iter()
+            .map(|(&room_id, room)| RoomInfo {
+                room_id,
+                title: room.title.clone(),
+                members: room.members.iter().map(|m| m.name.clone()).collect(),
+            })
+            .collect();
+        let listing = Arc::new(Listing::new(rooms));
+        self.listing = Some((self.version, Arc::clone(&listing)));
+        listing
+    }
+
+    /// Applies one entry, delivering what it means to this node's members through
+    /// `out`; `local` finds the mailbox of a member of this node that is joining.
+    pub(crate) fn apply(
+        &mut self,
+        entry: &Entry<'_>,
+        local: impl Fn(MemberId) -> Option<LocalBox<M>>,
+        is_local: impl Fn(MemberId) -> bool,
+        out: &mut Fanout<M>,
+    ) -> Applied {
+        if entry.seq != 0 {
+            let last = self.last_seq.entry(entry.writer).or_insert(0);
+            if entry.seq <= *last {
+                return Applied::default();
+            }
+            *last = entry.seq;
+        }
+        let mut applied = Applied::default();
+        match entry.event {
+            Event::Created { name, title } => {
+                self.highest_room = self.highest_room.max(entry.room);
+                let local = local(entry.member);
+                applied.orphan = local.is_none() && is_local(entry.member);
+                if let Some(to) = &local {
+                    let notice = Encoded::notice_for(to.format, &texts::entered_self(title));
+                    out.send(&to.mailbox, to.format, &notice);
+                }
+                self.rooms.insert(
+                    entry.room,
+                    Room {
+                        title: title.to_owned(),
+                        members: vec![Member {
+                            id: entry.member,
+                            name: name.to_owned(),
+                            local,
+                        }],
+                    },
+                );
+                applied.changed = true;
+            }
+            Event::Joined { name } => {
+                let Some(room) = self.rooms.get_mut(&entry.room) else {
+                    return applied;
+                };
+                let arrived = Encoded::notice(&texts::entered_others(name));
+                broadcast(&room.members, entry.member, &arrived, out);
+                let local = local(entry.member);
+                applied.orphan = local.is_none() && is_local(entry.member);
+                if let Some(to) = &local {
+                    let notice = Encoded::notice_for(to.format, &texts::entered_self(&room.title));
+                    out.send(&to.mailbox, to.format, &notice);
+                }
+                room.members.push(Member {
+                    id: entry.member,
+                    name: name.to_owned(),
+                    local,
+                });
+                applied.changed = true;
+            }
+            Event::Left { notify_self } => {
+                let Some(room) = self.rooms.get_mut(&entry.room) else {
+                    return applied;
+                };
+                let Some(at) = room.members.iter().position(|m| m.id == entry.member) else {
+                    return applied;
+                };
+                let gone = room.members.remove(at);
+                let departed = Encoded::notice(&texts::left_others(&gone.name));
+                broadcast(&room.members, entry.member, &departed, out);
+                if let Some(to) = &gone.local {
+                    applied.local_left = true;
+                    if notify_self {
+                        let notice = Encoded::notice_for(to.format, &texts::left_self(&room.title));
+                        out.send(&to.mailbox, to.format, &notice);
+                    }
+                }
+                if room.members.is_empty() {
+                    self.rooms.remove(&entry.room);
+                }
+                applied.changed = true;
+            }
+            Event::Renamed { name } => {
+                let Some(room) = self.rooms.get_mut(&entry.room) else {
+                    return applied;
+                };
+                let Some(member) = room.members.iter_mut().find(|m| m.id == entry.member) else {
+                    return applied;
+                };
+                let old = std::mem::replace(&mut member.name, name.to_owned());
+                let own = member.local.clone();
+                let others = Encoded::notice(&texts::renamed_others(&old, name));
+                broadcast(&room.members, entry.member, &others, out);
+                if let Some(to) = own {
+                    let notice = Encoded::notice_for(to.format, &texts::renamed_self(name));
+                    out.send(&to.mailbox, to.format, &notice);
+                }
+                applied.changed = true;
+            }
+            Event::Chat { text } => {
+                let Some(room) = self.rooms.get(&entry.room) else {
+                    return applied;
+                };
+                let Some(sender) = room.members.iter().find(|m| m.id == entry.member) else {
+                    // Not a member at this point of the log (reaped, or left): dropped
+                    // by every node alike.
+                    return applied;
+                };
+                let anyone_here = room
+                    .members
+                    .iter()
+                    .any(|m| m.local.is_some() && m.id != entry.member);
+                if anyone_here {
+                    let chat = Response::Chat {
+                        member: sender.name.as_str().into(),
+                        text: text.into(),
+                    };
+                    // The sender's node checked that it fits one frame; a foreign
+                    // writer's oversized chat is dropped.
+                    if let Ok(chat) = Encoded::both(&chat) {
+                        broadcast(&room.members, entry.member, &chat, out);
+                    }
+                }
+                // A chat changes no state: the listing stays valid.
+                return applied;
+            }
+            Event::NodeGone => return applied,
+        }
+        self.version += 1;
+        applied
+    }
+}
+
+/// Delivers `message` to every local member except `except`.
+fn broadcast<M: Mailbox>(
+    members: &[Member<M>],
+    except: MemberId,
+    message: &Encoded,
+    out: &mut Fanout<M>,
+) {
+    for member in members.iter().filter(|m| m.id != except) {
+        if let Some(to) = &member.local {
+            out.send(&to.mailbox, to.format, message);
+        }
+    }
+}

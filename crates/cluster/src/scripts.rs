@@ -1,0 +1,287 @@
+//! The Lua scripts that change the shared state, each atomically with the log entry
+//! that announces the change.
+//!
+//! Every script takes `ARGV[1]` the key prefix (`{chat}` by default: one hash tag, so
+//! every key lives in one slot), `ARGV[2]` the calling node's id and `ARGV[3]` its
+//! operation number, then its own arguments. Key names are derived from ids inside
+//! the scripts, which standalone Redis (and Sentinel) allows and Redis Cluster does
+//! not promise; the README says so.
+//!
+//! Scripts never raise errors: they answer a status array (`{'ok', …}`, `{'nosuch'}`,
+//! `{'fenced'}`, …), so one refusal does not fail a whole pipeline.
+//!
+//! # Keys
+//!
+//! | key | type | holds |
+//! |---|---|---|
+//! | `P:epoch` | string | random, set once; a different or missing one means Redis lost its data |
+//! | `P:room_seq` | string | the last room id handed out (never goes down) |
+//! | `P:rooms` | zset | room id → id, the rooms that exist |
+//! | `P:room:<id>` | hash | `title`, `jseq` (join counter) |
+//! | `P:room:<id>:order` | zset | member → join number |
+//! | `P:room:<id>:names` | hash | member → display name |
+//! | `P:nodes` | zset | node → deadline (ms, Redis's clock) |
+//! | `P:reaping` | set | dead nodes whose members are being removed |
+//! | `P:node:<node>` | hash | client → room, the node's members (for the reaper) |
+//! | `P:node:<node>:names` | hash | client → name key, the names it holds |
+//! | `P:names` | hash | name key → member, the names in use cluster-wide |
+//! | `P:nseq` | hash | node → last operation number a script applied (resends) |
+//! | `P:log` | stream | every room event, in one order (see `entry.rs`) |
+//!
+//! A member is `<node>:<client>`.
+//!
+//! Only a node that is still registered may change anything: every script that
+//! does first checks `P:nodes` and answers `{'fenced'}` otherwise. A script whose
+//! operation number is not above the last one applied for its node is a resend (the
+//! connection broke after Redis ran it) and answers `{'dup'}`, changing nothing.
+
+/// Helpers every script starts with.
+macro_rules! prelude {
+    () => {
+        r#"
+local P, node, seq = ARGV[1], ARGV[2], tonumber(ARGV[3])
+local S = '\31'
+local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+local function fenced()
+  return redis.call('ZSCORE', P .. ':nodes', node) == false
+end
+local function dup()
+  local last = redis.call('HGET', P .. ':nseq', node)
+  return last and tonumber(last) >= seq
+end
+local function done()
+  redis.call('HSET', P .. ':nseq', node, ARGV[3])
+end
+local function log(kind, writer, q, mnode, client, room, rest)
+  redis.call('XADD', P .. ':log', '*', 'e',
+    kind .. S .. writer .. S .. q .. S .. mnode .. S .. client .. S .. room .. S .. rest)
+end
+local function add_member(room, mnode, client, name)
+  local rk = P .. ':room:' .. room
+  local m = mnode .. ':' .. client
+  local j = redis.call('HINCRBY', rk, 'jseq', 1)
+  redis.call('ZADD', rk .. ':order', j, m)
+  redis.call('HSET', rk .. ':names', m, name)
+  redis.call('HSET', P .. ':node:' .. mnode, client, room)
+end
+local function remove_member(room, mnode, client)
+  local rk = P .. ':room:' .. room
+  local m = mnode .. ':' .. client
+  if redis.call('HDEL', rk .. ':names', m) == 0 then
+    return false
+  end
+  redis.call('ZREM', rk .. ':order', m)
+  local nk = P .. ':node:' .. mnode
+  if redis.call('HGET', nk, client) == tostring(room) then
+    redis.call('HDEL', nk, client)
+  end
+  if redis.call('HLEN', rk .. ':names') == 0 then
+    redis.call('DEL', rk, rk .. ':order', rk .. ':names')
+    redis.call('ZREM', P .. ':rooms', room)
+  end
+  return true
+end
+"#
+    };
+}
+
+/// `create`: ARGV 4 client, 5 name, 6 title, 7 the highest id allowed.
+pub(crate) const CREATE: &str = concat!(
+    prelude!(),
+    r#"
+if fenced() then return {'fenced'} end
+if dup() then return {'dup'} end
+local last = tonumber(redis.call('GET', P .. ':room_seq') or '0')
+if last >= tonumber(ARGV[7]) then return {'exhausted'} end
+local room = redis.call('INCR', P .. ':room_seq')
+redis.call('HSET', P .. ':room:' .. room, 'title', ARGV[6])
+redis.call('ZADD', P .. ':rooms', room, room)
+add_member(room, node, ARGV[4], ARGV[5])
+done()
+log('n', node, ARGV[3], node, ARGV[4], room, ARGV[5] .. S .. ARGV[6])
+return {'ok', room}
+"#
+);
+
+/// `join`: ARGV 4 client, 5 room, 6 name.
+pub(crate) const JOIN: &str = concat!(
+    prelude!(),
+    r#"
+if fenced() then return {'fenced'} end
+if dup() then return {'dup'} end
+if redis.call('EXISTS', P .. ':room:' .. ARGV[5]) == 0 then return {'nosuch'} end
+add_member(ARGV[5], node, ARGV[4], ARGV[6])
+done()
+log('j', node, ARGV[3], node, ARGV[4], ARGV[5], ARGV[6])
+return {'ok'}
+"#
+);
+
+/// `leave`: ARGV 4 client, 5 room, 6 `1` if the member gets its own notice.
+pub(crate) const LEAVE: &str = concat!(
+    prelude!(),
+    r#"
+if fenced() then return {'fenced'} end
+if dup() then return {'dup'} end
+if not remove_member(ARGV[5], node, ARGV[4]) then return {'nosuch'} end
+done()
+log('l', node, ARGV[3], node, ARGV[4], ARGV[5], ARGV[6])
+return {'ok'}
+"#
+);
+
+/// `rename` inside a room: ARGV 4 client, 5 room, 6 the new name.
+pub(crate) const RENAME: &str = concat!(
+    prelude!(),
+    r#"
+if fenced() then return {'fenced'} end
+if dup() then return {'dup'} end
+local names = P .. ':room:' .. ARGV[5] .. ':names'
+local m = node .. ':' .. ARGV[4]
+if redis.call('HEXISTS', names, m) == 0 then return {'nosuch'} end
+redis.call('HSET', names, m, ARGV[6])
+done()
+log('r', node, ARGV[3], node, ARGV[4], ARGV[5], ARGV[6])
+return {'ok'}
+"#
+);
+
+/// `claim` a name key: ARGV 4 client, 5 key. Releases the key the client held.
+pub(crate) const CLAIM: &str = concat!(
+    prelude!(),
+    r#"
+if fenced() then return {'fenced'} end
+local m = node .. ':' .. ARGV[4]
+local holder = redis.call('HGET', P .. ':names', ARGV[5])
+if holder and holder ~= m then return {'taken'} end
+local nk = P .. ':node:' .. node .. ':names'
+local old = redis.call('HGET', nk, ARGV[4])
+if old and old ~= ARGV[5] and redis.call('HGET', P .. ':names', old) == m then
+  redis.call('HDEL', P .. ':names', old)
+end
+redis.call('HSET', P .. ':names', ARGV[5], m)
+redis.call('HSET', nk, ARGV[4], ARGV[5])
+return {'ok'}
+"#
+);
+
+/// `release` the name a client holds: ARGV 4 client.
+pub(crate) const RELEASE: &str = concat!(
+    prelude!(),
+    r#"
+local m = node .. ':' .. ARGV[4]
+local nk = P .. ':node:' .. node .. ':names'
+local old = redis.call('HGET', nk, ARGV[4])
+if old then
+  if redis.call('HGET', P .. ':names', old) == m then
+    redis.call('HDEL', P .. ':names', old)
+  end
+  redis.call('HDEL', nk, ARGV[4])
+end
+return {'ok'}
+"#
+);
+
+/// `register` a node: ARGV 4 its time to live (ms), 5 the lowest `room_seq` it
+/// accepts (ids never go down, even if Redis lost them), 6 an epoch to set if there
+/// is none. Answers the epoch.
+pub(crate) const REGISTER: &str = concat!(
+    prelude!(),
+    r#"
+redis.call('SET', P .. ':epoch', ARGV[6], 'NX')
+local current = tonumber(redis.call('GET', P .. ':room_seq') or '0')
+if current < tonumber(ARGV[5]) then redis.call('SET', P .. ':room_seq', ARGV[5]) end
+redis.call('ZADD', P .. ':nodes', string.format('%.0f', now_ms() + tonumber(ARGV[4])), node)
+return {'ok', redis.call('GET', P .. ':epoch')}
+"#
+);
+
+/// `beat`: renew the node's deadline (ARGV 4, time to live in ms) and trim the log to
+/// ARGV 5 ms. Answers `{'ok', epoch}`, `{'fenced', epoch}` (the node was declared
+/// dead) or `{'lost'}` (no epoch: Redis lost its data).
+pub(crate) const BEAT: &str = concat!(
+    prelude!(),
+    r#"
+local epoch = redis.call('GET', P .. ':epoch')
+if not epoch then return {'lost'} end
+if fenced() then return {'fenced', epoch} end
+local now = now_ms()
+redis.call('ZADD', P .. ':nodes', 'XX', string.format('%.0f', now + tonumber(ARGV[4])), node)
+redis.call('XTRIM', P .. ':log', 'MINID', '~', string.format('%.0f', now - tonumber(ARGV[5])) .. '-0')
+return {'ok', epoch}
+"#
+);
+
+/// `reap`: remove up to ARGV 5 members of a dead node — ARGV 4 names it, or is empty
+/// for "one whose deadline passed" — each with a leave notice written by the caller.
+/// A node chosen is unregistered first (so it is fenced from then on). When it has
+/// no members left, its names are released, its keys deleted and a `node gone`
+/// entry written. Answers `{removed, node}` (`{0}` if there was nothing to do);
+/// idempotent, so any node may run it, any number of times.
+pub(crate) const REAP: &str = concat!(
+    prelude!(),
+    r#"
+local target = ARGV[4]
+if target == '' then
+  target = redis.call('SRANDMEMBER', P .. ':reaping')
+  if not target then
+    local expired = redis.call('ZRANGEBYSCORE', P .. ':nodes', '-inf', string.format('%.0f', now_ms()), 'LIMIT', 0, 1)
+    if #expired == 0 then return {0} end
+    target = expired[1]
+  end
+end
+redis.call('ZREM', P .. ':nodes', target)
+redis.call('SADD', P .. ':reaping', target)
+local nk = P .. ':node:' .. target
+local scan = redis.call('HSCAN', nk, 0, 'COUNT', ARGV[5])
+local kv = scan[2]
+local removed = 0
+for i = 1, #kv, 2 do
+  local client, room = kv[i], kv[i + 1]
+  if remove_member(room, target, client) then
+    log('l', node, 0, target, client, room, '0')
+  end
+  redis.call('HDEL', nk, client)
+  removed = removed + 1
+end
+if removed > 0 then return {removed, target} end
+local names = redis.call('HGETALL', nk .. ':names')
+for i = 1, #names, 2 do
+  if redis.call('HGET', P .. ':names', names[i + 1]) == target .. ':' .. names[i] then
+    redis.call('HDEL', P .. ':names', names[i + 1])
+  end
+end
+redis.call('DEL', nk, nk .. ':names')
+redis.call('HDEL', P .. ':nseq', target)
+redis.call('SREM', P .. ':reaping', target)
+log('x', node, 0, target, 0, 0, '')
+return {0, target}
+"#
+);
+
+/// `snapshot`: everything a node needs to start applying the log, atomically with
+/// the log position it is true at: `{epoch, room_seq, last entry id, then per room:
+/// id, title, member count, and member, name pairs in join order}`.
+pub(crate) const SNAPSHOT: &str = concat!(
+    prelude!(),
+    r#"
+local out = {redis.call('GET', P .. ':epoch') or '', redis.call('GET', P .. ':room_seq') or '0'}
+local last = redis.call('XREVRANGE', P .. ':log', '+', '-', 'COUNT', 1)
+if #last > 0 then out[3] = last[1][1] else out[3] = '0-0' end
+for _, id in ipairs(redis.call('ZRANGE', P .. ':rooms', 0, -1)) do
+  local rk = P .. ':room:' .. id
+  local members = redis.call('ZRANGE', rk .. ':order', 0, -1)
+  out[#out + 1] = id
+  out[#out + 1] = redis.call('HGET', rk, 'title') or ''
+  out[#out + 1] = #members
+  for _, m in ipairs(members) do
+    out[#out + 1] = m
+    out[#out + 1] = redis.call('HGET', rk .. ':names', m) or ''
+  end
+end
+return out
+"#
+);

@@ -1,0 +1,220 @@
+//! What a node's cluster threads and its workers share: the replica, this node's
+//! members, the operation queue and the waiters, the flags that say whether the
+//! cluster can be used now, and the counters.
+//!
+//! Lock order: `replica` before `locals` (the reader resolves mailboxes while it
+//! applies entries); nobody holds `locals` while taking `replica`.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+
+use chat_core::{BrokerError, ClientId, Encoded, Fanout, Mailbox, RoomId, Transport, texts};
+
+use crate::config::ClusterConfig;
+use crate::entry::{MemberId, StreamId};
+use crate::link::Scripts;
+use crate::ops::{OpKind, OpQueue, Waiter, lock};
+use crate::replica::{LocalBox, Replica};
+
+/// A client of this node that is in a room (or on its way into one).
+#[derive(Debug)]
+pub(crate) struct LocalMember<M> {
+    pub(crate) client: ClientId,
+    /// The node id it joined under (a reset changes the node's id).
+    pub(crate) node: u64,
+    /// The room (0 while its creation is on its way).
+    pub(crate) room: RoomId,
+    pub(crate) boxed: LocalBox<M>,
+}
+
+/// The cluster's counters, shown on the metrics endpoint.
+#[derive(Debug, Default)]
+pub(crate) struct Stats {
+    pub(crate) round_trips: AtomicU64,
+    pub(crate) ops_sent: AtomicU64,
+    pub(crate) entries_applied: AtomicU64,
+    pub(crate) log_lag_ms: AtomicU64,
+    pub(crate) redis_errors: AtomicU64,
+    pub(crate) resets: AtomicU64,
+    pub(crate) resyncs: AtomicU64,
+    pub(crate) reaped_members: AtomicU64,
+    pub(crate) chats_maybe_lost: AtomicU64,
+    pub(crate) timeouts: AtomicU64,
+}
+
+pub(crate) fn bump(counter: &AtomicU64) {
+    counter.fetch_add(1, Ordering::Relaxed);
+}
+
+/// See the module doc.
+pub(crate) struct Shared<M> {
+    pub(crate) config: ClusterConfig,
+    /// `{prefix}`.
+    pub(crate) prefix: String,
+    pub(crate) redis: redis::Client,
+    pub(crate) scripts: Scripts,
+    pub(crate) replica: Mutex<Replica<M>>,
+    /// This node's clients in rooms, by client id.
+    pub(crate) locals: Mutex<HashMap<ClientId, LocalMember<M>>>,
+    /// The name keys this node's clients hold (re-claimed after a reset).
+    pub(crate) claimed: Mutex<HashMap<ClientId, String>>,
+    /// This node's id in the cluster (a new one after each reset).
+    node: AtomicU64,
+    pub(crate) ops: OpQueue<M>,
+    /// Waiters by operation number, completed by whoever learns the outcome first.
+    pub(crate) pending: Mutex<HashMap<u64, Arc<Waiter>>>,
+    pub(crate) transport: OnceLock<Arc<dyn Transport<M>>>,
+    /// The command connection works.
+    pub(crate) link_up: AtomicBool,
+    /// The replica is a faithful copy (false during a reset, until the reader has a
+    /// new snapshot).
+    pub(crate) in_sync: AtomicBool,
+    /// The reader must load a snapshot before applying anything more.
+    pub(crate) needs_snapshot: AtomicBool,
+    /// Where the reader starts (the first snapshot's position).
+    pub(crate) start_from: Mutex<StreamId>,
+    /// The epoch this node's state belongs to.
+    pub(crate) epoch: Mutex<String>,
+    pub(crate) stopping: AtomicBool,
+    pub(crate) stats: Stats,
+}
+
+impl<M> std::fmt::Debug for Shared<M> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shared")
+            .field("node", &self.node.load(Ordering::Relaxed))
+            .field("prefix", &self.prefix)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<M: Mailbox> Shared<M> {
+    pub(crate) fn new(config: ClusterConfig, redis: redis::Client) -> Self {
+        Shared {
+            prefix: config.key_prefix(),
+            config,
+            redis,
+            scripts: Scripts::new(),
+            replica: Mutex::new(Replica::default()),
+            locals: Mutex::new(HashMap::new()),
+            claimed: Mutex::new(HashMap::new()),
+            node: AtomicU64::new(new_node_id()),
+            ops: OpQueue::new(),
+            pending: Mutex::new(HashMap::new()),
+            transport: OnceLock::new(),
+            link_up: AtomicBool::new(true),
+            in_sync: AtomicBool::new(false),
+            needs_snapshot: AtomicBool::new(false),
+            start_from: Mutex::new(StreamId::default()),
+            epoch: Mutex::new(String::new()),
+            stopping: AtomicBool::new(false),
+            stats: Stats::default(),
+        }
+    }
+
+    /// This node's id now.
+    pub(crate) fn node(&self) -> u64 {
+        self.node.load(Ordering::Acquire)
+    }
+
+    /// Takes a new node id (after being fenced, the old one is dead for good).
+    pub(crate) fn renew_node_id(&self) -> u64 {
+        let id = new_node_id();
+        self.node.store(id, Ordering::Release);
+        id
+    }
+
+    /// Whether commands can use the cluster right now.
+    pub(crate) fn ready(&self) -> Result<(), BrokerError> {
+        if self.link_up.load(Ordering::Acquire) && self.in_sync.load(Ordering::Acquire) {
+            Ok(())
+        } else {
+            Err(BrokerError::Unavailable)
+        }
+    }
+
+    /// The mailbox of `member`, if it is a client of this node in (or entering) a room.
+    pub(crate) fn local_box(&self, member: MemberId) -> Option<LocalBox<M>> {
+        if member.node != self.node() {
+            return None;
+        }
+        lock(&self.locals)
+            .get(&member.client)
+            .filter(|local| local.node == member.node)
+            .map(|local| local.boxed.clone())
+    }
+
+    /// Completes the waiter of this node's operation `seq`, if one still waits.
+    pub(crate) fn complete(&self, seq: u64, outcome: Result<RoomId, BrokerError>) {
+        if let Some(waiter) = lock(&self.pending).remove(&seq) {
+            waiter.complete(outcome);
+        }
+    }
+
+    /// Every waiter gets "unavailable" (a reset: their operations belong to a node
+    /// id that is gone).
+    pub(crate) fn fail_pending(&self) {
+        for (_, waiter) in lock(&self.pending).drain() {
+            waiter.complete(Err(BrokerError::Unavailable));
+        }
+    }
+
+    /// Queues an operation nobody waits for, kept through outages.
+    pub(crate) fn submit_kept(&self, kind: OpKind) {
+        let _ = self.ops.submit(kind, None, None, true, |_| {});
+    }
+
+    /// Writes out what `out` queued.
+    pub(crate) fn flush(&self, out: &mut Fanout<M>) {
+        if let Some(transport) = self.transport.get() {
+            transport.flush(out);
+        }
+    }
+
+    /// Disconnects every client of this node that is in a room, telling it why:
+    /// after a reset its view of its room has a gap the protocol cannot express.
+    /// Their leaves are queued (they matter when only this node's reader fell behind;
+    /// after a fence the scripts refuse them, the reaper having done it already).
+    pub(crate) fn reset_members(&self) {
+        let mut from_replica = lock(&self.replica).local_members();
+        let locals: Vec<LocalMember<M>> = lock(&self.locals).drain().map(|(_, m)| m).collect();
+        let mut out = Fanout::new();
+        for local in &locals {
+            if local.room != 0 {
+                self.submit_kept(OpKind::Leave {
+                    client: local.client,
+                    room: local.room,
+                    notify_self: false,
+                });
+            }
+        }
+        from_replica.extend(locals.into_iter().map(|m| m.boxed));
+        from_replica.sort_by_key(|b| Arc::as_ptr(&b.mailbox) as usize);
+        from_replica.dedup_by_key(|b| Arc::as_ptr(&b.mailbox) as usize);
+        for to in &from_replica {
+            let notice = Encoded::notice_for(to.format, texts::CLUSTER_RESET);
+            out.send(&to.mailbox, to.format, &notice);
+        }
+        self.flush(&mut out);
+        if let Some(transport) = self.transport.get() {
+            for to in &from_replica {
+                transport.disconnect(&to.mailbox);
+            }
+        }
+    }
+}
+
+/// A random node id (below 2^53, so it survives any Lua number conversion).
+fn new_node_id() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0),
+    );
+    hasher.write_u32(std::process::id());
+    (hasher.finish() & ((1 << 53) - 1)).max(1)
+}
