@@ -25,6 +25,7 @@ use chat_core::{
     MessageBroker, RoomId, Transport,
 };
 
+use crate::commands;
 use crate::config::ClusterConfig;
 use crate::control;
 use crate::entry::MemberId;
@@ -33,7 +34,6 @@ use crate::ops::{OpKind, Waiter, lock};
 use crate::reader;
 use crate::replica::LocalBox;
 use crate::shared::{LocalMember, Shared, bump};
-use crate::commands;
 
 /// Rooms shared through Redis; see the module doc.
 pub struct ClusterBroker<M> {
@@ -101,9 +101,16 @@ impl<M: Mailbox> ClusterBroker<M> {
         let seq = self
             .shared
             .ops
-            .submit(kind, Some(Arc::clone(&waiter)), None, false, |seq| {
-                lock(pending).insert(seq, Arc::clone(&waiter));
-            })
+            .submit(
+                kind,
+                self.shared.node(),
+                Some(Arc::clone(&waiter)),
+                None,
+                false,
+                |seq| {
+                    lock(pending).insert(seq, Arc::clone(&waiter));
+                },
+            )
             .ok_or(BrokerError::Unavailable)?;
         match waiter.wait(self.shared.config.op_timeout) {
             Some(outcome) => outcome,
@@ -117,7 +124,12 @@ impl<M: Mailbox> ClusterBroker<M> {
 
     /// Enters `member` into a room through `kind` (create or join): registered as a
     /// local member first, so the reader finds its mailbox when the entry comes.
-    fn enter(&self, member: Member<'_, M>, room: RoomId, kind: OpKind) -> Result<RoomId, BrokerError> {
+    fn enter(
+        &self,
+        member: Member<'_, M>,
+        room: RoomId,
+        kind: OpKind,
+    ) -> Result<RoomId, BrokerError> {
         self.shared.ready()?;
         let node = self.shared.node();
         lock(&self.shared.locals).insert(
@@ -169,7 +181,12 @@ impl<M: Mailbox> ClusterBroker<M> {
 }
 
 impl<M: Mailbox> MessageBroker<M> for ClusterBroker<M> {
-    fn create_room(&self, creator: Member<'_, M>, title: &str, _out: &mut Fanout<M>) -> Result<RoomId, BrokerError> {
+    fn create_room(
+        &self,
+        creator: Member<'_, M>,
+        title: &str,
+        _out: &mut Fanout<M>,
+    ) -> Result<RoomId, BrokerError> {
         let kind = OpKind::Create {
             client: creator.id,
             name: creator.name.to_owned(),
@@ -178,7 +195,12 @@ impl<M: Mailbox> MessageBroker<M> for ClusterBroker<M> {
         self.enter(creator, 0, kind)
     }
 
-    fn join_room(&self, room: RoomId, member: Member<'_, M>, _out: &mut Fanout<M>) -> Result<(), BrokerError> {
+    fn join_room(
+        &self,
+        room: RoomId,
+        member: Member<'_, M>,
+        _out: &mut Fanout<M>,
+    ) -> Result<(), BrokerError> {
         let kind = OpKind::Join {
             client: member.id,
             room,
@@ -187,7 +209,13 @@ impl<M: Mailbox> MessageBroker<M> for ClusterBroker<M> {
         self.enter(member, room, kind).map(|_| ())
     }
 
-    fn leave_room(&self, room: RoomId, member: Member<'_, M>, why: Leaving, _out: &mut Fanout<M>) -> Result<(), BrokerError> {
+    fn leave_room(
+        &self,
+        room: RoomId,
+        member: Member<'_, M>,
+        why: Leaving,
+        _out: &mut Fanout<M>,
+    ) -> Result<(), BrokerError> {
         if !self.is_local_member(member.id, room) {
             // Taken out already (a reset, or the reaper): nothing left to do.
             return match why {
@@ -216,7 +244,13 @@ impl<M: Mailbox> MessageBroker<M> for ClusterBroker<M> {
         }
     }
 
-    fn rename(&self, room: RoomId, member: Member<'_, M>, _old: &str, _out: &mut Fanout<M>) -> Result<(), BrokerError> {
+    fn rename(
+        &self,
+        room: RoomId,
+        member: Member<'_, M>,
+        _old: &str,
+        _out: &mut Fanout<M>,
+    ) -> Result<(), BrokerError> {
         if !self.is_local_member(member.id, room) {
             return Err(BrokerError::NoSuchRoom);
         }
@@ -228,7 +262,14 @@ impl<M: Mailbox> MessageBroker<M> for ClusterBroker<M> {
         .map(|_| ())
     }
 
-    fn chat(&self, room: RoomId, sender: Member<'_, M>, text: &str, _chat: &Encoded, _out: &mut Fanout<M>) -> Result<usize, BrokerError> {
+    fn chat(
+        &self,
+        room: RoomId,
+        sender: Member<'_, M>,
+        text: &str,
+        _chat: &Encoded,
+        _out: &mut Fanout<M>,
+    ) -> Result<usize, BrokerError> {
         self.shared.ready()?;
         let id = MemberId {
             node: self.shared.node(),
@@ -248,7 +289,7 @@ impl<M: Mailbox> MessageBroker<M> for ClusterBroker<M> {
         };
         self.shared
             .ops
-            .submit(kind, None, Some(boxed), false, |_| {})
+            .submit(kind, id.node, None, Some(boxed), false, |_| {})
             .ok_or(BrokerError::Unavailable)?;
         Ok(members.saturating_sub(1))
     }
@@ -289,12 +330,21 @@ impl<M: Mailbox> MessageBroker<M> for ClusterBroker<M> {
                 .ok()
         };
         let shared = Arc::clone(&self.shared);
-        threads.extend(spawn("cluster-commands", Box::new(move || commands::run(shared))));
+        threads.extend(spawn(
+            "cluster-commands",
+            Box::new(move || commands::run(shared)),
+        ));
         let shared = Arc::clone(&self.shared);
-        threads.extend(spawn("cluster-reader", Box::new(move || reader::run(shared))));
+        threads.extend(spawn(
+            "cluster-reader",
+            Box::new(move || reader::run(shared)),
+        ));
         let shared = Arc::clone(&self.shared);
         let connection = lock(&self.control).take();
-        threads.extend(spawn("cluster-control", Box::new(move || control::run(shared, connection))));
+        threads.extend(spawn(
+            "cluster-control",
+            Box::new(move || control::run(shared, connection)),
+        ));
     }
 
     fn stop(&self) {
@@ -308,12 +358,25 @@ impl<M: Mailbox> MessageBroker<M> for ClusterBroker<M> {
         if let Some(commands) = threads.next() {
             let _ = commands.join();
         }
-        match link::open(&shared.redis, &shared.scripts, Role::Control, shared.node(), shared.config.node_ttl) {
+        match link::open(
+            &shared.redis,
+            &shared.scripts,
+            Role::Control,
+            shared.node(),
+            shared.config.node_ttl,
+        ) {
             Ok(mut link) => match control::reap(shared, &mut link, &shared.node().to_string()) {
-                Ok(_) => tracing::info!(node = shared.node(), "cluster: left the cluster; members' leaves announced"),
-                Err(e) => tracing::warn!("cluster: leaving the cluster failed: {e}; the others will reap this node"),
+                Ok(_) => tracing::info!(
+                    node = shared.node(),
+                    "cluster: left the cluster; members' leaves announced"
+                ),
+                Err(e) => tracing::warn!(
+                    "cluster: leaving the cluster failed: {e}; the others will reap this node"
+                ),
             },
-            Err(e) => tracing::warn!("cluster: cannot reach Redis to leave ({e}); the others will reap this node"),
+            Err(e) => tracing::warn!(
+                "cluster: cannot reach Redis to leave ({e}); the others will reap this node"
+            ),
         }
         for thread in threads {
             let _ = thread.join();
@@ -323,20 +386,79 @@ impl<M: Mailbox> MessageBroker<M> for ClusterBroker<M> {
     fn stats(&self) -> Vec<BrokerStat> {
         let s = &self.shared.stats;
         let get = |c: &std::sync::atomic::AtomicU64| c.load(Ordering::Relaxed);
-        let stat = |name, help, counter, value| BrokerStat { name, help, counter, value };
+        let stat = |name, help, counter, value| BrokerStat {
+            name,
+            help,
+            counter,
+            value,
+        };
         vec![
-            stat("cluster_redis_round_trips", "Pipelines sent to Redis by the command thread.", true, get(&s.round_trips)),
-            stat("cluster_ops_sent", "Operations (chats, scripts) sent to Redis.", true, get(&s.ops_sent)),
-            stat("cluster_log_entries_applied", "Shared-log entries this node applied.", true, get(&s.entries_applied)),
-            stat("cluster_log_lag_ms", "Age of the last applied log entry when it was read, in ms.", false, get(&s.log_lag_ms)),
-            stat("cluster_redis_errors", "Failed Redis calls (connects, replies).", true, get(&s.redis_errors)),
-            stat("cluster_resets", "Times this node was fenced or saw Redis lose its data, and rejoined.", true, get(&s.resets)),
-            stat("cluster_resyncs", "Times the reader fell behind the log's retention and resynchronised.", true, get(&s.resyncs)),
-            stat("cluster_reaped_members", "Members of dead nodes this node took out of their rooms.", true, get(&s.reaped_members)),
-            stat("cluster_chats_maybe_lost", "Chats whose senders were told Redis went away under them.", true, get(&s.chats_maybe_lost)),
-            stat("cluster_op_timeouts", "Commands that waited past the timeout and were answered unavailable.", true, get(&s.timeouts)),
-            stat("cluster_available", "1 if commands can use the cluster now.", false, u64::from(self.shared.ready().is_ok())),
+            stat(
+                "cluster_redis_round_trips",
+                "Pipelines sent to Redis by the command thread.",
+                true,
+                get(&s.round_trips),
+            ),
+            stat(
+                "cluster_ops_sent",
+                "Operations (chats, scripts) sent to Redis.",
+                true,
+                get(&s.ops_sent),
+            ),
+            stat(
+                "cluster_log_entries_applied",
+                "Shared-log entries this node applied.",
+                true,
+                get(&s.entries_applied),
+            ),
+            stat(
+                "cluster_log_lag_ms",
+                "Age of the last applied log entry when it was read, in ms.",
+                false,
+                get(&s.log_lag_ms),
+            ),
+            stat(
+                "cluster_redis_errors",
+                "Failed Redis calls (connects, replies).",
+                true,
+                get(&s.redis_errors),
+            ),
+            stat(
+                "cluster_resets",
+                "Times this node was fenced or saw Redis lose its data, and rejoined.",
+                true,
+                get(&s.resets),
+            ),
+            stat(
+                "cluster_resyncs",
+                "Times the reader fell behind the log's retention and resynchronised.",
+                true,
+                get(&s.resyncs),
+            ),
+            stat(
+                "cluster_reaped_members",
+                "Members of dead nodes this node took out of their rooms.",
+                true,
+                get(&s.reaped_members),
+            ),
+            stat(
+                "cluster_chats_maybe_lost",
+                "Chats whose senders were told Redis went away under them.",
+                true,
+                get(&s.chats_maybe_lost),
+            ),
+            stat(
+                "cluster_op_timeouts",
+                "Commands that waited past the timeout and were answered unavailable.",
+                true,
+                get(&s.timeouts),
+            ),
+            stat(
+                "cluster_available",
+                "1 if commands can use the cluster now.",
+                false,
+                u64::from(self.shared.ready().is_ok()),
+            ),
         ]
     }
 }
-

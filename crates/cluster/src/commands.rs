@@ -40,15 +40,28 @@ pub(crate) fn run<M: Mailbox>(shared: Arc<Shared<M>>) {
     let mut batch: Vec<Op<M>> = Vec::new();
     let mut attempts = 0;
     loop {
-        if batch.is_empty() && !shared.ops.take(&mut batch, MAX_BATCH, Duration::from_millis(200)) {
+        if batch.is_empty()
+            && !shared
+                .ops
+                .take(&mut batch, MAX_BATCH, Duration::from_millis(200))
+        {
             break;
         }
         batch.retain(|op| !op.waiter.as_ref().is_some_and(|w| w.is_cancelled()));
-        if batch.is_empty() {
+        // With nothing to send, reconnect anyway while the link is down: the workers
+        // refuse commands until it is up again.
+        let link_down = !shared.link_up.load(Ordering::Acquire);
+        if batch.is_empty() && !(link_down && connection.is_none()) {
             continue;
         }
         let Some(link) = connection.as_mut() else {
-            match link::open(&shared.redis, &shared.scripts, Role::Commands, shared.node(), REPLY_TIMEOUT) {
+            match link::open(
+                &shared.redis,
+                &shared.scripts,
+                Role::Commands,
+                shared.node(),
+                REPLY_TIMEOUT,
+            ) {
                 Ok(link) => {
                     if !shared.link_up.swap(true, Ordering::AcqRel) {
                         tracing::info!("cluster: command connection to Redis is back");
@@ -57,17 +70,23 @@ pub(crate) fn run<M: Mailbox>(shared: Arc<Shared<M>>) {
                 }
                 Err(e) => {
                     if shared.link_up.swap(false, Ordering::AcqRel) {
-                        tracing::warn!("cluster: cannot reach Redis ({e}); commands that need it fail until it is back");
+                        tracing::warn!(
+                            "cluster: cannot reach Redis ({e}); commands that need it fail until it is back"
+                        );
                     }
                     bump(&shared.stats.redis_errors);
                     fail(&shared, &mut batch, shared.stopping.load(Ordering::Acquire));
                     // Meanwhile, what is queued fails at once rather than wait.
-                    let _ = shared.ops.take(&mut batch, MAX_BATCH, Duration::from_millis(100));
+                    let _ = shared
+                        .ops
+                        .take(&mut batch, MAX_BATCH, Duration::from_millis(100));
                     fail(&shared, &mut batch, shared.stopping.load(Ordering::Acquire));
                     if shared.stopping.load(Ordering::Acquire) && batch.is_empty() {
                         // Stopping with Redis gone: nothing more can be sent.
                         let mut rest = Vec::new();
-                        while shared.ops.take(&mut rest, MAX_BATCH, Duration::ZERO) && !rest.is_empty() {
+                        while shared.ops.take(&mut rest, MAX_BATCH, Duration::ZERO)
+                            && !rest.is_empty()
+                        {
                             fail(&shared, &mut rest, true);
                         }
                         break;
@@ -76,16 +95,21 @@ pub(crate) fn run<M: Mailbox>(shared: Arc<Shared<M>>) {
             }
             continue;
         };
-        let node = shared.node();
+        if batch.is_empty() {
+            continue;
+        }
         let mut pipe = redis::pipe();
         for op in &batch {
-            pipe.add_command(command(&shared, op, node));
+            pipe.add_command(command(&shared, op));
         }
         let started = Instant::now();
         match pipe.query::<Vec<Value>>(link) {
             Ok(replies) => {
                 bump(&shared.stats.round_trips);
-                shared.stats.ops_sent.fetch_add(batch.len() as u64, Ordering::Relaxed);
+                shared
+                    .stats
+                    .ops_sent
+                    .fetch_add(batch.len() as u64, Ordering::Relaxed);
                 for (op, reply) in batch.drain(..).zip(replies) {
                     answer(&shared, op, &reply);
                 }
@@ -113,9 +137,9 @@ pub(crate) fn run<M: Mailbox>(shared: Arc<Shared<M>>) {
     }
 }
 
-/// The Redis command for `op`, as node `node`.
-fn command<M>(shared: &Shared<M>, op: &Op<M>, node: u64) -> redis::Cmd {
-    let (scripts, prefix, seq) = (&shared.scripts, shared.prefix.as_str(), op.seq);
+/// The Redis command for `op`, as the node it was submitted under.
+fn command<M>(shared: &Shared<M>, op: &Op<M>) -> redis::Cmd {
+    let (scripts, prefix, seq, node) = (&shared.scripts, shared.prefix.as_str(), op.seq, op.node);
     match &op.kind {
         OpKind::Chat { client, room, text } => {
             let mut cmd = redis::cmd("XADD");
@@ -145,7 +169,9 @@ fn command<M>(shared: &Shared<M>, op: &Op<M>, node: u64) -> redis::Cmd {
             notify_self,
         } => {
             let mut cmd = scripts.leave.call(prefix, node, seq);
-            cmd.arg(client).arg(room).arg(if *notify_self { "1" } else { "0" });
+            cmd.arg(client)
+                .arg(room)
+                .arg(if *notify_self { "1" } else { "0" });
             cmd
         }
         OpKind::Rename { client, room, name } => {

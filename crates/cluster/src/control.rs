@@ -47,7 +47,13 @@ pub(crate) fn run<M: Mailbox>(shared: Arc<Shared<M>>, mut connection: Option<Con
         }
         next = now + heartbeat;
         let Some(link) = connection.as_mut() else {
-            match link::open(&shared.redis, &shared.scripts, Role::Control, shared.node(), ttl) {
+            match link::open(
+                &shared.redis,
+                &shared.scripts,
+                Role::Control,
+                shared.node(),
+                ttl,
+            ) {
                 Ok(link) => {
                     connection = Some(link);
                     connected_since = Instant::now();
@@ -60,7 +66,10 @@ pub(crate) fn run<M: Mailbox>(shared: Arc<Shared<M>>, mut connection: Option<Con
         match beat(&shared, link) {
             Ok(Beat::Alive) => last_beat = Instant::now(),
             Ok(Beat::Reset(why)) => {
-                tracing::warn!(node = shared.node(), "cluster: {why}; disconnecting this node's members in rooms and rejoining");
+                tracing::warn!(
+                    node = shared.node(),
+                    "cluster: {why}; disconnecting this node's members in rooms and rejoining"
+                );
                 if let Err(e) = reset(&shared, link) {
                     tracing::warn!("cluster: rejoining failed: {e}; retrying");
                     connection = None;
@@ -78,11 +87,12 @@ pub(crate) fn run<M: Mailbox>(shared: Arc<Shared<M>>, mut connection: Option<Con
         }
         // Reap only with a fresh beat of our own, and after the others had a full
         // time-to-live since we came back to beat theirs.
-        if connected_since.elapsed() >= ttl && last_beat.elapsed() < heartbeat * 2 {
-            if let Err(e) = reap(&shared, link, "") {
-                tracing::debug!("cluster: reap failed: {e}");
-                connection = None;
-            }
+        if connected_since.elapsed() >= ttl
+            && last_beat.elapsed() < heartbeat * 2
+            && let Err(e) = reap(&shared, link, "")
+        {
+            tracing::debug!("cluster: reap failed: {e}");
+            connection = None;
         }
     }
 }
@@ -112,7 +122,10 @@ fn beat<M: Mailbox>(shared: &Shared<M>, link: &mut Connection) -> RedisResult<Be
 
 /// Registers this node (again), raising the room counter to `floor`; answers the
 /// epoch.
-pub(crate) fn register<M: Mailbox>(shared: &Shared<M>, link: &mut Connection) -> RedisResult<String> {
+pub(crate) fn register<M: Mailbox>(
+    shared: &Shared<M>,
+    link: &mut Connection,
+) -> RedisResult<String> {
     let floor = lock(&shared.replica).highest_room();
     let candidate = format!("{:x}", shared.renew_node_id() ^ 0x5eed);
     let reply: Value = shared
@@ -123,7 +136,12 @@ pub(crate) fn register<M: Mailbox>(shared: &Shared<M>, link: &mut Connection) ->
         .arg(floor)
         .arg(candidate)
         .query(link)?;
-    let epoch = status(&reply).1.first().and_then(text).unwrap_or("").to_owned();
+    let epoch = status(&reply)
+        .1
+        .first()
+        .and_then(text)
+        .unwrap_or("")
+        .to_owned();
     *lock(&shared.epoch) = epoch.clone();
     Ok(epoch)
 }
@@ -157,7 +175,11 @@ fn reset<M: Mailbox>(shared: &Shared<M>, link: &mut Connection) -> RedisResult<(
 
 /// Runs the reaper for `target` (a node id, or "" for any dead one) until it has
 /// nothing left this round. Answers whether it finished the target.
-pub(crate) fn reap<M: Mailbox>(shared: &Shared<M>, link: &mut Connection, target: &str) -> RedisResult<bool> {
+pub(crate) fn reap<M: Mailbox>(
+    shared: &Shared<M>,
+    link: &mut Connection,
+    target: &str,
+) -> RedisResult<bool> {
     for _ in 0..REAP_CALLS {
         let reply: Value = shared
             .scripts
@@ -176,7 +198,11 @@ pub(crate) fn reap<M: Mailbox>(shared: &Shared<M>, link: &mut Connection, target
                 .stats
                 .reaped_members
                 .fetch_add(removed as u64, Ordering::Relaxed);
-            tracing::info!(dead = node, members = removed, "cluster: removed a dead node's members from their rooms");
+            tracing::info!(
+                dead = node,
+                members = removed,
+                "cluster: removed a dead node's members from their rooms"
+            );
         } else {
             tracing::info!(dead = node, "cluster: a dead node is gone");
             if !target.is_empty() {

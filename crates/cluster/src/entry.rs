@@ -145,7 +145,8 @@ mod tests {
 
     #[test]
     fn script_entries_read_back() {
-        let created = Entry::parse("n\u{1f}1\u{1f}2\u{1f}1\u{1f}5\u{1f}3\u{1f}bob\u{1f}my room").unwrap();
+        let created =
+            Entry::parse("n\u{1f}1\u{1f}2\u{1f}1\u{1f}5\u{1f}3\u{1f}bob\u{1f}my room").unwrap();
         assert_eq!(
             created.event,
             Event::Created {
@@ -160,7 +161,13 @@ mod tests {
 
     #[test]
     fn malformed_entries_are_refused() {
-        for bad in ["", "c", "q\u{1f}1\u{1f}1\u{1f}1\u{1f}1\u{1f}1\u{1f}x", "c\u{1f}x\u{1f}1\u{1f}1\u{1f}1\u{1f}1\u{1f}t", "n\u{1f}1\u{1f}1\u{1f}1\u{1f}1\u{1f}1\u{1f}no-title"] {
+        for bad in [
+            "",
+            "c",
+            "q\u{1f}1\u{1f}1\u{1f}1\u{1f}1\u{1f}1\u{1f}x",
+            "c\u{1f}x\u{1f}1\u{1f}1\u{1f}1\u{1f}1\u{1f}t",
+            "n\u{1f}1\u{1f}1\u{1f}1\u{1f}1\u{1f}1\u{1f}no-title",
+        ] {
             assert_eq!(Entry::parse(bad), None, "{bad:?}");
         }
     }

@@ -122,4 +122,3 @@ pub(crate) fn open(
     load.query::<()>(&mut connection)?;
     Ok(connection)
 }
-

@@ -63,6 +63,9 @@ pub(crate) enum OpKind {
 #[derive(Debug)]
 pub(crate) struct Op<M> {
     pub(crate) seq: u64,
+    /// The node id it was submitted under: after a reset the old id is fenced, so an
+    /// operation from before it is refused rather than applied under the new id.
+    pub(crate) node: u64,
     pub(crate) kind: OpKind,
     /// The worker blocked on the answer, if any (chats and disconnect leaves are not
     /// waited for).
@@ -152,6 +155,7 @@ impl<M> OpQueue<M> {
     pub(crate) fn submit(
         &self,
         kind: OpKind,
+        node: u64,
         waiter: Option<Arc<Waiter>>,
         sender: Option<LocalBox<M>>,
         keep: bool,
@@ -166,6 +170,7 @@ impl<M> OpQueue<M> {
         register(seq);
         state.ops.push_back(Op {
             seq,
+            node,
             kind,
             waiter,
             sender,

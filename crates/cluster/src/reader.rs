@@ -51,9 +51,14 @@ pub(crate) fn run<M: Mailbox>(shared: Arc<Shared<M>>) {
             }
             continue;
         };
-        if last_read.elapsed() > shared.config.retention / 2
+        // Away (or behind) for half the retention: entries it has not read may be
+        // trimmed soon, or already. Resynchronise rather than skip them silently.
+        let behind = Duration::from_millis(shared.stats.log_lag_ms.load(Ordering::Relaxed));
+        if (last_read.elapsed() > shared.config.retention / 2
+            || behind > shared.config.retention / 2)
             && !shared.needs_snapshot.load(Ordering::Acquire)
         {
+            shared.stats.log_lag_ms.store(0, Ordering::Relaxed);
             tracing::warn!(
                 "cluster: the log reader was away longer than Redis keeps the log; resynchronising"
             );
@@ -113,9 +118,8 @@ pub(crate) fn load_snapshot<M: Mailbox>(
         .snapshot
         .call(&shared.prefix, shared.node(), 0)
         .query(link)?;
-    let (epoch, room_seq, at, rooms) = parse_snapshot(&reply).ok_or_else(|| {
-        redis::RedisError::from((redis::ErrorKind::Parse, "malformed snapshot"))
-    })?;
+    let (epoch, room_seq, at, rooms) = parse_snapshot(&reply)
+        .ok_or_else(|| redis::RedisError::from((redis::ErrorKind::Parse, "malformed snapshot")))?;
     let epoch_changed = {
         let mut known = lock(&shared.epoch);
         let changed = !known.is_empty() && *known != epoch;
@@ -163,12 +167,17 @@ fn parse_member(text: &str) -> Option<MemberId> {
 }
 
 /// Applies the entries of an `XREAD` reply; answers the last entry's id.
-fn apply_reply<M: Mailbox>(shared: &Shared<M>, reply: &Value, out: &mut Fanout<M>) -> Option<StreamId> {
+fn apply_reply<M: Mailbox>(
+    shared: &Shared<M>,
+    reply: &Value,
+    out: &mut Fanout<M>,
+) -> Option<StreamId> {
     // [[key, [[id, [field, value, ...]], ...]]]
     let stream = items(reply).first()?;
     let entries = items(items(stream).get(1)?);
     let node = shared.node();
     let mut last = None;
+    let mut evicted = Vec::new();
     let mut replica = lock(&shared.replica);
     for raw in entries {
         let parts = items(raw);
@@ -193,6 +202,7 @@ fn apply_reply<M: Mailbox>(shared: &Shared<M>, reply: &Value, out: &mut Fanout<M
         );
         bump(&shared.stats.entries_applied);
         if entry.member.node == node {
+            evicted.extend(applied.evicted);
             if applied.local_left {
                 let mut locals = lock(&shared.locals);
                 if locals
@@ -217,6 +227,14 @@ fn apply_reply<M: Mailbox>(shared: &Shared<M>, reply: &Value, out: &mut Fanout<M
         }
     }
     drop(replica);
+    if !evicted.is_empty() {
+        tracing::warn!(
+            members = evicted.len(),
+            "cluster: another node took this node's members out of their rooms (declared dead); disconnecting them"
+        );
+        shared.flush(out);
+        shared.disconnect_with_notice(&evicted);
+    }
     if let Some(id) = last {
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)

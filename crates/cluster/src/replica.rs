@@ -67,8 +67,8 @@ pub(crate) struct SnapshotRoom {
 }
 
 /// What applying one entry did that the broker must follow up.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub(crate) struct Applied {
+#[derive(Debug)]
+pub(crate) struct Applied<M> {
     /// The entry was applied (not a resend, not about a missing room or member).
     pub(crate) changed: bool,
     /// A local member joined whose mailbox is gone (its request timed out): the
@@ -76,6 +76,20 @@ pub(crate) struct Applied {
     pub(crate) orphan: bool,
     /// A local member left (its mailbox is no longer the room's).
     pub(crate) local_left: bool,
+    /// A local member was taken out by another node (this node was declared dead):
+    /// its client still believes it is in the room, so it must be disconnected.
+    pub(crate) evicted: Option<LocalBox<M>>,
+}
+
+impl<M> Default for Applied<M> {
+    fn default() -> Self {
+        Applied {
+            changed: false,
+            orphan: false,
+            local_left: false,
+            evicted: None,
+        }
+    }
 }
 
 /// The rooms as of the last applied entry; see the module doc.
@@ -204,7 +218,7 @@ impl<M: Mailbox> Replica<M> {
         local: impl Fn(MemberId) -> Option<LocalBox<M>>,
         is_local: impl Fn(MemberId) -> bool,
         out: &mut Fanout<M>,
-    ) -> Applied {
+    ) -> Applied<M> {
         if entry.seq != 0 {
             let last = self.last_seq.entry(entry.writer).or_insert(0);
             if entry.seq <= *last {
@@ -266,6 +280,9 @@ impl<M: Mailbox> Replica<M> {
                 broadcast(&room.members, entry.member, &departed, out);
                 if let Some(to) = &gone.local {
                     applied.local_left = true;
+                    if entry.writer != entry.member.node {
+                        applied.evicted = Some(to.clone());
+                    }
                     if notify_self {
                         let notice = Encoded::notice_for(to.format, &texts::left_self(&room.title));
                         out.send(&to.mailbox, to.format, &notice);

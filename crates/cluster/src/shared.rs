@@ -162,7 +162,7 @@ impl<M: Mailbox> Shared<M> {
 
     /// Queues an operation nobody waits for, kept through outages.
     pub(crate) fn submit_kept(&self, kind: OpKind) {
-        let _ = self.ops.submit(kind, None, None, true, |_| {});
+        let _ = self.ops.submit(kind, self.node(), None, None, true, |_| {});
     }
 
     /// Writes out what `out` queued.
@@ -179,7 +179,6 @@ impl<M: Mailbox> Shared<M> {
     pub(crate) fn reset_members(&self) {
         let mut from_replica = lock(&self.replica).local_members();
         let locals: Vec<LocalMember<M>> = lock(&self.locals).drain().map(|(_, m)| m).collect();
-        let mut out = Fanout::new();
         for local in &locals {
             if local.room != 0 {
                 self.submit_kept(OpKind::Leave {
@@ -190,15 +189,23 @@ impl<M: Mailbox> Shared<M> {
             }
         }
         from_replica.extend(locals.into_iter().map(|m| m.boxed));
-        from_replica.sort_by_key(|b| Arc::as_ptr(&b.mailbox) as usize);
-        from_replica.dedup_by_key(|b| Arc::as_ptr(&b.mailbox) as usize);
-        for to in &from_replica {
+        self.disconnect_with_notice(&from_replica);
+    }
+
+    /// Tells each of `members` its place in the cluster was lost, then disconnects it
+    /// (each once, whatever the repeats).
+    pub(crate) fn disconnect_with_notice(&self, members: &[LocalBox<M>]) {
+        let mut members: Vec<&LocalBox<M>> = members.iter().collect();
+        members.sort_by_key(|b| Arc::as_ptr(&b.mailbox) as usize);
+        members.dedup_by_key(|b| Arc::as_ptr(&b.mailbox) as usize);
+        let mut out = Fanout::new();
+        for to in &members {
             let notice = Encoded::notice_for(to.format, texts::CLUSTER_RESET);
             out.send(&to.mailbox, to.format, &notice);
         }
         self.flush(&mut out);
         if let Some(transport) = self.transport.get() {
-            for to in &from_replica {
+            for to in &members {
                 transport.disconnect(&to.mailbox);
             }
         }

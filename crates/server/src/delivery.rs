@@ -52,11 +52,13 @@ impl Transport<Session> for SessionTransport {
     }
 
     fn disconnect(&self, session: &Arc<Session>) {
-        // What was queued goes first (a non-blocking write; a notice is small), then
-        // the connection is shut down: the reactor sees the end and the session ends
-        // the usual way (its leave, its name released).
+        // The way a closed socket ends a session: a worker's turn sees the end, the
+        // client leaves what it is in and releases its name, and the reactor closes
+        // after the queued messages (the reason why, first) are written.
         session.note_end("cluster reset");
-        let _ = session.flush();
-        session.abort();
+        if session.deliver_close() {
+            // A closed queue means the server is stopping: everyone is closed then.
+            let _ = self.queue.push(Arc::clone(session));
+        }
     }
 }

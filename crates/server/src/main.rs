@@ -143,6 +143,11 @@ struct Args {
     /// its members leave their rooms, in ms.
     #[arg(long, default_value_t = 3000, value_parser = clap::value_parser!(u64).range(50..=600_000), hide_short_help = true)]
     cluster_node_ttl_ms: u64,
+
+    /// Cluster: how much of the shared log Redis keeps, in ms; a node whose reader
+    /// falls further behind resynchronises (its in-room clients are disconnected).
+    #[arg(long, default_value_t = 60_000, value_parser = clap::value_parser!(u64).range(2_000..=3_600_000), hide_short_help = true)]
+    cluster_log_retention_ms: u64,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -318,6 +323,7 @@ fn main() -> ExitCode {
         cluster.prefix.clone_from(&args.cluster_prefix);
         cluster.heartbeat = Duration::from_millis(args.cluster_heartbeat_ms);
         cluster.node_ttl = Duration::from_millis(args.cluster_node_ttl_ms);
+        cluster.retention = Duration::from_millis(args.cluster_log_retention_ms);
         cluster
     });
     match serve(config, cluster) {

@@ -23,8 +23,8 @@ use mio::{Interest, Poll, Waker};
 use socket2::{Domain, Protocol, Socket, Type};
 
 use crate::budget::MemoryBudget;
-use crate::delivery::SessionTransport;
 use crate::config::ServerConfig;
+use crate::delivery::SessionTransport;
 use crate::metrics::{GaugeValues, Metrics};
 use crate::metrics_endpoint::MetricsServer;
 use crate::pool::{ThreadPool, WorkQueue};

@@ -36,9 +36,9 @@ use chat_core::{ChatEvent, Client, EndReason, Fanout, MessageBroker, Outcome, Tu
 use chat_proto::frame::Frames;
 
 use crate::config::ShutdownPolicy;
+use crate::delivery::flush_sessions;
 use crate::log_limit::Verdict;
 use crate::metrics::{Metrics, bump};
-use crate::delivery::flush_sessions;
 use crate::pool::{Consumer, WorkQueue};
 use crate::reactor::{ReactorCommand, ReactorHandle};
 use crate::session::Session;

@@ -1,5 +1,5 @@
-//! No import cycles among a crate's modules, in the server (`crates/server/src`) and in
-//! the chat core (`crates/core/src`).
+//! No import cycles among a crate's modules, in the server (`crates/server/src`), the
+//! chat core (`crates/core/src`) and the cluster broker (`crates/cluster/src`).
 //!
 //! The README ("No module cycles") and each crate's `lib.rs` describe a layering:
 //! every module only uses modules below it. A cycle (`a` uses `b`, `b` uses `a`, maybe
@@ -337,6 +337,11 @@ fn server_modules_have_no_cycles() {
 #[test]
 fn core_modules_have_no_cycles() {
     check("crates/core");
+}
+
+#[test]
+fn cluster_modules_have_no_cycles() {
+    check("crates/cluster");
 }
 
 #[test]

@@ -1,0 +1,745 @@
+//! Cluster mode against a real `redis-server`: several `chat-server` processes
+//! sharing one chat through it.
+//!
+//! Each test starts its own Redis on a free loopback port (no persistence unless the
+//! test needs it) and its own nodes, with fast liveness knobs (100 ms heartbeat,
+//! 500 ms time to live) unless the test is about the defaults. Without a
+//! `redis-server` the tests say loudly that they skipped; under `CI=true` they fail.
+
+mod support;
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use chat_proto::{Request, Response, WireFormat};
+use support::{BinaryServer, Client, TIMEOUT, entered, left, room};
+
+// ---------------------------------------------------------------------------------
+// Redis
+// ---------------------------------------------------------------------------------
+
+/// A `redis-server` on a free loopback port, killed on drop.
+struct RedisServer {
+    child: Option<Child>,
+    port: u16,
+    dir: PathBuf,
+}
+
+impl RedisServer {
+    /// Starts one, or `None` (after saying so) if there is no `redis-server` here.
+    fn start() -> Option<RedisServer> {
+        let Some(binary) = redis_binary() else {
+            assert!(
+                std::env::var("CI").as_deref() != Ok("true"),
+                "CI=true but redis-server is not installed: .ci/run installs it"
+            );
+            eprintln!(
+                "\n*** SKIPPED: no redis-server on this machine (apt-get install redis-server) ***\n"
+            );
+            return None;
+        };
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("a free port");
+        let dir =
+            std::env::temp_dir().join(format!("chat-cluster-test-{}-{port}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("redis dir");
+        let mut redis = RedisServer {
+            child: None,
+            port,
+            dir,
+        };
+        redis.spawn(&binary);
+        Some(redis)
+    }
+
+    fn spawn(&mut self, binary: &str) {
+        let child = Command::new(binary)
+            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no", "--protected-mode", "no"])
+            .args([
+                "--dir",
+                self.dir.to_str().expect("utf-8 dir"),
+                "--dbfilename",
+                "dump.rdb",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn redis-server");
+        self.child = Some(child);
+        let deadline = Instant::now() + TIMEOUT;
+        while self.cli(&["PING"]).as_deref() != Some("PONG") {
+            assert!(
+                Instant::now() < deadline,
+                "redis-server did not answer PING"
+            );
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// Runs one command through `redis-cli`; its output, trimmed (`None` on failure).
+    fn cli(&self, args: &[&str]) -> Option<String> {
+        let out = Command::new("redis-cli")
+            .args(["-p", &self.port.to_string()])
+            .args(args)
+            .stderr(Stdio::null())
+            .output()
+            .ok()?;
+        out.status
+            .success()
+            .then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned())
+            .filter(|s| !s.starts_with("Could not connect"))
+    }
+
+    /// Stops Redis; `save` keeps its data for the restart.
+    fn stop(&mut self, save: bool) {
+        let _ = self.cli(&["SHUTDOWN", if save { "SAVE" } else { "NOSAVE" }]);
+        if let Some(mut child) = self.child.take() {
+            let deadline = Instant::now() + TIMEOUT;
+            while child.try_wait().ok().flatten().is_none() {
+                if Instant::now() > deadline {
+                    let _ = child.kill();
+                }
+                thread::sleep(Duration::from_millis(10));
+            }
+        }
+        if !save {
+            let _ = std::fs::remove_file(self.dir.join("dump.rdb"));
+        }
+    }
+
+    fn restart(&mut self) {
+        self.spawn(&redis_binary().expect("redis-server"));
+    }
+
+    /// A node (the `chat-server` binary) of this cluster, with fast liveness knobs.
+    fn node(&self) -> BinaryServer {
+        self.node_with(&[])
+    }
+
+    fn node_with(&self, extra: &[&str]) -> BinaryServer {
+        let cluster = format!("--cluster={}", self.url());
+        let mut args = vec![cluster.as_str()];
+        if !extra.iter().any(|a| a.starts_with("--cluster-node-ttl-ms")) {
+            args.extend(["--cluster-heartbeat-ms=100", "--cluster-node-ttl-ms=500"]);
+        }
+        args.extend(extra);
+        BinaryServer::start(&args)
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn redis_binary() -> Option<String> {
+    ["/usr/bin/redis-server", "/usr/local/bin/redis-server"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists())
+        .map(str::to_owned)
+}
+
+fn signal(node: &BinaryServer, signal: libc::c_int) {
+    // SAFETY: kill(2) on a child we spawned and still own.
+    assert_eq!(unsafe { libc::kill(node.pid(), signal) }, 0);
+}
+
+/// Receives until a system message `text` arrives, returning what came before it.
+#[track_caller]
+fn until_system(client: &mut Client, text: &str) -> Vec<Response<'static>> {
+    let mut before = Vec::new();
+    loop {
+        match client.recv() {
+            Response::SystemMessage { text: got } if got == text => return before,
+            other => before.push(other),
+        }
+    }
+}
+
+const RESET: &str = "서버가 클러스터와의 연결을 잃어 방에서 나가게 되었습니다. 다시 접속해 주세요.";
+const UNAVAILABLE: &str = "지금은 요청을 처리할 수 없습니다. 잠시 후 다시 시도해 주세요.";
+
+// ---------------------------------------------------------------------------------
+// Tests
+// ---------------------------------------------------------------------------------
+
+#[test]
+fn room_ids_and_listings_agree_on_every_node() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let nodes = [redis.node(), redis.node(), redis.node()];
+    let mut creators: Vec<Client> = Vec::new();
+    for (i, node) in nodes.iter().enumerate() {
+        let mut c = node.client(WireFormat::Json);
+        c.set_name(&format!("c{i}"));
+        c.create(&format!("room {i}"));
+        creators.push(c);
+    }
+    let want = vec![
+        room(1, "room 0", &["c0"]),
+        room(2, "room 1", &["c1"]),
+        room(3, "room 2", &["c2"]),
+    ];
+    for node in &nodes {
+        // A fresh client on each node: the listing is the node's replica, which has
+        // applied every change that returned before (each create waited for its own
+        // node's application; other nodes may lag a moment, so poll).
+        let mut probe = node.client(WireFormat::Protobuf);
+        support::rooms_eventually(&mut probe, &want);
+    }
+    // The creator's own node shows its room at once: replies stay in order.
+    for (i, c) in creators.iter_mut().enumerate() {
+        assert!(c.rooms().iter().any(|r| r.room_id == i as i64 + 1));
+    }
+}
+
+#[test]
+fn chat_and_notices_cross_nodes_in_both_formats() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let (a, b) = (redis.node(), redis.node());
+    let mut alice = a.client(WireFormat::Json);
+    let mut bob = b.client(WireFormat::Protobuf);
+    alice.set_name("alice");
+    bob.set_name("bob");
+    alice.create("lobby");
+    bob.join(1, "lobby");
+    alice.expect_system(&entered("bob"));
+    alice.chat("안녕 bob 😀");
+    bob.expect_chat("alice", "안녕 bob 😀");
+    bob.chat("hi alice");
+    alice.expect_chat("bob", "hi alice");
+    bob.send(&Request::Name {
+        name: "robert".into(),
+    });
+    bob.expect_system("이름이 robert 으로 변경되었습니다.");
+    alice.expect_system("bob 의 이름이 robert 으로 변경되었습니다.");
+    assert_eq!(alice.rooms(), vec![room(1, "lobby", &["alice", "robert"])]);
+    bob.leave("lobby");
+    alice.expect_system(&left("robert"));
+    alice.expect_silence();
+    bob.expect_silence();
+}
+
+#[test]
+fn names_are_unique_across_nodes() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let (a, b) = (redis.node(), redis.node());
+    let mut first = a.client(WireFormat::Json);
+    let mut second = b.client(WireFormat::Json);
+    first.set_name("dora");
+    second.send(&Request::Name {
+        name: "dora".into(),
+    });
+    let refused = second.recv_system();
+    assert!(
+        refused.contains("dora") || refused.contains("이름"),
+        "{refused}"
+    );
+    assert_ne!(refused, "이름이 dora 으로 변경되었습니다.");
+    // Released when its holder leaves: then it can be taken on the other node.
+    first.disconnect();
+    let deadline = Instant::now() + TIMEOUT;
+    loop {
+        second.send(&Request::Name {
+            name: "dora".into(),
+        });
+        if second.recv_system() == "이름이 dora 으로 변경되었습니다." {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the name was never released");
+        thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Three senders on three nodes pipeline numbered chats into one room; listeners on
+/// every node must all see the same interleaving, each sender's chats in order.
+#[test]
+fn pipelining_senders_on_three_nodes_are_seen_in_one_order() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let nodes = [redis.node(), redis.node(), redis.node()];
+    const PER_SENDER: usize = 300;
+    let mut owner = nodes[0].client(WireFormat::Json);
+    owner.set_name("owner");
+    owner.create("busy");
+    let mut listeners = Vec::new();
+    for (i, node) in nodes.iter().enumerate() {
+        for format in WireFormat::ALL {
+            let mut l = node.client(format);
+            l.set_name(&format!("l{i}{}", format.index()));
+            l.join(1, "busy");
+            listeners.push(l);
+        }
+    }
+    let mut senders = Vec::new();
+    for (i, node) in nodes.iter().enumerate() {
+        let mut s = node.client(WireFormat::Protobuf);
+        s.set_name(&format!("s{i}"));
+        s.join(1, "busy");
+        senders.push(s);
+    }
+    // Every join returned (each waited for its own node to apply it), so every
+    // join precedes every chat in the log: each listener gets all the chats.
+    let threads: Vec<_> = senders
+        .into_iter()
+        .enumerate()
+        .map(|(i, mut s)| {
+            thread::spawn(move || {
+                for n in 0..PER_SENDER {
+                    s.chat(&format!("{i}:{n}"));
+                }
+                s
+            })
+        })
+        .collect();
+    let _senders: Vec<Client> = threads.into_iter().map(|t| t.join().unwrap()).collect();
+    let mut orders = Vec::new();
+    for l in &mut listeners {
+        let mut seen = Vec::new();
+        while seen.len() < 3 * PER_SENDER {
+            match l.recv() {
+                Response::Chat { text, .. } => seen.push(text.into_owned()),
+                Response::SystemMessage { .. } => {} // joins of the senders
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        for sender in 0..3 {
+            let mine: Vec<usize> = seen
+                .iter()
+                .filter_map(|t| t.strip_prefix(&format!("{sender}:")))
+                .map(|n| n.parse().unwrap())
+                .collect();
+            assert_eq!(
+                mine,
+                (0..PER_SENDER).collect::<Vec<_>>(),
+                "sender {sender}: lost or reordered"
+            );
+        }
+        orders.push(seen);
+    }
+    for order in &orders[1..] {
+        assert!(
+            order == &orders[0],
+            "two listeners saw different interleavings"
+        );
+    }
+}
+
+/// A sender streams numbered chats on one node while others join and leave on the
+/// others: each joiner's view is one contiguous run of the numbers.
+#[test]
+fn joiners_on_other_nodes_see_a_contiguous_run() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let nodes = [redis.node(), redis.node(), redis.node()];
+    let mut sender = nodes[0].client(WireFormat::Json);
+    sender.set_name("talker");
+    sender.create("stream");
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let talker = {
+        let stop = std::sync::Arc::clone(&stop);
+        thread::spawn(move || {
+            let mut n = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                sender.chat(&n.to_string());
+                n += 1;
+                // A pace, not a synchronisation: a few thousand chats a second.
+                if n.is_multiple_of(10) {
+                    thread::sleep(Duration::from_millis(2));
+                }
+            }
+            sender
+        })
+    };
+    for round in 0..6 {
+        let node = &nodes[1 + round % 2];
+        let mut joiner = node.client(if round % 2 == 0 {
+            WireFormat::Json
+        } else {
+            WireFormat::Protobuf
+        });
+        joiner.join(1, "stream");
+        let mut seen = Vec::new();
+        while seen.len() < 40 {
+            if let Response::Chat { text, .. } = joiner.recv() {
+                seen.push(text.parse::<u64>().unwrap());
+            }
+        }
+        joiner.send(&Request::LeaveRoom);
+        for r in until_system(&mut joiner, "방제[stream] 대화 방에서 퇴장했습니다.") {
+            if let Response::Chat { text, .. } = r {
+                seen.push(text.parse::<u64>().unwrap());
+            }
+        }
+        joiner.expect_silence();
+        for pair in seen.windows(2) {
+            assert_eq!(
+                pair[1],
+                pair[0] + 1,
+                "round {round}: a gap or reorder in {seen:?}"
+            );
+        }
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    talker.join().unwrap();
+}
+
+/// A node killed with SIGKILL: with the default liveness settings, the others see its
+/// members leave within 5 s, its empty rooms go, and ids are not reused.
+#[test]
+fn a_killed_node_s_members_leave_within_five_seconds() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let defaults = ["--cluster-node-ttl-ms=3000", "--cluster-heartbeat-ms=1000"];
+    let survivor = redis.node_with(&defaults);
+    let mut doomed = redis.node_with(&defaults);
+    let mut stay = survivor.client(WireFormat::Json);
+    stay.set_name("stay");
+    stay.create("shared");
+    let mut victim = doomed.client(WireFormat::Protobuf);
+    victim.set_name("victim");
+    victim.join(1, "shared");
+    stay.expect_system(&entered("victim"));
+    let mut alone = doomed.client(WireFormat::Json);
+    alone.create("only on the dead node");
+    support::rooms_eventually(
+        &mut stay,
+        &[
+            room(1, "shared", &["stay", "victim"]),
+            room(2, "only on the dead node", &[&alone.default_name()]),
+        ],
+    );
+
+    doomed.child.kill().unwrap();
+    let killed = Instant::now();
+    doomed.wait_for_exit();
+    stay.expect_system(&left("victim"));
+    let took = killed.elapsed();
+    assert!(took < Duration::from_secs(5), "leave notice after {took:?}");
+    support::rooms_eventually(&mut stay, &[room(1, "shared", &["stay"])]);
+    let mut next = survivor.client(WireFormat::Json);
+    next.create("after");
+    let rooms = next.rooms();
+    assert_eq!(
+        rooms.iter().map(|r| r.room_id).collect::<Vec<_>>(),
+        [1, 3],
+        "ids are never reused"
+    );
+}
+
+/// Every Redis connection of every node is killed (`CLIENT KILL`) while chats flow:
+/// nothing is lost, doubled or reordered.
+#[test]
+fn killed_redis_connections_lose_and_reorder_nothing() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let (a, b) = (redis.node(), redis.node());
+    let mut sender = a.client(WireFormat::Json);
+    sender.create("flow");
+    let mut far = b.client(WireFormat::Protobuf);
+    far.join(1, "flow");
+    let mut near = a.client(WireFormat::Json);
+    near.join(1, "flow");
+    sender.expect_system(&entered(&far.default_name()));
+    sender.expect_system(&entered(&near.default_name()));
+    far.expect_system(&entered(&near.default_name()));
+    near.expect_silence();
+    const N: usize = 2000;
+    let talker = thread::spawn(move || {
+        for n in 0..N {
+            sender.chat(&n.to_string());
+        }
+        sender
+    });
+    for _ in 0..5 {
+        thread::sleep(Duration::from_millis(30));
+        let killed = redis.cli(&["CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes"]);
+        assert!(killed.is_some());
+    }
+    let _sender = talker.join().unwrap();
+    for listener in [&mut far, &mut near] {
+        let mut next = 0;
+        while next < N {
+            match listener.recv() {
+                Response::Chat { text, .. } => {
+                    assert_eq!(
+                        text.parse::<usize>().unwrap(),
+                        next,
+                        "lost, doubled or reordered"
+                    );
+                    next += 1;
+                }
+                other => panic!("unexpected {other:?} after {next} chats"),
+            }
+        }
+        listener.expect_silence();
+    }
+}
+
+/// Redis stops: commands fail fast with a clear message, `/rooms` still answers from
+/// what the node knows, clients stay connected; Redis comes back with its data and
+/// service resumes with no restart.
+#[test]
+fn redis_down_fails_fast_and_service_resumes_when_it_returns() {
+    let Some(mut redis) = RedisServer::start() else {
+        return;
+    };
+    let (a, b) = (redis.node(), redis.node());
+    let mut alice = a.client(WireFormat::Json);
+    alice.set_name("alice");
+    alice.create("kept");
+    let mut bob = b.client(WireFormat::Protobuf);
+    bob.set_name("bob");
+    bob.join(1, "kept");
+    alice.expect_system(&entered("bob"));
+
+    let mut carol = b.client(WireFormat::Json);
+    carol.expect_silence();
+
+    redis.stop(true);
+    // Until a node notices, a request may still wait for its timeout; never over 1 s.
+    for (is_bob, request) in [
+        (
+            false,
+            Request::CreateRoom {
+                title: "new".into(),
+            },
+        ),
+        (
+            false,
+            Request::Name {
+                name: "newname".into(),
+            },
+        ),
+        (true, Request::LeaveRoom),
+        (false, Request::JoinRoom { room_id: 1 }),
+    ] {
+        let client = if is_bob { &mut bob } else { &mut carol };
+        let started = Instant::now();
+        client.send(&request);
+        assert_eq!(client.recv_system(), UNAVAILABLE, "{request:?}");
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "{request:?} waited {:?}",
+            started.elapsed()
+        );
+    }
+    assert_eq!(
+        bob.rooms(),
+        vec![room(1, "kept", &["alice", "bob"])],
+        "/rooms answers from the replica"
+    );
+
+    redis.restart();
+    let deadline = Instant::now() + TIMEOUT;
+    for attempt in 0.. {
+        let text = format!("are you there? {attempt}");
+        bob.chat(&text);
+        bob.send(&Request::Rooms);
+        let mut refused = false;
+        loop {
+            match bob.recv() {
+                Response::RoomsResult { .. } => break,
+                Response::SystemMessage { text }
+                    if text == UNAVAILABLE || text.contains("전달되지") =>
+                {
+                    refused = true
+                }
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        if !refused {
+            // Earlier attempts may have arrived after all; this one must.
+            loop {
+                match alice.recv() {
+                    Response::Chat { text: got, .. } if got == text => break,
+                    Response::Chat { text: got, .. } if got.starts_with("are you there?") => {}
+                    other => panic!("unexpected {other:?}"),
+                }
+            }
+            break;
+        }
+        assert!(Instant::now() < deadline, "service did not resume");
+        thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(alice.rooms(), vec![room(1, "kept", &["alice", "bob"])]);
+}
+
+/// Redis restarted empty: in-room clients are told and disconnected; room ids
+/// continue above the highest seen.
+#[test]
+fn redis_restarted_empty_resets_rooms_but_never_reuses_ids() {
+    let Some(mut redis) = RedisServer::start() else {
+        return;
+    };
+    let (a, b) = (redis.node(), redis.node());
+    let mut alice = a.client(WireFormat::Json);
+    alice.create("one");
+    let mut bob = b.client(WireFormat::Protobuf);
+    bob.create("two");
+    let mut idle = b.client(WireFormat::Json);
+    idle.set_name("idle");
+    support::rooms_eventually(
+        &mut idle,
+        &[
+            room(1, "one", &[&alice.default_name()]),
+            room(2, "two", &[&bob.default_name()]),
+        ],
+    );
+
+    redis.stop(false);
+    redis.restart();
+    until_system(&mut alice, RESET);
+    alice.expect_eof();
+    until_system(&mut bob, RESET);
+    bob.expect_eof();
+    // The client that was in no room stays connected.
+    let deadline = Instant::now() + TIMEOUT;
+    loop {
+        idle.send(&Request::CreateRoom {
+            title: "three".into(),
+        });
+        let reply = idle.recv_system();
+        if reply == "방제[three] 방에 입장했습니다." {
+            break;
+        }
+        assert_eq!(reply, UNAVAILABLE);
+        assert!(Instant::now() < deadline, "the cluster did not come back");
+        thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(idle.rooms(), vec![room(3, "three", &["idle"])]);
+}
+
+/// A node stopped (SIGSTOP) past its deadline is reaped by the others; when it
+/// continues it must not deliver stale state: its in-room clients are disconnected
+/// with a message, and the chat one of them sent while it was stopped reaches nobody.
+#[test]
+fn a_node_paused_past_its_deadline_is_fenced() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let (live, paused) = (redis.node(), redis.node());
+    let mut watcher = live.client(WireFormat::Json);
+    watcher.set_name("watcher");
+    watcher.create("room");
+    let mut sleeper = paused.client(WireFormat::Protobuf);
+    sleeper.set_name("sleeper");
+    sleeper.join(1, "room");
+    watcher.expect_system(&entered("sleeper"));
+
+    signal(&paused, libc::SIGSTOP);
+    watcher.expect_system(&left("sleeper"));
+    sleeper.chat("zombie");
+    signal(&paused, libc::SIGCONT);
+    until_system(&mut sleeper, RESET);
+    sleeper.expect_eof();
+    watcher.expect_silence();
+    // The fenced node rejoined: its new clients use the cluster as before.
+    let mut fresh = paused.client(WireFormat::Json);
+    let deadline = Instant::now() + TIMEOUT;
+    loop {
+        fresh.send(&Request::JoinRoom { room_id: 1 });
+        let reply = fresh.recv_system();
+        if reply == "방제[room] 방에 입장했습니다." {
+            break;
+        }
+        assert_eq!(reply, UNAVAILABLE);
+        assert!(Instant::now() < deadline, "the fenced node never rejoined");
+        thread::sleep(Duration::from_millis(50));
+    }
+    watcher.expect_system(&entered(&fresh.default_name()));
+    fresh.chat("back");
+    watcher.expect_chat(&fresh.default_name(), "back");
+}
+
+/// SIGTERM stops one node; its members leave their rooms cleanly first.
+#[test]
+fn sigterm_stops_one_node_and_its_members_leave_first() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let defaults = ["--cluster-node-ttl-ms=3000", "--cluster-heartbeat-ms=1000"];
+    let stays = redis.node_with(&defaults);
+    let mut goes = redis.node_with(&defaults);
+    let mut watcher = stays.client(WireFormat::Json);
+    watcher.set_name("watcher");
+    watcher.create("room");
+    let mut leaver = goes.client(WireFormat::Json);
+    leaver.set_name("leaver");
+    leaver.join(1, "room");
+    watcher.expect_system(&entered("leaver"));
+    signal(&goes, libc::SIGTERM);
+    let started = Instant::now();
+    watcher.expect_system(&left("leaver"));
+    // Well before the 3 s time to live would have passed: the node said so itself.
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(goes.wait_for_exit().success());
+    assert_eq!(watcher.rooms(), vec![room(1, "room", &["watcher"])]);
+}
+
+/// A node whose reader stays away longer than half the log's retention (here
+/// stopped for 1.5 s with 2 s retention, well inside its 5 s time to live, so it is not
+/// declared dead) may have missed trimmed entries: it resynchronises, disconnecting
+/// its in-room clients with a message, and the others are told they left.
+#[test]
+fn a_reader_that_fell_behind_the_log_resynchronises() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let knobs = [
+        "--cluster-heartbeat-ms=500",
+        "--cluster-node-ttl-ms=5000",
+        "--cluster-log-retention-ms=2000",
+    ];
+    let (live, behind) = (redis.node_with(&knobs), redis.node_with(&knobs));
+    let mut watcher = live.client(WireFormat::Json);
+    watcher.set_name("watcher");
+    watcher.create("room");
+    let mut lagger = behind.client(WireFormat::Protobuf);
+    lagger.set_name("lagger");
+    lagger.join(1, "room");
+    watcher.expect_system(&entered("lagger"));
+    let mut outside = behind.client(WireFormat::Json);
+    outside.expect_silence();
+
+    signal(&behind, libc::SIGSTOP);
+    watcher.chat("while you were away");
+    let stopped = Instant::now();
+    while stopped.elapsed() < Duration::from_millis(1500) {
+        thread::sleep(Duration::from_millis(50));
+    }
+    signal(&behind, libc::SIGCONT);
+    until_system(&mut lagger, RESET);
+    lagger.expect_eof();
+    watcher.expect_system(&left("lagger"));
+    // Clients in no room are not affected.
+    outside.expect_silence();
+}
