@@ -324,6 +324,46 @@ if details:
     w("")
     lines.extend(details)
     w("")
+cluster_scenarios = [s for s in SCENARIOS if env.get(f"CLUSTER_NODES_{key(s)}")]
+if cluster_scenarios:
+    w("## Cluster")
+    w("")
+    w("Every node, Redis and the bench share this machine's 2 cores. Redis's CPU per chat "
+      "is its CPU time (utime + stime from `/proc`) over the whole bench invocation — every "
+      "find-max step, setup included — divided by every chat sent in it; the nodes' CPU is "
+      "summed the same way. The table's \"server CPU\" column shows the first node only.")
+    w("")
+    for scenario in cluster_scenarios:
+        for fmt in FORMATS:
+            runs, _ = load(scenario, fmt)
+            sides = []
+            for path in sorted(glob.glob(f"{RESULTS}/{scenario}-{fmt}-*.cluster.json")):
+                with open(path) as f:
+                    sides.append(json.load(f))
+            if not runs or not sides:
+                w(f"* **{scenario} {fmt}**: no result (see the problems below)")
+                continue
+            per_chat, nodes_per_chat = [], []
+            for run, side in zip(runs, sides):
+                chats = sum(st["chats_sent"] for st in run["steps"])
+                if chats:
+                    per_chat.append(side["redis_cpu_s"] / chats * 1e6)
+                    nodes_per_chat.append(side["nodes_cpu_s"] / chats * 1e6)
+            row = row_find_max(runs)
+            line = (f"* **{scenario} {fmt}** ({sides[0]['nodes']} nodes, Redis {sides[0].get('redis_version', '?')}): "
+                    f"best {fmt_num(row.get('rate'))} chats/s, {fmt_num(row.get('dps'))} deliveries/s at "
+                    f"p99 {fmt_num(row.get('p99'), 2)} ms; Redis CPU {fmt_num(med(per_chat), 2)} µs per chat "
+                    f"(runs: {', '.join(fmt_num(v, 2) for v in per_chat)}); nodes together "
+                    f"{fmt_num(med(nodes_per_chat), 1)} µs per chat")
+            if "small-rooms" in SCENARIOS:
+                single, _ = load("small-rooms", fmt)
+                if single:
+                    base = row_find_max(single).get("rate")
+                    if base and row.get("rate"):
+                        line += (f"; {100 * row['rate'] / base:.0f} % of the single node's small-rooms "
+                                 f"best ({fmt_num(base)} chats/s, same suite)")
+            w(line + ".")
+    w("")
 hostile_scenarios = [s for s in SCENARIOS if env[f"KIND_{key(s)}"] == "hostile"]
 if hostile_scenarios:
     w("## Hostile and slow clients")
@@ -352,6 +392,14 @@ w("## Scenarios and commands")
 w("")
 for scenario in SCENARIOS:
     w(f"* {env[f'TITLE_{key(scenario)}']}:  ")
+    if env.get(f"CLUSTER_NODES_{key(scenario)}"):
+        w(f"  `redis-server --port P --save \"\" --appendonly no`; "
+          f"{env[f'CLUSTER_NODES_{key(scenario)}']} × "
+          f"`chat-server --port=0 --workers={env['WORKERS']} "
+          f"{env.get(f'SERVER_FLAGS_{key(scenario)}', '')} --cluster=redis://127.0.0.1:P`; "
+          f"bench: `chat-bench --ports=PORT1,PORT2,PORT3 --format=json|protobuf --server-pid=PID1 --json "
+          f"{env[f'FLAGS_{key(scenario)}']}`")
+        continue
     w(f"  server: `chat-server --port=0 --workers={env['WORKERS']} "
       f"{env.get(f'SERVER_FLAGS_{key(scenario)}', '')}`; "
       f"bench: `chat-bench --port=PORT --format=json|protobuf --server-pid=PID --json "

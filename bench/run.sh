@@ -13,6 +13,11 @@
 #   BENCH_EXTRA_FLAGS="--duration=5" bench/run.sh  # appended to every scenario's flags
 #                                     # (later flags win; recorded in BENCHMARKS.md)
 #
+# A cluster (not in the default list): 3 nodes and one redis-server on this machine,
+# 100 rooms × 10 with every room's members spread over all nodes, find-max as
+# small-rooms. Needs redis-server (Debian's package); Redis's CPU per chat is recorded.
+#   BENCH_SCENARIOS="small-rooms cluster" bench/run.sh
+#
 # Hostile and slow clients (not in the default list; name them in BENCH_SCENARIOS):
 #   BENCH_SCENARIOS="rooms-dos flood-slow-readers flood-never-read slowloris connect-burst" bench/run.sh
 # Each runs measured rooms beside a hostile population (see crates/bench/README.md) and
@@ -128,6 +133,10 @@ run_case() {
     shift 3
     local base="$RESULTS/$name-$format-$run"
     log "$name $format run $run: chat-bench $*"
+    if [[ -n "${CLUSTER_NODES[$name]:-}" ]]; then
+        run_cluster_case "$name" "$format" "$run" "$base" "$@"
+        return 0
+    fi
     # shellcheck disable=SC2086 # SERVER_FLAGS are meant to split into words
     if ! start_server "$base.server.log" ${SERVER_FLAGS[$name]:-$DEFAULT_SERVER_FLAGS}; then
         echo "server failed to start" >"$base.error"
@@ -144,8 +153,67 @@ run_case() {
     stop_server "$name $format run $run"
 }
 
+# CPU seconds (utime + stime) a process has used so far.
+cpu_seconds() {
+    awk -v hz="$(getconf CLK_TCK)" '{ sub(/^.*\) /, ""); print ($12 + $13) / hz }' "/proc/$1/stat"
+}
+
+# run_cluster_case NAME FORMAT RUN BASE BENCH-FLAGS...: a redis-server and
+# CLUSTER_NODES[NAME] nodes, the bench spread over all of them; the CPU Redis and the
+# nodes used during the bench goes to BASE.cluster.json.
+run_cluster_case() {
+    local name="$1" format="$2" run="$3" base="$4"
+    shift 4
+    command -v redis-server >/dev/null || { echo "redis-server is not installed" >"$base.error"; return 0; }
+    local redis_port
+    redis_port="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+    redis-server --port "$redis_port" --bind 127.0.0.1 --save "" --appendonly no \
+        --protected-mode no --logfile "$base.redis.log" &
+    local redis_pid=$!
+    local deadline=$((SECONDS + 10))
+    until redis-cli -p "$redis_port" ping >/dev/null 2>&1; do
+        (( SECONDS < deadline )) || { echo "redis-server did not start" >"$base.error"; kill "$redis_pid"; return 0; }
+        sleep 0.05 # polling, bounded by the deadline
+    done
+    local pids=() ports=() i
+    for ((i = 1; i <= CLUSTER_NODES[$name]; i++)); do
+        # shellcheck disable=SC2086 # SERVER_FLAGS are meant to split into words
+        if ! start_server "$base.node$i.log" ${SERVER_FLAGS[$name]:-$DEFAULT_SERVER_FLAGS} \
+            --cluster="redis://127.0.0.1:$redis_port"; then
+            echo "node $i failed to start" >"$base.error"
+            break
+        fi
+        pids+=("$SERVER_PID") ports+=("$SERVER_PORT")
+        SERVER_PID=""
+    done
+    if [[ ${#pids[@]} -eq ${CLUSTER_NODES[$name]} ]]; then
+        local redis_before nodes_before=0 redis_after nodes_after=0 p status=0
+        redis_before="$(cpu_seconds "$redis_pid")"
+        for p in "${pids[@]}"; do nodes_before="$(awk -v a="$nodes_before" -v b="$(cpu_seconds "$p")" 'BEGIN { print a + b }')"; done
+        "$BENCH" --ports="$(IFS=,; echo "${ports[*]}")" --format="$format" --server-pid="${pids[0]}" --json "$@" \
+            >"$base.json" 2>"$base.stderr" || status=$?
+        redis_after="$(cpu_seconds "$redis_pid")"
+        for p in "${pids[@]}"; do nodes_after="$(awk -v a="$nodes_after" -v b="$(cpu_seconds "$p")" 'BEGIN { print a + b }')"; done
+        if [[ $status -ne 0 ]]; then
+            log "chat-bench failed (status $status): $(tail -1 "$base.stderr")"
+            tail -1 "$base.stderr" >"$base.error"
+            rm -f "$base.json"
+        fi
+        printf '{"nodes": %d, "redis_cpu_s": %s, "nodes_cpu_s": %s, "redis_version": "%s"}\n' \
+            "${#pids[@]}" "$(awk -v a="$redis_before" -v b="$redis_after" 'BEGIN { print b - a }')" \
+            "$(awk -v a="$nodes_before" -v b="$nodes_after" 'BEGIN { print b - a }')" \
+            "$(redis-server --version | grep -o 'v=[^ ]*' | cut -d= -f2)" >"$base.cluster.json"
+    fi
+    for i in "${!pids[@]}"; do
+        SERVER_PID="${pids[$i]}"
+        stop_server "$name $format run $run node $((i + 1))"
+    done
+    kill -TERM "$redis_pid" 2>/dev/null || true
+    wait "$redis_pid" 2>/dev/null || true
+}
+
 # The scenarios. Flags are recorded verbatim in BENCHMARKS.md.
-declare -A FLAGS KIND RUNS_OF TITLE SERVER_FLAGS
+declare -A FLAGS KIND RUNS_OF TITLE SERVER_FLAGS CLUSTER_NODES
 # The bench sends far faster than people type: flood control is off unless a scenario
 # is about it.
 DEFAULT_SERVER_FLAGS="--flood-control=off"
@@ -167,6 +235,10 @@ KIND[c10k]=fixed
 TITLE[steady]="steady: 100 rooms × 10 clients, 20,000 chats/s"
 FLAGS[steady]="--rooms=100 --per-room=10 --rate=20000 --duration=10 --drain=3"
 KIND[steady]=fixed
+TITLE[cluster]="cluster: 3 nodes + 1 Redis on this machine, 100 rooms × 10 clients spread over the nodes, find-max (p99 ≤ 10 ms)"
+FLAGS[cluster]="--rooms=100 --per-room=10 --find-max --rate=1000 --duration=2 --drain=2 --p99-max-ms=10"
+KIND[cluster]=find-max
+CLUSTER_NODES[cluster]=3
 # Hostile and slow clients beside measured rooms (KIND hostile: a fixed-rate row in the
 # table plus a section of the population's figures). Run only when named in
 # BENCH_SCENARIOS. Connection counts stay far below the 20,000 open files of each
@@ -222,7 +294,8 @@ export MACHINE_NPROC="$(nproc)" MACHINE_KERNEL="$(uname -r)" SCENARIOS FORMATS
 export SERVER_FAILURES_TEXT="$(printf '%s\n' "${SERVER_FAILURES[@]+"${SERVER_FAILURES[@]}"}")"
 for s in $SCENARIOS; do
     export "FLAGS_${s//-/_}=${FLAGS[$s]}" "TITLE_${s//-/_}=${TITLE[$s]}" "KIND_${s//-/_}=${KIND[$s]}" \
-        "SERVER_FLAGS_${s//-/_}=${SERVER_FLAGS[$s]:-$DEFAULT_SERVER_FLAGS}"
+        "SERVER_FLAGS_${s//-/_}=${SERVER_FLAGS[$s]:-$DEFAULT_SERVER_FLAGS}" \
+        "CLUSTER_NODES_${s//-/_}=${CLUSTER_NODES[$s]:-}"
 done
 python3 bench/report.py
 log "wrote $OUT in ${ELAPSED}s"

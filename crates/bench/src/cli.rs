@@ -24,6 +24,13 @@ pub struct Args {
     #[arg(long, default_value_t = 9000)]
     pub port: u16,
 
+    /// Ports of several servers on --host (the nodes of a cluster), comma-separated;
+    /// overrides --port. Client i connects to the (i mod n)-th, so every room has
+    /// members on every node (given --per-room ≥ n). Hostile populations use the
+    /// first.
+    #[arg(long, value_delimiter = ',', num_args = 1..)]
+    pub ports: Vec<u16>,
+
     /// Wire format spoken by every client.
     #[arg(long, value_enum, default_value_t = Format::Json)]
     pub format: Format,

@@ -95,8 +95,8 @@ const LIST_QUIET: Duration = Duration::from_secs(1);
 /// What the driver needs to know, fixed for its lifetime.
 #[derive(Debug, Clone)]
 pub struct Plan {
-    /// The server to connect to.
-    pub addr: SocketAddr,
+    /// The servers to connect to (never empty): client `c` uses `addrs[c % len]`.
+    pub addrs: Vec<SocketAddr>,
     /// The wire format every client speaks.
     pub format: WireFormat,
     /// How many rooms, and clients per room.
@@ -400,7 +400,8 @@ impl Driver {
         if c < self.pops.measured {
             self.connect_started_ns[c] = self.now_ns();
         }
-        let stream = match TcpStream::connect(self.plan.addr) {
+        let addr = self.plan.addrs[c % self.plan.addrs.len()];
+        let stream = match TcpStream::connect(addr) {
             Ok(stream) => stream,
             Err(e) => return self.fail_setup(c, format!("cannot connect: {e}")),
         };

@@ -87,7 +87,15 @@ impl std::error::Error for BenchError {}
 /// Runs one invocation as `args` describe.
 pub fn run(args: &Args) -> Result<Report, BenchError> {
     args.validate().map_err(BenchError::Usage)?;
-    let addr = resolve(&args.host, args.port)?;
+    let ports = if args.ports.is_empty() {
+        vec![args.port]
+    } else {
+        args.ports.clone()
+    };
+    let addrs = ports
+        .iter()
+        .map(|&port| resolve(&args.host, port))
+        .collect::<Result<Vec<_>, _>>()?;
     let layout = Layout {
         rooms: args.rooms,
         per_room: args.per_room,
@@ -99,7 +107,7 @@ pub fn run(args: &Args) -> Result<Report, BenchError> {
         .map(|m| m.rss_kb);
 
     let mut driver = Driver::new(Plan {
-        addr,
+        addrs,
         format: args.format.into(),
         layout,
         pad: args.pad,

@@ -357,3 +357,161 @@ fn broadcast<M: Mailbox>(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use bytes::Bytes;
+    use chat_core::Delivered;
+    use chat_proto::{ResponseDecoder, frame::Frames};
+
+    use super::*;
+
+    /// A mailbox that decodes what it gets into texts (`[name] text` for chats).
+    #[derive(Debug, Default)]
+    struct Inbox(Mutex<Vec<String>>);
+    impl Mailbox for Inbox {
+        fn deliver(&self, frames: &Bytes) -> Delivered {
+            let mut decoder = ResponseDecoder::new(WireFormat::Json);
+            for frame in Frames::new(frames) {
+                if let Some(Ok(response)) = decoder.feed(frame) {
+                    self.0.lock().unwrap().push(match response {
+                        Response::SystemMessage { text } => text.into_owned(),
+                        Response::Chat { member, text } => format!("[{member}] {text}"),
+                        other => format!("{other:?}"),
+                    });
+                }
+            }
+            Delivered::Queued
+        }
+    }
+
+    const HERE: u64 = 1;
+    const THERE: u64 = 2;
+
+    fn member(node: u64, client: u64) -> MemberId {
+        MemberId { node, client }
+    }
+
+    fn entry(writer: u64, seq: u64, member: MemberId, event: Event<'static>) -> Entry<'static> {
+        Entry {
+            writer,
+            seq,
+            member,
+            room: 1,
+            event,
+        }
+    }
+
+    /// A replica whose local members (node `HERE`) have the given inboxes.
+    struct Node {
+        replica: Replica<Inbox>,
+        inboxes: Vec<Arc<Inbox>>,
+        out: Fanout<Inbox>,
+    }
+
+    impl Node {
+        fn new(clients: usize) -> Self {
+            Node {
+                replica: Replica::default(),
+                inboxes: (0..clients).map(|_| Arc::new(Inbox::default())).collect(),
+                out: Fanout::new(),
+            }
+        }
+
+        fn apply(&mut self, entry: Entry<'_>) -> Applied<Inbox> {
+            let inboxes = &self.inboxes;
+            self.replica.apply(
+                &entry,
+                |m| {
+                    (m.node == HERE)
+                        .then(|| inboxes.get(m.client as usize))
+                        .flatten()
+                        .map(|mailbox| LocalBox {
+                            mailbox: Arc::clone(mailbox),
+                            format: WireFormat::Json,
+                        })
+                },
+                |m| m.node == HERE,
+                &mut self.out,
+            )
+        }
+
+        fn got(&self, client: usize) -> Vec<String> {
+            self.inboxes[client].0.lock().unwrap().clone()
+        }
+    }
+
+    #[test]
+    fn deliveries_follow_the_log_and_membership_at_each_entry() {
+        let mut node = Node::new(2);
+        node.apply(entry(THERE, 1, member(THERE, 7), Event::Created { name: "far", title: "t" }));
+        node.apply(entry(HERE, 1, member(HERE, 0), Event::Joined { name: "a" }));
+        node.apply(entry(THERE, 2, member(THERE, 7), Event::Chat { text: "one" }));
+        node.apply(entry(HERE, 2, member(HERE, 1), Event::Joined { name: "b" }));
+        node.apply(entry(THERE, 3, member(THERE, 7), Event::Chat { text: "two" }));
+        node.apply(entry(HERE, 3, member(HERE, 0), Event::Left { notify_self: true }));
+        node.apply(entry(THERE, 4, member(THERE, 7), Event::Chat { text: "three" }));
+        assert_eq!(
+            node.got(0),
+            [
+                "방제[t] 방에 입장했습니다.",
+                "[far] one",
+                "[b] 님이 입장했습니다.",
+                "[far] two",
+                "방제[t] 대화 방에서 퇴장했습니다.",
+            ]
+        );
+        assert_eq!(
+            node.got(1),
+            ["방제[t] 방에 입장했습니다.", "[far] two", "[a] 님이 퇴장했습니다.", "[far] three"]
+        );
+        let listing = node.replica.listing();
+        assert_eq!(listing.rooms()[0].members, ["far", "b"]);
+    }
+
+    #[test]
+    fn resends_and_chats_from_non_members_change_nothing() {
+        let mut node = Node::new(1);
+        node.apply(entry(HERE, 1, member(HERE, 0), Event::Created { name: "a", title: "t" }));
+        node.apply(entry(THERE, 1, member(THERE, 5), Event::Joined { name: "far" }));
+        node.apply(entry(THERE, 2, member(THERE, 5), Event::Chat { text: "once" }));
+        // The same operation again (a resend after a broken connection).
+        let resent = node.apply(entry(THERE, 2, member(THERE, 5), Event::Chat { text: "once" }));
+        assert!(!resent.changed);
+        // Reaped (written by another node, seq 0), then a late chat: dropped.
+        node.apply(entry(HERE, 0, member(THERE, 5), Event::Left { notify_self: false }));
+        node.apply(entry(THERE, 3, member(THERE, 5), Event::Chat { text: "zombie" }));
+        assert_eq!(
+            node.got(0),
+            [
+                "방제[t] 방에 입장했습니다.",
+                "[far] 님이 입장했습니다.",
+                "[far] once",
+                "[far] 님이 퇴장했습니다.",
+            ]
+        );
+    }
+
+    #[test]
+    fn a_local_member_taken_out_by_another_node_is_evicted() {
+        let mut node = Node::new(1);
+        node.apply(entry(HERE, 1, member(HERE, 0), Event::Created { name: "a", title: "t" }));
+        let own = node.apply(entry(HERE, 2, member(HERE, 0), Event::Left { notify_self: false }));
+        assert!(own.local_left && own.evicted.is_none(), "its own leave");
+        node.apply(entry(HERE, 3, member(HERE, 0), Event::Created { name: "a", title: "t" }));
+        let reaped = node.apply(entry(THERE, 0, member(HERE, 0), Event::Left { notify_self: false }));
+        assert!(reaped.local_left && reaped.evicted.is_some(), "reaped by another node");
+        assert_eq!(node.replica.room_count(), 0, "an empty room is gone");
+    }
+
+    #[test]
+    fn a_join_of_a_local_client_nobody_waits_for_is_an_orphan() {
+        let mut node = Node::new(0);
+        node.apply(entry(THERE, 1, member(THERE, 1), Event::Created { name: "far", title: "t" }));
+        let applied = node.apply(entry(HERE, 1, member(HERE, 9), Event::Joined { name: "gone" }));
+        assert!(applied.orphan);
+        assert_eq!(node.replica.highest_room(), 1);
+    }
+}
