@@ -27,6 +27,8 @@ def key(s):
 def load(scenario, fmt):
     runs, errors = [], []
     for path in sorted(glob.glob(f"{RESULTS}/{scenario}-{fmt}-*.json")):
+        if path.endswith(".cluster.json"):
+            continue  # a cluster run's side figures (Redis CPU), read separately
         with open(path) as f:
             runs.append(json.load(f))
     for path in sorted(glob.glob(f"{RESULTS}/{scenario}-{fmt}-*.error")):
@@ -329,9 +331,11 @@ if cluster_scenarios:
     w("## Cluster")
     w("")
     w("Every node, Redis and the bench share this machine's 2 cores. Redis's CPU per chat "
-      "is its CPU time (utime + stime from `/proc`) over the whole bench invocation — every "
-      "find-max step, setup included — divided by every chat sent in it; the nodes' CPU is "
-      "summed the same way. The table's \"server CPU\" column shows the first node only.")
+      "is its CPU time (utime + stime from `/proc`) during a step divided by the chats sent "
+      "in it (the bench's `--also-pid`); \"whole run\" divides its CPU over the whole bench "
+      "invocation (every step, plus setting up and closing 1,000 clients) by every chat sent. "
+      "The nodes' CPU is summed the same way. The table's \"server CPU\" column shows the "
+      "first node only.")
     w("")
     for scenario in cluster_scenarios:
         for fmt in FORMATS:
@@ -343,18 +347,35 @@ if cluster_scenarios:
             if not runs or not sides:
                 w(f"* **{scenario} {fmt}**: no result (see the problems below)")
                 continue
-            per_chat, nodes_per_chat = [], []
+            whole = []
             for run, side in zip(runs, sides):
                 chats = sum(st["chats_sent"] for st in run["steps"])
                 if chats:
-                    per_chat.append(side["redis_cpu_s"] / chats * 1e6)
-                    nodes_per_chat.append(side["nodes_cpu_s"] / chats * 1e6)
+                    whole.append(side["redis_cpu_s"] / chats * 1e6)
             row = row_find_max(runs)
+            # The median search's best step, and every step of every search.
+            bests = sorted(((r["find_max"]["best_rate"] or 0, i) for i, r in enumerate(runs)))
+            best_run = runs[bests[(len(bests) - 1) // 2][1]]
+            def redis_us(step):
+                others = step.get("others_cpu_s") or []
+                if not others or others[0] is None or not step["chats_sent"]:
+                    return None
+                return others[0] / step["chats_sent"] * 1e6
+            def nodes_us(step):
+                others = step.get("others_cpu_s") or []
+                parts = [step.get("server_cpu_s")] + others[1:]
+                if any(p is None for p in parts) or not step["chats_sent"]:
+                    return None
+                return sum(parts) / step["chats_sent"] * 1e6
+            best = best_run.get("result") or {}
+            by_rate = ", ".join(f"{st['rate']:,}: {fmt_num(redis_us(st), 1)}"
+                                for st in best_run["steps"])
             line = (f"* **{scenario} {fmt}** ({sides[0]['nodes']} nodes, Redis {sides[0].get('redis_version', '?')}): "
                     f"best {fmt_num(row.get('rate'))} chats/s, {fmt_num(row.get('dps'))} deliveries/s at "
-                    f"p99 {fmt_num(row.get('p99'), 2)} ms; Redis CPU {fmt_num(med(per_chat), 2)} µs per chat "
-                    f"(runs: {', '.join(fmt_num(v, 2) for v in per_chat)}); nodes together "
-                    f"{fmt_num(med(nodes_per_chat), 1)} µs per chat")
+                    f"p99 {fmt_num(row.get('p99'), 2)} ms; at that step Redis used "
+                    f"{fmt_num(redis_us(best) if best else None, 1)} µs of CPU per chat and the nodes together "
+                    f"{fmt_num(nodes_us(best) if best else None, 1)} µs; whole run "
+                    f"{fmt_num(med(whole), 1)} µs per chat")
             if "small-rooms" in SCENARIOS:
                 single, _ = load("small-rooms", fmt)
                 if single:
@@ -363,6 +384,7 @@ if cluster_scenarios:
                         line += (f"; {100 * row['rate'] / base:.0f} % of the single node's small-rooms "
                                  f"best ({fmt_num(base)} chats/s, same suite)")
             w(line + ".")
+            w(f"  * Redis µs of CPU per chat by step rate (chats/s: µs): {by_rate}")
     w("")
 hostile_scenarios = [s for s in SCENARIOS if env[f"KIND_{key(s)}"] == "hostile"]
 if hostile_scenarios:

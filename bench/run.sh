@@ -159,8 +159,9 @@ cpu_seconds() {
 }
 
 # run_cluster_case NAME FORMAT RUN BASE BENCH-FLAGS...: a redis-server and
-# CLUSTER_NODES[NAME] nodes, the bench spread over all of them; the CPU Redis and the
-# nodes used during the bench goes to BASE.cluster.json.
+# CLUSTER_NODES[NAME] nodes, the bench spread over all of them. Each step's CPU of
+# Redis and the other nodes is in the bench's report (--also-pid: Redis first); the
+# whole invocation's, setup included, goes to BASE.cluster.json.
 run_cluster_case() {
     local name="$1" format="$2" run="$3" base="$4"
     shift 4
@@ -190,7 +191,8 @@ run_cluster_case() {
         local redis_before nodes_before=0 redis_after nodes_after=0 p status=0
         redis_before="$(cpu_seconds "$redis_pid")"
         for p in "${pids[@]}"; do nodes_before="$(awk -v a="$nodes_before" -v b="$(cpu_seconds "$p")" 'BEGIN { print a + b }')"; done
-        "$BENCH" --ports="$(IFS=,; echo "${ports[*]}")" --format="$format" --server-pid="${pids[0]}" --json "$@" \
+        "$BENCH" --ports="$(IFS=,; echo "${ports[*]}")" --format="$format" --server-pid="${pids[0]}" \
+            --also-pid="$(IFS=,; echo "$redis_pid,${pids[*]:1}")" --json "$@" \
             >"$base.json" 2>"$base.stderr" || status=$?
         redis_after="$(cpu_seconds "$redis_pid")"
         for p in "${pids[@]}"; do nodes_after="$(awk -v a="$nodes_after" -v b="$(cpu_seconds "$p")" 'BEGIN { print a + b }')"; done

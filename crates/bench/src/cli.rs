@@ -68,6 +68,11 @@ pub struct Args {
     #[arg(long)]
     pub server_pid: Option<u32>,
 
+    /// Other processes whose CPU time each step reports, in this order (a cluster's
+    /// Redis and its other nodes), comma-separated.
+    #[arg(long, value_delimiter = ',', num_args = 1..)]
+    pub also_pid: Vec<u32>,
+
     /// Search for the highest rate whose p99 stays under --p99-max-ms with nothing
     /// lost, duplicated or reordered, starting at --rate.
     #[arg(long)]

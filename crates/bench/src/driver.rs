@@ -111,6 +111,8 @@ pub struct Plan {
     pub drain: Duration,
     /// The server process, whose CPU time each run reports.
     pub server_pid: Option<u32>,
+    /// Other processes whose CPU time each run reports (`--also-pid`).
+    pub also_pids: Vec<u32>,
     /// The hostile and slow populations (none by default).
     pub hostile: HostilePlan,
 }
@@ -555,6 +557,12 @@ impl Driver {
         let schedule = Schedule::new(layout, rate, duration_s);
         let server = self.plan.server_pid.map(Pid::Other);
         let server_cpu_before = server.and_then(|p| procstat::cpu_time(p).ok());
+        let others_before: Vec<Option<Duration>> = self
+            .plan
+            .also_pids
+            .iter()
+            .map(|&p| procstat::cpu_time(Pid::Other(p)).ok())
+            .collect();
         let bench_cpu_before = procstat::cpu_time(Pid::This).ok();
         let wall = Instant::now();
         let start_ns = self.now_ns();
@@ -620,6 +628,16 @@ impl Driver {
                 .map(|after| after.saturating_sub(before).as_secs_f64()),
             _ => None,
         };
+        let others_cpu: Vec<Option<f64>> = self
+            .plan
+            .also_pids
+            .iter()
+            .zip(&others_before)
+            .map(|(&p, before)| {
+                let after = procstat::cpu_time(Pid::Other(p)).ok()?;
+                Some(after.saturating_sub((*before)?).as_secs_f64())
+            })
+            .collect();
         let bench_cpu = bench_cpu_before.and_then(|before| {
             procstat::cpu_time(Pid::This)
                 .ok()
@@ -664,6 +682,7 @@ impl Driver {
             connections_alive_at_end: self.alive(),
             server_cpu_s: server_cpu,
             server_cpu_pct: server_cpu.and_then(pct),
+            others_cpu_s: others_cpu,
             bench_cpu_pct: bench_cpu.and_then(pct),
             passed: None,
         })

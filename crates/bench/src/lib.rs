@@ -115,6 +115,7 @@ pub fn run(args: &Args) -> Result<Report, BenchError> {
         setup_timeout: args.setup_timeout(),
         drain: args.drain(),
         server_pid: args.server_pid,
+        also_pids: args.also_pid.clone(),
         hostile: hostile_plan(args),
     })?;
     let setup_started = Instant::now();

@@ -108,6 +108,9 @@ pub struct StepReport {
     pub server_cpu_s: Option<f64>,
     /// The same as a share of one core: 100 is one core busy for the whole run.
     pub server_cpu_pct: Option<f64>,
+    /// CPU time of each `--also-pid` process during the run, in that order.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub others_cpu_s: Vec<Option<f64>>,
     /// The bench's own CPU use during the run, as a share of one core (it uses one
     /// thread, so near 100 means the bench may have been the limit).
     pub bench_cpu_pct: Option<f64>,
@@ -653,6 +656,7 @@ mod tests {
             connections_alive_at_end: 12,
             server_cpu_s: None,
             server_cpu_pct: None,
+            others_cpu_s: Vec::new(),
             bench_cpu_pct: Some(95.0),
             passed,
         }

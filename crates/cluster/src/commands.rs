@@ -39,6 +39,7 @@ pub(crate) fn run<M: Mailbox>(shared: Arc<Shared<M>>) {
     let mut connection: Option<Connection> = None;
     let mut batch: Vec<Op<M>> = Vec::new();
     let mut attempts = 0;
+    let mut last_send = Instant::now();
     loop {
         if batch.is_empty()
             && !shared
@@ -98,6 +99,17 @@ pub(crate) fn run<M: Mailbox>(shared: Arc<Shared<M>>) {
         if batch.is_empty() {
             continue;
         }
+        // Pipelines are at least the batch window apart: what arrives meanwhile goes
+        // in the next one (Redis's cost is per round trip far more than per command;
+        // a waiting worker waits this much longer at most).
+        let pace = shared.config.batch_window;
+        let since = last_send.elapsed();
+        if since < pace && batch.len() < MAX_BATCH {
+            std::thread::sleep(pace - since);
+            let room = MAX_BATCH - batch.len();
+            let _ = shared.ops.take(&mut batch, room, Duration::ZERO);
+        }
+        last_send = Instant::now();
         let mut pipe = redis::pipe();
         for op in &batch {
             pipe.add_command(command(&shared, op));

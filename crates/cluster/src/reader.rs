@@ -28,6 +28,7 @@ const BLOCK_MS: u64 = 500;
 /// Entries one `XREAD` returns at most.
 const READ_COUNT: usize = 1000;
 
+
 pub(crate) fn run<M: Mailbox>(shared: Arc<Shared<M>>) {
     let mut connection: Option<Connection> = None;
     let mut last = *lock(&shared.start_from);
@@ -93,11 +94,22 @@ pub(crate) fn run<M: Mailbox>(shared: Arc<Shared<M>>) {
             .query::<Value>(link);
         match reply {
             Ok(reply) => {
-                last_read = Instant::now();
-                if let Some(at) = apply_reply(&shared, &reply, &mut out) {
+                let read_at = Instant::now();
+                last_read = read_at;
+                let (at, count) = apply_reply(&shared, &reply, &mut out);
+                if let Some(at) = at {
                     last = at;
                 }
                 shared.flush(&mut out);
+                // Two reads that found entries are at least two batch windows apart:
+                // Redis's cost is per call far more than per entry (a wake-up, a read
+                // and a write on a socket), and a trickle of chats would otherwise cost
+                // a call each, on every node. The first entry after a quiet spell still
+                // comes at once (the read blocks for it).
+                if count > 0 && count < READ_COUNT {
+                    let pace = shared.config.batch_window * 2;
+                    std::thread::sleep(pace.saturating_sub(read_at.elapsed()));
+                }
             }
             Err(e) => {
                 tracing::debug!("cluster: log read failed: {e}");
@@ -166,15 +178,19 @@ fn parse_member(text: &str) -> Option<MemberId> {
     })
 }
 
-/// Applies the entries of an `XREAD` reply; answers the last entry's id.
+/// Applies the entries of an `XREAD` reply; answers the last entry's id and how
+/// many entries there were.
 fn apply_reply<M: Mailbox>(
     shared: &Shared<M>,
     reply: &Value,
     out: &mut Fanout<M>,
-) -> Option<StreamId> {
-    // [[key, [[id, [field, value, ...]], ...]]]
-    let stream = items(reply).first()?;
-    let entries = items(items(stream).get(1)?);
+) -> (Option<StreamId>, usize) {
+    // [[key, [[id, [field, value, ...]], ...]]] (nil when the block timed out)
+    let entries = items(reply)
+        .first()
+        .and_then(|stream| items(stream).get(1))
+        .map(items)
+        .unwrap_or(&[]);
     let node = shared.node();
     let mut last = None;
     let mut evicted = Vec::new();
@@ -245,5 +261,5 @@ fn apply_reply<M: Mailbox>(
             .log_lag_ms
             .store(now.saturating_sub(id.ms), Ordering::Relaxed);
     }
-    last
+    (last, entries.len())
 }

@@ -148,6 +148,11 @@ struct Args {
     /// falls further behind resynchronises (its in-room clients are disconnected).
     #[arg(long, default_value_t = 60_000, value_parser = clap::value_parser!(u64).range(2_000..=3_600_000), hide_short_help = true)]
     cluster_log_retention_ms: u64,
+
+    /// Cluster: the least time between two pipelines to Redis, in µs (the log reader
+    /// waits twice this between reads); trades latency for Redis CPU.
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(0..=100_000), hide_short_help = true)]
+    cluster_batch_us: u64,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -324,6 +329,7 @@ fn main() -> ExitCode {
         cluster.heartbeat = Duration::from_millis(args.cluster_heartbeat_ms);
         cluster.node_ttl = Duration::from_millis(args.cluster_node_ttl_ms);
         cluster.retention = Duration::from_millis(args.cluster_log_retention_ms);
+        cluster.batch_window = Duration::from_micros(args.cluster_batch_us);
         cluster
     });
     match serve(config, cluster) {
