@@ -127,6 +127,10 @@ struct State<M> {
     ops: VecDeque<Op<M>>,
     next_seq: u64,
     closed: bool,
+    /// The command thread waits on the condition variable: only then is a notify
+    /// needed (a notify is a system call even with nobody waiting, and chats come by
+    /// the thousand).
+    waiting: bool,
 }
 
 /// The FIFO between the workers and the command thread (a mutex and a condition
@@ -144,6 +148,7 @@ impl<M> OpQueue<M> {
                 ops: VecDeque::new(),
                 next_seq: 1,
                 closed: false,
+                waiting: false,
             }),
             ready: Condvar::new(),
         }
@@ -176,7 +181,9 @@ impl<M> OpQueue<M> {
             sender,
             keep,
         });
-        self.ready.notify_one();
+        if state.waiting {
+            self.ready.notify_one();
+        }
         Some(seq)
     }
 
@@ -184,12 +191,14 @@ impl<M> OpQueue<M> {
     /// Answers false once the queue is closed and empty.
     pub(crate) fn take(&self, into: &mut Vec<Op<M>>, max: usize, wait: Duration) -> bool {
         let mut state = lock(&self.state);
-        if state.ops.is_empty() && !state.closed {
+        if state.ops.is_empty() && !state.closed && !wait.is_zero() {
+            state.waiting = true;
             state = self
                 .ready
                 .wait_timeout(state, wait)
                 .unwrap_or_else(PoisonError::into_inner)
                 .0;
+            state.waiting = false;
         }
         let n = state.ops.len().min(max);
         into.extend(state.ops.drain(..n));

@@ -28,7 +28,6 @@ const BLOCK_MS: u64 = 500;
 /// Entries one `XREAD` returns at most.
 const READ_COUNT: usize = 1000;
 
-
 pub(crate) fn run<M: Mailbox>(shared: Arc<Shared<M>>) {
     let mut connection: Option<Connection> = None;
     let mut last = *lock(&shared.start_from);

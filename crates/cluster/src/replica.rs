@@ -446,13 +446,41 @@ mod tests {
     #[test]
     fn deliveries_follow_the_log_and_membership_at_each_entry() {
         let mut node = Node::new(2);
-        node.apply(entry(THERE, 1, member(THERE, 7), Event::Created { name: "far", title: "t" }));
+        node.apply(entry(
+            THERE,
+            1,
+            member(THERE, 7),
+            Event::Created {
+                name: "far",
+                title: "t",
+            },
+        ));
         node.apply(entry(HERE, 1, member(HERE, 0), Event::Joined { name: "a" }));
-        node.apply(entry(THERE, 2, member(THERE, 7), Event::Chat { text: "one" }));
+        node.apply(entry(
+            THERE,
+            2,
+            member(THERE, 7),
+            Event::Chat { text: "one" },
+        ));
         node.apply(entry(HERE, 2, member(HERE, 1), Event::Joined { name: "b" }));
-        node.apply(entry(THERE, 3, member(THERE, 7), Event::Chat { text: "two" }));
-        node.apply(entry(HERE, 3, member(HERE, 0), Event::Left { notify_self: true }));
-        node.apply(entry(THERE, 4, member(THERE, 7), Event::Chat { text: "three" }));
+        node.apply(entry(
+            THERE,
+            3,
+            member(THERE, 7),
+            Event::Chat { text: "two" },
+        ));
+        node.apply(entry(
+            HERE,
+            3,
+            member(HERE, 0),
+            Event::Left { notify_self: true },
+        ));
+        node.apply(entry(
+            THERE,
+            4,
+            member(THERE, 7),
+            Event::Chat { text: "three" },
+        ));
         assert_eq!(
             node.got(0),
             [
@@ -465,7 +493,12 @@ mod tests {
         );
         assert_eq!(
             node.got(1),
-            ["방제[t] 방에 입장했습니다.", "[far] two", "[a] 님이 퇴장했습니다.", "[far] three"]
+            [
+                "방제[t] 방에 입장했습니다.",
+                "[far] two",
+                "[a] 님이 퇴장했습니다.",
+                "[far] three"
+            ]
         );
         let listing = node.replica.listing();
         assert_eq!(listing.rooms()[0].members, ["far", "b"]);
@@ -474,15 +507,48 @@ mod tests {
     #[test]
     fn resends_and_chats_from_non_members_change_nothing() {
         let mut node = Node::new(1);
-        node.apply(entry(HERE, 1, member(HERE, 0), Event::Created { name: "a", title: "t" }));
-        node.apply(entry(THERE, 1, member(THERE, 5), Event::Joined { name: "far" }));
-        node.apply(entry(THERE, 2, member(THERE, 5), Event::Chat { text: "once" }));
+        node.apply(entry(
+            HERE,
+            1,
+            member(HERE, 0),
+            Event::Created {
+                name: "a",
+                title: "t",
+            },
+        ));
+        node.apply(entry(
+            THERE,
+            1,
+            member(THERE, 5),
+            Event::Joined { name: "far" },
+        ));
+        node.apply(entry(
+            THERE,
+            2,
+            member(THERE, 5),
+            Event::Chat { text: "once" },
+        ));
         // The same operation again (a resend after a broken connection).
-        let resent = node.apply(entry(THERE, 2, member(THERE, 5), Event::Chat { text: "once" }));
+        let resent = node.apply(entry(
+            THERE,
+            2,
+            member(THERE, 5),
+            Event::Chat { text: "once" },
+        ));
         assert!(!resent.changed);
         // Reaped (written by another node, seq 0), then a late chat: dropped.
-        node.apply(entry(HERE, 0, member(THERE, 5), Event::Left { notify_self: false }));
-        node.apply(entry(THERE, 3, member(THERE, 5), Event::Chat { text: "zombie" }));
+        node.apply(entry(
+            HERE,
+            0,
+            member(THERE, 5),
+            Event::Left { notify_self: false },
+        ));
+        node.apply(entry(
+            THERE,
+            3,
+            member(THERE, 5),
+            Event::Chat { text: "zombie" },
+        ));
         assert_eq!(
             node.got(0),
             [
@@ -497,20 +563,62 @@ mod tests {
     #[test]
     fn a_local_member_taken_out_by_another_node_is_evicted() {
         let mut node = Node::new(1);
-        node.apply(entry(HERE, 1, member(HERE, 0), Event::Created { name: "a", title: "t" }));
-        let own = node.apply(entry(HERE, 2, member(HERE, 0), Event::Left { notify_self: false }));
+        node.apply(entry(
+            HERE,
+            1,
+            member(HERE, 0),
+            Event::Created {
+                name: "a",
+                title: "t",
+            },
+        ));
+        let own = node.apply(entry(
+            HERE,
+            2,
+            member(HERE, 0),
+            Event::Left { notify_self: false },
+        ));
         assert!(own.local_left && own.evicted.is_none(), "its own leave");
-        node.apply(entry(HERE, 3, member(HERE, 0), Event::Created { name: "a", title: "t" }));
-        let reaped = node.apply(entry(THERE, 0, member(HERE, 0), Event::Left { notify_self: false }));
-        assert!(reaped.local_left && reaped.evicted.is_some(), "reaped by another node");
+        node.apply(entry(
+            HERE,
+            3,
+            member(HERE, 0),
+            Event::Created {
+                name: "a",
+                title: "t",
+            },
+        ));
+        let reaped = node.apply(entry(
+            THERE,
+            0,
+            member(HERE, 0),
+            Event::Left { notify_self: false },
+        ));
+        assert!(
+            reaped.local_left && reaped.evicted.is_some(),
+            "reaped by another node"
+        );
         assert_eq!(node.replica.room_count(), 0, "an empty room is gone");
     }
 
     #[test]
     fn a_join_of_a_local_client_nobody_waits_for_is_an_orphan() {
         let mut node = Node::new(0);
-        node.apply(entry(THERE, 1, member(THERE, 1), Event::Created { name: "far", title: "t" }));
-        let applied = node.apply(entry(HERE, 1, member(HERE, 9), Event::Joined { name: "gone" }));
+        node.apply(entry(
+            THERE,
+            1,
+            member(THERE, 1),
+            Event::Created {
+                name: "far",
+                title: "t",
+            },
+        ));
+        let applied = node.apply(entry(
+            HERE,
+            1,
+            member(HERE, 9),
+            Event::Joined { name: "gone" },
+        ));
         assert!(applied.orphan);
         assert_eq!(node.replica.highest_room(), 1);
     }

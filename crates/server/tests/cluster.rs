@@ -743,3 +743,64 @@ fn a_reader_that_fell_behind_the_log_resynchronises() {
     // Clients in no room are not affected.
     outside.expect_silence();
 }
+
+/// The metrics endpoint shows the cluster's view.
+#[test]
+fn metrics_show_the_cluster_s_view() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let node = redis.node_with(&[
+        "--metrics=127.0.0.1:0",
+        "--cluster-heartbeat-ms=100",
+        "--cluster-node-ttl-ms=500",
+    ]);
+    let mut alice = node.client(WireFormat::Json);
+    alice.create("metered");
+    alice.chat("one");
+    alice.expect_silence();
+    let addr = {
+        let log = node.stderr.lock().unwrap();
+        let at = log
+            .find("metrics on http://")
+            .expect("the metrics address is logged")
+            + "metrics on http://".len();
+        log[at..].split('/').next().unwrap().to_owned()
+    };
+    let deadline = Instant::now() + TIMEOUT;
+    loop {
+        let page = http_get(&addr, "/metrics");
+        let value = |name: &str| -> Option<u64> {
+            page.lines()
+                .find(|l| l.starts_with(name) && l[name.len()..].starts_with(' '))
+                .and_then(|l| l.rsplit(' ').next())
+                .and_then(|v| v.parse().ok())
+        };
+        if value("chat_cluster_available") == Some(1)
+            && value("chat_cluster_log_entries_applied_total").is_some_and(|n| n >= 2)
+            && value("chat_cluster_redis_round_trips_total").is_some_and(|n| n >= 1)
+            && page.contains("chat_cluster_log_lag_ms")
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "metrics never showed the cluster:\n{page}"
+        );
+        thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn http_get(addr: &str, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).expect("connect to /metrics");
+    stream.set_read_timeout(Some(TIMEOUT)).unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut page = String::new();
+    stream.read_to_string(&mut page).unwrap();
+    page
+}
