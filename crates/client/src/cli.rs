@@ -17,9 +17,9 @@ pub struct Args {
     #[arg(long, default_value = "127.0.0.1")]
     pub ip: String,
 
-    /// Server port.
-    #[arg(long)]
-    pub port: u16,
+    /// Server port (required unless --completions or --man is given).
+    #[arg(long, required_unless_present_any = ["completions", "man"])]
+    pub port: Option<u16>,
 
     /// Message format.
     #[arg(long, value_enum, default_value_t = Format::Json)]
@@ -28,6 +28,14 @@ pub struct Args {
     /// Debug output: 0 none, 1 every frame sent and received, 2 also socket byte counts.
     #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u8).range(0..=2))]
     pub verbosity: u8,
+
+    /// Print shell completions for SHELL (bash, zsh, fish, elvish, powershell) and exit.
+    #[arg(long, value_name = "SHELL")]
+    pub completions: Option<clap_complete::Shell>,
+
+    /// Print the man page (roff; `chat-client --man | man -l -`) and exit.
+    #[arg(long)]
+    pub man: bool,
 }
 
 /// The `--format` values.
@@ -60,7 +68,7 @@ mod tests {
     fn defaults_match_the_reference() {
         let args = parse(&["--port=9000"]).unwrap();
         assert_eq!(args.ip, "127.0.0.1");
-        assert_eq!(args.port, 9000);
+        assert_eq!(args.port, Some(9000));
         assert_eq!(args.format, Format::Json);
         assert_eq!(args.verbosity, 0);
     }
@@ -68,7 +76,7 @@ mod tests {
     #[test]
     fn both_flag_spellings_work() {
         let args = parse(&["--port", "9001", "--format", "protobuf", "--verbosity=2"]).unwrap();
-        assert_eq!(args.port, 9001);
+        assert_eq!(args.port, Some(9001));
         assert_eq!(args.format, Format::Protobuf);
         assert_eq!(args.verbosity, 2);
         assert_eq!(WireFormat::from(args.format), WireFormat::Protobuf);

@@ -110,7 +110,12 @@ fn output_error(error: io::Error) -> Fatal {
 /// Connects as `args` say and runs until the session ends.
 pub fn run(args: &Args) -> Result<Outcome, Fatal> {
     let format = WireFormat::from(args.format);
-    let connection = Connection::connect(&args.ip, args.port, format, args.verbosity)
+    // clap requires --port unless the run only prints completions or the man page.
+    let port = args.port.ok_or_else(|| Fatal {
+        context: "--port 가 필요함",
+        error: io::Error::new(io::ErrorKind::InvalidInput, "no --port given"),
+    })?;
+    let connection = Connection::connect(&args.ip, port, format, args.verbosity)
         .map_err(fatal("서버에 연결할 수 없음"))?;
     let stdin = Stdin::open().map_err(fatal("표준 입력을 열 수 없음"))?;
     let signals = Signals::install().map_err(fatal("시그널 처리를 설치할 수 없음"))?;
@@ -126,7 +131,7 @@ pub fn run(args: &Args) -> Result<Outcome, Fatal> {
     let result = console
         .print_line(
             Style::Plain,
-            format!("Connected to {}:{}", escape(&args.ip), args.port),
+            format!("Connected to {}:{}", escape(&args.ip), port),
         )
         .map_err(output_error)
         .and_then(|()| session.run(&mut console));

@@ -57,3 +57,26 @@ fn unreachable_server_is_one_line_and_exit_1() {
         "{stderr}"
     );
 }
+
+#[test]
+fn completions_and_the_man_page_are_generated_from_the_flags() {
+    for shell in ["bash", "zsh", "fish"] {
+        let out = run(&[&format!("--completions={shell}")]);
+        assert!(out.status.success(), "{shell}");
+        let script = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            script.contains("port") && script.contains("verbosity"),
+            "{shell}: {script}"
+        );
+    }
+    let out = run(&["--man"]);
+    assert!(out.status.success());
+    let man = String::from_utf8_lossy(&out.stdout);
+    assert!(man.contains(".TH chat-client 1"), "{man}");
+    for flag in ["ip", "port", "format", "verbosity"] {
+        assert!(
+            man.contains(&format!("\\-\\-{flag}")),
+            "the man page lacks --{flag}"
+        );
+    }
+}

@@ -59,11 +59,16 @@ pub(crate) fn run<M: Mailbox>(shared: Arc<Shared<M>>, mut connection: Option<Con
                     connected_since = Instant::now();
                     next = Instant::now();
                 }
-                Err(_) => bump(&shared.stats.redis_errors),
+                Err(_) => {
+                    shared.beating.store(false, Ordering::Release);
+                    bump(&shared.stats.redis_errors);
+                }
             }
             continue;
         };
-        match beat(&shared, link) {
+        let outcome = beat(&shared, link);
+        shared.beating.store(outcome.is_ok(), Ordering::Release);
+        match outcome {
             Ok(Beat::Alive) => last_beat = Instant::now(),
             Ok(Beat::Reset(why)) => {
                 tracing::warn!(

@@ -67,6 +67,9 @@ pub(crate) struct Shared<M> {
     pub(crate) transport: OnceLock<Arc<dyn Transport<M>>>,
     /// The command connection works.
     pub(crate) link_up: AtomicBool,
+    /// The last heartbeat reached Redis (an outage is noticed within a heartbeat even
+    /// when no command was sent meanwhile, so the next one fails at once).
+    pub(crate) beating: AtomicBool,
     /// The replica is a faithful copy (false during a reset, until the reader has a
     /// new snapshot).
     pub(crate) in_sync: AtomicBool,
@@ -104,6 +107,7 @@ impl<M: Mailbox> Shared<M> {
             pending: Mutex::new(HashMap::new()),
             transport: OnceLock::new(),
             link_up: AtomicBool::new(true),
+            beating: AtomicBool::new(true),
             in_sync: AtomicBool::new(false),
             needs_snapshot: AtomicBool::new(false),
             start_from: Mutex::new(StreamId::default()),
@@ -127,7 +131,10 @@ impl<M: Mailbox> Shared<M> {
 
     /// Whether commands can use the cluster right now.
     pub(crate) fn ready(&self) -> Result<(), BrokerError> {
-        if self.link_up.load(Ordering::Acquire) && self.in_sync.load(Ordering::Acquire) {
+        if self.link_up.load(Ordering::Acquire)
+            && self.beating.load(Ordering::Acquire)
+            && self.in_sync.load(Ordering::Acquire)
+        {
             Ok(())
         } else {
             Err(BrokerError::Unavailable)

@@ -5,6 +5,11 @@
 //! line per [`WINDOW`], which says how many were left out since the last one. So
 //! 100,000 refused requests from one client cost a handful of lines, and an operator
 //! still sees that they happened and how many.
+//!
+//! Lines that come with connections themselves (opened, closed) have one limit for the
+//! whole server instead ([`SharedLimit`]): a flood of connections costs at most
+//! [`SHARED_LINES`] lines per [`WINDOW`], and the next line logged says how many were
+//! left out.
 
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -15,6 +20,39 @@ use crate::pool::lock;
 pub(crate) const FREE_LINES: u32 = 5;
 /// After that, at most one line per this long.
 pub(crate) const WINDOW: Duration = Duration::from_secs(10);
+
+/// Lines per [`WINDOW`] that the whole server logs about connections opening and
+/// closing (a busy server opening 100 a second still logs every one).
+pub(crate) const SHARED_LINES: u32 = 1000;
+
+/// The server-wide budget for connection lines (kept by the reactor, one thread).
+#[derive(Debug, Default)]
+pub(crate) struct SharedLimit {
+    window_start: Option<Instant>,
+    logged: u32,
+    suppressed: u64,
+}
+
+impl SharedLimit {
+    /// Decides about one line at `now`.
+    pub(crate) fn check(&mut self, now: Instant) -> Verdict {
+        if self
+            .window_start
+            .is_none_or(|start| now.saturating_duration_since(start) >= WINDOW)
+        {
+            self.window_start = Some(now);
+            self.logged = 0;
+        }
+        if self.logged >= SHARED_LINES {
+            self.suppressed += 1;
+            return Verdict::Skip;
+        }
+        self.logged += 1;
+        Verdict::Log {
+            suppressed: std::mem::take(&mut self.suppressed),
+        }
+    }
+}
 
 /// One connection's log budget.
 #[derive(Debug, Default)]
@@ -75,5 +113,19 @@ mod tests {
         assert_eq!(limit.check(t0 + WINDOW), Verdict::Log { suppressed: 1000 });
         assert_eq!(limit.check(t0 + WINDOW), Verdict::Skip);
         assert_eq!(limit.check(t0 + WINDOW * 2), Verdict::Log { suppressed: 1 });
+    }
+
+    #[test]
+    fn the_shared_limit_allows_a_window_s_worth_then_counts() {
+        let mut limit = SharedLimit::default();
+        let t0 = Instant::now();
+        for _ in 0..SHARED_LINES {
+            assert_eq!(limit.check(t0), Verdict::Log { suppressed: 0 });
+        }
+        for _ in 0..5000 {
+            assert_eq!(limit.check(t0 + WINDOW / 2), Verdict::Skip);
+        }
+        assert_eq!(limit.check(t0 + WINDOW), Verdict::Log { suppressed: 5000 });
+        assert_eq!(limit.check(t0 + WINDOW), Verdict::Log { suppressed: 0 });
     }
 }

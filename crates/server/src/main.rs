@@ -14,7 +14,7 @@ use chat_cluster::{ClusterBroker, ClusterConfig};
 use chat_core::{FloodLimits, Rate};
 use chat_proto::WireFormat;
 use chat_server::{FormatPolicy, Server, ServerConfig, ShutdownPolicy};
-use clap::{Parser, ValueEnum};
+use clap::{CommandFactory, Parser, ValueEnum};
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 
@@ -153,6 +153,14 @@ struct Args {
     /// waits twice this between reads); trades latency for Redis CPU.
     #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(0..=100_000), hide_short_help = true)]
     cluster_batch_us: u64,
+
+    /// Print shell completions for SHELL (bash, zsh, fish, elvish, powershell) and exit.
+    #[arg(long, value_name = "SHELL")]
+    completions: Option<clap_complete::Shell>,
+
+    /// Print the man page (roff; `chat-server --man | man -l -`) and exit.
+    #[arg(long)]
+    man: bool,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -256,6 +264,24 @@ fn check_settings(args: &Args) -> Result<(), String> {
 
 fn main() -> ExitCode {
     let args = Args::parse_from(reference_style_args());
+    if let Some(shell) = args.completions {
+        clap_complete::generate(
+            shell,
+            &mut Args::command(),
+            "chat-server",
+            &mut std::io::stdout(),
+        );
+        return ExitCode::SUCCESS;
+    }
+    if args.man {
+        return match clap_mangen::Man::new(Args::command()).render(&mut std::io::stdout()) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("chat-server: cannot write the man page: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     if let Err(why) = check_settings(&args) {
         eprintln!("chat-server: {why}");
         return ExitCode::from(2);

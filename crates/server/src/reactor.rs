@@ -60,6 +60,7 @@ use socket2::SockRef;
 use crate::budget::MemoryBudget;
 use crate::config::{ServerConfig, is_loopback};
 use crate::event_handler::{Deadlines, EventHandler, Expired, Handoff, Next};
+use crate::log_limit::{SharedLimit, Verdict};
 use crate::metrics::{Metrics, Refusal, bump};
 use crate::pool::{WorkQueue, lock};
 use crate::session::Session;
@@ -202,6 +203,9 @@ pub(crate) struct Reactor {
     /// Refusals since the last log line, and when that was.
     refusals_unlogged: u64,
     last_refusal_log: Option<Instant>,
+    /// The budget for "connection opened/closed" lines (a connection flood must not
+    /// flood the log).
+    connection_lines: SharedLimit,
 }
 
 impl Reactor {
@@ -245,6 +249,7 @@ impl Reactor {
             accept_stalled: false,
             refusals_unlogged: 0,
             last_refusal_log: None,
+            connection_lines: SharedLimit::default(),
         }
     }
 
@@ -500,7 +505,9 @@ impl Reactor {
             tracing::debug!(session = id, %peer, "connected, to be refused");
             return;
         }
-        tracing::info!(session = id, %peer, "connection opened");
+        if let Verdict::Log { suppressed } = self.connection_lines.check(Instant::now()) {
+            tracing::info!(session = id, %peer, suppressed, "connection opened");
+        }
         self.open_connections += 1;
         if self.per_ip_counted(peer.ip()) {
             *self.per_ip.entry(peer.ip()).or_insert(0) += 1;
@@ -709,7 +716,9 @@ impl Reactor {
             bump(&self.handles.metrics.closed);
             let name = session.try_name().unwrap_or_default();
             let reason = session.end_reason();
-            tracing::info!(session = session.id, peer = %session.peer, name, reason, "connection closed");
+            if let Verdict::Log { suppressed } = self.connection_lines.check(Instant::now()) {
+                tracing::info!(session = session.id, peer = %session.peer, name, reason, suppressed, "connection closed");
+            }
         }
         if self.accept_stalled {
             self.accept();

@@ -126,3 +126,40 @@ fn the_default_log_has_a_line_per_connection_room_and_rename() {
     assert_eq!(created[0]["fields"]["room"], 1);
     assert_eq!(with("room deleted").len(), 1, "{log}");
 }
+
+/// A connection flood costs a bounded number of log lines: the whole server logs at
+/// most 1,000 "connection opened/closed" lines per 10 s (each connection's own lines
+/// are limited separately).
+#[test]
+fn a_connection_flood_makes_a_bounded_log() {
+    let server = BinaryServer::start_with(&["--log-format=json"], |command| {
+        command.env("RUST_LOG", "info");
+    });
+    const FLOOD: usize = 1500;
+    for _ in 0..FLOOD {
+        let client = std::net::TcpStream::connect(server.addr).expect("connect");
+        drop(client);
+    }
+    // Every connection was served and closed: the metric would say so; here, a probe
+    // that gets its reply was accepted after all of them.
+    let mut probe = server.client(chat_proto::WireFormat::Json);
+    probe.expect_silence();
+    let count = |message: &str| {
+        server
+            .stderr
+            .lock()
+            .unwrap()
+            .lines()
+            .filter(|l| l.contains(&format!("\"message\":\"{message}\"")))
+            .count()
+    };
+    let lines = count("connection opened") + count("connection closed");
+    assert!(
+        lines <= 1000,
+        "{lines} connection lines for {FLOOD} connections"
+    );
+    assert!(
+        count("connection opened") >= 400,
+        "the first ones are logged"
+    );
+}
