@@ -32,6 +32,8 @@ pub(crate) fn run<M: Mailbox>(shared: Arc<Shared<M>>) {
     let mut connection: Option<Connection> = None;
     let mut last = *lock(&shared.start_from);
     let mut last_read = Instant::now();
+    // Since when every read returned a full batch (the reader is behind the log).
+    let mut behind_since: Option<Instant> = None;
     let mut out = Fanout::new();
     let log_key = format!("{}:log", shared.prefix);
     while !shared.stopping.load(Ordering::Acquire) {
@@ -51,16 +53,17 @@ pub(crate) fn run<M: Mailbox>(shared: Arc<Shared<M>>) {
             }
             continue;
         };
-        // Away (or behind) for half the retention: entries it has not read may be
-        // trimmed soon, or already. Resynchronise rather than skip them silently.
-        let behind = Duration::from_millis(shared.stats.log_lag_ms.load(Ordering::Relaxed));
-        if (last_read.elapsed() > shared.config.retention / 2
-            || behind > shared.config.retention / 2)
+        // Away, or reading full batches without catching up, for half the retention:
+        // entries it has not read may be trimmed soon, or already. Resynchronise
+        // rather than skip them silently. (Measured on this node's monotonic clock, so
+        // no clock skew between nodes and Redis matters.)
+        let half = shared.config.retention / 2;
+        if (last_read.elapsed() > half || behind_since.is_some_and(|t| t.elapsed() > half))
             && !shared.needs_snapshot.load(Ordering::Acquire)
         {
-            shared.stats.log_lag_ms.store(0, Ordering::Relaxed);
+            behind_since = None;
             tracing::warn!(
-                "cluster: the log reader was away longer than Redis keeps the log; resynchronising"
+                "cluster: the log reader was away or behind for half the log's retention; resynchronising"
             );
             bump(&shared.stats.resyncs);
             shared.reset_members();
@@ -98,6 +101,11 @@ pub(crate) fn run<M: Mailbox>(shared: Arc<Shared<M>>) {
                 let (at, count) = apply_reply(&shared, &reply, &mut out);
                 if let Some(at) = at {
                     last = at;
+                }
+                if count < READ_COUNT {
+                    behind_since = None;
+                } else {
+                    behind_since.get_or_insert(read_at);
                 }
                 shared.flush(&mut out);
                 // Two reads that found entries are at least two batch windows apart:
@@ -140,7 +148,19 @@ pub(crate) fn load_snapshot<M: Mailbox>(
     if epoch_changed {
         tracing::warn!("cluster: Redis's epoch changed under the reader");
     }
-    lock(&shared.replica).load(rooms, room_seq, |member| shared.local_box(member));
+    let orphans = {
+        let mut replica = lock(&shared.replica);
+        replica.load(rooms, room_seq, |member| shared.local_box(member));
+        replica.orphans(shared.node())
+    };
+    // What the skipped part of the log would have shown as orphans (`apply_reply`).
+    for (room, member) in orphans {
+        shared.submit_kept(OpKind::Leave {
+            client: member.client,
+            room,
+            notify_self: false,
+        });
+    }
     Ok(at)
 }
 

@@ -181,6 +181,20 @@ impl<M: Mailbox> Replica<M> {
             .collect()
     }
 
+    /// Members of node `node` with no mailbox here: clients that stopped waiting for
+    /// their create or join (they were told it failed) but whose entry was applied.
+    pub(crate) fn orphans(&self, node: u64) -> Vec<(RoomId, MemberId)> {
+        self.rooms
+            .iter()
+            .flat_map(|(&id, room)| {
+                room.members
+                    .iter()
+                    .filter(|m| m.id.node == node && m.local.is_none())
+                    .map(move |m| (id, m.id))
+            })
+            .collect()
+    }
+
     /// Every local member that is in a room, with its mailbox (for a reset).
     pub(crate) fn local_members(&self) -> Vec<LocalBox<M>> {
         self.rooms
