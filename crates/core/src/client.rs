@@ -138,6 +138,19 @@ impl Client {
         }
     }
 
+    /// Refuses input the transport could not pass on as a frame (a binary WebSocket
+    /// message): told to the client like any bad message, and counted in its streak.
+    pub fn refuse_input<M: Mailbox>(
+        &mut self,
+        error: DecodeError,
+        turn: &mut Turn<'_, M>,
+    ) -> Outcome {
+        if self.ended {
+            return Outcome::Continue;
+        }
+        self.refuse(error, turn)
+    }
+
     /// Applies one request (already decoded) through its command — or, over the flood
     /// limit, keeps it for [`Client::resume`] and answers [`Outcome::Throttled`].
     pub fn handle_request<M: Mailbox>(

@@ -133,6 +133,10 @@ pub struct ServerConfig {
     pub send_buffer: usize,
     /// Serve Prometheus metrics at `http://ADDR/metrics`.
     pub metrics: Option<SocketAddr>,
+    /// Serve the web client (HTTP `GET /`, WebSocket `/ws`) on this address.
+    pub web: Option<SocketAddr>,
+    /// Who may open the web client's WebSocket besides the page itself.
+    pub web_policy: crate::web::WebPolicy,
 }
 
 /// The default [`ServerConfig::outbound_cap`]: 4 MiB.
@@ -178,6 +182,8 @@ impl Default for ServerConfig {
             memory_budget: DEFAULT_MEMORY_BUDGET,
             send_buffer: DEFAULT_SEND_BUFFER,
             metrics: None,
+            web: None,
+            web_policy: crate::web::WebPolicy::default(),
         }
     }
 }

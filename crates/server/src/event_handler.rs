@@ -37,6 +37,7 @@ use crate::metrics::Metrics;
 use crate::outbound::Flush;
 use crate::pool::WorkQueue;
 use crate::session::Session;
+use crate::web::WebSide;
 
 /// A partial-frame buffer larger than this is freed once empty.
 const KEEP_PARTIAL_CAPACITY: usize = 4 * 1024;
@@ -106,6 +107,9 @@ pub(crate) struct EventHandler {
     /// Bytes written as of the last deadline check with output waiting, and since
     /// when that number has not moved.
     stalled: Option<(u64, Instant)>,
+    /// For a connection on the web port: its HTTP/WebSocket state (`web.rs`), which
+    /// turns what is read into chat frames.
+    web: Option<WebSide>,
 }
 
 /// What the reactor should do with a connection after an event.
@@ -124,8 +128,10 @@ impl EventHandler {
         session: Arc<Session>,
         budget: Arc<MemoryBudget>,
         refused_at: Option<Instant>,
+        web: Option<WebSide>,
     ) -> Self {
         Self {
+            web,
             session,
             refused: refused_at.is_some(),
             refused_at,
@@ -277,6 +283,9 @@ impl EventHandler {
     }
 
     fn take_bytes(&mut self, data: &[u8], to: Handoff<'_>) {
+        if self.web.is_some() {
+            return self.take_web_bytes(data, to);
+        }
         let before = self.partial.len();
         let completed = if self.partial.is_empty() {
             let (consumed, count) = count_frames(data);
@@ -303,6 +312,39 @@ impl EventHandler {
         } else if before == 0 || completed > 0 {
             // A new frame started (alone, or after completing the previous one).
             self.partial_since = Some(Instant::now());
+        }
+    }
+
+    /// `take_bytes` for a web connection: HTTP, then WebSocket messages as frames.
+    fn take_web_bytes(&mut self, data: &[u8], to: Handoff<'_>) {
+        let Some(web) = self.web.as_mut() else {
+            return;
+        };
+        let before = web.buffered();
+        let input = web.take(data);
+        let after = web.buffered();
+        let partial = web.is_partial();
+        self.budget.charge(after.saturating_sub(before));
+        self.budget.release(before.saturating_sub(after));
+        // The frame deadline covers a half-sent request or message here too.
+        if !partial {
+            self.partial_since = None;
+        } else if self.partial_since.is_none() || input.count > 0 {
+            self.partial_since = Some(Instant::now());
+        }
+        if input.upgraded {
+            self.last_message = Instant::now();
+        }
+        if !input.reply.is_empty() && self.session.send_raw(input.reply.into()) {
+            // The reactor writes this one itself (a worker may never run for an HTTP
+            // request); a blocked socket is finished on writable.
+            if self.session.flush() == Flush::Closed {
+                self.session.abort();
+            }
+        }
+        self.deliver(&input.frames, input.count, to);
+        if input.close {
+            self.end_input(to);
         }
     }
 
@@ -374,7 +416,8 @@ impl EventHandler {
 
 impl Drop for EventHandler {
     fn drop(&mut self) {
-        self.budget.release(self.partial.len());
+        let web = self.web.as_ref().map_or(0, WebSide::buffered);
+        self.budget.release(self.partial.len() + web);
     }
 }
 

@@ -24,6 +24,9 @@
 //!   outbound queue; a `chat_core::Mailbox`.
 //! * `delivery.rs` — writing out a turn's deliveries (workers), and the same for a
 //!   broker that delivers from threads of its own (`chat_core::Transport`).
+//! * `web.rs` — a connection on the `--web` port: HTTP for the page (served from the
+//!   binary), then the WebSocket (tungstenite's framing over an in-memory pipe) whose
+//!   text messages become the session's JSON frames. No I/O of its own.
 //! * `outbound.rs` — a queue of shared frames written with non-blocking `writev`,
 //!   capped per client.
 //! * `budget.rs` — one memory budget for all queued output and buffered input.
@@ -65,9 +68,11 @@ mod reactor;
 mod server;
 mod session;
 mod shutdown;
+mod web;
 mod worker;
 
 pub use config::{FormatPolicy, ServerConfig, ShutdownPolicy};
 pub use server::Server;
 pub use session::Session;
 pub use shutdown::ShutdownHandle;
+pub use web::WebPolicy;

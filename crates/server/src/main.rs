@@ -126,6 +126,16 @@ struct Args {
     #[arg(long, value_name = "ADDR")]
     metrics: Option<SocketAddr>,
 
+    /// Serve the web client on ADDR (e.g. 0.0.0.0:8080): the page at http://ADDR/ and
+    /// its WebSocket at /ws; web clients share rooms with TCP clients.
+    #[arg(long, value_name = "ADDR")]
+    web: Option<SocketAddr>,
+
+    /// Web: also let pages from ORIGIN (e.g. https://chat.example.org) open the
+    /// WebSocket; the page's own origin always may. Repeat for several.
+    #[arg(long, value_name = "ORIGIN")]
+    web_allow_origin: Vec<String>,
+
     /// Run as one node of a cluster whose shared rooms live in this Redis
     /// (redis://HOST:PORT[/DB]); without it, rooms are this process's own.
     #[arg(long, value_name = "URL")]
@@ -334,6 +344,10 @@ fn main() -> ExitCode {
         memory_budget: args.memory_budget,
         send_buffer: args.send_buffer,
         metrics: args.metrics,
+        web: args.web,
+        web_policy: chat_server::WebPolicy {
+            allowed_origins: args.web_allow_origin.clone(),
+        },
     };
     match chat_server::limits::raise_open_file_limit() {
         Ok((before, after)) => {

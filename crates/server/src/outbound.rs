@@ -145,7 +145,17 @@ impl Outbound {
 
     /// Queues `message` (whole frames) for sending: a new handle, not a copy.
     pub(crate) fn append(&self, message: &Bytes) -> Append {
-        let cost = message.len() + ENTRY_OVERHEAD;
+        self.append_parts(std::slice::from_ref(message))
+    }
+
+    /// Like [`Outbound::append`] for one message in several parts (a WebSocket frame
+    /// header and a payload shared with other recipients), queued together: no other
+    /// message can come between them.
+    pub(crate) fn append_parts(&self, parts: &[Bytes]) -> Append {
+        let cost = parts
+            .iter()
+            .map(|p| p.len() + ENTRY_OVERHEAD)
+            .sum::<usize>();
         let mut state = lock(&self.state);
         if state.closed {
             return Append::Closed;
@@ -164,7 +174,7 @@ impl Outbound {
         state.queued += cost;
         state.charged += cost;
         self.budget.charge(cost);
-        state.queue.push_back(message.clone());
+        state.queue.extend(parts.iter().cloned());
         if mem::replace(&mut state.dirty, true) {
             Append::Queued
         } else {

@@ -65,13 +65,16 @@ use crate::metrics::{Metrics, Refusal, bump};
 use crate::pool::{WorkQueue, lock};
 use crate::session::Session;
 use crate::shutdown::Shutdown;
+use crate::web::{WebPolicy, WebSide};
 
 /// The listening socket's token.
 pub(crate) const LISTENER: Token = Token(0);
 /// The waker's token.
 pub(crate) const WAKER: Token = Token(1);
+/// The web listener's token (`--web`).
+pub(crate) const WEB_LISTENER: Token = Token(2);
 /// Connection slot `i` has token `FIRST_CONNECTION + i`.
-const FIRST_CONNECTION: usize = 2;
+const FIRST_CONNECTION: usize = 3;
 
 /// Bytes read from a socket at a time.
 const READ_CHUNK: usize = 64 * 1024;
@@ -177,6 +180,10 @@ impl ReactorHandles {
 pub(crate) struct Reactor {
     poll: Poll,
     listener: Option<TcpListener>,
+    /// The web port's listener (registered as [`WEB_LISTENER`]) and who may open its
+    /// WebSocket.
+    web_listener: Option<TcpListener>,
+    web_policy: Arc<WebPolicy>,
     handles: ReactorHandles,
     connections: Vec<Option<EventHandler>>,
     free_slots: Vec<usize>,
@@ -213,12 +220,15 @@ impl Reactor {
     pub(crate) fn new(
         poll: Poll,
         listener: TcpListener,
+        web_listener: Option<TcpListener>,
         handles: ReactorHandles,
         config: &ServerConfig,
     ) -> Self {
         Self {
             poll,
             listener: Some(listener),
+            web_listener,
+            web_policy: Arc::new(config.web_policy.clone()),
             handles,
             connections: Vec::new(),
             free_slots: Vec::new(),
@@ -273,7 +283,8 @@ impl Reactor {
             }
             for event in events.iter() {
                 match event.token() {
-                    LISTENER => self.accept(),
+                    LISTENER => self.accept(false),
+                    WEB_LISTENER => self.accept(true),
                     WAKER => {}
                     token => self.connection_event(token, event),
                 }
@@ -321,7 +332,10 @@ impl Reactor {
 
     /// Stops accepting: the listening socket is closed.
     pub(crate) fn stop_accepting(&mut self) {
-        if let Some(mut listener) = self.listener.take() {
+        for mut listener in [self.listener.take(), self.web_listener.take()]
+            .into_iter()
+            .flatten()
+        {
             let _ = self.poll.registry().deregister(&mut listener);
         }
     }
@@ -364,20 +378,28 @@ impl Reactor {
         self.connections.iter().flatten().count()
     }
 
-    fn accept(&mut self) {
+    /// Accepts what waits on the chat listener, or with `web` on the web listener.
+    fn accept(&mut self, web: bool) {
         self.accept_stalled = false;
         loop {
-            let Some(listener) = &self.listener else {
+            let listener = if web {
+                &self.web_listener
+            } else {
+                &self.listener
+            };
+            let Some(listener) = listener else {
                 return;
             };
             match listener.accept() {
                 Ok((socket, peer)) => match self.admission(peer.ip()) {
-                    None => self.add_connection(socket, peer, None),
+                    None => self.add_connection(socket, peer, None, web),
                     Some(why) => {
                         self.refuse(why, peer);
-                        if self.refusing < MAX_REFUSING {
+                        // A browser is not told in the chat's words; it sees the
+                        // connection closed at once.
+                        if self.refusing < MAX_REFUSING && !web {
                             // Told why once its first frame shows its format.
-                            self.add_connection(socket, peer, Some(why));
+                            self.add_connection(socket, peer, Some(why), false);
                         }
                         // Else closed at once, unheard: too many are waiting already.
                     }
@@ -396,7 +418,12 @@ impl Reactor {
                         self.accept_stalled = true;
                         return;
                     }
-                    let taken = match self.listener.as_ref().map(TcpListener::accept) {
+                    let listener = if web {
+                        &self.web_listener
+                    } else {
+                        &self.listener
+                    };
+                    let taken = match listener.as_ref().map(TcpListener::accept) {
                         // Closed before the reserve is taken back: it needs the slot.
                         Some(Ok((socket, peer))) => {
                             drop(socket);
@@ -449,6 +476,7 @@ impl Reactor {
         mut socket: mio::net::TcpStream,
         peer: SocketAddr,
         refused: Option<Refusal>,
+        web: bool,
     ) {
         // We coalesce writes ourselves; Nagle would only add latency.
         if let Err(e) = socket.set_nodelay(true) {
@@ -476,9 +504,15 @@ impl Reactor {
         let id = self.next_session_id;
         self.next_session_id += 1;
         let name = texts::default_name(peer.ip(), peer.port());
+        // A web client speaks JSON, whatever the chat port's `--format`.
+        let format = if web {
+            Some(WireFormat::Json)
+        } else {
+            self.limits.format
+        };
         let client = match refused {
             None => {
-                let client = Client::new(id, name, self.limits.format);
+                let client = Client::new(id, name, format);
                 match self.limits.flood_control {
                     Some(limits) => client.with_flood_limits(limits, Instant::now()),
                     None => client,
@@ -493,12 +527,14 @@ impl Reactor {
             client,
             self.limits.outbound_cap,
             Arc::clone(&self.handles.budget),
+            web,
         );
         let refused_at = refused.map(|_| Instant::now());
         self.connections[slot] = Some(EventHandler::new(
             Arc::new(session),
             Arc::clone(&self.handles.budget),
             refused_at,
+            web.then(|| WebSide::new(Arc::clone(&self.web_policy))),
         ));
         if refused.is_some() {
             self.refusing += 1;
@@ -721,7 +757,8 @@ impl Reactor {
             }
         }
         if self.accept_stalled {
-            self.accept();
+            self.accept(false);
+            self.accept(true);
         }
     }
 }

@@ -28,7 +28,7 @@ use crate::delivery::SessionTransport;
 use crate::metrics::{GaugeValues, Metrics};
 use crate::metrics_endpoint::MetricsServer;
 use crate::pool::{ThreadPool, WorkQueue};
-use crate::reactor::{LISTENER, Reactor, ReactorHandle, ReactorHandles, WAKER};
+use crate::reactor::{LISTENER, Reactor, ReactorHandle, ReactorHandles, WAKER, WEB_LISTENER};
 use crate::session::Session;
 use crate::shutdown::{Shutdown, ShutdownHandle};
 use crate::worker::{SessionWorker, WorkerHandles};
@@ -48,6 +48,7 @@ pub struct Server {
     poll: Poll,
     listener: TcpListener,
     local_addr: SocketAddr,
+    web_listener: Option<TcpListener>,
     metrics_listener: Option<std::net::TcpListener>,
     broker: Arc<dyn MessageBroker<Session>>,
     queue: Arc<WorkQueue<Arc<Session>>>,
@@ -90,10 +91,22 @@ impl Server {
                 })
             })
             .transpose()?;
+        let web_listener = match config.web {
+            Some(addr) => {
+                let mut web = listen(addr).map_err(|e| {
+                    io::Error::new(e.kind(), format!("cannot listen on {addr} (web): {e}"))
+                })?;
+                poll.registry()
+                    .register(&mut web, WEB_LISTENER, Interest::READABLE)?;
+                Some(web)
+            }
+            None => None,
+        };
         Ok(Server {
             poll,
             listener,
             local_addr,
+            web_listener,
             metrics_listener,
             broker,
             queue: Arc::new(WorkQueue::new()),
@@ -108,6 +121,11 @@ impl Server {
     /// The address actually bound (the real port when the config asked for 0).
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// The address of the web client (`--web`), if one was asked for.
+    pub fn web_addr(&self) -> Option<SocketAddr> {
+        self.web_listener.as_ref().and_then(|l| l.local_addr().ok())
     }
 
     /// The address of the metrics endpoint, if one was asked for.
@@ -129,6 +147,7 @@ impl Server {
             config,
             poll,
             listener,
+            web_listener,
             local_addr,
             metrics_listener,
             broker,
@@ -187,7 +206,10 @@ impl Server {
             shutdown: Arc::clone(&shutdown),
             budget,
         };
-        let mut reactor = Reactor::new(poll, listener, handles, &config);
+        if let Some(addr) = web_listener.as_ref().and_then(|l| l.local_addr().ok()) {
+            tracing::info!("web client on http://{addr}/");
+        }
+        let mut reactor = Reactor::new(poll, listener, web_listener, handles, &config);
         let result = reactor.run();
         if let Err(e) = &result {
             tracing::error!("reactor failed: {e}; shutting down");

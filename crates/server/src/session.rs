@@ -82,6 +82,8 @@ pub struct Session {
     /// This session's output high-water mark: [`OUTPUT_HIGH_WATER`], or a quarter of
     /// its outbound cap if that is smaller (a hold must come well before a cut).
     high_water: usize,
+    /// A web (WebSocket) connection: messages leave as WebSocket text frames.
+    web: bool,
 }
 
 impl fmt::Debug for Session {
@@ -162,8 +164,10 @@ impl Session {
         client: Client,
         outbound_cap: usize,
         budget: Arc<MemoryBudget>,
+        web: bool,
     ) -> Self {
         Session {
+            web,
             id: client.id(),
             token,
             peer,
@@ -178,6 +182,21 @@ impl Session {
             owner: OnceLock::new(),
             end_reason: OnceLock::new(),
         }
+    }
+
+    /// Whether this is a web (WebSocket) connection.
+    pub(crate) fn is_web(&self) -> bool {
+        self.web
+    }
+
+    /// Queues bytes exactly as given (a web connection's HTTP response or WebSocket
+    /// control frame), ahead of anything queued later; answers whether a flush is now
+    /// due.
+    pub(crate) fn send_raw(&self, bytes: Bytes) -> bool {
+        matches!(
+            self.outbound.append(&bytes),
+            Append::NewlyDirty | Append::Queued
+        )
     }
 
     /// The socket, for the reactor's reads and registration.
@@ -444,7 +463,17 @@ impl Drop for Session {
 
 impl Mailbox for Session {
     fn deliver(&self, frames: &Bytes) -> Delivered {
-        match self.outbound.append(frames) {
+        let appended = if self.web {
+            // One JSON message (a web client's format is JSON): its payload, without
+            // the 2-byte length, as a WebSocket text frame. The payload stays shared
+            // with every other recipient; only the header is this connection's.
+            let payload = frames.slice(2.min(frames.len())..);
+            let header = crate::web::text_frame_header(payload.len());
+            self.outbound.append_parts(&[header, payload])
+        } else {
+            self.outbound.append(frames)
+        };
+        match appended {
             Append::Queued => Delivered::Queued,
             Append::NewlyDirty => Delivered::FlushDue,
             Append::Closed => Delivered::Closed,

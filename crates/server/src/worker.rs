@@ -222,7 +222,12 @@ impl SessionWorker {
                 break;
             };
             handled += 1;
-            let outcome = client.handle_frame(frame, &mut turn);
+            // A web session's empty frame stands for a binary message (`web.rs`).
+            let outcome = if session.is_web() && frame.is_empty() {
+                client.refuse_input(chat_proto::DecodeError::BinaryMessage, &mut turn)
+            } else {
+                client.handle_frame(frame, &mut turn)
+            };
             stop = act_on(handles, ended, session, client, &mut turn, outcome);
         }
         if let Some(stop) = stop {
@@ -268,11 +273,16 @@ fn act_on(
             }
         }
         Outcome::ShutdownRequested => {
-            let allowed = session.socket().local_addr().is_ok_and(|local| {
-                handles
-                    .shutdown_from
-                    .allows(peer, local, |_, _| session.owner())
-            });
+            // A web page is any site's script away from the user: only `any` lets it.
+            let allowed = if session.is_web() {
+                handles.shutdown_from == ShutdownPolicy::Any
+            } else {
+                session.socket().local_addr().is_ok_and(|local| {
+                    handles
+                        .shutdown_from
+                        .allows(peer, local, |_, _| session.owner())
+                })
+            };
             if allowed {
                 tracing::info!(session = id, %peer, "shutdown requested by a client");
                 handles.shutdown.request();

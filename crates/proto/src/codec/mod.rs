@@ -79,6 +79,8 @@ pub fn detect_format(first_payload: &[u8]) -> Option<WireFormat> {
 pub enum DecodeError {
     /// The first frame is neither JSON nor a protobuf `Type` frame.
     UnknownFormat,
+    /// A binary WebSocket message: the web side carries JSON text messages only.
+    BinaryMessage,
     /// The payload is not valid JSON (or not UTF-8); carries the parser's words.
     InvalidJson(String),
     /// Valid JSON, but not an object.
@@ -145,6 +147,9 @@ impl fmt::Display for DecodeError {
             DecodeError::UnknownFormat => {
                 f.write_str("잘못된 메시지입니다: JSON 도 protobuf 도 아닌 형식입니다.")
             }
+            DecodeError::BinaryMessage => f.write_str(
+                "잘못된 메시지입니다: 바이너리 메시지는 받지 않습니다. JSON 텍스트 메시지로 보내 주세요.",
+            ),
             DecodeError::InvalidJson(detail) => {
                 let detail = echo(detail, MAX_DETAIL_CHARS);
                 write!(

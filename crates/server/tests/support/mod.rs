@@ -62,6 +62,8 @@ pub(crate) struct TestServer {
     pub(crate) addr: SocketAddr,
     /// The metrics endpoint, when the config asked for one (`metrics: Some(..)`).
     pub(crate) metrics: Option<SocketAddr>,
+    /// The web client's address, when the config asked for one (`web: Some(..)`).
+    pub(crate) web: Option<SocketAddr>,
     handle: ShutdownHandle,
     /// Receives `run()`'s result when the server thread ends.
     done: mpsc::Receiver<io::Result<()>>,
@@ -85,6 +87,7 @@ impl TestServer {
         let server = Server::bind(config).expect("bind the test server");
         let addr = server.local_addr();
         let metrics = server.metrics_addr();
+        let web = server.web_addr();
         let handle = server.shutdown_handle();
         let (tx, done) = mpsc::channel();
         thread::Builder::new()
@@ -96,6 +99,7 @@ impl TestServer {
         TestServer {
             addr,
             metrics,
+            web,
             handle,
             done,
         }
