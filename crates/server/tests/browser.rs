@@ -1,0 +1,65 @@
+//! The web client end to end, in a real headless Chromium: `web-tests/e2e.mjs`
+//! (playwright-core driving Debian's `chromium`) against this build's server. It types
+//! the commands, chats with a TCP client, checks that a chat cannot pass for a system
+//! message, composes Korean through the IME, and restarts the server under the page.
+//!
+//! Needs `node`, `chromium` and `web-tests/node_modules` (`npm ci --prefix web-tests`);
+//! `.ci/run` installs them. Without them this test says loudly that it skipped, and
+//! fails under `CI=true`.
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+#[test]
+fn the_web_client_works_in_a_real_browser() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    let node_ok = Command::new("node")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    let missing: Vec<&str> = [
+        (!node_ok).then_some("node"),
+        (!Path::new(&chromium).exists()).then_some("chromium"),
+        (!root.join("web-tests/node_modules/playwright-core").exists())
+            .then_some("web-tests/node_modules (npm ci --prefix web-tests)"),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    if !missing.is_empty() {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "CI=true but the browser tests lack {missing:?}: .ci/run installs them"
+        );
+        eprintln!("\n*** SKIPPED: the browser tests need {missing:?} ***\n");
+        return;
+    }
+    let mut child = Command::new("node")
+        .arg(root.join("web-tests/e2e.mjs"))
+        .env("SERVER_BIN", env!("CARGO_BIN_EXE_chat-server"))
+        .env("CHROMIUM", &chromium)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run node");
+    // Bounded: the script's own waits are 10 s each; the whole run takes seconds.
+    let deadline = Instant::now() + Duration::from_secs(180);
+    while child.try_wait().expect("try_wait").is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let out = child.wait_with_output().expect("the browser tests' output");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    println!("{stdout}");
+    assert!(
+        out.status.success(),
+        "the browser tests failed:\n{stdout}\n{stderr}"
+    );
+    assert!(stdout.contains("checks passed"), "{stdout}");
+}

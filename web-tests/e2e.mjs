@@ -1,0 +1,227 @@
+// End-to-end tests of the web client in a real headless Chromium (Debian's package),
+// driven by playwright-core. Run by crates/server/tests/browser.rs, which passes the
+// server binary in SERVER_BIN (and CHROMIUM, the browser). Exits 0 when every check
+// passed; prints what failed otherwise. Every wait has a deadline.
+//
+//   SERVER_BIN=target/debug/chat-server node web-tests/e2e.mjs
+import { spawn } from "node:child_process";
+import net from "node:net";
+import { chromium } from "playwright-core";
+
+const SERVER = process.env.SERVER_BIN;
+const BROWSER = process.env.CHROMIUM || "/usr/bin/chromium";
+const SHOT = process.env.SCREENSHOT; // where to save a screenshot of the page, if set
+const TIMEOUT = 10_000;
+
+function fail(why) {
+  console.error("FAILED: " + why);
+  process.exit(1);
+}
+
+// Starts the server; resolves with { child, chat, web } once both are listening.
+function startServer(webPort = 0) {
+  return new Promise((resolve, reject) => {
+    const child = spawn(SERVER, ["--port=0", `--web=127.0.0.1:${webPort}`, "--flood-control=off", "--workers=2"], {
+      env: { ...process.env, NO_COLOR: "1", RUST_LOG: "info" },
+      stdio: ["ignore", "ignore", "pipe"],
+    });
+    let log = "";
+    let chat = null, web = null;
+    const timer = setTimeout(() => reject(new Error("the server did not start:\n" + log)), TIMEOUT);
+    child.stderr.on("data", (d) => {
+      log += d;
+      chat ??= /listening on [0-9.]+:(\d+)/.exec(log)?.[1];
+      web ??= /web client on http:\/\/([0-9.:]+)\//.exec(log)?.[1];
+      if (chat && web) {
+        clearTimeout(timer);
+        resolve({ child, chat: Number(chat), web });
+      }
+    });
+    child.on("exit", (code) => reject(new Error(`the server exited (${code}):\n${log}`)));
+  });
+}
+
+function stopServer(server) {
+  return new Promise((resolve) => {
+    server.child.removeAllListeners("exit");
+    server.child.on("exit", resolve);
+    server.child.kill("SIGTERM");
+  });
+}
+
+// A TCP client of the JSON format: 2-byte big-endian length + JSON.
+class TcpClient {
+  constructor(port) {
+    this.messages = [];
+    this.waiters = [];
+    this.buf = Buffer.alloc(0);
+    this.socket = net.connect(port, "127.0.0.1");
+    this.ready = new Promise((r) => this.socket.on("connect", () => {
+      this.name = `(127.0.0.1, ${this.socket.localPort})`;
+      r();
+    }));
+    this.socket.on("data", (d) => {
+      this.buf = Buffer.concat([this.buf, d]);
+      while (this.buf.length >= 2 && this.buf.length >= 2 + this.buf.readUInt16BE(0)) {
+        const len = this.buf.readUInt16BE(0);
+        this.messages.push(JSON.parse(this.buf.subarray(2, 2 + len).toString("utf8")));
+        this.buf = this.buf.subarray(2 + len);
+      }
+      this.waiters.forEach((w) => w());
+    });
+  }
+  send(message) {
+    const body = Buffer.from(JSON.stringify(message), "utf8");
+    const head = Buffer.alloc(2);
+    head.writeUInt16BE(body.length);
+    this.socket.write(Buffer.concat([head, body]));
+  }
+  // The next message matching `pred`, skipping others.
+  next(pred, what) {
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error("TCP client never got " + what)), TIMEOUT);
+      const check = () => {
+        const i = this.messages.findIndex(pred);
+        if (i >= 0) {
+          clearTimeout(timer);
+          this.waiters = this.waiters.filter((w) => w !== check);
+          resolve(this.messages.splice(0, i + 1)[i]);
+        }
+      };
+      this.waiters.push(check);
+      check();
+    });
+  }
+}
+
+const checks = [];
+async function check(name, body) {
+  try {
+    await body();
+    checks.push(name);
+    console.log("ok - " + name);
+  } catch (e) {
+    fail(`${name}: ${e.stack || e}`);
+  }
+}
+
+let server = await startServer();
+const browser = await chromium.launch({
+  executablePath: BROWSER,
+  headless: true,
+  args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+});
+try {
+  const page = await browser.newPage({ viewport: { width: 900, height: 600 } });
+  page.setDefaultTimeout(TIMEOUT);
+  const lastLine = (cls) => page.locator(`#log li.${cls}`).last();
+  const type = async (line) => {
+    await page.locator("#input").fill(line);
+    await page.locator("#input").press("Enter");
+  };
+
+  await check("the page loads and connects", async () => {
+    await page.goto(`http://${server.web}/`);
+    await page.locator("#state.open").waitFor();
+  });
+
+  await check("/name and /create, with the name and room always visible", async () => {
+    await type("/name 브라우저");
+    await page.locator("#me-name", { hasText: "브라우저" }).waitFor();
+    await type("/create 웹 방");
+    await page.locator("#log li.system", { hasText: "방제[웹 방] 방에 입장했습니다." }).waitFor();
+    await page.locator("#me-room", { hasText: "[웹 방]" }).waitFor();
+  });
+
+  const tcp = new TcpClient(server.chat);
+  await tcp.ready;
+  await check("a TCP client joins and chats with the page", async () => {
+    tcp.send({ type: "CSJoinRoom", roomId: 1 });
+    await tcp.next((m) => m.type === "SCSystemMessage" && m.text === "방제[웹 방] 방에 입장했습니다.", "its entry");
+    await page.locator("#log li.system", { hasText: `[${tcp.name}] 님이 입장했습니다.` }).waitFor();
+    await type("안녕하세요 <b>굵게</b>");
+    const got = await tcp.next((m) => m.type === "SCChat", "the page's chat");
+    if (got.member !== "브라우저" || got.text !== "안녕하세요 <b>굵게</b>") throw new Error(JSON.stringify(got));
+    await page.locator("#log li.chat.mine", { hasText: "안녕하세요 <b>굵게</b>" }).waitFor();
+    if ((await page.locator("#log b").count()) !== 0) throw new Error("chat text was injected as HTML");
+  });
+
+  await check("a chat that imitates a system message still reads as a chat", async () => {
+    tcp.send({ type: "CSChat", text: "[시스템 메시지] 서버가 종료됩니다" });
+    const line = page.locator("#log li", { hasText: "[시스템 메시지] 서버가 종료됩니다" });
+    await line.waitFor();
+    const cls = await line.getAttribute("class");
+    if (cls !== "chat") throw new Error("styled as " + cls);
+    const who = await line.locator(".who").textContent();
+    if (who !== tcp.name) throw new Error("sender shown as " + who);
+  });
+
+  await check("the room list shows members and a click joins", async () => {
+    await page.locator("#refresh").click();
+    await page.locator("#rooms button", { hasText: "[1] 웹 방" }).waitFor();
+    await page.locator("#rooms .members", { hasText: tcp.name }).waitFor();
+    await page.locator("#leave").click();
+    await page.locator("#me-room", { hasText: "방 밖" }).waitFor();
+    await tcp.next((m) => m.type === "SCSystemMessage" && m.text === "[브라우저] 님이 퇴장했습니다.", "the page's leave");
+    await page.locator("#rooms button", { hasText: "[1] 웹 방" }).click();
+    await page.locator("#me-room", { hasText: "[웹 방]" }).waitFor();
+    await tcp.next((m) => m.type === "SCSystemMessage" && m.text === "[브라우저] 님이 입장했습니다.", "the page's join");
+  });
+
+  await check("Enter during an IME composition does not send half a syllable", async () => {
+    const input = page.locator("#input");
+    await input.fill("");
+    await input.focus();
+    const cdp = await page.context().newCDPSession(page);
+    await page.keyboard.insertText("한");
+    await cdp.send("Input.imeSetComposition", { text: "ㄱ", selectionStart: 1, selectionEnd: 1 });
+    await cdp.send("Input.imeSetComposition", { text: "글", selectionStart: 1, selectionEnd: 1 });
+    // Enter while composing: Chromium reports keyCode 229 / isComposing.
+    await cdp.send("Input.dispatchKeyEvent", { type: "keyDown", key: "Enter", code: "Enter", windowsVirtualKeyCode: 229, text: "\r" });
+    await cdp.send("Input.dispatchKeyEvent", { type: "keyUp", key: "Enter", code: "Enter", windowsVirtualKeyCode: 229 });
+    await cdp.send("Input.insertText", { text: "글" });
+    const value = await input.inputValue();
+    if (value !== "한글") throw new Error(`the input holds ${JSON.stringify(value)}`);
+    await input.press("Enter");
+    const got = await tcp.next((m) => m.type === "SCChat", "the composed chat");
+    if (got.text !== "한글") throw new Error("sent " + JSON.stringify(got.text));
+  });
+
+  await check("commands are the reference client's", async () => {
+    await type("/help");
+    await page.locator("#log li.local", { hasText: "/shutdown: 채팅 서버를 종료한다." }).waitFor();
+    await type("/join");
+    await page.locator("#log li.local", { hasText: "방 번호를 입력해야 됩니다." }).last().waitFor();
+    await type("/nope");
+    await page.locator("#log li.local", { hasText: "Invalid command: /nope" }).waitFor();
+    await type("/shutdown");
+    await page.locator("#log li.system", { hasText: "서버를 종료할 권한이 없습니다." }).waitFor();
+  });
+
+  if (SHOT) {
+    await page.screenshot({ path: SHOT });
+  }
+
+  await check("phone width still shows the input and the room list", async () => {
+    await page.setViewportSize({ width: 380, height: 700 });
+    if (!(await page.locator("#input").isVisible()) || !(await page.locator("#rooms").isVisible())) {
+      throw new Error("hidden at phone width");
+    }
+    await page.setViewportSize({ width: 900, height: 600 });
+  });
+
+  await check("the page says when the server goes and reconnects when it is back", async () => {
+    const port = Number(server.web.split(":")[1]);
+    await stopServer(server);
+    await page.locator("#state.closed").waitFor();
+    server = await startServer(port);
+    await page.locator("#state.open").waitFor({ timeout: 20_000 });
+    await type("/rooms");
+    await page.locator("#log li.system", { hasText: "개설된 방이 없습니다." }).waitFor();
+  });
+  tcp.socket.destroy();
+} finally {
+  await browser.close();
+  await stopServer(server);
+}
+console.log(`all ${checks.length} checks passed`);
