@@ -804,3 +804,58 @@ fn http_get(addr: &str, path: &str) -> String {
     stream.read_to_string(&mut page).unwrap();
     page
 }
+
+/// Web clients work on every node: a browser on one node and a TCP client on another
+/// share a room.
+#[test]
+fn a_web_client_on_one_node_chats_with_a_tcp_client_on_another() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let a = redis.node_with(&[
+        "--web=127.0.0.1:0",
+        "--cluster-heartbeat-ms=100",
+        "--cluster-node-ttl-ms=500",
+    ]);
+    let b = redis.node();
+    let web = {
+        let log = a.stderr.lock().unwrap();
+        let at = log
+            .find("web client on http://")
+            .expect("the web address is logged")
+            + "web client on http://".len();
+        log[at..].split('/').next().unwrap().to_owned()
+    };
+    let stream = std::net::TcpStream::connect(&web).unwrap();
+    stream.set_read_timeout(Some(TIMEOUT)).unwrap();
+    use tungstenite::client::IntoClientRequest;
+    let mut request = format!("ws://{web}/ws").into_client_request().unwrap();
+    request
+        .headers_mut()
+        .insert("Origin", format!("http://{web}").parse().unwrap());
+    let (mut browser, _) = tungstenite::client::client(request, stream).expect("the handshake");
+    browser
+        .send(tungstenite::Message::text(
+            r#"{"type":"CSCreateRoom","title":"web"}"#,
+        ))
+        .unwrap();
+    let entered_self = loop {
+        if let tungstenite::Message::Text(text) = browser.read().unwrap() {
+            break serde_json::from_str::<serde_json::Value>(text.as_str()).unwrap();
+        }
+    };
+    assert_eq!(entered_self["text"], "방제[web] 방에 입장했습니다.");
+    let mut tcp = b.client(WireFormat::Protobuf);
+    tcp.join(1, "web");
+    tcp.chat("from another node");
+    let got = loop {
+        if let tungstenite::Message::Text(text) = browser.read().unwrap() {
+            let v: serde_json::Value = serde_json::from_str(text.as_str()).unwrap();
+            if v["type"] == "SCChat" {
+                break v;
+            }
+        }
+    };
+    assert_eq!(got["member"], tcp.default_name().as_str());
+    assert_eq!(got["text"], "from another node");
+}
