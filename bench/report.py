@@ -272,6 +272,8 @@ for scenario in SCENARIOS:
         runs, errors = load(scenario, fmt)
         for e in errors:
             failures.append(f"{scenario} {fmt}: {e}")
+        if not runs and env.get(f"WEB_CLIENTS_{key(scenario)}") and fmt != "json":
+            continue  # web clients speak JSON only
         if not runs:
             w(f"| {scenario} | {fmt} | failed: see notes |" + " |" * 14)
             continue
@@ -422,9 +424,11 @@ for scenario in SCENARIOS:
           f"bench: `chat-bench --ports=PORT1,PORT2,PORT3 --format=json|protobuf --server-pid=PID1 --json "
           f"{env[f'FLAGS_{key(scenario)}']}`")
         continue
+    target = ("--ports=WEB_PORT --web --format=json" if env.get(f"WEB_CLIENTS_{key(scenario)}")
+              else "--port=PORT --format=json|protobuf")
     w(f"  server: `chat-server --port=0 --workers={env['WORKERS']} "
       f"{env.get(f'SERVER_FLAGS_{key(scenario)}', '')}`; "
-      f"bench: `chat-bench --port=PORT --format=json|protobuf --server-pid=PID --json "
+      f"bench: `chat-bench {target} --server-pid=PID --json "
       f"{env[f'FLAGS_{key(scenario)}']}`")
 w("")
 w("Run it all with `bench/run.sh` (see the script's header for its knobs); raw JSON of "

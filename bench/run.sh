@@ -13,6 +13,10 @@
 #   BENCH_EXTRA_FLAGS="--duration=5" bench/run.sh  # appended to every scenario's flags
 #                                     # (later flags win; recorded in BENCHMARKS.md)
 #
+# Web clients (not in the default list): the small-rooms shape with every client on
+# the server's WebSocket (JSON only; the protobuf run is skipped).
+#   BENCH_SCENARIOS="small-rooms web" bench/run.sh
+#
 # A cluster (not in the default list): 3 nodes and one redis-server on this machine,
 # 100 rooms × 10 with every room's members spread over all nodes, find-max as
 # small-rooms. Needs redis-server (Debian's package); Redis's CPU per chat is recorded.
@@ -142,8 +146,15 @@ run_case() {
         echo "server failed to start" >"$base.error"
         return 0
     fi
-    local status=0
-    "$BENCH" --port="$SERVER_PORT" --format="$format" --server-pid="$SERVER_PID" --json "$@" \
+    local status=0 target=(--port="$SERVER_PORT")
+    if [[ -n "${WEB_CLIENTS[$name]:-}" ]]; then
+        # Web clients: the bench connects to the web port and speaks WebSocket.
+        local web_port
+        web_port="$(sed 's/\x1b\[[0-9;]*m//g' "$base.server.log" \
+            | grep -o 'web client on http://[^ ]*' | head -1 | sed 's|.*:||; s|/.*||')" || true
+        target=(--ports="$web_port" --web)
+    fi
+    "$BENCH" "${target[@]}" --format="$format" --server-pid="$SERVER_PID" --json "$@" \
         >"$base.json" 2>"$base.stderr" || status=$?
     if [[ $status -ne 0 ]]; then
         log "chat-bench failed (status $status): $(tail -1 "$base.stderr")"
@@ -215,7 +226,7 @@ run_cluster_case() {
 }
 
 # The scenarios. Flags are recorded verbatim in BENCHMARKS.md.
-declare -A FLAGS KIND RUNS_OF TITLE SERVER_FLAGS CLUSTER_NODES
+declare -A FLAGS KIND RUNS_OF TITLE SERVER_FLAGS CLUSTER_NODES WEB_CLIENTS
 # The bench sends far faster than people type: flood control is off unless a scenario
 # is about it.
 DEFAULT_SERVER_FLAGS="--flood-control=off"
@@ -237,6 +248,11 @@ KIND[c10k]=fixed
 TITLE[steady]="steady: 100 rooms × 10 clients, 20,000 chats/s"
 FLAGS[steady]="--rooms=100 --per-room=10 --rate=20000 --duration=10 --drain=3"
 KIND[steady]=fixed
+TITLE[web]="web clients: 100 rooms × 10 WebSocket clients (--web), find-max (p99 ≤ 10 ms); JSON only"
+FLAGS[web]="--rooms=100 --per-room=10 --find-max --rate=1000 --duration=2 --drain=2 --p99-max-ms=10"
+KIND[web]=find-max
+SERVER_FLAGS[web]="--flood-control=off --web=127.0.0.1:0"
+WEB_CLIENTS[web]=1
 TITLE[cluster]="cluster: 3 nodes + 1 Redis on this machine, 100 rooms × 10 clients spread over the nodes, find-max (p99 ≤ 10 ms)"
 FLAGS[cluster]="--rooms=100 --per-room=10 --find-max --rate=1000 --duration=2 --drain=2 --p99-max-ms=10"
 KIND[cluster]=find-max
@@ -272,6 +288,7 @@ for scenario in $SCENARIOS; do
     [[ "${KIND[$scenario]}" == find-max ]] && runs=$FINDMAX_RUNS
     RUNS_OF[$scenario]=$runs
     for format in $FORMATS; do
+        if [[ -n "${WEB_CLIENTS[$scenario]:-}" && $format != json ]]; then continue; fi
         for ((run = 1; run <= runs; run++)); do
             # shellcheck disable=SC2086 # FLAGS are meant to split into words
             run_case "$scenario" "$format" "$run" ${FLAGS[$scenario]}
@@ -297,7 +314,7 @@ export SERVER_FAILURES_TEXT="$(printf '%s\n' "${SERVER_FAILURES[@]+"${SERVER_FAI
 for s in $SCENARIOS; do
     export "FLAGS_${s//-/_}=${FLAGS[$s]}" "TITLE_${s//-/_}=${TITLE[$s]}" "KIND_${s//-/_}=${KIND[$s]}" \
         "SERVER_FLAGS_${s//-/_}=${SERVER_FLAGS[$s]:-$DEFAULT_SERVER_FLAGS}" \
-        "CLUSTER_NODES_${s//-/_}=${CLUSTER_NODES[$s]:-}"
+        "CLUSTER_NODES_${s//-/_}=${CLUSTER_NODES[$s]:-}" "WEB_CLIENTS_${s//-/_}=${WEB_CLIENTS[$s]:-}"
 done
 python3 bench/report.py
 log "wrote $OUT in ${ELAPSED}s"

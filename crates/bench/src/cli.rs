@@ -31,6 +31,11 @@ pub struct Args {
     #[arg(long, value_delimiter = ',', num_args = 1..)]
     pub ports: Vec<u16>,
 
+    /// The port(s) are the server's web port (`chat-server --web`): every client speaks
+    /// JSON over the WebSocket at /ws instead of TCP frames (implies --format=json).
+    #[arg(long)]
+    pub web: bool,
+
     /// Wire format spoken by every client.
     #[arg(long, value_enum, default_value_t = Format::Json)]
     pub format: Format,
@@ -195,6 +200,14 @@ impl From<Format> for WireFormat {
 impl Args {
     /// Checks that clap's types cannot express; the message names the flag.
     pub fn validate(&self) -> Result<(), String> {
+        if self.web && self.format == Format::Protobuf {
+            return Err("--web clients speak JSON (the WebSocket carries the JSON format)".into());
+        }
+        if self.web && self.extra_connections() > 0 {
+            return Err(
+                "--web does not combine with the hostile populations (they speak TCP)".into(),
+            );
+        }
         if self.rooms == 0 {
             return Err("--rooms must be at least 1".into());
         }

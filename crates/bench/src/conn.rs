@@ -21,6 +21,12 @@
 //! reported the peer's FIN (`read_closed`), reads go on until end of stream, since no
 //! later event would announce it.
 //!
+//! A *web* connection ([`Conn::new_web`]) speaks the same JSON messages over the
+//! server's WebSocket (`--web`): it queues the HTTP upgrade first, then each request
+//! as one masked text frame; it reads the `101` response, then unmasked frames whose
+//! payloads are JSON messages. Requests may follow the upgrade request at once (the
+//! server takes bytes after the handshake as WebSocket frames).
+//!
 //! This module does not know what the messages mean, nor which phase of the run it is
 //! in.
 
@@ -56,6 +62,19 @@ pub struct Conn {
     /// Frames handed to the decoder so far (in protobuf, an odd count means the
     /// decoder holds a Type frame and the next frame is its body).
     frames_fed: u64,
+    /// For a web connection: whether the HTTP response is still to come, and the
+    /// state of the masking keys.
+    web: Option<WebState>,
+}
+
+/// A web connection's own state.
+#[derive(Debug)]
+struct WebState {
+    /// The server's `101` response has not been read yet.
+    handshaking: bool,
+    /// A xorshift state for the masking keys (RFC 6455 wants them unpredictable to
+    /// the network; any varying key will do for a load generator).
+    mask_seed: u32,
 }
 
 impl Conn {
@@ -69,7 +88,26 @@ impl Conn {
             partial: Vec::new(),
             decoder: ResponseDecoder::new(format),
             frames_fed: 0,
+            web: None,
         }
+    }
+
+    /// A web connection to `host` (`IP:PORT`, for the `Host` and `Origin` headers):
+    /// JSON over the server's WebSocket. The upgrade request is queued first.
+    pub fn new_web(stream: TcpStream, host: &str, seed: u32) -> Self {
+        let mut conn = Self::new(stream, WireFormat::Json);
+        conn.out.extend_from_slice(
+            format!(
+                "GET /ws HTTP/1.1\r\nHost: {host}\r\nOrigin: http://{host}\r\nUpgrade: websocket\r\n\
+                 Connection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: Y2hhdC1iZW5jaC1rZXkwMQ==\r\n\r\n"
+            )
+            .as_bytes(),
+        );
+        conn.web = Some(WebState {
+            handshaking: true,
+            mask_seed: seed | 1,
+        });
+        conn
     }
 
     /// For a connection whose reads stop going through [`Conn::read`] (a hostile
@@ -83,7 +121,32 @@ impl Conn {
 
     /// Appends `request` to the outbound buffer; [`Conn::flush`] sends it.
     pub fn queue(&mut self, request: &Request) -> Result<(), EncodeError> {
-        encode_request(self.format, request, &mut self.out)
+        let Some(web) = &mut self.web else {
+            return encode_request(self.format, request, &mut self.out);
+        };
+        // The JSON frame, then rewritten as a masked text frame of the same payload.
+        let start = self.out.len();
+        encode_request(WireFormat::Json, request, &mut self.out)?;
+        let payload: Vec<u8> = self.out.drain(start..).skip(2).collect();
+        let mut x = web.mask_seed;
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        web.mask_seed = x;
+        let mask = x.to_be_bytes();
+        self.out.push(0x81);
+        match payload.len() {
+            n if n < 126 => self.out.push(0x80 | n as u8),
+            n => {
+                self.out.push(0x80 | 126);
+                // A JSON frame's payload fits a u16 by construction.
+                self.out.extend_from_slice(&(n as u16).to_be_bytes());
+            }
+        }
+        self.out.extend_from_slice(&mask);
+        self.out
+            .extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+        Ok(())
     }
 
     /// Bytes queued but not yet written.
@@ -144,6 +207,9 @@ impl Conn {
     where
         F: FnMut(Result<Response<'static>, DecodeError>),
     {
+        if self.web.is_some() {
+            return self.take_web(data, on_message);
+        }
         if self.partial.is_empty() {
             // The common case: decode straight from the scratch buffer.
             let mut frames = Frames::new(data);
@@ -171,6 +237,68 @@ impl Conn {
                 self.partial = Vec::new();
             }
         }
+    }
+}
+
+impl Conn {
+    /// `take_frames` for a web connection: the HTTP response, then WebSocket frames
+    /// (unmasked, from the server) whose payloads are JSON messages.
+    fn take_web<F>(&mut self, data: &[u8], mut on_message: F)
+    where
+        F: FnMut(Result<Response<'static>, DecodeError>),
+    {
+        self.partial.extend_from_slice(data);
+        let mut used = 0;
+        if let Some(web) = &mut self.web
+            && web.handshaking
+        {
+            let Some(end) = self.partial.windows(4).position(|w| w == b"\r\n\r\n") else {
+                return;
+            };
+            if !self.partial.starts_with(b"HTTP/1.1 101 ") {
+                // Not upgraded: the server's answer goes to the caller as an error.
+                let status = String::from_utf8_lossy(&self.partial[..end]).into_owned();
+                self.partial.clear();
+                on_message(Err(DecodeError::InvalidJson(format!(
+                    "no WebSocket: {status}"
+                ))));
+                return;
+            }
+            web.handshaking = false;
+            used = end + 4;
+        }
+        loop {
+            let rest = &self.partial[used..];
+            if rest.len() < 2 {
+                break;
+            }
+            let (len, header) = match rest[1] & 0x7f {
+                126 if rest.len() >= 4 => (usize::from(u16::from_be_bytes([rest[2], rest[3]])), 4),
+                126 => break,
+                127 if rest.len() >= 10 => {
+                    let mut n = [0u8; 8];
+                    n.copy_from_slice(&rest[2..10]);
+                    (
+                        usize::try_from(u64::from_be_bytes(n)).unwrap_or(usize::MAX),
+                        10,
+                    )
+                }
+                127 => break,
+                n => (usize::from(n), 2),
+            };
+            if rest.len() < header + len {
+                break;
+            }
+            let opcode = rest[0] & 0x0f;
+            if opcode == 0x1 {
+                self.frames_fed += 1;
+                if let Some(message) = self.decoder.feed(&rest[header..header + len]) {
+                    on_message(message);
+                }
+            }
+            used += header + len;
+        }
+        self.partial.drain(..used);
     }
 }
 

@@ -97,6 +97,8 @@ const LIST_QUIET: Duration = Duration::from_secs(1);
 pub struct Plan {
     /// The servers to connect to (never empty): client `c` uses `addrs[c % len]`.
     pub addrs: Vec<SocketAddr>,
+    /// The addresses are web ports: clients speak JSON over WebSocket.
+    pub web: bool,
     /// The wire format every client speaks.
     pub format: WireFormat,
     /// How many rooms, and clients per room.
@@ -413,7 +415,11 @@ impl Driver {
         if let Err(e) = stream.set_nodelay(true) {
             return self.fail_setup(c, format!("cannot set TCP_NODELAY: {e}"));
         }
-        let mut conn = Conn::new(stream, self.plan.format);
+        let mut conn = if self.plan.web {
+            Conn::new_web(stream, &addr.to_string(), c as u32)
+        } else {
+            Conn::new(stream, self.plan.format)
+        };
         if let Err(e) = self.poll.registry().register(
             &mut conn.stream,
             Token(c),

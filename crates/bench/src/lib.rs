@@ -108,6 +108,7 @@ pub fn run(args: &Args) -> Result<Report, BenchError> {
 
     let mut driver = Driver::new(Plan {
         addrs,
+        web: args.web,
         format: args.format.into(),
         layout,
         pad: args.pad,
@@ -161,7 +162,19 @@ pub fn run(args: &Args) -> Result<Report, BenchError> {
     });
 
     Ok(Report {
-        target: format!("{}:{}", args.host, args.port),
+        target: {
+            let ports: Vec<String> = if args.ports.is_empty() {
+                vec![args.port.to_string()]
+            } else {
+                args.ports.iter().map(u16::to_string).collect()
+            };
+            format!(
+                "{}:{}{}",
+                args.host,
+                ports.join(","),
+                if args.web { " (WebSocket)" } else { "" }
+            )
+        },
         format: chat_proto::WireFormat::from(args.format).name(),
         rooms: layout.rooms,
         per_room: layout.per_room,

@@ -12,7 +12,8 @@ use serde::Serialize;
 /// Everything one invocation of `chat-bench` found.
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
-    /// `host:port` as given.
+    /// `host:port` as given (`host:port,port,…` for several nodes; ` (WebSocket)` for
+    /// web clients).
     pub target: String,
     /// The wire format, `json` or `protobuf`.
     pub format: &'static str,
