@@ -287,3 +287,48 @@ fn shutdown_from_a_web_page_is_refused_by_default() {
     let mut tcp = server.client(WireFormat::Json);
     tcp.expect_silence();
 }
+
+/// A web client that stops reading is cut off at its outbound cap like a TCP one; the
+/// room sees it leave, and the others keep getting everything.
+#[test]
+fn a_web_client_that_stops_reading_is_cut_off() {
+    let server = TestServer::with_config(ServerConfig {
+        web: Some(SocketAddr::from(([127, 0, 0, 1], 0))),
+        outbound_cap: 256 * 1024,
+        ..ServerConfig::local(4)
+    });
+    let mut stalled = Web::connect(server.web.unwrap());
+    stalled.send(r#"{"type":"CSName","name":"stalled"}"#);
+    stalled.expect_system("이름이 stalled 으로 변경되었습니다.");
+    stalled.send(r#"{"type":"CSCreateRoom","title":"flood"}"#);
+    stalled.expect_system("방제[flood] 방에 입장했습니다.");
+    let mut sender = server.client(WireFormat::Json);
+    sender.join(1, "flood");
+    let mut watcher = server.client(WireFormat::Json);
+    watcher.join(1, "flood");
+    sender.expect_system(&entered(&watcher.default_name()));
+    let big = "x".repeat(16 * 1024);
+    // At most 32 MiB at the stalled client; the watcher reads every chat (a pace).
+    for n in 0..2048 {
+        sender.chat(&big);
+        match watcher.recv() {
+            chat_proto::Response::Chat { text, .. } => {
+                assert_eq!(text.len(), big.len(), "chat {n}")
+            }
+            chat_proto::Response::SystemMessage { text } if text == left("stalled") => {
+                watcher.expect_chat(&sender.default_name(), &big);
+                assert_eq!(
+                    watcher.rooms(),
+                    vec![room(
+                        1,
+                        "flood",
+                        &[&sender.default_name(), &watcher.default_name()]
+                    )]
+                );
+                return;
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    panic!("the stalled web client was never cut off");
+}
