@@ -245,6 +245,10 @@ KIND[big-room-load]=fixed
 TITLE[c10k]="C10K: 1,000 rooms × 10 clients, 5,000 chats/s"
 FLAGS[c10k]="--rooms=1000 --per-room=10 --rate=5000 --duration=10 --drain=3"
 KIND[c10k]=fixed
+TITLE[c19k]="every descriptor: 1,900 rooms × 10 clients (19,000 connections, near the 20,000 open files a process may hold here), 5,000 chats/s"
+FLAGS[c19k]="--rooms=1900 --per-room=10 --rate=5000 --duration=10 --drain=3"
+KIND[c19k]=fixed
+SERVER_FLAGS[c19k]="--flood-control=off --max-connections=19500"
 TITLE[steady]="steady: 100 rooms × 10 clients, 20,000 chats/s"
 FLAGS[steady]="--rooms=100 --per-room=10 --rate=20000 --duration=10 --drain=3"
 KIND[steady]=fixed
