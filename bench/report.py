@@ -328,6 +328,47 @@ if details:
     w("")
     lines.extend(details)
     w("")
+if env.get("PIN"):
+    floor = json.loads(env["FLOOR"]) if env.get("FLOOR") else {}
+    w("## Per core (pinned: server on CPU 0, bench on CPU 1)")
+    w("")
+    w("With `BENCH_PIN=1` the server runs under `taskset -c 0` and the bench under "
+      "`taskset -c 1`, so the server's figures are one core's. Deliveries/s per server core "
+      "= deliveries/s ÷ the share of CPU 0 the server used; CPU per delivery is the server's "
+      "user and system time over the measured phase ÷ deliveries (for find-max rows, at the "
+      "best step of the median search). The floor is `loopback-floor --writer-cpu=0 "
+      f"--reader-cpu=1`: one loopback `write` of {floor.get('bytes', 64)} bytes per message, "
+      f"median of 3 (runs: {', '.join(f'{v:.2f}' for v in floor.get('runs', []))} µs): "
+      f"**{floor.get('cpu_us_per_write', float('nan')):.2f} µs** "
+      f"({floor.get('user_us_per_write', float('nan')):.2f} user + "
+      f"{floor.get('sys_us_per_write', float('nan')):.2f} system).")
+    w("")
+    w("| scenario | format | deliveries/s | server CPU | deliveries/s per server core | user µs / delivery | system µs / delivery | total µs / delivery | × floor |")
+    w("|---|---|--:|--:|--:|--:|--:|--:|--:|")
+    for scenario in SCENARIOS:
+        kind = env[f"KIND_{key(scenario)}"]
+        for fmt in FORMATS:
+            runs, _ = load(scenario, fmt)
+            if not runs:
+                continue
+            if kind == "find-max":
+                bests = sorted(((r["find_max"]["best_rate"] or 0, i) for i, r in enumerate(runs)))
+                results = [runs[bests[(len(bests) - 1) // 2][1]].get("result")]
+            else:
+                results = [r.get("result") for r in runs]
+            results = [r for r in results if r and r.get("deliveries") and r.get("server_user_s") is not None]
+            if not results:
+                continue
+            per_core = med([r["deliveries_per_s"] / (r["server_cpu_pct"] / 100) for r in results if r.get("server_cpu_pct")])
+            user = med([r["server_user_s"] / r["deliveries"] * 1e6 for r in results])
+            system = med([r["server_system_s"] / r["deliveries"] * 1e6 for r in results])
+            total = (user or 0) + (system or 0)
+            times = total / floor["cpu_us_per_write"] if floor.get("cpu_us_per_write") else None
+            w("| " + " | ".join([scenario, fmt, fmt_num(med([r["deliveries_per_s"] for r in results])),
+                                 fmt_num(med([r.get("server_cpu_pct") for r in results]), 0, " %"),
+                                 fmt_num(per_core), fmt_num(user, 2), fmt_num(system, 2),
+                                 fmt_num(total, 2), fmt_num(times, 2)]) + " |")
+    w("")
 cluster_scenarios = [s for s in SCENARIOS if env.get(f"CLUSTER_NODES_{key(s)}")]
 if cluster_scenarios:
     w("## Cluster")

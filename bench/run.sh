@@ -10,6 +10,9 @@
 #   BENCH_WORKERS=1 bench/run.sh      # the server's --workers (default 2, the core count)
 #   BENCH_SERVER=/path/chat-server bench/run.sh  # a prebuilt server (chat-server is not built)
 #   BENCH_RESULTS=/tmp/r bench/run.sh # raw results elsewhere (default bench/results, emptied first)
+#   BENCH_PIN=1 BENCH_WORKERS=1 bench/run.sh   # per-core figures: the server pinned to CPU 0,
+#                                     # the bench to CPU 1 (taskset), and the loopback
+#                                     # write floor measured the same way (loopback-floor)
 #   BENCH_EXTRA_FLAGS="--duration=5" bench/run.sh  # appended to every scenario's flags
 #                                     # (later flags win; recorded in BENCHMARKS.md)
 #
@@ -49,6 +52,11 @@ FORMATS="${BENCH_FORMATS:-json protobuf}"
 RESULTS="${BENCH_RESULTS:-bench/results}"
 WORKERS="${BENCH_WORKERS:-2}"
 EXTRA_FLAGS="${BENCH_EXTRA_FLAGS:-}"
+PIN="${BENCH_PIN:-}"
+SERVER_CPU=() BENCH_CPU=()
+if [[ -n "$PIN" ]]; then
+    SERVER_CPU=(taskset -c 0) BENCH_CPU=(taskset -c 1)
+fi
 
 SERVER="${BENCH_SERVER:-$TARGET_DIR/release/chat-server}"
 BENCH="$TARGET_DIR/release/chat-bench"
@@ -68,6 +76,18 @@ ulimit -n "$(ulimit -Hn)" || log "warning: cannot raise the open-file limit ($(u
 
 rm -rf "$RESULTS"
 mkdir -p "$RESULTS"
+FLOOR=""
+if [[ -n "$PIN" ]]; then
+    # The floor under the server's CPU per delivery: one loopback write of a chat-sized
+    # message, writer on the server's CPU, reader on the bench's (median of 3).
+    for i in 1 2 3; do
+        "$TARGET_DIR/release/loopback-floor" --writer-cpu=0 --reader-cpu=1 >"$RESULTS/floor-$i.json"
+    done
+    FLOOR="$(python3 -c 'import json, statistics, sys
+runs = [json.load(open(f)) for f in sys.argv[1:]]
+print(json.dumps({k: statistics.median(r[k] for r in runs) for k in ("user_us_per_write", "sys_us_per_write", "cpu_us_per_write")} | {"bytes": runs[0]["bytes"], "runs": [r["cpu_us_per_write"] for r in runs]}))' "$RESULTS"/floor-*.json)"
+    log "loopback write floor: $FLOOR"
+fi
 LOAD_BEFORE="$(cut -d' ' -f1-3 /proc/loadavg)"
 # Machine-wide busy time (user, nice, system, irq, softirq: clock ticks) and the CPU time of
 # this script's children (server and bench), to tell how much else ran meanwhile.
@@ -111,7 +131,7 @@ start_server() {
     local logfile="$1"
     shift
     # shellcheck disable=SC2068 # the server flags are meant to split into words
-    NO_COLOR=1 "$SERVER" --port=0 --workers="$WORKERS" "$@" 2>"$logfile" &
+    NO_COLOR=1 "${SERVER_CPU[@]}" "$SERVER" --port=0 --workers="$WORKERS" "$@" 2>"$logfile" &
     SERVER_PID=$!
     local deadline=$((SECONDS + 15))
     SERVER_PORT=""
@@ -154,7 +174,7 @@ run_case() {
             | grep -o 'web client on http://[^ ]*' | head -1 | sed 's|.*:||; s|/.*||')" || true
         target=(--ports="$web_port" --web)
     fi
-    "$BENCH" "${target[@]}" --format="$format" --server-pid="$SERVER_PID" --json "$@" \
+    "${BENCH_CPU[@]}" "$BENCH" "${target[@]}" --format="$format" --server-pid="$SERVER_PID" --json "$@" \
         >"$base.json" 2>"$base.stderr" || status=$?
     if [[ $status -ne 0 ]]; then
         log "chat-bench failed (status $status): $(tail -1 "$base.stderr")"
@@ -312,7 +332,7 @@ OTHER_CPU="$(awk -v b0="$BUSY_BEFORE" -v b1="$(busy_ticks)" -v hz="$(getconf CLK
 COMMIT="$(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
 if [[ -n "$(git status --porcelain -- crates 2>/dev/null)" ]]; then COMMIT="$COMMIT (with uncommitted changes)"; fi
 CPU_MODEL="$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')"
-export RESULTS OUT STARTED ELAPSED LOAD_BEFORE LOAD_AFTER OTHER_CPU COMMIT CPU_MODEL WORKERS RUNS FINDMAX_RUNS
+export RESULTS OUT STARTED ELAPSED LOAD_BEFORE LOAD_AFTER OTHER_CPU COMMIT CPU_MODEL WORKERS RUNS FINDMAX_RUNS PIN FLOOR
 export MACHINE_NPROC="$(nproc)" MACHINE_KERNEL="$(uname -r)" SCENARIOS FORMATS
 export SERVER_FAILURES_TEXT="$(printf '%s\n' "${SERVER_FAILURES[@]+"${SERVER_FAILURES[@]}"}")"
 for s in $SCENARIOS; do

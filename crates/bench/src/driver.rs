@@ -562,7 +562,7 @@ impl Driver {
         let layout = self.plan.layout;
         let schedule = Schedule::new(layout, rate, duration_s);
         let server = self.plan.server_pid.map(Pid::Other);
-        let server_cpu_before = server.and_then(|p| procstat::cpu_time(p).ok());
+        let server_cpu_before = server.and_then(|p| procstat::cpu_times(p).ok());
         let others_before: Vec<Option<Duration>> = self
             .plan
             .also_pids
@@ -628,12 +628,16 @@ impl Driver {
         }
         self.hostile_end();
         let elapsed = wall.elapsed().as_secs_f64();
-        let server_cpu = match (server, server_cpu_before) {
-            (Some(pid), Some(before)) => procstat::cpu_time(pid)
-                .ok()
-                .map(|after| after.saturating_sub(before).as_secs_f64()),
+        let server_user_system = match (server, server_cpu_before) {
+            (Some(pid), Some(before)) => procstat::cpu_times(pid).ok().map(|after| {
+                (
+                    after.0.saturating_sub(before.0).as_secs_f64(),
+                    after.1.saturating_sub(before.1).as_secs_f64(),
+                )
+            }),
             _ => None,
         };
+        let server_cpu = server_user_system.map(|(user, system)| user + system);
         let others_cpu: Vec<Option<f64>> = self
             .plan
             .also_pids
@@ -688,6 +692,8 @@ impl Driver {
             connections_alive_at_end: self.alive(),
             server_cpu_s: server_cpu,
             server_cpu_pct: server_cpu.and_then(pct),
+            server_user_s: server_user_system.map(|(user, _)| user),
+            server_system_s: server_user_system.map(|(_, system)| system),
             others_cpu_s: others_cpu,
             bench_cpu_pct: bench_cpu.and_then(pct),
             passed: None,

@@ -44,17 +44,22 @@ pub struct Memory {
 
 /// User plus system CPU time the process has used so far.
 pub fn cpu_time(pid: Pid) -> io::Result<Duration> {
+    let (user, system) = cpu_times(pid)?;
+    Ok(user + system)
+}
+
+/// User and system CPU time the process has used so far, apart.
+pub fn cpu_times(pid: Pid) -> io::Result<(Duration, Duration)> {
     let stat = std::fs::read_to_string(pid.path("stat"))?;
-    let ticks = parse_stat_ticks(&stat).ok_or_else(|| invalid("stat"))?;
+    let (user, system) = parse_stat_user_system(&stat).ok_or_else(|| invalid("stat"))?;
     // SAFETY: sysconf has no preconditions; it only reads a configuration value.
     let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
     let per_second = u64::try_from(per_second)
         .ok()
         .filter(|&t| t > 0)
         .unwrap_or(100);
-    Ok(Duration::from_nanos(
-        ticks.saturating_mul(1_000_000_000) / per_second,
-    ))
+    let time = |ticks: u64| Duration::from_nanos(ticks.saturating_mul(1_000_000_000) / per_second);
+    Ok((time(user), time(system)))
 }
 
 /// Current and peak resident memory.
@@ -108,12 +113,17 @@ fn invalid(file: &str) -> io::Error {
 /// The command name (field 2) is in parentheses and may itself contain spaces and
 /// parentheses, so fields are counted from the *last* `)`.
 pub fn parse_stat_ticks(stat: &str) -> Option<u64> {
+    parse_stat_user_system(stat).map(|(user, system)| user + system)
+}
+
+/// `utime` and `stime` (clock ticks) from the contents of `/proc/PID/stat`.
+pub fn parse_stat_user_system(stat: &str) -> Option<(u64, u64)> {
     let after_name = &stat[stat.rfind(')')? + 1..];
     // After the name: field 3 (state) is index 0, so utime (14) is 11, stime (15) 12.
     let mut fields = after_name.split_whitespace().skip(11);
     let utime: u64 = fields.next()?.parse().ok()?;
     let stime: u64 = fields.next()?.parse().ok()?;
-    Some(utime + stime)
+    Some((utime, stime))
 }
 
 /// `VmRSS` and `VmHWM` from the contents of `/proc/PID/status`.

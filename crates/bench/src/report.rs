@@ -109,6 +109,12 @@ pub struct StepReport {
     pub server_cpu_s: Option<f64>,
     /// The same as a share of one core: 100 is one core busy for the whole run.
     pub server_cpu_pct: Option<f64>,
+    /// Of `server_cpu_s`, the user part.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub server_user_s: Option<f64>,
+    /// Of `server_cpu_s`, the system (kernel) part.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub server_system_s: Option<f64>,
     /// CPU time of each `--also-pid` process during the run, in that order.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub others_cpu_s: Vec<Option<f64>>,
@@ -657,6 +663,8 @@ mod tests {
             connections_alive_at_end: 12,
             server_cpu_s: None,
             server_cpu_pct: None,
+            server_user_s: None,
+            server_system_s: None,
             others_cpu_s: Vec::new(),
             bench_cpu_pct: Some(95.0),
             passed,
