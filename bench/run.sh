@@ -269,6 +269,10 @@ TITLE[c19k]="every descriptor: 1,900 rooms × 10 clients (19,000 connections, ne
 FLAGS[c19k]="--rooms=1900 --per-room=10 --rate=5000 --duration=10 --drain=3"
 KIND[c19k]=fixed
 SERVER_FLAGS[c19k]="--flood-control=off --max-connections=19500"
+TITLE[medium-rooms]="many medium rooms: 190 rooms × 100 clients (19,000 connections), find-max (p99 ≤ 50 ms; 5,000 chats/s would offer ~0.5 M deliveries/s)"
+FLAGS[medium-rooms]="--rooms=190 --per-room=100 --find-max --rate=1000 --duration=2 --drain=2 --p99-max-ms=50"
+KIND[medium-rooms]=find-max
+SERVER_FLAGS[medium-rooms]="--flood-control=off --max-connections=19500"
 TITLE[steady]="steady: 100 rooms × 10 clients, 20,000 chats/s"
 FLAGS[steady]="--rooms=100 --per-room=10 --rate=20000 --duration=10 --drain=3"
 KIND[steady]=fixed
