@@ -11,6 +11,7 @@ the hostile population's figures (medians over the runs) with its targets checke
 
 import glob
 import json
+import re
 import os
 import statistics
 
@@ -29,6 +30,8 @@ def load(scenario, fmt):
     for path in sorted(glob.glob(f"{RESULTS}/{scenario}-{fmt}-*.json")):
         if path.endswith(".cluster.json"):
             continue  # a cluster run's side figures (Redis CPU), read separately
+        if re.search(r"\.part\d+\.json$", path):
+            continue  # one process of a split bench; the merged report is the run's
         with open(path) as f:
             runs.append(json.load(f))
     for path in sorted(glob.glob(f"{RESULTS}/{scenario}-{fmt}-*.error")):
@@ -395,10 +398,14 @@ if cluster_scenarios:
                 chats = sum(st["chats_sent"] for st in run["steps"])
                 if chats:
                     whole.append(side["redis_cpu_s"] / chats * 1e6)
-            row = row_find_max(runs)
-            # The median search's best step, and every step of every search.
-            bests = sorted(((r["find_max"]["best_rate"] or 0, i) for i, r in enumerate(runs)))
-            best_run = runs[bests[(len(bests) - 1) // 2][1]]
+            if env[f"KIND_{key(scenario)}"] == "find-max":
+                row = row_find_max(runs)
+                # The median search's best step, and every step of every search.
+                bests = sorted(((r["find_max"]["best_rate"] or 0, i) for i, r in enumerate(runs)))
+                best_run = runs[bests[(len(bests) - 1) // 2][1]]
+            else:
+                row = row_fixed(runs)
+                best_run = runs[(len(runs) - 1) // 2]
             def redis_us(step):
                 others = step.get("others_cpu_s") or []
                 if not others or others[0] is None or not step["chats_sent"]:
@@ -413,8 +420,10 @@ if cluster_scenarios:
             best = best_run.get("result") or {}
             by_rate = ", ".join(f"{st['rate']:,}: {fmt_num(redis_us(st), 1)}"
                                 for st in best_run["steps"])
-            line = (f"* **{scenario} {fmt}** ({sides[0]['nodes']} nodes, Redis {sides[0].get('redis_version', '?')}): "
-                    f"best {fmt_num(row.get('rate'))} chats/s, {fmt_num(row.get('dps'))} deliveries/s at "
+            procs = runs[0].get("processes")
+            line = (f"* **{scenario} {fmt}** ({sides[0]['nodes']} nodes, Redis {sides[0].get('redis_version', '?')}"
+                    + (f", {procs} bench processes, {fmt_num(row.get('conns'))} connections; latency figures are the worst process's" if procs else "")
+                    + f"): {'best ' if env[f'KIND_{key(scenario)}'] == 'find-max' else ''}{fmt_num(row.get('rate'))} chats/s, {fmt_num(row.get('dps'))} deliveries/s at "
                     f"p99 {fmt_num(row.get('p99'), 2)} ms; at that step Redis used "
                     f"{fmt_num(redis_us(best) if best else None, 1)} µs of CPU per chat and the nodes together "
                     f"{fmt_num(nodes_us(best) if best else None, 1)} µs; whole run "

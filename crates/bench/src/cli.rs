@@ -69,6 +69,17 @@ pub struct Args {
     #[arg(long)]
     pub json: bool,
 
+    /// A prefix for every client's name (names are unique server- or cluster-wide: bench
+    /// processes sharing a server need different tags).
+    #[arg(long, default_value = "", value_name = "TAG")]
+    pub name_tag: String,
+
+    /// After setup, wait (up to --setup-timeout) until this file exists before the run:
+    /// how several bench processes, each below the open-file limit, start their runs
+    /// together (`bench/run.sh` creates it once every process reports it is waiting).
+    #[arg(long, value_name = "PATH")]
+    pub start_when: Option<std::path::PathBuf>,
+
     /// PID of the server process, to report its CPU time and memory (same machine).
     #[arg(long)]
     pub server_pid: Option<u32>,

@@ -99,6 +99,8 @@ pub struct Plan {
     pub addrs: Vec<SocketAddr>,
     /// The addresses are web ports: clients speak JSON over WebSocket.
     pub web: bool,
+    /// Prefixes every client's name (`--name-tag`).
+    pub name_tag: String,
     /// The wire format every client speaks.
     pub format: WireFormat,
     /// How many rooms, and clients per room.
@@ -454,7 +456,7 @@ impl Driver {
         let name = Request::Name {
             // Decimal: names must differ by look (the server compares confusable
             // skeletons, in which 1 and l, 0 and o are the same).
-            name: format!("u{c}"),
+            name: format!("{}u{c}", self.plan.name_tag),
         };
         let Some(conn) = self.conns[c].as_mut() else {
             return;

@@ -109,6 +109,7 @@ pub fn run(args: &Args) -> Result<Report, BenchError> {
     let mut driver = Driver::new(Plan {
         addrs,
         web: args.web,
+        name_tag: args.name_tag.clone(),
         format: args.format.into(),
         layout,
         pad: args.pad,
@@ -135,6 +136,21 @@ pub fn run(args: &Args) -> Result<Report, BenchError> {
     driver.setup_hostile()?;
     let hostile_setup_s = hostile_setup_started.elapsed().as_secs_f64();
 
+    if let Some(path) = &args.start_when {
+        // Stderr, so a supervisor can tell every process is ready; stdout stays the
+        // report's.
+        eprintln!("chat-bench: set up; waiting for {}", path.display());
+        let deadline = Instant::now() + args.setup_timeout();
+        while !path.exists() {
+            if Instant::now() > deadline {
+                return Err(BenchError::Usage(format!(
+                    "{} did not appear within --setup-timeout",
+                    path.display()
+                )));
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+    }
     let mut steps = Vec::new();
     let (result, find_max) = if args.find_max {
         let (best, stopped_early) = search(&mut driver, args, &mut steps)?;

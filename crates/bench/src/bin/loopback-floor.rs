@@ -94,7 +94,9 @@ fn main() -> std::io::Result<()> {
     let wall = started.elapsed();
     let (user1, sys1) = thread_cpu();
     drop(writer);
-    let got = drain.join().map_err(|_| std::io::Error::other("the reader panicked"))??;
+    let got = drain
+        .join()
+        .map_err(|_| std::io::Error::other("the reader panicked"))??;
     let per = |d: Duration| d.as_secs_f64() * 1e6 / args.messages as f64;
     println!(
         "{{\"messages\": {}, \"bytes\": {}, \"received\": {got}, \"wall_s\": {:.3}, \
