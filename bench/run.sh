@@ -16,6 +16,11 @@
 #   BENCH_EXTRA_FLAGS="--duration=5" bench/run.sh  # appended to every scenario's flags
 #                                     # (later flags win; recorded in BENCHMARKS.md)
 #
+# Scale (not in the default list): c19k (19,000 connections to one node, near the
+# 20,000 open files a process may hold), medium-rooms (190 rooms × 100), cluster-57k
+# (3 nodes, 57,000 connections from 3 bench processes started together and merged).
+#   BENCH_SCENARIOS="c19k medium-rooms cluster-57k" bench/run.sh
+#
 # Web clients (not in the default list): the small-rooms shape with every client on
 # the server's WebSocket (JSON only; the protobuf run is skipped).
 #   BENCH_SCENARIOS="small-rooms web" bench/run.sh
