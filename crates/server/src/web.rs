@@ -174,8 +174,11 @@ impl WebSide {
                     Http::Upgrade { reply, rest } => {
                         input.reply = reply;
                         input.upgraded = true;
+                        // Small buffers: tungstenite allocates its read buffer up
+                        // front, per connection; it grows for a big message and reads
+                        // from the in-memory pipe are only copies.
                         let config = WebSocketConfig::default()
-                            .read_buffer_size(4096)
+                            .read_buffer_size(512)
                             .write_buffer_size(0)
                             .max_write_buffer_size(64 * 1024)
                             .max_message_size(Some(MAX_MESSAGE))
