@@ -69,6 +69,13 @@ pub struct Args {
     #[arg(long)]
     pub json: bool,
 
+    /// Split the run over this many bench processes (each with a share of the rooms
+    /// and the rate), for more connections than one process may hold; the report is
+    /// merged, each latency figure the worst process's. 0: as many as the open-file
+    /// limit needs. Fixed-rate runs only.
+    #[arg(long, default_value_t = 1)]
+    pub processes: u32,
+
     /// A prefix for every client's name (names are unique server- or cluster-wide: bench
     /// processes sharing a server need different tags).
     #[arg(long, default_value = "", value_name = "TAG")]
@@ -211,6 +218,14 @@ impl From<Format> for WireFormat {
 impl Args {
     /// Checks that clap's types cannot express; the message names the flag.
     pub fn validate(&self) -> Result<(), String> {
+        if self.processes != 1 && (self.find_max || self.extra_connections() > 0) {
+            return Err(
+                "--processes splits fixed-rate runs without hostile populations only".into(),
+            );
+        }
+        if self.processes as usize > self.rooms.max(1) {
+            return Err("--processes cannot exceed --rooms".into());
+        }
         if self.web && self.format == Format::Protobuf {
             return Err("--web clients speak JSON (the WebSocket carries the JSON format)".into());
         }
@@ -332,6 +347,22 @@ mod tests {
 
     fn parse(args: &[&str]) -> Args {
         Args::try_parse_from(std::iter::once("chat-bench").chain(args.iter().copied())).unwrap()
+    }
+
+    #[test]
+    fn a_split_run_is_fixed_rate_and_has_a_room_per_process() {
+        assert!(parse(&["--processes=3", "--rooms=30"]).validate().is_ok());
+        assert!(
+            parse(&["--processes=3", "--rooms=30", "--find-max"])
+                .validate()
+                .is_err()
+        );
+        assert!(parse(&["--processes=3", "--rooms=2"]).validate().is_err());
+        assert!(
+            parse(&["--processes=2", "--rooms=30", "--slowloris=10"])
+                .validate()
+                .is_err()
+        );
     }
 
     #[test]

@@ -36,6 +36,7 @@ pub mod payload;
 pub mod procstat;
 pub mod report;
 pub mod schedule;
+pub mod split;
 pub mod timer;
 pub mod tracker;
 
