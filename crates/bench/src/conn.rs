@@ -286,7 +286,7 @@ impl Conn {
                 127 => break,
                 n => (usize::from(n), 2),
             };
-            if rest.len() < header + len {
+            if rest.len() < header.saturating_add(len) {
                 break;
             }
             let opcode = rest[0] & 0x0f;
