@@ -272,7 +272,7 @@ impl Conn {
             if rest.len() < 2 {
                 break;
             }
-            let (len, header) = match rest[1] & 0x7f {
+            let (len, header): (usize, usize) = match rest[1] & 0x7f {
                 126 if rest.len() >= 4 => (usize::from(u16::from_be_bytes([rest[2], rest[3]])), 4),
                 126 => break,
                 127 if rest.len() >= 10 => {
