@@ -116,20 +116,7 @@ pub fn merge(reports: &[Value]) -> Value {
         return Value::Null;
     };
     let mut merged = first.clone();
-    let sum = |path: &[&str]| -> Value {
-        let total: f64 = reports
-            .iter()
-            .filter_map(|r| dig(r, path).and_then(Value::as_f64))
-            .sum();
-        if reports
-            .iter()
-            .all(|r| dig(r, path).is_some_and(Value::is_u64))
-        {
-            Value::from(total as u64)
-        } else {
-            Value::from(total)
-        }
-    };
+    let sum = |path: &[&str]| sum_at(reports.iter(), path);
     merged["processes"] = Value::from(reports.len());
     merged["rooms"] = sum(&["rooms"]);
     merged["setup"]["connections"] = sum(&["setup", "connections"]);
@@ -172,8 +159,7 @@ pub fn merge(reports: &[Value]) -> Value {
         "bench_cpu_pct",
     ] {
         if result.get(key).is_some() {
-            let values: Vec<Value> = results.iter().map(|r| (*r).clone()).collect();
-            result[key] = sum_of(&values, key);
+            result[key] = sum_at(results.iter().copied(), &[key]);
         }
     }
     for key in ["latency_ms", "send_lag_ms"] {
@@ -192,9 +178,13 @@ pub fn merge(reports: &[Value]) -> Value {
     merged
 }
 
-fn sum_of(values: &[Value], key: &str) -> Value {
-    let total: f64 = values.iter().filter_map(|v| v.get(key)?.as_f64()).sum();
-    if values.iter().all(|v| v.get(key).is_some_and(Value::is_u64)) {
+/// The sum of the numbers at `path` in `values`: an integer if all of them are.
+fn sum_at<'a>(values: impl Iterator<Item = &'a Value> + Clone, path: &[&str]) -> Value {
+    let total: f64 = values.clone().filter_map(|v| dig(v, path)?.as_f64()).sum();
+    if values
+        .clone()
+        .all(|v| dig(v, path).is_some_and(Value::is_u64))
+    {
         Value::from(total as u64)
     } else {
         Value::from(total)

@@ -228,10 +228,8 @@ fn answer<M: Mailbox>(shared: &Shared<M>, op: Op<M>, reply: &Value) {
             Err(BrokerError::Unavailable)
         }
     };
+    // Every waiter is registered under its operation's number (`ClusterBroker::call`).
     shared.complete(op.seq, outcome);
-    if let Some(waiter) = op.waiter {
-        waiter.complete(outcome);
-    }
 }
 
 /// Fails the operations of `batch` that clients wait for (and, with `all`, the kept
@@ -243,9 +241,6 @@ fn fail<M: Mailbox>(shared: &Shared<M>, batch: &mut Vec<Op<M>>, all: bool) {
             return true;
         }
         shared.complete(op.seq, Err(BrokerError::Unavailable));
-        if let Some(waiter) = &op.waiter {
-            waiter.complete(Err(BrokerError::Unavailable));
-        }
         if let Some(sender) = op.sender.take() {
             bump(&shared.stats.chats_maybe_lost);
             let notice = Encoded::notice_for(sender.format, texts::CHAT_MAYBE_LOST);

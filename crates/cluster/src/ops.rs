@@ -68,7 +68,8 @@ pub(crate) struct Op<M> {
     pub(crate) node: u64,
     pub(crate) kind: OpKind,
     /// The worker blocked on the answer, if any (chats and disconnect leaves are not
-    /// waited for).
+    /// waited for). It is also in `Shared::pending`, which is how it is completed;
+    /// here it only tells the command thread whether the worker gave up.
     pub(crate) waiter: Option<Arc<Waiter>>,
     /// For a chat: the sender, told if Redis went away while the chat was on its way.
     pub(crate) sender: Option<LocalBox<M>>,

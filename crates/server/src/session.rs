@@ -190,8 +190,8 @@ impl Session {
     }
 
     /// Queues bytes exactly as given (a web connection's HTTP response or WebSocket
-    /// control frame), ahead of anything queued later; answers whether a flush is now
-    /// due.
+    /// control frame), ahead of anything queued later; answers whether they were
+    /// queued (not if the connection is closed or was just cut for its backlog).
     pub(crate) fn send_raw(&self, bytes: Bytes) -> bool {
         matches!(
             self.outbound.append(&bytes),

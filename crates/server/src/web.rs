@@ -268,8 +268,23 @@ fn read_messages(ws: &mut WebSocket<Pipe>, input: &mut WebInput) -> bool {
     }
 }
 
+/// Headers `[0x81, len]` of unmasked final text frames of 0 to 125 bytes, shared by
+/// every recipient: the common short message costs no allocation per recipient.
+static SHORT_HEADERS: [[u8; 2]; 126] = {
+    let mut table = [[0x81, 0]; 126];
+    let mut len = 0;
+    while len < 126 {
+        table[len][1] = len as u8;
+        len += 1;
+    }
+    table
+};
+
 /// The header of an unmasked, final text frame of `len` bytes (server to client).
 pub(crate) fn text_frame_header(len: usize) -> Bytes {
+    if let Some(short) = SHORT_HEADERS.get(len) {
+        return Bytes::from_static(short);
+    }
     let header = FrameHeader {
         opcode: tungstenite::protocol::frame::coding::OpCode::Data(
             tungstenite::protocol::frame::coding::Data::Text,
