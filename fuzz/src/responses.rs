@@ -41,7 +41,11 @@ pub fn check(data: &[u8]) {
 
 fn decode(format: WireFormat, frames: &[&[u8]]) -> Vec<Result<Response<'static>, DecodeError>> {
     let mut decoder = ResponseDecoder::new(format);
-    frames.iter().filter_map(|f| decoder.feed(f)).collect()
+    frames
+        .iter()
+        .filter_map(|f| decoder.feed(f))
+        .map(|r| r.map(Response::into_owned))
+        .collect()
 }
 
 /// Whether `target` can carry `response` unchanged.

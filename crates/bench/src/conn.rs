@@ -182,7 +182,7 @@ impl Conn {
         mut on_message: F,
     ) -> io::Result<ReadEnd>
     where
-        F: FnMut(Result<Response<'static>, DecodeError>, Instant),
+        F: FnMut(Result<Response<'_>, DecodeError>, Instant),
     {
         loop {
             match self.stream.read(scratch) {
@@ -205,7 +205,7 @@ impl Conn {
     /// Splits received bytes into frames and feeds them to the decoder.
     fn take_frames<F>(&mut self, data: &[u8], mut on_message: F)
     where
-        F: FnMut(Result<Response<'static>, DecodeError>),
+        F: FnMut(Result<Response<'_>, DecodeError>),
     {
         if self.web.is_some() {
             return self.take_web(data, on_message);
@@ -245,7 +245,7 @@ impl Conn {
     /// (unmasked, from the server) whose payloads are JSON messages.
     fn take_web<F>(&mut self, data: &[u8], mut on_message: F)
     where
-        F: FnMut(Result<Response<'static>, DecodeError>),
+        F: FnMut(Result<Response<'_>, DecodeError>),
     {
         self.partial.extend_from_slice(data);
         let mut used = 0;
@@ -335,8 +335,8 @@ mod tests {
             // Every split point, including inside the length headers.
             for cut in 0..=wire.len() {
                 let mut got = Vec::new();
-                conn.take_frames(&wire[..cut], |m| got.push(m.unwrap()));
-                conn.take_frames(&wire[cut..], |m| got.push(m.unwrap()));
+                conn.take_frames(&wire[..cut], |m| got.push(m.unwrap().into_owned()));
+                conn.take_frames(&wire[cut..], |m| got.push(m.unwrap().into_owned()));
                 assert_eq!(got, responses, "{format} cut at {cut}");
                 assert!(conn.partial.is_empty());
             }
@@ -373,7 +373,7 @@ mod tests {
         let deadline = Instant::now() + std::time::Duration::from_secs(5);
         loop {
             let end = conn
-                .read(&mut scratch, true, |m, _| got.push(m.unwrap()))
+                .read(&mut scratch, true, |m, _| got.push(m.unwrap().into_owned()))
                 .unwrap();
             if end == ReadEnd::Eof {
                 break;

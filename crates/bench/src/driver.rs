@@ -953,12 +953,7 @@ impl Driver {
     }
 
     /// One message from the server to client `c`.
-    fn on_message(
-        &mut self,
-        c: usize,
-        message: Result<Response<'static>, DecodeError>,
-        at: Instant,
-    ) {
+    fn on_message(&mut self, c: usize, message: Result<Response<'_>, DecodeError>, at: Instant) {
         self.last_receipt = at;
         if self.pops.role(c) != Role::Measured {
             return self.on_extra_message(c, message);

@@ -235,7 +235,7 @@ impl Connection {
                     if self.verbosity >= 1 && self.format == WireFormat::Protobuf {
                         trace_protobuf_pair(&mut self.pending_type, payload, &response, out);
                     }
-                    out.push(Incoming::Response(response));
+                    out.push(Incoming::Response(response.into_owned()));
                 }
                 Some(Err(error)) => {
                     if self.verbosity >= 1 && self.format == WireFormat::Protobuf {

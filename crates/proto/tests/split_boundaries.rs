@@ -85,7 +85,7 @@ fn decode_responses(format: WireFormat, frames: &[Vec<u8>]) -> Vec<Response<'sta
     frames
         .iter()
         .filter_map(|f| decoder.feed(f))
-        .map(|r| r.expect("a valid response decodes"))
+        .map(|r| r.expect("a valid response decodes").into_owned())
         .collect()
 }
 

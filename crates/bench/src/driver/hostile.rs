@@ -413,7 +413,7 @@ impl Driver {
     pub(super) fn on_extra_message(
         &mut self,
         c: usize,
-        message: Result<Response<'static>, DecodeError>,
+        message: Result<Response<'_>, DecodeError>,
     ) {
         let joining = matches!(self.clients[c], Client::Joining { .. });
         let text = match message {

@@ -299,7 +299,9 @@ impl Peer {
         loop {
             while let Some(frame) = self.inbox.next_frame() {
                 if let Some(decoded) = self.decoder.feed(frame) {
-                    return decoded.expect("the server sends valid messages");
+                    return decoded
+                        .expect("the server sends valid messages")
+                        .into_owned();
                 }
             }
             match self.inbox.read_from(&mut self.stream) {

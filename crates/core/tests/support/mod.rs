@@ -42,7 +42,11 @@ fn decode(deliveries: &[Bytes], format: WireFormat) -> Vec<Response<'static>> {
             let mut decoded = Vec::new();
             for payload in Frames::new(message) {
                 if let Some(response) = decoder.feed(payload) {
-                    decoded.push(response.expect("the core sends valid messages"));
+                    decoded.push(
+                        response
+                            .expect("the core sends valid messages")
+                            .into_owned(),
+                    );
                 }
             }
             assert_eq!(decoded.len(), 1, "one delivery is one message");

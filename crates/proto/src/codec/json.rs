@@ -5,28 +5,102 @@
 //! generic serializer and lets requests match Python's `json.dumps` byte for byte.
 
 use std::borrow::Cow;
+use std::fmt;
 
-use serde::Deserialize;
+use serde::de::{self, Deserialize, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::Value;
 
 use super::DecodeError;
 use crate::message::{Request, RequestKind, Response, RoomInfo};
 
 /// Every key any message uses. Unknown keys are ignored; `null` counts as absent.
-#[derive(Deserialize)]
-struct Envelope {
-    #[serde(rename = "type")]
-    kind: Option<Value>,
-    name: Option<Value>,
-    title: Option<Value>,
-    #[serde(rename = "roomId")]
-    room_id: Option<Value>,
-    text: Option<Value>,
-    member: Option<Value>,
+///
+/// Decoding is one pass with no allocation for a string without escapes: scalar
+/// fields borrow from the frame ([`Field`]). That matters to a client: a load
+/// generator decodes every delivery of a thousand-member room. Only `rooms`, a
+/// nested list in a rare message, is read into a [`Value`].
+#[derive(serde::Deserialize)]
+struct Envelope<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: Option<Field<'a>>,
+    #[serde(borrow)]
+    name: Option<Field<'a>>,
+    #[serde(borrow)]
+    title: Option<Field<'a>>,
+    #[serde(rename = "roomId", borrow)]
+    room_id: Option<Field<'a>>,
+    #[serde(borrow)]
+    text: Option<Field<'a>>,
+    #[serde(borrow)]
+    member: Option<Field<'a>>,
     rooms: Option<Value>,
 }
 
-fn parse_envelope(payload: &[u8]) -> Result<(Envelope, String), DecodeError> {
+/// One key's value, kept only as far as a message needs it: a string (borrowed from
+/// the frame unless it had escapes), a number as JSON gave it, or the note that it
+/// was something else, so that a wrong type gets its own error.
+enum Field<'a> {
+    Str(Cow<'a, str>),
+    Number(serde_json::Number),
+    Other,
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Field<'a> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(FieldVisitor(std::marker::PhantomData))
+    }
+}
+
+struct FieldVisitor<'a>(std::marker::PhantomData<Field<'a>>);
+
+impl<'de: 'a, 'a> Visitor<'de> for FieldVisitor<'a> {
+    type Value = Field<'a>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+        Ok(Field::Str(Cow::Borrowed(v)))
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(Field::Str(Cow::Owned(v.to_owned())))
+    }
+
+    fn visit_string<E: de::Error>(self, v: String) -> Result<Self::Value, E> {
+        Ok(Field::Str(Cow::Owned(v)))
+    }
+
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
+        Ok(Field::Number(v.into()))
+    }
+
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
+        Ok(Field::Number(v.into()))
+    }
+
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
+        // JSON has no NaN or infinity, so `from_f64` only fails for what cannot occur.
+        Ok(serde_json::Number::from_f64(v).map_or(Field::Other, Field::Number))
+    }
+
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
+        Ok(Field::Other)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(Field::Other)
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+        Ok(Field::Other)
+    }
+}
+
+fn parse_envelope(payload: &[u8]) -> Result<(Envelope<'_>, Cow<'_, str>), DecodeError> {
     // serde's derive would also read a struct from a JSON array (fields by position);
     // only objects are messages.
     let first = payload.iter().find(|b| !b.is_ascii_whitespace());
@@ -38,23 +112,23 @@ fn parse_envelope(payload: &[u8]) -> Result<(Envelope, String), DecodeError> {
             },
         );
     }
-    let envelope: Envelope =
+    let mut envelope: Envelope<'_> =
         serde_json::from_slice(payload).map_err(|e| DecodeError::InvalidJson(e.to_string()))?;
     // An empty type counts as none, as in the reference client (`if not msg_type`).
-    let kind = match &envelope.kind {
-        Some(Value::String(kind)) if !kind.is_empty() => kind.clone(),
+    let kind = match envelope.kind.take() {
+        Some(Field::Str(kind)) if !kind.is_empty() => kind,
         _ => return Err(DecodeError::MissingType),
     };
     Ok((envelope, kind))
 }
 
-fn string_field(
-    value: Option<Value>,
+fn string_field<'a>(
+    value: Option<Field<'a>>,
     message: &'static str,
     field: &'static str,
-) -> Result<String, DecodeError> {
+) -> Result<Cow<'a, str>, DecodeError> {
     match value {
-        Some(Value::String(s)) => Ok(s),
+        Some(Field::Str(s)) => Ok(s),
         None => Err(DecodeError::MissingField { message, field }),
         Some(_) => Err(DecodeError::WrongFieldType {
             message,
@@ -66,7 +140,7 @@ fn string_field(
 
 /// An integer of any size, saturated to `i64`.
 fn integer_field(
-    value: Option<Value>,
+    value: Option<Field<'_>>,
     message: &'static str,
     field: &'static str,
 ) -> Result<i64, DecodeError> {
@@ -77,23 +151,22 @@ fn integer_field(
     };
     match value {
         None => Err(DecodeError::MissingField { message, field }),
-        Some(Value::Number(n)) => {
-            if let Some(i) = n.as_i64() {
-                Ok(i)
-            } else if n.as_u64().is_some() {
-                Ok(i64::MAX)
-            } else {
-                // Integers beyond u64 arrive as floats; `as` saturates, which is what
-                // we want (no room has such an id). Non-integral numbers are refused.
-                let f = n.as_f64().ok_or_else(wrong)?;
-                if f.is_finite() && f.fract() == 0.0 {
-                    Ok(f as i64)
-                } else {
-                    Err(wrong())
-                }
-            }
-        }
+        Some(Field::Number(n)) => number_to_integer(&n).ok_or_else(wrong),
         Some(_) => Err(wrong()),
+    }
+}
+
+/// A JSON number as an integer saturated to `i64`; `None` when it has a fraction.
+fn number_to_integer(n: &serde_json::Number) -> Option<i64> {
+    if let Some(i) = n.as_i64() {
+        Some(i)
+    } else if n.as_u64().is_some() {
+        Some(i64::MAX)
+    } else {
+        // Integers beyond u64 arrive as floats; `as` saturates, which is what we want
+        // (no room has such an id). Non-integral numbers are refused.
+        let f = n.as_f64()?;
+        (f.is_finite() && f.fract() == 0.0).then_some(f as i64)
     }
 }
 
@@ -102,41 +175,52 @@ pub(super) fn decode_request(payload: &[u8]) -> Result<Request, DecodeError> {
     let kind = RequestKind::ALL
         .into_iter()
         .find(|k| k.name() == kind)
-        .ok_or(DecodeError::UnknownType(kind))?;
+        .ok_or_else(|| DecodeError::UnknownType(kind.into_owned()))?;
     let message = kind.name();
     Ok(match kind {
         RequestKind::Name => Request::Name {
-            name: string_field(envelope.name, message, "name")?,
+            name: string_field(envelope.name, message, "name")?.into_owned(),
         },
         RequestKind::Rooms => Request::Rooms,
         RequestKind::CreateRoom => Request::CreateRoom {
-            title: string_field(envelope.title, message, "title")?,
+            title: string_field(envelope.title, message, "title")?.into_owned(),
         },
         RequestKind::JoinRoom => Request::JoinRoom {
             room_id: integer_field(envelope.room_id, message, "roomId")?,
         },
         RequestKind::LeaveRoom => Request::LeaveRoom,
         RequestKind::Chat => Request::Chat {
-            text: string_field(envelope.text, message, "text")?,
+            text: string_field(envelope.text, message, "text")?.into_owned(),
         },
         RequestKind::Shutdown => Request::Shutdown,
     })
 }
 
-pub(super) fn decode_response(payload: &[u8]) -> Result<Response<'static>, DecodeError> {
+/// Decodes a server's message; its strings borrow from `payload` where they can.
+pub(super) fn decode_response(payload: &[u8]) -> Result<Response<'_>, DecodeError> {
     let (envelope, kind) = parse_envelope(payload)?;
-    Ok(match kind.as_str() {
+    Ok(match &*kind {
         "SCSystemMessage" => Response::SystemMessage {
-            text: Cow::Owned(string_field(envelope.text, "SCSystemMessage", "text")?),
+            text: string_field(envelope.text, "SCSystemMessage", "text")?,
         },
         "SCChat" => Response::Chat {
-            member: Cow::Owned(string_field(envelope.member, "SCChat", "member")?),
-            text: Cow::Owned(string_field(envelope.text, "SCChat", "text")?),
+            member: string_field(envelope.member, "SCChat", "member")?,
+            text: string_field(envelope.text, "SCChat", "text")?,
         },
         "SCRoomsResult" => Response::RoomsResult {
             rooms: decode_rooms(envelope.rooms)?,
         },
-        _ => return Err(DecodeError::UnknownType(kind)),
+        _ => return Err(DecodeError::UnknownType(kind.into_owned())),
+    })
+}
+
+/// A nested value as a [`Field`]: inside `rooms` a `null` is a wrong type, not an
+/// absent key (only top-level keys may be `null`).
+fn nested_field(value: Option<Value>) -> Option<Field<'static>> {
+    value.map(|value| match value {
+        Value::String(s) => Field::Str(Cow::Owned(s)),
+        Value::Number(n) => Field::Number(n),
+        _ => Field::Other,
     })
 }
 
@@ -161,8 +245,9 @@ fn decode_rooms(value: Option<Value>) -> Result<Vec<RoomInfo>, DecodeError> {
             let Value::Object(mut room) = room else {
                 return Err(wrong("rooms", "객체의 배열"));
             };
-            let room_id = integer_field(room.remove("roomId"), MESSAGE, "roomId")?;
-            let title = string_field(room.remove("title"), MESSAGE, "title")?;
+            let room_id = integer_field(nested_field(room.remove("roomId")), MESSAGE, "roomId")?;
+            let title =
+                string_field(nested_field(room.remove("title")), MESSAGE, "title")?.into_owned();
             let members = match room.remove("members") {
                 Some(Value::Array(members)) => members
                     .into_iter()

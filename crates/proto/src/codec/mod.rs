@@ -347,8 +347,9 @@ impl ResponseDecoder {
     }
 
     /// Feeds one frame payload; answers `None` while a protobuf message is half
-    /// received.
-    pub fn feed(&mut self, payload: &[u8]) -> Option<Result<Response<'static>, DecodeError>> {
+    /// received. A JSON message's strings borrow from `payload` where they can (call
+    /// [`Response::into_owned`] to keep it).
+    pub fn feed<'p>(&mut self, payload: &'p [u8]) -> Option<Result<Response<'p>, DecodeError>> {
         match self.format {
             WireFormat::Json => Some(json::decode_response(payload)),
             WireFormat::Protobuf => {

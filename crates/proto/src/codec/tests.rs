@@ -18,10 +18,7 @@ fn decode_all_requests(
     Frames::new(wire).filter_map(|f| decoder.feed(f)).collect()
 }
 
-fn decode_all_responses(
-    format: WireFormat,
-    wire: &[u8],
-) -> Vec<Result<Response<'static>, DecodeError>> {
+fn decode_all_responses(format: WireFormat, wire: &[u8]) -> Vec<Result<Response<'_>, DecodeError>> {
     let mut decoder = ResponseDecoder::new(format);
     Frames::new(wire).filter_map(|f| decoder.feed(f)).collect()
 }
@@ -535,4 +532,67 @@ fn an_unknown_type_is_echoed_sanitised_and_short() {
         "{text}"
     );
     assert!(text.chars().count() < 100, "{}", text.chars().count());
+}
+
+#[test]
+fn json_strings_borrow_from_the_frame_unless_escaped() {
+    // A load generator decodes every delivery: a string without escapes must not be
+    // copied, and one with escapes must still come out unescaped.
+    let plain = br#"{"type": "SCChat", "member": "kim", "text": "hello"}"#;
+    let Ok(Response::Chat { member, text }) = json::decode_response(plain) else {
+        panic!("a chat decodes");
+    };
+    assert!(matches!(member, Cow::Borrowed("kim")), "{member:?}");
+    assert!(matches!(text, Cow::Borrowed("hello")), "{text:?}");
+
+    let escaped = br#"{"type": "SCChat", "member": "\uae40", "text": "a\"b"}"#;
+    let Ok(Response::Chat { member, text }) = json::decode_response(escaped) else {
+        panic!("a chat with escapes decodes");
+    };
+    assert_eq!((&*member, &*text), ("김", "a\"b"));
+    assert!(matches!(member, Cow::Owned(_)));
+}
+
+#[test]
+fn json_fields_of_any_other_type_are_wrong_types() {
+    for value in ["true", "[\"x\"]", "{\"a\": [1, {\"b\": 2}]}", "7", "-1.5e3"] {
+        let payload = format!(r#"{{"type": "SCChat", "member": "m", "text": {value}}}"#);
+        assert_eq!(
+            json::decode_response(payload.as_bytes()),
+            Err(DecodeError::WrongFieldType {
+                message: "SCChat",
+                field: "text",
+                expected: "문자열",
+            }),
+            "{value}"
+        );
+    }
+    // `null` at the top level is an absent key; inside `rooms` it is a wrong type.
+    assert_eq!(
+        json::decode_response(br#"{"type": "SCChat", "member": "m", "text": null}"#),
+        Err(DecodeError::MissingField {
+            message: "SCChat",
+            field: "text",
+        })
+    );
+    assert_eq!(
+        json::decode_response(
+            br#"{"type": "SCRoomsResult", "rooms": [{"roomId": null, "title": "t", "members": []}]}"#
+        ),
+        Err(DecodeError::WrongFieldType {
+            message: "SCRoomsResult",
+            field: "roomId",
+            expected: "정수",
+        })
+    );
+    // Unknown keys of any shape are skipped, and a huge integer saturates.
+    assert_eq!(
+        decode_all_requests(
+            Some(WireFormat::Json),
+            &frame_of(
+                br#"{"x": {"y": [1, 2, {"z": null}]}, "type": "CSJoinRoom", "roomId": 1e30}"#
+            )
+        ),
+        vec![Ok(Request::JoinRoom { room_id: i64::MAX })]
+    );
 }

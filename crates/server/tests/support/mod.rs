@@ -426,13 +426,17 @@ impl Client {
         loop {
             let frame = self.try_recv_frame()?;
             if let Some(decoded) = self.decoder.feed(&frame) {
-                return Some(decoded.unwrap_or_else(|e| {
-                    panic!(
-                        "the server sent a frame that is not a valid {} response ({e}): {:?}",
-                        self.format,
-                        String::from_utf8_lossy(&frame)
-                    )
-                }));
+                return Some(
+                    decoded
+                        .unwrap_or_else(|e| {
+                            panic!(
+                                "the server sent a frame that is not a valid {} response ({e}): {:?}",
+                                self.format,
+                                String::from_utf8_lossy(&frame)
+                            )
+                        })
+                        .into_owned(),
+                );
             }
         }
     }
@@ -443,7 +447,7 @@ impl Client {
         loop {
             let frame = self.next_frame_or_end(true)?;
             if let Some(decoded) = self.decoder.feed(&frame) {
-                return Some(decoded.expect("a valid response"));
+                return Some(decoded.expect("a valid response").into_owned());
             }
         }
     }
@@ -840,9 +844,13 @@ impl Client {
             while let Some(frame) = self.frames.next_frame() {
                 let frame = frame.to_vec();
                 if let Some(decoded) = self.decoder.feed(&frame) {
-                    responses.push(decoded.unwrap_or_else(|e| {
-                        panic!("the server sent an invalid {} frame: {e}", self.format)
-                    }));
+                    responses.push(
+                        decoded
+                            .unwrap_or_else(|e| {
+                                panic!("the server sent an invalid {} frame: {e}", self.format)
+                            })
+                            .into_owned(),
+                    );
                 }
             }
             let left = deadline.saturating_duration_since(Instant::now());

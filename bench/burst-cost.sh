@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# What one burst to a big room costs this machine: the server's CPU time (user and
+# system, from /proc) and the bench's per chat sent into one room of MEMBERS clients,
+# at a light RATE where bursts seldom overlap, with the latency each run saw. Every
+# delivery needs a write by the server and a read by the bench; a burst cannot be
+# complete on the machine's cores sooner than their CPU time together divided by the
+# cores, so that quotient bounds the p99 any server could reach against this bench
+# here (BENCHMARKS.md, "Big room").
+#
+#   bench/burst-cost.sh                 # 3 runs each: shared cores, then pinned
+#   RUNS=5 RATE=20 MEMBERS=1000 bench/burst-cost.sh
+#
+# Modes: "shared" is the suite's setup (server --workers=2, nothing pinned); "pinned"
+# puts the server (--workers=1) on CPU 0 and the bench on CPU 1, as BENCH_PIN=1 does.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+RUNS="${RUNS:-3}"
+RATE="${RATE:-20}"
+MEMBERS="${MEMBERS:-1000}"
+DURATION="${DURATION:-3}"
+FORMAT="${FORMAT:-json}"
+SERVER="${BENCH_SERVER:-target/release/chat-server}"
+BENCH="${BENCH_BIN:-target/release/chat-bench}"
+[[ -x $SERVER && -x $BENCH ]] || cargo build --release --quiet -p chat-server -p chat-bench
+CORES="$(nproc)"
+TMP="$(mktemp -d)"
+SERVER_PID=""
+cleanup() {
+    [[ -n $SERVER_PID ]] && kill "$SERVER_PID" 2>/dev/null && wait "$SERVER_PID" 2>/dev/null
+    rm -rf "$TMP"
+}
+trap cleanup EXIT
+
+run_once() { # mode → one JSON report on stdout
+    local mode="$1" server_pre=() bench_pre=() workers=2
+    if [[ $mode == pinned ]]; then
+        server_pre=(taskset -c 0)
+        bench_pre=(taskset -c 1)
+        workers=1
+    fi
+    "${server_pre[@]}" "$SERVER" --port=0 --workers="$workers" --flood-control=off \
+        --max-connections=$((MEMBERS + 100)) >"$TMP/server.log" 2>&1 &
+    SERVER_PID=$!
+    local port="" deadline=$((SECONDS + 10))
+    until port="$(grep -o 'listening on [0-9.:]*' "$TMP/server.log" | grep -o '[0-9]*$')"; do
+        (( SECONDS < deadline )) || { echo "the server did not start" >&2; exit 1; }
+        sleep 0.05 # polling its log, bounded by the deadline
+    done
+    "${bench_pre[@]}" "$BENCH" --port="$port" --format="$FORMAT" --rooms=1 \
+        --per-room="$MEMBERS" --rate="$RATE" --duration="$DURATION" --drain=2 \
+        --server-pid="$SERVER_PID" --json
+    kill "$SERVER_PID"
+    wait "$SERVER_PID" 2>/dev/null || true
+    SERVER_PID=""
+}
+
+echo "One room × $MEMBERS members, $RATE chats/s for $DURATION s, $FORMAT, $RUNS runs per mode, $CORES cores"
+echo
+echo "| mode | run | server user ms / burst | server system ms / burst | bench ms / burst | together ms / burst | ÷ $CORES cores | p50 ms | p99 ms | max ms | lost |"
+echo "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|"
+for mode in shared pinned; do
+    for run in $(seq "$RUNS"); do
+        run_once "$mode" >"$TMP/report.json"
+        python3 - "$mode" "$run" "$CORES" "$TMP/report.json" <<'EOF'
+import json, sys
+mode, run, cores, path = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+r = json.load(open(path))["result"]
+bursts = r["chats_sent"]
+user = 1000 * r["server_user_s"] / bursts
+system = 1000 * r["server_system_s"] / bursts
+bench = 1000 * r["bench_cpu_pct"] / 100 * r["elapsed_s"] / bursts
+both = user + system + bench
+lat = r["latency_ms"]
+print(f"| {mode} | {run} | {user:.2f} | {system:.2f} | {bench:.2f} | {both:.2f} | {both / cores:.2f} "
+      f"| {lat['p50']:.2f} | {lat['p99']:.2f} | {lat['max']:.2f} | {r['lost']} |")
+EOF
+    done
+done
