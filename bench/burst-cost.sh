@@ -5,10 +5,12 @@
 # delivery needs a write by the server and a read by the bench; a burst cannot be
 # complete on the machine's cores sooner than their CPU time together divided by the
 # cores, so that quotient bounds the p99 any server could reach against this bench
-# here (BENCHMARKS.md, "Big room").
+# here (BENCHMARKS.md, "Big room"). At higher rates bursts overlap and the server
+# batches (several chats per write); "busy" then shows how full the machine was.
 #
 #   bench/burst-cost.sh                 # 3 runs each: shared cores, then pinned
 #   RUNS=5 RATE=20 MEMBERS=1000 bench/burst-cost.sh
+#   MODES=shared RATE=200 bench/burst-cost.sh
 #
 # Modes: "shared" is the suite's setup (server --workers=2, nothing pinned); "pinned"
 # puts the server (--workers=1) on CPU 0 and the bench on CPU 1, as BENCH_PIN=1 does.
@@ -19,6 +21,7 @@ RATE="${RATE:-20}"
 MEMBERS="${MEMBERS:-1000}"
 DURATION="${DURATION:-3}"
 FORMAT="${FORMAT:-json}"
+MODES="${MODES:-shared pinned}"
 SERVER="${BENCH_SERVER:-target/release/chat-server}"
 BENCH="${BENCH_BIN:-target/release/chat-bench}"
 [[ -x $SERVER && -x $BENCH ]] || cargo build --release --quiet -p chat-server -p chat-bench
@@ -56,9 +59,9 @@ run_once() { # mode → one JSON report on stdout
 
 echo "One room × $MEMBERS members, $RATE chats/s for $DURATION s, $FORMAT, $RUNS runs per mode, $CORES cores"
 echo
-echo "| mode | run | server user ms / burst | server system ms / burst | bench ms / burst | together ms / burst | ÷ $CORES cores | p50 ms | p99 ms | max ms | lost |"
-echo "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|"
-for mode in shared pinned; do
+echo "| mode | run | server user ms / burst | server system ms / burst | bench ms / burst | together ms / burst | ÷ $CORES cores | busy | p50 ms | p99 ms | max ms | lost |"
+echo "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|"
+for mode in $MODES; do
     for run in $(seq "$RUNS"); do
         run_once "$mode" >"$TMP/report.json"
         python3 - "$mode" "$run" "$CORES" "$TMP/report.json" <<'EOF'
@@ -70,9 +73,11 @@ user = 1000 * r["server_user_s"] / bursts
 system = 1000 * r["server_system_s"] / bursts
 bench = 1000 * r["bench_cpu_pct"] / 100 * r["elapsed_s"] / bursts
 both = user + system + bench
+# The share of the machine the pair used while it ran.
+busy = both * bursts / 1000 / (r["elapsed_s"] * cores)
 lat = r["latency_ms"]
 print(f"| {mode} | {run} | {user:.2f} | {system:.2f} | {bench:.2f} | {both:.2f} | {both / cores:.2f} "
-      f"| {lat['p50']:.2f} | {lat['p99']:.2f} | {lat['max']:.2f} | {r['lost']} |")
+      f"| {100 * busy:.0f} % | {lat['p50']:.2f} | {lat['p99']:.2f} | {lat['max']:.2f} | {r['lost']} |")
 EOF
     done
 done
