@@ -7,6 +7,9 @@ and reordering are totals over all runs. find-max: the median best rate; the oth
 figures are those of the step at that rate, from the run with the median best rate.
 Hostile scenarios (KIND hostile) are fixed-rate rows too, and each gets a section of
 the hostile population's figures (medians over the runs) with its targets checked.
+Two hand-written files are kept across runs: bench/RECORDED.md (sections measured by
+other runs, each with its command) right after the table, and bench/ANALYSIS.md at the
+end.
 """
 
 import glob
@@ -437,6 +440,18 @@ if cluster_scenarios:
                                  f"best ({fmt_num(base)} chats/s, same suite)")
             w(line + ".")
             w(f"  * Redis µs of CPU per chat by step rate (chats/s: µs): {by_rate}")
+    w("")
+# Sections recorded by hand from other runs (each with its command) follow the table.
+recorded = os.path.join(os.path.dirname(os.path.abspath(__file__)), "RECORDED.md")
+if os.path.exists(recorded):
+    with open(recorded) as f:
+        text = f.read()
+    # The file's leading comment is for its editors, not the readers.
+    if text.startswith("<!--"):
+        text = text[text.index("-->") + 3:]
+    if lines and lines[-1] != "":
+        w("")
+    lines.append(text.strip("\n"))
     w("")
 hostile_scenarios = [s for s in SCENARIOS if env[f"KIND_{key(s)}"] == "hostile"]
 if hostile_scenarios:
