@@ -115,7 +115,8 @@ pub struct RoomInfo {
 /// A message from the server to a client.
 ///
 /// Strings are `Cow` so that a server can encode borrowed text without copying it,
-/// while a client decodes into owned values (`Response<'static>`).
+/// and a client can decode a JSON message without copying its strings out of the
+/// frame ([`Response::into_owned`] keeps one past the frame's life).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Response<'a> {
     /// A notice; the reference client prints it as `[시스템 메시지] <text>`.
