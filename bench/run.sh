@@ -35,6 +35,10 @@
 # Each runs measured rooms beside a hostile population (see crates/bench/README.md) and
 # gets a section of its own in BENCHMARKS.md with the population's figures and targets.
 #
+# Beside the suite: bench/burst-cost.sh (CPU per big-room burst, server and bench) and
+# bench/redis-cost.sh (Redis's CPU per round trip), each printing a markdown table.
+# Sections recorded from such runs go in bench/RECORDED.md, which report.py keeps.
+#
 # Each scenario run gets its own server (`--port=0 --workers=2`), stopped with SIGTERM
 # afterwards; a server that does not exit 0 is reported. Fixed-rate scenarios report
 # the median of BENCH_RUNS runs per figure; losses, duplicates and reordering are the
