@@ -16,6 +16,9 @@
 # puts the server (--workers=1) on CPU 0 and the bench on CPU 1, as BENCH_PIN=1 does.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+log() { printf '[burst-cost.sh] %s\n' "$*" >&2; }
+# shellcheck source=bench/lib.sh
+source bench/lib.sh
 RUNS="${RUNS:-3}"
 RATE="${RATE:-20}"
 MEMBERS="${MEMBERS:-1000}"
@@ -41,15 +44,9 @@ run_once() { # mode → one JSON report on stdout
         bench_pre=(taskset -c 1)
         workers=1
     fi
-    "${server_pre[@]}" "$SERVER" --port=0 --workers="$workers" --flood-control=off \
-        --max-connections=$((MEMBERS + 100)) >"$TMP/server.log" 2>&1 &
-    SERVER_PID=$!
-    local port="" deadline=$((SECONDS + 10))
-    until port="$(grep -o 'listening on [0-9.:]*' "$TMP/server.log" | grep -o '[0-9]*$')"; do
-        (( SECONDS < deadline )) || { echo "the server did not start" >&2; exit 1; }
-        sleep 0.05 # polling its log, bounded by the deadline
-    done
-    "${bench_pre[@]}" "$BENCH" --port="$port" --format="$FORMAT" --rooms=1 \
+    launch_server "$TMP/server.log" "${server_pre[@]}" "$SERVER" --port=0 --workers="$workers" \
+        --flood-control=off --max-connections=$((MEMBERS + 100)) || exit 1
+    "${bench_pre[@]}" "$BENCH" --port="$SERVER_PORT" --format="$FORMAT" --rooms=1 \
         --per-room="$MEMBERS" --rate="$RATE" --duration="$DURATION" --drain=2 \
         --server-pid="$SERVER_PID" --json
     kill "$SERVER_PID"

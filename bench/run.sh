@@ -71,6 +71,8 @@ SERVER="${BENCH_SERVER:-$TARGET_DIR/release/chat-server}"
 BENCH="$TARGET_DIR/release/chat-bench"
 
 log() { printf '[run.sh %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+# shellcheck source=bench/lib.sh
+source bench/lib.sh # the working directory is the repository root (above)
 
 log "building (release)"
 if [[ -n "${BENCH_SERVER:-}" ]]; then
@@ -139,25 +141,7 @@ trap 'stop_server cleanup' EXIT
 start_server() {
     local logfile="$1"
     shift
-    # shellcheck disable=SC2068 # the server flags are meant to split into words
-    NO_COLOR=1 "${SERVER_CPU[@]}" "$SERVER" --port=0 --workers="$WORKERS" "$@" 2>"$logfile" &
-    SERVER_PID=$!
-    local deadline=$((SECONDS + 15))
-    SERVER_PORT=""
-    while [[ -z "$SERVER_PORT" ]]; do
-        if ! kill -0 "$SERVER_PID" 2>/dev/null; then
-            log "server died at start:"; cat "$logfile" >&2
-            wait "$SERVER_PID" || true
-            SERVER_PID=""
-            return 1
-        fi
-        if (( SECONDS > deadline )); then
-            log "server did not report its port within 15 s"; return 1
-        fi
-        SERVER_PORT="$(sed 's/\x1b\[[0-9;]*m//g' "$logfile" \
-            | grep -o 'listening on [^ ]*' | head -1 | sed 's/.*://')" || true
-        [[ -n "$SERVER_PORT" ]] || sleep 0.05 # polling the log, bounded by the deadline
-    done
+    launch_server "$logfile" "${SERVER_CPU[@]}" "$SERVER" --port=0 --workers="$WORKERS" "$@"
 }
 
 # run_case NAME FORMAT RUN BENCH-FLAGS...: one server, one bench invocation.
