@@ -1,5 +1,7 @@
 //! The `chat-bench` binary: parse flags, run, print. Everything else is in the library.
 
+#![forbid(unsafe_code)]
+
 use std::process::ExitCode;
 
 use clap::Parser;

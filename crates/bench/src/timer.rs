@@ -35,8 +35,9 @@ impl Timer {
         if fd < 0 {
             return Err(io::Error::last_os_error());
         }
-        // SAFETY: `fd` is a fresh descriptor that nothing else owns.
         Ok(Self {
+            // SAFETY: `fd` was just returned by timerfd_create (checked non-negative
+            // above): an open descriptor that nothing else owns or will close.
             fd: unsafe { OwnedFd::from_raw_fd(fd) },
         })
     }

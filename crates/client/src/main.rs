@@ -1,6 +1,8 @@
 //! `chat-client`: parses the flags, runs a session, turns its end into an exit status.
 //! Everything else lives in the library (see `lib.rs` for the layout).
 
+#![forbid(unsafe_code)]
+
 use std::process::ExitCode;
 
 use chat_client::cli::Args;

@@ -385,8 +385,9 @@ fn resize_redraws_at_the_new_width_with_markers() {
         ws_xpixel: 0,
         ws_ypixel: 0,
     };
-    // SAFETY: sets the window size of our own pty through a valid winsize.
     assert_eq!(
+        // SAFETY: TIOCSWINSZ reads one winsize through the pointer, which points to
+        // the live `size`; the descriptor is our own pty master.
         unsafe { libc::ioctl(keyboard.as_raw_fd(), libc::TIOCSWINSZ, &size) },
         0
     );
@@ -396,8 +397,8 @@ fn resize_redraws_at_the_new_width_with_markers() {
     keyboard.write_all(b"\x01").unwrap();
     screen.expect(&format!("\r> {}>\x1b[K\x1b[37D", &text[..36]));
 
-    // SAFETY: sends a signal to our own child process.
     assert_eq!(
+        // SAFETY: kill(2) takes no pointers; it signals our own child, not yet reaped.
         unsafe { libc::kill(i32::try_from(child.id()).unwrap(), libc::SIGTERM) },
         0
     );

@@ -30,6 +30,8 @@
 //! assert_eq!(decoder.format(), Some(WireFormat::Protobuf));
 //! ```
 
+#![forbid(unsafe_code)]
+
 pub mod codec;
 pub mod frame;
 pub mod message;

@@ -4,6 +4,8 @@
 //! SIGINT/SIGTERM into the same shutdown as `/shutdown`, runs the server, and exits 0
 //! after every thread has been joined.
 
+#![forbid(unsafe_code)]
+
 use std::io::IsTerminal;
 use std::net::{IpAddr, SocketAddr};
 use std::process::ExitCode;

@@ -50,9 +50,10 @@ fn pin(cpu: usize) -> std::io::Result<()> {
 
 /// This thread's CPU time so far: (user, system).
 fn thread_cpu() -> (Duration, Duration) {
-    // SAFETY: getrusage only writes the struct we pass; zeroed is a valid rusage.
+    // SAFETY: rusage is plain integers (timevals and longs); all-zero is a valid value.
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: as above; RUSAGE_THREAD is supported on Linux.
+    // SAFETY: getrusage only writes one rusage through the pointer, which points to
+    // the live, exclusively borrowed `usage`; RUSAGE_THREAD is supported on Linux.
     unsafe { libc::getrusage(libc::RUSAGE_THREAD, &mut usage) };
     let tv = |t: libc::timeval| {
         Duration::from_secs(t.tv_sec as u64) + Duration::from_micros(t.tv_usec as u64)
