@@ -2,14 +2,16 @@
 //! every node connected to it.
 //!
 //! A worker's call becomes an operation on the node's FIFO (`ops.rs`), sent by the
-//! command thread. Commands that change rooms (create, join, leave, rename) and name
-//! claims block the worker until the outcome is known — for a change, until this
-//! node's reader has *applied* its log entry, so the client's next request (say
-//! `/rooms`) already sees it and its replies stay in order — or until
-//! [`ClusterConfig::op_timeout`], after which the client is told the cluster is
-//! unavailable. Chats are not waited for: they go in order on the same FIFO and are
-//! delivered, to everyone on every node, by the readers. `/rooms` answers from the
-//! replica, with no round trip, even while Redis is away.
+//! command thread. No worker ever waits for Redis: a command that changes rooms
+//! (create, join, leave, rename) or claims a name answers [`Reply::Pending`], the
+//! transport parks the client's session, and the outcome is handed back through
+//! [`Transport::complete`] — for a change, once this node's reader has *applied* its
+//! log entry, so the client's next request (say `/rooms`) already sees it and its
+//! replies stay in order; for a refusal, as soon as the command thread reads it; and
+//! if neither came within [`ClusterConfig::op_timeout`], the timer thread tells the
+//! client the cluster is unavailable. Chats are not awaited: they go in order on the
+//! same FIFO and are delivered, to everyone on every node, by the readers. `/rooms`
+//! answers from the replica, with no round trip, even while Redis is away.
 //!
 //! The `out` fan-out of the trait's methods stays empty: deliveries happen on the
 //! reader thread, at the entry's position in the log (the single-node broker
@@ -19,10 +21,11 @@
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use chat_core::{
     BrokerError, BrokerStat, ClientId, Encoded, Fanout, Leaving, Listing, Mailbox, Member,
-    MessageBroker, RoomId, Transport,
+    MessageBroker, Recipient, Reply, RoomId, Transport,
 };
 
 use crate::commands;
@@ -30,10 +33,10 @@ use crate::config::ClusterConfig;
 use crate::control;
 use crate::entry::MemberId;
 use crate::link::{self, Role};
-use crate::ops::{OpKind, Waiter, lock};
+use crate::ops::{OpKind, Then, Waiter};
 use crate::reader;
-use crate::replica::LocalBox;
-use crate::shared::{LocalMember, Shared, bump};
+use crate::shared::{Claimed, LocalMember, Shared};
+use crate::sync::lock;
 
 /// Rooms shared through Redis; see the module doc.
 pub struct ClusterBroker<M> {
@@ -48,6 +51,14 @@ impl<M> std::fmt::Debug for ClusterBroker<M> {
         f.debug_struct("ClusterBroker")
             .field("shared", &self.shared)
             .finish_non_exhaustive()
+    }
+}
+
+/// `Reply<RoomId>` for an operation whose success carries nothing.
+fn unit(reply: Reply<RoomId>) -> Reply<()> {
+    match reply {
+        Reply::Done(outcome) => Reply::Done(outcome.map(|_| ())),
+        Reply::Pending => Reply::Pending,
     }
 }
 
@@ -93,44 +104,42 @@ impl<M: Mailbox> ClusterBroker<M> {
         self.shared.node()
     }
 
-    /// Submits `kind` and waits for its outcome (see the module doc).
-    fn call(&self, kind: OpKind) -> Result<RoomId, BrokerError> {
-        self.shared.ready()?;
-        let waiter = Arc::new(Waiter::default());
-        let pending = &self.shared.pending;
-        let seq = self
-            .shared
-            .ops
-            .submit(
-                kind,
-                self.shared.node(),
-                Some(Arc::clone(&waiter)),
-                None,
-                false,
-                |seq| {
-                    lock(pending).insert(seq, Arc::clone(&waiter));
-                },
-            )
-            .ok_or(BrokerError::Unavailable)?;
-        match waiter.wait(self.shared.config.op_timeout) {
-            Some(outcome) => outcome,
-            None => {
-                lock(pending).remove(&seq);
-                bump(&self.shared.stats.timeouts);
-                Err(BrokerError::Unavailable)
-            }
+    /// Submits `kind` for the client whose mailbox is `to`; the outcome comes later
+    /// (see the module doc), after the broker's own follow-up `then`. Answers at once
+    /// only if the cluster cannot be used now.
+    fn call(&self, kind: OpKind, to: &Arc<M>, then: Then) -> Reply<RoomId> {
+        let shared = &self.shared;
+        if let Err(e) = shared.ready() {
+            shared.follow_up(&then, Err(e));
+            return Reply::Done(Err(e));
         }
+        let deadline = Instant::now() + shared.config.op_timeout;
+        let waiter = Arc::new(Waiter::new(Arc::clone(to), then, deadline));
+        let pending = &shared.pending;
+        let submitted = shared.ops.submit(
+            kind,
+            shared.node(),
+            Some(Arc::clone(&waiter)),
+            None,
+            false,
+            |seq| {
+                lock(pending).insert(seq, Arc::clone(&waiter));
+            },
+        );
+        if submitted.is_none() {
+            // Stopping: nothing more is sent.
+            shared.follow_up(&waiter.then, Err(BrokerError::Unavailable));
+            return Reply::Done(Err(BrokerError::Unavailable));
+        }
+        Reply::Pending
     }
 
     /// Enters `member` into a room through `kind` (create or join): registered as a
     /// local member first, so the reader finds its mailbox when the entry comes.
-    fn enter(
-        &self,
-        member: Member<'_, M>,
-        room: RoomId,
-        kind: OpKind,
-    ) -> Result<RoomId, BrokerError> {
-        self.shared.ready()?;
+    fn enter(&self, member: Member<'_, M>, room: RoomId, kind: OpKind) -> Reply<RoomId> {
+        if let Err(e) = self.shared.ready() {
+            return Reply::Done(Err(e));
+        }
         let node = self.shared.node();
         lock(&self.shared.locals).insert(
             member.id,
@@ -138,38 +147,17 @@ impl<M: Mailbox> ClusterBroker<M> {
                 client: member.id,
                 node,
                 room,
-                boxed: LocalBox {
+                boxed: Recipient {
                     mailbox: Arc::clone(member.mailbox),
                     format: member.format,
                 },
             },
         );
-        let outcome = self.call(kind);
-        match outcome {
-            Ok(room) => {
-                if let Some(local) = lock(&self.shared.locals).get_mut(&member.id) {
-                    local.room = room;
-                }
-            }
-            Err(_) => {
-                lock(&self.shared.locals).remove(&member.id);
-                // A timeout may still be applied later; the reader then takes the
-                // member out again (an orphan). If it already was, do it now.
-                let id = MemberId {
-                    node,
-                    client: member.id,
-                };
-                let rooms = lock(&self.shared.replica).rooms_of(id);
-                for room in rooms {
-                    self.shared.submit_kept(OpKind::Leave {
-                        client: member.id,
-                        room,
-                        notify_self: false,
-                    });
-                }
-            }
-        }
-        outcome
+        let then = Then::Enter {
+            client: member.id,
+            node,
+        };
+        self.call(kind, member.mailbox, then)
     }
 
     /// Whether `client` is this node's member of `room`.
@@ -177,6 +165,18 @@ impl<M: Mailbox> ClusterBroker<M> {
         lock(&self.shared.locals)
             .get(&client)
             .is_some_and(|local| local.room == room && local.node == self.shared.node())
+    }
+
+    /// Settles, as "unavailable", every wait past its deadline, until the broker
+    /// stops. Its own thread: every other cluster thread can be stuck in a Redis call
+    /// for longer than the timeout.
+    fn run_timer(shared: &Shared<M>) {
+        let tick = (shared.config.op_timeout / 8)
+            .clamp(Duration::from_millis(5), Duration::from_millis(100));
+        while !shared.stopping.load(Ordering::Acquire) {
+            std::thread::sleep(tick);
+            shared.expire(Instant::now());
+        }
     }
 }
 
@@ -186,7 +186,7 @@ impl<M: Mailbox> MessageBroker<M> for ClusterBroker<M> {
         creator: Member<'_, M>,
         title: &str,
         _out: &mut Fanout<M>,
-    ) -> Result<RoomId, BrokerError> {
+    ) -> Reply<RoomId> {
         let kind = OpKind::Create {
             client: creator.id,
             name: creator.name.to_owned(),
@@ -195,18 +195,13 @@ impl<M: Mailbox> MessageBroker<M> for ClusterBroker<M> {
         self.enter(creator, 0, kind)
     }
 
-    fn join_room(
-        &self,
-        room: RoomId,
-        member: Member<'_, M>,
-        _out: &mut Fanout<M>,
-    ) -> Result<(), BrokerError> {
+    fn join_room(&self, room: RoomId, member: Member<'_, M>, _out: &mut Fanout<M>) -> Reply<()> {
         let kind = OpKind::Join {
             client: member.id,
             room,
             name: member.name.to_owned(),
         };
-        self.enter(member, room, kind).map(|_| ())
+        unit(self.enter(member, room, kind))
     }
 
     fn leave_room(
@@ -215,13 +210,13 @@ impl<M: Mailbox> MessageBroker<M> for ClusterBroker<M> {
         member: Member<'_, M>,
         why: Leaving,
         _out: &mut Fanout<M>,
-    ) -> Result<(), BrokerError> {
+    ) -> Reply<()> {
         if !self.is_local_member(member.id, room) {
             // Taken out already (a reset, or the reaper): nothing left to do.
-            return match why {
+            return Reply::Done(match why {
                 Leaving::Asked => Err(BrokerError::NoSuchRoom),
                 Leaving::Disconnected => Ok(()),
-            };
+            });
         }
         let kind = OpKind::Leave {
             client: member.id,
@@ -230,16 +225,12 @@ impl<M: Mailbox> MessageBroker<M> for ClusterBroker<M> {
         };
         match why {
             Leaving::Asked => {
-                let outcome = self.call(kind).map(|_| ());
-                if outcome == Err(BrokerError::NoSuchRoom) {
-                    lock(&self.shared.locals).remove(&member.id);
-                }
-                outcome
+                unit(self.call(kind, member.mailbox, Then::Leave { client: member.id }))
             }
             Leaving::Disconnected => {
                 // Nobody waits, and it must not be lost: kept through outages.
                 self.shared.submit_kept(kind);
-                Ok(())
+                Reply::Done(Ok(()))
             }
         }
     }
@@ -250,16 +241,16 @@ impl<M: Mailbox> MessageBroker<M> for ClusterBroker<M> {
         member: Member<'_, M>,
         _old: &str,
         _out: &mut Fanout<M>,
-    ) -> Result<(), BrokerError> {
+    ) -> Reply<()> {
         if !self.is_local_member(member.id, room) {
-            return Err(BrokerError::NoSuchRoom);
+            return Reply::Done(Err(BrokerError::NoSuchRoom));
         }
-        self.call(OpKind::Rename {
+        let kind = OpKind::Rename {
             client: member.id,
             room,
             name: member.name.to_owned(),
-        })
-        .map(|_| ())
+        };
+        unit(self.call(kind, member.mailbox, Then::Nothing))
     }
 
     fn chat(
@@ -283,7 +274,7 @@ impl<M: Mailbox> MessageBroker<M> for ClusterBroker<M> {
             room,
             text: text.to_owned(),
         };
-        let boxed = LocalBox {
+        let boxed = Recipient {
             mailbox: Arc::clone(sender.mailbox),
             format: sender.format,
         };
@@ -298,19 +289,45 @@ impl<M: Mailbox> MessageBroker<M> for ClusterBroker<M> {
         Ok(lock(&self.shared.replica).listing())
     }
 
-    fn claim_name(&self, id: ClientId, key: &str) -> Result<(), BrokerError> {
-        self.call(OpKind::Claim {
-            client: id,
+    fn claim_name(&self, member: Member<'_, M>, key: &str) -> Reply<()> {
+        if let Err(e) = self.shared.ready() {
+            return Reply::Done(Err(e));
+        }
+        // Recorded before it is sent, so that a release (the client leaving before
+        // the outcome) is always sent after it; a refusal puts back what was held.
+        let claimed = Claimed {
             key: key.to_owned(),
-        })?;
-        lock(&self.shared.claimed).insert(id, key.to_owned());
-        Ok(())
+            to: Recipient {
+                mailbox: Arc::clone(member.mailbox),
+                format: member.format,
+            },
+        };
+        let previous = lock(&self.shared.claimed)
+            .insert(member.id, claimed)
+            .map(|held| held.key);
+        let kind = OpKind::Claim {
+            client: member.id,
+            key: key.to_owned(),
+        };
+        let then = Then::Claim {
+            client: member.id,
+            key: key.to_owned(),
+            previous,
+        };
+        unit(self.call(kind, member.mailbox, then))
     }
 
     fn release_name(&self, id: ClientId) {
         if lock(&self.shared.claimed).remove(&id).is_some() {
             self.shared.submit_kept(OpKind::Release { client: id });
         }
+    }
+
+    /// The client is gone: its awaited operation is settled as failed at once, which
+    /// takes it out of a room it was entering (the reader takes out an entry that is
+    /// applied later, as an orphan).
+    fn abandon(&self, id: ClientId) {
+        self.shared.abandon(id);
     }
 
     fn room_count(&self) -> usize {
@@ -338,6 +355,11 @@ impl<M: Mailbox> MessageBroker<M> for ClusterBroker<M> {
         threads.extend(spawn(
             "cluster-reader",
             Box::new(move || reader::run(shared)),
+        ));
+        let shared = Arc::clone(&self.shared);
+        threads.extend(spawn(
+            "cluster-timer",
+            Box::new(move || Self::run_timer(&shared)),
         ));
         let shared = Arc::clone(&self.shared);
         let connection = lock(&self.control).take();
@@ -449,7 +471,7 @@ impl<M: Mailbox> MessageBroker<M> for ClusterBroker<M> {
             ),
             stat(
                 "cluster_op_timeouts",
-                "Commands that waited past the timeout and were answered unavailable.",
+                "Commands whose outcome did not come within the timeout (answered unavailable).",
                 true,
                 get(&s.timeouts),
             ),

@@ -19,13 +19,14 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use chat_core::broker::MAX_ROOM_ID;
-use chat_core::{BrokerError, Encoded, Fanout, Mailbox, texts};
+use chat_core::{BrokerError, Fanout, Mailbox, texts};
 use redis::{Connection, Value};
 
 use crate::entry;
 use crate::link::{self, Role};
 use crate::ops::{Op, OpKind};
-use crate::shared::{Shared, bump};
+use crate::shared::Shared;
+use crate::sync::bump;
 use crate::values::status;
 
 /// Operations in one pipeline at most.
@@ -48,7 +49,7 @@ pub(crate) fn run<M: Mailbox>(shared: Arc<Shared<M>>) {
         {
             break;
         }
-        batch.retain(|op| !op.waiter.as_ref().is_some_and(|w| w.is_cancelled()));
+        batch.retain(|op| !op.waiter.as_ref().is_some_and(|w| w.is_settled()));
         // With nothing to send, reconnect anyway while the link is down: the workers
         // refuse commands until it is up again.
         let link_down = !shared.link_up.load(Ordering::Acquire);
@@ -193,7 +194,7 @@ fn command<M>(shared: &Shared<M>, op: &Op<M>) -> redis::Cmd {
         }
         OpKind::Claim { client, key } => {
             let mut cmd = scripts.claim.call(prefix, node, seq);
-            cmd.arg(client).arg(key);
+            cmd.arg(client).arg(key).arg("0");
             cmd
         }
         OpKind::Release { client } => {
@@ -222,7 +223,9 @@ fn answer<M: Mailbox>(shared: &Shared<M>, op: Op<M>, reply: &Value) {
         "nosuch" => Err(BrokerError::NoSuchRoom),
         "taken" => Err(BrokerError::NameTaken),
         "exhausted" => Err(BrokerError::RoomIdsExhausted),
-        "fenced" => Err(BrokerError::Unavailable),
+        // Fenced, or a new claim while names are being re-claimed after Redis lost
+        // its data (`scripts::CLAIM`).
+        "fenced" | "busy" => Err(BrokerError::Unavailable),
         other => {
             tracing::error!(?op.kind, reply = other, "cluster: unexpected script reply");
             Err(BrokerError::Unavailable)
@@ -243,8 +246,7 @@ fn fail<M: Mailbox>(shared: &Shared<M>, batch: &mut Vec<Op<M>>, all: bool) {
         shared.complete(op.seq, Err(BrokerError::Unavailable));
         if let Some(sender) = op.sender.take() {
             bump(&shared.stats.chats_maybe_lost);
-            let notice = Encoded::notice_for(sender.format, texts::CHAT_MAYBE_LOST);
-            out.send(&sender.mailbox, sender.format, &notice);
+            sender.notify(texts::CHAT_MAYBE_LOST, &mut out);
         }
         false
     });

@@ -14,7 +14,9 @@
 //!   others were already told they left, or their view has a gap), pending commands
 //!   fail, the node registers again under a new id (raising the room counter to the
 //!   highest id it has seen, so ids are never reused even if Redis restarted empty),
-//!   re-claims its clients' names, and the reader loads a fresh snapshot.
+//!   re-claims its clients' names (if Redis lost its data, every node does so within
+//!   a window in which new claims are refused, so no name is ever held twice), and
+//!   the reader loads a fresh snapshot.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -24,8 +26,8 @@ use chat_core::Mailbox;
 use redis::{Connection, RedisResult, Value};
 
 use crate::link::{self, Role};
-use crate::ops::lock;
-use crate::shared::{Shared, bump};
+use crate::shared::Shared;
+use crate::sync::{bump, lock};
 use crate::values::{int, items, status, text};
 
 /// Members one reap call removes at most (keeps each script short for Redis).
@@ -132,6 +134,7 @@ pub(crate) fn register<M: Mailbox>(
     link: &mut Connection,
 ) -> RedisResult<String> {
     let floor = lock(&shared.replica).highest_room();
+    let known = lock(&shared.epoch).clone();
     let candidate = format!("{:x}", shared.renew_node_id() ^ 0x5eed);
     let reply: Value = shared
         .scripts
@@ -140,6 +143,7 @@ pub(crate) fn register<M: Mailbox>(
         .arg(shared.config.node_ttl.as_millis() as u64)
         .arg(floor)
         .arg(candidate)
+        .arg(known)
         .query(link)?;
     let epoch = status(&reply)
         .1
@@ -157,11 +161,22 @@ fn reset<M: Mailbox>(shared: &Shared<M>, link: &mut Connection) -> RedisResult<(
     shared.reset_members();
     shared.fail_pending();
     register(shared, link)?;
-    // Names: claimed again under the new id; one taken meanwhile is given up.
+    reclaim_names(shared, link)?;
+    shared.needs_snapshot.store(true, Ordering::Release);
+    Ok(())
+}
+
+/// Claims this node's clients' names again under its new id. If Redis lost its data,
+/// every node does this within the re-claim window `register` opened, during which
+/// Redis refuses new claims (`scripts::CLAIM`), so a name held before cannot be taken
+/// by someone else first. A name that was taken all the same (this node came back
+/// too late) is not held twice: its client is told and disconnected.
+fn reclaim_names<M: Mailbox>(shared: &Shared<M>, link: &mut Connection) -> RedisResult<()> {
     let claimed: Vec<(u64, String)> = lock(&shared.claimed)
         .iter()
-        .map(|(&client, key)| (client, key.clone()))
+        .map(|(&client, held)| (client, held.key.clone()))
         .collect();
+    let mut lost = Vec::new();
     for (client, key) in claimed {
         let reply: Value = shared
             .scripts
@@ -169,12 +184,24 @@ fn reset<M: Mailbox>(shared: &Shared<M>, link: &mut Connection) -> RedisResult<(
             .call(&shared.prefix, shared.node(), 0)
             .arg(client)
             .arg(&key)
+            .arg("1")
             .query(link)?;
         if status(&reply).0 != "ok" {
-            lock(&shared.claimed).remove(&client);
+            let mut claimed = lock(&shared.claimed);
+            if claimed.get(&client).is_some_and(|held| held.key == key)
+                && let Some(held) = claimed.remove(&client)
+            {
+                lost.push(held.to);
+            }
         }
     }
-    shared.needs_snapshot.store(true, Ordering::Release);
+    if !lost.is_empty() {
+        tracing::warn!(
+            clients = lost.len(),
+            "cluster: names held here were taken while this node was away; disconnecting their clients"
+        );
+        shared.disconnect_with_notice(&lost);
+    }
     Ok(())
 }
 

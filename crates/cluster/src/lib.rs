@@ -19,13 +19,18 @@
 //! * `ops.rs` — the FIFO of operations and the waiters; `commands.rs` — the thread
 //!   that sends them, pipelined, on one connection.
 //! * `reader.rs` — the thread that follows the log; `replica.rs` — the rooms as of
-//!   the last applied entry, and what each entry delivers (no I/O).
+//!   the last applied entry, applied through `chat_core::Room` (the same room rules
+//!   as a single node), with no I/O.
 //! * `control.rs` — heartbeat, reaper, reset.
-//! * `shared.rs` — what those threads share; `config.rs` — [`ClusterConfig`].
+//! * `shared.rs` — what those threads share, and how an awaited outcome is settled
+//!   (exactly once: by the reader, the command thread or the timer thread);
+//!   `config.rs` — [`ClusterConfig`]; `sync.rs` — the lock and counter helpers.
 //! * `scripts.rs` — the Lua scripts and the key layout; `entry.rs` — the log entry
 //!   format; `link.rs` — opening connections; `values.rs` — reading replies.
 //!
 //! Threads of its own, no async runtime: the `redis` crate's synchronous API.
+
+#![forbid(unsafe_code)]
 
 mod broker;
 mod commands;
@@ -38,6 +43,7 @@ mod reader;
 mod replica;
 mod scripts;
 mod shared;
+mod sync;
 mod values;
 
 pub use broker::ClusterBroker;

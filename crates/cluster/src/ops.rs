@@ -1,5 +1,5 @@
 //! Operations on their way to Redis: the FIFO the workers fill and the command
-//! thread drains, and the waiters a worker blocks on.
+//! thread drains, and the waiters: clients whose outcome is awaited.
 //!
 //! One queue, one connection: a client's operations reach Redis in the order its
 //! worker submitted them (one worker handles a client at a time), so its chats and
@@ -9,18 +9,12 @@
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use chat_core::{BrokerError, ClientId, RoomId};
+use chat_core::{ClientId, Recipient, RoomId};
 
-use crate::replica::LocalBox;
-
-/// Locks a mutex, ignoring poisoning (every critical section here leaves its data
-/// consistent; a panicking thread must not take the node down with it).
-pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
-}
+use crate::sync::lock;
 
 /// What an operation does.
 #[derive(Debug, Clone)]
@@ -67,59 +61,80 @@ pub(crate) struct Op<M> {
     /// operation from before it is refused rather than applied under the new id.
     pub(crate) node: u64,
     pub(crate) kind: OpKind,
-    /// The worker blocked on the answer, if any (chats and disconnect leaves are not
-    /// waited for). It is also in `Shared::pending`, which is how it is completed;
-    /// here it only tells the command thread whether the worker gave up.
-    pub(crate) waiter: Option<Arc<Waiter>>,
+    /// The client awaiting the outcome, if any (chats and disconnect leaves are not
+    /// awaited). It is also in `Shared::pending`, which is how it is completed; here
+    /// it only tells the command thread whether the wait is already over.
+    pub(crate) waiter: Option<Arc<Waiter<M>>>,
     /// For a chat: the sender, told if Redis went away while the chat was on its way.
-    pub(crate) sender: Option<LocalBox<M>>,
+    pub(crate) sender: Option<Recipient<M>>,
     /// Kept through an outage and sent when Redis is back (a disconnect's leave, a
     /// name's release: no client waits, and dropping them would leave ghosts).
     pub(crate) keep: bool,
 }
 
-/// Where a worker waits for its operation's outcome.
-#[derive(Debug, Default)]
-pub(crate) struct Waiter {
-    outcome: Mutex<Option<Result<RoomId, BrokerError>>>,
-    ready: Condvar,
-    /// The worker stopped waiting: the command thread skips it if it was not sent.
-    cancelled: AtomicBool,
+/// A client whose operation's outcome is awaited: the transport has parked its
+/// session, and resumes it when the outcome is handed over (`Shared::settle`).
+#[derive(Debug)]
+pub(crate) struct Waiter<M> {
+    /// The client's mailbox: the outcome goes to its session.
+    pub(crate) to: Arc<M>,
+    /// What the broker itself does with the outcome before the client sees it.
+    pub(crate) then: Then,
+    /// When the client is told "unavailable" if no outcome came.
+    pub(crate) deadline: Instant,
+    /// The outcome was handed over (or the wait timed out): the command thread skips
+    /// the operation if it was not sent yet.
+    settled: AtomicBool,
 }
 
-impl Waiter {
-    /// Gives the outcome (the first one counts).
-    pub(crate) fn complete(&self, outcome: Result<RoomId, BrokerError>) {
-        let mut slot = lock(&self.outcome);
-        if slot.is_none() {
-            *slot = Some(outcome);
-            self.ready.notify_all();
+/// The broker's own follow-up to an operation's outcome (`Shared::follow_up`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Then {
+    /// A create or join: the member was registered as local before; on success it
+    /// records the room, on failure it is taken out again.
+    Enter { client: ClientId, node: u64 },
+    /// A leave the client asked for: if Redis says it was in no room, it is not.
+    Leave { client: ClientId },
+    /// A name claim (recorded before it was sent): on failure the name it held before,
+    /// `previous`, is what it holds.
+    Claim {
+        client: ClientId,
+        key: String,
+        previous: Option<String>,
+    },
+    /// Nothing (a rename).
+    Nothing,
+}
+
+impl Then {
+    /// The client the operation is for, if it says.
+    pub(crate) fn client(&self) -> Option<ClientId> {
+        match *self {
+            Then::Enter { client, .. } | Then::Leave { client } | Then::Claim { client, .. } => {
+                Some(client)
+            }
+            Then::Nothing => None,
+        }
+    }
+}
+
+impl<M> Waiter<M> {
+    pub(crate) fn new(to: Arc<M>, then: Then, deadline: Instant) -> Self {
+        Waiter {
+            to,
+            then,
+            deadline,
+            settled: AtomicBool::new(false),
         }
     }
 
-    /// Waits up to `timeout`; `None` if nothing came (the waiter is then cancelled).
-    pub(crate) fn wait(&self, timeout: Duration) -> Option<Result<RoomId, BrokerError>> {
-        let deadline = Instant::now() + timeout;
-        let mut slot = lock(&self.outcome);
-        loop {
-            if let Some(outcome) = *slot {
-                return Some(outcome);
-            }
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                self.cancelled.store(true, Ordering::Release);
-                return None;
-            }
-            slot = self
-                .ready
-                .wait_timeout(slot, left)
-                .unwrap_or_else(PoisonError::into_inner)
-                .0;
-        }
+    /// Marks the wait over; answers whether it was not already.
+    pub(crate) fn settle(&self) -> bool {
+        !self.settled.swap(true, Ordering::AcqRel)
     }
 
-    pub(crate) fn is_cancelled(&self) -> bool {
-        self.cancelled.load(Ordering::Acquire)
+    pub(crate) fn is_settled(&self) -> bool {
+        self.settled.load(Ordering::Acquire)
     }
 }
 
@@ -162,8 +177,8 @@ impl<M> OpQueue<M> {
         &self,
         kind: OpKind,
         node: u64,
-        waiter: Option<Arc<Waiter>>,
-        sender: Option<LocalBox<M>>,
+        waiter: Option<Arc<Waiter<M>>>,
+        sender: Option<Recipient<M>>,
         keep: bool,
         register: impl FnOnce(u64),
     ) -> Option<u64> {

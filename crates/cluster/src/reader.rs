@@ -18,9 +18,10 @@ use redis::{Connection, Value};
 
 use crate::entry::{Entry, MemberId, StreamId};
 use crate::link::{self, Role};
-use crate::ops::{OpKind, lock};
+use crate::ops::OpKind;
 use crate::replica::SnapshotRoom;
-use crate::shared::{Shared, bump};
+use crate::shared::Shared;
+use crate::sync::{bump, lock};
 use crate::values::{int, items, text};
 
 /// How long one `XREAD` blocks (also how soon a stop or a reset is noticed).
@@ -150,7 +151,7 @@ pub(crate) fn load_snapshot<M: Mailbox>(
     }
     let orphans = {
         let mut replica = lock(&shared.replica);
-        replica.load(rooms, room_seq, |member| shared.local_box(member));
+        replica.load(rooms, room_seq, |member| shared.recipient(member));
         replica.orphans(shared.node())
     };
     // What the skipped part of the log would have shown as orphans (`apply_reply`).
@@ -213,6 +214,9 @@ fn apply_reply<M: Mailbox>(
     let node = shared.node();
     let mut last = None;
     let mut evicted = Vec::new();
+    // This node's operations the entries complete: settled once the replica is
+    // unlocked (a settlement's follow-up reads it) and the deliveries are written.
+    let mut completed = Vec::new();
     let mut replica = lock(&shared.replica);
     for raw in entries {
         let parts = items(raw);
@@ -231,7 +235,7 @@ fn apply_reply<M: Mailbox>(
         };
         let applied = replica.apply(
             &entry,
-            |member| shared.local_box(member),
+            |member| shared.recipient(member),
             |member| member.node == node,
             out,
         );
@@ -258,10 +262,16 @@ fn apply_reply<M: Mailbox>(
             }
         }
         if entry.writer == node && entry.seq != 0 {
-            shared.complete(entry.seq, Ok(entry.room));
+            completed.push((entry.seq, entry.room));
         }
     }
     drop(replica);
+    if !completed.is_empty() {
+        shared.flush(out);
+        for (seq, room) in completed {
+            shared.complete(seq, Ok(room));
+        }
+    }
     if !evicted.is_empty() {
         tracing::warn!(
             members = evicted.len(),

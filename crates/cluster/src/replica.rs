@@ -2,18 +2,24 @@
 //! and the deliveries each entry causes to this node's members.
 //!
 //! This is the cluster's version of the single node's "deliver under the room lock":
-//! every node applies the same entries in the same order, and an entry's deliveries
-//! are computed from the membership *at that entry*. So every member, whichever node
-//! it is on, sees a room's events in the log's order; a member gets nothing after its
-//! leave entry and misses nothing after its join entry; and a chat from someone who
-//! is not a member at that point (a member reaped while its node stalled) is dropped
-//! by every node alike.
+//! every node applies the same entries in the same order through the same room state
+//! machine ([`chat_core::Room`], which holds every rule of who is told what), and an
+//! entry's deliveries are computed from the membership *at that entry*. So every
+//! member, whichever node it is on, sees a room's events in the log's order; a member
+//! gets nothing after its leave entry and misses nothing after its join entry; and a
+//! chat from someone who is not a member at that point (a member reaped while its
+//! node stalled) is dropped by every node alike. Members on other nodes have no
+//! [`Recipient`] here: their own node tells them.
+//!
+//! What is the cluster's own here: which entries to skip (resends), whose mailbox a
+//! member of this node has, and what an entry means for this node's bookkeeping
+//! ([`Applied`]: orphans, evictions).
 //!
 //! Invariants:
 //! * Rooms are in id order and members in join order (the `/rooms` listing's order).
 //! * A room with no members does not exist.
-//! * `version` grows with every change to rooms, titles, members or names; a cached
-//!   [`Listing`] is valid while the version it was made at is current.
+//! * The listing cache is marked changed with every change to rooms, titles, members
+//!   or names.
 //! * An entry at or below the last sequence number seen from its writer is a resend
 //!   and changes nothing.
 //!
@@ -22,40 +28,11 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-use chat_core::{Encoded, Fanout, Listing, Mailbox, RoomId, texts};
-use chat_proto::{Response, RoomInfo, WireFormat};
+use chat_core::{Encoded, Fanout, Leaving, Listing, ListingCache, Mailbox, RoomId};
+use chat_core::{Recipient, Room, RoomMember};
+use chat_proto::Response;
 
 use crate::entry::{Entry, Event, MemberId};
-
-/// Where a member connected to this node gets its messages.
-#[derive(Debug)]
-pub(crate) struct LocalBox<M> {
-    pub(crate) mailbox: Arc<M>,
-    pub(crate) format: WireFormat,
-}
-
-impl<M> Clone for LocalBox<M> {
-    fn clone(&self) -> Self {
-        LocalBox {
-            mailbox: Arc::clone(&self.mailbox),
-            format: self.format,
-        }
-    }
-}
-
-#[derive(Debug)]
-struct Member<M> {
-    id: MemberId,
-    name: String,
-    /// Set for members connected to this node.
-    local: Option<LocalBox<M>>,
-}
-
-#[derive(Debug)]
-struct Room<M> {
-    title: String,
-    members: Vec<Member<M>>,
-}
 
 /// One room as a snapshot lists it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -69,8 +46,6 @@ pub(crate) struct SnapshotRoom {
 /// What applying one entry did that the broker must follow up.
 #[derive(Debug)]
 pub(crate) struct Applied<M> {
-    /// The entry was applied (not a resend, not about a missing room or member).
-    pub(crate) changed: bool,
     /// A local member joined whose mailbox is gone (its request timed out): the
     /// broker takes it out again.
     pub(crate) orphan: bool,
@@ -78,13 +53,12 @@ pub(crate) struct Applied<M> {
     pub(crate) local_left: bool,
     /// A local member was taken out by another node (this node was declared dead):
     /// its client still believes it is in the room, so it must be disconnected.
-    pub(crate) evicted: Option<LocalBox<M>>,
+    pub(crate) evicted: Option<Recipient<M>>,
 }
 
 impl<M> Default for Applied<M> {
     fn default() -> Self {
         Applied {
-            changed: false,
             orphan: false,
             local_left: false,
             evicted: None,
@@ -95,13 +69,12 @@ impl<M> Default for Applied<M> {
 /// The rooms as of the last applied entry; see the module doc.
 #[derive(Debug)]
 pub(crate) struct Replica<M> {
-    rooms: BTreeMap<RoomId, Room<M>>,
+    rooms: BTreeMap<RoomId, Room<MemberId, M>>,
     /// The last operation number applied from each writer node.
     last_seq: HashMap<u64, u64>,
     /// The highest room id ever seen (ids continue above it if Redis loses its data).
     highest_room: RoomId,
-    version: u64,
-    listing: Option<(u64, Arc<Listing>)>,
+    listing: ListingCache,
 }
 
 impl<M> Default for Replica<M> {
@@ -110,8 +83,7 @@ impl<M> Default for Replica<M> {
             rooms: BTreeMap::new(),
             last_seq: HashMap::new(),
             highest_room: 0,
-            version: 0,
-            listing: None,
+            listing: ListingCache::default(),
         }
     }
 }
@@ -123,7 +95,7 @@ impl<M: Mailbox> Replica<M> {
         &mut self,
         rooms: Vec<SnapshotRoom>,
         room_seq: RoomId,
-        local: impl Fn(MemberId) -> Option<LocalBox<M>>,
+        local: impl Fn(MemberId) -> Option<Recipient<M>>,
     ) {
         self.rooms = rooms
             .into_iter()
@@ -132,25 +104,19 @@ impl<M: Mailbox> Replica<M> {
                 let members = room
                     .members
                     .into_iter()
-                    .map(|(id, name)| Member {
+                    .map(|(id, name)| RoomMember {
                         id,
                         name,
-                        local: local(id),
+                        recipient: local(id),
                     })
                     .collect();
-                (
-                    room.id,
-                    Room {
-                        title: room.title,
-                        members,
-                    },
-                )
+                (room.id, Room::restore(room.title, members))
             })
             .collect();
         self.last_seq.clear();
         let top = self.rooms.keys().next_back().copied().unwrap_or(0);
         self.highest_room = self.highest_room.max(room_seq).max(top);
-        self.version += 1;
+        self.listing.changed();
     }
 
     /// The highest room id this node has seen.
@@ -166,17 +132,14 @@ impl<M: Mailbox> Replica<M> {
     /// How many members room `room` has, if `member` is one of them.
     pub(crate) fn members_if_in(&self, room: RoomId, member: MemberId) -> Option<usize> {
         let room = self.rooms.get(&room)?;
-        room.members
-            .iter()
-            .any(|m| m.id == member)
-            .then_some(room.members.len())
+        room.contains(member).then(|| room.members().len())
     }
 
     /// The rooms `member` is in (at most one, unless something went wrong).
     pub(crate) fn rooms_of(&self, member: MemberId) -> Vec<RoomId> {
         self.rooms
             .iter()
-            .filter(|(_, room)| room.members.iter().any(|m| m.id == member))
+            .filter(|(_, room)| room.contains(member))
             .map(|(&id, _)| id)
             .collect()
     }
@@ -187,41 +150,30 @@ impl<M: Mailbox> Replica<M> {
         self.rooms
             .iter()
             .flat_map(|(&id, room)| {
-                room.members
+                room.members()
                     .iter()
-                    .filter(|m| m.id.node == node && m.local.is_none())
+                    .filter(|m| m.id.node == node && m.recipient.is_none())
                     .map(move |m| (id, m.id))
             })
             .collect()
     }
 
     /// Every local member that is in a room, with its mailbox (for a reset).
-    pub(crate) fn local_members(&self) -> Vec<LocalBox<M>> {
+    pub(crate) fn local_members(&self) -> Vec<Recipient<M>> {
         self.rooms
             .values()
-            .flat_map(|room| room.members.iter().filter_map(|m| m.local.clone()))
+            .flat_map(|room| room.members().iter().filter_map(|m| m.recipient.clone()))
             .collect()
     }
 
     /// The `/rooms` listing as of now, shared until the rooms change.
-    pub(crate) fn listing(&mut self) -> Arc<Listing> {
-        if let Some((version, listing)) = &self.listing
-            && *version == self.version
-        {
-            return Arc::clone(listing);
-        }
-        let rooms = self
-            .rooms
-            .iter()
-            .map(|(&room_id, room)| RoomInfo {
-                room_id,
-                title: room.title.clone(),
-                members: room.members.iter().map(|m| m.name.clone()).collect(),
-            })
-            .collect();
-        let listing = Arc::new(Listing::new(rooms));
-        self.listing = Some((self.version, Arc::clone(&listing)));
-        listing
+    pub(crate) fn listing(&self) -> Arc<Listing> {
+        self.listing.get(|| {
+            self.rooms
+                .iter()
+                .map(|(&room_id, room)| room.info(room_id))
+                .collect()
+        })
     }
 
     /// Applies one entry, delivering what it means to this node's members through
@@ -229,7 +181,7 @@ impl<M: Mailbox> Replica<M> {
     pub(crate) fn apply(
         &mut self,
         entry: &Entry<'_>,
-        local: impl Fn(MemberId) -> Option<LocalBox<M>>,
+        local: impl Fn(MemberId) -> Option<Recipient<M>>,
         is_local: impl Fn(MemberId) -> bool,
         out: &mut Fanout<M>,
     ) -> Applied<M> {
@@ -241,134 +193,79 @@ impl<M: Mailbox> Replica<M> {
             *last = entry.seq;
         }
         let mut applied = Applied::default();
+        let entrant = |name: &str, applied: &mut Applied<M>| {
+            let recipient = local(entry.member);
+            applied.orphan = recipient.is_none() && is_local(entry.member);
+            RoomMember {
+                id: entry.member,
+                name: name.to_owned(),
+                recipient,
+            }
+        };
         match entry.event {
             Event::Created { name, title } => {
                 self.highest_room = self.highest_room.max(entry.room);
-                let local = local(entry.member);
-                applied.orphan = local.is_none() && is_local(entry.member);
-                if let Some(to) = &local {
-                    let notice = Encoded::notice_for(to.format, &texts::entered_self(title));
-                    out.send(&to.mailbox, to.format, &notice);
-                }
-                self.rooms.insert(
-                    entry.room,
-                    Room {
-                        title: title.to_owned(),
-                        members: vec![Member {
-                            id: entry.member,
-                            name: name.to_owned(),
-                            local,
-                        }],
-                    },
-                );
-                applied.changed = true;
+                let creator = entrant(name, &mut applied);
+                let room = Room::create(title.to_owned(), creator, out);
+                self.rooms.insert(entry.room, room);
             }
             Event::Joined { name } => {
                 let Some(room) = self.rooms.get_mut(&entry.room) else {
                     return applied;
                 };
-                let arrived = Encoded::notice(&texts::entered_others(name));
-                broadcast(&room.members, entry.member, &arrived, out);
-                let local = local(entry.member);
-                applied.orphan = local.is_none() && is_local(entry.member);
-                if let Some(to) = &local {
-                    let notice = Encoded::notice_for(to.format, &texts::entered_self(&room.title));
-                    out.send(&to.mailbox, to.format, &notice);
-                }
-                room.members.push(Member {
-                    id: entry.member,
-                    name: name.to_owned(),
-                    local,
-                });
-                applied.changed = true;
+                room.join(entrant(name, &mut applied), out);
             }
             Event::Left { notify_self } => {
                 let Some(room) = self.rooms.get_mut(&entry.room) else {
                     return applied;
                 };
-                let Some(at) = room.members.iter().position(|m| m.id == entry.member) else {
+                let why = if notify_self {
+                    Leaving::Asked
+                } else {
+                    Leaving::Disconnected
+                };
+                let Some(gone) = room.leave(entry.member, why, out) else {
                     return applied;
                 };
-                let gone = room.members.remove(at);
-                let departed = Encoded::notice(&texts::left_others(&gone.name));
-                broadcast(&room.members, entry.member, &departed, out);
-                if let Some(to) = &gone.local {
+                if let Some(to) = gone.recipient {
                     applied.local_left = true;
                     if entry.writer != entry.member.node {
-                        applied.evicted = Some(to.clone());
-                    }
-                    if notify_self {
-                        let notice = Encoded::notice_for(to.format, &texts::left_self(&room.title));
-                        out.send(&to.mailbox, to.format, &notice);
+                        applied.evicted = Some(to);
                     }
                 }
-                if room.members.is_empty() {
+                if room.is_empty() {
                     self.rooms.remove(&entry.room);
                 }
-                applied.changed = true;
             }
             Event::Renamed { name } => {
                 let Some(room) = self.rooms.get_mut(&entry.room) else {
                     return applied;
                 };
-                let Some(member) = room.members.iter_mut().find(|m| m.id == entry.member) else {
+                if room.rename(entry.member, name, out).is_none() {
                     return applied;
-                };
-                let old = std::mem::replace(&mut member.name, name.to_owned());
-                let own = member.local.clone();
-                let others = Encoded::notice(&texts::renamed_others(&old, name));
-                broadcast(&room.members, entry.member, &others, out);
-                if let Some(to) = own {
-                    let notice = Encoded::notice_for(to.format, &texts::renamed_self(name));
-                    out.send(&to.mailbox, to.format, &notice);
                 }
-                applied.changed = true;
             }
             Event::Chat { text } => {
-                let Some(room) = self.rooms.get(&entry.room) else {
-                    return applied;
-                };
-                let Some(sender) = room.members.iter().find(|m| m.id == entry.member) else {
+                if let Some(room) = self.rooms.get(&entry.room) {
                     // Not a member at this point of the log (reaped, or left): dropped
-                    // by every node alike.
-                    return applied;
-                };
-                let anyone_here = room
-                    .members
-                    .iter()
-                    .any(|m| m.local.is_some() && m.id != entry.member);
-                if anyone_here {
-                    let chat = Response::Chat {
-                        member: sender.name.as_str().into(),
-                        text: text.into(),
+                    // by every node alike. The sender's node checked that it fits one
+                    // frame; a foreign writer's oversized chat is dropped.
+                    let chat = |sender: &str| {
+                        let chat = Response::Chat {
+                            member: sender.into(),
+                            text: text.into(),
+                        };
+                        Encoded::both(&chat).ok()
                     };
-                    // The sender's node checked that it fits one frame; a foreign
-                    // writer's oversized chat is dropped.
-                    if let Ok(chat) = Encoded::both(&chat) {
-                        broadcast(&room.members, entry.member, &chat, out);
-                    }
+                    room.chat(entry.member, chat, out);
                 }
                 // A chat changes no state: the listing stays valid.
                 return applied;
             }
             Event::NodeGone => return applied,
         }
-        self.version += 1;
+        self.listing.changed();
         applied
-    }
-}
-
-/// Delivers `message` to every local member except `except`.
-fn broadcast<M: Mailbox>(
-    members: &[Member<M>],
-    except: MemberId,
-    message: &Encoded,
-    out: &mut Fanout<M>,
-) {
-    for member in members.iter().filter(|m| m.id != except) {
-        if let Some(to) = &member.local {
-            out.send(&to.mailbox, to.format, message);
-        }
     }
 }
 
@@ -378,7 +275,7 @@ mod tests {
 
     use bytes::Bytes;
     use chat_core::Delivered;
-    use chat_proto::{ResponseDecoder, frame::Frames};
+    use chat_proto::{ResponseDecoder, WireFormat, frame::Frames};
 
     use super::*;
 
@@ -442,7 +339,7 @@ mod tests {
                     (m.node == HERE)
                         .then(|| inboxes.get(m.client as usize))
                         .flatten()
-                        .map(|mailbox| LocalBox {
+                        .map(|mailbox| Recipient {
                             mailbox: Arc::clone(mailbox),
                             format: WireFormat::Json,
                         })
@@ -549,7 +446,7 @@ mod tests {
             member(THERE, 5),
             Event::Chat { text: "once" },
         ));
-        assert!(!resent.changed);
+        assert!(!resent.local_left && !resent.orphan);
         // Reaped (written by another node, seq 0), then a late chat: dropped.
         node.apply(entry(
             HERE,

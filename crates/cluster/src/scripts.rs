@@ -25,6 +25,7 @@
 //! | `P:node:<node>` | hash | client → room, the node's members (for the reaper) |
 //! | `P:node:<node>:names` | hash | client → name key, the names it holds |
 //! | `P:names` | hash | name key → member, the names in use cluster-wide |
+//! | `P:reclaim` | string | exists while nodes re-claim names after Redis lost its data |
 //! | `P:nseq` | hash | node → last operation number a script applied (resends) |
 //! | `P:log` | stream | every room event, in one order (see `entry.rs`) |
 //!
@@ -149,11 +150,15 @@ return {'ok'}
 "#
 );
 
-/// `claim` a name key: ARGV 4 client, 5 key. Releases the key the client held.
+/// `claim` a name key: ARGV 4 client, 5 key, 6 `1` for a node re-claiming what its
+/// client held before a reset. Releases the key the client held. While `P:reclaim`
+/// exists (Redis lost its data and the nodes are re-claiming), a new claim answers
+/// `{'busy'}`: the names held before go first.
 pub(crate) const CLAIM: &str = concat!(
     prelude!(),
     r#"
 if fenced() then return {'fenced'} end
+if ARGV[6] ~= '1' and redis.call('EXISTS', P .. ':reclaim') == 1 then return {'busy'} end
 local m = node .. ':' .. ARGV[4]
 local holder = redis.call('HGET', P .. ':names', ARGV[5])
 if holder and holder ~= m then return {'taken'} end
@@ -187,11 +192,18 @@ return {'ok'}
 
 /// `register` a node: ARGV 4 its time to live (ms), 5 the lowest `room_seq` it
 /// accepts (ids never go down, even if Redis lost them), 6 an epoch to set if there
-/// is none. Answers the epoch.
+/// is none, 7 the epoch the node knew (empty for a node that knew none). A node that
+/// knew another epoch comes back from Redis losing its data, with names to re-claim:
+/// it opens (or extends) the re-claim window, one time to live long, in which new
+/// claims are refused — every node that was alive beats, and so re-claims, within it.
+/// Answers the epoch.
 pub(crate) const REGISTER: &str = concat!(
     prelude!(),
     r#"
 redis.call('SET', P .. ':epoch', ARGV[6], 'NX')
+if ARGV[7] ~= '' and ARGV[7] ~= redis.call('GET', P .. ':epoch') then
+  redis.call('SET', P .. ':reclaim', '1', 'PX', ARGV[4])
+end
 local current = tonumber(redis.call('GET', P .. ':room_seq') or '0')
 if current < tonumber(ARGV[5]) then redis.call('SET', P .. ':room_seq', ARGV[5]) end
 redis.call('ZADD', P .. ':nodes', string.format('%.0f', now_ms() + tonumber(ARGV[4])), node)

@@ -9,13 +9,18 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
-use chat_core::{BrokerError, ClientId, Encoded, Fanout, Mailbox, RoomId, Transport, texts};
+use std::time::Instant;
+
+use chat_core::{
+    BrokerError, ClientId, Completion, Fanout, Mailbox, Recipient, RoomId, Transport, texts,
+};
 
 use crate::config::ClusterConfig;
 use crate::entry::{MemberId, StreamId};
 use crate::link::Scripts;
-use crate::ops::{OpKind, OpQueue, Waiter, lock};
-use crate::replica::{LocalBox, Replica};
+use crate::ops::{OpKind, OpQueue, Then, Waiter};
+use crate::replica::Replica;
+use crate::sync::{bump, lock};
 
 /// A client of this node that is in a room (or on its way into one).
 #[derive(Debug)]
@@ -25,7 +30,7 @@ pub(crate) struct LocalMember<M> {
     pub(crate) node: u64,
     /// The room (0 while its creation is on its way).
     pub(crate) room: RoomId,
-    pub(crate) boxed: LocalBox<M>,
+    pub(crate) boxed: Recipient<M>,
 }
 
 /// The cluster's counters, shown on the metrics endpoint.
@@ -43,8 +48,12 @@ pub(crate) struct Stats {
     pub(crate) timeouts: AtomicU64,
 }
 
-pub(crate) fn bump(counter: &AtomicU64) {
-    counter.fetch_add(1, Ordering::Relaxed);
+/// A name key this node asked Redis to hold for one of its clients, and where to
+/// tell the client should the name be lost (a re-claim after a reset that fails).
+#[derive(Debug)]
+pub(crate) struct Claimed<M> {
+    pub(crate) key: String,
+    pub(crate) to: Recipient<M>,
 }
 
 /// See the module doc.
@@ -57,13 +66,16 @@ pub(crate) struct Shared<M> {
     pub(crate) replica: Mutex<Replica<M>>,
     /// This node's clients in rooms, by client id.
     pub(crate) locals: Mutex<HashMap<ClientId, LocalMember<M>>>,
-    /// The name keys this node's clients hold (re-claimed after a reset).
-    pub(crate) claimed: Mutex<HashMap<ClientId, String>>,
+    /// The name keys this node's clients hold or are claiming (re-claimed after a
+    /// reset).
+    pub(crate) claimed: Mutex<HashMap<ClientId, Claimed<M>>>,
     /// This node's id in the cluster (a new one after each reset).
     node: AtomicU64,
     pub(crate) ops: OpQueue<M>,
-    /// Waiters by operation number, completed by whoever learns the outcome first.
-    pub(crate) pending: Mutex<HashMap<u64, Arc<Waiter>>>,
+    /// Clients awaiting an outcome, by operation number: settled by whoever learns
+    /// the outcome first (the reader, the command thread, the timer), exactly once —
+    /// whoever takes the waiter out of this map.
+    pub(crate) pending: Mutex<HashMap<u64, Arc<Waiter<M>>>>,
     pub(crate) transport: OnceLock<Arc<dyn Transport<M>>>,
     /// The command connection works.
     pub(crate) link_up: AtomicBool,
@@ -142,7 +154,7 @@ impl<M: Mailbox> Shared<M> {
     }
 
     /// The mailbox of `member`, if it is a client of this node in (or entering) a room.
-    pub(crate) fn local_box(&self, member: MemberId) -> Option<LocalBox<M>> {
+    pub(crate) fn recipient(&self, member: MemberId) -> Option<Recipient<M>> {
         if member.node != self.node() {
             return None;
         }
@@ -152,18 +164,112 @@ impl<M: Mailbox> Shared<M> {
             .map(|local| local.boxed.clone())
     }
 
-    /// Completes the waiter of this node's operation `seq`, if one still waits.
-    pub(crate) fn complete(&self, seq: u64, outcome: Result<RoomId, BrokerError>) {
-        if let Some(waiter) = lock(&self.pending).remove(&seq) {
-            waiter.complete(outcome);
+    /// Hands `outcome` to the client awaiting this node's operation `seq`, if one
+    /// still does. Never called with the replica locked (the follow-up reads it).
+    pub(crate) fn complete(&self, seq: u64, outcome: Completion) {
+        let waiter = lock(&self.pending).remove(&seq);
+        if let Some(waiter) = waiter {
+            self.settle(&waiter, outcome);
+        }
+    }
+
+    /// The broker's follow-up, then the outcome to the client's session (once).
+    pub(crate) fn settle(&self, waiter: &Waiter<M>, outcome: Completion) {
+        if !waiter.settle() {
+            return;
+        }
+        self.follow_up(&waiter.then, outcome);
+        if let Some(transport) = self.transport.get() {
+            transport.complete(&waiter.to, outcome);
+        }
+    }
+
+    /// What the broker does with an outcome before the client sees it (see [`Then`]).
+    pub(crate) fn follow_up(&self, then: &Then, outcome: Completion) {
+        match (then, outcome) {
+            (&Then::Enter { client, .. }, Ok(room)) => {
+                if let Some(local) = lock(&self.locals).get_mut(&client) {
+                    local.room = room;
+                }
+            }
+            (&Then::Enter { client, node }, Err(_)) => {
+                lock(&self.locals).remove(&client);
+                // A timeout may still be applied later; the reader then takes the
+                // member out again (an orphan). If it already was, do it now.
+                let rooms = lock(&self.replica).rooms_of(MemberId { node, client });
+                for room in rooms {
+                    self.submit_kept(OpKind::Leave {
+                        client,
+                        room,
+                        notify_self: false,
+                    });
+                }
+            }
+            (&Then::Leave { client }, Err(BrokerError::NoSuchRoom)) => {
+                lock(&self.locals).remove(&client);
+            }
+            (
+                Then::Claim {
+                    client,
+                    key,
+                    previous,
+                },
+                Err(_),
+            ) => {
+                let mut claimed = lock(&self.claimed);
+                if let Some(held) = claimed.get_mut(client).filter(|held| held.key == *key) {
+                    match previous {
+                        Some(previous) => previous.clone_into(&mut held.key),
+                        None => {
+                            claimed.remove(client);
+                        }
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Every client whose wait passed its deadline is told "unavailable".
+    pub(crate) fn expire(&self, now: Instant) {
+        let expired: Vec<Arc<Waiter<M>>> = {
+            let mut pending = lock(&self.pending);
+            let seqs: Vec<u64> = pending
+                .iter()
+                .filter(|(_, waiter)| waiter.deadline <= now)
+                .map(|(&seq, _)| seq)
+                .collect();
+            seqs.iter().filter_map(|seq| pending.remove(seq)).collect()
+        };
+        for waiter in expired {
+            bump(&self.stats.timeouts);
+            self.settle(&waiter, Err(BrokerError::Unavailable));
+        }
+    }
+
+    /// Client `client` is gone: its awaited operations are settled as failed, which
+    /// undoes what they did (see [`ClusterBroker::abandon`](crate::ClusterBroker)).
+    pub(crate) fn abandon(&self, client: ClientId) {
+        let abandoned: Vec<Arc<Waiter<M>>> = {
+            let mut pending = lock(&self.pending);
+            let seqs: Vec<u64> = pending
+                .iter()
+                .filter(|(_, waiter)| waiter.then.client() == Some(client))
+                .map(|(&seq, _)| seq)
+                .collect();
+            seqs.iter().filter_map(|seq| pending.remove(seq)).collect()
+        };
+        for waiter in abandoned {
+            self.settle(&waiter, Err(BrokerError::Unavailable));
         }
     }
 
     /// Every waiter gets "unavailable" (a reset: their operations belong to a node
     /// id that is gone).
     pub(crate) fn fail_pending(&self) {
-        for (_, waiter) in lock(&self.pending).drain() {
-            waiter.complete(Err(BrokerError::Unavailable));
+        let all: Vec<Arc<Waiter<M>>> = lock(&self.pending).drain().map(|(_, w)| w).collect();
+        for waiter in all {
+            self.settle(&waiter, Err(BrokerError::Unavailable));
         }
     }
 
@@ -201,14 +307,13 @@ impl<M: Mailbox> Shared<M> {
 
     /// Tells each of `members` its place in the cluster was lost, then disconnects it
     /// (each once, whatever the repeats).
-    pub(crate) fn disconnect_with_notice(&self, members: &[LocalBox<M>]) {
-        let mut members: Vec<&LocalBox<M>> = members.iter().collect();
+    pub(crate) fn disconnect_with_notice(&self, members: &[Recipient<M>]) {
+        let mut members: Vec<&Recipient<M>> = members.iter().collect();
         members.sort_by_key(|b| Arc::as_ptr(&b.mailbox) as usize);
         members.dedup_by_key(|b| Arc::as_ptr(&b.mailbox) as usize);
         let mut out = Fanout::new();
         for to in &members {
-            let notice = Encoded::notice_for(to.format, texts::CLUSTER_RESET);
-            out.send(&to.mailbox, to.format, &notice);
+            to.notify(texts::CLUSTER_RESET, &mut out);
         }
         self.flush(&mut out);
         if let Some(transport) = self.transport.get() {

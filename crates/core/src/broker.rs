@@ -28,7 +28,16 @@
 //! 7. **Names are unique** by key: no two clients hold names with the same
 //!    [`crate::validate::name_key`] at once.
 //!
-//! A broker never blocks on a client: delivering is queueing into a mailbox.
+//! 8. **An operation that must wait says so.** Create, join, leave, rename and name
+//!    claims answer a [`Reply`]: [`Reply::Done`] with the outcome, or
+//!    [`Reply::Pending`] when the outcome needs a round trip (a cluster's shared
+//!    state). A pending operation is completed exactly once, through
+//!    [`Transport::complete`] on the caller's mailbox, within the broker's own
+//!    timeout; until then the caller's client takes no more input, so its requests
+//!    still take effect in order (3). [`crate::LocalBroker`] is always done at once.
+//!
+//! A broker never blocks on a client: delivering is queueing into a mailbox. Nor does
+//! it block a caller on I/O: that is what [`Reply::Pending`] is for.
 //!
 //! What a broker does *not* do: check names, titles or whether the caller is already
 //! in a room (the commands do), or touch sockets (the transport does).
@@ -101,26 +110,36 @@ impl fmt::Display for BrokerError {
 
 impl std::error::Error for BrokerError {}
 
+/// A broker's answer to an operation that may need a round trip.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[must_use]
+pub enum Reply<T> {
+    /// Done: this is the outcome.
+    Done(Result<T, BrokerError>),
+    /// Under way: the outcome comes later, as a [`Completion`] handed to
+    /// [`Transport::complete`] for the caller's mailbox.
+    Pending,
+}
+
+/// The outcome of an operation that was [`Reply::Pending`]: for a create, the new
+/// room's id; for anything else, `Ok` carries nothing of use (0).
+pub type Completion = Result<RoomId, BrokerError>;
+
 /// Rooms and fan-out; see the module doc for the contract. Every method delivers
 /// through `out`; the caller flushes what `out` lists afterwards.
 pub trait MessageBroker<M: Mailbox>: Send + Sync + fmt::Debug {
     /// Creates a room titled `title` with `creator` as its only member and sends the
-    /// creator its entry notice. Returns the new room's id.
+    /// creator its entry notice. Answers the new room's id.
     fn create_room(
         &self,
         creator: Member<'_, M>,
         title: &str,
         out: &mut Fanout<M>,
-    ) -> Result<RoomId, BrokerError>;
+    ) -> Reply<RoomId>;
 
     /// Adds `member` to room `room`: the member gets its entry notice, the earlier
     /// members `[NAME] 님이 입장했습니다.`.
-    fn join_room(
-        &self,
-        room: RoomId,
-        member: Member<'_, M>,
-        out: &mut Fanout<M>,
-    ) -> Result<(), BrokerError>;
+    fn join_room(&self, room: RoomId, member: Member<'_, M>, out: &mut Fanout<M>) -> Reply<()>;
 
     /// Removes `member` from room `room`; the others get `[NAME] 님이 퇴장했습니다.`, the
     /// member its own leave notice if it [asked](Leaving::Asked). Deletes the room if it
@@ -131,7 +150,7 @@ pub trait MessageBroker<M: Mailbox>: Send + Sync + fmt::Debug {
         member: Member<'_, M>,
         why: Leaving,
         out: &mut Fanout<M>,
-    ) -> Result<(), BrokerError>;
+    ) -> Reply<()>;
 
     /// Renames `member` (whose `name` is the new name) from `old` inside room `room`:
     /// the member gets its rename notice, the others `OLD 의 이름이 X 으로 변경되었습니다.`.
@@ -141,7 +160,7 @@ pub trait MessageBroker<M: Mailbox>: Send + Sync + fmt::Debug {
         member: Member<'_, M>,
         old: &str,
         out: &mut Fanout<M>,
-    ) -> Result<(), BrokerError>;
+    ) -> Reply<()>;
 
     /// Sends `chat` (an encoded `SCChat` from `sender` saying `text`, already
     /// sanitised) to every other member of room `room`; answers how many members it
@@ -164,13 +183,21 @@ pub trait MessageBroker<M: Mailbox>: Send + Sync + fmt::Debug {
     /// costs nothing.
     fn listing(&self) -> Result<Arc<Listing>, BrokerError>;
 
-    /// Claims the name whose key is `key` for client `id`, releasing the one it held
+    /// Claims the name whose key is `key` for `member`, releasing the one it held
     /// before: [`BrokerError::NameTaken`] if another client holds a name with that key.
-    fn claim_name(&self, id: ClientId, key: &str) -> Result<(), BrokerError>;
+    fn claim_name(&self, member: Member<'_, M>, key: &str) -> Reply<()>;
 
     /// Releases the name client `id` holds, if any (it left, or took back a default
     /// name).
     fn release_name(&self, id: ClientId);
+
+    /// Client `id` is gone while an operation of its was [pending](Reply::Pending):
+    /// nobody will take the outcome, so what the operation did (a room entered) is
+    /// undone. The completion may still come. The default does nothing (a broker
+    /// that never answers pending has nothing to undo).
+    fn abandon(&self, id: ClientId) {
+        let _ = id;
+    }
 
     /// How many rooms exist (for logs and metrics).
     fn room_count(&self) -> usize;
@@ -204,6 +231,11 @@ pub trait Transport<M>: Send + Sync {
     /// Ends `mailbox`'s connection, after the messages already queued for it (the
     /// client's session then ends as for any disconnect).
     fn disconnect(&self, mailbox: &Arc<M>);
+
+    /// Hands `outcome` to the client whose operation was [pending](Reply::Pending)
+    /// (its mailbox is `mailbox`): the transport resumes it, and it takes more input
+    /// after that. Called once per pending operation, from any thread.
+    fn complete(&self, mailbox: &Arc<M>, outcome: Completion);
 }
 
 /// One number a broker reports about itself.

@@ -12,13 +12,17 @@
 //!
 //! * A client has a single owner: the methods take `&mut self`, so one client's
 //!   requests are applied one at a time, in the order they are fed.
-//! * `room` is `Some(id)` exactly while the broker lists this client in room `id`.
+//! * `room` is `Some(id)` exactly while the broker lists this client in room `id`,
+//!   except while a create, join or leave waits for the broker (then the broker's
+//!   answer, handed to [`Client::complete`], settles it).
+//! * While an operation waits ([`Client::is_awaiting`]) the client is fed nothing
+//!   else: the transport holds its later input, so requests take effect in order.
 //! * Once ended ([`Client::is_ended`]), a client is in no room and ignores further
 //!   input.
 
 use chat_proto::{DecodeError, Request, RequestDecoder, WireFormat};
 
-use crate::broker::{ClientId, Leaving, RoomId};
+use crate::broker::{ClientId, Completion, Leaving, RoomId};
 use crate::command;
 use crate::flood::{Flood, FloodLimits};
 use crate::mailbox::Mailbox;
@@ -61,6 +65,7 @@ impl Client {
                 format: format.unwrap_or(WireFormat::Json),
                 unreachable: false,
                 fanout: 0,
+                awaiting: None,
             },
             decoder: RequestDecoder::new(format),
             error_streak: 0,
@@ -165,6 +170,10 @@ impl Client {
             return self.tell_refused(why, turn);
         }
         debug_assert!(self.waiting.is_none(), "fed while a request waits");
+        debug_assert!(
+            self.state.awaiting.is_none(),
+            "fed while awaiting the broker"
+        );
         self.error_streak = 0;
         turn.out.tally.requests[request.kind() as usize][self.state.format.index()] += 1;
         self.admit(request, turn, true)
@@ -180,6 +189,25 @@ impl Client {
     /// [`Client::resume`] before feeding more).
     pub fn is_waiting(&self) -> bool {
         self.waiting.is_some()
+    }
+
+    /// Whether an operation waits for the broker's outcome ([`Outcome::Waiting`]):
+    /// the transport feeds nothing else until it hands the outcome to
+    /// [`Client::complete`].
+    pub fn is_awaiting(&self) -> bool {
+        self.state.awaiting.is_some()
+    }
+
+    /// The broker's outcome for the operation that waited: the command finishes (it
+    /// may wait again, for a second step).
+    pub fn complete<M: Mailbox>(&mut self, outcome: Completion, turn: &mut Turn<'_, M>) -> Outcome {
+        let Some(waited) = self.state.awaiting.take() else {
+            return Outcome::Continue;
+        };
+        if self.ended {
+            return Outcome::Continue;
+        }
+        command::finish(&mut self.state, waited, outcome, turn)
     }
 
     /// Tries the waiting request again (see [`Outcome::Throttled`]).
@@ -233,6 +261,10 @@ impl Client {
     /// The connection is gone: leave the room (the others are told), give up the
     /// name, and end.
     pub fn disconnect<M: Mailbox>(&mut self, turn: &mut Turn<'_, M>) {
+        if self.state.awaiting.take().is_some() {
+            // Nobody will take the outcome: what the operation did is undone.
+            turn.broker.abandon(self.state.id);
+        }
         turn.broker.release_name(self.state.id);
         if let Some(room) = self.state.room.take() {
             // Errors change nothing, and there is no one left to tell.

@@ -65,6 +65,8 @@
 //! assert!(last.ends_with(br#""member": "bob", "text": "hi"}"#));
 //! ```
 
+#![forbid(unsafe_code)]
+
 pub mod broker;
 pub mod client;
 mod command;
@@ -75,18 +77,22 @@ mod ids;
 pub mod listing;
 pub mod local;
 pub mod mailbox;
+pub mod room;
 mod state;
+mod sync;
 pub mod texts;
 pub mod validate;
 
 pub use broker::{
-    BrokerError, BrokerStat, ClientId, Leaving, Member, MessageBroker, RoomId, Transport,
+    BrokerError, BrokerStat, ClientId, Completion, Leaving, Member, MessageBroker, Reply, RoomId,
+    Transport,
 };
 pub use client::{Client, MAX_ERROR_STREAK};
 pub use encoded::{Encoded, OutKind};
 pub use fanout::{ChatEvent, Fanout, Tally};
 pub use flood::{FloodLimits, Rate};
-pub use listing::Listing;
+pub use listing::{Listing, ListingCache};
 pub use local::LocalBroker;
 pub use mailbox::{Delivered, Mailbox};
+pub use room::{Recipient, Room, RoomMember};
 pub use state::{EndReason, Outcome, Refusal, Turn};

@@ -3,18 +3,21 @@
 //! A [`Listing`] is the room list at one moment and, computed on first use and kept,
 //! its `SCRoomsResult` messages in each wire format. A broker keeps the last one and
 //! hands out the same `Arc` until the rooms change, so a client asking for `/rooms`
-//! in a loop costs a reference count per reply, not an encoding of every room.
+//! in a loop costs a reference count per reply, not an encoding of every room; a
+//! [`ListingCache`] is that rule, for every broker.
 //!
 //! The reference client reads one frame per message, so a list too long for 65,535
 //! bytes is split into several `SCRoomsResult` messages, in order.
 
-use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use chat_proto::codec::encode_response;
 use chat_proto::frame::{HEADER_LEN, MAX_PAYLOAD};
 use chat_proto::{Response, RoomInfo, WireFormat};
 
 use crate::encoded::Encoded;
+use crate::sync::lock;
 
 /// The room list at one moment, and its replies; see the module doc.
 #[derive(Debug)]
@@ -47,6 +50,45 @@ impl Listing {
                 .filter_map(|rooms| Encoded::one(format, &Response::RoomsResult { rooms }).ok())
                 .collect()
         })
+    }
+}
+
+/// The last [`Listing`] a broker made, kept until the rooms change.
+///
+/// The broker calls [`ListingCache::changed`] after every change to rooms, titles or
+/// members (under the lock that made it). A listing is kept only if no change
+/// happened while it was computed, so a kept listing is never stale: a caller whose
+/// request came before a change may get the older list, a later one never does.
+#[derive(Debug, Default)]
+pub struct ListingCache {
+    /// Bumped after every change.
+    version: AtomicU64,
+    /// The last listing and the version it shows.
+    kept: Mutex<Option<(u64, Arc<Listing>)>>,
+}
+
+impl ListingCache {
+    /// Marks the kept listing out of date.
+    pub fn changed(&self) {
+        self.version.fetch_add(1, Ordering::Release);
+    }
+
+    /// The kept listing if nothing changed since it was made; else a new one of the
+    /// rooms `rooms` lists (computed outside the cache's lock), kept if nothing
+    /// changed meanwhile.
+    pub fn get(&self, rooms: impl FnOnce() -> Vec<RoomInfo>) -> Arc<Listing> {
+        let version = self.version.load(Ordering::Acquire);
+        if let Some((shown, listing)) = &*lock(&self.kept)
+            && *shown == version
+        {
+            return Arc::clone(listing);
+        }
+        let listing = Arc::new(Listing::new(rooms()));
+        let mut kept = lock(&self.kept);
+        if self.version.load(Ordering::Acquire) == version {
+            *kept = Some((version, Arc::clone(&listing)));
+        }
+        listing
     }
 }
 

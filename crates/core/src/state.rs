@@ -46,6 +46,11 @@ pub enum Outcome {
     /// until this instant; the transport reads no more of its input until then and
     /// calls [`crate::Client::resume`].
     Throttled(Instant),
+    /// The request waits for the shared room state (the broker answered
+    /// [`Reply::Pending`](crate::Reply::Pending)): the transport handles no more of
+    /// the client's input until the broker's [`Completion`](crate::Completion)
+    /// arrives, and hands it to [`crate::Client::complete`].
+    Waiting,
     /// The client is finished (it left its room, and was told why): the transport
     /// closes the connection.
     Ended(EndReason),
@@ -101,6 +106,27 @@ pub(crate) struct ClientState {
     /// How many members the last command's broadcast reached (flood control charges
     /// large fan-outs more).
     pub(crate) fanout: usize,
+    /// The command waiting for the broker's outcome, if one is.
+    pub(crate) awaiting: Option<Awaiting>,
+}
+
+/// A command whose broker operation was [pending](crate::Reply::Pending): what it
+/// needs to finish when the outcome arrives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Awaiting {
+    /// `/create`, of a room titled so.
+    Create { title: String },
+    /// `/join`, of that room.
+    Join { room: RoomId },
+    /// `/leave`.
+    Leave,
+    /// `/name`: the claim of the new name (not taken yet).
+    Claim { name: String },
+    /// `/name` inside a room: the rename there (the client has the new name; `old`
+    /// is the one before).
+    Rename { old: String },
+    /// `/name` failed after the claim: taking the old name back (`old` it is again).
+    Reclaim,
 }
 
 impl ClientState {
@@ -112,6 +138,13 @@ impl ClientState {
             format: self.format,
             mailbox,
         }
+    }
+
+    /// Records that `what` waits for the broker's outcome.
+    pub(crate) fn wait(&mut self, what: Awaiting) -> Outcome {
+        debug_assert!(self.awaiting.is_none(), "one operation at a time");
+        self.awaiting = Some(what);
+        Outcome::Waiting
     }
 
     /// Queues a system message for this client alone.

@@ -1,6 +1,7 @@
 //! Writing out deliveries: what a worker does at the end of its turns, offered to a
 //! broker that delivers from threads of its own (a cluster's log reader) as a
-//! [`chat_core::Transport`].
+//! [`chat_core::Transport`] — with the way such a broker hands an awaited outcome
+//! back to a parked session.
 //!
 //! Flushing a session writes what waits without blocking; a session whose socket
 //! failed is cut; a session held for its output backlog is queued again once the
@@ -8,7 +9,7 @@
 
 use std::sync::Arc;
 
-use chat_core::{Fanout, Transport};
+use chat_core::{Completion, Fanout, Transport};
 
 use crate::metrics::Metrics;
 use crate::outbound::Flush;
@@ -59,6 +60,19 @@ impl Transport<Session> for SessionTransport {
         if session.deliver_close() {
             // A closed queue means the server is stopping: everyone is closed then.
             let _ = self.queue.push(Arc::clone(session));
+        }
+    }
+
+    fn complete(&self, session: &Arc<Session>, outcome: Completion) {
+        let completed = session.complete(outcome);
+        if completed.schedule {
+            // A closed queue means the server is stopping: nobody is served any more.
+            let _ = self.queue.push(Arc::clone(session));
+        }
+        if completed.was_parked {
+            // After the push: a finishing pool must not see it neither parked nor
+            // queued.
+            self.queue.unpark();
         }
     }
 }

@@ -49,6 +49,9 @@ struct QueueState<T> {
     /// Consumers blocked in `pop`. A push only signals the condvar when one waits:
     /// signalling is a syscall even when nobody listens, and under load nobody does.
     waiting: usize,
+    /// Items away that will be pushed again (sessions awaiting a broker's outcome):
+    /// while any is, a finishing queue still waits for them.
+    parked: usize,
 }
 
 impl<T> Default for WorkQueue<T> {
@@ -66,6 +69,7 @@ impl<T> WorkQueue<T> {
                 closed: false,
                 finishing: false,
                 waiting: 0,
+                parked: 0,
             }),
             available: Condvar::new(),
         }
@@ -98,7 +102,7 @@ impl<T> WorkQueue<T> {
             if let Some(item) = state.items.pop_front() {
                 return Some(item);
             }
-            if state.finishing {
+            if state.finishing && state.parked == 0 {
                 return None;
             }
             state.waiting += 1;
@@ -107,6 +111,25 @@ impl<T> WorkQueue<T> {
                 .wait(state)
                 .unwrap_or_else(PoisonError::into_inner);
             state.waiting -= 1;
+        }
+    }
+
+    /// Says an item is away and will be pushed again ([`WorkQueue::unpark`] when it
+    /// is, or when it will not be after all): a finishing queue waits for it.
+    pub(crate) fn park(&self) {
+        lock(&self.state).parked += 1;
+    }
+
+    /// Undoes one [`WorkQueue::park`]: the item was pushed again (push it first), or
+    /// never left.
+    pub(crate) fn unpark(&self) {
+        let mut state = lock(&self.state);
+        state.parked = state.parked.saturating_sub(1);
+        let wake = state.finishing && state.parked == 0 && state.waiting > 0;
+        drop(state);
+        if wake {
+            // Consumers waiting only for parked items may now finish.
+            self.available.notify_all();
         }
     }
 
@@ -121,7 +144,8 @@ impl<T> WorkQueue<T> {
     }
 
     /// Says no new work is coming: consumers get what is queued (and what they push
-    /// back while handling it), then `pop` returns `None` once the queue is empty.
+    /// back while handling it, and what was [parked](WorkQueue::park)), then `pop`
+    /// returns `None` once the queue is empty and nothing is parked.
     pub(crate) fn finish(&self) {
         lock(&self.state).finishing = true;
         self.available.notify_all();
@@ -296,6 +320,21 @@ mod tests {
         drop(pool);
         assert_eq!(queue.push(1), Err(1), "closed after join");
         assert!(queue.pop().is_none());
+    }
+
+    #[test]
+    fn a_finishing_queue_waits_for_parked_items() {
+        let queue: Arc<WorkQueue<u8>> = Arc::new(WorkQueue::new());
+        queue.park();
+        queue.finish();
+        let consumer = {
+            let queue = Arc::clone(&queue);
+            thread::spawn(move || std::iter::from_fn(|| queue.pop()).collect::<Vec<u8>>())
+        };
+        // Whenever the consumer runs, the parked item comes back before it may stop.
+        queue.push(7).unwrap();
+        queue.unpark();
+        assert_eq!(consumer.join().unwrap(), [7]);
     }
 
     #[test]

@@ -15,7 +15,11 @@
 //!   turn's budget is used up, and *holds* the session when the client's own output
 //!   backlog is over [`OUTPUT_HIGH_WATER`]: a held session is not scheduled again
 //!   until its output drains ([`Session::release_if_drained`]), so a client that asks
-//!   for more than it reads slows itself down instead of growing the server.
+//!   for more than it reads slows itself down instead of growing the server. A
+//!   session whose client awaits a broker's outcome (a cluster round trip) is
+//!   *parked* ([`Session::park`]) the same way: its later input waits in the inbox,
+//!   no worker is tied up, and [`Session::complete`] schedules it again with the
+//!   outcome, which its worker hands to the client before any newer input.
 //! * the **chat state** (a [`chat_core::Client`]): name, room, protocol decoder. Only
 //!   the worker handling the session touches it; the mutex is uncontended and only
 //!   satisfies the compiler.
@@ -34,7 +38,7 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
 use bytes::Bytes;
-use chat_core::{Client, ClientId, Delivered, Mailbox};
+use chat_core::{Client, ClientId, Completion, Delivered, Mailbox};
 use mio::Token;
 use mio::net::TcpStream;
 
@@ -121,6 +125,11 @@ struct Inbox {
     /// The client's chat state keeps a request waiting (throttled): there is work even
     /// with no frames.
     client_waiting: bool,
+    /// The client awaits a broker's outcome: the session is not scheduled until
+    /// [`Session::complete`] brings it.
+    parked: bool,
+    /// The broker's outcome, for the next turn (it goes before any input).
+    completion: Option<Completion>,
 }
 
 /// What a worker takes out of an inbox in one go.
@@ -134,6 +143,8 @@ pub(crate) struct Taken {
     pub(crate) frames: usize,
     /// The connection is gone: after these frames, the session ends.
     pub(crate) closed: bool,
+    /// The broker's outcome the client awaited, to hand over before the frames.
+    pub(crate) completion: Option<Completion>,
 }
 
 /// What a worker must do after a turn.
@@ -143,6 +154,15 @@ pub(crate) struct TurnDone {
     pub(crate) requeue: bool,
     /// Tell the reactor to read the socket again.
     pub(crate) resume: bool,
+}
+
+/// What [`Session::complete`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Completed {
+    /// The session was parked (the work queue counted it away).
+    pub(crate) was_parked: bool,
+    /// Push it on the work queue.
+    pub(crate) schedule: bool,
 }
 
 /// What the reactor must do after handing frames to a session.
@@ -246,6 +266,7 @@ impl Session {
             start,
             frames: std::mem::take(&mut inbox.frames),
             closed: inbox.closed,
+            completion: inbox.completion.take(),
         }
     }
 
@@ -281,7 +302,8 @@ impl Session {
     /// input waits cannot make the inbox grow a read at a time.
     pub(crate) fn finish_turn(&self, handled_close: bool) -> TurnDone {
         let mut inbox = lock(&self.inbox);
-        let more = !inbox.held && !inbox.throttled && inbox.has_work(handled_close);
+        let more =
+            !inbox.held && !inbox.throttled && !inbox.parked && inbox.has_work(handled_close);
         inbox.scheduled = more;
         let resume = inbox.paused && !inbox.is_full(&self.budget);
         if resume {
@@ -299,6 +321,28 @@ impl Session {
         let mut inbox = lock(&self.inbox);
         inbox.throttled = true;
         inbox.client_waiting = true;
+    }
+
+    /// The client awaits a broker's outcome: the session is not scheduled until
+    /// [`Session::complete`]. Answers false if the outcome is already here (the turn
+    /// that parks it then requeues it).
+    pub(crate) fn park(&self) -> bool {
+        let mut inbox = lock(&self.inbox);
+        inbox.parked = inbox.completion.is_none();
+        inbox.parked
+    }
+
+    /// The broker's outcome for the client that awaits it. Answers whether the
+    /// session was parked (it is not any more), and whether it must now be queued
+    /// (not if a worker still has it: that turn requeues it).
+    pub(crate) fn complete(&self, outcome: Completion) -> Completed {
+        let mut inbox = lock(&self.inbox);
+        inbox.completion = Some(outcome);
+        let was_parked = std::mem::take(&mut inbox.parked);
+        Completed {
+            was_parked,
+            schedule: was_parked && inbox.try_schedule(),
+        }
     }
 
     /// The flood-control wait is over; answers whether the session must now be queued.
@@ -438,15 +482,19 @@ impl Inbox {
             || (bytes > 0 && budget.is_spent())
     }
 
-    /// Whether a worker has something to do: frames, or a close not yet handled.
+    /// Whether a worker has something to do: frames, an outcome to hand over, or a
+    /// close not yet handled.
     fn has_work(&self, handled_close: bool) -> bool {
-        self.bytes.len() > self.start || self.client_waiting || (self.closed && !handled_close)
+        self.bytes.len() > self.start
+            || self.client_waiting
+            || self.completion.is_some()
+            || (self.closed && !handled_close)
     }
 
     /// Marks the session scheduled; answers whether it was not (the caller queues it).
-    /// A held or throttled session is never scheduled from here.
+    /// A held, throttled or parked session is never scheduled from here.
     fn try_schedule(&mut self) -> bool {
-        if self.held || self.throttled || self.scheduled {
+        if self.held || self.throttled || self.parked || self.scheduled {
             return false;
         }
         self.scheduled = true;

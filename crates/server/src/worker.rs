@@ -20,6 +20,16 @@
 //! chats already read still reach its room, in order, but it gets no replies and no
 //! room lists ([`Client::set_unreachable`]).
 //!
+//! # Waiting for the broker
+//!
+//! A request whose broker operation must wait (a cluster's round trip to Redis)
+//! never blocks the worker: the client answers [`Outcome::Waiting`], the turn stops
+//! and the session is *parked* with its later input still in its inbox. When the
+//! broker's outcome arrives ([`chat_core::Transport::complete`]) the session is queued
+//! again, and its next turn hands the outcome to the client before any newer frame,
+//! so one client's requests still take effect in the order it sent them while a Redis
+//! stall delays only what needs Redis.
+//!
 //! Writing is batched across turns: a worker flushes the sockets it queued bytes for
 //! when the work queue runs dry, or once the oldest unflushed turn is
 //! [`MAX_FLUSH_DELAY`] old. Under light load that is right after each turn (lowest
@@ -32,7 +42,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use chat_core::{ChatEvent, Client, EndReason, Fanout, MessageBroker, Outcome, Turn};
+use chat_core::{ChatEvent, Client, Completion, EndReason, Fanout, MessageBroker, Outcome, Turn};
 use chat_proto::frame::Frames;
 
 use crate::config::ShutdownPolicy;
@@ -79,6 +89,8 @@ enum Stop {
     Hold,
     /// The client is over its flood limit: wait until then.
     Throttle(Instant),
+    /// The client awaits the broker's outcome: park until it comes.
+    Park,
 }
 
 /// What a worker reaches beyond the session in hand: exactly these handles.
@@ -163,6 +175,7 @@ impl SessionWorker {
         &mut self,
         session: &Arc<Session>,
         client: &mut Client,
+        completion: Option<Completion>,
         taken: &[u8],
         closed: bool,
     ) -> TurnEnd {
@@ -181,8 +194,12 @@ impl SessionWorker {
         let ended = &mut self.ended;
         let mut frames = Frames::new(taken);
         let mut handled = 0;
-        // A request that waited for flood control goes before anything newer.
-        let mut stop = if client.is_waiting() {
+        // An outcome the client awaited, or a request that waited for flood control,
+        // goes before anything newer.
+        let mut stop = if let Some(outcome) = completion {
+            let outcome = client.complete(outcome, &mut turn);
+            act_on(handles, ended, session, client, &mut turn, outcome)
+        } else if client.is_waiting() {
             let outcome = client.resume(&mut turn);
             act_on(handles, ended, session, client, &mut turn, outcome)
         } else {
@@ -294,6 +311,7 @@ fn act_on(
                 }
             }
         }
+        Outcome::Waiting => return Some(Stop::Park),
         Outcome::Throttled(until) => {
             if let Verdict::Log { suppressed } = session.may_log() {
                 tracing::info!(session = id, %peer, suppressed, "over the flood limit; slowed down");
@@ -328,7 +346,7 @@ impl Consumer<Arc<Session>> for SessionWorker {
         let (end, ended) = {
             let mut client = session.client();
             let frames = &taken.bytes[taken.start..];
-            let end = self.run_frames(session, &mut client, frames, taken.closed);
+            let end = self.run_frames(session, &mut client, taken.completion, frames, taken.closed);
             (end, client.is_ended())
         };
         self.log_events(session);
@@ -342,13 +360,24 @@ impl Consumer<Arc<Session>> for SessionWorker {
                 let left = taken.frames.saturating_sub(handled);
                 let from = taken.start + consumed;
                 let spare = session.unread(taken.bytes, from, left, stop == Stop::Hold);
-                if let Stop::Throttle(until) = stop {
-                    session.throttle();
-                    self.handles.reactor.send(ReactorCommand::WakeAt(
-                        session.token,
-                        session.id,
-                        until,
-                    ));
+                match stop {
+                    Stop::Throttle(until) => {
+                        session.throttle();
+                        self.handles.reactor.send(ReactorCommand::WakeAt(
+                            session.token,
+                            session.id,
+                            until,
+                        ));
+                    }
+                    Stop::Park => {
+                        // Counted away first, so a finishing pool waits for it; not
+                        // counted if the outcome is already here.
+                        self.handles.queue.park();
+                        if !session.park() {
+                            self.handles.queue.unpark();
+                        }
+                    }
+                    Stop::Yield | Stop::Hold => {}
                 }
                 (spare, false)
             }

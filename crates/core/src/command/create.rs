@@ -1,23 +1,43 @@
 //! `/create T`: create a room and enter it.
 
-use crate::broker::BrokerError;
+use crate::broker::{BrokerError, Reply, RoomId};
 use crate::fanout::ChatEvent;
 use crate::mailbox::Mailbox;
-use crate::state::{ClientState, Turn};
+use crate::state::{Awaiting, ClientState, Outcome, Turn};
 use crate::{texts, validate};
 
-pub(super) fn apply<M: Mailbox>(client: &mut ClientState, title: &str, turn: &mut Turn<'_, M>) {
+pub(super) fn apply<M: Mailbox>(
+    client: &mut ClientState,
+    title: &str,
+    turn: &mut Turn<'_, M>,
+) -> Outcome {
     if client.room.is_some() {
-        return client.system(turn, texts::CREATE_WHILE_IN_ROOM);
+        client.system(turn, texts::CREATE_WHILE_IN_ROOM);
+        return Outcome::Continue;
     }
     let title = match validate::check_title(title) {
         Ok(title) => title,
-        Err(refusal) => return client.system(turn, refusal),
+        Err(refusal) => {
+            client.system(turn, refusal);
+            return Outcome::Continue;
+        }
     };
     match turn
         .broker
         .create_room(client.member(turn.mailbox), &title, turn.out)
     {
+        Reply::Done(outcome) => finish(client, title, outcome, turn),
+        Reply::Pending => client.wait(Awaiting::Create { title }),
+    }
+}
+
+pub(super) fn finish<M: Mailbox>(
+    client: &mut ClientState,
+    title: String,
+    outcome: Result<RoomId, BrokerError>,
+    turn: &mut Turn<'_, M>,
+) -> Outcome {
+    match outcome {
         Ok(room) => {
             client.room = Some(room);
             turn.out.events.push(ChatEvent::RoomCreated { room, title });
@@ -28,4 +48,5 @@ pub(super) fn apply<M: Mailbox>(client: &mut ClientState, title: &str, turn: &mu
             client.system(turn, texts::UNAVAILABLE);
         }
     }
+    Outcome::Continue
 }

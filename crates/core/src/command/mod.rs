@@ -6,6 +6,12 @@
 //! and their exact texts are here — then asks the broker to change rooms and notify
 //! members. Commands never touch sockets: everything goes to mailboxes.
 //!
+//! A broker operation may have to wait for shared state ([`crate::Reply::Pending`]):
+//! the command then records what it needs to finish ([`Awaiting`]) and answers
+//! [`Outcome::Waiting`]; [`finish`] completes it when the outcome arrives. Each such
+//! command is an `apply` and a `finish` (the name command has three steps), and the
+//! same `finish` runs whether the broker answered at once or later.
+//!
 //! Words used in this crate: a *request* is what a client sends, a *command* is its
 //! meaning here, *dispatch* is the routing between them.
 
@@ -19,8 +25,9 @@ mod shutdown;
 
 use chat_proto::Request;
 
+use crate::broker::Completion;
 use crate::mailbox::Mailbox;
-use crate::state::{ClientState, Outcome, Turn};
+use crate::state::{Awaiting, ClientState, Outcome, Turn};
 
 /// Applies `request` from `client` through its command.
 pub(crate) fn dispatch<M: Mailbox>(
@@ -29,13 +36,31 @@ pub(crate) fn dispatch<M: Mailbox>(
     turn: &mut Turn<'_, M>,
 ) -> Outcome {
     match request {
-        Request::Name { name } => name::apply(client, name, turn),
+        Request::Name { name } => return name::apply(client, name, turn),
         Request::Rooms => rooms::apply(client, turn),
-        Request::CreateRoom { title } => create::apply(client, &title, turn),
-        Request::JoinRoom { room_id } => join::apply(client, room_id, turn),
-        Request::LeaveRoom => leave::apply(client, turn),
+        Request::CreateRoom { title } => return create::apply(client, &title, turn),
+        Request::JoinRoom { room_id } => return join::apply(client, room_id, turn),
+        Request::LeaveRoom => return leave::apply(client, turn),
         Request::Chat { text } => chat::apply(client, &text, turn),
         Request::Shutdown => return shutdown::apply(client, turn),
     }
     Outcome::Continue
+}
+
+/// Finishes the command that `waited` for the broker, with the broker's `outcome`.
+pub(crate) fn finish<M: Mailbox>(
+    client: &mut ClientState,
+    waited: Awaiting,
+    outcome: Completion,
+    turn: &mut Turn<'_, M>,
+) -> Outcome {
+    let done = outcome.map(|_| ());
+    match waited {
+        Awaiting::Create { title } => create::finish(client, title, outcome, turn),
+        Awaiting::Join { room } => join::finish(client, room, done, turn),
+        Awaiting::Leave => leave::finish(client, done, turn),
+        Awaiting::Claim { name } => name::claimed(client, name, done, turn),
+        Awaiting::Rename { old } => name::renamed_in_room(client, old, done, turn),
+        Awaiting::Reclaim => name::reclaimed(client, done, turn),
+    }
 }
