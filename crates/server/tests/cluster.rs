@@ -8,6 +8,7 @@
 
 mod support;
 
+use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -61,6 +62,9 @@ impl RedisServer {
         let child = Command::new(binary)
             .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
             .args(["--save", "", "--appendonly", "no", "--protected-mode", "no"])
+            // `DEBUG SLEEP` stalls Redis for the stall test (refused by default
+            // since Redis 7).
+            .args(["--enable-debug-command", "local"])
             .args([
                 "--dir",
                 self.dir.to_str().expect("utf-8 dir"),
@@ -858,4 +862,132 @@ fn a_web_client_on_one_node_chats_with_a_tcp_client_on_another() {
     };
     assert_eq!(got["member"], tcp.default_name().as_str());
     assert_eq!(got["text"], "from another node");
+}
+
+/// Redis stalls (`DEBUG SLEEP`) while one client's `/create` waits on it, on a node
+/// with a single worker: another client's bad frame is still answered at once (no
+/// worker waits for Redis), and the creator's later request is answered after its
+/// `/create`'s own outcome, never before.
+#[test]
+fn a_redis_stall_delays_only_what_needs_redis() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let node = redis.node_with(&[
+        "--workers=1",
+        "--cluster-heartbeat-ms=1000",
+        "--cluster-node-ttl-ms=10000",
+    ]);
+    let mut creator = node.client(WireFormat::Json);
+    creator.set_name("creator");
+    let mut other = node.client(WireFormat::Json);
+    other.set_name("other");
+
+    // Redis asleep for 3 s: proven by a PING that gets no answer.
+    let mut sleeper = std::net::TcpStream::connect(("127.0.0.1", redis.port)).expect("redis");
+    sleeper
+        .write_all(b"DEBUG SLEEP 3\r\n")
+        .expect("DEBUG SLEEP");
+    // (A PING sent on another connection may still be served before the sleep
+    // starts; then ask again.)
+    for attempt in 0.. {
+        assert!(
+            attempt < 10,
+            "Redis kept answering PING: DEBUG SLEEP did not start"
+        );
+        let mut probe = std::net::TcpStream::connect(("127.0.0.1", redis.port)).expect("redis");
+        probe.write_all(b"PING\r\n").expect("PING");
+        probe
+            .set_read_timeout(Some(Duration::from_millis(200)))
+            .expect("timeout");
+        let mut pong = [0u8; 16];
+        if probe.read(&mut pong).is_err() {
+            break;
+        }
+    }
+
+    creator.send(&Request::CreateRoom {
+        title: "stalled".into(),
+    });
+    creator.send(&Request::Rooms);
+    let started = Instant::now();
+    other.send_raw(&support::frame(b"[1]"));
+    other.expect_system(&chat_proto::DecodeError::NotAnObject.to_string());
+    let answered = started.elapsed();
+    assert!(
+        answered < Duration::from_millis(200),
+        "a bad frame waited {answered:?} behind a request stuck on Redis"
+    );
+
+    // The creator: its /create's outcome first (refused for the stall, or done), then
+    // the listing it asked for after it.
+    let outcome = creator.recv_system();
+    assert!(
+        outcome == UNAVAILABLE || outcome == "방제[stalled] 방에 입장했습니다.",
+        "{outcome}"
+    );
+    assert!(
+        matches!(creator.recv(), Response::RoomsResult { .. }),
+        "the /rooms sent after /create is answered after it"
+    );
+    // Service resumes once Redis wakes.
+    let deadline = Instant::now() + TIMEOUT;
+    loop {
+        other.send(&Request::CreateRoom {
+            title: "after".into(),
+        });
+        let reply = other.recv_system();
+        if reply == "방제[after] 방에 입장했습니다." {
+            break;
+        }
+        assert_eq!(reply, UNAVAILABLE);
+        assert!(Instant::now() < deadline, "the cluster did not come back");
+        thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Redis loses its data (`FLUSHALL`) while a client of node A holds a name; a client
+/// of node B tries to take it every 10 ms. Ten times over, B never gets it while A's
+/// client holds it: the nodes re-claim their clients' names before any new claim is
+/// accepted.
+#[test]
+fn names_stay_unique_through_a_redis_flush() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    // The racer's node notices the flush well before the holder's (nodes that beat
+    // in step reset almost together, and the race is rarely lost).
+    let a = redis.node_with(&["--cluster-heartbeat-ms=1000", "--cluster-node-ttl-ms=2000"]);
+    let b = redis.node_with(&["--cluster-heartbeat-ms=100", "--cluster-node-ttl-ms=2000"]);
+    for trial in 0..10 {
+        let name = format!("held{trial}");
+        let mut holder = a.client(WireFormat::Json);
+        holder.set_name(&name);
+        let mut racer = b.client(WireFormat::Protobuf);
+        assert_eq!(redis.cli(&["FLUSHALL"]).as_deref(), Some("OK"));
+        let deadline = Instant::now() + TIMEOUT;
+        loop {
+            racer.send(&Request::Name { name: name.clone() });
+            let reply = racer.recv_system();
+            assert_ne!(
+                reply,
+                format!("이름이 {name} 으로 변경되었습니다."),
+                "trial {trial}: the name was taken while its holder still held it"
+            );
+            if reply != UNAVAILABLE {
+                // Refused as taken: the holder's node re-claimed it first.
+                assert!(reply.contains("이름"), "trial {trial}: {reply}");
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "trial {trial}: no answer but unavailable"
+            );
+            thread::sleep(Duration::from_millis(10));
+        }
+        // The holder was never told to go, and still holds the name.
+        holder.send(&Request::Rooms);
+        assert!(matches!(holder.recv(), Response::RoomsResult { .. }));
+        holder.expect_silence();
+    }
 }

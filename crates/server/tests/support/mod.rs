@@ -157,8 +157,8 @@ pub(crate) struct BinaryServer {
 }
 
 impl BinaryServer {
-    /// Starts `chat-server --port=0 --workers=4 [--flood-control=off] <extra>` (flood
-    /// control off unless `extra` says otherwise) and waits for its
+    /// Starts `chat-server --port=0 [--workers=4] [--flood-control=off] <extra>` (four
+    /// workers and flood control off unless `extra` says otherwise) and waits for its
     /// `listening on <ip>:<port>` line.
     pub(crate) fn start(extra: &[&str]) -> BinaryServer {
         Self::start_with(extra, |_| {})
@@ -168,7 +168,10 @@ impl BinaryServer {
     /// (e.g. resource limits for the child).
     pub(crate) fn start_with(extra: &[&str], configure: impl FnOnce(&mut Command)) -> BinaryServer {
         let mut command = Command::new(env!("CARGO_BIN_EXE_chat-server"));
-        command.args(["--port=0", "--workers=4"]);
+        command.arg("--port=0");
+        if !extra.iter().any(|arg| arg.starts_with("--workers")) {
+            command.arg("--workers=4");
+        }
         // Tests of everything else send far faster than people type.
         if !extra.iter().any(|arg| arg.starts_with("--flood-control")) {
             command.arg("--flood-control=off");
