@@ -14,6 +14,7 @@
 //! * `reactor.rs` — **Reactor**: the only thread that polls; accepts, passes
 //!   readiness to each connection's EventHandler, runs workers' requests (resume,
 //!   close).
+//! * `admission.rs` — **Admission**: serve or refuse each new connection; its counts.
 //! * `event_handler.rs` — **EventHandler**: one connection's readable/writable
 //!   events: read, split frames, fill the inbox, pause when it is full, finish
 //!   closing.
@@ -53,6 +54,7 @@
 //! thread.join().unwrap().unwrap();
 //! ```
 
+mod admission;
 mod budget;
 pub mod config;
 mod delivery;

@@ -18,26 +18,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
-/// Why a connection was refused at accept.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Refusal {
-    /// `--max-connections` reached.
-    Limit = 0,
-    /// The process ran out of file descriptors.
-    NoDescriptors = 1,
-    /// `--max-connections-per-ip` reached for the client's address.
-    PerAddress = 2,
-}
-
-impl Refusal {
-    /// What the client is told (out of descriptors, it cannot be told anything).
-    pub(crate) fn as_core(self) -> chat_core::Refusal {
-        match self {
-            Refusal::Limit | Refusal::NoDescriptors => chat_core::Refusal::ServerFull,
-            Refusal::PerAddress => chat_core::Refusal::TooManyFromAddress,
-        }
-    }
-}
+use crate::admission::Refusal;
 
 /// Server-wide counters.
 #[derive(Debug, Default)]
@@ -46,6 +27,7 @@ pub(crate) struct Metrics {
     pub(crate) accepted: AtomicU64,
     /// Connections closed (accepted − closed = open now).
     pub(crate) closed: AtomicU64,
+    /// Connections refused at accept, at [`refusal_index`] of the reason.
     refused: [AtomicU64; 3],
     requests: [[AtomicU64; 2]; RequestKind::COUNT],
     responses: [[AtomicU64; 2]; OutKind::COUNT],
@@ -70,6 +52,16 @@ pub(crate) struct Metrics {
     pub(crate) shutdown_refused: AtomicU64,
 }
 
+/// Where [`Metrics`] keeps the count of refusals for `why` (the reasons are
+/// admission's; how they are stored and labelled is this module's).
+fn refusal_index(why: Refusal) -> usize {
+    match why {
+        Refusal::Limit => 0,
+        Refusal::NoDescriptors => 1,
+        Refusal::PerAddress => 2,
+    }
+}
+
 /// Adds one to a counter.
 pub(crate) fn bump(counter: &AtomicU64) {
     counter.fetch_add(1, Ordering::Relaxed);
@@ -78,7 +70,7 @@ pub(crate) fn bump(counter: &AtomicU64) {
 impl Metrics {
     /// Counts a refused connection.
     pub(crate) fn refused(&self, why: Refusal) {
-        bump(&self.refused[why as usize]);
+        bump(&self.refused[refusal_index(why)]);
     }
 
     /// Connections open now.
@@ -186,7 +178,7 @@ pub(crate) fn render(m: &Metrics, gauges: GaugeValues) -> String {
     ] {
         refused
             .get_or_create(&vec![("reason", name)])
-            .inc_by(m.refused[why as usize].load(Ordering::Relaxed));
+            .inc_by(m.refused[refusal_index(why)].load(Ordering::Relaxed));
     }
     registry.register(
         "connections_refused",
@@ -302,4 +294,25 @@ pub(crate) fn render(m: &Metrics, gauges: GaugeValues) -> String {
     // Writing into a String cannot fail.
     let _ = encode(&mut text, &registry);
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refusals_are_counted_by_reason_under_their_labels() {
+        let m = Metrics::default();
+        m.refused(Refusal::Limit);
+        m.refused(Refusal::Limit);
+        m.refused(Refusal::PerAddress);
+        let text = render(&m, GaugeValues::default());
+        for line in [
+            "chat_connections_refused_total{reason=\"limit\"} 2",
+            "chat_connections_refused_total{reason=\"per_ip\"} 1",
+            "chat_connections_refused_total{reason=\"no_descriptors\"} 0",
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line} in:\n{text}");
+        }
+    }
 }

@@ -8,7 +8,9 @@
 //!
 //! The reactor holds only what it uses: the poll and listener, its connections, the
 //! work queue it feeds, the metrics it counts into, the shutdown flag it watches and
-//! the handle workers reach it through.
+//! the handle workers reach it through. Whether a connection is served or refused,
+//! and the counts that decide it, are [`Admission`]'s (`admission.rs`); the reactor
+//! asks it at accept and tells it when a connection goes.
 //!
 //! # Rules (mio's contract, kept here)
 //!
@@ -29,11 +31,12 @@
 //! Past `--max-connections` (or `--max-connections-per-ip` for one address), a new
 //! connection is accepted as *refused*: its first frame only tells its format, it is
 //! told why in that format and closed; one that says nothing is closed after
-//! [`crate::event_handler::REFUSAL_WAIT`], and past [`MAX_REFUSING`] waiting, new ones
-//! are closed at once. Either way they neither wait in the backlog nor make the
-//! listener spin, and they are counted. When the process is out of descriptors
-//! (`EMFILE`), a descriptor kept in reserve is given up to accept and close the
-//! connection cleanly; if even that fails, accepting waits until a connection closes.
+//! [`crate::event_handler::REFUSAL_WAIT`], and past [`crate::admission::MAX_REFUSING`]
+//! waiting, new ones are closed at once. Either way they neither wait in the backlog
+//! nor make the listener spin, and they are counted. When the process is out of
+//! descriptors (`EMFILE`), a descriptor kept in reserve (by [`Admission`]) is given up
+//! to accept and close the connection cleanly; if even that fails, accepting waits
+//! until a connection closes. The limits themselves are decided in `admission.rs`.
 //!
 //! About once a second ([`TICK`]) every connection's deadlines are checked (frame,
 //! write and idle timeouts: `event_handler.rs`), and freed heap is given back to the
@@ -41,10 +44,9 @@
 //! heap at the instant their wait ends.
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
-use std::fs::File;
+use std::collections::BinaryHeap;
 use std::io;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -57,11 +59,12 @@ use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token, Waker};
 use socket2::SockRef;
 
+use crate::admission::{Admission, Refusal, Ticket};
 use crate::budget::MemoryBudget;
-use crate::config::{ServerConfig, is_loopback};
+use crate::config::ServerConfig;
 use crate::event_handler::{Deadlines, EventHandler, Expired, Handoff, Next};
 use crate::log_limit::{SharedLimit, Verdict};
-use crate::metrics::{Metrics, Refusal, bump};
+use crate::metrics::{Metrics, bump};
 use crate::pool::{WorkQueue, lock};
 use crate::session::Session;
 use crate::shutdown::Shutdown;
@@ -85,12 +88,8 @@ const CLOSE_GRACE: Duration = Duration::from_secs(2);
 const CLOSE_TICK: Duration = Duration::from_millis(50);
 /// How often deadlines are checked.
 const TICK: Duration = Duration::from_secs(1);
-/// Refused connections waiting to be told why, at most; more are closed unheard.
-const MAX_REFUSING: usize = 256;
 /// Heap given back to the system after client data dropped by this much.
 const TRIM_STEP: usize = 32 << 20;
-/// At most one "refused" log line per this long.
-const REFUSAL_LOG_EVERY: Duration = Duration::from_secs(5);
 
 /// What workers ask of the reactor. Each names the slot and the session id.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -158,9 +157,6 @@ struct Limits {
     format: Option<WireFormat>,
     outbound_cap: usize,
     flood_control: Option<FloodLimits>,
-    max_connections: usize,
-    max_per_ip: usize,
-    per_ip_exempt_loopback: bool,
     send_buffer: usize,
     deadlines: Deadlines,
 }
@@ -192,24 +188,15 @@ pub(crate) struct Reactor {
     next_session_id: u64,
     scratch: Vec<u8>,
     limits: Limits,
-    /// Connections served (refused ones waiting to be told are not counted).
-    open_connections: usize,
-    /// Refused connections waiting for their first frame, to be told why.
-    refusing: usize,
+    /// Which connections are served or refused, and the counts that decide it.
+    admission: Admission,
     /// Throttled sessions to wake: (when, token, session id), soonest first.
     timers: BinaryHeap<Reverse<(Instant, usize, u64)>>,
-    /// Served connections per address (exempt addresses are not counted).
-    per_ip: HashMap<IpAddr, usize>,
     next_tick: Instant,
     /// Budget use when memory was last returned to the system, or the peak since.
     trim_mark: usize,
-    /// A descriptor held back for accepting-and-closing when out of descriptors.
-    reserve_fd: Option<File>,
     /// Accepting stopped on an error; retry when a connection closes.
     accept_stalled: bool,
-    /// Refusals since the last log line, and when that was.
-    refusals_unlogged: u64,
-    last_refusal_log: Option<Instant>,
     /// The budget for "connection opened/closed" lines (a connection flood must not
     /// flood the log).
     connection_lines: SharedLimit,
@@ -239,9 +226,6 @@ impl Reactor {
                 format: config.format.forced(),
                 outbound_cap: config.outbound_cap,
                 flood_control: config.flood_control,
-                max_connections: config.max_connections,
-                max_per_ip: config.max_connections_per_ip,
-                per_ip_exempt_loopback: config.per_ip_exempt_loopback,
                 send_buffer: config.send_buffer,
                 deadlines: Deadlines {
                     frame: config.frame_timeout,
@@ -249,16 +233,11 @@ impl Reactor {
                     idle: config.idle_timeout,
                 },
             },
-            open_connections: 0,
-            refusing: 0,
+            admission: Admission::new(config),
             timers: BinaryHeap::new(),
-            per_ip: HashMap::new(),
             next_tick: Instant::now() + TICK,
             trim_mark: 0,
-            reserve_fd: File::open("/dev/null").ok(),
             accept_stalled: false,
-            refusals_unlogged: 0,
-            last_refusal_log: None,
             connection_lines: SharedLimit::default(),
         }
     }
@@ -391,15 +370,15 @@ impl Reactor {
                 return;
             };
             match listener.accept() {
-                Ok((socket, peer)) => match self.admission(peer.ip()) {
-                    None => self.add_connection(socket, peer, None, web),
-                    Some(why) => {
+                Ok((socket, peer)) => match self.admission.admit(peer.ip()) {
+                    Ok(ticket) => self.add_connection(socket, peer, Ok(ticket), web),
+                    Err(why) => {
                         self.refuse(why, peer);
                         // A browser is not told in the chat's words; it sees the
                         // connection closed at once.
-                        if self.refusing < MAX_REFUSING && !web {
+                        if self.admission.may_hold_refused() && !web {
                             // Told why once its first frame shows its format.
-                            self.add_connection(socket, peer, Some(why), false);
+                            self.add_connection(socket, peer, Err(why), false);
                         }
                         // Else closed at once, unheard: too many are waiting already.
                     }
@@ -413,7 +392,7 @@ impl Reactor {
                     // descriptor to find out: a waiting connection is taken off the
                     // backlog and closed (else it would sit there, and the listener
                     // would never report readiness again); none waiting ends the loop.
-                    if self.reserve_fd.take().is_none() {
+                    if !self.admission.spend_reserve() {
                         tracing::warn!("accept failed: {e}; waiting for a connection to close");
                         self.accept_stalled = true;
                         return;
@@ -432,7 +411,7 @@ impl Reactor {
                         Some(Err(e)) => Err(Some(e)),
                         None => Err(None),
                     };
-                    self.reserve_fd = File::open("/dev/null").ok();
+                    self.admission.restore_reserve();
                     match taken {
                         Ok(peer) => self.refuse(Refusal::NoDescriptors, peer),
                         Err(Some(e)) if e.kind() != io::ErrorKind::WouldBlock => {
@@ -453,29 +432,14 @@ impl Reactor {
         }
     }
 
-    /// Whether a new connection from `ip` may be served, or why not.
-    fn admission(&self, ip: IpAddr) -> Option<Refusal> {
-        if self.open_connections >= self.limits.max_connections {
-            return Some(Refusal::Limit);
-        }
-        let limit = self.limits.max_per_ip;
-        if limit > 0 && self.per_ip_counted(ip) && self.per_ip.get(&ip).is_some_and(|&n| n >= limit)
-        {
-            return Some(Refusal::PerAddress);
-        }
-        None
-    }
-
-    /// Whether connections from `ip` count against the per-address limit.
-    fn per_ip_counted(&self, ip: IpAddr) -> bool {
-        !(self.limits.per_ip_exempt_loopback && is_loopback(ip))
-    }
-
+    /// Sets up an accepted connection: served with the `Ok` admission's ticket, or
+    /// held with `Err` to be told why it is refused. Counted in [`Admission`] only
+    /// once it is registered (else the socket is just closed).
     fn add_connection(
         &mut self,
         mut socket: mio::net::TcpStream,
         peer: SocketAddr,
-        refused: Option<Refusal>,
+        admitted: Result<Ticket, Refusal>,
         web: bool,
     ) {
         // We coalesce writes ourselves; Nagle would only add latency.
@@ -510,15 +474,15 @@ impl Reactor {
         } else {
             self.limits.format
         };
-        let client = match refused {
-            None => {
+        let client = match admitted {
+            Ok(_) => {
                 let client = Client::new(id, name, format);
                 match self.limits.flood_control {
                     Some(limits) => client.with_flood_limits(limits, Instant::now()),
                     None => client,
                 }
             }
-            Some(why) => Client::refused(id, name, self.limits.format, why.as_core()),
+            Err(why) => Client::refused(id, name, self.limits.format, why.as_core()),
         };
         let session = Session::new(
             token,
@@ -529,44 +493,39 @@ impl Reactor {
             Arc::clone(&self.handles.budget),
             web,
         );
-        let refused_at = refused.map(|_| Instant::now());
+        let refused_at = admitted.is_err().then(Instant::now);
         self.connections[slot] = Some(EventHandler::new(
             Arc::new(session),
             Arc::clone(&self.handles.budget),
             refused_at,
             web.then(|| WebSide::new(Arc::clone(&self.web_policy))),
         ));
-        if refused.is_some() {
-            self.refusing += 1;
-            tracing::debug!(session = id, %peer, "connected, to be refused");
-            return;
-        }
+        let ticket = match admitted {
+            Ok(ticket) => ticket,
+            Err(_) => {
+                self.admission.holding_refused();
+                tracing::debug!(session = id, %peer, "connected, to be refused");
+                return;
+            }
+        };
         if let Verdict::Log { suppressed } = self.connection_lines.check(Instant::now()) {
             tracing::info!(session = id, %peer, suppressed, "connection opened");
         }
-        self.open_connections += 1;
-        if self.per_ip_counted(peer.ip()) {
-            *self.per_ip.entry(peer.ip()).or_insert(0) += 1;
-        }
+        self.admission.opened(ticket);
         bump(&self.handles.metrics.accepted);
     }
 
+    /// Counts a refusal and logs it, at most once per a few seconds (the line says
+    /// how many since the last one).
     fn refuse(&mut self, why: Refusal, peer: SocketAddr) {
         self.handles.metrics.refused(why);
-        self.refusals_unlogged += 1;
-        let now = Instant::now();
-        if self
-            .last_refusal_log
-            .is_none_or(|last| now.duration_since(last) >= REFUSAL_LOG_EVERY)
-        {
+        if let Some(refused) = self.admission.note_refusal(Instant::now()) {
             tracing::warn!(
                 %peer,
-                refused = self.refusals_unlogged,
-                open = self.open_connections,
+                refused,
+                open = self.admission.open(),
                 "refusing connections ({why:?})"
             );
-            self.refusals_unlogged = 0;
-            self.last_refusal_log = Some(now);
         }
     }
 
@@ -737,18 +696,9 @@ impl Reactor {
         session.abort();
         self.free_slots.push(slot);
         if connection.refused {
-            self.refusing -= 1;
+            self.admission.refused_closed();
         } else {
-            self.open_connections -= 1;
-            let ip = session.peer.ip();
-            if self.per_ip_counted(ip)
-                && let Some(count) = self.per_ip.get_mut(&ip)
-            {
-                *count -= 1;
-                if *count == 0 {
-                    self.per_ip.remove(&ip);
-                }
-            }
+            self.admission.closed(session.peer.ip());
             bump(&self.handles.metrics.closed);
             let name = session.try_name().unwrap_or_default();
             let reason = session.end_reason();
