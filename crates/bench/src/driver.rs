@@ -571,6 +571,10 @@ impl Driver {
             .iter()
             .map(|&p| procstat::cpu_time(Pid::Other(p)).ok())
             .collect();
+        let switches = |pid: u32| procstat::context_switches(Pid::Other(pid)).ok();
+        let server_switches_before = self.plan.server_pid.and_then(switches);
+        let others_switches_before: Vec<Option<u64>> =
+            self.plan.also_pids.iter().map(|&p| switches(p)).collect();
         let bench_cpu_before = procstat::cpu_time(Pid::This).ok();
         let wall = Instant::now();
         let start_ns = self.now_ns();
@@ -650,6 +654,19 @@ impl Driver {
                 Some(after.saturating_sub((*before)?).as_secs_f64())
             })
             .collect();
+        let server_switches = self
+            .plan
+            .server_pid
+            .and_then(switches)
+            .zip(server_switches_before)
+            .map(|(after, before)| after.saturating_sub(before));
+        let others_switches: Vec<Option<u64>> = self
+            .plan
+            .also_pids
+            .iter()
+            .zip(&others_switches_before)
+            .map(|(&p, before)| Some(switches(p)?.saturating_sub((*before)?)))
+            .collect();
         let bench_cpu = bench_cpu_before.and_then(|before| {
             procstat::cpu_time(Pid::This)
                 .ok()
@@ -697,6 +714,8 @@ impl Driver {
             server_user_s: server_user_system.map(|(user, _)| user),
             server_system_s: server_user_system.map(|(_, system)| system),
             others_cpu_s: others_cpu,
+            server_context_switches: server_switches,
+            others_context_switches: others_switches,
             bench_cpu_pct: bench_cpu.and_then(pct),
             passed: None,
         })

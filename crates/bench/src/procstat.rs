@@ -2,6 +2,10 @@
 //!
 //! * CPU time is `utime + stime` from `/proc/PID/stat` (fields 14 and 15, in clock
 //!   ticks). The caller reads it before and after a phase and subtracts.
+//! * Context switches are the sum over the process's threads of
+//!   `voluntary_ctxt_switches + nonvoluntary_ctxt_switches` from
+//!   `/proc/PID/task/TID/status` (the process's own `status` counts its main thread
+//!   only). A thread that ended between two readings takes its count with it.
 //! * Memory is `VmRSS` (now) and `VmHWM` (the peak RSS since the process started)
 //!   from `/proc/PID/status`, in KiB.
 //!
@@ -60,6 +64,27 @@ pub fn cpu_times(pid: Pid) -> io::Result<(Duration, Duration)> {
         .unwrap_or(100);
     let time = |ticks: u64| Duration::from_nanos(ticks.saturating_mul(1_000_000_000) / per_second);
     Ok((time(user), time(system)))
+}
+
+/// Context switches of every thread of the process so far (see the module doc).
+pub fn context_switches(pid: Pid) -> io::Result<u64> {
+    let mut total = 0;
+    for task in std::fs::read_dir(pid.path("task"))? {
+        let Ok(status) = std::fs::read_to_string(task?.path().join("status")) else {
+            continue; // the thread ended meanwhile
+        };
+        total += parse_context_switches(&status).ok_or_else(|| invalid("task/TID/status"))?;
+    }
+    Ok(total)
+}
+
+/// `voluntary_ctxt_switches + nonvoluntary_ctxt_switches` from a `status` file.
+pub fn parse_context_switches(status: &str) -> Option<u64> {
+    let field = |name: &str| -> Option<u64> {
+        let line = status.lines().find(|l| l.starts_with(name))?;
+        line[name.len()..].trim().parse().ok()
+    };
+    Some(field("voluntary_ctxt_switches:")? + field("nonvoluntary_ctxt_switches:")?)
 }
 
 /// Current and peak resident memory.
@@ -168,6 +193,19 @@ mod tests {
             })
         );
         assert_eq!(parse_status("Name:\tx\n"), None);
+    }
+
+    #[test]
+    fn context_switches_are_voluntary_plus_not() {
+        let status = "Name:\tworker-0\nvoluntary_ctxt_switches:\t120\n\
+                      nonvoluntary_ctxt_switches:\t7\n";
+        assert_eq!(parse_context_switches(status), Some(127));
+        assert_eq!(
+            parse_context_switches("voluntary_ctxt_switches:\t1\n"),
+            None
+        );
+        let me = context_switches(Pid::This).expect("this process's threads");
+        assert!(me > 0, "a running test has been switched at least once");
     }
 
     #[test]

@@ -118,6 +118,12 @@ pub struct StepReport {
     /// CPU time of each `--also-pid` process during the run, in that order.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub others_cpu_s: Vec<Option<f64>>,
+    /// Context switches of the server's threads during the run, with `--server-pid`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub server_context_switches: Option<u64>,
+    /// Context switches of each `--also-pid` process's threads during the run.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub others_context_switches: Vec<Option<u64>>,
     /// The bench's own CPU use during the run, as a share of one core (it uses one
     /// thread, so near 100 means the bench may have been the limit).
     pub bench_cpu_pct: Option<f64>,
@@ -666,6 +672,8 @@ mod tests {
             server_user_s: None,
             server_system_s: None,
             others_cpu_s: Vec::new(),
+            server_context_switches: None,
+            others_context_switches: Vec::new(),
             bench_cpu_pct: Some(95.0),
             passed,
         }
