@@ -2,7 +2,9 @@
 //! command connection, and hands each reply to whoever waits for it.
 //!
 //! A pipeline is everything queued (up to [`MAX_BATCH`]), so under load many chats
-//! cost one round trip. Chats are `XADD`s; everything else is a script (`scripts.rs`).
+//! cost one round trip. Pipelines are at least the batch window apart, and a
+//! pipeline's replies are read when the next one is due (or the window has passed with
+//! nothing new): by then they have arrived, so the thread wakes once per pipeline. Chats are `XADD`s; everything else is a script (`scripts.rs`).
 //! A script that changed something answers `ok` and its waiter is completed by the
 //! reader when it applies the log entry (so the client's next request sees the
 //! change); a refusal is answered here at once.
@@ -20,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use chat_core::broker::MAX_ROOM_ID;
 use chat_core::{BrokerError, Fanout, Mailbox, texts};
-use redis::{Connection, Value};
+use redis::{Connection, RedisResult, Value};
 
 use crate::entry;
 use crate::link::{self, Role};
@@ -38,22 +40,37 @@ const MAX_ATTEMPTS: u32 = 3;
 
 pub(crate) fn run<M: Mailbox>(shared: Arc<Shared<M>>) {
     let mut connection: Option<Connection> = None;
+    // Queued, not sent yet (or to be sent again on a new connection).
     let mut batch: Vec<Op<M>> = Vec::new();
+    // Sent on `connection`, replies not read yet.
+    let mut inflight: Vec<Op<M>> = Vec::new();
     let mut attempts = 0;
     let mut last_send = Instant::now();
+    let pace = shared.config.batch_window;
     loop {
-        if batch.is_empty()
-            && !shared
-                .ops
-                .take(&mut batch, MAX_BATCH, Duration::from_millis(200))
-        {
-            break;
+        if batch.is_empty() {
+            let more = if inflight.is_empty() {
+                // Idle: wait to be told of the next operation.
+                shared
+                    .ops
+                    .take(&mut batch, MAX_BATCH, Duration::from_millis(200))
+            } else {
+                // Busy: sleep to the end of the window (workers need not wake this
+                // thread, which saves them a system call per operation and this
+                // thread a wake-up per pipeline), then read the replies and take what
+                // came meanwhile.
+                std::thread::sleep(pace.saturating_sub(last_send.elapsed()));
+                shared.ops.take(&mut batch, MAX_BATCH, Duration::ZERO)
+            };
+            if !more && inflight.is_empty() {
+                break;
+            }
         }
         batch.retain(|op| !op.waiter.as_ref().is_some_and(|w| w.is_settled()));
-        // With nothing to send, reconnect anyway while the link is down: the workers
+        // With nothing to do, reconnect anyway while the link is down: the workers
         // refuse commands until it is up again.
         let link_down = !shared.link_up.load(Ordering::Acquire);
-        if batch.is_empty() && !(link_down && connection.is_none()) {
+        if batch.is_empty() && inflight.is_empty() && !(link_down && connection.is_none()) {
             continue;
         }
         let Some(link) = connection.as_mut() else {
@@ -97,34 +114,22 @@ pub(crate) fn run<M: Mailbox>(shared: Arc<Shared<M>>) {
             }
             continue;
         };
-        if batch.is_empty() {
-            continue;
-        }
         // Pipelines are at least the batch window apart: what arrives meanwhile goes
         // in the next one (Redis's cost is per round trip far more than per command;
-        // a waiting worker waits this much longer at most).
-        let pace = shared.config.batch_window;
+        // an awaited outcome comes this much later at most). The window is also when
+        // the last pipeline's replies arrive, so reading them after it seldom waits:
+        // one wake-up per pipeline, not two.
         let since = last_send.elapsed();
-        if since < pace && batch.len() < MAX_BATCH {
+        if !batch.is_empty() && since < pace && batch.len() < MAX_BATCH {
             std::thread::sleep(pace - since);
             let room = MAX_BATCH - batch.len();
             let _ = shared.ops.take(&mut batch, room, Duration::ZERO);
         }
-        last_send = Instant::now();
-        let mut pipe = redis::pipe();
-        for op in &batch {
-            pipe.add_command(command(&shared, op));
-        }
-        let started = Instant::now();
-        match pipe.query::<Vec<Value>>(link) {
-            Ok(replies) => {
-                bump(&shared.stats.round_trips);
-                shared
-                    .stats
-                    .ops_sent
-                    .fetch_add(batch.len() as u64, Ordering::Relaxed);
-                for (op, reply) in batch.drain(..).zip(replies) {
-                    answer(&shared, op, &reply);
+        let outcome = exchange(&shared, link, &mut inflight, &mut batch);
+        match outcome {
+            Ok(sent) => {
+                if sent {
+                    last_send = Instant::now();
                 }
                 attempts = 0;
             }
@@ -132,11 +137,14 @@ pub(crate) fn run<M: Mailbox>(shared: Arc<Shared<M>>) {
                 bump(&shared.stats.redis_errors);
                 connection = None;
                 attempts += 1;
+                // Everything unanswered is sent again, in its order, on a new
+                // connection: the scripts and the readers recognise what was done.
+                inflight.append(&mut batch);
+                std::mem::swap(&mut inflight, &mut batch);
                 let broken = e.is_io_error() || e.is_connection_dropped() || e.is_timeout();
                 tracing::warn!(
                     ops = batch.len(),
                     attempt = attempts,
-                    after_ms = started.elapsed().as_millis() as u64,
                     "cluster: pipeline failed: {e}"
                 );
                 if !broken || attempts >= MAX_ATTEMPTS {
@@ -148,6 +156,41 @@ pub(crate) fn run<M: Mailbox>(shared: Arc<Shared<M>>) {
             }
         }
     }
+}
+
+/// Reads the replies of the pipeline in flight and answers them, then sends `batch`
+/// as the next one (it is in flight afterwards). Answers whether anything was sent.
+/// On an error, what was not answered is left in `inflight` and `batch`.
+fn exchange<M: Mailbox>(
+    shared: &Shared<M>,
+    link: &mut Connection,
+    inflight: &mut Vec<Op<M>>,
+    batch: &mut Vec<Op<M>>,
+) -> RedisResult<bool> {
+    if !inflight.is_empty() {
+        let mut replies = Vec::with_capacity(inflight.len());
+        for _ in 0..inflight.len() {
+            replies.push(link.recv_response()?);
+        }
+        bump(&shared.stats.round_trips);
+        shared
+            .stats
+            .ops_sent
+            .fetch_add(inflight.len() as u64, Ordering::Relaxed);
+        for (op, reply) in inflight.drain(..).zip(&replies) {
+            answer(shared, op, reply);
+        }
+    }
+    if batch.is_empty() {
+        return Ok(false);
+    }
+    let mut pipe = redis::pipe();
+    for op in batch.iter() {
+        pipe.add_command(command(shared, op));
+    }
+    link.send_packed_command(&pipe.get_packed_pipeline())?;
+    std::mem::swap(inflight, batch);
+    Ok(true)
 }
 
 /// The Redis command for `op`, as the node it was submitted under.
