@@ -27,6 +27,8 @@
 //!   `config.rs` — [`ClusterConfig`]; `sync.rs` — the lock and counter helpers.
 //! * `scripts.rs` — the Lua scripts and the key layout; `entry.rs` — the log entry
 //!   format; `link.rs` — opening connections; `values.rs` — reading replies.
+//! * `log_props.rs` (tests only) — property tests of the replicas without Redis: nodes
+//!   fed one in-memory log at their own pace, checked with the core's ordering checker.
 //!
 //! Threads of its own, no async runtime: the `redis` crate's synchronous API.
 
@@ -38,6 +40,8 @@ mod config;
 mod control;
 mod entry;
 mod link;
+#[cfg(test)]
+mod log_props;
 mod ops;
 mod reader;
 mod replica;

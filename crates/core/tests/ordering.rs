@@ -11,10 +11,11 @@
 //!   once against one shared broker, where no single expected stream exists, and checks
 //!   the guarantees themselves on what arrived.
 //!
-//! Both check, for every run ([`check_guarantees`]): all members of a room see its
-//! events in one order; a member gets nothing from a room after its own leave notice
-//! and misses nothing sent after its entry notice; each sender's chats arrive in
-//! order; nobody receives their own chat.
+//! Both check, for every run ([`check_guarantees`], written in
+//! `support/guarantees.rs` and shared with the cluster crate's replica tests): all
+//! members of a room see its events in one order; a member gets nothing from a room
+//! after its own leave notice and misses nothing sent after its entry notice; each
+//! sender's chats arrive in order; nobody receives their own chat.
 //!
 //! Conventions that make every event recognisable in a stream: room titles are unique
 //! (`t{n}`), every name is used once (a client takes a fresh name before each join),
@@ -30,6 +31,7 @@ use proptest::prelude::*;
 
 mod support;
 use support::Recorder;
+use support::guarantees::{self, Entry};
 
 /// One test client: its core state, its mailbox, its format.
 struct Peer {
@@ -43,13 +45,6 @@ struct Peer {
     /// Each time it entered a room: the name it entered under, and whether it created
     /// the room. The n-th entry is the n-th entry notice in its stream.
     entries: Vec<Entry>,
-}
-
-/// One entry into a room.
-#[derive(Debug, Clone)]
-struct Entry {
-    name: String,
-    created: bool,
 }
 
 impl Peer {
@@ -300,217 +295,19 @@ impl Model {
 }
 
 // ---------------------------------------------------------------------------------
-// The guarantees, checked on what arrived.
+// The guarantees, checked on what arrived (`support/guarantees.rs`).
 // ---------------------------------------------------------------------------------
-
-/// The peer a name belongs to: every name is `p{index}` or `p{index}n{k}`.
-fn owner(name: &str) -> usize {
-    let digits = name.strip_prefix('p').expect("a test name");
-    let index = digits.split('n').next().expect("split yields one part");
-    index.parse().expect("a test name")
-}
-
-/// A room event as a receiver sees it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Event {
-    Chat { member: String, text: String },
-    Joined(String),
-    Left(String),
-    Renamed { old: String, new: String },
-}
-
-impl Event {
-    /// The peer the event is about (the sender, the one who came, went or renamed).
-    fn subject(&self) -> usize {
-        match self {
-            Event::Chat { member, .. } => owner(member),
-            Event::Joined(name) | Event::Left(name) => owner(name),
-            Event::Renamed { new, .. } => owner(new),
-        }
-    }
-}
-
-/// One received message, classified.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Seen {
-    /// `방제[T] 방에 입장했습니다.`: this receiver entered room T.
-    Entered(String),
-    /// `방제[T] 대화 방에서 퇴장했습니다.`: this receiver left room T.
-    LeftRoom(String),
-    /// Something that happened in the receiver's room.
-    Event(Event),
-    /// Its own rename, a refusal, a room list: nothing about a room's order.
-    Reply,
-}
-
-fn classify(response: &Response<'_>) -> Seen {
-    let text = match response {
-        Response::Chat { member, text } => {
-            return Seen::Event(Event::Chat {
-                member: member.to_string(),
-                text: text.to_string(),
-            });
-        }
-        Response::RoomsResult { .. } => return Seen::Reply,
-        Response::SystemMessage { text } => text.as_ref(),
-    };
-    let between = |prefix: &str, suffix: &str| {
-        text.strip_prefix(prefix)
-            .and_then(|rest| rest.strip_suffix(suffix))
-            .map(str::to_owned)
-    };
-    if let Some(title) = between("방제[", "] 방에 입장했습니다.") {
-        Seen::Entered(title)
-    } else if let Some(title) = between("방제[", "] 대화 방에서 퇴장했습니다.") {
-        Seen::LeftRoom(title)
-    } else if let Some(name) = between("[", "] 님이 입장했습니다.") {
-        Seen::Event(Event::Joined(name))
-    } else if let Some(name) = between("[", "] 님이 퇴장했습니다.") {
-        Seen::Event(Event::Left(name))
-    } else if let Some((old, new)) = text
-        .split_once(" 의 이름이 ")
-        .and_then(|(old, rest)| Some((old, rest.strip_suffix(" 으로 변경되었습니다.")?)))
-    {
-        Seen::Event(Event::Renamed {
-            old: old.to_owned(),
-            new: new.to_owned(),
-        })
-    } else {
-        Seen::Reply
-    }
-}
-
-/// One stay of a receiver in a room: the events it got there, in order.
-#[derive(Debug)]
-struct Stay {
-    title: String,
-    entry: Entry,
-    events: Vec<Event>,
-}
-
-/// Splits `receiver`'s stream into stays, checking on the way that no room event
-/// arrives outside a stay (nothing after one's own leave notice, nothing before one's
-/// entry notice), that nobody gets their own chat, and that each sender's chats arrive
-/// in order.
-fn stays(receiver: usize, stream: &[Response<'_>], entries: &[Entry]) -> Vec<Stay> {
-    let mut stays: Vec<Stay> = Vec::new();
-    let mut open = false;
-    let mut last_seq: BTreeMap<usize, u32> = BTreeMap::new();
-    for (at, response) in stream.iter().enumerate() {
-        match classify(response) {
-            Seen::Entered(title) => {
-                assert!(
-                    !open,
-                    "receiver {receiver}: entered {title} while in a room"
-                );
-                let entry = entries
-                    .get(stays.len())
-                    .unwrap_or_else(|| panic!("receiver {receiver}: an entry it never made"))
-                    .clone();
-                stays.push(Stay {
-                    title,
-                    entry,
-                    events: Vec::new(),
-                });
-                open = true;
-            }
-            Seen::LeftRoom(title) => {
-                let stay = stays.last().filter(|_| open);
-                assert_eq!(
-                    stay.map(|s| s.title.as_str()),
-                    Some(title.as_str()),
-                    "receiver {receiver}: left a room it was not in"
-                );
-                open = false;
-            }
-            Seen::Event(event) => {
-                assert!(
-                    open,
-                    "receiver {receiver}, message {at}: {event:?} while in no room"
-                );
-                if let Event::Chat { member, text } = &event {
-                    assert_ne!(
-                        owner(member),
-                        receiver,
-                        "receiver {receiver}: own chat {text}"
-                    );
-                    let (name, seq) = text.rsplit_once('#').expect("a test chat");
-                    assert_eq!(name, member, "a chat is sent under its sender's name");
-                    let seq: u32 = seq.parse().expect("a test chat");
-                    let last = last_seq.insert(owner(member), seq);
-                    assert!(
-                        last.is_none_or(|last| last < seq),
-                        "receiver {receiver}: {text} after #{last:?} of the same sender"
-                    );
-                }
-                stays.last_mut().expect("open").events.push(event);
-            }
-            Seen::Reply => {}
-        }
-    }
-    assert_eq!(
-        stays.len(),
-        entries.len(),
-        "receiver {receiver}: one entry notice per entry"
-    );
-    stays
-}
-
-/// For every two receivers that were in a room together: from the later one's entry
-/// until one of them left, both got the same events in the same order (leaving out
-/// events about the two themselves). That is "one order per room" and "nothing missed
-/// after one's entry notice" at once.
-fn check_shared_stays(stays: &[Vec<Stay>]) {
-    let first_about = |events: &[Event], peer: usize, from: usize| {
-        events[from..]
-            .iter()
-            .position(|e| matches!(e, Event::Left(name) if owner(name) == peer))
-            .map_or(events.len(), |at| from + at)
-    };
-    for (late, late_stays) in stays.iter().enumerate() {
-        for late_stay in late_stays.iter().filter(|s| !s.entry.created) {
-            let joined = Event::Joined(late_stay.entry.name.clone());
-            for (early, early_stays) in stays.iter().enumerate() {
-                if early == late {
-                    continue;
-                }
-                for early_stay in early_stays.iter().filter(|s| s.title == late_stay.title) {
-                    let Some(at) = early_stay.events.iter().position(|e| *e == joined) else {
-                        continue;
-                    };
-                    let not_about_the_two =
-                        |e: &&Event| e.subject() != early && e.subject() != late;
-                    let until = first_about(&early_stay.events, late, at + 1);
-                    let early_view: Vec<&Event> = early_stay.events[at + 1..until]
-                        .iter()
-                        .filter(not_about_the_two)
-                        .collect();
-                    let until = first_about(&late_stay.events, early, 0);
-                    let late_view: Vec<&Event> = late_stay.events[..until]
-                        .iter()
-                        .filter(not_about_the_two)
-                        .collect();
-                    assert_eq!(
-                        early_view, late_view,
-                        "room {}: receivers {early} and {late} disagree while both were in it",
-                        late_stay.title
-                    );
-                }
-            }
-        }
-    }
-}
 
 /// Every guarantee, on the streams of `peers`.
 fn check_guarantees(peers: &[Peer]) {
-    let stays: Vec<Vec<Stay>> = peers
+    let received: Vec<_> = peers
         .iter()
         .map(|peer| {
             let stream = peer.mailbox.received(peer.format);
-            stays(peer.index(), &stream, &peer.entries)
+            (peer.index(), stream, peer.entries.as_slice())
         })
         .collect();
-    check_shared_stays(&stays);
+    guarantees::check_guarantees(&received);
 }
 
 // ---------------------------------------------------------------------------------

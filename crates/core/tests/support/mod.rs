@@ -1,6 +1,12 @@
-//! What the core's integration tests share: a mailbox that keeps what it gets.
+//! What the core's integration tests share: a mailbox that keeps what it gets, and
+//! the ordering guarantees checked on what clients received ([`guarantees`]).
+//!
+//! The cluster crate's `log_props` includes this module too (by path), so it uses
+//! nothing but `chat-core`, `chat-proto` and `bytes`.
 
 #![allow(dead_code)] // each test file uses a different part of this module
+
+pub(crate) mod guarantees;
 
 use std::sync::Mutex;
 
