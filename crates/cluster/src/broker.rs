@@ -81,9 +81,8 @@ impl<M: Mailbox> ClusterBroker<M> {
         .map_err(|e| format!("cannot reach Redis at {}: {e}", shared.config.url))?;
         let epoch = control::register(&shared, &mut connection)
             .map_err(|e| format!("cannot register with Redis: {e}"))?;
-        let at = reader::load_snapshot(&shared, &mut connection)
+        reader::load_snapshot(&shared, &mut connection)
             .map_err(|e| format!("cannot load the rooms from Redis: {e}"))?;
-        *lock(&shared.start_from) = at;
         shared.in_sync.store(true, Ordering::Release);
         tracing::info!(
             node = shared.node(),

@@ -25,6 +25,7 @@ use chat_core::{BrokerError, Fanout, Mailbox, texts};
 use redis::{Connection, RedisResult, Value};
 
 use crate::entry;
+use crate::reader;
 use crate::link::{self, Role};
 use crate::ops::{Op, OpKind};
 use crate::shared::Shared;
@@ -44,13 +45,18 @@ pub(crate) fn run<M: Mailbox>(shared: Arc<Shared<M>>) {
     let mut batch: Vec<Op<M>> = Vec::new();
     // Sent on `connection`, replies not read yet.
     let mut inflight: Vec<Op<M>> = Vec::new();
+    // The pipeline in flight ends with a read of the log.
+    let mut reads_log = false;
+    let mut out = Fanout::new();
     let mut attempts = 0;
     let mut last_send = Instant::now();
     let pace = shared.config.batch_window;
     loop {
         if batch.is_empty() {
             let more = if inflight.is_empty() {
-                // Idle: wait to be told of the next operation.
+                // Idle: wait to be told of the next operation; the reader thread
+                // follows the log meanwhile.
+                shared.set_log_in_pipelines(false);
                 shared
                     .ops
                     .take(&mut batch, MAX_BATCH, Duration::from_millis(200))
@@ -125,7 +131,7 @@ pub(crate) fn run<M: Mailbox>(shared: Arc<Shared<M>>) {
             let room = MAX_BATCH - batch.len();
             let _ = shared.ops.take(&mut batch, room, Duration::ZERO);
         }
-        let outcome = exchange(&shared, link, &mut inflight, &mut batch);
+        let outcome = exchange(&shared, link, &mut inflight, &mut reads_log, &mut batch, &mut out);
         match outcome {
             Ok(sent) => {
                 if sent {
@@ -136,6 +142,8 @@ pub(crate) fn run<M: Mailbox>(shared: Arc<Shared<M>>) {
             Err(e) => {
                 bump(&shared.stats.redis_errors);
                 connection = None;
+                reads_log = false;
+                shared.set_log_in_pipelines(false);
                 attempts += 1;
                 // Everything unanswered is sent again, in its order, on a new
                 // connection: the scripts and the readers recognise what was done.
@@ -161,16 +169,31 @@ pub(crate) fn run<M: Mailbox>(shared: Arc<Shared<M>>) {
 /// Reads the replies of the pipeline in flight and answers them, then sends `batch`
 /// as the next one (it is in flight afterwards). Answers whether anything was sent.
 /// On an error, what was not answered is left in `inflight` and `batch`.
+///
+/// While the replica is in sync, a pipeline also reads the log (after its own
+/// operations, so it sees them): the reader thread then stands aside (`reader.rs`).
 fn exchange<M: Mailbox>(
     shared: &Shared<M>,
     link: &mut Connection,
     inflight: &mut Vec<Op<M>>,
+    reads_log: &mut bool,
     batch: &mut Vec<Op<M>>,
+    out: &mut Fanout<M>,
 ) -> RedisResult<bool> {
     if !inflight.is_empty() {
         let mut replies = Vec::with_capacity(inflight.len());
         for _ in 0..inflight.len() {
             replies.push(link.recv_response()?);
+        }
+        if std::mem::take(reads_log) {
+            let log = link.recv_response()?;
+            // A reset may have begun since it was sent: the snapshot then rules.
+            let usable = shared.in_sync.load(Ordering::Acquire)
+                && !shared.needs_snapshot.load(Ordering::Acquire);
+            if usable && reader::apply_reply(shared, &log, out) >= reader::READ_COUNT {
+                // Behind the log: the reader thread catches up at full speed.
+                shared.set_log_in_pipelines(false);
+            }
         }
         bump(&shared.stats.round_trips);
         shared
@@ -188,7 +211,14 @@ fn exchange<M: Mailbox>(
     for op in batch.iter() {
         pipe.add_command(command(shared, op));
     }
+    let read_log = shared.in_sync.load(Ordering::Acquire)
+        && !shared.needs_snapshot.load(Ordering::Acquire);
+    if read_log {
+        pipe.add_command(reader::log_read(shared, None));
+    }
     link.send_packed_command(&pipe.get_packed_pipeline())?;
+    shared.set_log_in_pipelines(read_log);
+    *reads_log = read_log;
     std::mem::swap(inflight, batch);
     Ok(true)
 }

@@ -4,7 +4,10 @@
 //!
 //! A broken connection is reopened and reading resumes from the same entry: nothing
 //! is skipped or repeated (a stream, unlike pub/sub, keeps what a reader has not
-//! read). A reader that could not read for longer than half the log's retention may
+//! read). While the node is busy sending, its command thread reads the log in the
+//! same pipelines (one round trip and one wake-up for both) and this thread stands
+//! aside; entries are applied once, in order, by whichever thread reads them first
+//! (the replica keeps the position). A reader that could not read for longer than half the log's retention may
 //! have missed entries Redis has since trimmed; it resynchronises from a snapshot,
 //! and disconnects this node's in-room clients, whose view would otherwise have a
 //! silent gap.
@@ -27,16 +30,13 @@ use crate::values::{int, items, text};
 /// How long one `XREAD` blocks (also how soon a stop or a reset is noticed).
 const BLOCK_MS: u64 = 500;
 /// Entries one `XREAD` returns at most.
-const READ_COUNT: usize = 1000;
+pub(crate) const READ_COUNT: usize = 1000;
 
 pub(crate) fn run<M: Mailbox>(shared: Arc<Shared<M>>) {
     let mut connection: Option<Connection> = None;
-    let mut last = *lock(&shared.start_from);
-    let mut last_read = Instant::now();
     // Since when every read returned a full batch (the reader is behind the log).
     let mut behind_since: Option<Instant> = None;
     let mut out = Fanout::new();
-    let log_key = format!("{}:log", shared.prefix);
     while !shared.stopping.load(Ordering::Acquire) {
         let Some(link) = connection.as_mut() else {
             match link::open(
@@ -59,6 +59,7 @@ pub(crate) fn run<M: Mailbox>(shared: Arc<Shared<M>>) {
         // rather than skip them silently. (Measured on this node's monotonic clock, so
         // no clock skew between nodes and Redis matters.)
         let half = shared.config.retention / 2;
+        let last_read = *lock(&shared.log_read_at);
         if (last_read.elapsed() > half || behind_since.is_some_and(|t| t.elapsed() > half))
             && !shared.needs_snapshot.load(Ordering::Acquire)
         {
@@ -72,9 +73,7 @@ pub(crate) fn run<M: Mailbox>(shared: Arc<Shared<M>>) {
         }
         if shared.needs_snapshot.load(Ordering::Acquire) {
             match load_snapshot(&shared, link) {
-                Ok(at) => {
-                    last = at;
-                    last_read = Instant::now();
+                Ok(_) => {
                     shared.needs_snapshot.store(false, Ordering::Release);
                     shared.in_sync.store(true, Ordering::Release);
                     tracing::info!(node = shared.node(), "cluster: snapshot loaded; in sync");
@@ -86,29 +85,22 @@ pub(crate) fn run<M: Mailbox>(shared: Arc<Shared<M>>) {
             }
             continue;
         }
-        let reply = redis::cmd("XREAD")
-            .arg("COUNT")
-            .arg(READ_COUNT)
-            .arg("BLOCK")
-            .arg(BLOCK_MS)
-            .arg("STREAMS")
-            .arg(&log_key)
-            .arg(last.to_string())
-            .query::<Value>(link);
+        // While the command thread reads the log in its pipelines, reading here too
+        // would only wake this thread for entries already applied.
+        if shared.log_read_elsewhere(Duration::from_millis(BLOCK_MS)) {
+            behind_since = None;
+            continue;
+        }
+        let reply = log_read(&shared, Some(BLOCK_MS)).query::<Value>(link);
         match reply {
             Ok(reply) => {
                 let read_at = Instant::now();
-                last_read = read_at;
-                let (at, count) = apply_reply(&shared, &reply, &mut out);
-                if let Some(at) = at {
-                    last = at;
-                }
+                let count = apply_reply(&shared, &reply, &mut out);
                 if count < READ_COUNT {
                     behind_since = None;
                 } else {
                     behind_since.get_or_insert(read_at);
                 }
-                shared.flush(&mut out);
                 // Two reads that found entries are at least two batch windows apart:
                 // Redis's cost is per call far more than per entry (a wake-up, a read
                 // and a write on a socket), and a trickle of chats would otherwise cost
@@ -128,11 +120,27 @@ pub(crate) fn run<M: Mailbox>(shared: Arc<Shared<M>>) {
     }
 }
 
-/// Loads a snapshot into the replica; answers the log position it is true at.
+/// `XREAD` of what follows the replica's position, [`READ_COUNT`] entries at most,
+/// blocking up to `block_ms` if given (else it answers at once, nil if there is
+/// nothing new).
+pub(crate) fn log_read<M: Mailbox>(shared: &Shared<M>, block_ms: Option<u64>) -> redis::Cmd {
+    let from = lock(&shared.replica).position();
+    let mut cmd = redis::cmd("XREAD");
+    cmd.arg("COUNT").arg(READ_COUNT);
+    if let Some(block_ms) = block_ms {
+        cmd.arg("BLOCK").arg(block_ms);
+    }
+    cmd.arg("STREAMS")
+        .arg(format!("{}:log", shared.prefix))
+        .arg(from.to_string());
+    cmd
+}
+
+/// Loads a snapshot into the replica, and with it the log position it is true at.
 pub(crate) fn load_snapshot<M: Mailbox>(
     shared: &Shared<M>,
     link: &mut Connection,
-) -> redis::RedisResult<StreamId> {
+) -> redis::RedisResult<()> {
     let reply: Value = shared
         .scripts
         .snapshot
@@ -151,7 +159,7 @@ pub(crate) fn load_snapshot<M: Mailbox>(
     }
     let orphans = {
         let mut replica = lock(&shared.replica);
-        replica.load(rooms, room_seq, |member| shared.recipient(member));
+        replica.load(rooms, room_seq, at, |member| shared.recipient(member));
         replica.orphans(shared.node())
     };
     // What the skipped part of the log would have shown as orphans (`apply_reply`).
@@ -162,7 +170,8 @@ pub(crate) fn load_snapshot<M: Mailbox>(
             notify_self: false,
         });
     }
-    Ok(at)
+    *lock(&shared.log_read_at) = Instant::now();
+    Ok(())
 }
 
 type Snapshot = (String, chat_core::RoomId, StreamId, Vec<SnapshotRoom>);
@@ -198,19 +207,21 @@ fn parse_member(text: &str) -> Option<MemberId> {
     })
 }
 
-/// Applies the entries of an `XREAD` reply; answers the last entry's id and how
-/// many entries there were.
-fn apply_reply<M: Mailbox>(
+/// Applies the entries of an `XREAD` reply that follow the replica's position (the
+/// reader and the command thread both read the log: what one applied, the other
+/// skips) and writes out what they delivered; answers how many entries the reply had.
+pub(crate) fn apply_reply<M: Mailbox>(
     shared: &Shared<M>,
     reply: &Value,
     out: &mut Fanout<M>,
-) -> (Option<StreamId>, usize) {
+) -> usize {
     // [[key, [[id, [field, value, ...]], ...]]] (nil when the block timed out)
     let entries = items(reply)
         .first()
         .and_then(|stream| items(stream).get(1))
         .map(items)
         .unwrap_or(&[]);
+    *lock(&shared.log_read_at) = Instant::now();
     let node = shared.node();
     let mut last = None;
     let mut evicted = Vec::new();
@@ -223,6 +234,9 @@ fn apply_reply<M: Mailbox>(
         let Some(id) = parts.first().and_then(text).and_then(StreamId::parse) else {
             continue;
         };
+        if !replica.advance(id) {
+            continue;
+        }
         last = Some(id);
         let fields = parts.get(1).map(items).unwrap_or(&[]);
         let Some(field) = fields.get(1).and_then(text) else {
@@ -266,18 +280,15 @@ fn apply_reply<M: Mailbox>(
         }
     }
     drop(replica);
-    if !completed.is_empty() {
-        shared.flush(out);
-        for (seq, room) in completed {
-            shared.complete(seq, Ok(room));
-        }
+    shared.flush(out);
+    for (seq, room) in completed {
+        shared.complete(seq, Ok(room));
     }
     if !evicted.is_empty() {
         tracing::warn!(
             members = evicted.len(),
             "cluster: another node took this node's members out of their rooms (declared dead); disconnecting them"
         );
-        shared.flush(out);
         shared.disconnect_with_notice(&evicted);
     }
     if let Some(id) = last {
@@ -290,5 +301,5 @@ fn apply_reply<M: Mailbox>(
             .log_lag_ms
             .store(now.saturating_sub(id.ms), Ordering::Relaxed);
     }
-    (last, entries.len())
+    entries.len()
 }

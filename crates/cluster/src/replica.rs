@@ -22,6 +22,9 @@
 //!   or names.
 //! * An entry at or below the last sequence number seen from its writer is a resend
 //!   and changes nothing.
+//! * `position` is the log entry the rooms are true at: entries are applied in log
+//!   order, each once, whoever read them (the reader thread, or the command thread in
+//!   its pipelines).
 //!
 //! No I/O: the reader thread feeds entries in and flushes what the [`Fanout`] lists.
 
@@ -32,7 +35,7 @@ use chat_core::{Encoded, Fanout, Leaving, Listing, ListingCache, Mailbox, RoomId
 use chat_core::{Recipient, Room, RoomMember};
 use chat_proto::Response;
 
-use crate::entry::{Entry, Event, MemberId};
+use crate::entry::{Entry, Event, MemberId, StreamId};
 
 /// One room as a snapshot lists it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -75,6 +78,8 @@ pub(crate) struct Replica<M> {
     /// The highest room id ever seen (ids continue above it if Redis loses its data).
     highest_room: RoomId,
     listing: ListingCache,
+    /// The last log entry applied (or the snapshot's position).
+    position: StreamId,
 }
 
 impl<M> Default for Replica<M> {
@@ -84,19 +89,23 @@ impl<M> Default for Replica<M> {
             last_seq: HashMap::new(),
             highest_room: 0,
             listing: ListingCache::default(),
+            position: StreamId::default(),
         }
     }
 }
 
 impl<M: Mailbox> Replica<M> {
-    /// Replaces everything with `rooms` (a snapshot), resolving this node's members
-    /// through `local`. The highest room id seen is kept.
+    /// Replaces everything with `rooms` (a snapshot true at log entry `at`),
+    /// resolving this node's members through `local`. The highest room id seen is
+    /// kept.
     pub(crate) fn load(
         &mut self,
         rooms: Vec<SnapshotRoom>,
         room_seq: RoomId,
+        at: StreamId,
         local: impl Fn(MemberId) -> Option<Recipient<M>>,
     ) {
+        self.position = at;
         self.rooms = rooms
             .into_iter()
             .filter(|room| !room.members.is_empty())
@@ -117,6 +126,22 @@ impl<M: Mailbox> Replica<M> {
         let top = self.rooms.keys().next_back().copied().unwrap_or(0);
         self.highest_room = self.highest_room.max(room_seq).max(top);
         self.listing.changed();
+    }
+
+    /// The last log entry applied: reading goes on after it.
+    pub(crate) fn position(&self) -> StreamId {
+        self.position
+    }
+
+    /// Whether the entry at `id` is after the position, and so to be applied next
+    /// (entries come in log order; one at or before it was applied already, read
+    /// twice by two readers). Moves the position to it if so.
+    pub(crate) fn advance(&mut self, id: StreamId) -> bool {
+        if id <= self.position {
+            return false;
+        }
+        self.position = id;
+        true
     }
 
     /// The highest room id this node has seen.

@@ -7,16 +7,16 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Condvar, Mutex, OnceLock};
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use chat_core::{
     BrokerError, ClientId, Completion, Fanout, Mailbox, Recipient, RoomId, Transport, texts,
 };
 
 use crate::config::ClusterConfig;
-use crate::entry::{MemberId, StreamId};
+use crate::entry::MemberId;
 use crate::link::Scripts;
 use crate::ops::{OpKind, OpQueue, Then, Waiter};
 use crate::replica::Replica;
@@ -87,8 +87,12 @@ pub(crate) struct Shared<M> {
     pub(crate) in_sync: AtomicBool,
     /// The reader must load a snapshot before applying anything more.
     pub(crate) needs_snapshot: AtomicBool,
-    /// Where the reader starts (the first snapshot's position).
-    pub(crate) start_from: Mutex<StreamId>,
+    /// The command thread reads the log in its pipelines (it is busy sending): the
+    /// reader thread stands aside until it stops (`handover` is signalled then).
+    pub(crate) log_in_pipelines: Mutex<bool>,
+    pub(crate) handover: Condvar,
+    /// When the log was last read, by either thread (for the reader's resync rule).
+    pub(crate) log_read_at: Mutex<Instant>,
     /// The epoch this node's state belongs to.
     pub(crate) epoch: Mutex<String>,
     pub(crate) stopping: AtomicBool,
@@ -122,7 +126,9 @@ impl<M: Mailbox> Shared<M> {
             beating: AtomicBool::new(true),
             in_sync: AtomicBool::new(false),
             needs_snapshot: AtomicBool::new(false),
-            start_from: Mutex::new(StreamId::default()),
+            log_in_pipelines: Mutex::new(false),
+            handover: Condvar::new(),
+            log_read_at: Mutex::new(Instant::now()),
             epoch: Mutex::new(String::new()),
             stopping: AtomicBool::new(false),
             stats: Stats::default(),
@@ -271,6 +277,29 @@ impl<M: Mailbox> Shared<M> {
         for waiter in all {
             self.settle(&waiter, Err(BrokerError::Unavailable));
         }
+    }
+
+    /// Says whether the command thread reads the log in its pipelines now; when it
+    /// stops, the reader thread takes over.
+    pub(crate) fn set_log_in_pipelines(&self, on: bool) {
+        let mut current = lock(&self.log_in_pipelines);
+        if *current != on {
+            *current = on;
+            if !on {
+                self.handover.notify_all();
+            }
+        }
+    }
+
+    /// For the reader thread: waits up to `timeout` while the command thread reads
+    /// the log; answers whether it still does.
+    pub(crate) fn log_read_elsewhere(&self, timeout: Duration) -> bool {
+        let current = lock(&self.log_in_pipelines);
+        let (current, _) = self
+            .handover
+            .wait_timeout_while(current, timeout, |on| *on)
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        *current
     }
 
     /// Queues an operation nobody waits for, kept through outages.
