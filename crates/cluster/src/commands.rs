@@ -25,9 +25,9 @@ use chat_core::{BrokerError, Fanout, Mailbox, texts};
 use redis::{Connection, RedisResult, Value};
 
 use crate::entry;
-use crate::reader;
 use crate::link::{self, Role};
 use crate::ops::{Op, OpKind};
+use crate::reader;
 use crate::shared::Shared;
 use crate::sync::bump;
 use crate::values::status;
@@ -131,7 +131,14 @@ pub(crate) fn run<M: Mailbox>(shared: Arc<Shared<M>>) {
             let room = MAX_BATCH - batch.len();
             let _ = shared.ops.take(&mut batch, room, Duration::ZERO);
         }
-        let outcome = exchange(&shared, link, &mut inflight, &mut reads_log, &mut batch, &mut out);
+        let outcome = exchange(
+            &shared,
+            link,
+            &mut inflight,
+            &mut reads_log,
+            &mut batch,
+            &mut out,
+        );
         match outcome {
             Ok(sent) => {
                 if sent {
@@ -211,8 +218,8 @@ fn exchange<M: Mailbox>(
     for op in batch.iter() {
         pipe.add_command(command(shared, op));
     }
-    let read_log = shared.in_sync.load(Ordering::Acquire)
-        && !shared.needs_snapshot.load(Ordering::Acquire);
+    let read_log =
+        shared.in_sync.load(Ordering::Acquire) && !shared.needs_snapshot.load(Ordering::Acquire);
     if read_log {
         pipe.add_command(reader::log_read(shared, None));
     }
