@@ -5,22 +5,27 @@
 //! transport drives (as `quinn-proto` is for `quinn`). The TCP server in
 //! `crates/server` is one transport; a WebSocket endpoint or a test harness are
 //! others. Cargo enforces the boundary: the crate depends only on `chat-proto`
-//! (framing and codecs, also I/O-free) and `bytes`.
+//! (framing and codecs, also I/O-free), `bytes`, and three Unicode data crates
+//! (normalisation, general categories, confusable skeletons) for names.
 //!
 //! # Layout
 //!
 //! * [`client`] — [`Client`]: one connection's chat state (name, room, decoder, error
 //!   streak) and the entry points a transport calls: `handle_frame`,
-//!   `handle_request`, `disconnect`; what the transport must do comes back as an
-//!   [`Outcome`].
+//!   `handle_request`, `complete` (a pending operation's outcome), `disconnect`; what
+//!   the transport must do comes back as an [`Outcome`].
 //! * `state` — what commands see of a client (`ClientState`), the [`Turn`] one call
 //!   works with and the [`Outcome`] it returns: the layer below both `client` and
 //!   `command/`.
 //! * `command/` — one module per command, routed by an exhaustive `match`
 //!   (`command::dispatch`); the refusals live here.
 //! * [`broker`] — [`MessageBroker`]: the seam to room state (ids, membership,
-//!   listing, fan-out), its error type, and the ordering contract every
-//!   implementation keeps. [`local`] — [`LocalBroker`], rooms in this process.
+//!   listing, fan-out), its error type, [`Reply`] (done now, or pending a round
+//!   trip), and the ordering contract every implementation keeps. [`local`] —
+//!   [`LocalBroker`], rooms in this process.
+//! * [`room`] — [`Room`]: one room's members and title and every rule of who is
+//!   told what, driven by every broker (the local one under room locks, a cluster's
+//!   replica in log order).
 //! * [`mailbox`] — [`Mailbox`]: the only way out, a recipient that takes encoded
 //!   frames. [`fanout`] — [`Fanout`]: one turn's deliveries, the mailboxes to flush
 //!   and the counts. [`encoded`] — [`Encoded`]: a message encoded once per format as
@@ -28,7 +33,9 @@
 //! * [`flood`] — token buckets per client: over the limit a request waits
 //!   ([`Outcome::Throttled`]); far over it, the client is cut off.
 //! * [`texts`], [`validate`] — every text; what clients may choose. [`listing`] —
-//!   [`Listing`], a room list encoded once per format and shared until it changes.
+//!   [`Listing`], a room list encoded once per format and shared until it changes;
+//!   [`ListingCache`], the rule that keeps it.
+//! * `sync` — the crate's lock helper.
 //!
 //! # Example
 //!
