@@ -48,6 +48,11 @@ mod replica;
 mod scripts;
 mod shared;
 mod sync;
+/// The core's test support (a recording mailbox, the ordering checker), shared with
+/// the replica's tests.
+#[cfg(test)]
+#[path = "../../core/tests/support/mod.rs"]
+mod test_support;
 mod values;
 
 pub use broker::ClusterBroker;

@@ -42,10 +42,8 @@ use crate::entry::{self, Entry, Event, MemberId, SEP};
 use crate::replica::Replica;
 use crate::sync::lock;
 
-#[path = "../../core/tests/support/mod.rs"]
-mod support;
-use support::Recorder;
-use support::guarantees::{self, Entry as Entered, Seen, classify};
+use crate::test_support::Recorder;
+use crate::test_support::guarantees::{self, Entry as Entered, Seen, classify};
 
 // ---------------------------------------------------------------------------------
 // Redis, in memory: what the scripts decide, and the log.
@@ -519,12 +517,12 @@ impl Peer {
 
     fn fresh_name(&mut self) -> String {
         self.names += 1;
-        format!("p{}n{}", self.index(), self.names)
+        guarantees::fresh_name(self.index(), self.names)
     }
 
     fn next_chat(&mut self) -> String {
         self.chats += 1;
-        format!("{}#{}", self.client.name(), self.chats)
+        guarantees::chat_text(self.client.name(), self.chats)
     }
 
     /// Whether it may start a new step: connected, and done with the last one.

@@ -296,32 +296,10 @@ impl<M: Mailbox> Replica<M> {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Mutex;
-
-    use bytes::Bytes;
-    use chat_core::Delivered;
-    use chat_proto::{ResponseDecoder, WireFormat, frame::Frames};
+    use chat_proto::WireFormat;
 
     use super::*;
-
-    /// A mailbox that decodes what it gets into texts (`[name] text` for chats).
-    #[derive(Debug, Default)]
-    struct Inbox(Mutex<Vec<String>>);
-    impl Mailbox for Inbox {
-        fn deliver(&self, frames: &Bytes) -> Delivered {
-            let mut decoder = ResponseDecoder::new(WireFormat::Json);
-            for frame in Frames::new(frames) {
-                if let Some(Ok(response)) = decoder.feed(frame) {
-                    self.0.lock().unwrap().push(match response {
-                        Response::SystemMessage { text } => text.into_owned(),
-                        Response::Chat { member, text } => format!("[{member}] {text}"),
-                        other => format!("{other:?}"),
-                    });
-                }
-            }
-            Delivered::Queued
-        }
-    }
+    use crate::test_support::Recorder as Inbox;
 
     const HERE: u64 = 1;
     const THERE: u64 = 2;
@@ -374,8 +352,9 @@ mod tests {
             )
         }
 
+        /// What `client` got since last asked, as lines.
         fn got(&self, client: usize) -> Vec<String> {
-            self.inboxes[client].0.lock().unwrap().clone()
+            self.inboxes[client].lines(WireFormat::Json)
         }
     }
 

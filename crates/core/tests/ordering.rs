@@ -65,12 +65,12 @@ impl Peer {
 
     fn fresh_name(&mut self) -> String {
         self.names += 1;
-        format!("p{}n{}", self.index(), self.names)
+        guarantees::fresh_name(self.index(), self.names)
     }
 
     fn next_chat(&mut self) -> String {
         self.chats += 1;
-        format!("{}#{}", self.client.name(), self.chats)
+        guarantees::chat_text(self.client.name(), self.chats)
     }
 }
 

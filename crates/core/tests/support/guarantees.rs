@@ -21,6 +21,16 @@ use std::collections::BTreeMap;
 
 use chat_proto::Response;
 
+/// The `k`-th fresh name of client `index` (the conventions above): `p{index}n{k}`.
+pub(crate) fn fresh_name(index: usize, k: u32) -> String {
+    format!("p{index}n{k}")
+}
+
+/// The `seq`-th chat of the client called `name`: `{name}#{seq}`.
+pub(crate) fn chat_text(name: &str, seq: u32) -> String {
+    format!("{name}#{seq}")
+}
+
 /// One entry into a room.
 #[derive(Debug, Clone)]
 pub(crate) struct Entry {

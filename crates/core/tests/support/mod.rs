@@ -32,6 +32,19 @@ impl Recorder {
         decode(&self.0.lock().unwrap(), format)
     }
 
+    /// Everything received since the last call, as lines: a system message's text,
+    /// a chat as `[member] text`. The mailbox is emptied.
+    pub(crate) fn lines(&self, format: WireFormat) -> Vec<String> {
+        self.take(format)
+            .into_iter()
+            .map(|response| match response {
+                Response::SystemMessage { text } => text.into_owned(),
+                Response::Chat { member, text } => format!("[{member}] {text}"),
+                other => format!("{other:?}"),
+            })
+            .collect()
+    }
+
     /// Everything received since the last call, decoded; the mailbox is emptied.
     pub(crate) fn take(&self, format: WireFormat) -> Vec<Response<'static>> {
         let taken = std::mem::take(&mut *self.0.lock().unwrap());
