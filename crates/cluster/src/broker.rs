@@ -13,8 +13,9 @@
 //! same FIFO and are delivered, to everyone on every node, by the readers. `/rooms`
 //! answers from the replica, with no round trip, even while Redis is away.
 //!
-//! The `out` fan-out of the trait's methods stays empty: deliveries happen on the
-//! reader thread, at the entry's position in the log (the single-node broker
+//! The `out` fan-out of the trait's methods stays empty: deliveries happen where the
+//! log is read (the reader thread, or the command thread while it reads the log in its
+//! pipelines), at the entry's position in the log (the single-node broker
 //! delivers under a room lock instead; see `chat_core::broker` for the contract both
 //! keep).
 

@@ -3,7 +3,12 @@
 //! cluster can be used now, and the counters.
 //!
 //! Lock order: `replica` before `locals` (the reader resolves mailboxes while it
-//! applies entries); nobody holds `locals` while taking `replica`.
+//! applies entries); nobody holds `locals` while taking `replica`. The operation
+//! queue's lock before `pending` (a waiter is registered as its operation is
+//! queued). A settlement (`complete`, `expire`, `abandon`, `fail_pending`) takes
+//! `pending` alone, then runs its follow-up with no lock held, so it must never be
+//! called with the replica locked (`reader::apply_reply` collects its completions
+//! and settles them after unlocking).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
