@@ -144,4 +144,43 @@ mod tests {
         assert_eq!(prompt, "a\\x1bb@~> ");
         assert_eq!(width, 10);
     }
+
+    #[test]
+    fn prompt_escapes_format_characters_and_separators() {
+        for (c, shown) in [
+            ('\u{061c}', "\\u061c"),
+            ('\u{200e}', "\\u200e"),
+            ('\u{200f}', "\\u200f"),
+            ('\u{202a}', "\\u202a"),
+            ('\u{202b}', "\\u202b"),
+            ('\u{202c}', "\\u202c"),
+            ('\u{202d}', "\\u202d"),
+            ('\u{202e}', "\\u202e"),
+            ('\u{2066}', "\\u2066"),
+            ('\u{2067}', "\\u2067"),
+            ('\u{2068}', "\\u2068"),
+            ('\u{2069}', "\\u2069"),
+            ('\u{2028}', "\\u2028"),
+            ('\u{2029}', "\\u2029"),
+            ('\u{200b}', "\\u200b"),
+            ('\u{200c}', "\\u200c"),
+            ('\u{200d}', "\\u200d"),
+            ('\u{2060}', "\\u2060"),
+            ('\u{2061}', "\\u2061"),
+            ('\u{2062}', "\\u2062"),
+            ('\u{2063}', "\\u2063"),
+            ('\u{2064}', "\\u2064"),
+            ('\u{feff}', "\\ufeff"),
+            ('\u{00ad}', "\\xad"),
+            ('\u{e0001}', "\\U000e0001"),
+        ] {
+            let mut id = Identity::new();
+            system(&mut id, &format!("이름이 철{c}수 으로 변경되었습니다."));
+            system(&mut id, &format!("방제[방{c}😀] 방에 입장했습니다."));
+            let expected = format!("철{shown}수@방{shown}😀> ");
+            // Escapes are ASCII, one column each; 철, 수, 방 and 😀 take two.
+            let width = expected.chars().count() + 4;
+            assert_eq!(id.prompt(80), (expected, width));
+        }
+    }
 }

@@ -3,15 +3,21 @@
 //!
 //! Escaping is the one deliberate difference from the reference: a name or text
 //! holding `ESC` could otherwise move the cursor, recolour or clear the user's
-//! terminal, or fake a line from someone else with an embedded newline. Control
-//! characters are shown as `\n`, `\r`, `\t` or `\xNN`; everything else (Hangul, emoji,
-//! backslashes) is printed as sent, so ordinary text matches the reference byte for
-//! byte. No I/O here; [`crate::console`] decides colours and where lines go.
+//! terminal, or fake a line from someone else with an embedded newline; a bidi
+//! override (U+202E) or a line separator (U+2028) could reorder or break what is shown.
+//! One rule, [`escape`], covers every such character: controls (C0, DEL, C1), format
+//! characters (Unicode category Cf: bidi controls, zero-width spaces and joiners, BOM,
+//! soft hyphen, …) and the line and paragraph separators (Zl, Zp). They are shown as
+//! `\n`, `\r`, `\t`, `\xNN`, `\uNNNN` or `\UNNNNNNNN` (as Python's `repr` writes them);
+//! everything else (Hangul, emoji, combining marks, backslashes) is printed as sent, so
+//! ordinary text matches the reference byte for byte. No I/O here; [`crate::console`]
+//! decides colours and where lines go.
 
 use std::borrow::Cow;
 use std::fmt::Write as _;
 
 use chat_proto::Response;
+use unicode_properties::{GeneralCategory, UnicodeGeneralCategory};
 
 /// What kind of line this is; the console may colour kinds differently.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -97,31 +103,56 @@ pub fn own_chat_line(text: &str) -> Line {
     Line::new(Style::Own, format!("{OWN_MARK} {}", escape(text)))
 }
 
-/// `text` with control characters made visible: `\n`, `\r`, `\t`, else `\xNN` for the
-/// C0 controls, DEL and the C1 controls (U+0080–U+009F, which some terminals also
-/// obey as escape sequences). Borrows when there is nothing to escape.
+/// `text` with every character `is_escaped` picks made visible: `\n`, `\r`, `\t`; else
+/// the code point in hex, as Python's `repr` writes it — `\xNN` up to U+00FF (C0
+/// controls, DEL, C1 controls, soft hyphen), `\uNNNN` in the rest of the BMP (`\u202e`),
+/// `\UNNNNNNNN` above (`\U000e0001`). Borrows when there is nothing to escape.
+///
+/// This is the only escaping of server text: every line that shows something the
+/// server sent (chats, system messages, room lists, the prompt, error and trace lines)
+/// goes through here.
 pub fn escape(text: &str) -> Cow<'_, str> {
-    if !text.chars().any(is_control) {
+    if !text.chars().any(is_escaped) {
         return Cow::Borrowed(text);
     }
     let mut out = String::with_capacity(text.len() + 8);
     for c in text.chars() {
-        match c {
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if is_control(c) => {
-                // Writing to a String cannot fail.
-                let _ = write!(out, "\\x{:02x}", u32::from(c));
-            }
-            c => out.push(c),
-        }
+        // Writing to a String cannot fail.
+        let _ = match c {
+            '\n' => out.write_str("\\n"),
+            '\r' => out.write_str("\\r"),
+            '\t' => out.write_str("\\t"),
+            c if !is_escaped(c) => out.write_char(c),
+            c if u32::from(c) <= 0xff => write!(out, "\\x{:02x}", u32::from(c)),
+            c if u32::from(c) <= 0xffff => write!(out, "\\u{:04x}", u32::from(c)),
+            c => write!(out, "\\U{:08x}", u32::from(c)),
+        };
     }
     Cow::Owned(out)
 }
 
-fn is_control(c: char) -> bool {
-    c.is_control() && u32::from(c) <= 0x9f
+/// Whether a character from the server is shown escaped rather than sent to the
+/// terminal: a control character (C0, DEL, C1 — which some terminals obey as escape
+/// sequences), a format character (category Cf: the bidi controls U+061C, U+200E,
+/// U+200F, U+202A–U+202E and U+2066–U+2069, zero-width space and joiners, word joiner,
+/// BOM, soft hyphen, tag characters, …) or a line or paragraph separator (U+2028,
+/// U+2029). Format characters are invisible or rearrange what follows them, so a
+/// server could use them to make a line read differently from what it holds.
+///
+/// That includes the zero-width joiner (U+200D) inside emoji sequences, so a family
+/// emoji shows as its members joined by `\u200d`, and the tag characters of flags such
+/// as England's: the rule has no exceptions a server could hide behind. Emoji
+/// themselves, their variation selectors and skin tones, regional-indicator flags,
+/// combining marks, Hangul and spaces (NBSP, U+3000) are not format characters and
+/// pass unchanged; tab, a control, stays `\t`.
+fn is_escaped(c: char) -> bool {
+    c.is_control()
+        || matches!(
+            c.general_category(),
+            GeneralCategory::Format
+                | GeneralCategory::LineSeparator
+                | GeneralCategory::ParagraphSeparator
+        )
 }
 
 #[cfg(test)]
@@ -213,6 +244,97 @@ mod tests {
     #[test]
     fn escape_borrows_clean_text() {
         assert!(matches!(escape("평범한 text"), Cow::Borrowed(_)));
-        assert_eq!(escape("\u{a0}\u{200b}"), "\u{a0}\u{200b}");
+        assert!(matches!(escape(UNTOUCHED), Cow::Borrowed(_)));
+        assert_eq!(escape("\u{a0}\u{3000}"), "\u{a0}\u{3000}");
+    }
+
+    /// The characters the review named, each with how it must be shown: bidi
+    /// controls, separators, zero-width and other format characters (Cf), one from
+    /// above the BMP.
+    const FORMAT_CHARS: &[(char, &str)] = &[
+        ('\u{061c}', "\\u061c"),      // ARABIC LETTER MARK
+        ('\u{200e}', "\\u200e"),      // LRM
+        ('\u{200f}', "\\u200f"),      // RLM
+        ('\u{202a}', "\\u202a"),      // LRE
+        ('\u{202b}', "\\u202b"),      // RLE
+        ('\u{202c}', "\\u202c"),      // PDF
+        ('\u{202d}', "\\u202d"),      // LRO
+        ('\u{202e}', "\\u202e"),      // RLO
+        ('\u{2066}', "\\u2066"),      // LRI
+        ('\u{2067}', "\\u2067"),      // RLI
+        ('\u{2068}', "\\u2068"),      // FSI
+        ('\u{2069}', "\\u2069"),      // PDI
+        ('\u{2028}', "\\u2028"),      // LINE SEPARATOR (Zl)
+        ('\u{2029}', "\\u2029"),      // PARAGRAPH SEPARATOR (Zp)
+        ('\u{200b}', "\\u200b"),      // ZERO WIDTH SPACE
+        ('\u{200c}', "\\u200c"),      // ZWNJ
+        ('\u{200d}', "\\u200d"),      // ZWJ
+        ('\u{2060}', "\\u2060"),      // WORD JOINER
+        ('\u{2061}', "\\u2061"),      // FUNCTION APPLICATION
+        ('\u{2062}', "\\u2062"),      // INVISIBLE TIMES
+        ('\u{2063}', "\\u2063"),      // INVISIBLE SEPARATOR
+        ('\u{2064}', "\\u2064"),      // INVISIBLE PLUS
+        ('\u{feff}', "\\ufeff"),      // BOM / ZWNBSP
+        ('\u{00ad}', "\\xad"),        // SOFT HYPHEN
+        ('\u{e0001}', "\\U000e0001"), // LANGUAGE TAG
+    ];
+
+    /// Ordinary text that must pass byte for byte: Hangul (syllables and conjoining
+    /// jamo), emoji with a variation selector, a skin tone and a regional-indicator
+    /// flag, a combining mark, NBSP and U+3000, a backslash.
+    const UNTOUCHED: &str =
+        "안녕하세요 \u{1100}\u{1161} 😀 ❤\u{fe0f} 👍\u{1f3fd} 🇰🇷 e\u{301} a\u{a0}b\u{3000}c \\x1b";
+
+    #[test]
+    fn format_characters_and_separators_are_escaped() {
+        for &(c, shown) in FORMAT_CHARS {
+            assert!(is_escaped(c), "U+{:04X}", u32::from(c));
+            assert_eq!(escape(&format!("a{c}b")), format!("a{shown}b"));
+        }
+        // A ZWJ emoji sequence is escaped too: its joiners are format characters.
+        assert_eq!(
+            escape("\u{1f468}\u{200d}\u{1f469}\u{200d}\u{1f467}"),
+            "\u{1f468}\\u200d\u{1f469}\\u200d\u{1f467}"
+        );
+        // A spoofed line: an override that would show "exe.txt" as "txt.exe".
+        assert_eq!(escape("photo\u{202e}txt.exe"), "photo\\u202etxt.exe");
+        assert_eq!(escape(UNTOUCHED), UNTOUCHED);
+    }
+
+    #[test]
+    fn format_characters_are_escaped_on_every_path() {
+        for &(c, shown) in FORMAT_CHARS {
+            let room = RoomInfo {
+                room_id: 5,
+                title: format!("방{c}제목"),
+                members: vec![format!("m{c}"), "한글 😀".into()],
+            };
+            assert_eq!(
+                texts(Response::Chat {
+                    member: format!("ev{c}il").into(),
+                    text: format!("안녕{c}😀").into(),
+                }),
+                [format!("[ev{shown}il] 안녕{shown}😀")]
+            );
+            assert_eq!(
+                texts(Response::system(format!("[bob]{c} 님이 입장했습니다."))),
+                [format!("[시스템 메시지] [bob]{shown} 님이 입장했습니다.")]
+            );
+            assert_eq!(
+                texts(Response::RoomsResult { rooms: vec![room] })[3],
+                format!("5 | 방{shown}제목 | m{shown},한글 😀")
+            );
+            assert_eq!(
+                own_chat_line(&format!("x{c}y")).text,
+                format!("[나] x{shown}y")
+            );
+        }
+        assert_eq!(
+            texts(Response::Chat {
+                member: "김".into(),
+                text: UNTOUCHED.into(),
+            }),
+            [format!("[김] {UNTOUCHED}")]
+        );
     }
 }

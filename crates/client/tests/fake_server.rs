@@ -1,6 +1,6 @@
 //! `chat-client` against a hand-driven fake server: garbage gets a clear one-line
-//! message and a clean non-zero exit (never a panic), control characters are shown
-//! escaped, requests are the reference client's bytes, and end of input waits for
+//! message and a clean non-zero exit (never a panic), control and format characters
+//! (bidi controls, separators, zero-width characters) are shown escaped, requests are the reference client's bytes, and end of input waits for
 //! replies to what was already sent.
 
 mod common;
@@ -143,6 +143,141 @@ fn control_characters_are_escaped(format: WireFormat) {
     assert_exit(&mut client, &["서버가 소켓을 닫았음"], 0);
 }
 
+/// Bidi controls, the line and paragraph separators and the other format characters
+/// (Unicode Cf) the security review named, each with how the client must show it.
+const FORMAT_CHARS: &[(char, &str)] = &[
+    ('\u{061c}', "\\u061c"),
+    ('\u{200e}', "\\u200e"),
+    ('\u{200f}', "\\u200f"),
+    ('\u{202a}', "\\u202a"),
+    ('\u{202b}', "\\u202b"),
+    ('\u{202c}', "\\u202c"),
+    ('\u{202d}', "\\u202d"),
+    ('\u{202e}', "\\u202e"),
+    ('\u{2066}', "\\u2066"),
+    ('\u{2067}', "\\u2067"),
+    ('\u{2068}', "\\u2068"),
+    ('\u{2069}', "\\u2069"),
+    ('\u{2028}', "\\u2028"),
+    ('\u{2029}', "\\u2029"),
+    ('\u{200b}', "\\u200b"),
+    ('\u{200c}', "\\u200c"),
+    ('\u{200d}', "\\u200d"),
+    ('\u{2060}', "\\u2060"),
+    ('\u{2061}', "\\u2061"),
+    ('\u{2062}', "\\u2062"),
+    ('\u{2063}', "\\u2063"),
+    ('\u{2064}', "\\u2064"),
+    ('\u{feff}', "\\ufeff"),
+    ('\u{00ad}', "\\xad"),
+    ('\u{e0001}', "\\U000e0001"),
+];
+
+/// Text that must come through byte for byte: Hangul, emoji (with a variation
+/// selector, a skin tone, a flag), a combining mark, NBSP and U+3000, a backslash.
+const UNTOUCHED: &str = "안녕하세요 😀 ❤\u{fe0f} 👍\u{1f3fd} 🇰🇷 e\u{301} a\u{a0}b\u{3000}c \\u202e";
+
+/// Format characters and separators from the server are shown escaped in chat lines
+/// (member and text), system messages and room lists (title and members); ordinary
+/// Korean text and emoji are not touched.
+fn format_characters_are_escaped(format: WireFormat) {
+    let fake = FakeServer::start();
+    let mut client = ChatClient::connect(fake.addr, format, &[]);
+    let mut conn = fake.accept();
+    for &(c, shown) in FORMAT_CHARS {
+        conn.send_response(
+            format,
+            &Response::Chat {
+                member: format!("ev{c}il").into(),
+                text: format!("photo{c}gpj.exe 안녕").into(),
+            },
+        );
+        conn.send_response(
+            format,
+            &Response::system(format!("[bob]{c} 님이 입장했습니다.")),
+        );
+        conn.send_response(
+            format,
+            &Response::RoomsResult {
+                rooms: vec![RoomInfo {
+                    room_id: 7,
+                    title: format!("방{c}제목"),
+                    members: vec![format!("a{c}"), "철수😀".into()],
+                }],
+            },
+        );
+        client.expect_lines(&[
+            &format!("[ev{shown}il] photo{shown}gpj.exe 안녕"),
+            &format!("[시스템 메시지] [bob]{shown} 님이 입장했습니다."),
+            "---",
+            "[방목록]",
+            "방ID | 방제목 | 멤버들",
+            &format!("7 | 방{shown}제목 | a{shown},철수😀"),
+            "---",
+        ]);
+    }
+    // A family emoji's joiners are format characters too.
+    conn.send_response(
+        format,
+        &Response::Chat {
+            member: "김".into(),
+            text: "\u{1f468}\u{200d}\u{1f469}\u{200d}\u{1f467}".into(),
+        },
+    );
+    conn.send_response(
+        format,
+        &Response::Chat {
+            member: "김".into(),
+            text: UNTOUCHED.into(),
+        },
+    );
+    conn.send_response(format, &Response::system(UNTOUCHED));
+    client.expect_lines(&[
+        "[김] \u{1f468}\\u200d\u{1f469}\\u200d\u{1f467}",
+        &format!("[김] {UNTOUCHED}"),
+        &format!("[시스템 메시지] {UNTOUCHED}"),
+    ]);
+    drop(conn);
+    assert_exit(&mut client, &["서버가 소켓을 닫았음"], 0);
+}
+
+/// An unknown type name holding format characters is reported escaped.
+#[test]
+fn json_unknown_type_with_format_characters_is_reported_escaped() {
+    let kind: String = FORMAT_CHARS.iter().map(|&(c, _)| c).collect();
+    let shown: String = FORMAT_CHARS.iter().map(|&(_, shown)| shown).collect();
+    let frame = format!(r#"{{"type": "SC{kind}Foo"}}"#);
+    run_garbage(
+        WireFormat::Json,
+        &[frame.as_bytes()],
+        &format!("서버가 핸들러에 등록되지 않은 메시지 타입을 보내옴: 타입=SC{shown}Foo"),
+    );
+}
+
+/// `--verbosity=1` shows a JSON payload holding raw format characters escaped, then
+/// the message itself escaped.
+#[test]
+fn json_verbosity_escapes_format_characters() {
+    let fake = FakeServer::start();
+    let mut client = ChatClient::connect(fake.addr, WireFormat::Json, &["--verbosity=1"]);
+    let mut conn = fake.accept();
+    let text: String = FORMAT_CHARS.iter().map(|&(c, _)| c).collect();
+    let shown: String = FORMAT_CHARS.iter().map(|&(_, shown)| shown).collect();
+    let frame = format!(r#"{{"type": "SCSystemMessage", "text": "가{text}나"}}"#);
+    conn.send_frame(frame.as_bytes());
+    client.expect_lines(&[
+        &format!(
+            "[S->C:총길이={}바이트] 0x{:04x}(메시지크기) + \
+             {{\"type\": \"SCSystemMessage\", \"text\": \"가{shown}나\"}}",
+            frame.len() + 2,
+            frame.len()
+        ),
+        &format!("[시스템 메시지] 가{shown}나"),
+    ]);
+    drop(conn);
+    assert_exit(&mut client, &["서버가 소켓을 닫았음"], 0);
+}
+
 /// The client's requests are the reference client's bytes.
 fn requests_are_the_reference_bytes(format: WireFormat) {
     let fake = FakeServer::start();
@@ -260,6 +395,7 @@ fn split_and_packed_messages(format: WireFormat) {
 
 in_both_formats!(
     control_characters_are_escaped,
+    format_characters_are_escaped,
     requests_are_the_reference_bytes,
     end_of_input_waits_for_replies,
     split_and_packed_messages,

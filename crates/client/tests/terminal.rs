@@ -1,7 +1,7 @@
 //! `chat-client` on a pseudo-terminal: line editing, history (kept between runs),
 //! messages printed above the line being typed without garbling it, the prompt that
-//! follows name and room, own chat lines, resizes, `/quit` and `/help`, and the
-//! terminal restored on exit.
+//! follows name and room, own chat lines, resizes, `/quit` and `/help`, the
+//! terminal restored on exit, and format characters from the server shown escaped.
 //!
 //! Every run points `XDG_STATE_HOME` at a fresh directory, so no test touches the
 //! real history file.
@@ -356,6 +356,90 @@ fn prompt_own_chats_and_the_draft_kept_when_the_server_closes() {
     assert!(status.success(), "{status:?}");
     let after = termios_of(&slave);
     assert_eq!(after.c_lflag, before.c_lflag);
+}
+
+/// Bidi controls, separators and other format characters from the server reach the
+/// terminal escaped — in chat lines, system messages and the prompt built from the
+/// server's name and room notices — and never raw.
+#[test]
+fn format_characters_reach_the_terminal_escaped() {
+    const FORMAT_CHARS: &[(char, &str)] = &[
+        ('\u{061c}', "\\u061c"),
+        ('\u{200e}', "\\u200e"),
+        ('\u{200f}', "\\u200f"),
+        ('\u{202a}', "\\u202a"),
+        ('\u{202b}', "\\u202b"),
+        ('\u{202c}', "\\u202c"),
+        ('\u{202d}', "\\u202d"),
+        ('\u{202e}', "\\u202e"),
+        ('\u{2066}', "\\u2066"),
+        ('\u{2067}', "\\u2067"),
+        ('\u{2068}', "\\u2068"),
+        ('\u{2069}', "\\u2069"),
+        ('\u{2028}', "\\u2028"),
+        ('\u{2029}', "\\u2029"),
+        ('\u{200b}', "\\u200b"),
+        ('\u{200c}', "\\u200c"),
+        ('\u{200d}', "\\u200d"),
+        ('\u{2060}', "\\u2060"),
+        ('\u{2061}', "\\u2061"),
+        ('\u{2062}', "\\u2062"),
+        ('\u{2063}', "\\u2063"),
+        ('\u{2064}', "\\u2064"),
+        ('\u{feff}', "\\ufeff"),
+        ('\u{00ad}', "\\xad"),
+        ('\u{e0001}', "\\U000e0001"),
+    ];
+    let fake = FakeServer::start();
+    let OnPty {
+        mut child,
+        mut screen,
+        _state,
+        ..
+    } = start_on_pty(&fake);
+    let mut conn = fake.accept();
+    screen.expect("\r> \x1b[K");
+
+    conn.send_response(
+        WireFormat::Json,
+        &Response::system("이름이 철\u{202e}수\u{200d} 으로 변경되었습니다."),
+    );
+    screen.expect(
+        "\r\x1b[K[시스템 메시지] 이름이 철\\u202e수\\u200d 으로 변경되었습니다.\r\n\
+         \r철\\u202e수\\u200d> \x1b[K",
+    );
+    conn.send_response(
+        WireFormat::Json,
+        &Response::system("방제[방\u{2028}😀] 방에 입장했습니다."),
+    );
+    screen.expect(
+        "\r\x1b[K[시스템 메시지] 방제[방\\u2028😀] 방에 입장했습니다.\r\n\
+         \r철\\u202e수\\u200d@방\\u2028😀> \x1b[K",
+    );
+    for &(c, shown) in FORMAT_CHARS {
+        conn.send_response(
+            WireFormat::Json,
+            &Response::Chat {
+                member: format!("ev{c}il").into(),
+                text: format!("안녕 {c}😀").into(),
+            },
+        );
+        screen.expect(&format!(
+            "\r\x1b[K[ev{shown}il] 안녕 {shown}😀\r\n\r철\\u202e수\\u200d@방\\u2028😀> \x1b[K"
+        ));
+    }
+    drop(conn);
+    screen.expect("서버가 소켓을 닫았음\r\n");
+    let status = wait_for_exit(&mut child);
+    assert!(status.success(), "{status:?}");
+    let seen = String::from_utf8_lossy(&screen.seen);
+    for &(c, _) in FORMAT_CHARS {
+        assert!(
+            !seen.contains(c),
+            "U+{:04X} reached the terminal",
+            u32::from(c)
+        );
+    }
 }
 
 /// A resize redraws the line at once, at the new width, with markers where text is
