@@ -3,10 +3,12 @@
 //! * **Readable**: read until `WouldBlock` (the reactor's rule for edge-triggered
 //!   polling), split the bytes into frames — reads may split a frame or carry many —
 //!   and hand the complete frames to the session's inbox, queueing the session for a
-//!   worker if it was idle. An incomplete frame waits here in `partial`, which can
-//!   never exceed one maximum frame plus one read: a frame's length is a `u16`, so a
-//!   peer cannot make it grow. If the inbox is full the handler stops reading (the
-//!   session is *paused*) until a worker drains it and the reactor is told to resume.
+//!   worker if it was idle. (A web connection's bytes go through `web.rs` first: its
+//!   text messages become frames, its binary messages typed items among them.) An
+//!   incomplete frame waits here in `partial`, which can never exceed one maximum
+//!   frame plus one read: a frame's length is a `u16`, so a peer cannot make it grow.
+//!   If the inbox is full the handler stops reading (the session is *paused*) until a
+//!   worker drains it and the reactor is told to resume.
 //! * **Writable**: let the outbound queue resume its flush; a session held for its
 //!   output backlog is queued again once that drains.
 //! * **End of input** (EOF or a read error): tell the session, so its worker ends it
@@ -36,7 +38,7 @@ use crate::budget::MemoryBudget;
 use crate::metrics::Metrics;
 use crate::outbound::Flush;
 use crate::pool::WorkQueue;
-use crate::session::Session;
+use crate::session::{Delivery, Session};
 use crate::web::WebSide;
 
 /// A partial-frame buffer larger than this is freed once empty.
@@ -321,7 +323,7 @@ impl EventHandler {
             return;
         };
         let before = web.buffered();
-        let input = web.take(data);
+        let mut input = web.take(data);
         let after = web.buffered();
         let partial = web.is_partial();
         self.budget.charge(after.saturating_sub(before));
@@ -329,20 +331,31 @@ impl EventHandler {
         // The frame deadline covers a half-sent request or message here too.
         if !partial {
             self.partial_since = None;
-        } else if self.partial_since.is_none() || input.count > 0 {
+        } else if self.partial_since.is_none() || input.messages() > 0 {
             self.partial_since = Some(Instant::now());
         }
         if input.upgraded {
             self.last_message = Instant::now();
         }
-        if !input.reply.is_empty() && self.session.send_raw(input.reply.into()) {
+        if !input.reply.is_empty()
+            && self
+                .session
+                .send_raw(std::mem::take(&mut input.reply).into())
+        {
             // The reactor writes this one itself (a worker may never run for an HTTP
             // request); a blocked socket is finished on writable.
             if self.session.flush() == Flush::Closed {
                 self.session.abort();
             }
         }
-        self.deliver(&input.frames, input.count, to);
+        // Text messages as frames, binary ones as their places among them (typed
+        // items in the inbox, refused by the worker in order).
+        if input.messages() > 0 {
+            let delivery = self
+                .session
+                .deliver_items(&input.frames, input.count, &input.binary_at);
+            self.delivered(delivery, to);
+        }
         if input.close {
             self.end_input(to);
         }
@@ -352,8 +365,14 @@ impl EventHandler {
         if count == 0 {
             return;
         }
-        self.last_message = Instant::now();
         let delivery = self.session.deliver_frames(frames, count);
+        self.delivered(delivery, to);
+    }
+
+    /// After complete messages went to the inbox: note the activity, pause if it is
+    /// full, queue the session if it was idle.
+    fn delivered(&mut self, delivery: Delivery, to: Handoff<'_>) {
+        self.last_message = Instant::now();
         self.paused = delivery.full;
         if delivery.schedule {
             self.schedule(to);

@@ -3,13 +3,18 @@
 //!
 //! A session has three parts, each with its own owner and lock:
 //!
-//! * the **inbox** ([`Inbox`]): complete frames the reactor has read and no worker has
-//!   taken yet, plus the *scheduled* flag. The reactor appends and, if the session was
-//!   not scheduled, pushes it onto the work queue; a worker takes the whole inbox at
-//!   once. While a session is scheduled (queued or being handled) it is never queued
-//!   again, so **one session is handled by one worker at a time, in arrival order** —
-//!   the assignment's ordering rule. The inbox is bounded (frames and bytes): past the
-//!   bound the reactor pauses reading the socket until a worker drains it
+//! * the **inbox** ([`Inbox`]): the input the reactor has read and no worker has taken
+//!   yet, plus the *scheduled* flag. Input is a sequence of typed items ([`Items`],
+//!   read back as [`InboxItem`]s): complete frames, kept in one byte buffer exactly as
+//!   they were read (the TCP path appends the socket's bytes, headers included), and,
+//!   from a web connection, binary WebSocket messages, which have no bytes here — only
+//!   their places among the frames, so a worker meets each exactly where it arrived.
+//!   The reactor appends and, if the session was not scheduled, pushes it onto the
+//!   work queue; a worker takes the whole inbox at once. While a session is scheduled
+//!   (queued or being handled) it is never queued again, so **one session is handled
+//!   by one worker at a time, in arrival order** — the assignment's ordering rule. The
+//!   inbox is bounded (items, each frame or binary message counting one, and bytes):
+//!   past the bound the reactor pauses reading the socket until a worker drains it
 //!   (backpressure; nothing is dropped, the reactor never blocks). A worker also
 //!   stops early — [`Session::unread`] gives back what it did not handle — when its
 //!   turn's budget is used up, and *holds* the session when the client's own output
@@ -31,6 +36,7 @@
 //! queue's flush protocol. Sessions are identified by a never-reused `id`, so a new
 //! connection that reuses a file descriptor or reactor slot is a different session.
 
+use std::collections::VecDeque;
 use std::fmt;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -39,6 +45,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use chat_core::{Client, ClientId, Completion, Delivered, Mailbox};
+use chat_proto::frame::Frames;
 use mio::Token;
 use mio::net::TcpStream;
 
@@ -46,8 +53,10 @@ use crate::budget::MemoryBudget;
 use crate::log_limit::{LogLimit, Verdict};
 use crate::outbound::{Append, Flush, Outbound, Overflow, Progress};
 use crate::pool::lock;
+use crate::tls::TlsSession;
 
-/// Frames an inbox may hold before the reactor stops reading the socket.
+/// Items (frames and binary messages) an inbox may hold before the reactor stops
+/// reading the socket.
 pub(crate) const MAX_INBOX_FRAMES: usize = 1024;
 /// Bytes an inbox may hold before the reactor stops reading the socket.
 pub(crate) const MAX_INBOX_BYTES: usize = 256 * 1024;
@@ -69,6 +78,9 @@ pub struct Session {
     /// The client's address.
     pub(crate) peer: SocketAddr,
     socket: TcpStream,
+    /// The connection's TLS state, for a connection on a TLS listener: what is read
+    /// and written goes through it (`tls.rs`).
+    tls: Option<TlsSession>,
     inbox: Mutex<Inbox>,
     outbound: Outbound,
     client: Mutex<Client>,
@@ -99,16 +111,11 @@ impl fmt::Debug for Session {
     }
 }
 
-/// Frames read but not yet handled.
+/// Input read but not yet handled.
 #[derive(Debug, Default)]
 struct Inbox {
-    /// Complete frames, headers included, in arrival order, from `start` on (what is
-    /// before `start` was handled: a buffer given back is kept as it is, not copied).
-    bytes: Vec<u8>,
-    /// Where the unhandled frames in `bytes` begin.
-    start: usize,
-    /// How many frames `bytes[start..]` holds.
-    frames: usize,
+    /// What waits, in arrival order.
+    items: Items,
     /// The session is in the work queue or being handled.
     scheduled: bool,
     /// The reactor stopped reading because the inbox is full.
@@ -132,18 +139,193 @@ struct Inbox {
     completion: Option<Completion>,
 }
 
+/// One piece of a session's input, as a worker meets it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum InboxItem<'a> {
+    /// A complete frame's payload (from TCP, or a WebSocket text message).
+    Frame(&'a [u8]),
+    /// A binary WebSocket message: not for the chat; the client is told so.
+    BinaryMessage,
+}
+
+/// What one binary message is charged to the memory budget: its place in
+/// [`Items::binary_at`].
+const BINARY_MESSAGE_COST: usize = std::mem::size_of::<usize>();
+
+/// Input in arrival order: complete frames in one byte buffer and, among them, binary
+/// messages, kept as their places (they carry nothing the chat reads).
+#[derive(Debug, Default)]
+pub(crate) struct Items {
+    /// Complete frames, headers included, from `start` on (what is before `start` was
+    /// handled: a buffer given back is kept as it is, not copied).
+    bytes: Vec<u8>,
+    /// Where the unhandled frames in `bytes` begin.
+    start: usize,
+    /// How many frames `bytes[start..]` holds.
+    frames: usize,
+    /// Where each binary message stands: its index among these items (frames and
+    /// binary messages, the first unhandled one being 0), ascending.
+    binary_at: VecDeque<usize>,
+}
+
+/// How far a worker got through [`Items`] ([`ItemIter::mark`]): what
+/// [`Session::unread`] leaves out of what it gives back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Mark {
+    /// Items yielded.
+    items: usize,
+    /// Of those, binary messages.
+    binary: usize,
+    /// Frame bytes they took.
+    bytes: usize,
+}
+
+/// The [`InboxItem`]s of [`Items`], in arrival order.
+#[derive(Debug, Clone)]
+pub(crate) struct ItemIter<'a> {
+    frames: Frames<'a>,
+    binary_at: &'a VecDeque<usize>,
+    /// Items yielded so far.
+    items: usize,
+    /// Binary messages yielded so far.
+    binary: usize,
+    /// Where the next binary message stands (`usize::MAX`: none left).
+    next_binary: usize,
+    /// How many items there are in all.
+    len: usize,
+}
+
+impl Items {
+    /// No items, in `buffer` (cleared) for the frames to come.
+    fn in_buffer(mut buffer: Vec<u8>) -> Self {
+        buffer.clear();
+        Items {
+            bytes: buffer,
+            ..Items::default()
+        }
+    }
+
+    /// How many items there are (frames and binary messages).
+    fn len(&self) -> usize {
+        self.frames + self.binary_at.len()
+    }
+
+    /// Whether there are none.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The frames' bytes, headers included.
+    fn frame_bytes(&self) -> usize {
+        self.bytes.len() - self.start
+    }
+
+    /// What these items are charged to the memory budget.
+    fn cost(&self) -> usize {
+        self.frame_bytes() + self.binary_at.len() * BINARY_MESSAGE_COST
+    }
+
+    /// Appends `frames` complete frames (`bytes`, headers included, as read).
+    fn push_frames(&mut self, bytes: &[u8], frames: usize) {
+        self.bytes.extend_from_slice(bytes);
+        self.frames += frames;
+    }
+
+    /// Appends `frames` complete frames (`bytes`) and, among them, binary messages
+    /// where `binary_at` says (ascending indices among the appended items).
+    fn push(&mut self, bytes: &[u8], frames: usize, binary_at: impl IntoIterator<Item = usize>) {
+        let base = self.len();
+        self.push_frames(bytes, frames);
+        self.binary_at
+            .extend(binary_at.into_iter().map(|at| base + at));
+    }
+
+    /// Appends `other`'s items behind these.
+    fn append(&mut self, other: &Items) {
+        self.push(
+            &other.bytes[other.start..],
+            other.frames,
+            other.binary_at.iter().copied(),
+        );
+    }
+
+    /// Drops the items before `mark` (handled): the rest begins at index 0.
+    fn skip(&mut self, mark: Mark) {
+        self.start += mark.bytes;
+        self.frames -= mark.items - mark.binary;
+        self.binary_at.drain(..mark.binary);
+        for at in &mut self.binary_at {
+            *at -= mark.items;
+        }
+    }
+
+    /// The items, in arrival order.
+    pub(crate) fn iter(&self) -> ItemIter<'_> {
+        ItemIter {
+            frames: Frames::new(&self.bytes[self.start..]),
+            binary_at: &self.binary_at,
+            items: 0,
+            binary: 0,
+            next_binary: self.binary_at.front().copied().unwrap_or(usize::MAX),
+            len: self.len(),
+        }
+    }
+
+    /// The frames' buffer, emptied, for reuse.
+    pub(crate) fn into_buffer(self) -> Vec<u8> {
+        let mut bytes = self.bytes;
+        bytes.clear();
+        bytes
+    }
+}
+
+impl ItemIter<'_> {
+    /// How far the iteration got.
+    pub(crate) fn mark(&self) -> Mark {
+        Mark {
+            items: self.items,
+            binary: self.binary,
+            bytes: self.frames.consumed(),
+        }
+    }
+}
+
+impl<'a> Iterator for ItemIter<'a> {
+    type Item = InboxItem<'a>;
+
+    #[inline]
+    fn next(&mut self) -> Option<InboxItem<'a>> {
+        if self.items == self.next_binary {
+            self.items += 1;
+            self.binary += 1;
+            self.next_binary = self
+                .binary_at
+                .get(self.binary)
+                .copied()
+                .unwrap_or(usize::MAX);
+            return Some(InboxItem::BinaryMessage);
+        }
+        let frame = self.frames.next()?;
+        self.items += 1;
+        Some(InboxItem::Frame(frame))
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        let left = self.len - self.items;
+        (left, Some(left))
+    }
+}
+
+impl ExactSizeIterator for ItemIter<'_> {}
+
 /// What a worker takes out of an inbox in one go.
 #[derive(Debug)]
 pub(crate) struct Taken {
-    /// The frames, from `start` on (swapped with the worker's empty buffer, no copy).
-    pub(crate) bytes: Vec<u8>,
-    /// Where the frames begin in `bytes`.
-    pub(crate) start: usize,
-    /// How many frames there are.
-    pub(crate) frames: usize,
-    /// The connection is gone: after these frames, the session ends.
+    /// The input (its frames' buffer swapped with the worker's empty one, no copy).
+    pub(crate) items: Items,
+    /// The connection is gone: after these items, the session ends.
     pub(crate) closed: bool,
-    /// The broker's outcome the client awaited, to hand over before the frames.
+    /// The broker's outcome the client awaited, to hand over before the items.
     pub(crate) completion: Option<Completion>,
 }
 
@@ -165,7 +347,7 @@ pub(crate) struct Completed {
     pub(crate) schedule: bool,
 }
 
-/// What the reactor must do after handing frames to a session.
+/// What the reactor must do after handing input to a session.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Delivery {
     /// The session was idle: push it on the work queue.
@@ -185,9 +367,11 @@ impl Session {
         outbound_cap: usize,
         budget: Arc<MemoryBudget>,
         web: bool,
+        tls: Option<TlsSession>,
     ) -> Self {
         Session {
             web,
+            tls,
             id: client.id(),
             token,
             peer,
@@ -229,21 +413,33 @@ impl Session {
         lock(&self.client)
     }
 
-    /// Appends `frames` complete frames read by the reactor.
+    /// Appends `frames` complete frames read by the reactor (`bytes`, headers
+    /// included, as read).
     ///
     /// The inbox also counts as full while the server's memory budget is spent and it
     /// holds anything: reading pauses until a worker has taken what waits.
     pub(crate) fn deliver_frames(&self, bytes: &[u8], frames: usize) -> Delivery {
         self.budget.charge(bytes.len());
         let mut inbox = lock(&self.inbox);
-        inbox.bytes.extend_from_slice(bytes);
-        inbox.frames += frames;
-        let full = inbox.is_full(&self.budget);
-        inbox.paused |= full;
-        Delivery {
-            schedule: inbox.try_schedule(),
-            full,
-        }
+        inbox.items.push_frames(bytes, frames);
+        inbox.delivered(&self.budget)
+    }
+
+    /// Appends a web connection's input: `frames` complete frames (`bytes`) and, among
+    /// them, binary messages at `binary_at` (ascending indices among the `frames +
+    /// binary_at.len()` items delivered, in arrival order). Each binary message counts
+    /// as one item against the inbox's bound, like a frame.
+    pub(crate) fn deliver_items(
+        &self,
+        bytes: &[u8],
+        frames: usize,
+        binary_at: &[usize],
+    ) -> Delivery {
+        self.budget
+            .charge(bytes.len() + binary_at.len() * BINARY_MESSAGE_COST);
+        let mut inbox = lock(&self.inbox);
+        inbox.items.push(bytes, frames, binary_at.iter().copied());
+        inbox.delivered(&self.budget)
     }
 
     /// Marks the input side finished (EOF or error); answers whether the session must
@@ -257,41 +453,30 @@ impl Session {
     /// Takes everything in the inbox, leaving `spare` (an empty buffer) in its place.
     pub(crate) fn take_inbox(&self, spare: Vec<u8>) -> Taken {
         let mut inbox = lock(&self.inbox);
-        let bytes = std::mem::replace(&mut inbox.bytes, spare);
-        let start = std::mem::take(&mut inbox.start);
-        self.budget.release(bytes.len() - start);
+        let items = std::mem::replace(&mut inbox.items, Items::in_buffer(spare));
+        self.budget.release(items.cost());
         inbox.client_waiting = false;
         Taken {
-            bytes,
-            start,
-            frames: std::mem::take(&mut inbox.frames),
+            items,
             closed: inbox.closed,
             completion: inbox.completion.take(),
         }
     }
 
-    /// Gives back the buffer a worker took, of which the `frames` frames from `from`
-    /// on were not handled: they go before anything that arrived meanwhile, which is
-    /// appended behind them (usually nothing, so nothing is copied). With `hold`, the
-    /// session waits for its output to drain before it is scheduled again. Answers an
-    /// empty buffer for the worker to reuse.
-    pub(crate) fn unread(
-        &self,
-        mut taken: Vec<u8>,
-        from: usize,
-        frames: usize,
-        hold: bool,
-    ) -> Vec<u8> {
-        self.budget.charge(taken.len() - from);
+    /// Gives back the items a worker took, of which those from `handled` on (where
+    /// its [`ItemIter`] stopped) were not handled: they go before anything that
+    /// arrived meanwhile, which is appended behind them (usually nothing, so nothing
+    /// is copied), binary messages' places rebased for both. With `hold`, the session
+    /// waits for its output to drain before it is scheduled again. Answers an empty
+    /// buffer for the worker to reuse.
+    pub(crate) fn unread(&self, mut taken: Items, handled: Mark, hold: bool) -> Vec<u8> {
+        taken.skip(handled);
+        self.budget.charge(taken.cost());
         let mut inbox = lock(&self.inbox);
-        let arrived_from = inbox.start;
-        taken.extend_from_slice(&inbox.bytes[arrived_from..]);
-        let mut arrived = std::mem::replace(&mut inbox.bytes, taken);
-        inbox.start = from;
-        inbox.frames += frames;
+        taken.append(&inbox.items);
+        let arrived = std::mem::replace(&mut inbox.items, taken);
         inbox.held |= hold;
-        arrived.clear();
-        arrived
+        arrived.into_buffer()
     }
 
     /// Called by the worker when done: unschedules the session unless more input
@@ -370,7 +555,7 @@ impl Session {
         inbox.has_work(false) && inbox.try_schedule()
     }
 
-    /// Stops holding or throttling the session (at shutdown, when every frame already
+    /// Stops holding or throttling the session (at shutdown, when every item already
     /// read is handled); answers whether it must now be queued.
     pub(crate) fn force_release(&self) -> bool {
         let mut inbox = lock(&self.inbox);
@@ -473,19 +658,29 @@ impl Session {
 }
 
 impl Inbox {
-    /// Whether the reactor must stop reading: the frame or byte bound is reached, or
-    /// the server's memory budget is spent and something waits.
-    fn is_full(&self, budget: &MemoryBudget) -> bool {
-        let bytes = self.bytes.len() - self.start;
-        self.frames >= MAX_INBOX_FRAMES
-            || bytes >= MAX_INBOX_BYTES
-            || (bytes > 0 && budget.is_spent())
+    /// After input was appended: pauses reading if the inbox is now full, schedules
+    /// the session if it was idle.
+    fn delivered(&mut self, budget: &MemoryBudget) -> Delivery {
+        let full = self.is_full(budget);
+        self.paused |= full;
+        Delivery {
+            schedule: self.try_schedule(),
+            full,
+        }
     }
 
-    /// Whether a worker has something to do: frames, an outcome to hand over, or a
+    /// Whether the reactor must stop reading: the item or byte bound is reached, or
+    /// the server's memory budget is spent and something waits.
+    fn is_full(&self, budget: &MemoryBudget) -> bool {
+        self.items.len() >= MAX_INBOX_FRAMES
+            || self.items.frame_bytes() >= MAX_INBOX_BYTES
+            || (!self.items.is_empty() && budget.is_spent())
+    }
+
+    /// Whether a worker has something to do: items, an outcome to hand over, or a
     /// close not yet handled.
     fn has_work(&self, handled_close: bool) -> bool {
-        self.bytes.len() > self.start
+        !self.items.is_empty()
             || self.client_waiting
             || self.completion.is_some()
             || (self.closed && !handled_close)
@@ -505,7 +700,7 @@ impl Inbox {
 impl Drop for Session {
     fn drop(&mut self) {
         let inbox = self.inbox.get_mut().unwrap_or_else(|e| e.into_inner());
-        self.budget.release(inbox.bytes.len() - inbox.start);
+        self.budget.release(inbox.items.cost());
     }
 }
 
@@ -536,5 +731,221 @@ impl Mailbox for Session {
                 Delivered::Overflow
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `payloads` as frames, headers included.
+    fn frames(payloads: &[&str]) -> Vec<u8> {
+        let mut out = Vec::new();
+        for payload in payloads {
+            chat_proto::frame::write_frame(&mut out, payload.as_bytes()).unwrap();
+        }
+        out
+    }
+
+    /// What an iteration yields, frames as their text and binary messages as `#`.
+    fn seen(iter: ItemIter<'_>) -> Vec<String> {
+        iter.map(|item| match item {
+            InboxItem::Frame(frame) => String::from_utf8(frame.to_vec()).unwrap(),
+            InboxItem::BinaryMessage => "#".to_owned(),
+        })
+        .collect()
+    }
+
+    /// Items from a sequence in which `#` stands for a binary message.
+    fn items(sequence: &[&str]) -> Items {
+        let mut items = Items::default();
+        push(&mut items, sequence);
+        items
+    }
+
+    fn push(items: &mut Items, sequence: &[&str]) {
+        let (bytes, frames, binary_at) = split(sequence);
+        items.push(&bytes, frames, binary_at);
+    }
+
+    /// A sequence with `#` for binary messages, as a delivery: frame bytes, how many
+    /// frames, where the binary messages stand.
+    fn split(sequence: &[&str]) -> (Vec<u8>, usize, Vec<usize>) {
+        let texts: Vec<&str> = sequence.iter().copied().filter(|s| *s != "#").collect();
+        let binary_at = (0..sequence.len())
+            .filter(|&i| sequence[i] == "#")
+            .collect();
+        (frames(&texts), texts.len(), binary_at)
+    }
+
+    /// Iterates `n` items and answers where that stopped.
+    fn handle(items: &Items, n: usize) -> Mark {
+        let mut iter = items.iter();
+        for _ in 0..n {
+            iter.next().expect("an item");
+        }
+        iter.mark()
+    }
+
+    #[test]
+    fn items_come_out_in_arrival_order() {
+        let mut all = items(&["#", "a", "#", "#", "b"]);
+        // A second delivery: its places count from its own start.
+        push(&mut all, &["c", "#"]);
+        push(&mut all, &["#"]);
+        push(&mut all, &["d", "e"]);
+        assert_eq!(all.len(), 10);
+        let mut iter = all.iter();
+        assert_eq!(iter.len(), 10);
+        iter.next();
+        assert_eq!(iter.len(), 9);
+        assert_eq!(
+            seen(all.iter()),
+            ["#", "a", "#", "#", "b", "c", "#", "#", "d", "e"]
+        );
+        // Frames alone, as from TCP: no binary message anywhere.
+        let tcp = items(&["x", "", "y"]);
+        assert_eq!(seen(tcp.iter()), ["x", "", "y"]);
+        assert!(Items::default().iter().next().is_none());
+    }
+
+    #[test]
+    fn the_unhandled_rest_is_rebased_and_goes_before_what_arrived_meanwhile() {
+        for stop in 0..=6 {
+            let sequence = ["a", "#", "b", "#", "#", "c"];
+            let mut taken = items(&sequence);
+            let mark = handle(&taken, stop);
+            taken.skip(mark);
+            assert_eq!(seen(taken.iter()), sequence[stop..], "stopped after {stop}");
+            // Arrived meanwhile, with binary messages of its own.
+            let arrived = items(&["#", "d", "#"]);
+            taken.append(&arrived);
+            let mut want: Vec<&str> = sequence[stop..].to_vec();
+            want.extend(["#", "d", "#"]);
+            assert_eq!(seen(taken.iter()), want, "stopped after {stop}");
+            assert_eq!(taken.len(), want.len());
+            // And once more: the rebased places hold for a second stop.
+            let again = want.len().min(2);
+            let mark = handle(&taken, again);
+            taken.skip(mark);
+            assert_eq!(seen(taken.iter()), want[again..], "stopped after {stop}");
+        }
+    }
+
+    /// A session on a real (connected) socket, web or not; the other end is returned
+    /// to keep the connection open.
+    fn session(budget: &Arc<MemoryBudget>) -> (Session, std::net::TcpStream) {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let other_end = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (socket, peer) = listener.accept().unwrap();
+        socket.set_nonblocking(true).unwrap();
+        let client = Client::new(1, "t".into(), Some(chat_proto::WireFormat::Json));
+        let session = Session::new(
+            Token(0),
+            TcpStream::from_std(socket),
+            peer,
+            client,
+            1 << 20,
+            Arc::clone(budget),
+            true,
+            None,
+        );
+        (session, other_end)
+    }
+
+    fn deliver(session: &Session, sequence: &[&str]) -> Delivery {
+        let (bytes, frames, binary_at) = split(sequence);
+        session.deliver_items(&bytes, frames, &binary_at)
+    }
+
+    #[test]
+    fn a_stopped_turn_gives_back_its_rest_before_newer_input() {
+        let budget = Arc::new(MemoryBudget::new(1 << 30));
+        let (session, _other_end) = session(&budget);
+        assert_eq!(
+            deliver(&session, &["a", "#", "b", "#"]),
+            Delivery {
+                schedule: true,
+                full: false
+            }
+        );
+        let taken = session.take_inbox(Vec::new());
+        assert_eq!(budget.used(), 0, "taken input is not charged");
+        assert_eq!(seen(taken.items.iter()), ["a", "#", "b", "#"]);
+        // The worker handles `a` and the binary message; meanwhile more arrives.
+        let mark = handle(&taken.items, 2);
+        assert!(!deliver(&session, &["#", "c"]).schedule, "still scheduled");
+        let spare = session.unread(taken.items, mark, false);
+        assert!(spare.is_empty());
+        let done = session.finish_turn(false);
+        assert!(done.requeue);
+        let again = session.take_inbox(spare);
+        assert_eq!(seen(again.items.iter()), ["b", "#", "#", "c"]);
+        assert_eq!(budget.used(), 0);
+        // A rest that starts with binary messages.
+        let mark = handle(&again.items, 1);
+        let _ = session.unread(again.items, mark, false);
+        assert!(session.finish_turn(false).requeue);
+        let last = session.take_inbox(Vec::new());
+        assert_eq!(seen(last.items.iter()), ["#", "#", "c"]);
+        let mark = handle(&last.items, 2);
+        let _ = session.unread(last.items, mark, false);
+        let last = session.take_inbox(Vec::new());
+        assert_eq!(seen(last.items.iter()), ["c"]);
+        // Stopped before anything: all of it goes back, as it was.
+        let mark = handle(&last.items, 0);
+        let _ = session.unread(last.items, mark, false);
+        assert!(session.finish_turn(false).requeue);
+        let last = session.take_inbox(Vec::new());
+        let mark = handle(&last.items, 1);
+        let _ = session.unread(last.items, mark, false);
+        assert!(!session.finish_turn(false).requeue, "nothing left");
+        assert_eq!(budget.used(), 0);
+        // A binary message alone is work: one that arrives during a turn requeues it.
+        assert!(deliver(&session, &["#"]).schedule);
+        let taken = session.take_inbox(Vec::new());
+        assert!(!deliver(&session, &["#"]).schedule);
+        assert_eq!(taken.items.iter().count(), 1);
+        assert!(session.finish_turn(false).requeue);
+        assert_eq!(seen(session.take_inbox(Vec::new()).items.iter()), ["#"]);
+        assert!(!session.finish_turn(false).requeue);
+    }
+
+    #[test]
+    fn binary_messages_count_against_the_inbox_bound_and_the_budget() {
+        let budget = Arc::new(MemoryBudget::new(1 << 30));
+        let (session, _other_end) = session(&budget);
+        let binary = vec!["#"; MAX_INBOX_FRAMES - 1];
+        assert!(!deliver(&session, &binary).full);
+        assert_eq!(budget.used(), binary.len() * BINARY_MESSAGE_COST);
+        // The last item that fits, whatever its kind, fills the inbox.
+        assert!(deliver(&session, &["#"]).full);
+        let taken = session.take_inbox(Vec::new());
+        assert_eq!(taken.items.iter().len(), MAX_INBOX_FRAMES);
+        assert!(
+            taken
+                .items
+                .iter()
+                .all(|item| item == InboxItem::BinaryMessage)
+        );
+        assert_eq!(budget.used(), 0);
+        let done = session.finish_turn(false);
+        assert!(done.resume && !done.requeue);
+        // Mixed: frames and binary messages add up.
+        let half: Vec<&str> = (0..MAX_INBOX_FRAMES)
+            .map(|i| if i.is_multiple_of(2) { "#" } else { "{}" })
+            .collect();
+        assert!(!deliver(&session, &half[1..]).full);
+        assert!(deliver(&session, &half[..1]).full);
+        // A spent budget pauses reading as soon as anything waits, binary or not.
+        let _ = session.take_inbox(Vec::new());
+        let _ = session.finish_turn(false);
+        let tight = Arc::new(MemoryBudget::new(1));
+        let (session, _other_end) = self::session(&tight);
+        tight.charge(1);
+        assert!(deliver(&session, &["#"]).full);
+        // Dropping a session releases what its inbox held.
+        drop(session);
+        assert_eq!(tight.used(), 1);
     }
 }

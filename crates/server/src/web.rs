@@ -4,8 +4,8 @@
 //! The reactor's EventHandler hands this whatever it reads from a web connection and
 //! gets back, in [`WebInput`], what to do: chat frames for the session's inbox (each
 //! WebSocket text message becomes one JSON frame of the TCP protocol, with its
-//! 2-byte length), bytes to send (an HTTP response, a WebSocket pong or close) and
-//! whether the connection ends after them.
+//! 2-byte length), where binary messages stood among them, bytes to send (an HTTP
+//! response, a WebSocket pong or close) and whether the connection ends after them.
 //!
 //! * **HTTP** (until the upgrade): one request, headers at most [`MAX_REQUEST`] bytes.
 //!   `GET /` (and the page's `/app.js`, `/app.css`) are served from the binary and the
@@ -24,9 +24,13 @@
 //! each already encoded JSON message itself ([`text_frame_header`]), sharing the
 //! payload bytes among all recipients.
 //!
-//! A binary message is not for the chat: it is handed to the inbox as an *empty*
-//! frame, which the worker answers with a system message (an empty text message,
-//! which the TCP side would answer as an empty frame, is handed over as one space).
+//! A binary message is not for the chat, and is not a frame: [`WebInput`] carries it
+//! as a place among the text messages' frames (`binary_at`), the session's inbox
+//! keeps it as a typed item there, and the worker refuses it with a system message
+//! (`DecodeError::BinaryMessage`) between the replies to the messages around it.
+//! Frames are never special, so a text message is handed over as it is — an empty one
+//! as an empty frame, answered exactly as the TCP side answers an empty frame on a
+//! JSON connection (as JSON that does not parse).
 
 use std::collections::VecDeque;
 use std::io::{self, Read, Write};
@@ -57,10 +61,14 @@ pub struct WebPolicy {
 /// What the reactor must do after feeding bytes in.
 #[derive(Debug, Default)]
 pub(crate) struct WebInput {
-    /// Complete chat frames (2-byte length + JSON), for the session's inbox.
+    /// Complete chat frames (2-byte length + JSON), for the session's inbox: one per
+    /// text message.
     pub(crate) frames: Vec<u8>,
     /// How many frames `frames` holds.
     pub(crate) count: usize,
+    /// The binary messages (refused by the worker): where each stood among the
+    /// messages read (text and binary, in arrival order, from 0), ascending.
+    pub(crate) binary_at: Vec<usize>,
     /// Bytes to send now, before anything the session queues later.
     pub(crate) reply: Vec<u8>,
     /// The connection ends once `reply` is sent.
@@ -208,7 +216,15 @@ impl WebSide {
 }
 
 impl WebInput {
+    /// How many messages were read: text (frames) and binary.
+    pub(crate) fn messages(&self) -> usize {
+        self.count + self.binary_at.len()
+    }
+
     fn absorb(&mut self, more: WebInput) {
+        let base = self.messages();
+        self.binary_at
+            .extend(more.binary_at.iter().map(|&at| base + at));
         self.frames.extend_from_slice(&more.frames);
         self.count += more.count;
         self.reply.extend_from_slice(&more.reply);
@@ -222,21 +238,18 @@ impl WebInput {
         self.frames.extend_from_slice(&payload[..usize::from(len)]);
         self.count += 1;
     }
+
+    fn push_binary(&mut self) {
+        self.binary_at.push(self.messages());
+    }
 }
 
 /// Reads every complete message; answers whether the connection is over.
 fn read_messages(ws: &mut WebSocket<Pipe>, input: &mut WebInput) -> bool {
     loop {
         match ws.read() {
-            Ok(Message::Text(text)) => {
-                let text = text.as_str();
-                input.push_frame(if text.is_empty() {
-                    b" "
-                } else {
-                    text.as_bytes()
-                });
-            }
-            Ok(Message::Binary(_)) => input.push_frame(b""),
+            Ok(Message::Text(text)) => input.push_frame(text.as_bytes()),
+            Ok(Message::Binary(_)) => input.push_binary(),
             // Pongs are answered by tungstenite (queued in the pipe's output).
             Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_)) => {}
             Ok(Message::Close(_)) => {
@@ -512,32 +525,43 @@ mod tests {
     }
 
     #[test]
-    fn messages_become_frames_fragments_are_joined_and_binary_is_marked() {
-        let mut web = side();
+    fn messages_become_frames_fragments_are_joined_and_binary_is_placed() {
         let mut bytes = handshake(Some("http://127.0.0.1:8080")).into_bytes();
+        bytes.extend(client_frame(0x2, true, b"\xff")); // binary first
         bytes.extend(client_frame(0x1, true, br#"{"type":"CSRooms"}"#));
         bytes.extend(client_frame(0x1, false, b"{\"type\":"));
         bytes.extend(client_frame(0x9, true, b"ping!")); // a ping between fragments
         bytes.extend(client_frame(0x0, true, b"\"CSLeaveRoom\"}"));
         bytes.extend(client_frame(0x2, true, b"\x00\x01"));
+        bytes.extend(client_frame(0x2, false, b"")); // a fragmented binary message
+        bytes.extend(client_frame(0x0, true, b"\x02"));
         bytes.extend(client_frame(0x1, true, b""));
-        // Fed a byte at a time: the result is the same.
+        bytes.extend(client_frame(0x2, true, b""));
+        // Fed at once, or a byte at a time (each input placed after the ones before):
+        // the result is the same.
+        let mut at_once = side();
+        let at_once = at_once.take(&bytes);
+        let mut web = side();
         let mut all = WebInput::default();
         for b in &bytes {
             let more = web.take(std::slice::from_ref(b));
             all.absorb(more);
         }
-        let frames: Vec<&[u8]> = chat_proto::frame::Frames::new(&all.frames).collect();
-        assert_eq!(
-            frames,
-            [
-                &br#"{"type":"CSRooms"}"#[..],
-                br#"{"type":"CSLeaveRoom"}"#,
-                b"",
-                b" "
-            ]
-        );
-        assert_eq!(all.count, 4);
+        for all in [&at_once, &all] {
+            let frames: Vec<&[u8]> = chat_proto::frame::Frames::new(&all.frames).collect();
+            assert_eq!(
+                frames,
+                [
+                    &br#"{"type":"CSRooms"}"#[..],
+                    br#"{"type":"CSLeaveRoom"}"#,
+                    b"", // an empty text message: an empty frame, nothing special
+                ]
+            );
+            assert_eq!(all.count, 3);
+            // binary, Rooms, LeaveRoom, binary, binary, "", binary
+            assert_eq!(all.binary_at, [0, 3, 4, 6]);
+            assert_eq!(all.messages(), 7);
+        }
         // The pong: an unmasked frame echoing the ping's payload.
         assert!(
             all.reply.windows(7).any(|w| w == b"\x8a\x05ping!"),

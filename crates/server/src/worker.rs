@@ -1,17 +1,20 @@
-//! The worker's job: run one scheduled session's pending frames through its chat
+//! The worker's job: run one scheduled session's pending input through its chat
 //! state, in order, and write out what that produced.
 //!
-//! A worker takes the session's whole inbox and feeds each frame to the session's
-//! [`chat_core::Client`] (one decoder per session, so protobuf's Type+body pairs and
-//! format detection stay per connection). The core decides everything about the chat
-//! and delivers to mailboxes; this module does what only a transport can: log, count,
-//! stop the server when a client may and asks, close a connection the core ended or
-//! the client left. Then it gives the session back: unscheduled, or requeued if more
-//! frames arrived meanwhile (so none is ever handled by two workers at once).
+//! A worker takes the session's whole inbox and goes through its items in arrival
+//! order ([`InboxItem`]): each frame is fed to the session's [`chat_core::Client`]
+//! (one decoder per session, so protobuf's Type+body pairs and format detection stay
+//! per connection); a binary WebSocket message is refused to the client
+//! ([`Client::refuse_input`]) exactly where it arrived among them. The core decides
+//! everything about the chat and delivers to mailboxes; this module does what only a
+//! transport can: log, count, stop the server when a client may and asks, close a
+//! connection the core ended or the client left. Then it gives the session back:
+//! unscheduled, or requeued if more input arrived meanwhile (so none is ever handled
+//! by two workers at once).
 //!
 //! # Fair service
 //!
-//! One turn handles at most [`MAX_TURN_FRAMES`] frames; the rest is given back and
+//! One turn handles at most [`MAX_TURN_FRAMES`] items; the rest is given back and
 //! the session goes to the back of the queue, so a client pipelining thousands of
 //! requests cannot keep a worker from everyone else. A client whose own output
 //! backlog is over the high-water mark (it asks for more than it reads — `/rooms` in
@@ -26,7 +29,7 @@
 //! never blocks the worker: the client answers [`Outcome::Waiting`], the turn stops
 //! and the session is *parked* with its later input still in its inbox. When the
 //! broker's outcome arrives ([`chat_core::Transport::complete`]) the session is queued
-//! again, and its next turn hands the outcome to the client before any newer frame,
+//! again, and its next turn hands the outcome to the client before any newer input,
 //! so one client's requests still take effect in the order it sent them while a Redis
 //! stall delays only what needs Redis.
 //!
@@ -43,7 +46,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chat_core::{ChatEvent, Client, Completion, EndReason, Fanout, MessageBroker, Outcome, Turn};
-use chat_proto::frame::Frames;
+use chat_proto::DecodeError;
 
 use crate::config::ShutdownPolicy;
 use crate::delivery::flush_sessions;
@@ -51,7 +54,7 @@ use crate::log_limit::Verdict;
 use crate::metrics::{Metrics, bump};
 use crate::pool::{Consumer, WorkQueue};
 use crate::reactor::{ReactorCommand, ReactorHandle};
-use crate::session::Session;
+use crate::session::{InboxItem, Items, Mark, Session};
 use crate::shutdown::Shutdown;
 
 /// How long queued output may wait for a worker's flush when the queue never runs
@@ -61,23 +64,20 @@ pub(crate) const MAX_FLUSH_DELAY: Duration = Duration::from_millis(1);
 /// Inbox buffers larger than this are not kept for reuse.
 const KEEP_INBOX_CAPACITY: usize = 64 * 1024;
 
-/// Frames one turn handles for one session before others get a turn.
+/// Items (frames and binary messages) one turn handles for one session before others
+/// get a turn.
 pub(crate) const MAX_TURN_FRAMES: usize = 64;
 
 /// How a turn ended.
 #[derive(Debug, Clone, Copy)]
 enum TurnEnd {
-    /// Every frame taken was handled (or dropped: the session ended).
+    /// Every item taken was handled (or dropped: the session ended).
     Done {
         /// The connection's end was seen and handled.
         handled_close: bool,
     },
-    /// The turn stopped after `handled` frames, `consumed` bytes into what it took.
-    Stopped {
-        consumed: usize,
-        handled: usize,
-        stop: Stop,
-    },
+    /// The turn stopped at `handled`, the rest of what it took unhandled.
+    Stopped { handled: Mark, stop: Stop },
 }
 
 /// Why a turn stopped before the end of the session's input.
@@ -169,18 +169,18 @@ impl SessionWorker {
         }
     }
 
-    /// Runs the frames of `taken` through the session's client until they are done or
-    /// the turn must stop, and ends the session if the connection is gone.
-    fn run_frames(
+    /// Runs the items `taken` through the session's client until they are done or the
+    /// turn must stop, and ends the session if the connection is gone.
+    fn run_items(
         &mut self,
         session: &Arc<Session>,
         client: &mut Client,
         completion: Option<Completion>,
-        taken: &[u8],
+        taken: &Items,
         closed: bool,
     ) -> TurnEnd {
         let handles = &self.handles;
-        // While shutting down, every frame already read is handled, at once.
+        // While shutting down, every item already read is handled, at once.
         let draining = handles.shutdown.is_requested();
         if draining {
             client.disable_flood_control();
@@ -192,7 +192,7 @@ impl SessionWorker {
             now: Instant::now(),
         };
         let ended = &mut self.ended;
-        let mut frames = Frames::new(taken);
+        let mut items = taken.iter();
         let mut handled = 0;
         // An outcome the client awaited, or a request that waited for flood control,
         // goes before anything newer.
@@ -211,7 +211,7 @@ impl SessionWorker {
             }
             if draining && handles.shutdown.drain_expired() {
                 // Out of time: what is left goes unhandled, and is counted.
-                let rest = Frames::new(&taken[frames.consumed()..]).count();
+                let rest = items.len();
                 handles
                     .metrics
                     .dropped_at_shutdown
@@ -235,22 +235,21 @@ impl SessionWorker {
                 stop = Some(Stop::Hold);
                 break;
             }
-            let Some(frame) = frames.next() else {
+            let Some(item) = items.next() else {
                 break;
             };
             handled += 1;
-            // A web session's empty frame stands for a binary message (`web.rs`).
-            let outcome = if session.is_web() && frame.is_empty() {
-                client.refuse_input(chat_proto::DecodeError::BinaryMessage, &mut turn)
-            } else {
-                client.handle_frame(frame, &mut turn)
+            let outcome = match item {
+                InboxItem::Frame(frame) => client.handle_frame(frame, &mut turn),
+                InboxItem::BinaryMessage => {
+                    client.refuse_input(DecodeError::BinaryMessage, &mut turn)
+                }
             };
             stop = act_on(handles, ended, session, client, &mut turn, outcome);
         }
         if let Some(stop) = stop {
             return TurnEnd::Stopped {
-                consumed: frames.consumed(),
-                handled,
+                handled: items.mark(),
                 stop,
             };
         }
@@ -345,21 +344,20 @@ impl Consumer<Arc<Session>> for SessionWorker {
         let taken = session.take_inbox(std::mem::take(&mut self.spare));
         let (end, ended) = {
             let mut client = session.client();
-            let frames = &taken.bytes[taken.start..];
-            let end = self.run_frames(session, &mut client, taken.completion, frames, taken.closed);
+            let end = self.run_items(
+                session,
+                &mut client,
+                taken.completion,
+                &taken.items,
+                taken.closed,
+            );
             (end, client.is_ended())
         };
         self.log_events(session);
         let (mut spare, handled_close) = match end {
-            TurnEnd::Done { handled_close } => (taken.bytes, handled_close),
-            TurnEnd::Stopped {
-                consumed,
-                handled,
-                stop,
-            } => {
-                let left = taken.frames.saturating_sub(handled);
-                let from = taken.start + consumed;
-                let spare = session.unread(taken.bytes, from, left, stop == Stop::Hold);
+            TurnEnd::Done { handled_close } => (taken.items.into_buffer(), handled_close),
+            TurnEnd::Stopped { handled, stop } => {
+                let spare = session.unread(taken.items, handled, stop == Stop::Hold);
                 match stop {
                     Stop::Throttle(until) => {
                         session.throttle();

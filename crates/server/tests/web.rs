@@ -8,9 +8,13 @@ use std::net::{SocketAddr, TcpStream};
 
 use chat_proto::WireFormat;
 use chat_server::ServerConfig;
-use support::{TIMEOUT, TestServer, entered, left, room};
+use support::{TIMEOUT, TestServer, entered, frame, left, room};
 use tungstenite::protocol::frame::coding::CloseCode;
 use tungstenite::{Message, WebSocket, client::IntoClientRequest};
+
+/// What a binary message is answered with.
+const BINARY_REFUSED: &str =
+    "잘못된 메시지입니다: 바이너리 메시지는 받지 않습니다. JSON 텍스트 메시지로 보내 주세요.";
 
 fn server() -> TestServer {
     TestServer::with_config(ServerConfig {
@@ -63,6 +67,15 @@ impl Web {
 
     fn send(&mut self, json: &str) {
         self.ws.send(Message::text(json)).unwrap();
+    }
+
+    /// Sends `messages` in one write, so that the server reads them together (one
+    /// inbox, one turn, as far as its share goes).
+    fn send_at_once(&mut self, messages: Vec<Message>) {
+        for message in messages {
+            self.ws.write(message).unwrap();
+        }
+        self.ws.flush().unwrap();
     }
 
     /// The next chat message (pings and pongs skipped), as JSON.
@@ -211,9 +224,7 @@ fn bad_messages_get_an_explanation_and_the_connection_stays() {
     let server = server();
     let mut browser = Web::connect(server.web.unwrap());
     browser.ws.send(Message::binary(vec![0u8, 1, 2])).unwrap();
-    browser.expect_system(
-        "잘못된 메시지입니다: 바이너리 메시지는 받지 않습니다. JSON 텍스트 메시지로 보내 주세요.",
-    );
+    browser.expect_system(BINARY_REFUSED);
     browser.send("not json");
     let got = browser.recv();
     assert!(
@@ -227,6 +238,90 @@ fn bad_messages_get_an_explanation_and_the_connection_stays() {
     browser.expect_system("잘못된 메시지입니다: 알 수 없는 메시지 종류 CSNope 입니다.");
     browser.send("");
     assert_eq!(browser.recv()["type"], "SCSystemMessage");
+    browser.expect_silence();
+}
+
+/// A binary message is refused exactly where it arrived: between the replies to the
+/// text messages around it, even when all arrive in one read.
+#[test]
+fn a_binary_message_is_refused_between_the_messages_around_it() {
+    let server = server();
+    let mut browser = Web::connect(server.web.unwrap());
+    browser.send_at_once(vec![
+        Message::text(r#"{"type":"CSName","name":"앞"}"#),
+        Message::binary(vec![1u8, 2, 3]),
+        Message::text(r#"{"type":"CSName","name":"뒤"}"#),
+    ]);
+    browser.expect_system("이름이 앞 으로 변경되었습니다.");
+    browser.expect_system(BINARY_REFUSED);
+    browser.expect_system("이름이 뒤 으로 변경되었습니다.");
+    // Binary first and last, two in a row, and empty ones.
+    browser.send_at_once(vec![
+        Message::binary(Vec::new()),
+        Message::text(r#"{"type":"CSName","name":"가"}"#),
+        Message::binary(vec![0u8]),
+        Message::binary(vec![0u8; 300]),
+        Message::text(r#"{"type":"CSName","name":"나"}"#),
+        Message::binary(vec![7u8]),
+    ]);
+    browser.expect_system(BINARY_REFUSED);
+    browser.expect_system("이름이 가 으로 변경되었습니다.");
+    browser.expect_system(BINARY_REFUSED);
+    browser.expect_system(BINARY_REFUSED);
+    browser.expect_system("이름이 나 으로 변경되었습니다.");
+    browser.expect_system(BINARY_REFUSED);
+    browser.expect_silence();
+}
+
+/// More messages at once than one turn handles: the rest is given back and handled
+/// later, each binary message still in its place.
+#[test]
+fn binary_messages_keep_their_places_across_turns() {
+    let server = server();
+    let mut browser = Web::connect(server.web.unwrap());
+    let count = 300;
+    let binary = |i: usize| i % 3 == 1 || i.is_multiple_of(7);
+    browser.send_at_once(
+        (0..count)
+            .map(|i| {
+                if binary(i) {
+                    Message::binary(vec![i as u8])
+                } else {
+                    Message::text(format!(r#"{{"type":"CSName","name":"n{i}"}}"#))
+                }
+            })
+            .collect(),
+    );
+    for i in 0..count {
+        if binary(i) {
+            browser.expect_system(BINARY_REFUSED);
+        } else {
+            browser.expect_system(&format!("이름이 n{i} 으로 변경되었습니다."));
+        }
+    }
+    browser.expect_silence();
+}
+
+/// An empty text message is an empty frame, answered as the TCP side answers one on a
+/// JSON connection.
+#[test]
+fn an_empty_text_message_is_answered_as_an_empty_tcp_frame() {
+    let server = server();
+    let mut browser = Web::connect(server.web.unwrap());
+    browser.send("");
+    let web = browser.recv();
+    let mut tcp = server.client(WireFormat::Json);
+    tcp.rooms(); // the connection's format is now JSON, as a web client's always is
+    tcp.send_raw(&frame(b""));
+    let text = tcp.recv_system();
+    assert!(
+        text.starts_with("잘못된 메시지입니다: JSON 으로 해석할 수 없습니다"),
+        "{text}"
+    );
+    assert_eq!(
+        web,
+        serde_json::json!({"type": "SCSystemMessage", "text": text})
+    );
     browser.expect_silence();
 }
 
