@@ -25,6 +25,26 @@ pub struct Args {
     #[arg(long, value_enum, default_value_t = Format::Json)]
     pub format: Format,
 
+    /// Connect over TLS (the server's --tls-port). The server must prove it is --ip
+    /// (or --server-name) with a certificate the system trusts, or one from --ca.
+    #[arg(long)]
+    pub tls: bool,
+
+    /// With --tls: trust the certificates in this PEM file instead of the system's
+    /// (for a server with a self-signed certificate: its cert.pem).
+    #[arg(long, value_name = "PEM", requires = "tls")]
+    pub ca: Option<std::path::PathBuf>,
+
+    /// With --tls: the name the server's certificate must carry, when --ip is an
+    /// address or another name for it.
+    #[arg(long, value_name = "NAME", requires = "tls")]
+    pub server_name: Option<String>,
+
+    /// With --tls: accept any certificate. Still encrypted, but whoever sits between
+    /// can read and change everything; for tests only.
+    #[arg(long, requires = "tls", conflicts_with = "ca")]
+    pub insecure: bool,
+
     /// Debug output: 0 none, 1 every frame sent and received, 2 also socket byte counts.
     #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u8).range(0..=2))]
     pub verbosity: u8,

@@ -6,13 +6,25 @@
 //! kernel takes them; the rest waits for `POLLOUT`. Reading takes what one `recv`
 //! gives and hands out every complete message.
 //!
+//! With `--tls` the socket is wrapped in rustls ([`Link::Tls`]): the handshake is
+//! done, blocking and bounded, before the socket turns non-blocking, so a server
+//! whose certificate is refused stops the client at once with rustls's reason.
+//! Afterwards encrypted records that the socket did not take count as queued, so the
+//! session keeps asking `poll` for writability until they are sent, and a read drains
+//! every record the socket holds (plaintext waiting inside rustls raises no `POLLIN`).
+//!
 //! What this module does not do: decide what to print for a response (see
 //! [`crate::render`]), or poll (the session owns the one `poll` call).
 
 use std::fmt;
-use std::io::{self, Write};
+use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpStream, ToSocketAddrs};
 use std::os::fd::{AsRawFd, RawFd};
+use std::sync::Arc;
+use std::time::Duration;
+
+use rustls::pki_types::ServerName;
+use rustls::{ClientConfig, ClientConnection, StreamOwned};
 
 use chat_proto::codec::{EncodeError, encode_request};
 use chat_proto::frame::{FrameBuf, Frames};
@@ -86,10 +98,80 @@ pub enum SendError {
     Connection(ConnectionError),
 }
 
+/// How long a TLS handshake may take.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The socket, plain or wrapped in TLS.
+#[derive(Debug)]
+pub enum Link {
+    /// Plain TCP, as the reference client.
+    Plain(TcpStream),
+    /// TLS over TCP (`--tls`).
+    Tls(Box<StreamOwned<ClientConnection, TcpStream>>),
+}
+
+impl Link {
+    fn tcp(&self) -> &TcpStream {
+        match self {
+            Link::Plain(stream) => stream,
+            Link::Tls(tls) => tls.get_ref(),
+        }
+    }
+
+    /// Whether encrypted records wait for the socket.
+    fn records_waiting(&self) -> bool {
+        matches!(self, Link::Tls(tls) if tls.conn.wants_write())
+    }
+
+    /// Writes the records rustls holds, as far as the socket takes them.
+    fn send_records(&mut self) -> io::Result<()> {
+        if let Link::Tls(tls) = self {
+            while tls.conn.wants_write() {
+                tls.conn.write_tls(&mut tls.sock)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Read for Link {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Link::Plain(stream) => stream.read(buf),
+            Link::Tls(tls) => tls.read(buf),
+        }
+    }
+}
+
+impl Write for Link {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Link::Plain(stream) => stream.write(buf),
+            Link::Tls(tls) => tls.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Link::Plain(stream) => stream.flush(),
+            Link::Tls(tls) => tls.flush(),
+        }
+    }
+}
+
+/// What `--tls` asks for: whom to trust, and the name the certificate must carry.
+#[derive(Debug, Clone)]
+pub struct TlsSetup {
+    /// The trust (roots, or any certificate).
+    pub config: Arc<ClientConfig>,
+    /// The server's name to check.
+    pub server_name: ServerName<'static>,
+}
+
 /// A connected server.
 #[derive(Debug)]
 pub struct Connection {
-    stream: TcpStream,
+    stream: Link,
     format: WireFormat,
     verbosity: u8,
     inbox: FrameBuf,
@@ -103,12 +185,25 @@ pub struct Connection {
 }
 
 impl Connection {
-    /// Connects to `host:port` (blocking), then switches the socket to non-blocking.
-    pub fn connect(host: &str, port: u16, format: WireFormat, verbosity: u8) -> io::Result<Self> {
+    /// Connects to `host:port` (blocking; with `tls`, the handshake too), then
+    /// switches the socket to non-blocking.
+    pub fn connect(
+        host: &str,
+        port: u16,
+        format: WireFormat,
+        verbosity: u8,
+        tls: Option<TlsSetup>,
+    ) -> io::Result<Self> {
         let mut last_error = None;
         for addr in (host, port).to_socket_addrs()? {
             match TcpStream::connect(addr) {
-                Ok(stream) => return Self::from_stream(stream, format, verbosity),
+                Ok(stream) => {
+                    let link = match &tls {
+                        None => Link::Plain(stream),
+                        Some(setup) => handshake(stream, setup)?,
+                    };
+                    return Self::from_link(link, format, verbosity);
+                }
                 Err(e) => last_error = Some(e),
             }
         }
@@ -118,9 +213,14 @@ impl Connection {
 
     /// Wraps a connected stream.
     pub fn from_stream(stream: TcpStream, format: WireFormat, verbosity: u8) -> io::Result<Self> {
-        stream.set_nonblocking(true)?;
+        Self::from_link(Link::Plain(stream), format, verbosity)
+    }
+
+    /// Wraps a connected link (TLS already past its handshake).
+    pub fn from_link(stream: Link, format: WireFormat, verbosity: u8) -> io::Result<Self> {
+        stream.tcp().set_nonblocking(true)?;
         // Requests are small and typed by a person: send each at once.
-        stream.set_nodelay(true)?;
+        stream.tcp().set_nodelay(true)?;
         Ok(Self {
             stream,
             format,
@@ -134,12 +234,13 @@ impl Connection {
 
     /// The socket's descriptor, for `poll`.
     pub fn fd(&self) -> RawFd {
-        self.stream.as_raw_fd()
+        self.stream.tcp().as_raw_fd()
     }
 
-    /// Bytes queued but not yet taken by the kernel.
+    /// Bytes queued but not yet taken by the kernel (encrypted records waiting count
+    /// as one).
     pub fn queued(&self) -> usize {
-        self.outbox.len()
+        self.outbox.len() + usize::from(self.stream.records_waiting())
     }
 
     /// Encodes `request`, queues it and writes as much as the socket takes now.
@@ -202,13 +303,30 @@ impl Connection {
                 }
             }
         }
-        Ok(())
+        match self.stream.send_records() {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(()),
+            Err(e) => Err(ConnectionError::from_io(e)),
+        }
     }
 
     /// Reads once and appends what arrived, in order, to `out`. A spurious wake-up
     /// (nothing to read) is not an error. On a protocol error, `out` holds everything
     /// that came before the bad message.
     pub fn receive(&mut self, out: &mut Vec<Incoming>) -> Result<(), ConnectionError> {
+        loop {
+            let read = self.receive_once(out)?;
+            // Plain TCP: one read per wake-up (`poll` says when there is more). TLS:
+            // until the socket is empty, as rustls keeps what it decrypted and `poll`
+            // cannot see that.
+            if !read || matches!(self.stream, Link::Plain(_)) {
+                return Ok(());
+            }
+        }
+    }
+
+    /// One read; answers whether something was read (more may follow).
+    fn receive_once(&mut self, out: &mut Vec<Incoming>) -> Result<bool, ConnectionError> {
         let got = match self.inbox.read_from(&mut self.stream) {
             Ok(0) => return Err(ConnectionError::Closed),
             Ok(n) => n,
@@ -218,7 +336,7 @@ impl Connection {
                     io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
                 ) =>
             {
-                return Ok(());
+                return Ok(false);
             }
             Err(e) => return Err(ConnectionError::from_io(e)),
         };
@@ -245,18 +363,44 @@ impl Connection {
                 }
             }
         }
-        Ok(())
+        Ok(true)
     }
 
     /// Tells the server we will send nothing more (a TCP half-close); it answers what
     /// it already received and then closes its side.
-    pub fn shutdown_write(&self) -> Result<(), ConnectionError> {
-        match self.stream.shutdown(Shutdown::Write) {
+    pub fn shutdown_write(&mut self) -> Result<(), ConnectionError> {
+        if let Link::Tls(tls) = &mut self.stream {
+            // The end of our stream, authenticated; then the TCP half-close.
+            tls.conn.send_close_notify();
+            let _ = self.stream.send_records();
+        }
+        match self.stream.tcp().shutdown(Shutdown::Write) {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == io::ErrorKind::NotConnected => Err(ConnectionError::Closed),
             Err(e) => Err(ConnectionError::from_io(e)),
         }
     }
+}
+
+/// The TLS handshake on a fresh blocking socket, bounded by [`HANDSHAKE_TIMEOUT`]. A
+/// certificate that is not trusted, or does not name the server, is an
+/// `InvalidData` error saying why.
+fn handshake(mut stream: TcpStream, setup: &TlsSetup) -> io::Result<Link> {
+    stream.set_read_timeout(Some(HANDSHAKE_TIMEOUT))?;
+    stream.set_write_timeout(Some(HANDSHAKE_TIMEOUT))?;
+    let mut conn = ClientConnection::new(Arc::clone(&setup.config), setup.server_name.clone())
+        .map_err(io::Error::other)?;
+    while conn.is_handshaking() {
+        conn.complete_io(&mut stream).map_err(|e| match e.kind() {
+            io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => {
+                io::Error::new(io::ErrorKind::TimedOut, "the TLS handshake took too long")
+            }
+            _ => e,
+        })?;
+    }
+    stream.set_read_timeout(None)?;
+    stream.set_write_timeout(None)?;
+    Ok(Link::Tls(Box::new(StreamOwned::new(conn, stream))))
 }
 
 /// Traces a frame as soon as it arrives where the format allows: every JSON frame,

@@ -40,4 +40,5 @@ pub mod render;
 pub mod session;
 pub mod signals;
 pub mod sys;
+pub mod tls;
 pub mod trace;

@@ -37,13 +37,14 @@ use chat_proto::{Request, WireFormat};
 
 use crate::cli::Args;
 use crate::commands::{self, Command};
-use crate::connection::{Connection, ConnectionError, Incoming, SendError};
+use crate::connection::{Connection, ConnectionError, Incoming, SendError, TlsSetup};
 use crate::console::Console;
 use crate::editor::Event;
 use crate::input::{LineSplitter, NotUtf8, Stdin};
 use crate::render::{self, Line, Style, escape};
 use crate::signals::Signals;
 use crate::sys::{self, PollFd};
+use crate::tls::Trust;
 
 /// How long to wait, after input ends, for the server to answer what was sent.
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(2);
@@ -96,6 +97,22 @@ impl fmt::Display for Fatal {
 
 impl std::error::Error for Fatal {}
 
+/// What `--tls` and its companions ask for, or `None` without `--tls`.
+fn tls_setup(args: &Args) -> Result<Option<TlsSetup>, String> {
+    if !args.tls {
+        return Ok(None);
+    }
+    let trust = match (&args.ca, args.insecure) {
+        (_, true) => Trust::Anyone,
+        (Some(ca), false) => Trust::File(ca),
+        (None, false) => Trust::System,
+    };
+    Ok(Some(TlsSetup {
+        config: crate::tls::client_config(trust)?,
+        server_name: crate::tls::server_name(&args.ip, args.server_name.as_deref())?,
+    }))
+}
+
 fn fatal(context: &'static str) -> impl FnOnce(io::Error) -> Fatal {
     move |error| Fatal { context, error }
 }
@@ -115,7 +132,11 @@ pub fn run(args: &Args) -> Result<Outcome, Fatal> {
         context: "--port 가 필요함",
         error: io::Error::new(io::ErrorKind::InvalidInput, "no --port given"),
     })?;
-    let connection = Connection::connect(&args.ip, port, format, args.verbosity)
+    let tls = tls_setup(args).map_err(|why| Fatal {
+        context: "TLS 설정 오류",
+        error: io::Error::new(io::ErrorKind::InvalidInput, why),
+    })?;
+    let connection = Connection::connect(&args.ip, port, format, args.verbosity, tls)
         .map_err(fatal("서버에 연결할 수 없음"))?;
     let stdin = Stdin::open().map_err(fatal("표준 입력을 열 수 없음"))?;
     let signals = Signals::install().map_err(fatal("시그널 처리를 설치할 수 없음"))?;

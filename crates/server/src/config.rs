@@ -137,6 +137,13 @@ pub struct ServerConfig {
     pub web: Option<SocketAddr>,
     /// Who may open the web client's WebSocket besides the page itself.
     pub web_policy: crate::web::WebPolicy,
+    /// The certificate and key for TLS: with them the web port speaks only
+    /// `https://` and `wss://`, and [`ServerConfig::tls_bind`] can be served.
+    pub tls: Option<std::sync::Arc<crate::tls::TlsAcceptor>>,
+    /// A TLS listener for the chat protocol (both formats), beside the plain one (which
+    /// stays: the reference client speaks only plain TCP); port 0 picks a free one.
+    /// Needs [`ServerConfig::tls`].
+    pub tls_bind: Option<SocketAddr>,
 }
 
 /// The default [`ServerConfig::outbound_cap`]: 4 MiB.
@@ -184,6 +191,8 @@ impl Default for ServerConfig {
             metrics: None,
             web: None,
             web_policy: crate::web::WebPolicy::default(),
+            tls: None,
+            tls_bind: None,
         }
     }
 }

@@ -106,6 +106,8 @@ pub(crate) struct EventHandler {
     write_shut: bool,
     /// When the last complete message arrived (for the idle timeout).
     last_message: Instant,
+    /// When the connection was accepted (for the TLS handshake's deadline).
+    opened: Instant,
     /// Bytes written as of the last deadline check with output waiting, and since
     /// when that number has not moved.
     stalled: Option<(u64, Instant)>,
@@ -145,6 +147,7 @@ impl EventHandler {
             closing: None,
             write_shut: false,
             last_message: Instant::now(),
+            opened: Instant::now(),
             stalled: None,
         }
     }
@@ -163,8 +166,11 @@ impl EventHandler {
         to: Handoff<'_>,
         until_would_block: bool,
     ) -> Next {
+        // Through TLS a short read says nothing about the socket (rustls reads a
+        // record at a time): read until `WouldBlock`, or an edge could be lost.
+        let until_would_block = until_would_block || self.session.is_tls();
         while !self.input_done && !self.paused {
-            match self.session.socket().read(scratch) {
+            match self.session.read(scratch) {
                 Ok(0) => self.end_input(to),
                 // The session is over; input is discarded while we finish sending.
                 Ok(_) if self.closing.is_some() => {}
@@ -212,6 +218,9 @@ impl EventHandler {
         scratch: &mut [u8],
         to: Handoff<'_>,
     ) -> Next {
+        if self.closing.is_none() {
+            self.session.say_goodbye();
+        }
         self.closing.get_or_insert(deadline);
         self.resume(scratch, to)
     }
@@ -251,6 +260,11 @@ impl EventHandler {
             .partial_since
             .is_some_and(|since| now.duration_since(since) >= deadlines.frame)
         {
+            return Some(Expired::Frame);
+        }
+        // A TLS handshake is held to the frame timeout like a frame (a client that
+        // starts one and stalls must not keep a slot).
+        if now.duration_since(self.opened) >= deadlines.frame && self.session.tls_handshaking() {
             return Some(Expired::Frame);
         }
         let progress = self.session.output_progress();

@@ -70,6 +70,7 @@ mod reactor;
 mod server;
 mod session;
 mod shutdown;
+pub mod tls;
 mod web;
 mod worker;
 
@@ -77,4 +78,5 @@ pub use config::{FormatPolicy, ServerConfig, ShutdownPolicy};
 pub use server::Server;
 pub use session::Session;
 pub use shutdown::ShutdownHandle;
+pub use tls::{TlsAcceptor, TlsFiles};
 pub use web::WebPolicy;

@@ -1,13 +1,15 @@
 //! `chat-server`: the command line on top of the library.
 //!
 //! Parses flags, sets up logging (`RUST_LOG`, default `info`, to stderr), turns
-//! SIGINT/SIGTERM into the same shutdown as `/shutdown`, runs the server, and exits 0
-//! after every thread has been joined.
+//! SIGINT/SIGTERM into the same shutdown as `/shutdown` and SIGHUP into a reload of
+//! the TLS certificate, runs the server, and exits 0 after every thread has been
+//! joined. `chat-server cert --self-signed HOST` writes a pair for trying TLS out.
 
 #![forbid(unsafe_code)]
 
 use std::io::IsTerminal;
 use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,9 +17,9 @@ use std::time::Duration;
 use chat_cluster::{ClusterBroker, ClusterConfig};
 use chat_core::{FloodLimits, Rate};
 use chat_proto::WireFormat;
-use chat_server::{FormatPolicy, Server, ServerConfig, ShutdownPolicy};
+use chat_server::{FormatPolicy, Server, ServerConfig, ShutdownPolicy, TlsAcceptor, TlsFiles};
 use clap::{CommandFactory, Parser, ValueEnum};
-use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 
 /// A chat server (rooms, nicknames, chat fan-out) speaking the course's protocol,
@@ -138,6 +140,23 @@ struct Args {
     #[arg(long, value_name = "ORIGIN")]
     web_allow_origin: Vec<String>,
 
+    /// TLS: the certificate chain (PEM, leaf first). With --tls-key, the web port
+    /// serves only https:// and wss://, and --tls-port can be served. SIGHUP reloads
+    /// both files (new connections get the new pair; a pair that fails to load is
+    /// logged and the old one kept). `chat-server cert --self-signed HOST` makes one.
+    #[arg(long, value_name = "PATH", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+
+    /// TLS: the private key (PEM: PKCS#8, PKCS#1 or SEC1) of --tls-cert.
+    #[arg(long, value_name = "PATH", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+
+    /// Also serve the chat protocol (both formats) over TLS on this port, beside the
+    /// plain --port (the reference client speaks only plain TCP); 0 picks a free one
+    /// (the log says which). Needs --tls-cert and --tls-key.
+    #[arg(long, value_name = "PORT", requires = "tls_cert")]
+    tls_port: Option<u16>,
+
     /// Run as one node of a cluster whose shared rooms live in this Redis
     /// (redis://HOST:PORT[/DB]); without it, rooms are this process's own.
     #[arg(long, value_name = "URL")]
@@ -173,6 +192,30 @@ struct Args {
     /// Print the man page (roff; `chat-server --man | man -l -`) and exit.
     #[arg(long)]
     man: bool,
+
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+/// What `chat-server` does besides serving.
+#[derive(clap::Subcommand, Debug)]
+enum Command {
+    /// Write a certificate and key for trying TLS out: cert.pem and key.pem (the key
+    /// readable by its owner only). Self-signed, so clients must be told to trust it
+    /// (chat-client --tls --ca=cert.pem); use a CA's certificate on the internet.
+    Cert {
+        /// The host names (or IP addresses) it is for; repeat for several.
+        #[arg(long = "self-signed", value_name = "HOSTNAME", required = true)]
+        self_signed: Vec<String>,
+
+        /// Where to write the two files.
+        #[arg(long, default_value = ".", value_name = "DIR")]
+        out_dir: PathBuf,
+
+        /// Replace files of those names that are already there.
+        #[arg(long)]
+        force: bool,
+    },
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -224,6 +267,43 @@ fn is_single_dash_long(arg: &str) -> bool {
     !rest.starts_with('-')
         && name.len() >= 2
         && name.chars().all(|c| c.is_ascii_lowercase() || c == '-')
+}
+
+/// Writes a self-signed certificate for `names` and its key into `dir` (the key
+/// readable by its owner only); answers the two paths. Files already there are kept
+/// unless `force`.
+fn write_self_signed(
+    names: &[String],
+    dir: &Path,
+    force: bool,
+) -> Result<(PathBuf, PathBuf), String> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let pair = rcgen::generate_simple_self_signed(names.to_vec())
+        .map_err(|e| format!("cannot make a certificate for {names:?}: {e}"))?;
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    for (path, text, mode) in [
+        (&cert, pair.cert.pem(), 0o644),
+        (&key, pair.signing_key.serialize_pem(), 0o600),
+    ] {
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).mode(mode);
+        if force {
+            options.create(true).truncate(true);
+        } else {
+            options.create_new(true);
+        }
+        options
+            .open(path)
+            .and_then(|mut file| file.write_all(text.as_bytes()))
+            .map_err(|e| match e.kind() {
+                std::io::ErrorKind::AlreadyExists => {
+                    format!("{} exists; pass --force to replace it", path.display())
+                }
+                _ => format!("cannot write {}: {e}", path.display()),
+            })?;
+    }
+    Ok((cert, key))
 }
 
 /// Settings that would serve nobody, refused before anything starts.
@@ -285,6 +365,32 @@ fn main() -> ExitCode {
         );
         return ExitCode::SUCCESS;
     }
+    if let Some(Command::Cert {
+        self_signed,
+        out_dir,
+        force,
+    }) = &args.command
+    {
+        return match write_self_signed(self_signed, out_dir, *force) {
+            Ok((cert, key)) => {
+                println!(
+                    "wrote {} and {}\nserve with: chat-server --tls-cert={} --tls-key={} --tls-port=9443\n\
+                     connect with: chat-client --tls --port=9443 --ca={} --server-name={}",
+                    cert.display(),
+                    key.display(),
+                    cert.display(),
+                    key.display(),
+                    cert.display(),
+                    self_signed[0]
+                );
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("chat-server cert: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     if args.man {
         return match clap_mangen::Man::new(Args::command()).render(&mut std::io::stdout()) {
             Ok(()) => ExitCode::SUCCESS,
@@ -310,6 +416,22 @@ fn main() -> ExitCode {
         LogFormat::Json => logs.json().with_ansi(false).init(),
     }
 
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => {
+            let files = TlsFiles {
+                cert: cert.clone(),
+                key: key.clone(),
+            };
+            match TlsAcceptor::load(files) {
+                Ok(acceptor) => Some(Arc::new(acceptor)),
+                Err(e) => {
+                    eprintln!("chat-server: {e}");
+                    return ExitCode::from(2);
+                }
+            }
+        }
+        _ => None,
+    };
     let defaults = ServerConfig::default();
     let config = ServerConfig {
         bind: SocketAddr::new(args.bind, args.port),
@@ -350,6 +472,8 @@ fn main() -> ExitCode {
         web_policy: chat_server::WebPolicy {
             allowed_origins: args.web_allow_origin.clone(),
         },
+        tls,
+        tls_bind: args.tls_port.map(|port| SocketAddr::new(args.bind, port)),
     };
     match chat_server::limits::raise_open_file_limit() {
         Ok((before, after)) => {
@@ -393,16 +517,29 @@ fn serve(config: ServerConfig, cluster: Option<ClusterConfig>) -> Result<(), Str
     }
     .map_err(|e| e.to_string())?;
     let shutdown = server.shutdown_handle();
+    let tls = server.tls_acceptor();
 
-    let mut signals = Signals::new([SIGINT, SIGTERM])
+    let mut signals = Signals::new([SIGINT, SIGTERM, SIGHUP])
         .map_err(|e| format!("cannot install signal handlers: {e}"))?;
     let signal_handle = signals.handle();
     let signal_thread = std::thread::Builder::new()
         .name("signals".into())
         .spawn(move || {
-            if let Some(signal) = signals.forever().next() {
-                tracing::info!(signal, "signal received, shutting down");
-                shutdown.shutdown();
+            for signal in signals.forever() {
+                if signal != SIGHUP {
+                    tracing::info!(signal, "signal received, shutting down");
+                    shutdown.shutdown();
+                    return;
+                }
+                match &tls {
+                    Some(tls) => match tls.reload() {
+                        Ok(()) => tracing::info!("SIGHUP: TLS certificate and key reloaded"),
+                        Err(e) => tracing::warn!(
+                            "SIGHUP: TLS reload failed, keeping the certificate in use: {e}"
+                        ),
+                    },
+                    None => tracing::info!("SIGHUP: no TLS certificate to reload"),
+                }
             }
         })
         .map_err(|e| format!("cannot start the signal thread: {e}"))?;

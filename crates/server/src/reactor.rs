@@ -66,8 +66,9 @@ use crate::event_handler::{Deadlines, EventHandler, Expired, Handoff, Next};
 use crate::log_limit::{SharedLimit, Verdict};
 use crate::metrics::{Metrics, bump};
 use crate::pool::{WorkQueue, lock};
-use crate::session::Session;
+use crate::session::{Link, Session};
 use crate::shutdown::Shutdown;
+use crate::tls::TlsAcceptor;
 use crate::web::{WebPolicy, WebSide};
 
 /// The listening socket's token.
@@ -76,8 +77,29 @@ pub(crate) const LISTENER: Token = Token(0);
 pub(crate) const WAKER: Token = Token(1);
 /// The web listener's token (`--web`).
 pub(crate) const WEB_LISTENER: Token = Token(2);
+/// The chat protocol's TLS listener's token (`--tls-port`).
+pub(crate) const TLS_LISTENER: Token = Token(3);
 /// Connection slot `i` has token `FIRST_CONNECTION + i`.
-const FIRST_CONNECTION: usize = 3;
+const FIRST_CONNECTION: usize = 4;
+
+/// The listening sockets, each registered under its token.
+#[derive(Debug)]
+pub(crate) struct Listeners {
+    /// The chat protocol, plain ([`LISTENER`]).
+    pub(crate) chat: TcpListener,
+    /// The web client ([`WEB_LISTENER`]); over TLS when the server has a certificate.
+    pub(crate) web: Option<TcpListener>,
+    /// The chat protocol over TLS ([`TLS_LISTENER`]).
+    pub(crate) tls: Option<TcpListener>,
+}
+
+/// Which listener a connection came through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Entrance {
+    Chat,
+    Web,
+    ChatTls,
+}
 
 /// Bytes read from a socket at a time.
 const READ_CHUNK: usize = 64 * 1024;
@@ -180,6 +202,10 @@ pub(crate) struct Reactor {
     /// WebSocket.
     web_listener: Option<TcpListener>,
     web_policy: Arc<WebPolicy>,
+    /// The chat protocol's TLS listener, and the certificate every TLS connection
+    /// (there and on the web port) is offered.
+    tls_listener: Option<TcpListener>,
+    tls: Option<Arc<TlsAcceptor>>,
     handles: ReactorHandles,
     connections: Vec<Option<EventHandler>>,
     free_slots: Vec<usize>,
@@ -203,19 +229,20 @@ pub(crate) struct Reactor {
 }
 
 impl Reactor {
-    /// A reactor over `poll`, with `listener` already registered as [`LISTENER`].
+    /// A reactor over `poll`, with `listeners` already registered under their tokens.
     pub(crate) fn new(
         poll: Poll,
-        listener: TcpListener,
-        web_listener: Option<TcpListener>,
+        listeners: Listeners,
         handles: ReactorHandles,
         config: &ServerConfig,
     ) -> Self {
         Self {
             poll,
-            listener: Some(listener),
-            web_listener,
+            listener: Some(listeners.chat),
+            web_listener: listeners.web,
             web_policy: Arc::new(config.web_policy.clone()),
+            tls_listener: listeners.tls,
+            tls: config.tls.clone(),
             handles,
             connections: Vec::new(),
             free_slots: Vec::new(),
@@ -262,8 +289,9 @@ impl Reactor {
             }
             for event in events.iter() {
                 match event.token() {
-                    LISTENER => self.accept(false),
-                    WEB_LISTENER => self.accept(true),
+                    LISTENER => self.accept(Entrance::Chat),
+                    WEB_LISTENER => self.accept(Entrance::Web),
+                    TLS_LISTENER => self.accept(Entrance::ChatTls),
                     WAKER => {}
                     token => self.connection_event(token, event),
                 }
@@ -311,9 +339,13 @@ impl Reactor {
 
     /// Stops accepting: the listening socket is closed.
     pub(crate) fn stop_accepting(&mut self) {
-        for mut listener in [self.listener.take(), self.web_listener.take()]
-            .into_iter()
-            .flatten()
+        for mut listener in [
+            self.listener.take(),
+            self.web_listener.take(),
+            self.tls_listener.take(),
+        ]
+        .into_iter()
+        .flatten()
         {
             let _ = self.poll.registry().deregister(&mut listener);
         }
@@ -357,28 +389,33 @@ impl Reactor {
         self.connections.iter().flatten().count()
     }
 
-    /// Accepts what waits on the chat listener, or with `web` on the web listener.
-    fn accept(&mut self, web: bool) {
+    /// The listener of `entrance`, if it is open.
+    fn listener(&self, entrance: Entrance) -> Option<&TcpListener> {
+        match entrance {
+            Entrance::Chat => self.listener.as_ref(),
+            Entrance::Web => self.web_listener.as_ref(),
+            Entrance::ChatTls => self.tls_listener.as_ref(),
+        }
+    }
+
+    /// Accepts what waits on the listener of `entrance`.
+    fn accept(&mut self, entrance: Entrance) {
+        let web = entrance == Entrance::Web;
         self.accept_stalled = false;
         loop {
-            let listener = if web {
-                &self.web_listener
-            } else {
-                &self.listener
-            };
-            let Some(listener) = listener else {
+            let Some(listener) = self.listener(entrance) else {
                 return;
             };
             match listener.accept() {
                 Ok((socket, peer)) => match self.admission.admit(peer.ip()) {
-                    Ok(ticket) => self.add_connection(socket, peer, Ok(ticket), web),
+                    Ok(ticket) => self.add_connection(socket, peer, Ok(ticket), entrance),
                     Err(why) => {
                         self.refuse(why, peer);
                         // A browser is not told in the chat's words; it sees the
                         // connection closed at once.
                         if self.admission.may_hold_refused() && !web {
                             // Told why once its first frame shows its format.
-                            self.add_connection(socket, peer, Err(why), false);
+                            self.add_connection(socket, peer, Err(why), entrance);
                         }
                         // Else closed at once, unheard: too many are waiting already.
                     }
@@ -397,12 +434,7 @@ impl Reactor {
                         self.accept_stalled = true;
                         return;
                     }
-                    let listener = if web {
-                        &self.web_listener
-                    } else {
-                        &self.listener
-                    };
-                    let taken = match listener.as_ref().map(TcpListener::accept) {
+                    let taken = match self.listener(entrance).map(TcpListener::accept) {
                         // Closed before the reserve is taken back: it needs the slot.
                         Some(Ok((socket, peer))) => {
                             drop(socket);
@@ -440,8 +472,22 @@ impl Reactor {
         mut socket: mio::net::TcpStream,
         peer: SocketAddr,
         admitted: Result<Ticket, Refusal>,
-        web: bool,
+        entrance: Entrance,
     ) {
+        let web = entrance == Entrance::Web;
+        // Web connections are TLS whenever the server has a certificate.
+        let tls = match (&self.tls, entrance) {
+            (Some(acceptor), Entrance::Web | Entrance::ChatTls) => {
+                match acceptor.accept(Arc::clone(&self.handles.budget)) {
+                    Ok(tls) => Some(tls),
+                    Err(e) => {
+                        tracing::warn!(%peer, "could not start TLS: {e}");
+                        return;
+                    }
+                }
+            }
+            _ => None,
+        };
         // We coalesce writes ourselves; Nagle would only add latency.
         if let Err(e) = socket.set_nodelay(true) {
             tracing::debug!(%peer, "could not set TCP_NODELAY: {e}");
@@ -491,7 +537,7 @@ impl Reactor {
             client,
             self.limits.outbound_cap,
             Arc::clone(&self.handles.budget),
-            web,
+            Link { web, tls },
         );
         let refused_at = admitted.is_err().then(Instant::now);
         self.connections[slot] = Some(EventHandler::new(
@@ -707,8 +753,9 @@ impl Reactor {
             }
         }
         if self.accept_stalled {
-            self.accept(false);
-            self.accept(true);
+            self.accept(Entrance::Chat);
+            self.accept(Entrance::Web);
+            self.accept(Entrance::ChatTls);
         }
     }
 }

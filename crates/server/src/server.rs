@@ -28,7 +28,9 @@ use crate::delivery::SessionTransport;
 use crate::metrics::{GaugeValues, Metrics};
 use crate::metrics_endpoint::MetricsServer;
 use crate::pool::{ThreadPool, WorkQueue};
-use crate::reactor::{LISTENER, Reactor, ReactorHandle, ReactorHandles, WAKER, WEB_LISTENER};
+use crate::reactor::{
+    LISTENER, Listeners, Reactor, ReactorHandle, ReactorHandles, TLS_LISTENER, WAKER, WEB_LISTENER,
+};
 use crate::session::Session;
 use crate::shutdown::{Shutdown, ShutdownHandle};
 use crate::worker::{SessionWorker, WorkerHandles};
@@ -49,6 +51,8 @@ pub struct Server {
     listener: TcpListener,
     local_addr: SocketAddr,
     web_listener: Option<TcpListener>,
+    /// The chat protocol over TLS (`--tls-port`).
+    tls_listener: Option<TcpListener>,
     metrics_listener: Option<std::net::TcpListener>,
     broker: Arc<dyn MessageBroker<Session>>,
     queue: Arc<WorkQueue<Arc<Session>>>,
@@ -102,11 +106,29 @@ impl Server {
             }
             None => None,
         };
+        let tls_listener = match config.tls_bind {
+            Some(addr) => {
+                if config.tls.is_none() {
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidInput,
+                        "a TLS listener needs a certificate and key",
+                    ));
+                }
+                let mut tls = listen(addr).map_err(|e| {
+                    io::Error::new(e.kind(), format!("cannot listen on {addr} (TLS): {e}"))
+                })?;
+                poll.registry()
+                    .register(&mut tls, TLS_LISTENER, Interest::READABLE)?;
+                Some(tls)
+            }
+            None => None,
+        };
         Ok(Server {
             poll,
             listener,
             local_addr,
             web_listener,
+            tls_listener,
             metrics_listener,
             broker,
             queue: Arc::new(WorkQueue::new()),
@@ -126,6 +148,16 @@ impl Server {
     /// The address of the web client (`--web`), if one was asked for.
     pub fn web_addr(&self) -> Option<SocketAddr> {
         self.web_listener.as_ref().and_then(|l| l.local_addr().ok())
+    }
+
+    /// The address of the chat protocol's TLS listener, if one was asked for.
+    pub fn tls_addr(&self) -> Option<SocketAddr> {
+        self.tls_listener.as_ref().and_then(|l| l.local_addr().ok())
+    }
+
+    /// The certificate in use, for reloading it (SIGHUP in the binary), if TLS is on.
+    pub fn tls_acceptor(&self) -> Option<Arc<crate::tls::TlsAcceptor>> {
+        self.config.tls.clone()
     }
 
     /// The address of the metrics endpoint, if one was asked for.
@@ -148,6 +180,7 @@ impl Server {
             poll,
             listener,
             web_listener,
+            tls_listener,
             local_addr,
             metrics_listener,
             broker,
@@ -207,9 +240,22 @@ impl Server {
             budget,
         };
         if let Some(addr) = web_listener.as_ref().and_then(|l| l.local_addr().ok()) {
-            tracing::info!("web client on http://{addr}/");
+            let scheme = if config.tls.is_some() {
+                "https"
+            } else {
+                "http"
+            };
+            tracing::info!("web client on {scheme}://{addr}/");
         }
-        let mut reactor = Reactor::new(poll, listener, web_listener, handles, &config);
+        if let Some(addr) = tls_listener.as_ref().and_then(|l| l.local_addr().ok()) {
+            tracing::info!("chat over TLS on {addr} (both formats)");
+        }
+        let listeners = Listeners {
+            chat: listener,
+            web: web_listener,
+            tls: tls_listener,
+        };
+        let mut reactor = Reactor::new(poll, listeners, handles, &config);
         let result = reactor.run();
         if let Err(e) = &result {
             tracing::error!("reactor failed: {e}; shutting down");

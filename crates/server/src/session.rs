@@ -38,6 +38,7 @@
 
 use std::collections::VecDeque;
 use std::fmt;
+use std::io::{self, Read};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
@@ -338,6 +339,16 @@ pub(crate) struct TurnDone {
     pub(crate) resume: bool,
 }
 
+/// How a connection reaches the server: the web port's HTTP and WebSocket or the chat
+/// protocol's frames, in the clear or through TLS.
+#[derive(Debug)]
+pub(crate) struct Link {
+    /// A connection on the web port.
+    pub(crate) web: bool,
+    /// Its TLS state, on a TLS listener.
+    pub(crate) tls: Option<TlsSession>,
+}
+
 /// What [`Session::complete`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Completed {
@@ -366,9 +377,9 @@ impl Session {
         client: Client,
         outbound_cap: usize,
         budget: Arc<MemoryBudget>,
-        web: bool,
-        tls: Option<TlsSession>,
+        link: Link,
     ) -> Self {
+        let Link { web, tls } = link;
         Session {
             web,
             tls,
@@ -406,6 +417,35 @@ impl Session {
     /// The socket, for the reactor's reads and registration.
     pub(crate) fn socket(&self) -> &TcpStream {
         &self.socket
+    }
+
+    /// Reads what the client sent: plaintext, through TLS on a TLS connection (see
+    /// [`TlsSession::read`]: `InvalidData` is a TLS error, its alert already sent).
+    pub(crate) fn read(&self, buf: &mut [u8]) -> io::Result<usize> {
+        match &self.tls {
+            Some(tls) => tls.read(&self.socket, buf),
+            None => (&self.socket).read(buf),
+        }
+    }
+
+    /// Whether the connection is TLS (a read may leave bytes inside rustls, so it
+    /// must read until the socket says `WouldBlock`).
+    pub(crate) fn is_tls(&self) -> bool {
+        self.tls.is_some()
+    }
+
+    /// Whether a TLS handshake is still under way (it must finish within the frame
+    /// timeout, like a frame).
+    pub(crate) fn tls_handshaking(&self) -> bool {
+        self.tls.as_ref().is_some_and(TlsSession::is_handshaking)
+    }
+
+    /// Before the final flush of an orderly close: a TLS connection says it ends with
+    /// a close_notify, so the peer can tell our end from a cut.
+    pub(crate) fn say_goodbye(&self) {
+        if let Some(tls) = &self.tls {
+            tls.close_notify();
+        }
     }
 
     /// The chat state, for the worker handling this session.
@@ -570,7 +610,15 @@ impl Session {
 
     /// What waits to be written, and how much was ever written.
     pub(crate) fn output_progress(&self) -> Progress {
-        self.outbound.progress()
+        let mut progress = self.outbound.progress();
+        if let Some(tls) = &self.tls {
+            // Records rustls holds wait like queued bytes, and what it wrote is
+            // progress: a reader that stops taking them is still a stopped reader.
+            let (waiting, written) = tls.progress();
+            progress.pending += usize::from(waiting);
+            progress.written += written;
+        }
+        progress
     }
 
     /// Whether the connection was cut off (or its socket failed): nothing more is
@@ -615,12 +663,37 @@ impl Session {
 
     /// Writes what is queued, without blocking.
     pub(crate) fn flush(&self) -> Flush {
-        self.outbound.flush(&self.socket)
+        match &self.tls {
+            None => self.outbound.flush(&self.socket),
+            Some(tls) => {
+                let flushed = self.outbound.flush(tls.writer(&self.socket));
+                self.with_tls_records(tls, flushed)
+            }
+        }
     }
 
     /// Records a writable event and resumes a flush.
     pub(crate) fn writable(&self) -> Flush {
-        self.outbound.writable(&self.socket)
+        match &self.tls {
+            None => self.outbound.writable(&self.socket),
+            Some(tls) => {
+                let flushed = self.outbound.writable(tls.writer(&self.socket));
+                self.with_tls_records(tls, flushed)
+            }
+        }
+    }
+
+    /// A flush of a TLS connection is done only once rustls's records are sent too
+    /// (a handshake message, a close_notify, the tail of the last write).
+    fn with_tls_records(&self, tls: &TlsSession, flushed: Flush) -> Flush {
+        if flushed == Flush::Closed {
+            return flushed;
+        }
+        match tls.flush_pending(&self.socket) {
+            Ok(true) => Flush::Blocked,
+            Ok(false) => flushed,
+            Err(_) => Flush::Closed,
+        }
     }
 
     /// Cuts the connection off now. The reactor then sees end-of-stream and the session
@@ -847,8 +920,10 @@ mod tests {
             client,
             1 << 20,
             Arc::clone(budget),
-            true,
-            None,
+            Link {
+                web: true,
+                tls: None,
+            },
         );
         (session, other_end)
     }

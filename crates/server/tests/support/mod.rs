@@ -230,6 +230,39 @@ impl BinaryServer {
         i32::try_from(self.child.id()).expect("pid fits an i32")
     }
 
+    /// The first line of the server's log that contains `needle`, waiting (bounded)
+    /// for it to be written.
+    #[track_caller]
+    pub(crate) fn log_line(&self, needle: &str) -> String {
+        let deadline = Instant::now() + TIMEOUT;
+        loop {
+            if let Some(line) = self
+                .stderr
+                .lock()
+                .unwrap()
+                .lines()
+                .find(|line| line.contains(needle))
+            {
+                return line.to_owned();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the server never logged {needle:?}"
+            );
+            thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// How many lines of the server's log contain `needle` so far.
+    pub(crate) fn log_count(&self, needle: &str) -> usize {
+        self.stderr
+            .lock()
+            .unwrap()
+            .lines()
+            .filter(|line| line.contains(needle))
+            .count()
+    }
+
     /// Waits (bounded) for the process to exit and returns its status. Polls
     /// `try_wait`: std offers no blocking wait with a timeout.
     pub(crate) fn wait_for_exit(&mut self) -> ExitStatus {
