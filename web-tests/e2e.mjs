@@ -4,8 +4,11 @@
 // passed; prints what failed otherwise. Every wait has a deadline.
 //
 //   SERVER_BIN=target/debug/chat-server node web-tests/e2e.mjs
-import { spawn } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
 import net from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { chromium } from "playwright-core";
 
 const SERVER = process.env.SERVER_BIN;
@@ -18,10 +21,11 @@ function fail(why) {
   process.exit(1);
 }
 
-// Starts the server; resolves with { child, chat, web } once both are listening.
-function startServer(webPort = 0) {
+// Starts the server (with `extra` flags); resolves with { child, chat, web } once both
+// are listening.
+function startServer(webPort = 0, extra = []) {
   return new Promise((resolve, reject) => {
-    const child = spawn(SERVER, ["--port=0", `--web=127.0.0.1:${webPort}`, "--flood-control=off", "--workers=2"], {
+    const child = spawn(SERVER, ["--port=0", `--web=127.0.0.1:${webPort}`, "--flood-control=off", "--workers=2", ...extra], {
       env: { ...process.env, NO_COLOR: "1", RUST_LOG: "info" },
       stdio: ["ignore", "ignore", "pipe"],
     });
@@ -31,7 +35,7 @@ function startServer(webPort = 0) {
     child.stderr.on("data", (d) => {
       log += d;
       chat ??= /listening on [0-9.]+:(\d+)/.exec(log)?.[1];
-      web ??= /web client on http:\/\/([0-9.:]+)\//.exec(log)?.[1];
+      web ??= /web client on https?:\/\/([0-9.:]+)\//.exec(log)?.[1];
       if (chat && web) {
         clearTimeout(timer);
         resolve({ child, chat: Number(chat), web });
@@ -220,6 +224,44 @@ try {
     await page.locator("#log li.system", { hasText: "개설된 방이 없습니다." }).waitFor();
   });
   tcp.socket.destroy();
+
+  await check("over https: the page loads and chats over wss with a TCP client", async () => {
+    // A self-signed pair made for this run by the server's own `cert` command.
+    const dir = mkdtempSync(join(tmpdir(), "chat-e2e-tls-"));
+    let secure = null;
+    let context = null;
+    try {
+      execFileSync(SERVER, ["cert", "--self-signed", "127.0.0.1", `--out-dir=${dir}`]);
+      secure = await startServer(0, [`--tls-cert=${join(dir, "cert.pem")}`, `--tls-key=${join(dir, "key.pem")}`]);
+      // The browser is told to accept the test's certificate (as --ignore-certificate-errors).
+      context = await browser.newContext({ ignoreHTTPSErrors: true });
+      const secPage = await context.newPage();
+      secPage.setDefaultTimeout(TIMEOUT);
+      const sent = [];
+      secPage.on("websocket", (ws) => sent.push(ws.url()));
+      await secPage.goto(`https://${secure.web}/`);
+      await secPage.locator("#state.open").waitFor();
+      if (!sent.some((url) => url.startsWith("wss://"))) throw new Error("no wss:// socket: " + sent);
+      await secPage.locator("#input").fill("/create 보안 방");
+      await secPage.locator("#input").press("Enter");
+      await secPage.locator("#log li.system", { hasText: "방제[보안 방] 방에 입장했습니다." }).waitFor();
+      const plain = new TcpClient(secure.chat);
+      await plain.ready;
+      plain.send({ type: "CSJoinRoom", roomId: 1 });
+      await plain.next((m) => m.type === "SCSystemMessage" && m.text === "방제[보안 방] 방에 입장했습니다.", "its entry");
+      await secPage.locator("#input").fill("암호로 안녕");
+      await secPage.locator("#input").press("Enter");
+      const got = await plain.next((m) => m.type === "SCChat", "the https page's chat");
+      if (got.text !== "암호로 안녕") throw new Error(JSON.stringify(got));
+      plain.send({ type: "CSChat", text: "평문에서 안녕" });
+      await secPage.locator("#log li.chat", { hasText: "평문에서 안녕" }).waitFor();
+      plain.socket.destroy();
+    } finally {
+      if (context) await context.close();
+      if (secure) await stopServer(secure);
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
 } finally {
   await browser.close();
   await stopServer(server);

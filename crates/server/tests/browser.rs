@@ -1,7 +1,8 @@
 //! The web client end to end, in a real headless Chromium: `web-tests/e2e.mjs`
 //! (playwright-core driving Debian's `chromium`) against this build's server. It types
 //! the commands, chats with a TCP client, checks that a chat cannot pass for a system
-//! message, composes Korean through the IME, and restarts the server under the page.
+//! message, composes Korean through the IME, restarts the server under the page, and
+//! loads the page over https (a pair from `chat-server cert`) to chat over wss.
 //!
 //! Needs `node`, `chromium` and `web-tests/node_modules` (`npm ci --prefix web-tests`);
 //! `.ci/run` installs them. Without them this test says loudly that it skipped, and
