@@ -17,9 +17,9 @@ pub struct Args {
     #[arg(long, default_value = "127.0.0.1")]
     pub ip: String,
 
-    /// Server port (required unless --completions or --man is given).
-    #[arg(long, required_unless_present_any = ["completions", "man"])]
-    pub port: Option<u16>,
+    /// Server port (the server's default too).
+    #[arg(long, default_value_t = 9000)]
+    pub port: u16,
 
     /// Message format.
     #[arg(long, value_enum, default_value_t = Format::Json)]
@@ -88,7 +88,7 @@ mod tests {
     fn defaults_match_the_reference() {
         let args = parse(&["--port=9000"]).unwrap();
         assert_eq!(args.ip, "127.0.0.1");
-        assert_eq!(args.port, Some(9000));
+        assert_eq!(args.port, 9000);
         assert_eq!(args.format, Format::Json);
         assert_eq!(args.verbosity, 0);
     }
@@ -96,7 +96,7 @@ mod tests {
     #[test]
     fn both_flag_spellings_work() {
         let args = parse(&["--port", "9001", "--format", "protobuf", "--verbosity=2"]).unwrap();
-        assert_eq!(args.port, Some(9001));
+        assert_eq!(args.port, 9001);
         assert_eq!(args.format, Format::Protobuf);
         assert_eq!(args.verbosity, 2);
         assert_eq!(WireFormat::from(args.format), WireFormat::Protobuf);
@@ -104,7 +104,7 @@ mod tests {
 
     #[test]
     fn bad_values_are_refused() {
-        assert!(parse(&[]).is_err(), "--port is required");
+        assert_eq!(parse(&[]).unwrap().port, 9000, "the server's default port");
         assert!(parse(&["--port=70000"]).is_err());
         assert!(parse(&["--port=1", "--verbosity=3"]).is_err());
         assert!(parse(&["--port=1", "--format=xml"]).is_err());

@@ -127,11 +127,7 @@ fn output_error(error: io::Error) -> Fatal {
 /// Connects as `args` say and runs until the session ends.
 pub fn run(args: &Args) -> Result<Outcome, Fatal> {
     let format = WireFormat::from(args.format);
-    // clap requires --port unless the run only prints completions or the man page.
-    let port = args.port.ok_or_else(|| Fatal {
-        context: "--port 가 필요함",
-        error: io::Error::new(io::ErrorKind::InvalidInput, "no --port given"),
-    })?;
+    let port = args.port;
     let tls = tls_setup(args).map_err(|why| Fatal {
         context: "TLS 설정 오류",
         error: io::Error::new(io::ErrorKind::InvalidInput, why),

@@ -26,10 +26,11 @@ fn help_lists_the_flags() {
 }
 
 #[test]
-fn port_is_required_and_values_are_checked() {
+fn the_port_defaults_to_the_server_s_and_values_are_checked() {
+    let help = String::from_utf8_lossy(&run(&["--help"]).stdout).into_owned();
+    assert!(help.contains("[default: 9000]"), "{help}");
     for args in [
-        &[][..],
-        &["--port=x"],
+        &["--port=x"][..],
         &["--port=1", "--format=xml"],
         &["--port=1", "--verbosity=3"],
     ] {
@@ -78,5 +79,25 @@ fn completions_and_the_man_page_are_generated_from_the_flags() {
             man.contains(&format!("\\-\\-{flag}")),
             "the man page lacks --{flag}"
         );
+    }
+}
+
+/// A reader that has gone (`chat-client --completions=bash | head -1`): the output is
+/// cut short, which is no error, and nothing panics.
+#[test]
+fn a_closed_pipe_is_not_a_panic() {
+    for flag in ["--completions=bash", "--man"] {
+        let (reader, writer) = std::io::pipe().expect("a pipe");
+        drop(reader);
+        let out = Command::new(env!("CARGO_BIN_EXE_chat-client"))
+            .arg(flag)
+            .stdin(std::process::Stdio::null())
+            .stdout(writer)
+            .stderr(std::process::Stdio::piped())
+            .output()
+            .expect("run chat-client");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{flag}: {:?} {stderr}", out.status);
+        assert!(stderr.is_empty(), "{flag}: {stderr}");
     }
 }

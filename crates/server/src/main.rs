@@ -269,6 +269,20 @@ fn is_single_dash_long(arg: &str) -> bool {
         && name.chars().all(|c| c.is_ascii_lowercase() || c == '-')
 }
 
+/// Writes `text` to standard output. A reader that stopped early (`| head`) is not an
+/// error: what it wanted it got.
+fn print(text: &[u8]) -> ExitCode {
+    use std::io::Write as _;
+    match std::io::stdout().lock().write_all(text) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("chat-server: cannot write to standard output: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 /// Writes a self-signed certificate for `names` and its key into `dir` (the key
 /// readable by its owner only); answers the two paths. Files already there are kept
 /// unless `force`.
@@ -357,13 +371,9 @@ fn check_settings(args: &Args) -> Result<(), String> {
 fn main() -> ExitCode {
     let args = Args::parse_from(reference_style_args());
     if let Some(shell) = args.completions {
-        clap_complete::generate(
-            shell,
-            &mut Args::command(),
-            "chat-server",
-            &mut std::io::stdout(),
-        );
-        return ExitCode::SUCCESS;
+        let mut text = Vec::new();
+        clap_complete::generate(shell, &mut Args::command(), "chat-server", &mut text);
+        return print(&text);
     }
     if let Some(Command::Cert {
         self_signed,
@@ -392,13 +402,12 @@ fn main() -> ExitCode {
         };
     }
     if args.man {
-        return match clap_mangen::Man::new(Args::command()).render(&mut std::io::stdout()) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("chat-server: cannot write the man page: {e}");
-                ExitCode::FAILURE
-            }
-        };
+        let mut text = Vec::new();
+        if let Err(e) = clap_mangen::Man::new(Args::command()).render(&mut text) {
+            eprintln!("chat-server: cannot make the man page: {e}");
+            return ExitCode::FAILURE;
+        }
+        return print(&text);
     }
     if let Err(why) = check_settings(&args) {
         eprintln!("chat-server: {why}");

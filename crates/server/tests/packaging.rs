@@ -98,3 +98,23 @@ fn shell_completions_know_the_flags() {
         }
     }
 }
+
+/// A reader that has gone (`chat-server --completions=bash | head -5`): the output is
+/// cut short, which is no error, and nothing panics.
+#[test]
+fn a_closed_pipe_is_not_a_panic() {
+    for flag in ["--completions=bash", "--man"] {
+        let (reader, writer) = std::io::pipe().expect("a pipe");
+        drop(reader);
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_chat-server"))
+            .arg(flag)
+            .stdin(std::process::Stdio::null())
+            .stdout(writer)
+            .stderr(std::process::Stdio::piped())
+            .output()
+            .expect("run chat-server");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{flag}: {:?} {stderr}", out.status);
+        assert!(stderr.is_empty(), "{flag}: {stderr}");
+    }
+}
