@@ -3,7 +3,9 @@
 //! A [`Client`] is the state machine of one connection, without the connection: its
 //! name, its room, its protocol decoder, its count of bad messages in a row. A
 //! transport feeds it frame payloads ([`Client::handle_frame`]) or typed requests
-//! ([`Client::handle_request`]) and, when the connection is gone,
+//! ([`Client::handle_request`]), tells it of control frames of its own that cost
+//! flood control like a command ([`Client::handle_control`]: a WebSocket ping) and,
+//! when the connection is gone,
 //! [`Client::disconnect`]s it; everything the client causes is delivered to
 //! mailboxes through the [`Turn`] it is given, and what the transport itself must do
 //! (stop the server, close the connection) comes back as an [`Outcome`].
@@ -48,8 +50,16 @@ pub struct Client {
     refusal: Option<Refusal>,
     /// Flood control, when on.
     flood: Option<Flood>,
-    /// A request over the flood limit, waiting for [`Client::resume`].
-    waiting: Option<Request>,
+    /// What is over the flood limit, waiting for [`Client::resume`].
+    waiting: Option<Costed>,
+}
+
+/// What flood control admits: a request, or a transport's control frame (which only
+/// costs; nothing runs once it is admitted).
+#[derive(Debug)]
+enum Costed {
+    Request(Request),
+    Control,
 }
 
 impl Client {
@@ -176,7 +186,22 @@ impl Client {
         );
         self.error_streak = 0;
         turn.out.tally.requests[request.kind() as usize][self.state.format.index()] += 1;
-        self.admit(request, turn, true)
+        self.admit(Costed::Request(request), turn, true)
+    }
+
+    /// A control frame of the transport's own (a WebSocket ping, pong or empty
+    /// continuation frame): nothing for the chat, but the client chose to send it and
+    /// the server did work for it, so it costs a command's token of flood control.
+    /// Over the limit it waits like a request ([`Outcome::Throttled`]: the transport
+    /// reads more slowly), and a client that stays over it is cut off
+    /// ([`EndReason::Flooding`]) with the same texts. Not a bad message: the error
+    /// streak is untouched.
+    pub fn handle_control<M: Mailbox>(&mut self, turn: &mut Turn<'_, M>) -> Outcome {
+        if self.ended {
+            return Outcome::Continue;
+        }
+        debug_assert!(self.waiting.is_none(), "fed while a request waits");
+        self.admit(Costed::Control, turn, true)
     }
 
     /// Turns flood control off for good (at shutdown, when every frame already read
@@ -218,17 +243,21 @@ impl Client {
         }
     }
 
-    /// Runs `request` if flood control lets it go now. `fresh`: it was just sent (not
+    /// Runs `costed` if flood control lets it go now. `fresh`: it was just sent (not
     /// a waiting one tried again), so an earlier throttled stretch has ended if it
     /// goes through.
     fn admit<M: Mailbox>(
         &mut self,
-        request: Request,
+        costed: Costed,
         turn: &mut Turn<'_, M>,
         fresh: bool,
     ) -> Outcome {
         if let Some(flood) = &mut self.flood {
-            match flood.admit(&request, turn.now) {
+            let taken = match &costed {
+                Costed::Request(request) => flood.admit(request, turn.now),
+                Costed::Control => flood.admit_control(turn.now),
+            };
+            match taken {
                 Ok(()) if fresh => flood.throttled_since = None,
                 Ok(()) => {}
                 Err(until) => {
@@ -240,11 +269,15 @@ impl Client {
                         self.disconnect(turn);
                         return Outcome::Ended(EndReason::Flooding);
                     }
-                    self.waiting = Some(request);
+                    self.waiting = Some(costed);
                     return Outcome::Throttled(until);
                 }
             }
         }
+        let Costed::Request(request) = costed else {
+            // A control frame was only to be paid for.
+            return Outcome::Continue;
+        };
         self.state.fanout = 0;
         let outcome = command::dispatch(&mut self.state, request, turn);
         if let Some(flood) = &mut self.flood {

@@ -10,6 +10,12 @@
 //! throttled without a break for [`FloodLimits::grace`] is far over the limit and is
 //! disconnected.
 //!
+//! A transport's control frames (a WebSocket ping, pong or empty continuation frame)
+//! carry nothing for the chat, but each costs the server a read, a parse and maybe a
+//! reply, and a client can send them far faster than messages: each takes a token of
+//! the command bucket, throttled and cut exactly like a command
+//! ([`crate::Client::handle_control`]). A person's browser sends none of them.
+//!
 //! A chat also costs by its reach: past [`FREE_FANOUT`] recipients, every
 //! [`FREE_FANOUT`] more cost one more token, so a member of a 1,000-member room may
 //! say a twentieth as much per second as a member of a small one — no client can
@@ -132,6 +138,12 @@ impl Flood {
         }
     }
 
+    /// Whether a control frame (see the module doc) may go now, or when to try again:
+    /// it costs what a command costs.
+    pub(crate) fn admit_control(&mut self, now: Instant) -> Result<(), Instant> {
+        self.command.take(now)
+    }
+
     /// Charges the chat bucket for a broadcast that reached `recipients` members.
     pub(crate) fn charge_fanout(&mut self, recipients: usize) {
         let extra = recipients.saturating_sub(1) / FREE_FANOUT;
@@ -195,6 +207,10 @@ mod tests {
         assert!(flood.admit(&chat, t0).is_ok());
         assert!(flood.admit(&chat, t0).is_err());
         assert!(flood.admit(&Request::Rooms, t0).is_ok(), "another bucket");
+        // A control frame costs a command: the command bucket is now empty.
+        assert!(flood.admit_control(t0).is_err());
+        assert!(flood.admit_control(t0 + Duration::from_secs(1)).is_ok());
+        assert!(flood.admit(&Request::Rooms, t0 + Duration::from_secs(1)).is_err());
         assert!(!flood.out_of_grace(t0));
         flood.throttled_since = Some(t0);
         assert!(flood.out_of_grace(t0 + Duration::from_secs(5)));

@@ -42,9 +42,10 @@ pub enum Outcome {
     /// The client asked to stop the server. Whether it may is the transport's policy:
     /// it stops the server, or calls [`crate::Client::refuse_shutdown`].
     ShutdownRequested,
-    /// The client is over its flood limit: its request waits, kept by the client,
-    /// until this instant; the transport reads no more of its input until then and
-    /// calls [`crate::Client::resume`].
+    /// The client is over its flood limit: its request (or control frame,
+    /// [`crate::Client::handle_control`]) waits, kept by the client, until this
+    /// instant; the transport reads no more of its input until then and calls
+    /// [`crate::Client::resume`].
     Throttled(Instant),
     /// The request waits for the shared room state (the broker answered
     /// [`Reply::Pending`](crate::Reply::Pending)): the transport handles no more of
