@@ -329,3 +329,172 @@ impl Client {
         Outcome::Refused(error)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+    use std::time::Duration;
+
+    use bytes::Bytes;
+    use chat_proto::frame::Frames;
+    use chat_proto::{Response, ResponseDecoder};
+
+    use super::*;
+    use crate::fanout::Fanout;
+    use crate::flood::Rate;
+    use crate::local::LocalBroker;
+    use crate::mailbox::Delivered;
+
+    /// A mailbox that keeps the system messages it gets.
+    #[derive(Debug, Default)]
+    struct Inbox(Mutex<Vec<String>>);
+
+    impl Mailbox for Inbox {
+        fn deliver(&self, frames: &Bytes) -> Delivered {
+            let mut decoder = ResponseDecoder::new(WireFormat::Json);
+            for frame in Frames::new(frames) {
+                if let Some(Ok(Response::SystemMessage { text })) = decoder.feed(frame) {
+                    self.0.lock().unwrap().push(text.into_owned());
+                }
+            }
+            Delivered::Queued
+        }
+    }
+
+    impl Inbox {
+        fn take(&self) -> Vec<String> {
+            std::mem::take(&mut *self.0.lock().unwrap())
+        }
+    }
+
+    const LIMITS: FloodLimits = FloodLimits {
+        chat: Rate {
+            per_second: 100.0,
+            burst: 100.0,
+        },
+        command: Rate {
+            per_second: 1.0,
+            burst: 2.0,
+        },
+        grace: Duration::from_secs(5),
+    };
+
+    struct Setup {
+        broker: LocalBroker<Inbox>,
+        out: Fanout<Inbox>,
+        inbox: Arc<Inbox>,
+        client: Client,
+    }
+
+    impl Setup {
+        fn new(t0: Instant) -> Setup {
+            Setup {
+                broker: LocalBroker::new(),
+                out: Fanout::new(),
+                inbox: Arc::new(Inbox::default()),
+                client: Client::new(1, "c".into(), Some(WireFormat::Json))
+                    .with_flood_limits(LIMITS, t0),
+            }
+        }
+
+        fn call(
+            &mut self,
+            now: Instant,
+            f: impl FnOnce(&mut Client, &mut Turn<'_, Inbox>) -> Outcome,
+        ) -> Outcome {
+            let mut turn = Turn {
+                mailbox: &self.inbox,
+                broker: &self.broker,
+                out: &mut self.out,
+                now,
+            };
+            f(&mut self.client, &mut turn)
+        }
+
+        fn control(&mut self, now: Instant) -> Outcome {
+            self.call(now, |client, turn| client.handle_control(turn))
+        }
+
+        fn resume(&mut self, now: Instant) -> Outcome {
+            self.call(now, |client, turn| client.resume(turn))
+        }
+    }
+
+    /// Control frames cost the command bucket: over it they wait (the transport reads
+    /// more slowly) and the client is told once; staying over it for the grace ends
+    /// the client, with the texts a flooding command gets.
+    #[test]
+    fn control_frames_are_throttled_then_cut_like_commands() {
+        let t0 = Instant::now();
+        let mut s = Setup::new(t0);
+        assert_eq!(s.control(t0), Outcome::Continue);
+        assert_eq!(s.control(t0), Outcome::Continue);
+        let Outcome::Throttled(until) = s.control(t0) else {
+            panic!("the third at once is over the command burst");
+        };
+        assert_eq!(until, t0 + Duration::from_secs(1));
+        assert!(s.client.is_waiting());
+        assert_eq!(s.inbox.take(), [texts::FLOOD_SLOW_DOWN]);
+        assert_eq!(s.resume(until), Outcome::Continue);
+        assert!(!s.client.is_waiting());
+        // The command bucket is the one spent: a command now waits too.
+        let rooms = s.call(until, |client, turn| {
+            client.handle_request(Request::Rooms, turn)
+        });
+        assert!(matches!(rooms, Outcome::Throttled(_)), "{rooms:?}");
+        assert!(s.inbox.take().is_empty(), "told once per stretch");
+        let mut now = until;
+        loop {
+            now += Duration::from_secs(1);
+            match s.resume(now) {
+                Outcome::Continue => {}
+                Outcome::Throttled(_) => continue,
+                other => panic!("{other:?}"),
+            }
+            // Keeps sending pings, never a break in the stretch.
+            match s.control(now) {
+                Outcome::Throttled(_) => {}
+                Outcome::Ended(EndReason::Flooding) => break,
+                other => panic!("{other:?}"),
+            }
+            assert!(now < t0 + Duration::from_secs(60), "never cut");
+        }
+        assert!(now >= t0 + LIMITS.grace, "not before the grace");
+        assert!(s.client.is_ended());
+        let told = s.inbox.take();
+        assert!(
+            told.ends_with(&[texts::FLOOD_DISCONNECT.to_owned()]),
+            "{told:?}"
+        );
+        assert_eq!(
+            s.control(now),
+            Outcome::Continue,
+            "an ended client ignores input"
+        );
+    }
+
+    /// A control frame is not a bad message, and does not end a streak of them.
+    #[test]
+    fn control_frames_leave_the_error_streak_alone() {
+        let t0 = Instant::now();
+        let mut s = Setup::new(t0);
+        for _ in 0..MAX_ERROR_STREAK - 1 {
+            let refused = s.call(t0, |client, turn| client.handle_frame(b"nope", turn));
+            assert!(matches!(refused, Outcome::Refused(_)));
+        }
+        assert_eq!(s.control(t0), Outcome::Continue);
+        let last = s.call(t0, |client, turn| client.handle_frame(b"nope", turn));
+        assert_eq!(last, Outcome::Ended(EndReason::TooManyErrors));
+        // Without flood control a control frame costs nothing at all.
+        let mut free = Client::new(2, "f".into(), Some(WireFormat::Json));
+        let mut turn = Turn {
+            mailbox: &s.inbox,
+            broker: &s.broker,
+            out: &mut s.out,
+            now: t0,
+        };
+        for _ in 0..1000 {
+            assert_eq!(free.handle_control(&mut turn), Outcome::Continue);
+        }
+    }
+}

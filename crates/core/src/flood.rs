@@ -210,7 +210,11 @@ mod tests {
         // A control frame costs a command: the command bucket is now empty.
         assert!(flood.admit_control(t0).is_err());
         assert!(flood.admit_control(t0 + Duration::from_secs(1)).is_ok());
-        assert!(flood.admit(&Request::Rooms, t0 + Duration::from_secs(1)).is_err());
+        assert!(
+            flood
+                .admit(&Request::Rooms, t0 + Duration::from_secs(1))
+                .is_err()
+        );
         assert!(!flood.out_of_grace(t0));
         flood.throttled_since = Some(t0);
         assert!(flood.out_of_grace(t0 + Duration::from_secs(5)));

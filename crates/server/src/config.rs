@@ -135,7 +135,9 @@ pub struct ServerConfig {
     pub metrics: Option<SocketAddr>,
     /// Serve the web client (HTTP `GET /`, WebSocket `/ws`) on this address.
     pub web: Option<SocketAddr>,
-    /// Who may open the web client's WebSocket besides the page itself.
+    /// Which names the web port answers to besides its own address, localhost and
+    /// loopback (`Host`; others get 421), and which pages besides those of the allowed
+    /// names may open the web client's WebSocket (`Origin`).
     pub web_policy: crate::web::WebPolicy,
     /// The certificate and key for TLS: with them the web port speaks only
     /// `https://` and `wss://`, and [`ServerConfig::tls_bind`] can be served.

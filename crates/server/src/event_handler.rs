@@ -22,9 +22,17 @@
 //!   timeout (a stopped reader); with an idle timeout, a complete message must arrive
 //!   that often. Only complete messages count as activity.
 //!
-//! Buffered input charges the server's memory budget; a partial-frame buffer that grew
-//! for one large frame is freed once the frame is complete, so an idle connection
-//! holds no more than a few bytes.
+//! The two ports share these rules rather than each having its own: whatever a client
+//! has started and not finished — a TCP frame; on the web port an HTTP request (from
+//! the accept on: a connection that never sends its request line must not keep a
+//! slot), a WebSocket frame or a fragmented message — is tracked by the one
+//! `partial_since` ([`EventHandler::track_partial`]) and cut by the one frame
+//! deadline, with the same reset, counter and log line. Likewise everything buffered
+//! for an unfinished input — the TCP partial frame, or what `web.rs` and tungstenite
+//! hold (bounded per connection by `web::MAX_HELD`) — charges the server's memory
+//! budget ([`EventHandler::recharge`]). A partial-frame buffer that grew for one large
+//! frame is freed once the frame is complete, so an idle connection holds no more than
+//! a few bytes.
 //!
 //! Nothing here blocks or decodes messages; decoding is the worker's job.
 
@@ -134,13 +142,21 @@ impl EventHandler {
         refused_at: Option<Instant>,
         web: Option<WebSide>,
     ) -> Self {
+        // The Host of a web request may name the address the connection came to.
+        let web = web.map(|web| web.arrived_at(session.socket().local_addr().ok()));
+        // A web connection owes its HTTP request from the start: the frame deadline
+        // runs from the accept.
+        let partial_since = web
+            .as_ref()
+            .is_some_and(WebSide::is_partial)
+            .then(Instant::now);
         Self {
             web,
             session,
             refused: refused_at.is_some(),
             refused_at,
             partial: Vec::new(),
-            partial_since: None,
+            partial_since,
             budget,
             paused: false,
             input_done: false,
@@ -318,15 +334,28 @@ impl EventHandler {
             count
         };
         let after = self.partial.len();
+        self.recharge(before, after);
+        self.track_partial(after > 0, completed > 0);
+        if after == 0 && self.partial.capacity() > KEEP_PARTIAL_CAPACITY {
+            self.partial = Vec::new();
+        }
+    }
+
+    /// Charges the memory budget for buffered input that went from `before` bytes to
+    /// `after` (either port's).
+    fn recharge(&self, before: usize, after: usize) {
         self.budget.charge(after.saturating_sub(before));
         self.budget.release(before.saturating_sub(after));
-        if after == 0 {
+    }
+
+    /// The frame deadline's clock, one rule for both ports: it runs while the client
+    /// has something `partial` (a TCP frame; an HTTP request, a WebSocket frame or
+    /// fragmented message), from the moment that thing started — restarted when a
+    /// new one starts, i.e. when something was `completed` and more is partial.
+    fn track_partial(&mut self, partial: bool, completed: bool) {
+        if !partial {
             self.partial_since = None;
-            if self.partial.capacity() > KEEP_PARTIAL_CAPACITY {
-                self.partial = Vec::new();
-            }
-        } else if before == 0 || completed > 0 {
-            // A new frame started (alone, or after completing the previous one).
+        } else if self.partial_since.is_none() || completed {
             self.partial_since = Some(Instant::now());
         }
     }
@@ -340,14 +369,11 @@ impl EventHandler {
         let mut input = web.take(data);
         let after = web.buffered();
         let partial = web.is_partial();
-        self.budget.charge(after.saturating_sub(before));
-        self.budget.release(before.saturating_sub(after));
-        // The frame deadline covers a half-sent request or message here too.
-        if !partial {
-            self.partial_since = None;
-        } else if self.partial_since.is_none() || input.messages() > 0 {
-            self.partial_since = Some(Instant::now());
-        }
+        self.recharge(before, after);
+        // The request, once upgraded, and each message completed end what the clock
+        // was running for. (A ping completes nothing: it does not buy a fragmented
+        // message more time.)
+        self.track_partial(partial, input.upgraded || input.messages() > 0);
         if input.upgraded {
             self.last_message = Instant::now();
         }
@@ -362,13 +388,16 @@ impl EventHandler {
                 self.session.abort();
             }
         }
-        // Text messages as frames, binary ones as their places among them (typed
-        // items in the inbox, refused by the worker in order).
-        if input.messages() > 0 {
+        // Text messages as frames; binary ones and control frames as their places
+        // among them (typed items in the inbox: the worker refuses the first, charges
+        // the others to flood control, in order).
+        if input.items() > 0 {
             let delivery = self
                 .session
-                .deliver_items(&input.frames, input.count, &input.binary_at);
-            self.delivered(delivery, to);
+                .deliver_items(&input.frames, input.count, &input.placed);
+            // Control frames alone are no activity for the idle timeout: it counts
+            // messages.
+            self.delivered(delivery, input.messages() > 0, to);
         }
         if input.close {
             self.end_input(to);
@@ -380,13 +409,15 @@ impl EventHandler {
             return;
         }
         let delivery = self.session.deliver_frames(frames, count);
-        self.delivered(delivery, to);
+        self.delivered(delivery, true, to);
     }
 
-    /// After complete messages went to the inbox: note the activity, pause if it is
-    /// full, queue the session if it was idle.
-    fn delivered(&mut self, delivery: Delivery, to: Handoff<'_>) {
-        self.last_message = Instant::now();
+    /// After items went to the inbox: note the activity if complete messages were
+    /// among them, pause if it is full, queue the session if it was idle.
+    fn delivered(&mut self, delivery: Delivery, messages: bool, to: Handoff<'_>) {
+        if messages {
+            self.last_message = Instant::now();
+        }
         self.paused = delivery.full;
         if delivery.schedule {
             self.schedule(to);

@@ -140,6 +140,14 @@ struct Args {
     #[arg(long, value_name = "ORIGIN")]
     web_allow_origin: Vec<String>,
 
+    /// Web: a name the page is reached by (e.g. chat.example.org, behind a proxy),
+    /// besides this server's address, localhost and loopback addresses: requests
+    /// whose Host names anything else are refused (421), so a DNS-rebinding page
+    /// cannot reach the chat; pages of http:// or https:// on it may open the
+    /// WebSocket. Repeat for several.
+    #[arg(long, value_name = "NAME")]
+    web_host: Vec<String>,
+
     /// TLS: the certificate chain (PEM, leaf first). With --tls-key, the web port
     /// serves only https:// and wss://, and --tls-port can be served. SIGHUP reloads
     /// both files (new connections get the new pair; a pair that fails to load is
@@ -480,6 +488,7 @@ fn main() -> ExitCode {
         web: args.web,
         web_policy: chat_server::WebPolicy {
             allowed_origins: args.web_allow_origin.clone(),
+            allowed_hosts: args.web_host.clone(),
         },
         tls,
         tls_bind: args.tls_port.map(|port| SocketAddr::new(args.bind, port)),

@@ -7,13 +7,15 @@
 //!   yet, plus the *scheduled* flag. Input is a sequence of typed items ([`Items`],
 //!   read back as [`InboxItem`]s): complete frames, kept in one byte buffer exactly as
 //!   they were read (the TCP path appends the socket's bytes, headers included), and,
-//!   from a web connection, binary WebSocket messages, which have no bytes here — only
-//!   their places among the frames, so a worker meets each exactly where it arrived.
+//!   from a web connection, binary WebSocket messages and control frames (pings,
+//!   pongs, empty continuations: they cost flood control), which have no bytes here —
+//!   only their places among the frames ([`Placed`]), so a worker meets each exactly
+//!   where it arrived.
 //!   The reactor appends and, if the session was not scheduled, pushes it onto the
 //!   work queue; a worker takes the whole inbox at once. While a session is scheduled
 //!   (queued or being handled) it is never queued again, so **one session is handled
 //!   by one worker at a time, in arrival order** — the assignment's ordering rule. The
-//!   inbox is bounded (items, each frame or binary message counting one, and bytes):
+//!   inbox is bounded (items, each frame or placed item counting one, and bytes):
 //!   past the bound the reactor pauses reading the socket until a worker drains it
 //!   (backpressure; nothing is dropped, the reactor never blocks). A worker also
 //!   stops early — [`Session::unread`] gives back what it did not handle — when its
@@ -55,9 +57,10 @@ use crate::log_limit::{LogLimit, Verdict};
 use crate::outbound::{Append, Flush, Outbound, Overflow, Progress};
 use crate::pool::lock;
 use crate::tls::TlsSession;
+use crate::web::Placed;
 
-/// Items (frames and binary messages) an inbox may hold before the reactor stops
-/// reading the socket.
+/// Items (frames and placed items: binary messages, control frames) an inbox may hold
+/// before the reactor stops reading the socket.
 pub(crate) const MAX_INBOX_FRAMES: usize = 1024;
 /// Bytes an inbox may hold before the reactor stops reading the socket.
 pub(crate) const MAX_INBOX_BYTES: usize = 256 * 1024;
@@ -147,14 +150,18 @@ pub(crate) enum InboxItem<'a> {
     Frame(&'a [u8]),
     /// A binary WebSocket message: not for the chat; the client is told so.
     BinaryMessage,
+    /// A WebSocket control frame (ping, pong, empty continuation): nothing for the
+    /// chat, but it costs the client's flood control like a command.
+    Control,
 }
 
-/// What one binary message is charged to the memory budget: its place in
-/// [`Items::binary_at`].
-const BINARY_MESSAGE_COST: usize = std::mem::size_of::<usize>();
+/// What one placed item is charged to the memory budget: its entry in
+/// [`Items::placed`].
+const PLACED_ITEM_COST: usize = std::mem::size_of::<(usize, Placed)>();
 
 /// Input in arrival order: complete frames in one byte buffer and, among them, binary
-/// messages, kept as their places (they carry nothing the chat reads).
+/// messages and control frames, kept as their places (they carry nothing the chat
+/// reads).
 #[derive(Debug, Default)]
 pub(crate) struct Items {
     /// Complete frames, headers included, from `start` on (what is before `start` was
@@ -164,9 +171,9 @@ pub(crate) struct Items {
     start: usize,
     /// How many frames `bytes[start..]` holds.
     frames: usize,
-    /// Where each binary message stands: its index among these items (frames and
-    /// binary messages, the first unhandled one being 0), ascending.
-    binary_at: VecDeque<usize>,
+    /// Where each placed item stands, and what it is: its index among these items
+    /// (frames and placed items, the first unhandled one being 0), ascending.
+    placed: VecDeque<(usize, Placed)>,
 }
 
 /// How far a worker got through [`Items`] ([`ItemIter::mark`]): what
@@ -175,8 +182,8 @@ pub(crate) struct Items {
 pub(crate) struct Mark {
     /// Items yielded.
     items: usize,
-    /// Of those, binary messages.
-    binary: usize,
+    /// Of those, placed items (not frames).
+    placed: usize,
     /// Frame bytes they took.
     bytes: usize,
 }
@@ -185,13 +192,13 @@ pub(crate) struct Mark {
 #[derive(Debug, Clone)]
 pub(crate) struct ItemIter<'a> {
     frames: Frames<'a>,
-    binary_at: &'a VecDeque<usize>,
+    placed: &'a VecDeque<(usize, Placed)>,
     /// Items yielded so far.
     items: usize,
-    /// Binary messages yielded so far.
-    binary: usize,
-    /// Where the next binary message stands (`usize::MAX`: none left).
-    next_binary: usize,
+    /// Placed items yielded so far.
+    yielded_placed: usize,
+    /// Where the next placed item stands (`usize::MAX`: none left).
+    next_placed: usize,
     /// How many items there are in all.
     len: usize,
 }
@@ -206,9 +213,9 @@ impl Items {
         }
     }
 
-    /// How many items there are (frames and binary messages).
+    /// How many items there are (frames and placed items).
     fn len(&self) -> usize {
-        self.frames + self.binary_at.len()
+        self.frames + self.placed.len()
     }
 
     /// Whether there are none.
@@ -223,7 +230,7 @@ impl Items {
 
     /// What these items are charged to the memory budget.
     fn cost(&self) -> usize {
-        self.frame_bytes() + self.binary_at.len() * BINARY_MESSAGE_COST
+        self.frame_bytes() + self.placed.len() * PLACED_ITEM_COST
     }
 
     /// Appends `frames` complete frames (`bytes`, headers included, as read).
@@ -232,13 +239,18 @@ impl Items {
         self.frames += frames;
     }
 
-    /// Appends `frames` complete frames (`bytes`) and, among them, binary messages
-    /// where `binary_at` says (ascending indices among the appended items).
-    fn push(&mut self, bytes: &[u8], frames: usize, binary_at: impl IntoIterator<Item = usize>) {
+    /// Appends `frames` complete frames (`bytes`) and, among them, placed items where
+    /// `placed` says (ascending indices among the appended items).
+    fn push(
+        &mut self,
+        bytes: &[u8],
+        frames: usize,
+        placed: impl IntoIterator<Item = (usize, Placed)>,
+    ) {
         let base = self.len();
         self.push_frames(bytes, frames);
-        self.binary_at
-            .extend(binary_at.into_iter().map(|at| base + at));
+        self.placed
+            .extend(placed.into_iter().map(|(at, what)| (base + at, what)));
     }
 
     /// Appends `other`'s items behind these.
@@ -246,16 +258,16 @@ impl Items {
         self.push(
             &other.bytes[other.start..],
             other.frames,
-            other.binary_at.iter().copied(),
+            other.placed.iter().copied(),
         );
     }
 
     /// Drops the items before `mark` (handled): the rest begins at index 0.
     fn skip(&mut self, mark: Mark) {
         self.start += mark.bytes;
-        self.frames -= mark.items - mark.binary;
-        self.binary_at.drain(..mark.binary);
-        for at in &mut self.binary_at {
+        self.frames -= mark.items - mark.placed;
+        self.placed.drain(..mark.placed);
+        for (at, _) in &mut self.placed {
             *at -= mark.items;
         }
     }
@@ -264,10 +276,10 @@ impl Items {
     pub(crate) fn iter(&self) -> ItemIter<'_> {
         ItemIter {
             frames: Frames::new(&self.bytes[self.start..]),
-            binary_at: &self.binary_at,
+            placed: &self.placed,
             items: 0,
-            binary: 0,
-            next_binary: self.binary_at.front().copied().unwrap_or(usize::MAX),
+            yielded_placed: 0,
+            next_placed: self.placed.front().map_or(usize::MAX, |&(at, _)| at),
             len: self.len(),
         }
     }
@@ -285,7 +297,7 @@ impl ItemIter<'_> {
     pub(crate) fn mark(&self) -> Mark {
         Mark {
             items: self.items,
-            binary: self.binary,
+            placed: self.yielded_placed,
             bytes: self.frames.consumed(),
         }
     }
@@ -296,15 +308,18 @@ impl<'a> Iterator for ItemIter<'a> {
 
     #[inline]
     fn next(&mut self) -> Option<InboxItem<'a>> {
-        if self.items == self.next_binary {
+        if self.items == self.next_placed {
+            let (_, what) = self.placed[self.yielded_placed];
             self.items += 1;
-            self.binary += 1;
-            self.next_binary = self
-                .binary_at
-                .get(self.binary)
-                .copied()
-                .unwrap_or(usize::MAX);
-            return Some(InboxItem::BinaryMessage);
+            self.yielded_placed += 1;
+            self.next_placed = self
+                .placed
+                .get(self.yielded_placed)
+                .map_or(usize::MAX, |&(at, _)| at);
+            return Some(match what {
+                Placed::BinaryMessage => InboxItem::BinaryMessage,
+                Placed::Control => InboxItem::Control,
+            });
         }
         let frame = self.frames.next()?;
         self.items += 1;
@@ -466,19 +481,21 @@ impl Session {
     }
 
     /// Appends a web connection's input: `frames` complete frames (`bytes`) and, among
-    /// them, binary messages at `binary_at` (ascending indices among the `frames +
-    /// binary_at.len()` items delivered, in arrival order). Each binary message counts
-    /// as one item against the inbox's bound, like a frame.
+    /// them, binary messages and control frames at `placed` (ascending indices among
+    /// the `frames + placed.len()` items delivered, in arrival order). Each placed
+    /// item counts as one item against the inbox's bound, like a frame: a client that
+    /// sends pings faster than its flood control admits them fills its inbox and is
+    /// read no further until a worker catches up.
     pub(crate) fn deliver_items(
         &self,
         bytes: &[u8],
         frames: usize,
-        binary_at: &[usize],
+        placed: &[(usize, Placed)],
     ) -> Delivery {
         self.budget
-            .charge(bytes.len() + binary_at.len() * BINARY_MESSAGE_COST);
+            .charge(bytes.len() + placed.len() * PLACED_ITEM_COST);
         let mut inbox = lock(&self.inbox);
-        inbox.items.push(bytes, frames, binary_at.iter().copied());
+        inbox.items.push(bytes, frames, placed.iter().copied());
         inbox.delivered(&self.budget)
     }
 
@@ -506,7 +523,7 @@ impl Session {
     /// Gives back the items a worker took, of which those from `handled` on (where
     /// its [`ItemIter`] stopped) were not handled: they go before anything that
     /// arrived meanwhile, which is appended behind them (usually nothing, so nothing
-    /// is copied), binary messages' places rebased for both. With `hold`, the session
+    /// is copied), placed items' places rebased for both. With `hold`, the session
     /// waits for its output to drain before it is scheduled again. Answers an empty
     /// buffer for the worker to reuse.
     pub(crate) fn unread(&self, mut taken: Items, handled: Mark, hold: bool) -> Vec<u8> {
@@ -524,13 +541,18 @@ impl Session {
     /// caller requeues it. A held session is unscheduled whatever waits. Also answers
     /// whether the reactor, which paused reading for a full inbox, may read again:
     /// only once there is room (input given back still counts), so a client whose
-    /// input waits cannot make the inbox grow a read at a time.
+    /// input waits cannot make the inbox grow a read at a time — and never once the
+    /// session is over (`handled_close`: it ended or its connection did). An ended
+    /// client's input is dropped unhandled, so reading it again would free the inbox
+    /// as fast as the client can fill it (a flooder just cut off, still sending):
+    /// until the reactor starts closing, the reactor would read and answer (a web
+    /// client's pings) for nothing. Closing reads and discards what is left.
     pub(crate) fn finish_turn(&self, handled_close: bool) -> TurnDone {
         let mut inbox = lock(&self.inbox);
         let more =
             !inbox.held && !inbox.throttled && !inbox.parked && inbox.has_work(handled_close);
         inbox.scheduled = more;
-        let resume = inbox.paused && !inbox.is_full(&self.budget);
+        let resume = !handled_close && inbox.paused && !inbox.is_full(&self.budget);
         if resume {
             inbox.paused = false;
         }
@@ -820,16 +842,19 @@ mod tests {
         out
     }
 
-    /// What an iteration yields, frames as their text and binary messages as `#`.
+    /// What an iteration yields, frames as their text, binary messages as `#` and
+    /// control frames as `~`.
     fn seen(iter: ItemIter<'_>) -> Vec<String> {
         iter.map(|item| match item {
             InboxItem::Frame(frame) => String::from_utf8(frame.to_vec()).unwrap(),
             InboxItem::BinaryMessage => "#".to_owned(),
+            InboxItem::Control => "~".to_owned(),
         })
         .collect()
     }
 
-    /// Items from a sequence in which `#` stands for a binary message.
+    /// Items from a sequence in which `#` stands for a binary message and `~` for a
+    /// control frame.
     fn items(sequence: &[&str]) -> Items {
         let mut items = Items::default();
         push(&mut items, sequence);
@@ -837,18 +862,27 @@ mod tests {
     }
 
     fn push(items: &mut Items, sequence: &[&str]) {
-        let (bytes, frames, binary_at) = split(sequence);
-        items.push(&bytes, frames, binary_at);
+        let (bytes, frames, placed) = split(sequence);
+        items.push(&bytes, frames, placed);
     }
 
-    /// A sequence with `#` for binary messages, as a delivery: frame bytes, how many
-    /// frames, where the binary messages stand.
-    fn split(sequence: &[&str]) -> (Vec<u8>, usize, Vec<usize>) {
-        let texts: Vec<&str> = sequence.iter().copied().filter(|s| *s != "#").collect();
-        let binary_at = (0..sequence.len())
-            .filter(|&i| sequence[i] == "#")
+    /// A sequence with `#` for binary messages and `~` for control frames, as a
+    /// delivery: frame bytes, how many frames, where the placed items stand.
+    fn split(sequence: &[&str]) -> (Vec<u8>, usize, Vec<(usize, Placed)>) {
+        let placed_as = |s: &str| match s {
+            "#" => Some(Placed::BinaryMessage),
+            "~" => Some(Placed::Control),
+            _ => None,
+        };
+        let texts: Vec<&str> = sequence
+            .iter()
+            .copied()
+            .filter(|s| placed_as(s).is_none())
             .collect();
-        (frames(&texts), texts.len(), binary_at)
+        let placed = (0..sequence.len())
+            .filter_map(|i| placed_as(sequence[i]).map(|what| (i, what)))
+            .collect();
+        (frames(&texts), texts.len(), placed)
     }
 
     /// Iterates `n` items and answers where that stopped.
@@ -867,14 +901,18 @@ mod tests {
         push(&mut all, &["c", "#"]);
         push(&mut all, &["#"]);
         push(&mut all, &["d", "e"]);
-        assert_eq!(all.len(), 10);
+        // Control frames are placed the same way, mixed with the others.
+        push(&mut all, &["~", "f", "#", "~", "~"]);
+        assert_eq!(all.len(), 15);
         let mut iter = all.iter();
-        assert_eq!(iter.len(), 10);
+        assert_eq!(iter.len(), 15);
         iter.next();
-        assert_eq!(iter.len(), 9);
+        assert_eq!(iter.len(), 14);
         assert_eq!(
             seen(all.iter()),
-            ["#", "a", "#", "#", "b", "c", "#", "#", "d", "e"]
+            [
+                "#", "a", "#", "#", "b", "c", "#", "#", "d", "e", "~", "f", "#", "~", "~"
+            ]
         );
         // Frames alone, as from TCP: no binary message anywhere.
         let tcp = items(&["x", "", "y"]);
@@ -884,17 +922,17 @@ mod tests {
 
     #[test]
     fn the_unhandled_rest_is_rebased_and_goes_before_what_arrived_meanwhile() {
-        for stop in 0..=6 {
-            let sequence = ["a", "#", "b", "#", "#", "c"];
+        for stop in 0..=8 {
+            let sequence = ["a", "#", "b", "~", "#", "#", "c", "~"];
             let mut taken = items(&sequence);
             let mark = handle(&taken, stop);
             taken.skip(mark);
             assert_eq!(seen(taken.iter()), sequence[stop..], "stopped after {stop}");
             // Arrived meanwhile, with binary messages of its own.
-            let arrived = items(&["#", "d", "#"]);
+            let arrived = items(&["#", "d", "~", "#"]);
             taken.append(&arrived);
             let mut want: Vec<&str> = sequence[stop..].to_vec();
-            want.extend(["#", "d", "#"]);
+            want.extend(["#", "d", "~", "#"]);
             assert_eq!(seen(taken.iter()), want, "stopped after {stop}");
             assert_eq!(taken.len(), want.len());
             // And once more: the rebased places hold for a second stop.
@@ -929,8 +967,8 @@ mod tests {
     }
 
     fn deliver(session: &Session, sequence: &[&str]) -> Delivery {
-        let (bytes, frames, binary_at) = split(sequence);
-        session.deliver_items(&bytes, frames, &binary_at)
+        let (bytes, frames, placed) = split(sequence);
+        session.deliver_items(&bytes, frames, &placed)
     }
 
     #[test]
@@ -992,7 +1030,7 @@ mod tests {
         let (session, _other_end) = session(&budget);
         let binary = vec!["#"; MAX_INBOX_FRAMES - 1];
         assert!(!deliver(&session, &binary).full);
-        assert_eq!(budget.used(), binary.len() * BINARY_MESSAGE_COST);
+        assert_eq!(budget.used(), binary.len() * PLACED_ITEM_COST);
         // The last item that fits, whatever its kind, fills the inbox.
         assert!(deliver(&session, &["#"]).full);
         let taken = session.take_inbox(Vec::new());

@@ -5,7 +5,10 @@
 //! order ([`InboxItem`]): each frame is fed to the session's [`chat_core::Client`]
 //! (one decoder per session, so protobuf's Type+body pairs and format detection stay
 //! per connection); a binary WebSocket message is refused to the client
-//! ([`Client::refuse_input`]) exactly where it arrived among them. The core decides
+//! ([`Client::refuse_input`]) exactly where it arrived among them, and a WebSocket
+//! control frame (ping, pong, empty continuation) is charged to the client's flood
+//! control ([`Client::handle_control`]), so that over the limit it is throttled and
+//! then cut like any command. The core decides
 //! everything about the chat and delivers to mailboxes; this module does what only a
 //! transport can: log, count, stop the server when a client may and asks, close a
 //! connection the core ended or the client left. Then it gives the session back:
@@ -244,6 +247,10 @@ impl SessionWorker {
                 InboxItem::BinaryMessage => {
                     client.refuse_input(DecodeError::BinaryMessage, &mut turn)
                 }
+                // A ping, pong or empty continuation: the core charges it to flood
+                // control like a command, so a ping flood is throttled and cut by the
+                // same rule (and log lines, and counters) as a command flood.
+                InboxItem::Control => client.handle_control(&mut turn),
             };
             stop = act_on(handles, ended, session, client, &mut turn, outcome);
         }
