@@ -35,8 +35,9 @@
 # Each runs measured rooms beside a hostile population (see crates/bench/README.md) and
 # gets a section of its own in BENCHMARKS.md with the population's figures and targets.
 #
-# Beside the suite: bench/burst-cost.sh (CPU per big-room burst, server and bench) and
-# bench/redis-cost.sh (Redis's CPU per round trip), each printing a markdown table.
+# Beside the suite: bench/burst-cost.sh (CPU per big-room burst, server and bench),
+# bench/redis-cost.sh (Redis's CPU per round trip) and bench/tls-cost.sh (TLS against
+# plain TCP per delivery, side by side), each printing a markdown table.
 # Sections recorded from such runs go in bench/RECORDED.md, which report.py keeps.
 #
 # Each scenario run gets its own server (`--port=0 --workers=2`), stopped with SIGTERM

@@ -36,6 +36,27 @@ pub struct Args {
     #[arg(long)]
     pub web: bool,
 
+    /// Every client speaks TLS: the port(s) are the server's TLS port
+    /// (`chat-server --tls-port`), or with --web its web port serving `wss://`. Needs
+    /// --tls-ca or --tls-insecure. The handshake is part of setup, never of a run.
+    #[arg(long)]
+    pub tls: bool,
+
+    /// With --tls: trust the certificates in this PEM file (the server's own when it
+    /// is self-signed, or its CA).
+    #[arg(long, value_name = "PEM", conflicts_with = "tls_insecure")]
+    pub tls_ca: Option<std::path::PathBuf>,
+
+    /// With --tls: accept any certificate. The traffic is encrypted all the same, so
+    /// the cost measured is the same, but the server is not authenticated.
+    #[arg(long)]
+    pub tls_insecure: bool,
+
+    /// With --tls: the name the server's certificate must carry (the bench connects
+    /// to --host's address).
+    #[arg(long, default_value = "localhost", value_name = "NAME")]
+    pub tls_server_name: String,
+
     /// Wire format spoken by every client.
     #[arg(long, value_enum, default_value_t = Format::Json)]
     pub format: Format,
@@ -234,6 +255,7 @@ impl Args {
                 "--web does not combine with the hostile populations (they speak TCP)".into(),
             );
         }
+        self.validate_tls()?;
         if self.rooms == 0 {
             return Err("--rooms must be at least 1".into());
         }
@@ -267,6 +289,28 @@ impl Args {
             return Err("--connect-concurrency must be at least 1".into());
         }
         self.validate_hostile()
+    }
+
+    /// The checks on the TLS flags: whom to trust is never left to a default.
+    fn validate_tls(&self) -> Result<(), String> {
+        if !self.tls {
+            if self.tls_ca.is_some() || self.tls_insecure {
+                return Err("--tls-ca and --tls-insecure need --tls".into());
+            }
+            return Ok(());
+        }
+        if self.tls_ca.is_none() && !self.tls_insecure {
+            return Err("--tls needs --tls-ca=PEM (the certificates to trust: the \
+                        server's own if self-signed, or its CA) or, to accept any \
+                        certificate, --tls-insecure"
+                .into());
+        }
+        if self.extra_connections() > 0 {
+            return Err("--tls does not combine with the hostile populations (they \
+                        write raw bytes)"
+                .into());
+        }
+        Ok(())
     }
 
     /// The checks on the hostile-client flags.
@@ -419,6 +463,39 @@ mod tests {
                 .validate()
                 .unwrap_err()
                 .contains("--pad")
+        );
+    }
+
+    #[test]
+    fn tls_needs_a_trust_decision() {
+        let a = parse(&[]);
+        assert!(!a.tls && a.tls_ca.is_none() && !a.tls_insecure);
+        assert_eq!(a.tls_server_name, "localhost");
+        let why = parse(&["--tls"]).validate().unwrap_err();
+        assert!(
+            why.contains("--tls-ca") && why.contains("--tls-insecure"),
+            "{why}"
+        );
+        assert!(parse(&["--tls", "--tls-insecure"]).validate().is_ok());
+        assert!(
+            parse(&["--tls", "--tls-ca=/x.pem", "--tls-server-name=chat.example"])
+                .validate()
+                .is_ok()
+        );
+        assert!(parse(&["--tls-insecure"]).validate().is_err());
+        assert!(parse(&["--tls-ca=/x.pem"]).validate().is_err());
+        assert!(
+            Args::try_parse_from(["chat-bench", "--tls", "--tls-ca=/x", "--tls-insecure"]).is_err()
+        );
+        assert!(
+            parse(&["--tls", "--tls-insecure", "--slowloris=1"])
+                .validate()
+                .is_err()
+        );
+        assert!(
+            parse(&["--tls", "--tls-insecure", "--web"])
+                .validate()
+                .is_ok()
         );
     }
 

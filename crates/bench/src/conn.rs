@@ -27,16 +27,28 @@
 //! payloads are JSON messages. Requests may follow the upgrade request at once (the
 //! server takes bytes after the handshake as WebSocket frames).
 //!
+//! A *TLS* connection ([`Conn::with_tls`], `--tls`) puts a rustls `ClientConnection`
+//! between the socket and all of the above (frames, or the web's HTTP and WebSocket,
+//! which then is `wss`). [`Conn::flush`] hands the outbound buffer's bytes to rustls in
+//! one call (one record per 16 KiB, so coalesced writes stay one record) and writes its
+//! records until `WouldBlock`; rustls keeps what is written before the handshake ends
+//! and sends it once it has. [`Conn::read`] reads ciphertext into the first half of the
+//! scratch buffer with one `read` as for plain TCP (so the short-read shortcut holds),
+//! hands it to rustls, and takes frames straight out of each decrypted record; after
+//! that it writes whatever rustls has to answer (the handshake's next flight). The
+//! plain path pays one branch per read pass and per flush for this, not per message.
+//!
 //! This module does not know what the messages mean, nor which phase of the run it is
 //! in.
 
-use std::io::{self, Read, Write};
+use std::io::{self, BufRead, Read, Write};
 use std::time::Instant;
 
 use chat_proto::codec::{DecodeError, ResponseDecoder, WireFormat, encode_request};
 use chat_proto::frame::Frames;
 use chat_proto::{EncodeError, Request, Response};
 use mio::net::TcpStream;
+use rustls::ClientConnection;
 
 /// What a read pass found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,6 +77,9 @@ pub struct Conn {
     /// For a web connection: whether the HTTP response is still to come, and the
     /// state of the masking keys.
     web: Option<WebState>,
+    /// For a TLS connection: its rustls state (boxed: about 1 KiB, and plain
+    /// connections should not carry it).
+    tls: Option<Box<ClientConnection>>,
 }
 
 /// A web connection's own state.
@@ -89,16 +104,40 @@ impl Conn {
             decoder: ResponseDecoder::new(format),
             frames_fed: 0,
             web: None,
+            tls: None,
         }
     }
 
+    /// Makes this connection speak TLS through `tls` (whose `ClientHello` goes out on
+    /// the first [`Conn::flush`]); whatever was queued goes through it too.
+    pub fn with_tls(mut self, tls: ClientConnection) -> Self {
+        self.tls = Some(Box::new(tls));
+        self
+    }
+
+    /// For a TLS connection whose handshake is over: the protocol version and cipher
+    /// suite negotiated, as rustls names them.
+    pub fn tls_session(&self) -> Option<(String, String)> {
+        let tls = self.tls.as_deref()?;
+        if tls.is_handshaking() {
+            return None;
+        }
+        let version = tls.protocol_version().map(|v| format!("{v:?}"))?;
+        let suite = tls
+            .negotiated_cipher_suite()
+            .map(|s| format!("{:?}", s.suite()))?;
+        Some((version, suite))
+    }
+
     /// A web connection to `host` (`IP:PORT`, for the `Host` and `Origin` headers):
-    /// JSON over the server's WebSocket. The upgrade request is queued first.
-    pub fn new_web(stream: TcpStream, host: &str, seed: u32) -> Self {
+    /// JSON over the server's WebSocket. The upgrade request is queued first; its
+    /// `Origin` is `https://` when `secure` (`--web --tls`), else `http://`.
+    pub fn new_web(stream: TcpStream, host: &str, seed: u32, secure: bool) -> Self {
         let mut conn = Self::new(stream, WireFormat::Json);
+        let scheme = if secure { "https" } else { "http" };
         conn.out.extend_from_slice(
             format!(
-                "GET /ws HTTP/1.1\r\nHost: {host}\r\nOrigin: http://{host}\r\nUpgrade: websocket\r\n\
+                "GET /ws HTTP/1.1\r\nHost: {host}\r\nOrigin: {scheme}://{host}\r\nUpgrade: websocket\r\n\
                  Connection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: Y2hhdC1iZW5jaC1rZXkwMQ==\r\n\r\n"
             )
             .as_bytes(),
@@ -157,6 +196,9 @@ impl Conn {
     /// Writes queued bytes until they are all gone or the socket is full.
     /// `Ok(true)` when nothing is left.
     pub fn flush(&mut self) -> io::Result<bool> {
+        if self.tls.is_some() {
+            return self.flush_tls();
+        }
         while self.written < self.out.len() {
             match self.stream.write(&self.out[self.written..]) {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
@@ -184,6 +226,9 @@ impl Conn {
     where
         F: FnMut(Result<Response<'_>, DecodeError>, Instant),
     {
+        if self.tls.is_some() {
+            return self.read_tls(scratch, peer_closed, on_message);
+        }
         loop {
             match self.stream.read(scratch) {
                 Ok(0) => return Ok(ReadEnd::Eof),
@@ -241,6 +286,132 @@ impl Conn {
 }
 
 impl Conn {
+    /// [`Conn::flush`] through TLS: plaintext to rustls, records to the socket.
+    fn flush_tls(&mut self) -> io::Result<bool> {
+        let Some(tls) = self.tls.as_deref_mut() else {
+            return Ok(true);
+        };
+        loop {
+            let handed = if self.written < self.out.len() {
+                // Takes what its buffer limit allows: all of it unless records are
+                // piling up unsent (before the handshake ends it keeps plaintext).
+                let n = tls.writer().write(&self.out[self.written..])?;
+                self.written += n;
+                n
+            } else {
+                0
+            };
+            let mut sent = false;
+            while tls.wants_write() {
+                match tls.write_tls(&mut self.stream) {
+                    Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                    Ok(_) => sent = true,
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            if self.written == self.out.len() {
+                self.out.clear();
+                self.written = 0;
+                return Ok(true);
+            }
+            if handed == 0 && !sent {
+                // Handshaking with rustls's plaintext buffer full: the rest goes
+                // once the handshake is over (the read that ends it flushes).
+                return Ok(false);
+            }
+        }
+    }
+
+    /// [`Conn::read`] through TLS. Ciphertext is read into the first half of
+    /// `scratch`, one `read` per pass as for plain TCP; rustls decrypts it and frames
+    /// are taken straight out of each decrypted record.
+    fn read_tls<F>(
+        &mut self,
+        scratch: &mut [u8],
+        peer_closed: bool,
+        mut on_message: F,
+    ) -> io::Result<ReadEnd>
+    where
+        F: FnMut(Result<Response<'_>, DecodeError>, Instant),
+    {
+        let Some(mut tls) = self.tls.take() else {
+            return Ok(ReadEnd::WouldBlock);
+        };
+        let half = (scratch.len() / 2).max(1);
+        let result =
+            self.read_records(&mut tls, &mut scratch[..half], peer_closed, &mut on_message);
+        self.tls = Some(tls);
+        let end = result?;
+        // The handshake's next flight, or requests rustls held until it ended.
+        if end == ReadEnd::WouldBlock && (self.written < self.out.len() || self.wants_tls_write()) {
+            self.flush_tls()?;
+        }
+        Ok(end)
+    }
+
+    fn wants_tls_write(&self) -> bool {
+        self.tls.as_deref().is_some_and(|tls| tls.wants_write())
+    }
+
+    fn read_records<F>(
+        &mut self,
+        tls: &mut ClientConnection,
+        cipher: &mut [u8],
+        peer_closed: bool,
+        on_message: &mut F,
+    ) -> io::Result<ReadEnd>
+    where
+        F: FnMut(Result<Response<'_>, DecodeError>, Instant),
+    {
+        loop {
+            let n = match self.stream.read(cipher) {
+                Ok(0) => return Ok(ReadEnd::Eof),
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(ReadEnd::WouldBlock),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            };
+            let now = Instant::now();
+            let mut rest = &cipher[..n];
+            while !rest.is_empty() {
+                if tls.read_tls(&mut rest)? == 0 {
+                    // A close_notify came before: nothing more is read.
+                    return Ok(ReadEnd::Eof);
+                }
+                let state = match tls.process_new_packets() {
+                    Ok(state) => state,
+                    Err(e) => {
+                        // Its alert goes out if it can; the error ends the connection.
+                        let _ = tls.write_tls(&mut self.stream);
+                        return Err(io::Error::new(io::ErrorKind::InvalidData, e));
+                    }
+                };
+                let mut reader = tls.reader();
+                loop {
+                    match reader.fill_buf() {
+                        Ok([]) => break,
+                        Ok(record) => {
+                            let len = record.len();
+                            self.take_frames(record, |m| on_message(m, now));
+                            reader.consume(len);
+                        }
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                        Err(e) => return Err(e),
+                    }
+                }
+                if state.peer_has_closed() {
+                    return Ok(ReadEnd::Eof);
+                }
+            }
+            if n < cipher.len() && !peer_closed {
+                // A short read drained the socket (see the module docs).
+                return Ok(ReadEnd::WouldBlock);
+            }
+        }
+    }
+
     /// `take_frames` for a web connection: the HTTP response, then WebSocket frames
     /// (unmasked, from the server) whose payloads are JSON messages.
     fn take_web<F>(&mut self, data: &[u8], mut on_message: F)

@@ -65,6 +65,7 @@ use crate::procstat::{self, Pid};
 use crate::report::{ErrorReport, Percentiles, StepReport};
 use crate::schedule::{Layout, Schedule};
 use crate::timer::Timer;
+use crate::tls::TlsPlan;
 use crate::tracker::{Outcome, Tracker};
 
 mod hostile;
@@ -119,6 +120,8 @@ pub struct Plan {
     pub also_pids: Vec<u32>,
     /// The hostile and slow populations (none by default).
     pub hostile: HostilePlan,
+    /// `--tls`: every measured connection speaks TLS (none by default).
+    pub tls: Option<TlsPlan>,
 }
 
 /// Where a client is in its life.
@@ -307,6 +310,15 @@ impl Driver {
         percentiles(&self.connect_to_joined)
     }
 
+    /// With `--tls`, after [`Driver::setup`]: the protocol version and cipher suite
+    /// the first connected client negotiated.
+    pub fn tls_session(&self) -> Option<(String, String)> {
+        self.conns[..self.pops.measured]
+            .iter()
+            .flatten()
+            .find_map(Conn::tls_session)
+    }
+
     // ----- setup -------------------------------------------------------------
 
     /// Connects every client and puts it in its room.
@@ -418,10 +430,17 @@ impl Driver {
             return self.fail_setup(c, format!("cannot set TCP_NODELAY: {e}"));
         }
         let mut conn = if self.plan.web {
-            Conn::new_web(stream, &addr.to_string(), c as u32)
+            Conn::new_web(stream, &addr.to_string(), c as u32, self.plan.tls.is_some())
         } else {
             Conn::new(stream, self.plan.format)
         };
+        if let Some(tls) = &self.plan.tls {
+            // The handshake runs during setup: it is part of connect → joined.
+            match tls.connect() {
+                Ok(session) => conn = conn.with_tls(session),
+                Err(e) => return self.fail_setup(c, format!("cannot start TLS: {e}")),
+            }
+        }
         if let Err(e) = self.poll.registry().register(
             &mut conn.stream,
             Token(c),

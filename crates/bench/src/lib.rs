@@ -7,7 +7,8 @@
 //! * [`schedule`] — the open-loop send schedule: who sends chat `i`, and when.
 //! * [`payload`] — the chat text format `b<sender>:<seq>:<t_ns>:<step>[ pad]`.
 //! * [`tracker`] — delivery accounting: lost, duplicated, out of order.
-//! * [`conn`] — one connection: socket, outbound buffer, inbound framing.
+//! * [`conn`] — one connection: socket, outbound buffer, inbound framing (and TLS).
+//! * [`tls`] — `--tls`: whom to trust, the client configuration.
 //! * [`timer`] — a `timerfd` so the loop wakes when the next chat is due.
 //! * [`driver`] — the mio event loop and the phases: setup, run, settle.
 //! * [`hostile`] — the optional hostile and slow populations' pure parts (who is
@@ -38,6 +39,7 @@ pub mod report;
 pub mod schedule;
 pub mod split;
 pub mod timer;
+pub mod tls;
 pub mod tracker;
 
 use std::fmt;
@@ -50,7 +52,7 @@ use driver::{Driver, Plan};
 use findmax::RateSearch;
 use hostile::HostilePlan;
 use procstat::Pid;
-use report::{FindMaxReport, MemoryReport, Report, SetupReport, StepReport};
+use report::{FindMaxReport, MemoryReport, Report, SetupReport, StepReport, TlsReport};
 use schedule::Layout;
 
 /// Descriptors the bench needs besides one per client (poll, timer, stdio, slack).
@@ -107,6 +109,15 @@ pub fn run(args: &Args) -> Result<Report, BenchError> {
         .and_then(|p| procstat::memory(p).ok())
         .map(|m| m.rss_kb);
 
+    let tls = if args.tls {
+        let trust = match &args.tls_ca {
+            Some(path) => tls::Trust::File(path),
+            None => tls::Trust::Anyone,
+        };
+        Some(tls::TlsPlan::new(trust, &args.tls_server_name).map_err(BenchError::Usage)?)
+    } else {
+        None
+    };
     let mut driver = Driver::new(Plan {
         addrs,
         web: args.web,
@@ -120,10 +131,24 @@ pub fn run(args: &Args) -> Result<Report, BenchError> {
         server_pid: args.server_pid,
         also_pids: args.also_pid.clone(),
         hostile: hostile_plan(args),
+        tls,
     })?;
     let setup_started = Instant::now();
     driver.setup()?;
     let setup_s = setup_started.elapsed().as_secs_f64();
+    let tls_report = args.tls.then(|| {
+        let session = driver.tls_session();
+        TlsReport {
+            server_name: args.tls_server_name.clone(),
+            trust: if args.tls_ca.is_some() {
+                "ca-file"
+            } else {
+                "insecure"
+            },
+            version: session.as_ref().map(|s| s.0.clone()),
+            cipher_suite: session.map(|s| s.1),
+        }
+    });
     let server_rss_after = server
         .and_then(|p| procstat::memory(p).ok())
         .map(|m| m.rss_kb);
@@ -189,7 +214,12 @@ pub fn run(args: &Args) -> Result<Report, BenchError> {
                 "{}:{}{}",
                 args.host,
                 ports.join(","),
-                if args.web { " (WebSocket)" } else { "" }
+                match (args.web, args.tls) {
+                    (true, true) => " (WebSocket over TLS)",
+                    (true, false) => " (WebSocket)",
+                    (false, true) => " (TLS)",
+                    (false, false) => "",
+                }
             )
         },
         format: chat_proto::WireFormat::from(args.format).name(),
@@ -216,6 +246,7 @@ pub fn run(args: &Args) -> Result<Report, BenchError> {
             }),
         errors: driver.errors().clone(),
         hostile,
+        tls: tls_report,
     })
 }
 

@@ -41,6 +41,23 @@ pub struct Report {
     /// The hostile and slow populations, when any was asked for (absent otherwise).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub hostile: Option<HostileReport>,
+    /// With `--tls` (absent otherwise): what every connection negotiated.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsReport>,
+}
+
+/// `--tls`: the session every measured connection set up during setup (its handshake
+/// is in `setup.connect_to_joined_ms`, never in a run's latency).
+#[derive(Debug, Clone, Serialize)]
+pub struct TlsReport {
+    /// The name checked against the certificate (`--tls-server-name`).
+    pub server_name: String,
+    /// `ca-file` (`--tls-ca`) or `insecure` (`--tls-insecure`: any certificate).
+    pub trust: &'static str,
+    /// The protocol version negotiated (the first client's, as rustls names it).
+    pub version: Option<String>,
+    /// The cipher suite negotiated (the first client's).
+    pub cipher_suite: Option<String>,
 }
 
 /// Connecting and joining.
@@ -356,6 +373,20 @@ pub fn render_text(report: &Report) -> String {
         "chat-bench → {} ({}), {} rooms × {} clients = {} connections, pad {} B",
         r.target, r.format, r.rooms, r.per_room, r.setup.connections, r.pad
     );
+    if let Some(tls) = &r.tls {
+        let _ = writeln!(
+            out,
+            "TLS: {} {}, server name {} ({}); handshakes were part of setup",
+            tls.version.as_deref().unwrap_or("(version unknown)"),
+            tls.cipher_suite.as_deref().unwrap_or("(suite unknown)"),
+            tls.server_name,
+            if tls.trust == "insecure" {
+                "any certificate accepted: --tls-insecure"
+            } else {
+                "certificate checked against --tls-ca"
+            }
+        );
+    }
     let _ = write!(out, "setup: {:.2} s", r.setup.seconds);
     if let (Some(before), Some(after)) = (r.setup.server_rss_before_kb, r.setup.server_rss_after_kb)
     {
@@ -701,6 +732,7 @@ mod tests {
             server_memory_end: None,
             errors: ErrorReport::default(),
             hostile: None,
+            tls: None,
         }
     }
 
@@ -735,6 +767,26 @@ mod tests {
         assert_eq!(v["steps"][1]["passed"], false);
         assert!(render_text(&r).contains("FAIL"));
         assert!(v.get("hostile").is_none(), "no hostile object unless used");
+        assert!(v.get("tls").is_none(), "no tls object unless used");
+    }
+
+    #[test]
+    fn tls_is_reported_when_used() {
+        let mut r = report();
+        r.tls = Some(TlsReport {
+            server_name: "localhost".into(),
+            trust: "ca-file",
+            version: Some("TLSv1_3".into()),
+            cipher_suite: Some("TLS13_AES_256_GCM_SHA384".into()),
+        });
+        let v: serde_json::Value = serde_json::to_value(&r).unwrap();
+        assert_eq!(v["tls"]["version"], "TLSv1_3");
+        assert_eq!(v["tls"]["trust"], "ca-file");
+        let text = render_text(&r);
+        assert!(
+            text.contains("TLS: TLSv1_3 TLS13_AES_256_GCM_SHA384, server name localhost"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -1,13 +1,16 @@
 //! The bench against the real chat server, started in-process on an ephemeral port:
 //! a small scenario must come out clean (nothing lost, duplicated or reordered, and
 //! every chat delivered to the other K − 1 members), through the library API and
-//! through the binary's `--json` output, in both formats.
+//! through the binary's `--json` output, in both formats, over plain TCP and over TLS
+//! (a self-signed pair made with rcgen, trusted with `--tls-ca`).
 
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::Arc;
 
 use chat_bench::cli::Args;
-use chat_server::{Server, ServerConfig};
+use chat_server::{Server, ServerConfig, TlsAcceptor, TlsFiles};
 use clap::Parser;
 
 /// Runs `f` against a fresh server, then shuts the server down and checks it exits
@@ -86,4 +89,223 @@ fn the_binary_reports_json() {
     assert_eq!(r["duplicated"], 0);
     assert_eq!(r["out_of_order"], 0);
     assert!(r["latency_ms"]["p99"].as_f64().is_some());
+}
+
+/// A directory with a self-signed pair for `localhost` (`cert.pem`, `key.pem`),
+/// removed on drop.
+struct Pair {
+    dir: PathBuf,
+}
+
+impl Pair {
+    fn new(tag: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!("chat-bench-tls-{}-{tag}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let made = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+        std::fs::write(dir.join("cert.pem"), made.cert.pem()).unwrap();
+        std::fs::write(dir.join("key.pem"), made.signing_key.serialize_pem()).unwrap();
+        Pair { dir }
+    }
+
+    fn cert(&self) -> PathBuf {
+        self.dir.join("cert.pem")
+    }
+
+    fn files(&self) -> TlsFiles {
+        TlsFiles {
+            cert: self.cert(),
+            key: self.dir.join("key.pem"),
+        }
+    }
+}
+
+impl Drop for Pair {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Runs `f` against a fresh server with a TLS listener for `files`, handing it the
+/// TLS address.
+fn with_tls_server<T>(files: TlsFiles, f: impl FnOnce(SocketAddr) -> T) -> T {
+    let acceptor = TlsAcceptor::load(files).expect("the pair loads");
+    let config = ServerConfig {
+        tls: Some(Arc::new(acceptor)),
+        tls_bind: Some(SocketAddr::from(([127, 0, 0, 1], 0))),
+        ..ServerConfig::local(2)
+    };
+    let server = Server::bind(config).expect("bind");
+    let addr = server.tls_addr().expect("a TLS listener");
+    let stop = server.shutdown_handle();
+    let thread = std::thread::spawn(move || server.run());
+    let out = f(addr);
+    stop.shutdown();
+    thread
+        .join()
+        .expect("server thread panicked")
+        .expect("server run failed");
+    out
+}
+
+fn tls_args(addr: SocketAddr, format: &str, ca: &Path) -> Args {
+    let port = format!("--port={}", addr.port());
+    let format = format!("--format={format}");
+    let ca = format!("--tls-ca={}", ca.display());
+    let argv = [
+        "chat-bench",
+        "--host=127.0.0.1",
+        &port,
+        &format,
+        "--pad=20",
+        "--tls",
+        &ca,
+    ];
+    Args::try_parse_from(argv.iter().chain(&SCENARIO)).unwrap()
+}
+
+#[test]
+fn a_tls_run_delivers_everything_in_order_in_both_formats() {
+    let pair = Pair::new("formats");
+    for format in ["json", "protobuf"] {
+        let report = with_tls_server(pair.files(), |addr| {
+            chat_bench::run(&tls_args(addr, format, &pair.cert())).expect("bench run")
+        });
+        let r = report.result.expect("fixed runs have a result");
+        assert_eq!(report.setup.connections, 12);
+        assert!(report.target.ends_with("(TLS)"), "{}", report.target);
+        let tls = report.tls.expect("a TLS report");
+        assert_eq!(tls.trust, "ca-file");
+        assert!(
+            tls.version.is_some() && tls.cipher_suite.is_some(),
+            "{tls:?}"
+        );
+        assert_eq!(r.chats_sent, 200, "{format}");
+        assert_eq!(r.expected_deliveries, 200 * 3);
+        assert_eq!(r.deliveries, 200 * 3, "{format}: {r:?}");
+        assert_eq!(
+            (r.lost, r.duplicated, r.out_of_order),
+            (0, 0, 0),
+            "{format}"
+        );
+        assert_eq!((r.misdelivered, r.unexpected_messages), (0, 0), "{format}");
+        assert_eq!(report.errors.closed_by_server, 0);
+        assert_eq!(report.errors.io_errors, 0);
+        assert!(r.latency_ms.is_some());
+    }
+}
+
+#[test]
+fn a_tls_find_max_keeps_its_connections_between_steps() {
+    // Several steps over the same TLS connections: records that span reads, steps
+    // that settle, nothing lost or reordered at the low rates.
+    let pair = Pair::new("findmax");
+    let report = with_tls_server(pair.files(), |addr| {
+        let port = format!("--port={}", addr.port());
+        let ca = format!("--tls-ca={}", pair.cert().display());
+        let args = Args::try_parse_from([
+            "chat-bench",
+            &port,
+            "--tls",
+            &ca,
+            "--rooms=2",
+            "--per-room=5",
+            "--find-max",
+            "--rate=100",
+            "--max-rate=400",
+            "--duration=0.5",
+            "--drain=2",
+            "--p99-max-ms=1000",
+            "--pad=3000",
+        ])
+        .unwrap();
+        chat_bench::run(&args).expect("bench run")
+    });
+    assert!(report.steps.len() >= 2, "{:?}", report.steps);
+    for step in &report.steps {
+        assert_eq!(step.deliveries, step.expected_deliveries, "{step:?}");
+        assert_eq!((step.lost, step.duplicated, step.out_of_order), (0, 0, 0));
+    }
+    assert_eq!(report.errors.io_errors + report.errors.closed_by_server, 0);
+}
+
+#[test]
+fn web_clients_over_tls_speak_wss() {
+    // The web port serves only https:// and wss:// once the server has a pair.
+    let pair = Pair::new("web");
+    let acceptor = TlsAcceptor::load(pair.files()).expect("the pair loads");
+    let config = ServerConfig {
+        tls: Some(Arc::new(acceptor)),
+        web: Some(SocketAddr::from(([127, 0, 0, 1], 0))),
+        ..ServerConfig::local(2)
+    };
+    let server = Server::bind(config).expect("bind");
+    let web = server.web_addr().expect("a web listener");
+    let stop = server.shutdown_handle();
+    let thread = std::thread::spawn(move || server.run());
+    let port = format!("--ports={}", web.port());
+    let ca = format!("--tls-ca={}", pair.cert().display());
+    let args = Args::try_parse_from(
+        ["chat-bench", &port, "--web", "--tls", &ca]
+            .iter()
+            .chain(&SCENARIO),
+    )
+    .unwrap();
+    let report = chat_bench::run(&args);
+    stop.shutdown();
+    thread.join().expect("server thread").expect("server run");
+    let report = report.expect("bench run");
+    assert!(report.target.ends_with("(WebSocket over TLS)"));
+    let r = report.result.expect("a result");
+    assert_eq!(r.deliveries, 600, "{r:?}");
+    assert_eq!((r.lost, r.duplicated, r.out_of_order), (0, 0, 0));
+}
+
+#[test]
+fn the_certificate_is_checked() {
+    // Trusting another pair's certificate: the handshake fails, setup says so.
+    let pair = Pair::new("served");
+    let other = Pair::new("other");
+    let outcome = with_tls_server(pair.files(), |addr| {
+        chat_bench::run(&tls_args(addr, "json", &other.cert()))
+    });
+    let why = outcome.expect_err("an untrusted certificate").to_string();
+    assert!(why.contains("setup failed"), "{why}");
+    // And a name the certificate does not carry.
+    let outcome = with_tls_server(pair.files(), |addr| {
+        let mut args = tls_args(addr, "json", &pair.cert());
+        args.tls_server_name = "chat.example.org".into();
+        chat_bench::run(&args)
+    });
+    assert!(outcome.is_err());
+}
+
+#[test]
+fn the_binary_refuses_tls_without_a_trust_decision_and_runs_insecure_when_asked() {
+    let output = Command::new(env!("CARGO_BIN_EXE_chat-bench"))
+        .args(["--port=1", "--tls"])
+        .output()
+        .expect("run chat-bench");
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("--tls-insecure"), "{stderr}");
+
+    let pair = Pair::new("binary");
+    let output = with_tls_server(pair.files(), |addr| {
+        Command::new(env!("CARGO_BIN_EXE_chat-bench"))
+            .arg(format!("--port={}", addr.port()))
+            .args(["--tls", "--tls-insecure", "--json"])
+            .args(SCENARIO)
+            .output()
+            .expect("run chat-bench")
+    });
+    assert!(
+        output.status.success(),
+        "chat-bench failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(report["tls"]["trust"], "insecure");
+    assert_eq!(report["result"]["deliveries"], 600);
+    assert_eq!(report["result"]["lost"], 0);
+    assert_eq!(report["result"]["out_of_order"], 0);
 }
