@@ -24,6 +24,13 @@
 //! It also rate-limits the "refusing connections" log line: a refusal flood must not
 //! flood the log ([`Admission::note_refusal`]).
 //!
+//! **Behind a trusted proxy** (`--web-trusted-proxy`): every connection of the proxy
+//! comes from its address, so that address is exempt from the per-address limit (like
+//! loopback), and each web client the proxy names in `X-Forwarded-For` is counted
+//! against the same limit by that address instead ([`ForwardedClients`], asked by the
+//! web side when the WebSocket opens; refused there with `503`). One rule for both:
+//! [`PerAddressRule`].
+//!
 //! What it does not do: no socket I/O (the reactor accepts, registers and closes), no
 //! logging (it says *when* to log; the line is the reactor's), no metrics (the reactor
 //! counts refusals into `metrics.rs`), and it does not tell clients anything (a
@@ -46,6 +53,7 @@
 use std::collections::HashMap;
 use std::fs::File;
 use std::net::IpAddr;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use crate::config::{ServerConfig, is_loopback};
@@ -87,16 +95,124 @@ pub(crate) struct Ticket {
     ip: IpAddr,
 }
 
+/// The per-address limit, and which addresses it does not apply to: one rule for
+/// the connections the reactor accepts and the web clients a trusted proxy names.
+#[derive(Debug, Clone)]
+pub(crate) struct PerAddressRule {
+    /// `--max-connections-per-ip` (0: off).
+    max: usize,
+    /// Loopback addresses are not limited (nor counted) per address.
+    exempt_loopback: bool,
+    /// `--web-trusted-proxy` addresses: each connection of theirs carries another
+    /// client (counted by [`ForwardedClients`]), so they are not limited themselves.
+    trusted_proxies: Vec<IpAddr>,
+}
+
+impl PerAddressRule {
+    fn new(config: &ServerConfig) -> Self {
+        PerAddressRule {
+            max: config.max_connections_per_ip,
+            exempt_loopback: config.per_ip_exempt_loopback,
+            trusted_proxies: config.web_policy.trusted_proxies.clone(),
+        }
+    }
+
+    /// Whether connections from `ip` count against the per-address limit.
+    fn counts(&self, ip: IpAddr) -> bool {
+        let ip = ip.to_canonical();
+        let exempt = (self.exempt_loopback && is_loopback(ip))
+            || self.trusted_proxies.iter().any(|t| t.to_canonical() == ip);
+        !exempt
+    }
+
+    /// Whether one more connection from an address that already has `open` is over
+    /// the limit.
+    fn refuses(&self, open: usize) -> bool {
+        self.max > 0 && open >= self.max
+    }
+}
+
+/// Web clients behind a trusted proxy, counted by the address the proxy names for
+/// them (see the module doc). Shared by the reactor's web connections; only the
+/// reactor thread uses it, so its lock is never contended.
+#[derive(Debug)]
+pub(crate) struct ForwardedClients {
+    rule: PerAddressRule,
+    /// Open WebSockets per forwarded address; an address with none has no entry.
+    open: Mutex<HashMap<IpAddr, usize>>,
+}
+
+/// One forwarded client counted in [`ForwardedClients`] until dropped (with its
+/// connection).
+#[derive(Debug)]
+pub(crate) struct ForwardedTicket {
+    clients: Arc<ForwardedClients>,
+    /// `None`: an exempt address, not counted.
+    ip: Option<IpAddr>,
+}
+
+impl ForwardedClients {
+    pub(crate) fn new(config: &ServerConfig) -> Arc<Self> {
+        Arc::new(ForwardedClients {
+            rule: PerAddressRule::new(config),
+            open: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// Counts a web client at `ip`, or refuses it: the per-address limit reached.
+    pub(crate) fn admit(self: &Arc<Self>, ip: IpAddr) -> Result<ForwardedTicket, Refusal> {
+        let ip = ip.to_canonical();
+        let counted = self.rule.counts(ip).then_some(ip);
+        if let Some(ip) = counted {
+            let mut open = self.open.lock().unwrap_or_else(PoisonError::into_inner);
+            let count = open.entry(ip).or_insert(0);
+            if self.rule.refuses(*count) {
+                if *count == 0 {
+                    open.remove(&ip);
+                }
+                return Err(Refusal::PerAddress);
+            }
+            *count += 1;
+        }
+        Ok(ForwardedTicket {
+            clients: Arc::clone(self),
+            ip: counted,
+        })
+    }
+
+    /// Forwarded clients open from `ip` (for tests).
+    #[cfg(test)]
+    fn open_from(&self, ip: IpAddr) -> usize {
+        let open = self.open.lock().unwrap_or_else(PoisonError::into_inner);
+        open.get(&ip).copied().unwrap_or(0)
+    }
+}
+
+impl Drop for ForwardedTicket {
+    fn drop(&mut self) {
+        let Some(ip) = self.ip else { return };
+        let mut open = self
+            .clients
+            .open
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(count) = open.get_mut(&ip) {
+            *count -= 1;
+            if *count == 0 {
+                open.remove(&ip);
+            }
+        }
+    }
+}
+
 /// The admission state: the limits, the counts they are checked against, the
 /// refusal-log rate limit and the reserve descriptor. See the module doc.
 #[derive(Debug)]
 pub(crate) struct Admission {
     /// `--max-connections`: served connections at once.
     max_connections: usize,
-    /// `--max-connections-per-ip` (0: off).
-    max_per_ip: usize,
-    /// Loopback addresses are not limited (nor counted) per address.
-    per_ip_exempt_loopback: bool,
+    /// `--max-connections-per-ip`, and who it does not apply to.
+    per_address: PerAddressRule,
     /// Connections served (refused ones waiting to be told are not counted).
     open: usize,
     /// Served connections per address (exempt addresses are not counted).
@@ -115,8 +231,7 @@ impl Admission {
     pub(crate) fn new(config: &ServerConfig) -> Self {
         Self {
             max_connections: config.max_connections,
-            max_per_ip: config.max_connections_per_ip,
-            per_ip_exempt_loopback: config.per_ip_exempt_loopback,
+            per_address: PerAddressRule::new(config),
             open: 0,
             per_ip: HashMap::new(),
             refusing: 0,
@@ -132,8 +247,10 @@ impl Admission {
         if self.open >= self.max_connections {
             return Err(Refusal::Limit);
         }
-        let limit = self.max_per_ip;
-        if limit > 0 && self.per_ip_counted(ip) && self.per_ip.get(&ip).is_some_and(|&n| n >= limit)
+        if self.per_ip_counted(ip)
+            && self
+                .per_address
+                .refuses(self.per_ip.get(&ip).copied().unwrap_or(0))
         {
             return Err(Refusal::PerAddress);
         }
@@ -215,7 +332,7 @@ impl Admission {
 
     /// Whether connections from `ip` count against the per-address limit.
     fn per_ip_counted(&self, ip: IpAddr) -> bool {
-        !(self.per_ip_exempt_loopback && is_loopback(ip))
+        self.per_address.counts(ip)
     }
 }
 
@@ -241,6 +358,64 @@ mod tests {
         let ticket = a.admit(ip(from))?;
         a.opened(ticket);
         Ok(())
+    }
+
+    fn behind_proxy(per_ip: usize, exempt_loopback: bool) -> ServerConfig {
+        let mut config = ServerConfig {
+            max_connections_per_ip: per_ip,
+            per_ip_exempt_loopback: exempt_loopback,
+            ..ServerConfig::local(1)
+        };
+        config.web_policy.trusted_proxies = vec![ip("10.9.9.9")];
+        config
+    }
+
+    #[test]
+    fn a_trusted_proxy_is_not_limited_per_address_but_its_clients_are() {
+        let config = behind_proxy(2, true);
+        let mut a = Admission::new(&config);
+        for _ in 0..5 {
+            assert_eq!(open(&mut a, "10.9.9.9"), Ok(()), "the proxy carries many");
+        }
+        let clients = ForwardedClients::new(&config);
+        let first = clients.admit(ip("203.0.113.7")).unwrap();
+        let second = clients.admit(ip("203.0.113.7")).unwrap();
+        assert_eq!(
+            clients.admit(ip("203.0.113.7")).unwrap_err(),
+            Refusal::PerAddress
+        );
+        assert!(clients.admit(ip("203.0.113.8")).is_ok(), "another address");
+        // IPv4 seen through IPv6 is the same address.
+        assert_eq!(
+            clients.admit(ip("::ffff:203.0.113.7")).unwrap_err(),
+            Refusal::PerAddress
+        );
+        drop(first);
+        assert_eq!(clients.open_from(ip("203.0.113.7")), 1);
+        let third = clients.admit(ip("203.0.113.7")).unwrap();
+        drop((second, third));
+        assert_eq!(clients.open_from(ip("203.0.113.7")), 0);
+        assert!(
+            clients.open.lock().unwrap().is_empty(),
+            "no entry is left behind"
+        );
+    }
+
+    #[test]
+    fn forwarded_loopback_clients_follow_the_loopback_exemption() {
+        let exempt = ForwardedClients::new(&behind_proxy(1, true));
+        let tickets: Vec<_> = (0..3)
+            .map(|_| exempt.admit(ip("127.0.0.1")).unwrap())
+            .collect();
+        assert_eq!(exempt.open_from(ip("127.0.0.1")), 0, "not counted");
+        drop(tickets);
+        let counted = ForwardedClients::new(&behind_proxy(1, false));
+        let _one = counted.admit(ip("127.0.0.1")).unwrap();
+        assert!(counted.admit(ip("127.0.0.1")).is_err());
+        let off = ForwardedClients::new(&behind_proxy(0, false));
+        let _many: Vec<_> = (0..3)
+            .map(|_| off.admit(ip("192.0.2.1")).unwrap())
+            .collect();
     }
 
     #[test]

@@ -42,6 +42,7 @@ use std::time::{Duration, Instant};
 
 use chat_proto::frame::Frames;
 
+use crate::admission::Refusal;
 use crate::budget::MemoryBudget;
 use crate::metrics::Metrics;
 use crate::outbound::Flush;
@@ -143,7 +144,7 @@ impl EventHandler {
         web: Option<WebSide>,
     ) -> Self {
         // The Host of a web request may name the address the connection came to.
-        let web = web.map(|web| web.arrived_at(session.socket().local_addr().ok()));
+        let web = web.map(|web| web.arrived_at(session.peer, session.socket().local_addr().ok()));
         // A web connection owes its HTTP request from the start: the frame deadline
         // runs from the accept.
         let partial_since = web
@@ -376,6 +377,14 @@ impl EventHandler {
         self.track_partial(partial, input.upgraded || input.messages() > 0);
         if input.upgraded {
             self.last_message = Instant::now();
+            if let Some(client) = input.forwarded_for {
+                self.session.forwarded_for(client);
+                tracing::info!(session = self.session.id, peer = %self.session.peer, %client, "web client behind a trusted proxy");
+            }
+        }
+        if let Some(client) = input.refused_forwarded {
+            to.metrics.refused(Refusal::PerAddress);
+            tracing::debug!(session = self.session.id, peer = %self.session.peer, %client, "web client refused: too many connections from its address");
         }
         if !input.reply.is_empty()
             && self

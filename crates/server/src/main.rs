@@ -148,6 +148,13 @@ struct Args {
     #[arg(long, value_name = "NAME")]
     web_host: Vec<String>,
 
+    /// Web: a reverse proxy in front of the web port (its address as the server sees
+    /// it, e.g. 127.0.0.1): the X-Forwarded-For it sends names the client, for the
+    /// logs and --max-connections-per-ip (the proxy's own address is not limited).
+    /// From any other address the header is ignored. Repeat for several.
+    #[arg(long, value_name = "IP")]
+    web_trusted_proxy: Vec<std::net::IpAddr>,
+
     /// TLS: the certificate chain (PEM, leaf first). With --tls-key, the web port
     /// serves only https:// and wss://, and --tls-port can be served. SIGHUP reloads
     /// both files (new connections get the new pair; a pair that fails to load is
@@ -489,6 +496,7 @@ fn main() -> ExitCode {
         web_policy: chat_server::WebPolicy {
             allowed_origins: args.web_allow_origin.clone(),
             allowed_hosts: args.web_host.clone(),
+            trusted_proxies: args.web_trusted_proxy.clone(),
         },
         tls,
         tls_bind: args.tls_port.map(|port| SocketAddr::new(args.bind, port)),

@@ -59,6 +59,7 @@ use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token, Waker};
 use socket2::SockRef;
 
+use crate::admission::ForwardedClients;
 use crate::admission::{Admission, Refusal, Ticket};
 use crate::budget::MemoryBudget;
 use crate::config::ServerConfig;
@@ -202,6 +203,8 @@ pub(crate) struct Reactor {
     /// WebSocket.
     web_listener: Option<TcpListener>,
     web_policy: Arc<WebPolicy>,
+    /// The web clients trusted proxies name, counted per address.
+    forwarded_clients: Arc<ForwardedClients>,
     /// The chat protocol's TLS listener, and the certificate every TLS connection
     /// (there and on the web port) is offered.
     tls_listener: Option<TcpListener>,
@@ -241,6 +244,7 @@ impl Reactor {
             listener: Some(listeners.chat),
             web_listener: listeners.web,
             web_policy: Arc::new(config.web_policy.clone()),
+            forwarded_clients: ForwardedClients::new(config),
             tls_listener: listeners.tls,
             tls: config.tls.clone(),
             handles,
@@ -544,7 +548,12 @@ impl Reactor {
             Arc::new(session),
             Arc::clone(&self.handles.budget),
             refused_at,
-            web.then(|| WebSide::new(Arc::clone(&self.web_policy))),
+            web.then(|| {
+                WebSide::new(
+                    Arc::clone(&self.web_policy),
+                    Arc::clone(&self.forwarded_clients),
+                )
+            }),
         ));
         let ticket = match admitted {
             Ok(ticket) => ticket,
@@ -749,7 +758,7 @@ impl Reactor {
             let name = session.try_name().unwrap_or_default();
             let reason = session.end_reason();
             if let Verdict::Log { suppressed } = self.connection_lines.check(Instant::now()) {
-                tracing::info!(session = session.id, peer = %session.peer, name, reason, suppressed, "connection closed");
+                tracing::info!(session = session.id, peer = %session.shown_peer(), name, reason, suppressed, "connection closed");
             }
         }
         if self.accept_stalled {

@@ -41,7 +41,7 @@
 use std::collections::VecDeque;
 use std::fmt;
 use std::io::{self, Read};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
@@ -79,8 +79,11 @@ pub struct Session {
     pub(crate) id: ClientId,
     /// The reactor's handle for this connection (slots are reused; `id` is not).
     pub(crate) token: Token,
-    /// The client's address.
+    /// The address the connection came from (for a web client behind a trusted
+    /// proxy, the proxy's: see `forwarded_for`).
     pub(crate) peer: SocketAddr,
+    /// A web client's own address, as the trusted proxy it came through named it.
+    forwarded_for: OnceLock<IpAddr>,
     socket: TcpStream,
     /// The connection's TLS state, for a connection on a TLS listener: what is read
     /// and written goes through it (`tls.rs`).
@@ -104,6 +107,18 @@ pub struct Session {
     high_water: usize,
     /// A web (WebSocket) connection: messages leave as WebSocket text frames.
     web: bool,
+}
+
+/// [`Session::shown_peer`].
+pub(crate) struct ShownPeer<'a>(&'a Session);
+
+impl fmt::Display for ShownPeer<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0.forwarded_for.get() {
+            Some(client) => write!(f, "{client} via {}", self.0.peer),
+            None => write!(f, "{}", self.0.peer),
+        }
+    }
 }
 
 impl fmt::Debug for Session {
@@ -411,7 +426,20 @@ impl Session {
             log_limit: LogLimit::default(),
             owner: OnceLock::new(),
             end_reason: OnceLock::new(),
+            forwarded_for: OnceLock::new(),
         }
+    }
+
+    /// Notes the client's own address, as a trusted proxy named it (once: the
+    /// WebSocket opens once).
+    pub(crate) fn forwarded_for(&self, client: IpAddr) {
+        let _ = self.forwarded_for.set(client);
+    }
+
+    /// The client's address for the logs: the peer's, or the address a trusted proxy
+    /// named and the proxy's (`203.0.113.7 via 127.0.0.1:41000`).
+    pub(crate) fn shown_peer(&self) -> ShownPeer<'_> {
+        ShownPeer(self)
     }
 
     /// Whether this is a web (WebSocket) connection.

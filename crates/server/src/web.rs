@@ -71,11 +71,15 @@ use std::collections::VecDeque;
 use std::io::{self, Read, Write};
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 
+use std::sync::Arc;
+
 use bytes::Bytes;
 use tungstenite::protocol::frame::coding::CloseCode;
 use tungstenite::protocol::frame::{CloseFrame, FrameHeader};
 use tungstenite::protocol::{Role, WebSocketConfig};
 use tungstenite::{Error as WsError, Message, WebSocket};
+
+use crate::admission::{ForwardedClients, ForwardedTicket};
 
 /// The longest HTTP request (line and headers) read before answering 431.
 pub(crate) const MAX_REQUEST: usize = 8 * 1024;
@@ -109,6 +113,11 @@ pub struct WebPolicy {
     /// is reached by (`chat.example.org`; `--web-host`). Any port goes with them, and
     /// pages of `http://` or `https://` on them may open the WebSocket.
     pub allowed_hosts: Vec<String>,
+    /// Reverse proxies in front of the web port (`--web-trusted-proxy`): from these
+    /// addresses, and only these, `X-Forwarded-For` names the client (for the logs
+    /// and the per-address limit). From anyone else the header is ignored: a client
+    /// could write any address there.
+    pub trusted_proxies: Vec<IpAddr>,
 }
 
 /// Input a worker meets in its place among a web connection's frames, that is not a
@@ -139,6 +148,12 @@ pub(crate) struct WebInput {
     pub(crate) close: bool,
     /// The WebSocket was just opened.
     pub(crate) upgraded: bool,
+    /// The client's address as a trusted proxy named it, when the WebSocket opened
+    /// through one (and the address is not the proxy's own).
+    pub(crate) forwarded_for: Option<IpAddr>,
+    /// A client a trusted proxy named was refused: its address has as many
+    /// connections open as `--max-connections-per-ip` allows (answered `503`).
+    pub(crate) refused_forwarded: Option<IpAddr>,
 }
 
 /// One web connection's protocol state.
@@ -149,6 +164,12 @@ pub(crate) struct WebSide {
     /// The address the connection came to: its `Host` may name it, and a page of the
     /// local names must be on its port.
     local: Option<SocketAddr>,
+    /// The address the connection came from (a trusted proxy's may forward another).
+    peer: Option<IpAddr>,
+    /// Counts the clients trusted proxies name, per address.
+    forwarded: Arc<ForwardedClients>,
+    /// This connection's place in `forwarded`, held while it is open.
+    _ticket: Option<ForwardedTicket>,
 }
 
 #[derive(Debug)]
@@ -209,17 +230,21 @@ impl Write for Pipe {
 }
 
 impl WebSide {
-    pub(crate) fn new(policy: std::sync::Arc<WebPolicy>) -> Self {
+    pub(crate) fn new(policy: Arc<WebPolicy>, forwarded: Arc<ForwardedClients>) -> Self {
         WebSide {
             state: State::Http(Vec::new()),
             policy,
             local: None,
+            peer: None,
+            forwarded,
+            _ticket: None,
         }
     }
 
-    /// The same side, for a connection that came to `local` (the socket's own
-    /// address).
-    pub(crate) fn arrived_at(mut self, local: Option<SocketAddr>) -> Self {
+    /// The same side, for a connection from `peer` that came to `local` (the socket's
+    /// own address).
+    pub(crate) fn arrived_at(mut self, peer: SocketAddr, local: Option<SocketAddr>) -> Self {
+        self.peer = Some(peer.ip());
         self.local = local;
         self
     }
@@ -261,7 +286,7 @@ impl WebSide {
             State::Done => {}
             State::Http(buf) => {
                 buf.extend_from_slice(data);
-                match answer_http(buf, &self.policy, self.local) {
+                match answer_http(buf, &self.policy, self.local, self.peer) {
                     Http::Incomplete if buf.len() > MAX_REQUEST => {
                         input.reply = response(
                             431,
@@ -277,9 +302,30 @@ impl WebSide {
                         input.close = true;
                         self.state = State::Done;
                     }
-                    Http::Upgrade { reply, rest } => {
+                    Http::Upgrade {
+                        reply,
+                        rest,
+                        client,
+                    } => {
+                        if let Some(ip) = client {
+                            match self.forwarded.admit(ip) {
+                                Ok(ticket) => self._ticket = Some(ticket),
+                                Err(_) => {
+                                    input.reply = response(
+                                        503,
+                                        "Service Unavailable",
+                                        b"too many connections from your address\n",
+                                    );
+                                    input.close = true;
+                                    input.refused_forwarded = Some(ip);
+                                    self.state = State::Done;
+                                    return input;
+                                }
+                            }
+                        }
                         input.reply = reply;
                         input.upgraded = true;
+                        input.forwarded_for = client;
                         self.state = State::Open(Box::new(Socket::new(Pipe::default())));
                         if !rest.is_empty() {
                             let more = self.take(&rest);
@@ -565,7 +611,12 @@ pub(crate) fn text_frame_header(len: usize) -> Bytes {
 enum Http {
     Incomplete,
     Respond(Vec<u8>),
-    Upgrade { reply: Vec<u8>, rest: Vec<u8> },
+    Upgrade {
+        reply: Vec<u8>,
+        rest: Vec<u8>,
+        /// The client's address, as a trusted proxy named it.
+        client: Option<IpAddr>,
+    },
 }
 
 /// `host [":" port]` of a `Host` header or an origin (RFC 9110 §4.2.3, §7.2).
@@ -696,9 +747,65 @@ fn allowed_origin(
     }
 }
 
+/// The client a trusted proxy forwards, from its `X-Forwarded-For` values (`None`: the
+/// peer is not a trusted proxy, or named nobody else).
+///
+/// Each proxy appends the address it received the request from, so the list is read
+/// from its end: the last entry is what the proxy we trust saw; while that is itself
+/// a trusted proxy (a chain), the entry before it is taken, and so on. The first
+/// address not trusted is the client: entries before it were written by the client
+/// or its side and may be anything. An entry that is not an address ends the walk
+/// at the last trusted hop.
+fn forwarded_client(
+    peer: Option<IpAddr>,
+    values: &[Option<&str>],
+    trusted: &[IpAddr],
+) -> Option<IpAddr> {
+    let is_trusted = |ip: IpAddr| {
+        trusted
+            .iter()
+            .any(|t| t.to_canonical() == ip.to_canonical())
+    };
+    let peer = peer.filter(|&peer| is_trusted(peer))?;
+    let mut client = peer;
+    let hops = values
+        .iter()
+        .flat_map(|value| value.unwrap_or_default().split(','))
+        .map(str::trim)
+        .filter(|hop| !hop.is_empty());
+    for hop in hops.collect::<Vec<_>>().into_iter().rev() {
+        if !is_trusted(client) {
+            break;
+        }
+        let Some(ip) = parse_forwarded_hop(hop) else {
+            break;
+        };
+        client = ip;
+    }
+    (client.to_canonical() != peer.to_canonical()).then(|| client.to_canonical())
+}
+
+/// One `X-Forwarded-For` entry: an address, possibly with a port (`[v6]:port`).
+fn parse_forwarded_hop(hop: &str) -> Option<IpAddr> {
+    hop.parse::<IpAddr>()
+        .ok()
+        .or_else(|| hop.parse::<SocketAddr>().ok().map(|addr| addr.ip()))
+        .or_else(|| {
+            hop.strip_prefix('[')
+                .and_then(|rest| rest.strip_suffix(']'))
+                .and_then(|v6| v6.parse::<Ipv6Addr>().ok())
+                .map(IpAddr::V6)
+        })
+}
+
 /// Answers a complete HTTP request in `buf`, if there is one; `local` is the address
-/// the connection came to.
-fn answer_http(buf: &[u8], policy: &WebPolicy, local: Option<SocketAddr>) -> Http {
+/// the connection came to, `peer` the one it came from.
+fn answer_http(
+    buf: &[u8],
+    policy: &WebPolicy,
+    local: Option<SocketAddr>,
+    peer: Option<IpAddr>,
+) -> Http {
     let mut headers = [httparse::EMPTY_HEADER; 32];
     let mut request = httparse::Request::new(&mut headers);
     let consumed = match request.parse(buf) {
@@ -795,6 +902,7 @@ fn answer_http(buf: &[u8], policy: &WebPolicy, local: Option<SocketAddr>) -> Htt
             Http::Upgrade {
                 reply: reply.into_bytes(),
                 rest: buf[consumed..].to_vec(),
+                client: forwarded_client(peer, &values("x-forwarded-for"), &policy.trusted_proxies),
             }
         }
         _ => Http::Respond(response(404, "Not Found", b"not found\n")),
@@ -831,8 +939,20 @@ mod tests {
     /// The address the test connections came to.
     const LOCAL: &str = "127.0.0.1:8080";
 
+    /// The address the test connections came from.
+    const PEER: &str = "127.0.0.1:50000";
+
     fn side_with(policy: WebPolicy) -> WebSide {
-        WebSide::new(std::sync::Arc::new(policy)).arrived_at(Some(LOCAL.parse().unwrap()))
+        let config = crate::config::ServerConfig {
+            web_policy: policy.clone(),
+            ..crate::config::ServerConfig::local(1)
+        };
+        side_from(PEER, policy, ForwardedClients::new(&config))
+    }
+
+    fn side_from(peer: &str, policy: WebPolicy, forwarded: Arc<ForwardedClients>) -> WebSide {
+        WebSide::new(Arc::new(policy), forwarded)
+            .arrived_at(peer.parse().unwrap(), Some(LOCAL.parse().unwrap()))
     }
 
     fn side() -> WebSide {
@@ -1068,13 +1188,126 @@ mod tests {
             );
         }
         // The address the connection came to, even one that is not loopback.
-        let mut web = WebSide::new(std::sync::Arc::new(WebPolicy::default()))
-            .arrived_at(Some("192.0.2.5:80".parse().unwrap()));
+        let config = crate::config::ServerConfig::local(1);
+        let mut web = WebSide::new(Arc::default(), ForwardedClients::new(&config))
+            .arrived_at(PEER.parse().unwrap(), Some("192.0.2.5:80".parse().unwrap()));
         let got = status(
             &mut web,
             &handshake_to("192.0.2.5", Some("http://192.0.2.5")),
         );
         assert_eq!(got, "HTTP/1.1 101 Switching Protocols");
+    }
+
+    #[test]
+    fn x_forwarded_for_names_the_client_only_from_a_trusted_proxy() {
+        let trusted = |list: &[&str]| {
+            list.iter()
+                .map(|ip| ip.parse().unwrap())
+                .collect::<Vec<_>>()
+        };
+        let proxy = Some("10.0.0.2".parse().unwrap());
+        let ip = |s: &str| Some(s.parse::<IpAddr>().unwrap());
+        let one = trusted(&["10.0.0.2"]);
+        // From an untrusted peer the header is ignored, whatever it says.
+        assert_eq!(
+            forwarded_client(ip("192.0.2.1"), &[Some("203.0.113.7")], &one),
+            None
+        );
+        assert_eq!(forwarded_client(proxy, &[Some("203.0.113.7")], &[]), None);
+        // The proxy's own entry is the last one; what the client wrote comes before.
+        assert_eq!(
+            forwarded_client(proxy, &[Some("203.0.113.7")], &one),
+            ip("203.0.113.7")
+        );
+        assert_eq!(
+            forwarded_client(proxy, &[Some("6.6.6.6, 203.0.113.7")], &one),
+            ip("203.0.113.7"),
+            "a client cannot pass for another address"
+        );
+        // Repeated headers are one list, in order.
+        assert_eq!(
+            forwarded_client(proxy, &[Some("6.6.6.6"), Some("203.0.113.7")], &one),
+            ip("203.0.113.7")
+        );
+        // A chain of trusted proxies is walked back to the first address not trusted.
+        let chain = trusted(&["10.0.0.2", "10.0.0.3"]);
+        assert_eq!(
+            forwarded_client(proxy, &[Some("6.6.6.6, 203.0.113.7, 10.0.0.3")], &chain),
+            ip("203.0.113.7")
+        );
+        // Ports and brackets; IPv4 seen through IPv6 is IPv4.
+        assert_eq!(
+            forwarded_client(proxy, &[Some("[2001:db8::1]:443")], &one),
+            ip("2001:db8::1")
+        );
+        assert_eq!(
+            forwarded_client(proxy, &[Some("[2001:db8::1]")], &one),
+            ip("2001:db8::1")
+        );
+        assert_eq!(
+            forwarded_client(proxy, &[Some("203.0.113.7:5000")], &one),
+            ip("203.0.113.7")
+        );
+        assert_eq!(
+            forwarded_client(proxy, &[Some("::ffff:203.0.113.7")], &one),
+            ip("203.0.113.7")
+        );
+        // Nothing usable: the proxy itself is the client (no forwarded address).
+        assert_eq!(forwarded_client(proxy, &[], &one), None);
+        assert_eq!(forwarded_client(proxy, &[Some("unknown")], &one), None);
+        assert_eq!(forwarded_client(proxy, &[None, Some(" , ")], &one), None);
+        assert_eq!(forwarded_client(proxy, &[Some("10.0.0.2")], &one), None);
+        // Garbage the proxy passed on before the real entry does not matter.
+        assert_eq!(
+            forwarded_client(proxy, &[Some("<script>, 203.0.113.7")], &one),
+            ip("203.0.113.7")
+        );
+    }
+
+    #[test]
+    fn clients_a_proxy_names_are_limited_per_address() {
+        let policy = WebPolicy {
+            trusted_proxies: vec!["127.0.0.1".parse().unwrap()],
+            ..WebPolicy::default()
+        };
+        let config = crate::config::ServerConfig {
+            max_connections_per_ip: 1,
+            web_policy: policy.clone(),
+            ..crate::config::ServerConfig::local(1)
+        };
+        let forwarded = ForwardedClients::new(&config);
+        let request = |xff: &str| {
+            handshake(Some("http://127.0.0.1:8080"))
+                .replace("\r\n\r\n", &format!("\r\nX-Forwarded-For: {xff}\r\n\r\n"))
+        };
+        let mut first = side_from(PEER, policy.clone(), Arc::clone(&forwarded));
+        let input = first.take(request("203.0.113.7").as_bytes());
+        assert!(input.upgraded);
+        assert_eq!(input.forwarded_for, "203.0.113.7".parse().ok());
+        let mut second = side_from(PEER, policy.clone(), Arc::clone(&forwarded));
+        let input = second.take(request("203.0.113.7").as_bytes());
+        assert!(!input.upgraded && input.close);
+        assert_eq!(input.refused_forwarded, "203.0.113.7".parse().ok());
+        let reply = String::from_utf8_lossy(&input.reply);
+        assert!(
+            reply.starts_with("HTTP/1.1 503 Service Unavailable\r\n"),
+            "{reply}"
+        );
+        assert!(
+            reply.ends_with("\r\n\r\ntoo many connections from your address\n"),
+            "{reply}"
+        );
+        // Another address is served; the first one's place is freed with it.
+        let mut other = side_from(PEER, policy.clone(), Arc::clone(&forwarded));
+        assert!(other.take(request("203.0.113.8").as_bytes()).upgraded);
+        drop(first);
+        let mut again = side_from(PEER, policy.clone(), Arc::clone(&forwarded));
+        assert!(again.take(request("203.0.113.7").as_bytes()).upgraded);
+        // The same header from a peer that is not a trusted proxy names nobody.
+        let mut direct = side_from("192.0.2.9:4000", policy, forwarded);
+        let input = direct.take(request("203.0.113.7").as_bytes());
+        assert!(input.upgraded);
+        assert_eq!(input.forwarded_for, None);
     }
 
     /// A missing, blank or repeated Host is a bad request whatever the path; a foreign

@@ -157,7 +157,7 @@ impl SessionWorker {
             let Verdict::Log { suppressed } = session.may_log() else {
                 continue;
             };
-            let (id, peer) = (session.id, session.peer);
+            let (id, peer) = (session.id, session.shown_peer());
             match event {
                 ChatEvent::RoomCreated { room, title } => {
                     tracing::info!(session = id, %peer, room, title, suppressed, "room created");
@@ -287,12 +287,12 @@ fn act_on(
     turn: &mut Turn<'_, Session>,
     outcome: Outcome,
 ) -> Option<Stop> {
-    let (id, peer) = (session.id, session.peer);
+    let (id, peer, shown) = (session.id, session.peer, session.shown_peer());
     match outcome {
         Outcome::Continue => {}
         Outcome::Refused(error) => {
             if let Verdict::Log { suppressed } = session.may_log() {
-                tracing::debug!(session = id, %peer, suppressed, "bad message: {error}");
+                tracing::debug!(session = id, peer = %shown, suppressed, "bad message: {error}");
             }
         }
         Outcome::ShutdownRequested => {
@@ -307,20 +307,20 @@ fn act_on(
                 })
             };
             if allowed {
-                tracing::info!(session = id, %peer, "shutdown requested by a client");
+                tracing::info!(session = id, peer = %shown, "shutdown requested by a client");
                 handles.shutdown.request();
             } else {
                 client.refuse_shutdown(turn);
                 bump(&handles.metrics.shutdown_refused);
                 if let Verdict::Log { suppressed } = session.may_log() {
-                    tracing::warn!(session = id, %peer, suppressed, "shutdown refused by policy");
+                    tracing::warn!(session = id, peer = %shown, suppressed, "shutdown refused by policy");
                 }
             }
         }
         Outcome::Waiting => return Some(Stop::Park),
         Outcome::Throttled(until) => {
             if let Verdict::Log { suppressed } = session.may_log() {
-                tracing::info!(session = id, %peer, suppressed, "over the flood limit; slowed down");
+                tracing::info!(session = id, peer = %shown, suppressed, "over the flood limit; slowed down");
             }
             return Some(Stop::Throttle(until));
         }
@@ -328,16 +328,16 @@ fn act_on(
             match reason {
                 EndReason::TooManyErrors => {
                     session.note_end("too many bad messages");
-                    tracing::info!(session = id, %peer, "too many bad messages, disconnecting");
+                    tracing::info!(session = id, peer = %shown, "too many bad messages, disconnecting");
                     bump(&handles.metrics.error_disconnects);
                 }
                 EndReason::Flooding => {
                     session.note_end("flooding");
-                    tracing::warn!(session = id, %peer, "stayed over the flood limit, disconnecting");
+                    tracing::warn!(session = id, peer = %shown, "stayed over the flood limit, disconnecting");
                     bump(&handles.metrics.flood_disconnects);
                 }
                 EndReason::Refused => {
-                    tracing::debug!(session = id, %peer, "refused connection told why; closing");
+                    tracing::debug!(session = id, peer = %shown, "refused connection told why; closing");
                 }
             }
             ended.push(Arc::clone(session));

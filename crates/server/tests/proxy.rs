@@ -80,7 +80,11 @@ impl Nginx {
             );
             return None;
         }
-        let dir = std::env::temp_dir().join(format!("chat-proxy-test-{}", std::process::id()));
+        // One directory per nginx: the tests run in parallel.
+        static STARTED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let nth = STARTED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dir =
+            std::env::temp_dir().join(format!("chat-proxy-test-{}-{nth}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let made = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
         std::fs::write(dir.join("cert.pem"), made.cert.pem()).unwrap();
@@ -212,4 +216,54 @@ fn nginx_in_front_serves_the_page_and_the_websocket_over_tls() {
     let chat = recv(&mut ws);
     assert_eq!(chat["member"], "direct");
     assert_eq!(chat["text"], "and back");
+}
+
+/// Opens the WebSocket through nginx, the request carrying `X-Forwarded-For:
+/// claimed` as a client behind other proxies (or a liar) would send it.
+fn open_through(
+    nginx: &Nginx,
+    claimed: &str,
+) -> Result<tungstenite::WebSocket<StreamOwned<ClientConnection, TcpStream>>, tungstenite::Error> {
+    let mut request = format!("wss://localhost:{}/ws", nginx.port)
+        .into_client_request()
+        .unwrap();
+    let headers = request.headers_mut();
+    headers.insert(
+        "Origin",
+        format!("https://localhost:{}", nginx.port).parse().unwrap(),
+    );
+    headers.insert("X-Forwarded-For", claimed.parse().unwrap());
+    match tungstenite::client::client(request, nginx.connect()) {
+        Ok((ws, _)) => Ok(ws),
+        Err(tungstenite::HandshakeError::Failure(e)) => Err(e),
+        Err(tungstenite::HandshakeError::Interrupted(_)) => panic!("a blocking socket"),
+    }
+}
+
+#[test]
+fn a_trusted_proxy_names_the_client_for_the_logs_and_the_per_address_limit() {
+    // nginx appends the address it saw (127.0.0.1) to what the client sent: the
+    // server trusts that last entry's sender, so the entry before it is the client.
+    let server = BinaryServer::start(&[
+        "--web=127.0.0.1:0",
+        "--web-trusted-proxy=127.0.0.1",
+        "--max-connections-per-ip=1",
+    ]);
+    let Some(nginx) = Nginx::start(web_addr(&server)) else {
+        return;
+    };
+    let _first = open_through(&nginx, "203.0.113.7").expect("the first client");
+    let line = server.log_line("web client behind a trusted proxy");
+    assert!(line.contains("client=203.0.113.7"), "{line}");
+    match open_through(&nginx, "203.0.113.7") {
+        Err(tungstenite::Error::Http(response)) => {
+            assert_eq!(response.status(), 503);
+            let body = response.body().as_deref().unwrap_or_default();
+            assert_eq!(body, b"too many connections from your address\n");
+        }
+        Err(other) => panic!("the second connection from 203.0.113.7 failed otherwise: {other:?}"),
+        Ok(_) => panic!("a second connection from 203.0.113.7 was served with a limit of 1"),
+    }
+    // Another client behind the same proxy is served: the proxy is not limited.
+    let _other = open_through(&nginx, "203.0.113.8").expect("another address");
 }
