@@ -52,6 +52,12 @@ use crate::web::WebSide;
 
 /// A partial-frame buffer larger than this is freed once empty.
 const KEEP_PARTIAL_CAPACITY: usize = 4 * 1024;
+/// Reads whose bytes are dropped, at most, per readiness event of a closing
+/// connection (a megabyte with the reactor's 64 KiB scratch buffer). Draining lets
+/// the close be a FIN, but a peer that keeps sending must not hold the reactor in the
+/// loop: past this, its input stays unread (its close becomes a reset, its own doing)
+/// and the closing deadline ends it.
+const DISCARD_READS_PER_EVENT: usize = 16;
 
 /// Where an [`EventHandler`] hands what it reads: the work queue (sessions with
 /// input for a worker) and the byte counter. The reactor's two narrow handles.
@@ -186,11 +192,17 @@ impl EventHandler {
         // Through TLS a short read says nothing about the socket (rustls reads a
         // record at a time): read until `WouldBlock`, or an edge could be lost.
         let until_would_block = until_would_block || self.session.is_tls();
+        let mut discarded = 0;
         while !self.input_done && !self.paused {
             match self.session.read(scratch) {
                 Ok(0) => self.end_input(to),
                 // The session is over; input is discarded while we finish sending.
-                Ok(_) if self.closing.is_some() => {}
+                Ok(_) if self.closing.is_some() => {
+                    discarded += 1;
+                    if discarded >= DISCARD_READS_PER_EVENT {
+                        break;
+                    }
+                }
                 Ok(n) => {
                     to.metrics
                         .bytes_in
@@ -499,4 +511,81 @@ fn count_frames(data: &[u8]) -> (usize, usize) {
     let mut frames = Frames::new(data);
     let count = frames.by_ref().count();
     (frames.consumed(), count)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    use chat_core::Client;
+    use mio::Token;
+    use mio::net::TcpStream;
+
+    use super::*;
+    use crate::session::Link;
+
+    /// A closing connection whose peer never stops sending: each readiness event
+    /// drops a bounded number of reads and returns, so the reactor goes on serving
+    /// the others (before the bound, one event read until the socket was empty, and
+    /// a peer sending as fast as the reactor reads kept it there).
+    #[test]
+    fn a_closing_connection_that_keeps_sending_does_not_hold_the_reactor() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let mut sender = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (socket, peer) = listener.accept().unwrap();
+        socket.set_nonblocking(true).unwrap();
+        let budget = Arc::new(MemoryBudget::new(1 << 30));
+        let client = Client::new(1, "t".into(), Some(chat_proto::WireFormat::Json));
+        let session = Session::new(
+            Token(0),
+            TcpStream::from_std(socket),
+            peer,
+            client,
+            1 << 20,
+            Arc::clone(&budget),
+            Link {
+                web: false,
+                tls: None,
+            },
+        );
+        let mut handler = EventHandler::new(Arc::new(session), budget, None, None);
+        // The peer sends until its side cannot take more: the server's receive
+        // buffer is full (far more than the bound's reads of this small scratch).
+        sender.set_nonblocking(true).unwrap();
+        let chunk = vec![0u8; 16 * 1024];
+        let mut sent = 0;
+        loop {
+            match sender.write(&chunk) {
+                Ok(n) => sent += n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) => panic!("{e}"),
+            }
+        }
+        let mut scratch = [0u8; 1024];
+        assert!(sent > 4 * DISCARD_READS_PER_EVENT * scratch.len(), "{sent}");
+        let queue = WorkQueue::new();
+        let metrics = Metrics::default();
+        let to = Handoff {
+            queue: &queue,
+            metrics: &metrics,
+        };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        handler.start_closing(deadline, &mut scratch, to);
+        assert!(handler.is_closing());
+        // What the event left unread is still there.
+        let mut left = 0;
+        loop {
+            match handler.session.socket().read(&mut scratch) {
+                Ok(0) => break,
+                Ok(n) => left += n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) => panic!("{e}"),
+            }
+        }
+        assert!(
+            left > 0,
+            "one event read everything there was ({sent} bytes)"
+        );
+    }
 }
