@@ -516,7 +516,6 @@ fn count_frames(data: &[u8]) -> (usize, usize) {
 #[cfg(test)]
 mod tests {
     use std::io::Write;
-    use std::sync::atomic::{AtomicBool, Ordering};
 
     use chat_core::Client;
     use mio::Token;
