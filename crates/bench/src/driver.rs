@@ -1020,6 +1020,8 @@ impl Driver {
                 _ if self.trailing_rooms_from == Some(c) => {}
                 _ => self.unexpected(c, "an unasked /rooms result".into()),
             },
+            // The bench never says hello.
+            Response::Hello { .. } => self.unexpected(c, "an unasked SCHello".into()),
         }
     }
 

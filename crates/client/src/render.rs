@@ -91,6 +91,8 @@ pub fn response_lines(response: &Response<'_>) -> Vec<Line> {
             lines.push(Line::new(Style::Plain, "---"));
             lines
         }
+        // The answer to our own opt-in: nothing for the user to read.
+        Response::Hello { .. } => Vec::new(),
     }
 }
 

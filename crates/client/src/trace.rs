@@ -95,6 +95,15 @@ pub fn hex_text(payload: &[u8]) -> String {
     out
 }
 
+/// A repeated string field, one line per element (as protobuf's text format).
+fn repeated_field(name: &str, values: &[String]) -> String {
+    values
+        .iter()
+        .map(|value| string_field(name, value))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 /// The texts of a request's two protobuf frames: its `Type`, then its body.
 pub fn protobuf_request_texts(request: &Request) -> [String; 2] {
     let (kind, body) = match request {
@@ -109,6 +118,7 @@ pub fn protobuf_request_texts(request: &Request) -> [String; 2] {
         Request::LeaveRoom => ("CS_LEAVE_ROOM", String::new()),
         Request::Chat { text } => ("CS_CHAT", string_field("text", text)),
         Request::Shutdown => ("CS_SHUTDOWN", String::new()),
+        Request::Hello { features } => ("CS_HELLO", repeated_field("features", features)),
     };
     [format!("type: {kind}"), body]
 }
@@ -116,6 +126,14 @@ pub fn protobuf_request_texts(request: &Request) -> [String; 2] {
 /// The texts of a response's two protobuf frames: its `Type`, then its body.
 pub fn protobuf_response_texts(response: &Response<'_>) -> [String; 2] {
     let (kind, body) = match response {
+        Response::Hello { features, server } => {
+            let mut body = repeated_field("features", features);
+            if !body.is_empty() {
+                body.push('\n');
+            }
+            body.push_str(&string_field("server", server));
+            ("SC_HELLO", body)
+        }
         Response::SystemMessage { text } => ("SC_SYSTEM_MESSAGE", string_field("text", text)),
         Response::Chat { member, text } => (
             "SC_CHAT",

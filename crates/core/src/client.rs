@@ -76,6 +76,7 @@ impl Client {
                 unreachable: false,
                 fanout: 0,
                 awaiting: None,
+                features: crate::features::Features::default(),
             },
             decoder: RequestDecoder::new(format),
             error_streak: 0,

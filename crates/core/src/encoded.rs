@@ -20,14 +20,21 @@ pub enum OutKind {
     Chat = 1,
     /// `SCRoomsResult`.
     Rooms = 2,
+    /// `SCHello` (an extension, only for a client that said hello).
+    Hello = 3,
 }
 
 impl OutKind {
     /// How many kinds there are: the length of a table indexed by `kind as usize`.
-    pub const COUNT: usize = 3;
+    pub const COUNT: usize = 4;
 
     /// Every kind, in table order.
-    pub const ALL: [OutKind; Self::COUNT] = [OutKind::System, OutKind::Chat, OutKind::Rooms];
+    pub const ALL: [OutKind; Self::COUNT] = [
+        OutKind::System,
+        OutKind::Chat,
+        OutKind::Rooms,
+        OutKind::Hello,
+    ];
 
     /// The kind of `response`.
     pub fn of(response: &Response<'_>) -> Self {
@@ -35,6 +42,7 @@ impl OutKind {
             Response::SystemMessage { .. } => OutKind::System,
             Response::Chat { .. } => OutKind::Chat,
             Response::RoomsResult { .. } => OutKind::Rooms,
+            Response::Hello { .. } => OutKind::Hello,
         }
     }
 
@@ -44,6 +52,7 @@ impl OutKind {
             OutKind::System => "SCSystemMessage",
             OutKind::Chat => "SCChat",
             OutKind::Rooms => "SCRoomsResult",
+            OutKind::Hello => "SCHello",
         }
     }
 }

@@ -32,6 +32,8 @@
 //!   shared [`bytes::Bytes`].
 //! * [`flood`] — token buckets per client: over the limit a request waits
 //!   ([`Outcome::Throttled`]); far over it, the client is cut off.
+//! * [`features`] — the protocol extensions a client opts in to with `CSHello`, and
+//!   the rule that nothing new reaches a client that did not.
 //! * [`texts`], [`validate`] — every text; what clients may choose. [`listing`] —
 //!   [`Listing`], a room list encoded once per format and shared until it changes;
 //!   [`ListingCache`], the rule that keeps it.
@@ -79,6 +81,7 @@ pub mod client;
 mod command;
 pub mod encoded;
 pub mod fanout;
+pub mod features;
 pub mod flood;
 mod ids;
 pub mod listing;

@@ -109,6 +109,8 @@ pub(crate) struct ClientState {
     pub(crate) fanout: usize,
     /// The command waiting for the broker's outcome, if one is.
     pub(crate) awaiting: Option<Awaiting>,
+    /// The protocol extensions in force (none until the client says hello).
+    pub(crate) features: crate::features::Features,
 }
 
 /// A command whose broker operation was [pending](crate::Reply::Pending): what it

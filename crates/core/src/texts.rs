@@ -80,6 +80,10 @@ pub const FLOOD_SLOW_DOWN: &str =
     "메시지를 너무 빨리 보내고 있습니다. 보낸 메시지는 천천히 처리됩니다.";
 /// Before the disconnect of a client that stayed over the flood limit.
 pub const FLOOD_DISCONNECT: &str = "메시지를 너무 빨리 계속 보내 연결을 끊습니다.";
+/// A `CSHello` naming more than 32 features, or one longer than 32 bytes
+/// (`features::MAX_FEATURES`, `features::MAX_FEATURE_LEN`).
+pub const HELLO_TOO_LARGE: &str =
+    "기능 목록이 너무 깁니다: 32개까지, 각각 32바이트까지 쓸 수 있습니다.";
 /// `/shutdown` from a client the shutdown policy does not allow.
 pub const SHUTDOWN_REFUSED: &str = "서버를 종료할 권한이 없습니다.";
 /// After too many invalid messages in a row, just before the disconnect.

@@ -270,7 +270,7 @@ impl Model {
                     .collect();
                 self.expected[who].push(Response::RoomsResult { rooms });
             }
-            Request::Shutdown => unreachable!("not generated"),
+            Request::Shutdown | Request::Hello { .. } => unreachable!("not generated"),
         }
     }
 }

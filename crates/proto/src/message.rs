@@ -36,6 +36,13 @@ pub enum Request {
     },
     /// `/shutdown`: stop the server.
     Shutdown,
+    /// Opts in to this server's extensions (docs/PROTOCOL.md §7): the features the
+    /// client understands. Answered with [`Response::Hello`]; a client that never
+    /// sends it (the reference client) is never sent anything new.
+    Hello {
+        /// Feature names, as the client spells them; unknown ones are ignored.
+        features: Vec<String>,
+    },
 }
 
 /// The kind of a [`Request`], without its data: a key for tables by kind (metrics).
@@ -55,11 +62,13 @@ pub enum RequestKind {
     Chat = 5,
     /// [`Request::Shutdown`].
     Shutdown = 6,
+    /// [`Request::Hello`].
+    Hello = 7,
 }
 
 impl RequestKind {
     /// How many kinds there are: the length of a table indexed by `kind as usize`.
-    pub const COUNT: usize = 7;
+    pub const COUNT: usize = 8;
 
     /// Every kind, in table order.
     pub const ALL: [RequestKind; Self::COUNT] = [
@@ -70,6 +79,7 @@ impl RequestKind {
         RequestKind::LeaveRoom,
         RequestKind::Chat,
         RequestKind::Shutdown,
+        RequestKind::Hello,
     ];
 
     /// The JSON `type` string of this kind (also the protobuf message name).
@@ -82,6 +92,7 @@ impl RequestKind {
             RequestKind::LeaveRoom => "CSLeaveRoom",
             RequestKind::Chat => "CSChat",
             RequestKind::Shutdown => "CSShutdown",
+            RequestKind::Hello => "CSHello",
         }
     }
 }
@@ -97,6 +108,7 @@ impl Request {
             Request::LeaveRoom => RequestKind::LeaveRoom,
             Request::Chat { .. } => RequestKind::Chat,
             Request::Shutdown => RequestKind::Shutdown,
+            Request::Hello { .. } => RequestKind::Hello,
         }
     }
 }
@@ -136,6 +148,15 @@ pub enum Response<'a> {
         /// Every room, ordered by id.
         rooms: Vec<RoomInfo>,
     },
+    /// The answer to [`Request::Hello`]: the features of the client's list that this
+    /// server speaks (only those are used from now on), and the server's name and
+    /// version. Sent only to a client that sent a hello.
+    Hello {
+        /// The features in force for this connection.
+        features: Vec<String>,
+        /// `chat-server/VERSION`.
+        server: Cow<'a, str>,
+    },
 }
 
 impl<'a> Response<'a> {
@@ -150,6 +171,7 @@ impl<'a> Response<'a> {
             Response::SystemMessage { .. } => "SCSystemMessage",
             Response::Chat { .. } => "SCChat",
             Response::RoomsResult { .. } => "SCRoomsResult",
+            Response::Hello { .. } => "SCHello",
         }
     }
 
@@ -164,6 +186,10 @@ impl<'a> Response<'a> {
                 text: Cow::Owned(text.into_owned()),
             },
             Response::RoomsResult { rooms } => Response::RoomsResult { rooms },
+            Response::Hello { features, server } => Response::Hello {
+                features,
+                server: Cow::Owned(server.into_owned()),
+            },
         }
     }
 }

@@ -153,6 +153,19 @@ fn mirrors() -> Vec<Mirror> {
                 text: Some("공지".to_owned()),
             },
         ),
+        mirror(
+            "CSHello",
+            pb::CsHello {
+                features: vec!["time".to_owned(), "기능".to_owned()],
+            },
+        ),
+        mirror(
+            "SCHello",
+            pb::ScHello {
+                features: vec!["time".to_owned(), "기능".to_owned()],
+                server: Some("chat-server/1".to_owned()),
+            },
+        ),
     ]
 }
 
@@ -1334,6 +1347,9 @@ fn request_sample(kind: RequestKind) -> Request {
             text: "안녕".to_owned(),
         },
         RequestKind::Shutdown => Request::Shutdown,
+        RequestKind::Hello => Request::Hello {
+            features: vec!["time".to_owned(), "기능".to_owned()],
+        },
     }
 }
 
@@ -1352,6 +1368,10 @@ fn response_samples() -> Vec<Response<'static>> {
         },
         Response::RoomsResult {
             rooms: vec![room(1), room(2)],
+        },
+        Response::Hello {
+            features: vec!["time".to_owned(), "기능".to_owned()],
+            server: "chat-server/1".into(),
         },
     ]
 }

@@ -239,6 +239,7 @@ impl StayerView {
         let me = &self.me;
         match message {
             Response::RoomsResult { .. } => return true,
+            Response::Hello { .. } => panic!("{me}: SCHello without a hello"),
             Response::Chat { member, text } => {
                 let member = member.as_ref();
                 if let Some(c) = self.churners.get_mut(member) {

@@ -304,6 +304,6 @@ fn handle(st: &mut State, id: usize, request: Request, faults: Faults, n: &Atomi
                 }
             }
         }
-        Request::LeaveRoom | Request::Shutdown => {}
+        Request::LeaveRoom | Request::Shutdown | Request::Hello { .. } => {}
     }
 }

@@ -17,6 +17,7 @@
 
 mod chat;
 mod create;
+mod hello;
 mod join;
 mod leave;
 mod name;
@@ -43,6 +44,7 @@ pub(crate) fn dispatch<M: Mailbox>(
         Request::LeaveRoom => return leave::apply(client, turn),
         Request::Chat { text } => chat::apply(client, &text, turn),
         Request::Shutdown => return shutdown::apply(client, turn),
+        Request::Hello { features } => hello::apply(client, &features, turn),
     }
     Outcome::Continue
 }

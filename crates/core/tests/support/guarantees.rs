@@ -88,7 +88,7 @@ pub(crate) fn classify(response: &Response<'_>) -> Seen {
                 text: text.to_string(),
             });
         }
-        Response::RoomsResult { .. } => return Seen::Reply,
+        Response::RoomsResult { .. } | Response::Hello { .. } => return Seen::Reply,
         Response::SystemMessage { text } => text.as_ref(),
     };
     let between = |prefix: &str, suffix: &str| {

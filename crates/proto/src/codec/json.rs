@@ -34,6 +34,9 @@ struct Envelope<'a> {
     #[serde(borrow)]
     member: Option<Field<'a>>,
     rooms: Option<Value>,
+    features: Option<Value>,
+    #[serde(borrow)]
+    server: Option<Field<'a>>,
 }
 
 /// One key's value, kept only as far as a message needs it: a string (borrowed from
@@ -193,7 +196,34 @@ pub(super) fn decode_request(payload: &[u8]) -> Result<Request, DecodeError> {
             text: string_field(envelope.text, message, "text")?.into_owned(),
         },
         RequestKind::Shutdown => Request::Shutdown,
+        RequestKind::Hello => Request::Hello {
+            features: string_list(envelope.features, message, "features")?,
+        },
     })
+}
+
+/// A list of strings (absent or `null`: empty, as for a repeated protobuf field).
+fn string_list(
+    value: Option<Value>,
+    message: &'static str,
+    field: &'static str,
+) -> Result<Vec<String>, DecodeError> {
+    let wrong = || DecodeError::WrongFieldType {
+        message,
+        field,
+        expected: "문자열의 배열",
+    };
+    match value {
+        None => Ok(Vec::new()),
+        Some(Value::Array(items)) => items
+            .into_iter()
+            .map(|item| match item {
+                Value::String(s) => Ok(s),
+                _ => Err(wrong()),
+            })
+            .collect(),
+        Some(_) => Err(wrong()),
+    }
 }
 
 /// Decodes a server's message; its strings borrow from `payload` where they can.
@@ -209,6 +239,10 @@ pub(super) fn decode_response(payload: &[u8]) -> Result<Response<'_>, DecodeErro
         },
         "SCRoomsResult" => Response::RoomsResult {
             rooms: decode_rooms(envelope.rooms)?,
+        },
+        "SCHello" => Response::Hello {
+            features: string_list(envelope.features, "SCHello", "features")?,
+            server: string_field(envelope.server, "SCHello", "server")?,
         },
         _ => return Err(DecodeError::UnknownType(kind.into_owned())),
     })
@@ -340,6 +374,19 @@ fn string_member(out: &mut Vec<u8>, key: &str, value: &str, escape: Escape) {
     write_string(out, value, escape);
 }
 
+fn string_list_member(out: &mut Vec<u8>, key: &str, values: &[String], escape: Escape) {
+    out.extend_from_slice(b", \"");
+    out.extend_from_slice(key.as_bytes());
+    out.extend_from_slice(b"\": [");
+    for (i, value) in values.iter().enumerate() {
+        if i > 0 {
+            out.extend_from_slice(b", ");
+        }
+        write_string(out, value, escape);
+    }
+    out.push(b']');
+}
+
 pub(super) fn encode_request(request: &Request, out: &mut Vec<u8>) {
     open(out, request.kind().name());
     match request {
@@ -350,6 +397,7 @@ pub(super) fn encode_request(request: &Request, out: &mut Vec<u8>) {
             out.extend_from_slice(room_id.to_string().as_bytes());
         }
         Request::Chat { text } => string_member(out, "text", text, Escape::Ascii),
+        Request::Hello { features } => string_list_member(out, "features", features, Escape::Ascii),
         Request::Rooms | Request::LeaveRoom | Request::Shutdown => {}
     }
     out.push(b'}');
@@ -382,6 +430,10 @@ pub(super) fn encode_response(response: &Response<'_>, out: &mut Vec<u8>) {
                 out.extend_from_slice(b"]}");
             }
             out.push(b']');
+        }
+        Response::Hello { features, server } => {
+            string_list_member(out, "features", features, Escape::Utf8);
+            string_member(out, "server", server, Escape::Utf8);
         }
     }
     out.push(b'}');

@@ -42,6 +42,10 @@ pub enum MessageType {
     ScChat = 8,
     /// `SC_SYSTEM_MESSAGE`: the body is an [`ScSystemMessage`].
     ScSystemMessage = 9,
+    /// `CS_HELLO`: the body is a [`CsHello`] (an extension: docs/PROTOCOL.md §7).
+    CsHello = 10,
+    /// `SC_HELLO`: the body is an [`ScHello`] (an extension).
+    ScHello = 11,
 }
 
 /// `mju.Type`: the frame in front of every body.
@@ -82,6 +86,25 @@ pub struct CsChat {
     /// The chat line (required).
     #[prost(string, optional, tag = "1")]
     pub text: Option<String>,
+}
+
+/// `mju.CSHello`.
+#[derive(Clone, PartialEq, Message)]
+pub struct CsHello {
+    /// The features the client understands.
+    #[prost(string, repeated, tag = "1")]
+    pub features: Vec<String>,
+}
+
+/// `mju.SCHello`.
+#[derive(Clone, PartialEq, Message)]
+pub struct ScHello {
+    /// The features in force.
+    #[prost(string, repeated, tag = "1")]
+    pub features: Vec<String>,
+    /// The server's name and version (required).
+    #[prost(string, optional, tag = "2")]
+    pub server: Option<String>,
 }
 
 /// `mju.CSRooms`, `mju.CSLeaveRoom`, `mju.CSShutdown`: no fields.
@@ -142,6 +165,8 @@ fn type_name(kind: i32) -> &'static str {
         Ok(MessageType::ScRoomsResult) => "SCRoomsResult",
         Ok(MessageType::ScChat) => "SCChat",
         Ok(MessageType::ScSystemMessage) => "SCSystemMessage",
+        Ok(MessageType::CsHello) => "CSHello",
+        Ok(MessageType::ScHello) => "SCHello",
         Err(_) => "?",
     }
 }
@@ -201,7 +226,13 @@ pub(super) fn decode_request(kind: i32, payload: &[u8]) -> Result<Request, Decod
             body::<Empty>(kind, payload)?;
             Request::Shutdown
         }
-        MessageType::ScRoomsResult | MessageType::ScChat | MessageType::ScSystemMessage => {
+        MessageType::CsHello => Request::Hello {
+            features: body::<CsHello>(kind, payload)?.features,
+        },
+        MessageType::ScRoomsResult
+        | MessageType::ScChat
+        | MessageType::ScSystemMessage
+        | MessageType::ScHello => {
             return Err(DecodeError::UnknownType(format!(
                 "{kind} ({})",
                 type_name(kind)
@@ -237,6 +268,13 @@ pub(super) fn decode_response(kind: i32, payload: &[u8]) -> Result<Response<'sta
                 })
                 .collect::<Result<_, DecodeError>>()?;
             Ok(Response::RoomsResult { rooms })
+        }
+        Ok(MessageType::ScHello) => {
+            let m = body::<ScHello>(kind, payload)?;
+            Ok(Response::Hello {
+                features: m.features,
+                server: required(m.server, kind, "server")?.into(),
+            })
         }
         _ => Err(DecodeError::UnknownType(kind.to_string())),
     }
@@ -311,6 +349,15 @@ pub(super) fn encode_request(request: &Request, out: &mut Vec<u8>) -> Result<(),
             type_frame(MessageType::CsShutdown, out);
             prost_frame(&Empty {}, out)
         }
+        Request::Hello { features } => {
+            type_frame(MessageType::CsHello, out);
+            prost_frame(
+                &CsHello {
+                    features: features.clone(),
+                },
+                out,
+            )
+        }
     }
 }
 
@@ -343,6 +390,14 @@ pub(super) fn encode_response(
                 })
                 .collect();
             prost_frame(&ScRoomsResult { rooms }, out)
+        }
+        Response::Hello { features, server } => {
+            type_frame(MessageType::ScHello, out);
+            let hello = ScHello {
+                features: features.clone(),
+                server: Some(server.to_string()),
+            };
+            prost_frame(&hello, out)
         }
     }
 }

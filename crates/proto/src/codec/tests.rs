@@ -48,6 +48,10 @@ fn every_request() -> Vec<Request> {
             text: "안녕 😀 \"quoted\" \\ \t".into(),
         },
         Request::Shutdown,
+        Request::Hello {
+            features: vec!["time".into(), "기능".into()],
+        },
+        Request::Hello { features: vec![] },
     ]
 }
 
@@ -595,4 +599,82 @@ fn json_fields_of_any_other_type_are_wrong_types() {
         ),
         vec![Ok(Request::JoinRoom { room_id: i64::MAX })]
     );
+}
+
+#[test]
+fn hello_exact_bytes_in_both_formats() {
+    let hello = Request::Hello {
+        features: vec!["time".into(), "기능".into()],
+    };
+    let mut out = Vec::new();
+    encode_request(WireFormat::Json, &hello, &mut out).unwrap();
+    assert_eq!(
+        &out[2..],
+        br#"{"type": "CSHello", "features": ["time", "\uae30\ub2a5"]}"#
+    );
+    out.clear();
+    encode_request(WireFormat::Protobuf, &hello, &mut out).unwrap();
+    let mut want = vec![0, 2, 0x08, 10, 0, 14, 0x0a, 4];
+    want.extend_from_slice(b"time");
+    want.extend_from_slice(&[0x0a, 6]);
+    want.extend_from_slice("기능".as_bytes());
+    assert_eq!(out, want);
+
+    let answer = Response::Hello {
+        features: vec!["time".into()],
+        server: "chat-server/1.0".into(),
+    };
+    out.clear();
+    encode_response(WireFormat::Json, &answer, &mut out).unwrap();
+    assert_eq!(
+        &out[2..],
+        br#"{"type": "SCHello", "features": ["time"], "server": "chat-server/1.0"}"#
+    );
+    assert_eq!(
+        decode_all_responses(WireFormat::Json, &out),
+        [Ok(answer.clone())]
+    );
+    out.clear();
+    encode_response(WireFormat::Protobuf, &answer, &mut out).unwrap();
+    let mut want = vec![0, 2, 0x08, 11, 0, 23, 0x0a, 4];
+    want.extend_from_slice(b"time");
+    want.extend_from_slice(&[0x12, 15]);
+    want.extend_from_slice(b"chat-server/1.0");
+    assert_eq!(out, want);
+    assert_eq!(
+        decode_all_responses(WireFormat::Protobuf, &out),
+        [Ok(answer)]
+    );
+}
+
+#[test]
+fn hello_features_must_be_a_list_of_strings() {
+    let decode =
+        |json: &str| decode_all_requests(Some(WireFormat::Json), &frame_of(json.as_bytes()));
+    assert_eq!(
+        decode(r#"{"type": "CSHello"}"#),
+        [Ok(Request::Hello { features: vec![] })],
+        "absent: none, as an empty repeated field"
+    );
+    assert_eq!(
+        decode(r#"{"type": "CSHello", "features": ["a", "b"], "extra": 1}"#),
+        [Ok(Request::Hello {
+            features: vec!["a".into(), "b".into()]
+        })]
+    );
+    for bad in [
+        r#"{"type": "CSHello", "features": "time"}"#,
+        r#"{"type": "CSHello", "features": [1]}"#,
+        r#"{"type": "CSHello", "features": [["time"]]}"#,
+    ] {
+        assert_eq!(
+            decode(bad),
+            [Err(DecodeError::WrongFieldType {
+                message: "CSHello",
+                field: "features",
+                expected: "문자열의 배열",
+            })],
+            "{bad}"
+        );
+    }
 }
