@@ -45,6 +45,9 @@ pub struct ClusterBroker<M> {
     threads: std::sync::Mutex<Vec<JoinHandle<()>>>,
     /// The control connection opened at start-up, handed to the control thread.
     control: std::sync::Mutex<Option<redis::Connection>>,
+    /// This node's clients that are pushed the room list when it changes (the
+    /// listing is the replica's, the same on every node).
+    watch: chat_core::ListingWatch<M>,
 }
 
 impl<M> std::fmt::Debug for ClusterBroker<M> {
@@ -96,6 +99,7 @@ impl<M: Mailbox> ClusterBroker<M> {
             shared,
             threads: std::sync::Mutex::new(Vec::new()),
             control: std::sync::Mutex::new(Some(connection)),
+            watch: chat_core::ListingWatch::default(),
         })
     }
 
@@ -287,6 +291,10 @@ impl<M: Mailbox> MessageBroker<M> for ClusterBroker<M> {
 
     fn listing(&self) -> Result<Arc<Listing>, BrokerError> {
         Ok(lock(&self.shared.replica).listing())
+    }
+
+    fn listing_watch(&self) -> Option<&chat_core::ListingWatch<M>> {
+        Some(&self.watch)
     }
 
     fn claim_name(&self, member: Member<'_, M>, key: &str) -> Reply<()> {

@@ -50,6 +50,7 @@ use chat_proto::WireFormat;
 use crate::encoded::Encoded;
 use crate::fanout::Fanout;
 use crate::listing::Listing;
+use crate::listing_watch::ListingWatch;
 use crate::mailbox::Mailbox;
 
 pub use crate::ids::{ClientId, MAX_ROOM_ID, RoomId};
@@ -201,6 +202,13 @@ pub trait MessageBroker<M: Mailbox>: Send + Sync + fmt::Debug {
 
     /// How many rooms exist (for logs and metrics).
     fn room_count(&self) -> usize;
+
+    /// The clients watching the room list (the `rooms` extension), if this broker
+    /// keeps them: the transport pushes [`MessageBroker::listing`] to them on a
+    /// timer. The default keeps none, and the extension is then not offered.
+    fn listing_watch(&self) -> Option<&ListingWatch<M>> {
+        None
+    }
 
     /// Called once by the transport before it serves anyone: a broker that delivers
     /// from threads of its own (a cluster's log reader) gets what it needs to flush

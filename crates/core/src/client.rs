@@ -300,6 +300,11 @@ impl Client {
             turn.broker.abandon(self.state.id);
         }
         turn.broker.release_name(self.state.id);
+        if self.state.features.has(crate::features::ROOMS)
+            && let Some(watch) = turn.broker.listing_watch()
+        {
+            watch.unwatch(self.state.id);
+        }
         if let Some(room) = self.state.room.take() {
             // Errors change nothing, and there is no one left to tell.
             let member = self.state.member(turn.mailbox);

@@ -35,9 +35,15 @@ pub struct Feature {
     bit: u32,
 }
 
+/// `rooms`: the room list is pushed when it changes (`listing_watch.rs`).
+pub const ROOMS: Feature = Feature {
+    name: "rooms",
+    bit: 1,
+};
+
 /// Every feature this server speaks, by name. The protocol's extensions are added
 /// here as they land; a name not in this table is ignored in a hello.
-pub const KNOWN: &[Feature] = &[];
+pub const KNOWN: &[Feature] = &[ROOMS];
 
 /// The features in force for one connection.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -81,6 +87,14 @@ impl Features {
         self.greeted
     }
 
+    /// The same, without `feature` (one the transport or broker cannot offer).
+    pub fn without(self, feature: Feature) -> Features {
+        Features {
+            bits: self.bits & !feature.bit,
+            ..self
+        }
+    }
+
     /// The names in force, for `SCHello`.
     pub fn names(self) -> Vec<String> {
         KNOWN
@@ -104,6 +118,11 @@ mod tests {
         let features = Features::negotiate(&names(&["no-such-feature", "", "기능"])).unwrap();
         assert!(features.greeted());
         assert!(features.names().is_empty());
+        let rooms = Features::negotiate(&names(&["x", "rooms", "rooms", "ROOMS"])).unwrap();
+        assert_eq!(rooms.names(), ["rooms"], "exact names, once");
+        assert!(rooms.has(ROOMS));
+        assert!(!rooms.without(ROOMS).has(ROOMS));
+        assert!(rooms.without(ROOMS).greeted());
         assert!(!Features::default().greeted(), "no hello, no greeting");
         let none = Features::negotiate(&[]).unwrap();
         assert!(none.greeted());

@@ -36,7 +36,8 @@
 //!   the rule that nothing new reaches a client that did not.
 //! * [`texts`], [`validate`] — every text; what clients may choose. [`listing`] —
 //!   [`Listing`], a room list encoded once per format and shared until it changes;
-//!   [`ListingCache`], the rule that keeps it.
+//!   [`ListingCache`], the rule that keeps it. [`listing_watch`] — [`ListingWatch`],
+//!   the room list pushed to clients that opted in when it changed.
 //! * `sync` — the crate's lock helper.
 //!
 //! # Example
@@ -85,6 +86,7 @@ pub mod features;
 pub mod flood;
 mod ids;
 pub mod listing;
+pub mod listing_watch;
 pub mod local;
 pub mod mailbox;
 pub mod room;
@@ -102,6 +104,7 @@ pub use encoded::{Encoded, OutKind};
 pub use fanout::{ChatEvent, Fanout, Tally};
 pub use flood::{FloodLimits, Rate};
 pub use listing::{Listing, ListingCache};
+pub use listing_watch::ListingWatch;
 pub use local::LocalBroker;
 pub use mailbox::{Delivered, Mailbox};
 pub use room::{Recipient, Room, RoomMember};

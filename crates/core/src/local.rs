@@ -36,6 +36,7 @@ use crate::broker::{
 use crate::encoded::Encoded;
 use crate::fanout::{ChatEvent, Fanout};
 use crate::listing::{Listing, ListingCache};
+use crate::listing_watch::ListingWatch;
 use crate::mailbox::Mailbox;
 use crate::room::{Recipient, Room, RoomMember};
 use crate::sync::lock;
@@ -47,6 +48,8 @@ type SharedRoom<M> = Arc<Mutex<Room<ClientId, M>>>;
 pub struct LocalBroker<M> {
     rooms: Mutex<RoomTable<M>>,
     listing: ListingCache,
+    /// Who is pushed the room list when it changes.
+    watch: ListingWatch<M>,
     /// Names claimed, by key and by holder.
     names: Mutex<NameTable>,
 }
@@ -83,6 +86,7 @@ impl<M> Default for LocalBroker<M> {
                 by_id: BTreeMap::new(),
             }),
             listing: ListingCache::default(),
+            watch: ListingWatch::default(),
             names: Mutex::new(NameTable::default()),
         }
     }
@@ -229,6 +233,10 @@ impl<M: Mailbox> MessageBroker<M> for LocalBroker<M> {
 
     fn listing(&self) -> Result<Arc<Listing>, BrokerError> {
         Ok(self.listing.get(|| self.snapshot()))
+    }
+
+    fn listing_watch(&self) -> Option<&ListingWatch<M>> {
+        Some(&self.watch)
     }
 
     fn claim_name(&self, member: Member<'_, M>, key: &str) -> Reply<()> {

@@ -25,6 +25,8 @@
 //!   outbound queue; a `chat_core::Mailbox`.
 //! * `delivery.rs` — writing out a turn's deliveries (workers), and the same for a
 //!   broker that delivers from threads of its own (`chat_core::Transport`).
+//! * `room_push.rs` — the timer that pushes the room list to clients that opted in
+//!   to the `rooms` extension (`chat_core::ListingWatch`), on a thread of its own.
 //! * `web.rs` — a connection on the `--web` port: HTTP for the page (served from the
 //!   binary), then the WebSocket (tungstenite's framing over an in-memory pipe) whose
 //!   text messages become the session's JSON frames. No I/O of its own.
@@ -67,6 +69,7 @@ mod outbound;
 mod peer_owner;
 mod pool;
 mod reactor;
+mod room_push;
 mod server;
 mod session;
 mod shutdown;

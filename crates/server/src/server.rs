@@ -31,6 +31,7 @@ use crate::pool::{ThreadPool, WorkQueue};
 use crate::reactor::{
     LISTENER, Listeners, Reactor, ReactorHandle, ReactorHandles, TLS_LISTENER, WAKER, WEB_LISTENER,
 };
+use crate::room_push::RoomPusher;
 use crate::session::Session;
 use crate::shutdown::{Shutdown, ShutdownHandle};
 use crate::worker::{SessionWorker, WorkerHandles};
@@ -208,6 +209,11 @@ impl Server {
         let pool = ThreadPool::new(workers, Arc::clone(&queue), |_| {
             SessionWorker::new(worker_handles.clone())
         })?;
+        let room_pusher = RoomPusher::start(
+            Arc::clone(&broker),
+            Arc::clone(&queue),
+            Arc::clone(&metrics),
+        )?;
         let metrics_server = match metrics_listener {
             Some(listener) => {
                 let gauges = {
@@ -265,6 +271,7 @@ impl Server {
         shutdown.begin_drain(SHUTDOWN_DRAIN);
         reactor.release_held();
         pool.finish();
+        room_pusher.stop();
         // Every request read was handled: a shared broker may now take this process's
         // members out of their rooms (the others are told) before they are closed.
         broker.stop();

@@ -1,7 +1,8 @@
 //! The protocol's opt-in (PROTOCOL.md §7): `CSHello` is answered with `SCHello` in the
 //! client's own format, naming the features of its list the server speaks and the
 //! server's version; a client that never says hello never sees `SCHello`; a hello
-//! too large is refused with a text and the connection stays usable.
+//! too large is refused with a text and the connection stays usable. The `rooms`
+//! feature: the room list is pushed to its watchers when it changes, and only then.
 
 mod support;
 
@@ -11,6 +12,7 @@ use chat_proto::{Request, Response, WireFormat};
 use support::*;
 
 in_both_formats!(
+    watchers_are_pushed_the_room_list_when_it_changes,
     hello_is_answered_in_the_clients_format,
     a_hello_too_large_is_refused_and_nothing_changes,
     without_a_hello_nothing_new_is_sent,
@@ -24,6 +26,7 @@ fn hello_is_answered_in_the_clients_format(format: WireFormat) {
     client.send(&Request::Hello {
         features: vec!["no-such-feature".into(), "기능".into()],
     });
+    // (`rooms` is spoken, but not asked for here.)
     // Exact bytes: the features this server speaks of the list (none of these), and
     // its name.
     let mut want = Vec::new();
@@ -102,4 +105,45 @@ fn without_a_hello_nothing_new_is_sent(format: WireFormat) {
         assert!(matches!(reply, Response::RoomsResult { .. }), "{reply:?}");
         client.expect_silence();
     }
+}
+
+fn hello_with(client: &mut Client, features: &[&str]) -> Vec<String> {
+    client.send(&Request::Hello {
+        features: features.iter().map(|f| (*f).to_owned()).collect(),
+    });
+    match client.recv() {
+        Response::Hello { features, .. } => features,
+        other => panic!("expected SCHello, got {other:?}"),
+    }
+}
+
+fn watchers_are_pushed_the_room_list_when_it_changes(format: WireFormat) {
+    let server = TestServer::start();
+    let mut watcher = server.client(format);
+    let mut other_watcher = server.client(WireFormat::Json);
+    let mut plain = server.client(format);
+    assert_eq!(hello_with(&mut watcher, &["rooms", "unknown"]), ["rooms"]);
+    assert_eq!(hello_with(&mut other_watcher, &["rooms"]), ["rooms"]);
+    // A room is made by a client that never said hello: the watchers are sent the
+    // new list, unasked; the client that made it gets only its usual reply.
+    plain.send(&Request::CreateRoom {
+        title: "새 방".into(),
+    });
+    plain.expect_system("방제[새 방] 방에 입장했습니다.");
+    let pushed = watcher.expect_rooms();
+    assert_eq!(pushed.len(), 1);
+    assert_eq!((pushed[0].room_id, pushed[0].title.as_str()), (1, "새 방"));
+    assert_eq!(pushed[0].members, [plain.default_name()]);
+    assert_eq!(other_watcher.expect_rooms(), pushed);
+    plain.expect_silence();
+    // A chat changes no room: nothing is pushed.
+    plain.send(&Request::Chat { text: "hi".into() });
+    watcher.expect_silence();
+    // A hello without the feature ends the pushes (the other watcher still gets one,
+    // in the same tick as the first would have).
+    assert!(hello_with(&mut watcher, &[]).is_empty());
+    plain.send(&Request::LeaveRoom);
+    plain.expect_system("방제[새 방] 대화 방에서 퇴장했습니다.");
+    assert!(other_watcher.expect_rooms().is_empty(), "the room is gone");
+    watcher.expect_silence();
 }

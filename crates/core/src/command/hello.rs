@@ -1,10 +1,12 @@
 //! `CSHello`: opt in to the protocol's extensions (see `features.rs`), answered with
-//! `SCHello`, or with a system message if the hello is too large.
+//! `SCHello`, or with a system message if the hello is too large. The `rooms` feature
+//! makes the client a watcher of the room list (`listing_watch.rs`), if the broker
+//! keeps watchers; a later hello without it stops that.
 
 use chat_proto::Response;
 
 use crate::encoded::Encoded;
-use crate::features::{Features, SERVER};
+use crate::features::{Features, ROOMS, SERVER};
 use crate::mailbox::Mailbox;
 use crate::state::{ClientState, Turn};
 use crate::texts;
@@ -14,9 +16,17 @@ pub(super) fn apply<M: Mailbox>(
     features: &[String],
     turn: &mut Turn<'_, M>,
 ) {
-    let Ok(agreed) = Features::negotiate(features) else {
+    let Ok(mut agreed) = Features::negotiate(features) else {
         return client.system(turn, texts::HELLO_TOO_LARGE);
     };
+    match turn.broker.listing_watch() {
+        Some(watch) if agreed.has(ROOMS) && !client.unreachable => {
+            let current = turn.broker.listing().ok();
+            watch.watch(client.id, turn.mailbox, client.format, current);
+        }
+        Some(watch) => watch.unwatch(client.id),
+        None => agreed = agreed.without(ROOMS),
+    }
     client.features = agreed;
     if client.unreachable {
         return;
