@@ -95,6 +95,9 @@ pub fn hex_text(payload: &[u8]) -> String {
     out
 }
 
+/// What a password shows as in a trace.
+const HIDDEN: &str = "(숨김)";
+
 /// A repeated string field, one line per element (as protobuf's text format).
 fn repeated_field(name: &str, values: &[String]) -> String {
     values
@@ -119,6 +122,14 @@ pub fn protobuf_request_texts(request: &Request) -> [String; 2] {
         Request::Chat { text } => ("CS_CHAT", string_field("text", text)),
         Request::Shutdown => ("CS_SHUTDOWN", String::new()),
         Request::Hello { features } => ("CS_HELLO", repeated_field("features", features)),
+        // Passwords are never shown, not even to their owner's terminal.
+        Request::Register { .. } => ("CS_REGISTER", format!("password: {HIDDEN}")),
+        Request::Login { name, .. } => (
+            "CS_LOGIN",
+            format!("{}\npassword: {HIDDEN}", string_field("name", name)),
+        ),
+        Request::Logout => ("CS_LOGOUT", String::new()),
+        Request::ChangePassword { .. } => ("CS_PASSWORD", format!("old: {HIDDEN}\nnew: {HIDDEN}")),
     };
     [format!("type: {kind}"), body]
 }

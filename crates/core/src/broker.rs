@@ -47,6 +47,7 @@ use std::sync::Arc;
 
 use chat_proto::WireFormat;
 
+use crate::accounts::AccountBackend;
 use crate::encoded::Encoded;
 use crate::fanout::Fanout;
 use crate::listing::Listing;
@@ -96,6 +97,11 @@ pub enum BrokerError {
     RoomIdsExhausted,
     /// The shared state is out of reach (a cluster backend is down); try later.
     Unavailable,
+    /// A login or a password change whose name and password do not match (or whose
+    /// name has no account: the same answer).
+    BadCredentials,
+    /// Too many attempts from this client's address or at this account; try later.
+    Throttled,
 }
 
 impl fmt::Display for BrokerError {
@@ -105,6 +111,8 @@ impl fmt::Display for BrokerError {
             BrokerError::NameTaken => "the name is taken",
             BrokerError::RoomIdsExhausted => "room ids are exhausted",
             BrokerError::Unavailable => "the shared room state is unavailable",
+            BrokerError::BadCredentials => "the name and password do not match",
+            BrokerError::Throttled => "too many attempts",
         })
     }
 }
@@ -202,6 +210,12 @@ pub trait MessageBroker<M: Mailbox>: Send + Sync + fmt::Debug {
 
     /// How many rooms exist (for logs and metrics).
     fn room_count(&self) -> usize;
+
+    /// The accounts (the `accounts` extension), if this broker has them. The default
+    /// has none, and the extension is then not offered.
+    fn accounts(&self) -> Option<&dyn AccountBackend<M>> {
+        None
+    }
 
     /// The clients watching the room list (the `rooms` extension), if this broker
     /// keeps them: the transport pushes [`MessageBroker::listing`] to them on a

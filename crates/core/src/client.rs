@@ -70,6 +70,7 @@ impl Client {
         Client {
             state: ClientState {
                 id,
+                default_name: name.clone(),
                 name,
                 room: None,
                 format: format.unwrap_or(WireFormat::Json),
@@ -77,6 +78,7 @@ impl Client {
                 fanout: 0,
                 awaiting: None,
                 features: crate::features::Features::default(),
+                account: None,
             },
             decoder: RequestDecoder::new(format),
             error_streak: 0,

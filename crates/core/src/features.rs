@@ -41,9 +41,15 @@ pub const ROOMS: Feature = Feature {
     bit: 1,
 };
 
+/// `accounts`: `/register`, `/login`, `/logout`, `/password` (`command/account.rs`).
+pub const ACCOUNTS: Feature = Feature {
+    name: "accounts",
+    bit: 2,
+};
+
 /// Every feature this server speaks, by name. The protocol's extensions are added
 /// here as they land; a name not in this table is ignored in a hello.
-pub const KNOWN: &[Feature] = &[ROOMS];
+pub const KNOWN: &[Feature] = &[ROOMS, ACCOUNTS];
 
 /// The features in force for one connection.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

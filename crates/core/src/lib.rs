@@ -32,6 +32,8 @@
 //!   shared [`bytes::Bytes`].
 //! * [`flood`] — token buckets per client: over the limit a request waits
 //!   ([`Outcome::Throttled`]); far over it, the client is cut off.
+//! * [`accounts`] — [`AccountBackend`]: the seam to accounts (kept and hashed by the
+//!   transport's side), and the password rules.
 //! * [`features`] — the protocol extensions a client opts in to with `CSHello`, and
 //!   the rule that nothing new reaches a client that did not.
 //! * [`texts`], [`validate`] — every text; what clients may choose. [`listing`] —
@@ -77,6 +79,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod accounts;
 pub mod broker;
 pub mod client;
 mod command;
@@ -95,6 +98,7 @@ mod sync;
 pub mod texts;
 pub mod validate;
 
+pub use accounts::AccountBackend;
 pub use broker::{
     BrokerError, BrokerStat, ClientId, Completion, Leaving, Member, MessageBroker, Reply, RoomId,
     Transport,

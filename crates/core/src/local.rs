@@ -30,6 +30,7 @@ use std::sync::{Arc, Mutex};
 
 use chat_proto::RoomInfo;
 
+use crate::accounts::AccountBackend;
 use crate::broker::{
     BrokerError, ClientId, Leaving, MAX_ROOM_ID, Member, MessageBroker, Reply, RoomId,
 };
@@ -50,6 +51,8 @@ pub struct LocalBroker<M> {
     listing: ListingCache,
     /// Who is pushed the room list when it changes.
     watch: ListingWatch<M>,
+    /// The accounts, if the transport keeps any.
+    accounts: Option<Arc<dyn AccountBackend<M>>>,
     /// Names claimed, by key and by holder.
     names: Mutex<NameTable>,
 }
@@ -87,6 +90,7 @@ impl<M> Default for LocalBroker<M> {
             }),
             listing: ListingCache::default(),
             watch: ListingWatch::default(),
+            accounts: None,
             names: Mutex::new(NameTable::default()),
         }
     }
@@ -111,6 +115,12 @@ impl<M: Mailbox> LocalBroker<M> {
         let broker = Self::default();
         lock(&broker.rooms).last_id = next - 1;
         broker
+    }
+
+    /// The same broker, with `accounts` (the `accounts` extension is then offered).
+    pub fn with_accounts(mut self, accounts: Arc<dyn AccountBackend<M>>) -> Self {
+        self.accounts = Some(accounts);
+        self
     }
 
     fn find(&self, room: RoomId) -> Option<SharedRoom<M>> {
@@ -237,6 +247,10 @@ impl<M: Mailbox> MessageBroker<M> for LocalBroker<M> {
 
     fn listing_watch(&self) -> Option<&ListingWatch<M>> {
         Some(&self.watch)
+    }
+
+    fn accounts(&self) -> Option<&dyn AccountBackend<M>> {
+        self.accounts.as_deref()
     }
 
     fn claim_name(&self, member: Member<'_, M>, key: &str) -> Reply<()> {

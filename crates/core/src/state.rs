@@ -111,6 +111,10 @@ pub(crate) struct ClientState {
     pub(crate) awaiting: Option<Awaiting>,
     /// The protocol extensions in force (none until the client says hello).
     pub(crate) features: crate::features::Features,
+    /// The name it had at the start (`(IP, PORT)`), given back at `/logout`.
+    pub(crate) default_name: String,
+    /// The key of the account it is logged in as.
+    pub(crate) account: Option<String>,
 }
 
 /// A command whose broker operation was [pending](crate::Reply::Pending): what it
@@ -130,6 +134,12 @@ pub(crate) enum Awaiting {
     Rename { old: String },
     /// `/name` failed after the claim: taking the old name back (`old` it is again).
     Reclaim,
+    /// `/register` of the client's name, whose key is `key`.
+    Register { key: String },
+    /// `/login` as the account whose key is `key`.
+    Login { key: String },
+    /// `/password`.
+    ChangePassword,
 }
 
 impl ClientState {

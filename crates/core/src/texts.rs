@@ -84,6 +84,45 @@ pub const FLOOD_DISCONNECT: &str = "메시지를 너무 빨리 계속 보내 연
 /// (`features::MAX_FEATURES`, `features::MAX_FEATURE_LEN`).
 pub const HELLO_TOO_LARGE: &str =
     "기능 목록이 너무 깁니다: 32개까지, 각각 32바이트까지 쓸 수 있습니다.";
+/// An account request from a client that did not opt in to `accounts` (§7.2).
+pub const ACCOUNTS_NOT_ENABLED: &str =
+    "계정 기능을 쓰려면 먼저 CSHello 로 accounts 기능을 켜야 합니다.";
+/// An account request to a server without accounts (no store, no cluster).
+pub const ACCOUNTS_UNAVAILABLE: &str = "이 서버에서는 계정을 쓸 수 없습니다.";
+/// `/register` while the client has its default name.
+pub const REGISTER_NEEDS_NAME: &str = "먼저 /name 으로 등록할 이름을 정하세요.";
+/// `/register` while logged in.
+pub const REGISTER_WHILE_LOGGED_IN: &str = "이미 로그인되어 있습니다. 먼저 /logout 하세요.";
+/// A password shorter than [`crate::accounts::MIN_PASSWORD_CHARS`].
+pub const PASSWORD_TOO_SHORT: &str = "비밀번호는 8자 이상이어야 합니다.";
+/// A password longer than [`crate::accounts::MAX_PASSWORD_BYTES`].
+pub const PASSWORD_TOO_LONG: &str = "비밀번호는 128바이트를 넘을 수 없습니다.";
+/// `/register` of a name that has an account already.
+pub const ALREADY_REGISTERED: &str = "이미 등록된 이름입니다.";
+/// `/login` or `/password` with a name and password that do not match.
+pub const BAD_CREDENTIALS: &str = "이름 또는 비밀번호가 맞지 않습니다.";
+/// Too many login or registration attempts.
+pub const TOO_MANY_ATTEMPTS: &str = "시도가 너무 잦습니다. 잠시 후 다시 시도해 주세요.";
+/// `/logout` or `/password` while not logged in.
+pub const NOT_LOGGED_IN: &str = "로그인하지 않았습니다.";
+/// `/password` done.
+pub const PASSWORD_CHANGED: &str = "비밀번호를 바꿨습니다.";
+/// `/logout` done.
+pub const LOGGED_OUT: &str = "로그아웃했습니다.";
+/// `/name X` where X (or a look-alike) is registered to an account the client is not
+/// logged in as.
+pub const NAME_REGISTERED: &str = "등록된 이름입니다. /login 으로 로그인해야 쓸 수 있습니다.";
+
+/// `/register` done.
+pub fn registered(name: &str) -> String {
+    format!("이름 {name} 을 계정으로 등록했습니다. 이제 이 이름은 로그인해야 쓸 수 있습니다.")
+}
+
+/// `/login` done.
+pub fn logged_in(name: &str) -> String {
+    format!("{name} 으로 로그인했습니다.")
+}
+
 /// `/shutdown` from a client the shutdown policy does not allow.
 pub const SHUTDOWN_REFUSED: &str = "서버를 종료할 권한이 없습니다.";
 /// After too many invalid messages in a row, just before the disconnect.

@@ -270,7 +270,12 @@ impl Model {
                     .collect();
                 self.expected[who].push(Response::RoomsResult { rooms });
             }
-            Request::Shutdown | Request::Hello { .. } => unreachable!("not generated"),
+            Request::Shutdown
+            | Request::Hello { .. }
+            | Request::Register { .. }
+            | Request::Login { .. }
+            | Request::Logout
+            | Request::ChangePassword { .. } => unreachable!("not generated"),
         }
     }
 }

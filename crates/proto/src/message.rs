@@ -43,6 +43,28 @@ pub enum Request {
         /// Feature names, as the client spells them; unknown ones are ignored.
         features: Vec<String>,
     },
+    /// `/register PASSWORD` (the `accounts` extension): makes the client's name an
+    /// account.
+    Register {
+        /// The password (never echoed, never logged).
+        password: String,
+    },
+    /// `/login NAME PASSWORD` (the `accounts` extension).
+    Login {
+        /// The account's name.
+        name: String,
+        /// Its password.
+        password: String,
+    },
+    /// `/logout` (the `accounts` extension).
+    Logout,
+    /// `/password OLD NEW` (the `accounts` extension).
+    ChangePassword {
+        /// The password now.
+        old: String,
+        /// The new one.
+        new: String,
+    },
 }
 
 /// The kind of a [`Request`], without its data: a key for tables by kind (metrics).
@@ -64,11 +86,19 @@ pub enum RequestKind {
     Shutdown = 6,
     /// [`Request::Hello`].
     Hello = 7,
+    /// [`Request::Register`].
+    Register = 8,
+    /// [`Request::Login`].
+    Login = 9,
+    /// [`Request::Logout`].
+    Logout = 10,
+    /// [`Request::ChangePassword`].
+    ChangePassword = 11,
 }
 
 impl RequestKind {
     /// How many kinds there are: the length of a table indexed by `kind as usize`.
-    pub const COUNT: usize = 8;
+    pub const COUNT: usize = 12;
 
     /// Every kind, in table order.
     pub const ALL: [RequestKind; Self::COUNT] = [
@@ -80,6 +110,10 @@ impl RequestKind {
         RequestKind::Chat,
         RequestKind::Shutdown,
         RequestKind::Hello,
+        RequestKind::Register,
+        RequestKind::Login,
+        RequestKind::Logout,
+        RequestKind::ChangePassword,
     ];
 
     /// The JSON `type` string of this kind (also the protobuf message name).
@@ -93,6 +127,10 @@ impl RequestKind {
             RequestKind::Chat => "CSChat",
             RequestKind::Shutdown => "CSShutdown",
             RequestKind::Hello => "CSHello",
+            RequestKind::Register => "CSRegister",
+            RequestKind::Login => "CSLogin",
+            RequestKind::Logout => "CSLogout",
+            RequestKind::ChangePassword => "CSPassword",
         }
     }
 }
@@ -109,6 +147,10 @@ impl Request {
             Request::Chat { .. } => RequestKind::Chat,
             Request::Shutdown => RequestKind::Shutdown,
             Request::Hello { .. } => RequestKind::Hello,
+            Request::Register { .. } => RequestKind::Register,
+            Request::Login { .. } => RequestKind::Login,
+            Request::Logout => RequestKind::Logout,
+            Request::ChangePassword { .. } => RequestKind::ChangePassword,
         }
     }
 }

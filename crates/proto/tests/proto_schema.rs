@@ -160,6 +160,27 @@ fn mirrors() -> Vec<Mirror> {
             },
         ),
         mirror(
+            "CSRegister",
+            pb::CsRegister {
+                password: Some("비밀번호".to_owned()),
+            },
+        ),
+        mirror(
+            "CSLogin",
+            pb::CsLogin {
+                name: Some("이름".to_owned()),
+                password: Some("비밀번호".to_owned()),
+            },
+        ),
+        mirror("CSLogout", pb::Empty {}),
+        mirror(
+            "CSPassword",
+            pb::CsPassword {
+                old: Some("옛".to_owned()),
+                new: Some("새".to_owned()),
+            },
+        ),
+        mirror(
             "SCHello",
             pb::ScHello {
                 features: vec!["time".to_owned(), "기능".to_owned()],
@@ -1349,6 +1370,18 @@ fn request_sample(kind: RequestKind) -> Request {
         RequestKind::Shutdown => Request::Shutdown,
         RequestKind::Hello => Request::Hello {
             features: vec!["time".to_owned(), "기능".to_owned()],
+        },
+        RequestKind::Register => Request::Register {
+            password: "비밀번호".to_owned(),
+        },
+        RequestKind::Login => Request::Login {
+            name: "이름".to_owned(),
+            password: "비밀번호".to_owned(),
+        },
+        RequestKind::Logout => Request::Logout,
+        RequestKind::ChangePassword => Request::ChangePassword {
+            old: "옛".to_owned(),
+            new: "새".to_owned(),
         },
     }
 }

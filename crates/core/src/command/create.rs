@@ -43,8 +43,15 @@ pub(super) fn finish<M: Mailbox>(
             turn.out.events.push(ChatEvent::RoomCreated { room, title });
         }
         Err(BrokerError::RoomIdsExhausted) => client.system(turn, texts::ROOM_IDS_EXHAUSTED),
-        // A new room cannot be missing or a name taken; say what is most likely true.
-        Err(BrokerError::NoSuchRoom | BrokerError::NameTaken | BrokerError::Unavailable) => {
+        // A new room cannot be missing, a name taken or a password wrong; say what is
+        // most likely true.
+        Err(
+            BrokerError::NoSuchRoom
+            | BrokerError::NameTaken
+            | BrokerError::Unavailable
+            | BrokerError::BadCredentials
+            | BrokerError::Throttled,
+        ) => {
             client.system(turn, texts::UNAVAILABLE);
         }
     }

@@ -6,7 +6,7 @@
 use chat_proto::Response;
 
 use crate::encoded::Encoded;
-use crate::features::{Features, ROOMS, SERVER};
+use crate::features::{ACCOUNTS, Features, ROOMS, SERVER};
 use crate::mailbox::Mailbox;
 use crate::state::{ClientState, Turn};
 use crate::texts;
@@ -26,6 +26,9 @@ pub(super) fn apply<M: Mailbox>(
         }
         Some(watch) => watch.unwatch(client.id),
         None => agreed = agreed.without(ROOMS),
+    }
+    if turn.broker.accounts().is_none() {
+        agreed = agreed.without(ACCOUNTS);
     }
     client.features = agreed;
     if client.unreachable {

@@ -15,6 +15,7 @@
 //! Words used in this crate: a *request* is what a client sends, a *command* is its
 //! meaning here, *dispatch* is the routing between them.
 
+mod account;
 mod chat;
 mod create;
 mod hello;
@@ -45,6 +46,14 @@ pub(crate) fn dispatch<M: Mailbox>(
         Request::Chat { text } => chat::apply(client, &text, turn),
         Request::Shutdown => return shutdown::apply(client, turn),
         Request::Hello { features } => hello::apply(client, &features, turn),
+        Request::Register { password } => return account::register(client, &password, turn),
+        Request::Login { name, password } => {
+            return account::login(client, &name, &password, turn);
+        }
+        Request::Logout => return account::logout(client, turn),
+        Request::ChangePassword { old, new } => {
+            return account::change_password(client, &old, &new, turn);
+        }
     }
     Outcome::Continue
 }
@@ -64,5 +73,8 @@ pub(crate) fn finish<M: Mailbox>(
         Awaiting::Claim { name } => name::claimed(client, name, done, turn),
         Awaiting::Rename { old } => name::renamed_in_room(client, old, done, turn),
         Awaiting::Reclaim => name::reclaimed(client, done, turn),
+        Awaiting::Register { key } => account::registered(client, key, done, turn),
+        Awaiting::Login { key } => account::logged_in(client, key, done, turn),
+        Awaiting::ChangePassword => account::password_changed(client, done, turn),
     }
 }

@@ -24,6 +24,15 @@ pub(super) fn apply<M: Mailbox>(
         }
     };
     let key = validate::name_key(&name);
+    // A registered name (or a look-alike: the same key) is its account's.
+    let registered = turn
+        .broker
+        .accounts()
+        .is_some_and(|accounts| accounts.is_registered(&key));
+    if registered && client.account.as_deref() != Some(key.as_str()) {
+        client.system(turn, texts::NAME_REGISTERED);
+        return Outcome::Continue;
+    }
     match turn.broker.claim_name(client.member(turn.mailbox), &key) {
         Reply::Done(outcome) => claimed(client, name, outcome, turn),
         Reply::Pending => client.wait(Awaiting::Claim { name }),

@@ -37,6 +37,12 @@ struct Envelope<'a> {
     features: Option<Value>,
     #[serde(borrow)]
     server: Option<Field<'a>>,
+    #[serde(borrow)]
+    password: Option<Field<'a>>,
+    #[serde(borrow)]
+    old: Option<Field<'a>>,
+    #[serde(borrow)]
+    new: Option<Field<'a>>,
 }
 
 /// One key's value, kept only as far as a message needs it: a string (borrowed from
@@ -198,6 +204,18 @@ pub(super) fn decode_request(payload: &[u8]) -> Result<Request, DecodeError> {
         RequestKind::Shutdown => Request::Shutdown,
         RequestKind::Hello => Request::Hello {
             features: string_list(envelope.features, message, "features")?,
+        },
+        RequestKind::Register => Request::Register {
+            password: string_field(envelope.password, message, "password")?.into_owned(),
+        },
+        RequestKind::Login => Request::Login {
+            name: string_field(envelope.name, message, "name")?.into_owned(),
+            password: string_field(envelope.password, message, "password")?.into_owned(),
+        },
+        RequestKind::Logout => Request::Logout,
+        RequestKind::ChangePassword => Request::ChangePassword {
+            old: string_field(envelope.old, message, "old")?.into_owned(),
+            new: string_field(envelope.new, message, "new")?.into_owned(),
         },
     })
 }
@@ -398,7 +416,16 @@ pub(super) fn encode_request(request: &Request, out: &mut Vec<u8>) {
         }
         Request::Chat { text } => string_member(out, "text", text, Escape::Ascii),
         Request::Hello { features } => string_list_member(out, "features", features, Escape::Ascii),
-        Request::Rooms | Request::LeaveRoom | Request::Shutdown => {}
+        Request::Register { password } => string_member(out, "password", password, Escape::Ascii),
+        Request::Login { name, password } => {
+            string_member(out, "name", name, Escape::Ascii);
+            string_member(out, "password", password, Escape::Ascii);
+        }
+        Request::ChangePassword { old, new } => {
+            string_member(out, "old", old, Escape::Ascii);
+            string_member(out, "new", new, Escape::Ascii);
+        }
+        Request::Rooms | Request::LeaveRoom | Request::Shutdown | Request::Logout => {}
     }
     out.push(b'}');
 }

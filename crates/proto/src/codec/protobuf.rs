@@ -46,6 +46,14 @@ pub enum MessageType {
     CsHello = 10,
     /// `SC_HELLO`: the body is an [`ScHello`] (an extension).
     ScHello = 11,
+    /// `CS_REGISTER`: the body is a [`CsRegister`] (the `accounts` extension).
+    CsRegister = 12,
+    /// `CS_LOGIN`: the body is a [`CsLogin`] (the `accounts` extension).
+    CsLogin = 13,
+    /// `CS_LOGOUT`: the body is [`Empty`] (the `accounts` extension).
+    CsLogout = 14,
+    /// `CS_PASSWORD`: the body is a [`CsPassword`] (the `accounts` extension).
+    CsPassword = 15,
 }
 
 /// `mju.Type`: the frame in front of every body.
@@ -107,7 +115,37 @@ pub struct ScHello {
     pub server: Option<String>,
 }
 
-/// `mju.CSRooms`, `mju.CSLeaveRoom`, `mju.CSShutdown`: no fields.
+/// `mju.CSRegister`.
+#[derive(Clone, PartialEq, Message)]
+pub struct CsRegister {
+    /// The password (required).
+    #[prost(string, optional, tag = "1")]
+    pub password: Option<String>,
+}
+
+/// `mju.CSLogin`.
+#[derive(Clone, PartialEq, Message)]
+pub struct CsLogin {
+    /// The account's name (required).
+    #[prost(string, optional, tag = "1")]
+    pub name: Option<String>,
+    /// Its password (required).
+    #[prost(string, optional, tag = "2")]
+    pub password: Option<String>,
+}
+
+/// `mju.CSPassword`.
+#[derive(Clone, PartialEq, Message)]
+pub struct CsPassword {
+    /// The password now (required).
+    #[prost(string, optional, tag = "1")]
+    pub old: Option<String>,
+    /// The new one (required).
+    #[prost(string, optional, tag = "2")]
+    pub new: Option<String>,
+}
+
+/// `mju.CSRooms`, `mju.CSLeaveRoom`, `mju.CSShutdown`, `mju.CSLogout`: no fields.
 #[derive(Clone, PartialEq, Message)]
 pub struct Empty {}
 
@@ -167,6 +205,10 @@ fn type_name(kind: i32) -> &'static str {
         Ok(MessageType::ScSystemMessage) => "SCSystemMessage",
         Ok(MessageType::CsHello) => "CSHello",
         Ok(MessageType::ScHello) => "SCHello",
+        Ok(MessageType::CsRegister) => "CSRegister",
+        Ok(MessageType::CsLogin) => "CSLogin",
+        Ok(MessageType::CsLogout) => "CSLogout",
+        Ok(MessageType::CsPassword) => "CSPassword",
         Err(_) => "?",
     }
 }
@@ -229,6 +271,31 @@ pub(super) fn decode_request(kind: i32, payload: &[u8]) -> Result<Request, Decod
         MessageType::CsHello => Request::Hello {
             features: body::<CsHello>(kind, payload)?.features,
         },
+        MessageType::CsRegister => Request::Register {
+            password: required(
+                body::<CsRegister>(kind, payload)?.password,
+                kind,
+                "password",
+            )?,
+        },
+        MessageType::CsLogin => {
+            let m = body::<CsLogin>(kind, payload)?;
+            Request::Login {
+                name: required(m.name, kind, "name")?,
+                password: required(m.password, kind, "password")?,
+            }
+        }
+        MessageType::CsLogout => {
+            body::<Empty>(kind, payload)?;
+            Request::Logout
+        }
+        MessageType::CsPassword => {
+            let m = body::<CsPassword>(kind, payload)?;
+            Request::ChangePassword {
+                old: required(m.old, kind, "old")?,
+                new: required(m.new, kind, "new")?,
+            }
+        }
         MessageType::ScRoomsResult
         | MessageType::ScChat
         | MessageType::ScSystemMessage
@@ -354,6 +421,39 @@ pub(super) fn encode_request(request: &Request, out: &mut Vec<u8>) -> Result<(),
             prost_frame(
                 &CsHello {
                     features: features.clone(),
+                },
+                out,
+            )
+        }
+        Request::Register { password } => {
+            type_frame(MessageType::CsRegister, out);
+            prost_frame(
+                &CsRegister {
+                    password: Some(password.clone()),
+                },
+                out,
+            )
+        }
+        Request::Login { name, password } => {
+            type_frame(MessageType::CsLogin, out);
+            prost_frame(
+                &CsLogin {
+                    name: Some(name.clone()),
+                    password: Some(password.clone()),
+                },
+                out,
+            )
+        }
+        Request::Logout => {
+            type_frame(MessageType::CsLogout, out);
+            prost_frame(&Empty {}, out)
+        }
+        Request::ChangePassword { old, new } => {
+            type_frame(MessageType::CsPassword, out);
+            prost_frame(
+                &CsPassword {
+                    old: Some(old.clone()),
+                    new: Some(new.clone()),
                 },
                 out,
             )

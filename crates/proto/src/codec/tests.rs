@@ -52,6 +52,18 @@ fn every_request() -> Vec<Request> {
             features: vec!["time".into(), "기능".into()],
         },
         Request::Hello { features: vec![] },
+        Request::Register {
+            password: "비밀 \"번호\"".into(),
+        },
+        Request::Login {
+            name: "홍길동".into(),
+            password: "pw".into(),
+        },
+        Request::Logout,
+        Request::ChangePassword {
+            old: "a".into(),
+            new: "b".into(),
+        },
     ]
 }
 
