@@ -47,7 +47,6 @@ use std::sync::Arc;
 
 use chat_proto::WireFormat;
 
-use crate::accounts::AccountBackend;
 use crate::encoded::Encoded;
 use crate::fanout::Fanout;
 use crate::listing::Listing;
@@ -241,6 +240,26 @@ pub trait MessageBroker<M: Mailbox>: Send + Sync + fmt::Debug {
     fn stats(&self) -> Vec<BrokerStat> {
         Vec::new()
     }
+}
+
+/// Accounts, kept by the transport's side (see `accounts.rs` for how they work).
+pub trait AccountBackend<M>: Send + Sync {
+    /// Whether the name whose key is `key` is registered: nobody but a client logged
+    /// in as it may take it (or anything confusable with it: same key).
+    fn is_registered(&self, key: &str) -> bool;
+
+    /// The registered name whose key is `key`, as it was registered.
+    fn registered_name(&self, key: &str) -> Option<String>;
+
+    /// Registers `member`'s name (its key is `key`) with `password`.
+    fn register(&self, member: Member<'_, M>, key: &str, password: &str) -> Reply<()>;
+
+    /// Checks `password` for the account whose key is `key`.
+    fn login(&self, member: Member<'_, M>, key: &str, password: &str) -> Reply<()>;
+
+    /// Replaces the password of the account `key` (the member is logged in as it),
+    /// if `old` is its password now.
+    fn change_password(&self, member: Member<'_, M>, key: &str, old: &str, new: &str) -> Reply<()>;
 }
 
 /// What a broker that delivers from its own threads asks of the transport (the

@@ -73,16 +73,18 @@ impl Default for FloodLimits {
     }
 }
 
-/// One token bucket.
+/// One token bucket: `burst` tokens at most, `per_second` coming back. Also used by
+/// transports for limits of their own (login attempts per address).
 #[derive(Debug, Clone, Copy)]
-struct Bucket {
+pub struct Bucket {
     rate: Rate,
     tokens: f64,
     at: Instant,
 }
 
 impl Bucket {
-    fn new(rate: Rate, now: Instant) -> Self {
+    /// A full bucket.
+    pub fn new(rate: Rate, now: Instant) -> Self {
         Bucket {
             rate,
             tokens: rate.burst,
@@ -96,8 +98,14 @@ impl Bucket {
         self.tokens = (self.tokens - extra).max(-self.rate.burst);
     }
 
+    /// Whether the bucket would be full at `now` (nothing owed: it can be forgotten).
+    pub fn is_full(&self, now: Instant) -> bool {
+        let elapsed = now.saturating_duration_since(self.at).as_secs_f64();
+        self.tokens + elapsed * self.rate.per_second >= self.rate.burst
+    }
+
     /// Takes a token, or answers when one will be back.
-    fn take(&mut self, now: Instant) -> Result<(), Instant> {
+    pub fn take(&mut self, now: Instant) -> Result<(), Instant> {
         let elapsed = now.saturating_duration_since(self.at).as_secs_f64();
         self.tokens = (self.tokens + elapsed * self.rate.per_second).min(self.rate.burst);
         self.at = now;

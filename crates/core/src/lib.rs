@@ -32,8 +32,8 @@
 //!   shared [`bytes::Bytes`].
 //! * [`flood`] — token buckets per client: over the limit a request waits
 //!   ([`Outcome::Throttled`]); far over it, the client is cut off.
-//! * [`accounts`] — [`AccountBackend`]: the seam to accounts (kept and hashed by the
-//!   transport's side), and the password rules.
+//! * [`accounts`] — the password rules, and how [`AccountBackend`] (the seam to
+//!   accounts, kept and hashed by the transport's side) is used.
 //! * [`features`] — the protocol extensions a client opts in to with `CSHello`, and
 //!   the rule that nothing new reaches a client that did not.
 //! * [`texts`], [`validate`] — every text; what clients may choose. [`listing`] —
@@ -98,15 +98,14 @@ mod sync;
 pub mod texts;
 pub mod validate;
 
-pub use accounts::AccountBackend;
 pub use broker::{
-    BrokerError, BrokerStat, ClientId, Completion, Leaving, Member, MessageBroker, Reply, RoomId,
-    Transport,
+    AccountBackend, BrokerError, BrokerStat, ClientId, Completion, Leaving, Member, MessageBroker,
+    Reply, RoomId, Transport,
 };
 pub use client::{Client, MAX_ERROR_STREAK};
 pub use encoded::{Encoded, OutKind};
 pub use fanout::{ChatEvent, Fanout, Tally};
-pub use flood::{FloodLimits, Rate};
+pub use flood::{Bucket, FloodLimits, Rate};
 pub use listing::{Listing, ListingCache};
 pub use listing_watch::ListingWatch;
 pub use local::LocalBroker;

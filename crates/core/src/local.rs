@@ -30,9 +30,9 @@ use std::sync::{Arc, Mutex};
 
 use chat_proto::RoomInfo;
 
-use crate::accounts::AccountBackend;
 use crate::broker::{
-    BrokerError, ClientId, Leaving, MAX_ROOM_ID, Member, MessageBroker, Reply, RoomId,
+    AccountBackend, BrokerError, ClientId, Leaving, MAX_ROOM_ID, Member, MessageBroker, Reply,
+    RoomId,
 };
 use crate::encoded::Encoded;
 use crate::fanout::{ChatEvent, Fanout};

@@ -138,7 +138,7 @@ pub struct ServerConfig {
     /// Which names the web port answers to besides its own address, localhost and
     /// loopback (`Host`; others get 421), and which pages besides those of the allowed
     /// names may open the web client's WebSocket (`Origin`).
-    pub web_policy: crate::web::WebPolicy,
+    pub web_policy: WebPolicy,
     /// The certificate and key for TLS: with them the web port speaks only
     /// `https://` and `wss://`, and [`ServerConfig::tls_bind`] can be served.
     pub tls: Option<std::sync::Arc<crate::tls::TlsAcceptor>>,
@@ -146,6 +146,19 @@ pub struct ServerConfig {
     /// stays: the reference client speaks only plain TCP); port 0 picks a free one.
     /// Needs [`ServerConfig::tls`].
     pub tls_bind: Option<SocketAddr>,
+    /// The embedded store (accounts, registered rooms, history), in this data
+    /// directory; `None` runs with nothing kept (and no accounts).
+    pub store: Option<StoreSettings>,
+}
+
+/// Where and how the embedded store is kept (`--data-dir`, `--sync`,
+/// `--commit-window`, `--history`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreSettings {
+    /// The data directory.
+    pub dir: std::path::PathBuf,
+    /// Commit window, sync mode, history kept per room.
+    pub options: chat_store::StoreOptions,
 }
 
 /// The default [`ServerConfig::outbound_cap`]: 4 MiB.
@@ -192,9 +205,10 @@ impl Default for ServerConfig {
             send_buffer: DEFAULT_SEND_BUFFER,
             metrics: None,
             web: None,
-            web_policy: crate::web::WebPolicy::default(),
+            web_policy: WebPolicy::default(),
             tls: None,
             tls_bind: None,
+            store: None,
         }
     }
 }
@@ -211,6 +225,24 @@ impl ServerConfig {
             ..Self::default()
         }
     }
+}
+
+/// Who may reach the web client, and open its WebSocket, besides the defaults.
+#[derive(Debug, Clone, Default)]
+pub struct WebPolicy {
+    /// Origins allowed in addition to those of the allowed hosts, exactly as browsers
+    /// send them (`https://chat.example.org`).
+    pub allowed_origins: Vec<String>,
+    /// Names (or addresses) the `Host` header may give besides the address the
+    /// connection came to, `localhost` and the loopback addresses: the names the page
+    /// is reached by (`chat.example.org`; `--web-host`). Any port goes with them, and
+    /// pages of `http://` or `https://` on them may open the WebSocket.
+    pub allowed_hosts: Vec<String>,
+    /// Reverse proxies in front of the web port (`--web-trusted-proxy`): from these
+    /// addresses, and only these, `X-Forwarded-For` names the client (for the logs
+    /// and the per-address limit). From anyone else the header is ignored: a client
+    /// could write any address there.
+    pub trusted_proxies: Vec<std::net::IpAddr>,
 }
 
 #[cfg(test)]

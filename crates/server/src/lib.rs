@@ -25,6 +25,8 @@
 //!   outbound queue; a `chat_core::Mailbox`.
 //! * `delivery.rs` — writing out a turn's deliveries (workers), and the same for a
 //!   broker that delivers from threads of its own (`chat_core::Transport`).
+//! * `accounts.rs` — accounts on one node: the local broker's `AccountBackend`,
+//!   kept in the embedded store, passwords hashed (Argon2id) on a thread of its own.
 //! * `room_push.rs` — the timer that pushes the room list to clients that opted in
 //!   to the `rooms` extension (`chat_core::ListingWatch`), on a thread of its own.
 //! * `web.rs` — a connection on the `--web` port: HTTP for the page (served from the
@@ -56,6 +58,7 @@
 //! thread.join().unwrap().unwrap();
 //! ```
 
+mod accounts;
 mod admission;
 mod budget;
 pub mod config;
@@ -77,9 +80,9 @@ pub mod tls;
 mod web;
 mod worker;
 
+pub use config::WebPolicy;
 pub use config::{FormatPolicy, ServerConfig, ShutdownPolicy};
 pub use server::Server;
 pub use session::Session;
 pub use shutdown::ShutdownHandle;
 pub use tls::{TlsAcceptor, TlsFiles};
-pub use web::WebPolicy;

@@ -17,6 +17,7 @@ use std::time::Duration;
 use chat_cluster::{ClusterBroker, ClusterConfig};
 use chat_core::{FloodLimits, Rate};
 use chat_proto::WireFormat;
+use chat_server::config::StoreSettings;
 use chat_server::{FormatPolicy, Server, ServerConfig, ShutdownPolicy, TlsAcceptor, TlsFiles};
 use clap::{CommandFactory, Parser, ValueEnum};
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
@@ -172,6 +173,27 @@ struct Args {
     #[arg(long, value_name = "PORT", requires = "tls_cert")]
     tls_port: Option<u16>,
 
+    /// Keep accounts (and, as they come, registered rooms and history) in an
+    /// embedded database (SQLite) in this directory, made if missing. One server per
+    /// directory. Not used in cluster mode (Redis keeps them there).
+    #[arg(long, value_name = "DIR", default_value = "chat-data")]
+    data_dir: PathBuf,
+
+    /// Keep nothing: no data directory, no accounts.
+    #[arg(long, conflicts_with = "data_dir")]
+    no_store: bool,
+
+    /// Store: `normal` survives the server being killed (a commit is in the
+    /// database file's log before it is answered); `full` also survives the machine
+    /// losing power (an fsync per commit, slower).
+    #[arg(long, value_enum, default_value_t = SyncArg::Normal)]
+    sync: SyncArg,
+
+    /// Store: how long chats may wait to be committed together, in ms (what a
+    /// `kill -9` may lose of them). Accounts are committed at once.
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..=10_000))]
+    commit_window_ms: u64,
+
     /// Run as one node of a cluster whose shared rooms live in this Redis
     /// (redis://HOST:PORT[/DB]); without it, rooms are this process's own.
     #[arg(long, value_name = "URL")]
@@ -231,6 +253,18 @@ enum Command {
         #[arg(long)]
         force: bool,
     },
+    /// Copy the store of a data directory to a file, while a server may be running on
+    /// it (a consistent copy of the last commit). To restore: stop the server, put the
+    /// copy in an empty data directory as chat.db, start the server on it.
+    Backup {
+        /// The data directory to copy (the server's --data-dir).
+        #[arg(long, value_name = "DIR", default_value = "chat-data")]
+        data_dir: PathBuf,
+
+        /// The file to write (it must not exist).
+        #[arg(value_name = "FILE")]
+        out: PathBuf,
+    },
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -245,6 +279,12 @@ enum ShutdownFrom {
 enum LogFormat {
     Text,
     Json,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum SyncArg {
+    Normal,
+    Full,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -390,6 +430,18 @@ fn main() -> ExitCode {
         clap_complete::generate(shell, &mut Args::command(), "chat-server", &mut text);
         return print(&text);
     }
+    if let Some(Command::Backup { data_dir, out }) = &args.command {
+        return match chat_store::backup(data_dir, out) {
+            Ok(()) => {
+                println!("wrote {}", out.display());
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("chat-server backup: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     if let Some(Command::Cert {
         self_signed,
         out_dir,
@@ -500,6 +552,18 @@ fn main() -> ExitCode {
         },
         tls,
         tls_bind: args.tls_port.map(|port| SocketAddr::new(args.bind, port)),
+        // Redis keeps the cluster's data.
+        store: (!args.no_store && args.cluster.is_none()).then(|| StoreSettings {
+            dir: args.data_dir.clone(),
+            options: chat_store::StoreOptions {
+                commit_window: Duration::from_millis(args.commit_window_ms),
+                sync: match args.sync {
+                    SyncArg::Normal => chat_store::SyncMode::Normal,
+                    SyncArg::Full => chat_store::SyncMode::Full,
+                },
+                ..chat_store::StoreOptions::default()
+            },
+        }),
     };
     match chat_server::limits::raise_open_file_limit() {
         Ok((before, after)) => {

@@ -63,6 +63,7 @@ use crate::admission::ForwardedClients;
 use crate::admission::{Admission, Refusal, Ticket};
 use crate::budget::MemoryBudget;
 use crate::config::ServerConfig;
+use crate::config::WebPolicy;
 use crate::event_handler::{Deadlines, EventHandler, Expired, Handoff, Next};
 use crate::log_limit::{SharedLimit, Verdict};
 use crate::metrics::{Metrics, bump};
@@ -70,7 +71,7 @@ use crate::pool::{WorkQueue, lock};
 use crate::session::{Link, Session};
 use crate::shutdown::Shutdown;
 use crate::tls::TlsAcceptor;
-use crate::web::{WebPolicy, WebSide};
+use crate::web::WebSide;
 
 /// The listening socket's token.
 pub(crate) const LISTENER: Token = Token(0);

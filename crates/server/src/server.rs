@@ -17,11 +17,12 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use chat_core::{LocalBroker, MessageBroker};
+use chat_core::{AccountBackend, LocalBroker, MessageBroker, Transport};
 use mio::net::TcpListener;
 use mio::{Interest, Poll, Waker};
 use socket2::{Domain, Protocol, Socket, Type};
 
+use crate::accounts::LocalAccounts;
 use crate::budget::MemoryBudget;
 use crate::config::ServerConfig;
 use crate::delivery::SessionTransport;
@@ -35,6 +36,7 @@ use crate::room_push::RoomPusher;
 use crate::session::Session;
 use crate::shutdown::{Shutdown, ShutdownHandle};
 use crate::worker::{SessionWorker, WorkerHandles};
+use chat_store::Store;
 
 /// How long a shutdown waits for clients to take their last bytes.
 const SHUTDOWN_FLUSH: Duration = Duration::from_secs(1);
@@ -56,6 +58,8 @@ pub struct Server {
     tls_listener: Option<TcpListener>,
     metrics_listener: Option<std::net::TcpListener>,
     broker: Arc<dyn MessageBroker<Session>>,
+    /// The accounts of a server with a store (the local broker's backend).
+    accounts: Option<Arc<LocalAccounts>>,
     queue: Arc<WorkQueue<Arc<Session>>>,
     metrics: Arc<Metrics>,
     reactor_handle: Arc<ReactorHandle>,
@@ -67,7 +71,26 @@ impl Server {
     /// Binds the listener (and the metrics endpoint, if configured), with rooms kept
     /// in this process; nothing is accepted until [`Server::run`].
     pub fn bind(config: ServerConfig) -> io::Result<Server> {
-        Self::with_broker(config, Arc::new(LocalBroker::new()))
+        let Some(settings) = config.store.clone() else {
+            return Self::with_broker(config, Arc::new(LocalBroker::new()));
+        };
+        let (store, snapshot) = Store::open(&settings.dir, settings.options).map_err(|e| {
+            io::Error::other(format!(
+                "cannot use the data directory {}: {e}",
+                settings.dir.display()
+            ))
+        })?;
+        tracing::info!(
+            accounts = snapshot.accounts.len(),
+            "store: {}",
+            store.path().display()
+        );
+        let accounts = LocalAccounts::new(Arc::new(store), snapshot.accounts);
+        let broker = LocalBroker::new()
+            .with_accounts(Arc::clone(&accounts) as Arc<dyn AccountBackend<Session>>);
+        let mut server = Self::with_broker(config, Arc::new(broker))?;
+        server.accounts = Some(accounts);
+        Ok(server)
     }
 
     /// Like [`Server::bind`], with rooms kept by `broker` (for example one shared by
@@ -132,6 +155,7 @@ impl Server {
             tls_listener,
             metrics_listener,
             broker,
+            accounts: None,
             queue: Arc::new(WorkQueue::new()),
             metrics: Arc::new(Metrics::default()),
             reactor_handle: Arc::new(ReactorHandle::new(Arc::clone(&waker))),
@@ -185,6 +209,7 @@ impl Server {
             local_addr,
             metrics_listener,
             broker,
+            accounts,
             queue,
             metrics,
             reactor_handle,
@@ -202,10 +227,14 @@ impl Server {
         };
         // A broker with threads of its own (a cluster's log reader) writes to sessions
         // the way a worker does.
-        broker.start(Arc::new(SessionTransport::new(
+        let transport = Arc::new(SessionTransport::new(
             Arc::clone(&queue),
             Arc::clone(&metrics),
-        )));
+        ));
+        broker.start(Arc::clone(&transport) as Arc<dyn Transport<Session>>);
+        if let Some(accounts) = &accounts {
+            accounts.start(transport);
+        }
         let pool = ThreadPool::new(workers, Arc::clone(&queue), |_| {
             SessionWorker::new(worker_handles.clone())
         })?;
@@ -272,6 +301,11 @@ impl Server {
         reactor.release_held();
         pool.finish();
         room_pusher.stop();
+        // Every request was handled: hashing jobs still queued are finished (their
+        // sessions are closing) and the store commits what it holds when dropped.
+        if let Some(accounts) = &accounts {
+            accounts.stop();
+        }
         // Every request read was handled: a shared broker may now take this process's
         // members out of their rooms (the others are told) before they are closed.
         broker.stop();

@@ -436,6 +436,14 @@ impl Session {
         let _ = self.forwarded_for.set(client);
     }
 
+    /// The client's own address: the one a trusted proxy named, or the peer's.
+    pub(crate) fn client_ip(&self) -> IpAddr {
+        self.forwarded_for
+            .get()
+            .copied()
+            .unwrap_or_else(|| self.peer.ip().to_canonical())
+    }
+
     /// The client's address for the logs: the peer's, or the address a trusted proxy
     /// named and the proxy's (`203.0.113.7 via 127.0.0.1:41000`).
     pub(crate) fn shown_peer(&self) -> ShownPeer<'_> {

@@ -80,6 +80,7 @@ use tungstenite::protocol::{Role, WebSocketConfig};
 use tungstenite::{Error as WsError, Message, WebSocket};
 
 use crate::admission::{ForwardedClients, ForwardedTicket};
+use crate::config::WebPolicy;
 
 /// The longest HTTP request (line and headers) read before answering 431.
 pub(crate) const MAX_REQUEST: usize = 8 * 1024;
@@ -101,24 +102,6 @@ const KEEP_CAPACITY: usize = 4 * 1024;
 const PAGE: &str = include_str!("web/index.html");
 const SCRIPT: &str = include_str!("web/app.js");
 const STYLE: &str = include_str!("web/app.css");
-
-/// Who may reach the web client, and open its WebSocket, besides the defaults.
-#[derive(Debug, Clone, Default)]
-pub struct WebPolicy {
-    /// Origins allowed in addition to those of the allowed hosts, exactly as browsers
-    /// send them (`https://chat.example.org`).
-    pub allowed_origins: Vec<String>,
-    /// Names (or addresses) the `Host` header may give besides the address the
-    /// connection came to, `localhost` and the loopback addresses: the names the page
-    /// is reached by (`chat.example.org`; `--web-host`). Any port goes with them, and
-    /// pages of `http://` or `https://` on them may open the WebSocket.
-    pub allowed_hosts: Vec<String>,
-    /// Reverse proxies in front of the web port (`--web-trusted-proxy`): from these
-    /// addresses, and only these, `X-Forwarded-For` names the client (for the logs
-    /// and the per-address limit). From anyone else the header is ignored: a client
-    /// could write any address there.
-    pub trusted_proxies: Vec<IpAddr>,
-}
 
 /// Input a worker meets in its place among a web connection's frames, that is not a
 /// frame itself.

@@ -172,7 +172,9 @@ fn protobuf_bad_input_is_explained() {
         // Unknown type numbers: the body is skipped even when it looks like a Type
         // frame (08 05 = CS_CHAT), and even when it is empty.
         (pb_message(42, &[0x08, 0x05]), unknown_type("42")),
-        (pb_message(10, &[]), unknown_type("10")),
+        (pb_message(99, &[]), unknown_type("99")),
+        // A server-to-client extension type, sent by a client.
+        (pb_message(11, &[]), unknown_type("11 (SCHello)")),
         (
             pb_message(9, &[0x0a, 1, b'x']),
             unknown_type("9 (SCSystemMessage)"),

@@ -9,8 +9,8 @@
 //! gives it back on a later connection. `/logout` while holding it gives the client
 //! its default name back, since a guest may not keep it.
 
-use crate::accounts::{AccountBackend, MAX_PASSWORD_BYTES, check_password};
-use crate::broker::{BrokerError, Reply};
+use crate::accounts::{MAX_PASSWORD_BYTES, check_password};
+use crate::broker::{AccountBackend, BrokerError, Reply};
 use crate::features::ACCOUNTS;
 use crate::mailbox::Mailbox;
 use crate::state::{Awaiting, ClientState, Outcome, Turn};

@@ -157,8 +157,9 @@ pub(crate) struct BinaryServer {
 }
 
 impl BinaryServer {
-    /// Starts `chat-server --port=0 [--workers=4] [--flood-control=off] <extra>` (four
-    /// workers and flood control off unless `extra` says otherwise) and waits for its
+    /// Starts `chat-server --port=0 [--workers=4] [--flood-control=off] [--no-store]
+    /// <extra>` (four workers, flood control off and no store unless `extra` says
+    /// otherwise) and waits for its
     /// `listening on <ip>:<port>` line.
     pub(crate) fn start(extra: &[&str]) -> BinaryServer {
         Self::start_with(extra, |_| {})
@@ -175,6 +176,15 @@ impl BinaryServer {
         // Tests of everything else send far faster than people type.
         if !extra.iter().any(|arg| arg.starts_with("--flood-control")) {
             command.arg("--flood-control=off");
+        }
+        // Servers in parallel cannot share the default data directory; the store's
+        // tests give one of their own.
+        let stored = ["--data-dir", "--no-store", "--cluster"];
+        if !extra
+            .iter()
+            .any(|arg| stored.iter().any(|flag| arg.starts_with(flag)))
+        {
+            command.arg("--no-store");
         }
         command
             .args(extra)
@@ -224,6 +234,12 @@ impl BinaryServer {
 
     pub(crate) fn client(&self, format: WireFormat) -> Client {
         Client::connect(self.addr, format)
+    }
+
+    /// Kills the process with SIGKILL (nothing of it runs after) and reaps it.
+    pub(crate) fn kill_9(&mut self) {
+        self.child.kill().expect("SIGKILL");
+        let _ = self.child.wait();
     }
 
     pub(crate) fn pid(&self) -> i32 {

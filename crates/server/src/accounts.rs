@@ -1,0 +1,425 @@
+//! Accounts on one node: the `chat_core::AccountBackend` of the local broker, kept in
+//! the embedded store (`chat-store`), with passwords hashed on a thread of its own.
+//!
+//! * **The table** (in memory, read from the store at start) says which names are
+//!   registered, at once, for every `/name`. A registration reserves its key in the
+//!   table before anything slow, so two registrations of one name cannot both win.
+//! * **Hashing** (Argon2id, the `argon2` crate's defaults: 19 MiB, two passes) takes
+//!   tens of milliseconds on purpose; it runs on the `accounts` thread, never on a
+//!   worker: the command answers `Pending`, the session is parked, and the outcome
+//!   comes back through the transport like a cluster's. The queue is bounded
+//!   ([`MAX_JOBS`]).
+//! * **Durability**: an account or a new password is answered only once the store has
+//!   committed it; a store that cannot write refuses registrations with a clear text
+//!   (`Unavailable`) and the chat goes on.
+//! * **Guessing**: attempts are limited per address and per account ([`PER_ADDRESS`],
+//!   [`PER_ACCOUNT`]); a name with no account is checked against a dummy hash, so it
+//!   answers the same as a wrong password, in the same time.
+//!
+//! Passwords are never logged, kept or echoed: only their hashes reach the store.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::IpAddr;
+use std::sync::{Arc, Condvar, Mutex, OnceLock, PoisonError};
+use std::thread::JoinHandle;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use argon2::Argon2;
+use argon2::password_hash::rand_core::OsRng;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use chat_core::{AccountBackend, BrokerError, Bucket, Member, Rate, Reply, Transport};
+use chat_store::{Account, Store, Write};
+
+use crate::session::Session;
+
+/// Hashing jobs waiting at most; past that an attempt is refused as too frequent.
+pub(crate) const MAX_JOBS: usize = 256;
+/// Login and registration attempts per address: 10, then one every 5 s.
+pub(crate) const PER_ADDRESS: Rate = Rate {
+    per_second: 0.2,
+    burst: 10.0,
+};
+/// Login attempts per account: 10, then one every 10 s.
+pub(crate) const PER_ACCOUNT: Rate = Rate {
+    per_second: 0.1,
+    burst: 10.0,
+};
+/// Throttle entries kept at most per kind; full buckets are forgotten first.
+const MAX_TRACKED: usize = 10_000;
+
+enum Entry {
+    /// Being registered (hashing, then the commit).
+    Pending,
+    /// Registered.
+    Account { name: String, hash: String },
+}
+
+enum Job {
+    Register {
+        key: String,
+        name: String,
+        password: String,
+        to: Arc<Session>,
+    },
+    Login {
+        hash: Option<String>,
+        password: String,
+        to: Arc<Session>,
+    },
+    ChangePassword {
+        key: String,
+        hash: String,
+        old: String,
+        new: String,
+        to: Arc<Session>,
+    },
+}
+
+#[derive(Default)]
+struct Jobs {
+    queue: VecDeque<Job>,
+    stopping: bool,
+}
+
+#[derive(Default)]
+struct Throttle {
+    by_address: HashMap<IpAddr, Bucket>,
+    by_account: HashMap<String, Bucket>,
+}
+
+/// See the module doc.
+pub(crate) struct LocalAccounts {
+    table: Mutex<HashMap<String, Entry>>,
+    store: Arc<Store>,
+    jobs: Mutex<Jobs>,
+    ready: Condvar,
+    throttle: Mutex<Throttle>,
+    transport: OnceLock<Arc<dyn Transport<Session>>>,
+    /// A hash of nothing anyone knows: a login for a name with no account is checked
+    /// against it, so it takes as long as one with a wrong password.
+    dummy_hash: String,
+    thread: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl std::fmt::Debug for LocalAccounts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LocalAccounts").finish_non_exhaustive()
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+fn hash(password: &str) -> Option<String> {
+    let salt = SaltString::generate(&mut OsRng);
+    Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .ok()
+        .map(|hash| hash.to_string())
+}
+
+fn verify(hash: &str, password: &str) -> bool {
+    PasswordHash::new(hash).is_ok_and(|parsed| {
+        Argon2::default()
+            .verify_password(password.as_bytes(), &parsed)
+            .is_ok()
+    })
+}
+
+impl LocalAccounts {
+    /// The accounts `accounts` (read from `store` at start), kept in `store`.
+    pub(crate) fn new(store: Arc<Store>, accounts: Vec<Account>) -> Arc<Self> {
+        let table = accounts
+            .into_iter()
+            .map(|a| {
+                let entry = Entry::Account {
+                    name: a.name,
+                    hash: a.password_hash,
+                };
+                (a.key, entry)
+            })
+            .collect();
+        Arc::new(LocalAccounts {
+            table: Mutex::new(table),
+            store,
+            jobs: Mutex::new(Jobs::default()),
+            ready: Condvar::new(),
+            throttle: Mutex::new(Throttle::default()),
+            transport: OnceLock::new(),
+            dummy_hash: hash("no account has this password").unwrap_or_default(),
+            thread: Mutex::new(None),
+        })
+    }
+
+    /// Starts the hashing thread; outcomes go back through `transport`.
+    pub(crate) fn start(self: &Arc<Self>, transport: Arc<dyn Transport<Session>>) {
+        let _ = self.transport.set(transport);
+        let me = Arc::clone(self);
+        match std::thread::Builder::new()
+            .name("accounts".into())
+            .spawn(move || me.run())
+        {
+            Ok(thread) => *lock(&self.thread) = Some(thread),
+            Err(e) => tracing::error!("cannot start the accounts thread: {e}; accounts are off"),
+        }
+    }
+
+    /// Finishes the queued jobs and stops the thread.
+    pub(crate) fn stop(&self) {
+        lock(&self.jobs).stopping = true;
+        self.ready.notify_all();
+        if let Some(thread) = lock(&self.thread).take() {
+            let _ = thread.join();
+        }
+    }
+
+    fn run(self: Arc<Self>) {
+        loop {
+            let job = {
+                let mut jobs = lock(&self.jobs);
+                loop {
+                    if let Some(job) = jobs.queue.pop_front() {
+                        break job;
+                    }
+                    if jobs.stopping {
+                        return;
+                    }
+                    jobs = self
+                        .ready
+                        .wait(jobs)
+                        .unwrap_or_else(PoisonError::into_inner);
+                }
+            };
+            self.work(job);
+        }
+    }
+
+    fn complete(&self, to: &Arc<Session>, outcome: Result<(), BrokerError>) {
+        if let Some(transport) = self.transport.get() {
+            transport.complete(to, outcome.map(|()| 0));
+        }
+    }
+
+    fn work(self: &Arc<Self>, job: Job) {
+        match job {
+            Job::Register {
+                key,
+                name,
+                password,
+                to,
+            } => {
+                let Some(hash) = hash(&password) else {
+                    lock(&self.table).remove(&key);
+                    return self.complete(&to, Err(BrokerError::Unavailable));
+                };
+                let account = Account {
+                    key: key.clone(),
+                    name: name.clone(),
+                    password_hash: hash.clone(),
+                    created_ms: now_ms(),
+                };
+                // Weak: the store's callback must not keep the table alive.
+                let me = Arc::downgrade(self);
+                self.store.submit(
+                    Write::CreateAccount(account),
+                    Some(Box::new(move |result| {
+                        let Some(me) = me.upgrade() else { return };
+                        let mut table = lock(&me.table);
+                        if let Err(e) = &result {
+                            tracing::error!("a registration was not stored: {e}");
+                            table.remove(&key);
+                        } else {
+                            table.insert(key, Entry::Account { name, hash });
+                        }
+                        drop(table);
+                        me.complete(&to, result.map_err(|_| BrokerError::Unavailable));
+                    })),
+                );
+            }
+            Job::Login { hash, password, to } => {
+                // Always one verification, against the dummy hash when there is no
+                // account: the same work, the same answer.
+                let right = verify(hash.as_deref().unwrap_or(&self.dummy_hash), &password);
+                let outcome = if right && hash.is_some() {
+                    Ok(())
+                } else {
+                    Err(BrokerError::BadCredentials)
+                };
+                self.complete(&to, outcome);
+            }
+            Job::ChangePassword {
+                key,
+                hash: current,
+                old,
+                new,
+                to,
+            } => {
+                if !verify(&current, &old) {
+                    return self.complete(&to, Err(BrokerError::BadCredentials));
+                }
+                let Some(hash) = hash(&new) else {
+                    return self.complete(&to, Err(BrokerError::Unavailable));
+                };
+                // Weak: the store's callback must not keep the table alive.
+                let me = Arc::downgrade(self);
+                let write = Write::SetPassword {
+                    key: key.clone(),
+                    password_hash: hash.clone(),
+                };
+                self.store.submit(
+                    write,
+                    Some(Box::new(move |result| {
+                        let Some(me) = me.upgrade() else { return };
+                        if result.is_ok()
+                            && let Some(Entry::Account { hash: kept, .. }) =
+                                lock(&me.table).get_mut(&key)
+                        {
+                            *kept = hash;
+                        }
+                        me.complete(&to, result.map_err(|_| BrokerError::Unavailable));
+                    })),
+                );
+            }
+        }
+    }
+
+    /// Queues `job`, or refuses it: too many waiting.
+    fn queue(&self, job: Job) -> Reply<()> {
+        let mut jobs = lock(&self.jobs);
+        if jobs.stopping || jobs.queue.len() >= MAX_JOBS {
+            return Reply::Done(Err(BrokerError::Throttled));
+        }
+        jobs.queue.push_back(job);
+        drop(jobs);
+        self.ready.notify_one();
+        Reply::Pending
+    }
+
+    /// Takes an attempt from `to`'s address (and from the account `key`'s, for a
+    /// login), or says it is one too many.
+    fn attempt(&self, to: &Session, key: Option<&str>) -> Result<(), BrokerError> {
+        let now = Instant::now();
+        let mut throttle = lock(&self.throttle);
+        let address = to.client_ip();
+        let taken = take(&mut throttle.by_address, address, PER_ADDRESS, now).and_then(|()| {
+            key.map_or(Ok(()), |key| {
+                take(&mut throttle.by_account, key.to_owned(), PER_ACCOUNT, now)
+            })
+        });
+        taken.map_err(|()| {
+            tracing::info!(peer = %to.shown_peer(), "account attempts throttled");
+            BrokerError::Throttled
+        })
+    }
+}
+
+/// Takes a token from `who`'s bucket (made full if new). Full buckets are forgotten
+/// when the map is at its bound; if none is, the attempt is refused (the map does not
+/// grow without end).
+fn take<K: std::hash::Hash + Eq>(
+    buckets: &mut HashMap<K, Bucket>,
+    who: K,
+    rate: Rate,
+    now: Instant,
+) -> Result<(), ()> {
+    if !buckets.contains_key(&who) && buckets.len() >= MAX_TRACKED {
+        buckets.retain(|_, bucket| !bucket.is_full(now));
+        if buckets.len() >= MAX_TRACKED {
+            return Err(());
+        }
+    }
+    buckets
+        .entry(who)
+        .or_insert_with(|| Bucket::new(rate, now))
+        .take(now)
+        .map_err(|_| ())
+}
+
+impl AccountBackend<Session> for LocalAccounts {
+    fn is_registered(&self, key: &str) -> bool {
+        lock(&self.table).contains_key(key)
+    }
+
+    fn registered_name(&self, key: &str) -> Option<String> {
+        match lock(&self.table).get(key) {
+            Some(Entry::Account { name, .. }) => Some(name.clone()),
+            _ => None,
+        }
+    }
+
+    fn register(&self, member: Member<'_, Session>, key: &str, password: &str) -> Reply<()> {
+        if let Err(e) = self.attempt(member.mailbox, None) {
+            return Reply::Done(Err(e));
+        }
+        if self
+            .store
+            .health()
+            .failing
+            .load(std::sync::atomic::Ordering::Relaxed)
+        {
+            return Reply::Done(Err(BrokerError::Unavailable));
+        }
+        {
+            let mut table = lock(&self.table);
+            if table.contains_key(key) {
+                return Reply::Done(Err(BrokerError::NameTaken));
+            }
+            table.insert(key.to_owned(), Entry::Pending);
+        }
+        let reply = self.queue(Job::Register {
+            key: key.to_owned(),
+            name: member.name.to_owned(),
+            password: password.to_owned(),
+            to: Arc::clone(member.mailbox),
+        });
+        if matches!(reply, Reply::Done(_)) {
+            lock(&self.table).remove(key);
+        }
+        reply
+    }
+
+    fn login(&self, member: Member<'_, Session>, key: &str, password: &str) -> Reply<()> {
+        if let Err(e) = self.attempt(member.mailbox, Some(key)) {
+            return Reply::Done(Err(e));
+        }
+        let hash = match lock(&self.table).get(key) {
+            Some(Entry::Account { hash, .. }) => Some(hash.clone()),
+            _ => None,
+        };
+        self.queue(Job::Login {
+            hash,
+            password: password.to_owned(),
+            to: Arc::clone(member.mailbox),
+        })
+    }
+
+    fn change_password(
+        &self,
+        member: Member<'_, Session>,
+        key: &str,
+        old: &str,
+        new: &str,
+    ) -> Reply<()> {
+        if let Err(e) = self.attempt(member.mailbox, Some(key)) {
+            return Reply::Done(Err(e));
+        }
+        let hash = match lock(&self.table).get(key) {
+            Some(Entry::Account { hash, .. }) => hash.clone(),
+            _ => return Reply::Done(Err(BrokerError::BadCredentials)),
+        };
+        self.queue(Job::ChangePassword {
+            key: key.to_owned(),
+            hash,
+            old: old.to_owned(),
+            new: new.to_owned(),
+            to: Arc::clone(member.mailbox),
+        })
+    }
+}
