@@ -25,7 +25,7 @@ function fail(why) {
 // are listening.
 function startServer(webPort = 0, extra = []) {
   return new Promise((resolve, reject) => {
-    const child = spawn(SERVER, ["--port=0", `--web=127.0.0.1:${webPort}`, "--flood-control=off", "--workers=2", ...extra], {
+    const child = spawn(SERVER, ["--port=0", `--web=127.0.0.1:${webPort}`, "--flood-control=off", "--workers=2", "--no-store", ...extra], {
       env: { ...process.env, NO_COLOR: "1", RUST_LOG: "info" },
       stdio: ["ignore", "ignore", "pipe"],
     });
