@@ -28,9 +28,10 @@ pub const COMMANDS: [(&str, &str); 7] = [
     ("/shutdown", "채팅 서버를 종료한다."),
 ];
 
-/// The commands as `/help` lists them on a terminal: with their arguments, and the
-/// ways to leave that only a terminal has.
-pub const TERMINAL_COMMANDS: [(&str, &str); 8] = [
+/// The commands as `/help` lists them on a terminal: with their arguments, the
+/// accounts (the server's extension, docs/PROTOCOL.md §7.2), and the ways to leave
+/// that only a terminal has.
+pub const TERMINAL_COMMANDS: [(&str, &str); 12] = [
     ("/help", "사용 가능 명령어를 나열한다."),
     ("/name NAME", "채팅 이름을 지정한다."),
     ("/rooms", "채팅 방 목록을 출력한다."),
@@ -38,6 +39,13 @@ pub const TERMINAL_COMMANDS: [(&str, &str); 8] = [
     ("/join N", "N 번 채팅 방에 들어간다."),
     ("/leave", "채팅 방을 나간다."),
     ("/shutdown", "채팅 서버를 종료한다."),
+    (
+        "/register PASSWORD",
+        "지금 이름을 계정으로 등록한다. (비밀번호 8자 이상)",
+    ),
+    ("/login NAME PASSWORD", "계정에 로그인해 그 이름을 쓴다."),
+    ("/logout", "계정에서 로그아웃한다."),
+    ("/password OLD NEW", "비밀번호를 바꾼다."),
     (
         "/quit, /exit",
         "프로그램을 종료한다. (빈 줄에서 Ctrl-D 도 같다.)",
@@ -66,6 +74,8 @@ pub enum LocalError {
     MissingRoomId,
     /// A `/word` that is not a command; carries the word.
     InvalidCommand(String),
+    /// An account command without its arguments; carries its usage.
+    Usage(&'static str),
 }
 
 impl fmt::Display for LocalError {
@@ -75,6 +85,7 @@ impl fmt::Display for LocalError {
             LocalError::MissingRoomId => f.write_str("방 번호를 입력해야 됩니다."),
             // Escaped: a piped input line may hold control characters too.
             LocalError::InvalidCommand(word) => write!(f, "Invalid command: {}", escape(word)),
+            LocalError::Usage(usage) => write!(f, "사용법: {usage}"),
         }
     }
 }
@@ -94,12 +105,60 @@ pub fn terminal_help_lines() -> impl Iterator<Item = String> {
         .map(|(command, help)| format!("{command}: {help}"))
 }
 
-/// Parses a line typed at a terminal: as [`parse_line`], plus `/quit` and `/exit`.
+/// Parses a line typed at a terminal: as [`parse_line`], plus `/quit` and `/exit`
+/// and the account commands (a password is one word: no spaces).
 pub fn parse_typed(line: &str) -> Option<Command> {
-    match line.split_whitespace().next() {
-        Some("/quit" | "/exit") => Some(Command::Quit),
+    let words: Vec<&str> = line.split_whitespace().collect();
+    let send = |request| Some(Command::Send(request));
+    let usage = |usage| Some(Command::Refused(LocalError::Usage(usage)));
+    match words.as_slice() {
+        ["/quit" | "/exit", ..] => Some(Command::Quit),
+        ["/register", password] => send(Request::Register {
+            password: (*password).to_owned(),
+        }),
+        ["/register", ..] => usage("/register PASSWORD"),
+        ["/login", name, password] => send(Request::Login {
+            name: (*name).to_owned(),
+            password: (*password).to_owned(),
+        }),
+        ["/login", ..] => usage("/login NAME PASSWORD"),
+        ["/logout"] => send(Request::Logout),
+        ["/logout", ..] => usage("/logout"),
+        ["/password", old, new] => send(Request::ChangePassword {
+            old: (*old).to_owned(),
+            new: (*new).to_owned(),
+        }),
+        ["/password", ..] => usage("/password OLD NEW"),
         _ => parse_line(line),
     }
+}
+
+/// Whether a typed line carries a password (it is then never kept in history).
+pub fn holds_password(line: &str) -> bool {
+    matches!(
+        line.split_whitespace().next(),
+        Some("/register" | "/login" | "/password")
+    )
+}
+
+/// A typed line as it may be shown again: its passwords as `********`.
+pub fn masked(line: &str) -> String {
+    if !holds_password(line) {
+        return line.to_owned();
+    }
+    let words: Vec<&str> = line.split_whitespace().collect();
+    // `/login NAME` keeps the name; every other argument is a password.
+    let keep = if words.first() == Some(&"/login") {
+        2
+    } else {
+        1
+    };
+    words
+        .iter()
+        .enumerate()
+        .map(|(i, word)| if i < keep { *word } else { "********" })
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// Parses one input line (with or without its line ending). `None` for a blank line.
@@ -279,5 +338,56 @@ mod tests {
         assert_eq!(lines.len(), 7);
         assert_eq!(lines[0], "/help: 사용 가능 명령어를 나열한다.");
         assert_eq!(lines[6], "/shutdown: 채팅 서버를 종료한다.");
+    }
+
+    #[test]
+    fn account_commands_on_a_terminal_only() {
+        let typed = |line: &str| match parse_typed(line) {
+            Some(Command::Send(request)) => Ok(request),
+            Some(Command::Refused(error)) => Err(error.to_string()),
+            other => panic!("{line:?} gave {other:?}"),
+        };
+        assert_eq!(
+            typed("/register  correct-horse "),
+            Ok(Request::Register {
+                password: "correct-horse".into()
+            })
+        );
+        assert_eq!(
+            typed("/login Alice pw12345678"),
+            Ok(Request::Login {
+                name: "Alice".into(),
+                password: "pw12345678".into()
+            })
+        );
+        assert_eq!(typed("/logout"), Ok(Request::Logout));
+        assert_eq!(
+            typed("/password old1 new2"),
+            Ok(Request::ChangePassword {
+                old: "old1".into(),
+                new: "new2".into()
+            })
+        );
+        assert_eq!(typed("/register"), Err("사용법: /register PASSWORD".into()));
+        assert_eq!(
+            typed("/login Alice"),
+            Err("사용법: /login NAME PASSWORD".into())
+        );
+        assert_eq!(
+            typed("/password a"),
+            Err("사용법: /password OLD NEW".into())
+        );
+        assert_eq!(typed("/logout now"), Err("사용법: /logout".into()));
+        // Piped input keeps the reference's rules: not commands there.
+        assert_eq!(refused("/register pw"), "Invalid command: /register");
+    }
+
+    #[test]
+    fn passwords_are_masked_and_never_kept() {
+        assert_eq!(masked("/register secret"), "/register ********");
+        assert_eq!(masked("/login  Alice secret"), "/login Alice ********");
+        assert_eq!(masked("/password old new"), "/password ******** ********");
+        assert_eq!(masked("hello /login x y"), "hello /login x y");
+        assert!(holds_password("/login a b") && !holds_password("/logout"));
     }
 }

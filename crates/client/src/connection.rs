@@ -259,7 +259,7 @@ impl Connection {
             let end = frames.consumed();
             if self.verbosity >= 1 {
                 let text = match self.format {
-                    WireFormat::Json => trace::json_text(payload),
+                    WireFormat::Json => trace::json_request_text(request, payload),
                     WireFormat::Protobuf => texts.get(index).cloned().unwrap_or_default(),
                 };
                 trace.extend(trace::frame_lines(

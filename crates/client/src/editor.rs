@@ -350,7 +350,11 @@ impl Editor {
         let line: String = std::mem::take(&mut self.line).into_iter().collect();
         self.cursor = 0;
         self.draft.clear();
-        if !line.trim().is_empty() && self.history.last() != Some(&line) {
+        // A line with a password is never remembered (nor saved to the history file).
+        if !line.trim().is_empty()
+            && self.history.last() != Some(&line)
+            && !crate::commands::holds_password(&line)
+        {
             if self.history.len() == HISTORY_LIMIT {
                 self.history.remove(0);
             }

@@ -144,6 +144,7 @@ pub fn run(args: &Args) -> Result<Outcome, Fatal> {
         phase: Phase::Running,
         half_close_due: false,
         signals,
+        said_hello: false,
     };
     let result = console
         .print_line(
@@ -174,6 +175,10 @@ struct Session {
     /// Input ended and the socket is to be half-closed once the queue is written.
     half_close_due: bool,
     signals: Signals,
+    /// `CSHello` was sent: the server's extensions are asked for only when first
+    /// used (an account command), so a session that never uses them sends exactly
+    /// what the reference client sends.
+    said_hello: bool,
 }
 
 /// Whether the loop goes on.
@@ -397,7 +402,10 @@ impl Session {
                 }
             }
             command => {
-                console.echo(line).map_err(output_error)?;
+                // A password is never shown again: `/login NAME ********`.
+                console
+                    .echo(&commands::masked(line))
+                    .map_err(output_error)?;
                 self.run_command(console, command, true)
             }
         }
@@ -439,6 +447,23 @@ impl Session {
             }
             Some(Command::Send(request)) => {
                 let mut trace = Vec::new();
+                let accounts = matches!(
+                    request,
+                    Request::Register { .. }
+                        | Request::Login { .. }
+                        | Request::Logout
+                        | Request::ChangePassword { .. }
+                );
+                if accounts && !self.said_hello {
+                    self.said_hello = true;
+                    let hello = Request::Hello {
+                        features: vec!["accounts".to_owned()],
+                    };
+                    if let Err(error) = self.connection.send(&hello, &mut trace) {
+                        print_trace(console, trace)?;
+                        return self.send_failed(console, error);
+                    }
+                }
                 let result = self.connection.send(&request, &mut trace);
                 print_trace(console, trace)?;
                 match result {

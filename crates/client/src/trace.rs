@@ -84,6 +84,29 @@ pub fn json_text(payload: &[u8]) -> String {
     escape(&String::from_utf8_lossy(payload)).into_owned()
 }
 
+/// A JSON request's payload as text, its passwords as [`HIDDEN`] (encoded again
+/// from a copy with them replaced, so the rest reads as sent).
+pub fn json_request_text(request: &Request, payload: &[u8]) -> String {
+    let hidden = || HIDDEN.to_owned();
+    let masked = match request {
+        Request::Register { .. } => Request::Register { password: hidden() },
+        Request::Login { name, .. } => Request::Login {
+            name: name.clone(),
+            password: hidden(),
+        },
+        Request::ChangePassword { .. } => Request::ChangePassword {
+            old: hidden(),
+            new: hidden(),
+        },
+        _ => return json_text(payload),
+    };
+    let mut wire = Vec::new();
+    match chat_proto::codec::encode_request(chat_proto::WireFormat::Json, &masked, &mut wire) {
+        Ok(()) => json_text(&wire[chat_proto::frame::HEADER_LEN..]),
+        Err(_) => String::new(),
+    }
+}
+
 /// Bytes that did not decode, for a frame line: `<08 63>`.
 pub fn hex_text(payload: &[u8]) -> String {
     let mut out = String::from("<");

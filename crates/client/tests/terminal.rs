@@ -586,3 +586,55 @@ fn history_persists_between_runs() {
     run_and_quit(&blocked, &["still works"], |_, _| {});
     let _ = std::fs::remove_dir_all(&state);
 }
+
+/// An account command asks for the server's extension first (`CSHello`, once), then
+/// goes out as its own request; the password is shown as `********`, and the line is
+/// kept neither in history nor in the history file.
+#[test]
+fn account_commands_opt_in_and_never_show_or_keep_a_password() {
+    let state = state_dir();
+    run_and_quit(&state, &["before"], |screen, keyboard| {
+        let _ = (screen, keyboard);
+    });
+    let fake = FakeServer::start();
+    let OnPty {
+        mut child,
+        mut screen,
+        mut keyboard,
+        ..
+    } = start_on_pty_with_state(&fake, &state);
+    let mut conn = fake.accept();
+    screen.expect("\r> \x1b[K");
+    keyboard
+        .write_all(b"/login Alice hunter2hunter2\r")
+        .unwrap();
+    screen.expect("\r\x1b[K> /login Alice ********\r\n");
+    assert_eq!(
+        conn.recv_frame().as_deref(),
+        Some(&br#"{"type": "CSHello", "features": ["accounts"]}"#[..])
+    );
+    assert_eq!(
+        conn.recv_frame().as_deref(),
+        Some(&br#"{"type": "CSLogin", "name": "Alice", "password": "hunter2hunter2"}"#[..])
+    );
+    keyboard.write_all(b"/logout\r").unwrap();
+    assert_eq!(
+        conn.recv_frame().as_deref(),
+        Some(&br#"{"type": "CSLogout"}"#[..]),
+        "one hello is enough"
+    );
+    // Up-arrow recalls `/logout`, then the line before the password line.
+    keyboard.write_all(b"\x1b[A").unwrap();
+    screen.expect("\r> /logout\x1b[K");
+    keyboard.write_all(b"\x1b[A").unwrap();
+    screen.expect("\r> before\x1b[K");
+    keyboard.write_all(b"\x03\x04").unwrap();
+    assert_eq!(conn.recv_frame(), None);
+    drop(conn);
+    let status = wait_for_exit(&mut child);
+    assert!(status.success(), "{status:?}");
+    assert!(!String::from_utf8_lossy(&screen.seen).contains("hunter2"));
+    let file = state.join("chat-client").join("history");
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), "before\n/logout\n");
+    let _ = std::fs::remove_dir_all(&state);
+}
