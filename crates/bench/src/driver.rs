@@ -1008,7 +1008,9 @@ impl Driver {
             }
         };
         match message {
-            Response::Chat { text, .. } => self.on_chat(c, &text, at),
+            Response::Chat { text, .. } | Response::TimedChat { text, .. } => {
+                self.on_chat(c, &text, at);
+            }
             Response::SystemMessage { text } => self.on_system(c, &text),
             Response::RoomsResult { rooms } => match &mut self.awaiting_rooms {
                 Some(lookup) if lookup.asker == c => {
@@ -1022,6 +1024,7 @@ impl Driver {
             },
             // The bench never says hello.
             Response::Hello { .. } => self.unexpected(c, "an unasked SCHello".into()),
+            Response::History { .. } => self.unexpected(c, "an unasked SCHistory".into()),
         }
     }
 

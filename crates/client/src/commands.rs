@@ -31,7 +31,7 @@ pub const COMMANDS: [(&str, &str); 7] = [
 /// The commands as `/help` lists them on a terminal: with their arguments, the
 /// accounts (the server's extension, docs/PROTOCOL.md §7.2), and the ways to leave
 /// that only a terminal has.
-pub const TERMINAL_COMMANDS: [(&str, &str); 12] = [
+pub const TERMINAL_COMMANDS: [(&str, &str); 14] = [
     ("/help", "사용 가능 명령어를 나열한다."),
     ("/name NAME", "채팅 이름을 지정한다."),
     ("/rooms", "채팅 방 목록을 출력한다."),
@@ -46,6 +46,11 @@ pub const TERMINAL_COMMANDS: [(&str, &str); 12] = [
     ("/login NAME PASSWORD", "계정에 로그인해 그 이름을 쓴다."),
     ("/logout", "계정에서 로그아웃한다."),
     ("/password OLD NEW", "비밀번호를 바꾼다."),
+    (
+        "/history [N]",
+        "지금 방의 최근 대화 N줄(기본 50, 최대 200)을 보여 준다.",
+    ),
+    ("/history more", "그보다 앞의 대화를 보여 준다."),
     (
         "/quit, /exit",
         "프로그램을 종료한다. (빈 줄에서 Ctrl-D 도 같다.)",
@@ -63,6 +68,9 @@ pub enum Command {
     Refused(LocalError),
     /// Leave, as at end of input (terminal only: see [`parse_typed`]).
     Quit,
+    /// `/history more`: the page before the last one shown (the session knows
+    /// where that was).
+    HistoryMore,
 }
 
 /// A line the client refuses without asking the server.
@@ -129,6 +137,16 @@ pub fn parse_typed(line: &str) -> Option<Command> {
             new: (*new).to_owned(),
         }),
         ["/password", ..] => usage("/password OLD NEW"),
+        ["/history"] => send(Request::History {
+            count: None,
+            before: None,
+        }),
+        ["/history", "more"] => Some(Command::HistoryMore),
+        ["/history", count] if count.parse::<i64>().is_ok() => send(Request::History {
+            count: count.parse().ok(),
+            before: None,
+        }),
+        ["/history", ..] => usage("/history [N] | /history more"),
         _ => parse_line(line),
     }
 }

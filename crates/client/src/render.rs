@@ -63,10 +63,30 @@ pub fn response_lines(response: &Response<'_>) -> Vec<Line> {
             Style::System,
             format!("[시스템 메시지] {}", escape(text)),
         )],
-        Response::Chat { member, text } => vec![Line::new(
-            Style::Chat,
-            format!("[{}] {}", escape(member), escape(text)),
-        )],
+        Response::Chat { member, text } | Response::TimedChat { member, text, .. } => {
+            vec![Line::new(
+                Style::Chat,
+                format!("[{}] {}", escape(member), escape(text)),
+            )]
+        }
+        Response::History { lines, more, .. } => {
+            let mut out = vec![Line::new(
+                Style::Plain,
+                format!(
+                    "--- 대화 기록 {}줄{} ---",
+                    lines.len(),
+                    if *more { " (더 있음)" } else { "" }
+                ),
+            )];
+            out.extend(lines.iter().map(|line| {
+                Line::new(
+                    Style::Chat,
+                    format!("[{}] {}", escape(&line.member), escape(&line.text)),
+                )
+            }));
+            out.push(Line::new(Style::Plain, "---"));
+            out
+        }
         Response::RoomsResult { rooms } => {
             let mut lines = vec![
                 Line::new(Style::Plain, "---"),

@@ -145,6 +145,7 @@ pub fn run(args: &Args) -> Result<Outcome, Fatal> {
         half_close_due: false,
         signals,
         said_hello: false,
+        history_before: None,
     };
     let result = console
         .print_line(
@@ -179,6 +180,8 @@ struct Session {
     /// used (an account command), so a session that never uses them sends exactly
     /// what the reference client sends.
     said_hello: bool,
+    /// Where the last history page began, if older lines are kept (`/history more`).
+    history_before: Option<i64>,
 }
 
 /// Whether the loop goes on.
@@ -274,6 +277,9 @@ impl Session {
             match item {
                 Incoming::Trace(text) => lines.push(Line::new(Style::Trace, text)),
                 Incoming::Response(response) => {
+                    if let chat_proto::Response::History { lines, more, .. } = &response {
+                        self.history_before = lines.first().filter(|_| *more).map(|l| l.seq);
+                    }
                     console.observe(&response);
                     lines.extend(render::response_lines(&response));
                 }
@@ -426,6 +432,22 @@ impl Session {
         match command {
             None => Ok(Flow::Continue),
             Some(Command::Quit) => self.input_ended(console),
+            Some(Command::HistoryMore) => match self.history_before {
+                Some(before) => self.run_command(
+                    console,
+                    Some(Command::Send(Request::History {
+                        count: None,
+                        before: Some(before),
+                    })),
+                    terminal,
+                ),
+                None => {
+                    console
+                        .print_line(Style::Error, "더 앞의 대화 기록이 없습니다.")
+                        .map_err(output_error)?;
+                    Ok(Flow::Continue)
+                }
+            },
             Some(Command::Help) => {
                 let texts: Vec<String> = if terminal {
                     commands::terminal_help_lines().collect()
@@ -447,17 +469,20 @@ impl Session {
             }
             Some(Command::Send(request)) => {
                 let mut trace = Vec::new();
-                let accounts = matches!(
+                let extension = matches!(
                     request,
                     Request::Register { .. }
                         | Request::Login { .. }
                         | Request::Logout
                         | Request::ChangePassword { .. }
+                        | Request::History { .. }
                 );
-                if accounts && !self.said_hello {
+                if extension && !self.said_hello {
                     self.said_hello = true;
+                    // Every extension the client shows, at once: a later hello would
+                    // replace the features of the first.
                     let hello = Request::Hello {
-                        features: vec!["accounts".to_owned()],
+                        features: vec!["accounts".to_owned(), "history".to_owned()],
                     };
                     if let Err(error) = self.connection.send(&hello, &mut trace) {
                         print_trace(console, trace)?;

@@ -153,6 +153,13 @@ pub fn protobuf_request_texts(request: &Request) -> [String; 2] {
         ),
         Request::Logout => ("CS_LOGOUT", String::new()),
         Request::ChangePassword { .. } => ("CS_PASSWORD", format!("old: {HIDDEN}\nnew: {HIDDEN}")),
+        Request::History { count, before } => {
+            let fields: Vec<String> = [("count", count), ("before", before)]
+                .into_iter()
+                .filter_map(|(name, value)| value.map(|v| format!("{name}: {v}")))
+                .collect();
+            ("CS_HISTORY", fields.join("\n"))
+        }
     };
     [format!("type: {kind}"), body]
 }
@@ -169,6 +176,37 @@ pub fn protobuf_response_texts(response: &Response<'_>) -> [String; 2] {
             ("SC_HELLO", body)
         }
         Response::SystemMessage { text } => ("SC_SYSTEM_MESSAGE", string_field("text", text)),
+        Response::TimedChat {
+            member,
+            text,
+            seq,
+            time,
+        } => (
+            "SC_CHAT",
+            format!(
+                "{}\n{}\nseq: {seq}\ntime: {time}",
+                string_field("member", member),
+                string_field("text", text)
+            ),
+        ),
+        Response::History {
+            room_id,
+            lines,
+            more,
+        } => {
+            let mut body = format!("roomId: {room_id}");
+            for line in lines {
+                body.push_str(&format!(
+                    "\nlines {{\n  seq: {}\n  time: {}\n  {}\n  {}\n}}",
+                    line.seq,
+                    line.time,
+                    string_field("member", &line.member),
+                    string_field("text", &line.text)
+                ));
+            }
+            body.push_str(&format!("\nmore: {more}"));
+            ("SC_HISTORY", body)
+        }
         Response::Chat { member, text } => (
             "SC_CHAT",
             format!(

@@ -611,7 +611,7 @@ fn account_commands_opt_in_and_never_show_or_keep_a_password() {
     screen.expect("\r\x1b[K> /login Alice ********\r\n");
     assert_eq!(
         conn.recv_frame().as_deref(),
-        Some(&br#"{"type": "CSHello", "features": ["accounts"]}"#[..])
+        Some(&br#"{"type": "CSHello", "features": ["accounts", "history"]}"#[..])
     );
     assert_eq!(
         conn.recv_frame().as_deref(),
@@ -637,4 +637,58 @@ fn account_commands_opt_in_and_never_show_or_keep_a_password() {
     let file = state.join("chat-client").join("history");
     assert_eq!(std::fs::read_to_string(&file).unwrap(), "before\n/logout\n");
     let _ = std::fs::remove_dir_all(&state);
+}
+
+/// `/history [N]` asks for a page (after the one `CSHello`), prints it oldest first
+/// with each line's sender, and `/history more` asks for the page before it.
+#[test]
+fn history_pages_and_more() {
+    let fake = FakeServer::start();
+    let OnPty {
+        mut child,
+        mut screen,
+        mut keyboard,
+        _state,
+        ..
+    } = start_on_pty(&fake);
+    let mut conn = fake.accept();
+    screen.expect("\r> \x1b[K");
+    keyboard.write_all(b"/history more\r").unwrap();
+    screen.expect("더 앞의 대화 기록이 없습니다.");
+    keyboard.write_all(b"/history 2\r").unwrap();
+    assert_eq!(
+        conn.recv_frame().as_deref(),
+        Some(&br#"{"type": "CSHello", "features": ["accounts", "history"]}"#[..])
+    );
+    assert_eq!(
+        conn.recv_frame().as_deref(),
+        Some(&br#"{"type": "CSHistory", "count": 2}"#[..])
+    );
+    let line = |seq: i64, member: &str, text: &str| chat_proto::HistoryLine {
+        seq,
+        time: 1_700_000_000_000,
+        member: member.into(),
+        text: text.into(),
+    };
+    conn.send_response(
+        WireFormat::Json,
+        &Response::History {
+            room_id: 1,
+            lines: vec![line(7, "bob", "earlier"), line(8, "amy", "later")],
+            more: true,
+        },
+    );
+    screen.expect("--- 대화 기록 2줄 (더 있음) ---\r\n[bob] earlier\r\n[amy] later\r\n---\r\n");
+    keyboard.write_all(b"/history more\r").unwrap();
+    assert_eq!(
+        conn.recv_frame().as_deref(),
+        Some(&br#"{"type": "CSHistory", "before": 7}"#[..])
+    );
+    keyboard.write_all(b"/history two\r").unwrap();
+    screen.expect("사용법: /history [N] | /history more");
+    keyboard.write_all(b"\x04").unwrap();
+    assert_eq!(conn.recv_frame(), None);
+    drop(conn);
+    let status = wait_for_exit(&mut child);
+    assert!(status.success(), "{status:?}");
 }

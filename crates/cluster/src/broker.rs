@@ -154,6 +154,7 @@ impl<M: Mailbox> ClusterBroker<M> {
                 boxed: Recipient {
                     mailbox: Arc::clone(member.mailbox),
                     format: member.format,
+                    history: member.history,
                 },
             },
         );
@@ -281,6 +282,7 @@ impl<M: Mailbox> MessageBroker<M> for ClusterBroker<M> {
         let boxed = Recipient {
             mailbox: Arc::clone(sender.mailbox),
             format: sender.format,
+            history: sender.history,
         };
         self.shared
             .ops
@@ -297,6 +299,17 @@ impl<M: Mailbox> MessageBroker<M> for ClusterBroker<M> {
         Some(&self.watch)
     }
 
+    fn history(
+        &self,
+        room: RoomId,
+        count: usize,
+        before: Option<u64>,
+    ) -> Result<(Vec<chat_core::ChatLine>, bool), BrokerError> {
+        lock(&self.shared.replica)
+            .history(room, count, before)
+            .ok_or(BrokerError::NoSuchRoom)
+    }
+
     fn claim_name(&self, member: Member<'_, M>, key: &str) -> Reply<()> {
         if let Err(e) = self.shared.ready() {
             return Reply::Done(Err(e));
@@ -308,6 +321,7 @@ impl<M: Mailbox> MessageBroker<M> for ClusterBroker<M> {
             to: Recipient {
                 mailbox: Arc::clone(member.mailbox),
                 format: member.format,
+                history: member.history,
             },
         };
         let previous = lock(&self.shared.claimed)

@@ -284,6 +284,7 @@ impl NodeBroker {
         let recipient = Recipient {
             mailbox: Arc::clone(member.mailbox),
             format: member.format,
+            history: member.history,
         };
         lock(&self.locals).insert(member.id, (room, recipient));
         self.call(member.id, Then::Enter, script)
@@ -331,8 +332,13 @@ impl NodeBroker {
         *lock(&self.applied) = at + 1;
         let entry = Entry::parse(&field).expect("entries as the scripts write them");
         let mut out = Fanout::new();
+        let at_stamp = chat_core::room::Stamp {
+            time_ms: at as u64,
+            seq: Some(at as u64 + 1),
+        };
         let applied = lock(&self.replica).apply(
             &entry,
+            at_stamp,
             |member| self.recipient(member),
             |member| member.node == self.node,
             &mut out,

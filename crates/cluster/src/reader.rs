@@ -247,8 +247,15 @@ pub(crate) fn apply_reply<M: Mailbox>(
             tracing::warn!(%id, "cluster: malformed log entry; skipped");
             continue;
         };
+        // The entry's place in the log stamps a chat: its time, and a number the
+        // same on every node (the stream id, milliseconds then sequence, packed).
+        let at = chat_core::room::Stamp {
+            time_ms: id.ms,
+            seq: Some((id.ms << 20) | id.seq.min((1 << 20) - 1)),
+        };
         let applied = replica.apply(
             &entry,
+            at,
             |member| shared.recipient(member),
             |member| member.node == node,
             out,

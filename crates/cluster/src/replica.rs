@@ -31,8 +31,9 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
+use chat_core::room::Stamp;
+use chat_core::{ChatLine, HistoryLimit, Recipient, Room, RoomMember};
 use chat_core::{Encoded, Fanout, Leaving, Listing, ListingCache, Mailbox, RoomId};
-use chat_core::{Recipient, Room, RoomMember};
 use chat_proto::Response;
 
 use crate::entry::{Entry, Event, MemberId, StreamId};
@@ -80,6 +81,9 @@ pub(crate) struct Replica<M> {
     listing: ListingCache,
     /// The last log entry applied (or the snapshot's position).
     position: StreamId,
+    /// How much of each room's chats is kept (from the log, since this node began
+    /// reading it).
+    history: HistoryLimit,
 }
 
 impl<M> Default for Replica<M> {
@@ -90,6 +94,7 @@ impl<M> Default for Replica<M> {
             highest_room: 0,
             listing: ListingCache::default(),
             position: StreamId::default(),
+            history: HistoryLimit::default(),
         }
     }
 }
@@ -119,7 +124,7 @@ impl<M: Mailbox> Replica<M> {
                         recipient: local(id),
                     })
                     .collect();
-                (room.id, Room::restore(room.title, members))
+                (room.id, Room::restore(room.title, members, self.history))
             })
             .collect();
         self.last_seq.clear();
@@ -201,11 +206,24 @@ impl<M: Mailbox> Replica<M> {
         })
     }
 
+    /// Up to `count` chats of room `room` before line `before`, and whether older
+    /// ones are kept; `None` if the room does not exist here.
+    pub(crate) fn history(
+        &self,
+        room: RoomId,
+        count: usize,
+        before: Option<u64>,
+    ) -> Option<(Vec<ChatLine>, bool)> {
+        self.rooms.get(&room).map(|r| r.history(count, before))
+    }
+
     /// Applies one entry, delivering what it means to this node's members through
-    /// `out`; `local` finds the mailbox of a member of this node that is joining.
+    /// `out`; `local` finds the mailbox of a member of this node that is joining. A
+    /// chat is stamped `at` (from its place in the log: the same on every node).
     pub(crate) fn apply(
         &mut self,
         entry: &Entry<'_>,
+        at: Stamp,
         local: impl Fn(MemberId) -> Option<Recipient<M>>,
         is_local: impl Fn(MemberId) -> bool,
         out: &mut Fanout<M>,
@@ -231,14 +249,14 @@ impl<M: Mailbox> Replica<M> {
             Event::Created { name, title } => {
                 self.highest_room = self.highest_room.max(entry.room);
                 let creator = entrant(name, &mut applied);
-                let room = Room::create(title.to_owned(), creator, out);
+                let room = Room::create(title.to_owned(), creator, self.history, out);
                 self.rooms.insert(entry.room, room);
             }
             Event::Joined { name } => {
                 let Some(room) = self.rooms.get_mut(&entry.room) else {
                     return applied;
                 };
-                room.join(entrant(name, &mut applied), out);
+                room.join(entrant(name, &mut applied), entry.room, out);
             }
             Event::Left { notify_self } => {
                 let Some(room) = self.rooms.get_mut(&entry.room) else {
@@ -271,7 +289,7 @@ impl<M: Mailbox> Replica<M> {
                 }
             }
             Event::Chat { text } => {
-                if let Some(room) = self.rooms.get(&entry.room) {
+                if let Some(room) = self.rooms.get_mut(&entry.room) {
                     // Not a member at this point of the log (reaped, or left): dropped
                     // by every node alike. The sender's node checked that it fits one
                     // frame; a foreign writer's oversized chat is dropped.
@@ -282,7 +300,7 @@ impl<M: Mailbox> Replica<M> {
                         };
                         Encoded::both(&chat).ok()
                     };
-                    room.chat(entry.member, chat, out);
+                    room.chat(entry.member, text, at, chat, out);
                 }
                 // A chat changes no state: the listing stays valid.
                 return applied;
@@ -338,6 +356,10 @@ mod tests {
             let inboxes = &self.inboxes;
             self.replica.apply(
                 &entry,
+                Stamp {
+                    time_ms: 0,
+                    seq: None,
+                },
                 |m| {
                     (m.node == HERE)
                         .then(|| inboxes.get(m.client as usize))
@@ -345,6 +367,7 @@ mod tests {
                         .map(|mailbox| Recipient {
                             mailbox: Arc::clone(mailbox),
                             format: WireFormat::Json,
+                            history: false,
                         })
                 },
                 |m| m.node == HERE,

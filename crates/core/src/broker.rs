@@ -49,6 +49,7 @@ use chat_proto::WireFormat;
 
 use crate::encoded::Encoded;
 use crate::fanout::Fanout;
+use crate::history::ChatLine;
 use crate::listing::Listing;
 use crate::listing_watch::ListingWatch;
 use crate::mailbox::Mailbox;
@@ -66,6 +67,9 @@ pub struct Member<'a, M> {
     pub format: WireFormat,
     /// Where its messages go.
     pub mailbox: &'a Arc<M>,
+    /// It opted in to the `history` extension: it is sent a room's recent chats when
+    /// it enters, and chats with their numbers and times.
+    pub history: bool,
 }
 
 // Not derived: a derive would demand `M: Clone`, and only the reference is copied.
@@ -190,6 +194,19 @@ pub trait MessageBroker<M: Mailbox>: Send + Sync + fmt::Debug {
     /// out the same [`Listing`] until the rooms change, so that repeating `/rooms`
     /// costs nothing.
     fn listing(&self) -> Result<Arc<Listing>, BrokerError>;
+
+    /// Up to `count` chats of room `room` before line `before` (or the newest), oldest
+    /// first, and whether older ones are kept (the `history` extension). The default
+    /// keeps none.
+    fn history(
+        &self,
+        room: RoomId,
+        count: usize,
+        before: Option<u64>,
+    ) -> Result<(Vec<ChatLine>, bool), BrokerError> {
+        let _ = (room, count, before);
+        Ok((Vec::new(), false))
+    }
 
     /// Claims the name whose key is `key` for `member`, releasing the one it held
     /// before: [`BrokerError::NameTaken`] if another client holds a name with that key.

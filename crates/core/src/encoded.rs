@@ -22,11 +22,13 @@ pub enum OutKind {
     Rooms = 2,
     /// `SCHello` (an extension, only for a client that said hello).
     Hello = 3,
+    /// `SCHistory` (the `history` extension).
+    History = 4,
 }
 
 impl OutKind {
     /// How many kinds there are: the length of a table indexed by `kind as usize`.
-    pub const COUNT: usize = 4;
+    pub const COUNT: usize = 5;
 
     /// Every kind, in table order.
     pub const ALL: [OutKind; Self::COUNT] = [
@@ -34,15 +36,17 @@ impl OutKind {
         OutKind::Chat,
         OutKind::Rooms,
         OutKind::Hello,
+        OutKind::History,
     ];
 
     /// The kind of `response`.
     pub fn of(response: &Response<'_>) -> Self {
         match response {
             Response::SystemMessage { .. } => OutKind::System,
-            Response::Chat { .. } => OutKind::Chat,
+            Response::Chat { .. } | Response::TimedChat { .. } => OutKind::Chat,
             Response::RoomsResult { .. } => OutKind::Rooms,
             Response::Hello { .. } => OutKind::Hello,
+            Response::History { .. } => OutKind::History,
         }
     }
 
@@ -53,6 +57,7 @@ impl OutKind {
             OutKind::Chat => "SCChat",
             OutKind::Rooms => "SCRoomsResult",
             OutKind::Hello => "SCHello",
+            OutKind::History => "SCHistory",
         }
     }
 }

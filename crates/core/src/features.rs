@@ -47,9 +47,16 @@ pub const ACCOUNTS: Feature = Feature {
     bit: 2,
 };
 
+/// `history`: a room's recent chats on entry and on request, chats with their
+/// numbers and times (`history.rs`, `command/history.rs`).
+pub const HISTORY: Feature = Feature {
+    name: "history",
+    bit: 4,
+};
+
 /// Every feature this server speaks, by name. The protocol's extensions are added
 /// here as they land; a name not in this table is ignored in a hello.
-pub const KNOWN: &[Feature] = &[ROOMS, ACCOUNTS];
+pub const KNOWN: &[Feature] = &[ROOMS, ACCOUNTS, HISTORY];
 
 /// The features in force for one connection.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

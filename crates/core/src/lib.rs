@@ -36,6 +36,7 @@
 //!   accounts, kept and hashed by the transport's side) is used.
 //! * [`features`] — the protocol extensions a client opts in to with `CSHello`, and
 //!   the rule that nothing new reaches a client that did not.
+//! * [`history`] — [`History`]: a room's recent chats, bounded, numbered, paged.
 //! * [`texts`], [`validate`] — every text; what clients may choose. [`listing`] —
 //!   [`Listing`], a room list encoded once per format and shared until it changes;
 //!   [`ListingCache`], the rule that keeps it. [`listing_watch`] — [`ListingWatch`],
@@ -87,6 +88,7 @@ pub mod encoded;
 pub mod fanout;
 pub mod features;
 pub mod flood;
+pub mod history;
 mod ids;
 pub mod listing;
 pub mod listing_watch;
@@ -106,6 +108,7 @@ pub use client::{Client, MAX_ERROR_STREAK};
 pub use encoded::{Encoded, OutKind};
 pub use fanout::{ChatEvent, Fanout, Tally};
 pub use flood::{Bucket, FloodLimits, Rate};
+pub use history::{ChatLine, History, HistoryLimit};
 pub use listing::{Listing, ListingCache};
 pub use listing_watch::ListingWatch;
 pub use local::LocalBroker;

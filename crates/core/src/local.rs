@@ -27,6 +27,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::sync::{Arc, Mutex};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use chat_proto::RoomInfo;
 
@@ -36,10 +37,11 @@ use crate::broker::{
 };
 use crate::encoded::Encoded;
 use crate::fanout::{ChatEvent, Fanout};
+use crate::history::{ChatLine, HistoryLimit};
 use crate::listing::{Listing, ListingCache};
 use crate::listing_watch::ListingWatch;
 use crate::mailbox::Mailbox;
-use crate::room::{Recipient, Room, RoomMember};
+use crate::room::{Recipient, Room, RoomMember, Stamp};
 use crate::sync::lock;
 
 /// A room of this process: its state behind its own lock.
@@ -53,6 +55,8 @@ pub struct LocalBroker<M> {
     watch: ListingWatch<M>,
     /// The accounts, if the transport keeps any.
     accounts: Option<Arc<dyn AccountBackend<M>>>,
+    /// How much of each room's chats is kept.
+    history: HistoryLimit,
     /// Names claimed, by key and by holder.
     names: Mutex<NameTable>,
 }
@@ -76,6 +80,7 @@ impl<M> From<Member<'_, M>> for RoomMember<ClientId, M> {
             recipient: Some(Recipient {
                 mailbox: Arc::clone(member.mailbox),
                 format: member.format,
+                history: member.history,
             }),
         }
     }
@@ -91,6 +96,7 @@ impl<M> Default for LocalBroker<M> {
             listing: ListingCache::default(),
             watch: ListingWatch::default(),
             accounts: None,
+            history: HistoryLimit::default(),
             names: Mutex::new(NameTable::default()),
         }
     }
@@ -120,6 +126,12 @@ impl<M: Mailbox> LocalBroker<M> {
     /// The same broker, with `accounts` (the `accounts` extension is then offered).
     pub fn with_accounts(mut self, accounts: Arc<dyn AccountBackend<M>>) -> Self {
         self.accounts = Some(accounts);
+        self
+    }
+
+    /// The same broker, keeping `limit` of each room's chats.
+    pub fn with_history(mut self, limit: HistoryLimit) -> Self {
+        self.history = limit;
         self
     }
 
@@ -161,7 +173,7 @@ impl<M: Mailbox> MessageBroker<M> for LocalBroker<M> {
         table.last_id += 1;
         let id = table.last_id;
         // Under the table lock: nobody can join before the creator's notice is queued.
-        let room = Room::create(title.to_owned(), creator.into(), out);
+        let room = Room::create(title.to_owned(), creator.into(), self.history, out);
         table.by_id.insert(id, Arc::new(Mutex::new(room)));
         self.listing.changed();
         Reply::Done(Ok(id))
@@ -174,7 +186,7 @@ impl<M: Mailbox> MessageBroker<M> for LocalBroker<M> {
         let Some(found) = table.by_id.get(&room) else {
             return Reply::Done(Err(BrokerError::NoSuchRoom));
         };
-        lock(found).join(member.into(), out);
+        lock(found).join(member.into(), room, out);
         self.listing.changed();
         Reply::Done(Ok(()))
     }
@@ -232,13 +244,32 @@ impl<M: Mailbox> MessageBroker<M> for LocalBroker<M> {
         &self,
         room: RoomId,
         sender: Member<'_, M>,
-        _text: &str,
+        text: &str,
         chat: &Encoded,
         out: &mut Fanout<M>,
     ) -> Result<usize, BrokerError> {
         let found = self.find(room).ok_or(BrokerError::NoSuchRoom)?;
-        let recipients = lock(&found).chat(sender.id, |_| Some(chat.clone()), out);
+        // This process's clock stamps its chats (the chat core reads none: a broker
+        // gives chats their time).
+        let at = Stamp {
+            time_ms: SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
+            seq: None,
+        };
+        let recipients = lock(&found).chat(sender.id, text, at, |_| Some(chat.clone()), out);
         recipients.ok_or(BrokerError::NoSuchRoom)
+    }
+
+    fn history(
+        &self,
+        room: RoomId,
+        count: usize,
+        before: Option<u64>,
+    ) -> Result<(Vec<ChatLine>, bool), BrokerError> {
+        let found = self.find(room).ok_or(BrokerError::NoSuchRoom)?;
+        let page = lock(&found).history(count, before);
+        Ok(page)
     }
 
     fn listing(&self) -> Result<Arc<Listing>, BrokerError> {
@@ -301,6 +332,7 @@ mod tests {
             name,
             format: WireFormat::Json,
             mailbox,
+            history: false,
         }
     }
 

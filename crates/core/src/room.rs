@@ -22,16 +22,23 @@
 //!   serialises calls per room (a lock, or one log) gives every member one order.
 //! * A call that answers "not a member" has delivered nothing and changed nothing.
 //!
+//! It also keeps the room's recent chats ([`History`]): a member that opted in to the
+//! `history` extension is sent the last of them right after its entry notice (so it
+//! misses nothing and sees nothing twice: both happen under the room's serialisation),
+//! and chats with their numbers and times.
+//!
 //! What it does not do: hand out room ids, keep the table of rooms, check names or
-//! titles (the commands do), or decide whether a client may act (the commands do).
+//! titles (the commands do), decide whether a client may act (the commands do), or
+//! read a clock (the broker stamps each chat: [`Stamp`]).
 
 use std::sync::Arc;
 
-use chat_proto::{RoomInfo, WireFormat};
+use chat_proto::{HistoryLine, Response, RoomInfo, WireFormat};
 
 use crate::broker::Leaving;
 use crate::encoded::Encoded;
 use crate::fanout::Fanout;
+use crate::history::{ChatLine, History, HistoryLimit, ON_ENTRY};
 use crate::ids::RoomId;
 use crate::mailbox::Mailbox;
 use crate::texts;
@@ -43,6 +50,8 @@ pub struct Recipient<M> {
     pub mailbox: Arc<M>,
     /// The format its messages are written in.
     pub format: WireFormat,
+    /// It opted in to the `history` extension.
+    pub history: bool,
 }
 
 // Not derived: a derive would demand `M: Clone`, and only the `Arc` is cloned.
@@ -51,7 +60,36 @@ impl<M> Clone for Recipient<M> {
         Recipient {
             mailbox: Arc::clone(&self.mailbox),
             format: self.format,
+            history: self.history,
         }
+    }
+}
+
+/// When a chat was taken, and its number if the broker numbers chats itself (a
+/// cluster's log does, the same on every node); otherwise the room numbers it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stamp {
+    /// Milliseconds since the Unix epoch.
+    pub time_ms: u64,
+    /// The chat's number, if the broker gives one.
+    pub seq: Option<u64>,
+}
+
+/// A page of history as `SCHistory` carries it.
+pub fn history_response(room_id: RoomId, lines: Vec<ChatLine>, more: bool) -> Response<'static> {
+    let as_i64 = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+    Response::History {
+        room_id,
+        lines: lines
+            .into_iter()
+            .map(|line| HistoryLine {
+                seq: as_i64(line.seq),
+                time: as_i64(line.time_ms),
+                member: line.member,
+                text: line.text,
+            })
+            .collect(),
+        more,
     }
 }
 
@@ -80,23 +118,36 @@ pub struct Room<K, M> {
     title: String,
     /// In join order.
     members: Vec<RoomMember<K, M>>,
+    /// Its recent chats.
+    history: History,
 }
 
 impl<K: Copy + Eq, M: Mailbox> Room<K, M> {
     /// A room titled `title` whose only member is `creator`, who is told it entered.
-    pub fn create(title: String, creator: RoomMember<K, M>, out: &mut Fanout<M>) -> Self {
+    pub fn create(
+        title: String,
+        creator: RoomMember<K, M>,
+        history: HistoryLimit,
+        out: &mut Fanout<M>,
+    ) -> Self {
         if let Some(to) = &creator.recipient {
             to.notify(&texts::entered_self(&title), out);
         }
         Room {
             title,
             members: vec![creator],
+            history: History::new(history),
         }
     }
 
-    /// A room as a snapshot of shared state lists it, telling nobody anything.
-    pub fn restore(title: String, members: Vec<RoomMember<K, M>>) -> Self {
-        Room { title, members }
+    /// A room as a snapshot of shared state lists it, telling nobody anything (its
+    /// history starts empty: only chats seen here are kept).
+    pub fn restore(title: String, members: Vec<RoomMember<K, M>>, history: HistoryLimit) -> Self {
+        Room {
+            title,
+            members,
+            history: History::new(history),
+        }
     }
 
     /// Its title.
@@ -122,11 +173,18 @@ impl<K: Copy + Eq, M: Mailbox> Room<K, M> {
 
     /// Adds `entrant`: the earlier members are told `[NAME] 님이 입장했습니다.`, then the
     /// entrant its entry notice, so it misses nothing that comes after.
-    pub fn join(&mut self, entrant: RoomMember<K, M>, out: &mut Fanout<M>) {
+    pub fn join(&mut self, entrant: RoomMember<K, M>, room_id: RoomId, out: &mut Fanout<M>) {
         let arrived = Encoded::notice(&texts::entered_others(&entrant.name));
         self.broadcast(entrant.id, &arrived, out);
         if let Some(to) = &entrant.recipient {
             to.notify(&texts::entered_self(&self.title), out);
+            if to.history {
+                // Right after the entry notice: every later chat comes after it.
+                let (lines, more) = self.history.page(ON_ENTRY, None);
+                if let Ok(page) = Encoded::one(to.format, &history_response(room_id, lines, more)) {
+                    out.send(&to.mailbox, to.format, &page);
+                }
+            }
         }
         self.members.push(entrant);
     }
@@ -161,27 +219,77 @@ impl<K: Copy + Eq, M: Mailbox> Room<K, M> {
         Some(old)
     }
 
-    /// Sends a chat from member `sender` to every other member. `message` makes the
-    /// encoded `SCChat` from the sender's name in the room; it is called only if some
-    /// other member is connected here (a node with nobody to tell encodes nothing),
-    /// and a `None` from it sends nothing (a chat too long for a frame). Answers how
-    /// many members the chat is for (what it costs, for flood control), or `None`
-    /// (nothing sent) if `sender` is not a member.
+    /// Sends a chat from member `sender` saying `text` to every other member, and
+    /// keeps it in the room's history, numbered and stamped with `at`. `message` makes
+    /// the encoded `SCChat` from the sender's name in the room; it is called only if
+    /// some other member is connected here (a node with nobody to tell encodes
+    /// nothing), and a `None` from it sends nothing (a chat too long for a frame):
+    /// such a chat is not kept either. Members that opted in to `history` get it with
+    /// its number and time (encoded only if one is here). Answers how many members the
+    /// chat is for (what it costs, for flood control), or `None` (nothing sent,
+    /// nothing kept) if `sender` is not a member.
     pub fn chat(
-        &self,
+        &mut self,
         sender: K,
+        text: &str,
+        at: Stamp,
         message: impl FnOnce(&str) -> Option<Encoded>,
         out: &mut Fanout<M>,
     ) -> Option<usize> {
         let from = self.members.iter().find(|m| m.id == sender)?;
-        let anyone_here = self
-            .members
-            .iter()
-            .any(|m| m.id != sender && m.recipient.is_some());
-        if anyone_here && let Some(chat) = message(&from.name) {
-            self.broadcast(sender, &chat, out);
+        let others = self.members.iter().filter(|m| m.id != sender);
+        let (plain_here, timed_here) =
+            others.fold((false, false), |(plain, timed), m| match &m.recipient {
+                Some(to) if to.history => (plain, true),
+                Some(_) => (true, timed),
+                None => (plain, timed),
+            });
+        let name = from.name.clone();
+        let recipients = self.members.len() - 1;
+        let line = match at.seq {
+            Some(seq) => self.history.record_as(seq, at.time_ms, &name, text),
+            None => self.history.record(at.time_ms, &name, text),
+        };
+        let anyone_here = plain_here || timed_here;
+        let plain = if anyone_here { message(&name) } else { None };
+        if anyone_here && plain.is_none() {
+            // Too long for a frame: nobody gets it, so nobody reads it later either.
+            self.history.forget(line.seq);
+            return Some(recipients);
         }
-        Some(self.members.len() - 1)
+        let timed = timed_here
+            .then(|| {
+                let as_i64 = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+                Encoded::both(&Response::TimedChat {
+                    member: name.as_str().into(),
+                    text: text.into(),
+                    seq: as_i64(line.seq),
+                    time: as_i64(line.time_ms),
+                })
+                .ok()
+            })
+            .flatten();
+        for member in self.members.iter().filter(|m| m.id != sender) {
+            let Some(to) = &member.recipient else {
+                continue;
+            };
+            // A timed chat a few bytes too long for a frame goes as a plain one.
+            let chat = if to.history {
+                timed.as_ref().or(plain.as_ref())
+            } else {
+                plain.as_ref()
+            };
+            if let Some(chat) = chat {
+                out.send(&to.mailbox, to.format, chat);
+            }
+        }
+        Some(recipients)
+    }
+
+    /// Up to `count` lines of the room's history before line `before` (or the
+    /// newest), oldest first, and whether older ones are kept.
+    pub fn history(&self, count: usize, before: Option<u64>) -> (Vec<ChatLine>, bool) {
+        self.history.page(count, before)
     }
 
     /// The room as `/rooms` lists it.
@@ -225,6 +333,19 @@ mod tests {
                     self.0.lock().unwrap().push(match response {
                         Response::SystemMessage { text } => text.into_owned(),
                         Response::Chat { member, text } => format!("[{member}] {text}"),
+                        Response::TimedChat {
+                            member,
+                            text,
+                            seq,
+                            time,
+                        } => format!("[{member}] {text} #{seq} @{time}"),
+                        Response::History { lines, more, .. } => format!(
+                            "history {:?} more={more}",
+                            lines
+                                .iter()
+                                .map(|l| (l.seq, l.text.as_str()))
+                                .collect::<Vec<_>>()
+                        ),
                         other => format!("{other:?}"),
                     });
                 }
@@ -240,8 +361,27 @@ mod tests {
             recipient: Some(Recipient {
                 mailbox: Arc::clone(inbox),
                 format: WireFormat::Json,
+                history: false,
             }),
         }
+    }
+
+    /// A member here that opted in to `history`.
+    fn timed(id: u32, name: &str, inbox: &Arc<Inbox>) -> RoomMember<u32, Inbox> {
+        let mut member = here(id, name, inbox);
+        if let Some(to) = &mut member.recipient {
+            to.history = true;
+        }
+        member
+    }
+
+    const LIMIT: HistoryLimit = HistoryLimit {
+        lines: 1000,
+        bytes: 1 << 20,
+    };
+
+    fn at(time_ms: u64) -> Stamp {
+        Stamp { time_ms, seq: None }
     }
 
     fn elsewhere(id: u32, name: &str) -> RoomMember<u32, Inbox> {
@@ -270,10 +410,10 @@ mod tests {
     fn who_is_told_what() {
         let (a, b) = (Arc::new(Inbox::default()), Arc::new(Inbox::default()));
         let mut out = Fanout::new();
-        let mut room = Room::create("t".into(), here(1, "a", &a), &mut out);
-        room.join(here(2, "b", &b), &mut out);
-        room.join(elsewhere(3, "far"), &mut out);
-        assert_eq!(room.chat(2, chat("hi"), &mut out), Some(2));
+        let mut room = Room::create("t".into(), here(1, "a", &a), LIMIT, &mut out);
+        room.join(here(2, "b", &b), 7, &mut out);
+        room.join(elsewhere(3, "far"), 7, &mut out);
+        assert_eq!(room.chat(2, "hi", at(5), chat("hi"), &mut out), Some(2));
         assert_eq!(room.rename(1, "z", &mut out).as_deref(), Some("a"));
         let gone = room.leave(2, Leaving::Asked, &mut out).expect("a member");
         assert_eq!(gone.name, "b");
@@ -309,19 +449,77 @@ mod tests {
     fn a_non_member_changes_nothing_and_nobody_here_encodes_nothing() {
         let a = Arc::new(Inbox::default());
         let mut out = Fanout::new();
-        let mut room = Room::create("t".into(), here(1, "a", &a), &mut out);
+        let mut room = Room::create("t".into(), here(1, "a", &a), LIMIT, &mut out);
         got(&a);
         assert!(room.leave(9, Leaving::Asked, &mut out).is_none());
         assert!(room.rename(9, "x", &mut out).is_none());
-        assert_eq!(room.chat(9, chat("x"), &mut out), None);
+        assert_eq!(room.chat(9, "x", at(1), chat("x"), &mut out), None);
         assert!(got(&a).is_empty());
+        assert!(
+            room.history(10, None).0.is_empty(),
+            "a non-member's chat is not kept"
+        );
 
-        let mut far = Room::create("t".into(), elsewhere(5, "far"), &mut out);
-        far.join(here(1, "a", &a), &mut out);
+        let mut far = Room::create("t".into(), elsewhere(5, "far"), LIMIT, &mut out);
+        far.join(here(1, "a", &a), 2, &mut out);
         got(&a);
         assert_eq!(
-            far.chat(1, |_| panic!("nobody else is here to encode for"), &mut out),
+            far.chat(
+                1,
+                "kept",
+                at(9),
+                |_| panic!("nobody else is here to encode for"),
+                &mut out
+            ),
             Some(1)
         );
+        assert_eq!(far.history(10, None).0[0].text, "kept", "kept all the same");
+    }
+
+    /// A member that opted in gets the recent chats right after its entry notice,
+    /// and chats with their numbers and times; the others get exactly what they did.
+    #[test]
+    fn history_on_entry_and_timed_chats_only_for_who_asked() {
+        let (a, b, c) = (
+            Arc::new(Inbox::default()),
+            Arc::new(Inbox::default()),
+            Arc::new(Inbox::default()),
+        );
+        let mut out = Fanout::new();
+        let mut room = Room::create("t".into(), here(1, "a", &a), LIMIT, &mut out);
+        room.chat(1, "one", at(100), chat("one"), &mut out);
+        room.chat(1, "two", at(200), chat("two"), &mut out);
+        room.join(timed(2, "b", &b), 4, &mut out);
+        room.join(here(3, "c", &c), 4, &mut out);
+        room.chat(1, "three", at(300), chat("three"), &mut out);
+        // A number from the broker (a cluster's log) is taken as it is.
+        let logged = Stamp {
+            time_ms: 400,
+            seq: Some(90),
+        };
+        room.chat(3, "four", logged, chat("four"), &mut out);
+        assert_eq!(
+            got(&b),
+            [
+                "방제[t] 방에 입장했습니다.",
+                r#"history [(1, "one"), (2, "two")] more=false"#,
+                "[c] 님이 입장했습니다.",
+                "[a] three #3 @300",
+                "[c] four #90 @400",
+            ]
+        );
+        assert_eq!(
+            got(&c),
+            ["방제[t] 방에 입장했습니다.", "[a] three"],
+            "no history, no numbers"
+        );
+        let (page, more) = room.history(2, Some(90));
+        assert_eq!(
+            (page.iter().map(|l| l.seq).collect::<Vec<_>>(), more),
+            (vec![2, 3], true)
+        );
+        // A chat too long for a frame reaches nobody and is not kept.
+        room.chat(1, "huge", at(500), |_| None, &mut out);
+        assert_eq!(room.history(1, None).0[0].seq, 90);
     }
 }

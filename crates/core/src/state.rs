@@ -150,6 +150,7 @@ impl ClientState {
             name: &self.name,
             format: self.format,
             mailbox,
+            history: self.features.has(crate::features::HISTORY),
         }
     }
 

@@ -113,6 +113,13 @@ pub const LOGGED_OUT: &str = "로그아웃했습니다.";
 /// logged in as.
 pub const NAME_REGISTERED: &str = "등록된 이름입니다. /login 으로 로그인해야 쓸 수 있습니다.";
 
+/// `/history` from a client that did not opt in to `history` (§7.3).
+pub const HISTORY_NOT_ENABLED: &str =
+    "대화 기록을 보려면 먼저 CSHello 로 history 기능을 켜야 합니다.";
+/// `/history` with a count outside 1..=200 or a line number below 1.
+pub const HISTORY_BAD_REQUEST: &str =
+    "대화 기록은 한 번에 1줄부터 200줄까지, 1번 줄 이후로 요청할 수 있습니다.";
+
 /// `/register` done.
 pub fn registered(name: &str) -> String {
     format!("이름 {name} 을 계정으로 등록했습니다. 이제 이 이름은 로그인해야 쓸 수 있습니다.")

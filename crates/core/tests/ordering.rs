@@ -275,7 +275,8 @@ impl Model {
             | Request::Register { .. }
             | Request::Login { .. }
             | Request::Logout
-            | Request::ChangePassword { .. } => unreachable!("not generated"),
+            | Request::ChangePassword { .. }
+            | Request::History { .. } => unreachable!("not generated"),
         }
     }
 }

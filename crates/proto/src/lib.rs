@@ -37,4 +37,4 @@ pub mod frame;
 pub mod message;
 
 pub use codec::{DecodeError, EncodeError, RequestDecoder, ResponseDecoder, WireFormat};
-pub use message::{Request, RequestKind, Response, RoomInfo};
+pub use message::{HistoryLine, Request, RequestKind, Response, RoomInfo};

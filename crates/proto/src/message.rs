@@ -65,6 +65,14 @@ pub enum Request {
         /// The new one.
         new: String,
     },
+    /// `/history [N]` (the `history` extension): the last `count` chats of the
+    /// client's room before line `before` (or the newest).
+    History {
+        /// How many (the server caps it); `None` for its default.
+        count: Option<i64>,
+        /// A line number from an earlier page or chat; `None` for the newest.
+        before: Option<i64>,
+    },
 }
 
 /// The kind of a [`Request`], without its data: a key for tables by kind (metrics).
@@ -94,11 +102,13 @@ pub enum RequestKind {
     Logout = 10,
     /// [`Request::ChangePassword`].
     ChangePassword = 11,
+    /// [`Request::History`].
+    History = 12,
 }
 
 impl RequestKind {
     /// How many kinds there are: the length of a table indexed by `kind as usize`.
-    pub const COUNT: usize = 12;
+    pub const COUNT: usize = 13;
 
     /// Every kind, in table order.
     pub const ALL: [RequestKind; Self::COUNT] = [
@@ -114,6 +124,7 @@ impl RequestKind {
         RequestKind::Login,
         RequestKind::Logout,
         RequestKind::ChangePassword,
+        RequestKind::History,
     ];
 
     /// The JSON `type` string of this kind (also the protobuf message name).
@@ -131,6 +142,7 @@ impl RequestKind {
             RequestKind::Login => "CSLogin",
             RequestKind::Logout => "CSLogout",
             RequestKind::ChangePassword => "CSPassword",
+            RequestKind::History => "CSHistory",
         }
     }
 }
@@ -151,6 +163,7 @@ impl Request {
             Request::Login { .. } => RequestKind::Login,
             Request::Logout => RequestKind::Logout,
             Request::ChangePassword { .. } => RequestKind::ChangePassword,
+            Request::History { .. } => RequestKind::History,
         }
     }
 }
@@ -164,6 +177,19 @@ pub struct RoomInfo {
     pub title: String,
     /// Member names in join order.
     pub members: Vec<String>,
+}
+
+/// One chat of a room's past, as `SCHistory` carries it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HistoryLine {
+    /// Its number in the room (increasing; a page before it starts below it).
+    pub seq: i64,
+    /// When the server took it, in milliseconds since the Unix epoch.
+    pub time: i64,
+    /// The sender's name then.
+    pub member: String,
+    /// The line.
+    pub text: String,
 }
 
 /// A message from the server to a client.
@@ -199,6 +225,27 @@ pub enum Response<'a> {
         /// `chat-server/VERSION`.
         server: Cow<'a, str>,
     },
+    /// A chat line with its number and time (the `history` extension): `SCChat` with
+    /// two more fields, sent only to clients that opted in.
+    TimedChat {
+        /// The sender's nickname.
+        member: Cow<'a, str>,
+        /// The line the sender typed.
+        text: Cow<'a, str>,
+        /// Its number in the room.
+        seq: i64,
+        /// When the server took it, in milliseconds since the Unix epoch.
+        time: i64,
+    },
+    /// A page of a room's past (the `history` extension), oldest first.
+    History {
+        /// The room.
+        room_id: i64,
+        /// The lines.
+        lines: Vec<HistoryLine>,
+        /// Older lines are kept (ask with `before` = the first line's `seq`).
+        more: bool,
+    },
 }
 
 impl<'a> Response<'a> {
@@ -214,6 +261,8 @@ impl<'a> Response<'a> {
             Response::Chat { .. } => "SCChat",
             Response::RoomsResult { .. } => "SCRoomsResult",
             Response::Hello { .. } => "SCHello",
+            Response::TimedChat { .. } => "SCChat",
+            Response::History { .. } => "SCHistory",
         }
     }
 
@@ -231,6 +280,26 @@ impl<'a> Response<'a> {
             Response::Hello { features, server } => Response::Hello {
                 features,
                 server: Cow::Owned(server.into_owned()),
+            },
+            Response::TimedChat {
+                member,
+                text,
+                seq,
+                time,
+            } => Response::TimedChat {
+                member: Cow::Owned(member.into_owned()),
+                text: Cow::Owned(text.into_owned()),
+                seq,
+                time,
+            },
+            Response::History {
+                room_id,
+                lines,
+                more,
+            } => Response::History {
+                room_id,
+                lines,
+                more,
             },
         }
     }

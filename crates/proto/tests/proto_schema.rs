@@ -145,8 +145,26 @@ fn mirrors() -> Vec<Mirror> {
             pb::ScChat {
                 member: Some("보낸이".to_owned()),
                 text: Some("내용".to_owned()),
+                seq: Some(-7_000_000_000),
+                time: Some(1_700_000_000_123),
             },
         ),
+        mirror(
+            "CSHistory",
+            pb::CsHistory {
+                count: Some(-40_001),
+                before: Some(-9_000_000_000),
+            },
+        ),
+        mirror(
+            "SCHistory",
+            pb::ScHistory {
+                room_id: Some(-40_002),
+                lines: vec![history_line(1), history_line(2)],
+                more: Some(true),
+            },
+        ),
+        mirror("SCHistory.Line", history_line(3)),
         mirror(
             "SCSystemMessage",
             pb::ScSystemMessage {
@@ -188,6 +206,15 @@ fn mirrors() -> Vec<Mirror> {
             },
         ),
     ]
+}
+
+fn history_line(n: i64) -> pb::ScHistoryLine {
+    pb::ScHistoryLine {
+        seq: Some(-5_000_000_000 - n),
+        time: Some(1_700_000_000_000 + n),
+        member: Some(format!("회원 {n}")),
+        text: Some(format!("줄 {n}")),
+    }
 }
 
 /// Messages the reference schema defines but neither side ever sends, so the Rust side
@@ -1383,6 +1410,10 @@ fn request_sample(kind: RequestKind) -> Request {
             old: "옛".to_owned(),
             new: "새".to_owned(),
         },
+        RequestKind::History => Request::History {
+            count: Some(50),
+            before: Some(7),
+        },
     }
 }
 
@@ -1395,16 +1426,38 @@ fn response_samples() -> Vec<Response<'static>> {
     };
     vec![
         Response::system("공지"),
-        Response::Chat {
-            member: "보낸이".into(),
-            text: "내용".into(),
-        },
+        // `SCChat` with every field: the timed one (the plain one leaves the two
+        // optional fields out; the codec's tests compare it with prost's bytes).
         Response::RoomsResult {
             rooms: vec![room(1), room(2)],
         },
         Response::Hello {
             features: vec!["time".to_owned(), "기능".to_owned()],
             server: "chat-server/1".into(),
+        },
+        Response::TimedChat {
+            member: "보낸이".into(),
+            text: "내용".into(),
+            seq: 5,
+            time: 1_700_000_000_123,
+        },
+        Response::History {
+            room_id: 3,
+            lines: vec![
+                chat_proto::HistoryLine {
+                    seq: 1,
+                    time: 1_700_000_000_000,
+                    member: "가".into(),
+                    text: "하나".into(),
+                },
+                chat_proto::HistoryLine {
+                    seq: 2,
+                    time: 1_700_000_000_001,
+                    member: "나".into(),
+                    text: "둘".into(),
+                },
+            ],
+            more: true,
         },
     ]
 }

@@ -149,6 +149,9 @@ pub struct ServerConfig {
     /// The embedded store (accounts, registered rooms, history), in this data
     /// directory; `None` runs with nothing kept (and no accounts).
     pub store: Option<StoreSettings>,
+    /// How much of each room's recent chats is kept for the `history` extension
+    /// (`--history` lines).
+    pub history: chat_core::HistoryLimit,
 }
 
 /// Where and how the embedded store is kept (`--data-dir`, `--sync`,
@@ -209,6 +212,7 @@ impl Default for ServerConfig {
             tls: None,
             tls_bind: None,
             store: None,
+            history: chat_core::HistoryLimit::default(),
         }
     }
 }

@@ -194,6 +194,11 @@ struct Args {
     #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..=10_000))]
     commit_window_ms: u64,
 
+    /// Chats kept per room for clients that ask for history (the `history`
+    /// extension): the last N lines (at most 512 KiB a room); 0 keeps none.
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(0..=100_000))]
+    history: u64,
+
     /// Run as one node of a cluster whose shared rooms live in this Redis
     /// (redis://HOST:PORT[/DB]); without it, rooms are this process's own.
     #[arg(long, value_name = "URL")]
@@ -552,6 +557,10 @@ fn main() -> ExitCode {
         },
         tls,
         tls_bind: args.tls_port.map(|port| SocketAddr::new(args.bind, port)),
+        history: chat_core::HistoryLimit {
+            lines: usize::try_from(args.history).unwrap_or(usize::MAX),
+            ..chat_core::HistoryLimit::default()
+        },
         // Redis keeps the cluster's data.
         store: (!args.no_store && args.cluster.is_none()).then(|| StoreSettings {
             dir: args.data_dir.clone(),

@@ -71,8 +71,9 @@ impl Server {
     /// Binds the listener (and the metrics endpoint, if configured), with rooms kept
     /// in this process; nothing is accepted until [`Server::run`].
     pub fn bind(config: ServerConfig) -> io::Result<Server> {
+        let rooms = LocalBroker::new().with_history(config.history);
         let Some(settings) = config.store.clone() else {
-            return Self::with_broker(config, Arc::new(LocalBroker::new()));
+            return Self::with_broker(config, Arc::new(rooms));
         };
         let (store, snapshot) = Store::open(&settings.dir, settings.options).map_err(|e| {
             io::Error::other(format!(
@@ -86,8 +87,7 @@ impl Server {
             store.path().display()
         );
         let accounts = LocalAccounts::new(Arc::new(store), snapshot.accounts);
-        let broker = LocalBroker::new()
-            .with_accounts(Arc::clone(&accounts) as Arc<dyn AccountBackend<Session>>);
+        let broker = rooms.with_accounts(Arc::clone(&accounts) as Arc<dyn AccountBackend<Session>>);
         let mut server = Self::with_broker(config, Arc::new(broker))?;
         server.accounts = Some(accounts);
         Ok(server)

@@ -991,3 +991,56 @@ fn names_stay_unique_through_a_redis_flush() {
         holder.expect_silence();
     }
 }
+
+/// The `history` extension across nodes: every node numbers a room's chats alike
+/// (from their place in the shared log), so clients on different nodes see the same
+/// lines with the same numbers; a page sent on entry is ordered with the log (it
+/// holds exactly the chats before the entry).
+#[test]
+fn history_is_numbered_alike_on_every_node() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let (a, b) = (redis.node(), redis.node());
+    let opt_in = |client: &mut Client| {
+        client.send(&Request::Hello {
+            features: vec!["history".into()],
+        });
+        assert!(matches!(client.recv(), Response::Hello { .. }));
+    };
+    let mut alice = a.client(WireFormat::Json);
+    alice.set_name("alice");
+    alice.create("lobby");
+    let mut bob = b.client(WireFormat::Protobuf);
+    bob.set_name("bob");
+    opt_in(&mut bob);
+    bob.send(&Request::JoinRoom { room_id: 1 });
+    bob.expect_system("방제[lobby] 방에 입장했습니다.");
+    assert!(matches!(bob.recv(), Response::History { lines, .. } if lines.is_empty()));
+    alice.expect_system(&entered("bob"));
+    let mut on_b = Vec::new();
+    for text in ["one", "two"] {
+        alice.chat(text);
+        match bob.recv() {
+            Response::TimedChat { text, seq, .. } => on_b.push((seq, text.into_owned())),
+            other => panic!("expected a timed chat, got {other:?}"),
+        }
+    }
+    assert!(on_b[0].0 < on_b[1].0);
+    // Carol enters on node A after the two chats in the log: her page holds them,
+    // numbered as on node B.
+    let mut carol = a.client(WireFormat::Json);
+    carol.set_name("carol");
+    opt_in(&mut carol);
+    carol.send(&Request::JoinRoom { room_id: 1 });
+    carol.expect_system("방제[lobby] 방에 입장했습니다.");
+    let Response::History { lines, more, .. } = carol.recv() else {
+        panic!("expected SCHistory on node A");
+    };
+    let on_a: Vec<(i64, String)> = lines.into_iter().map(|l| (l.seq, l.text)).collect();
+    assert_eq!(
+        (on_a, more),
+        (on_b, false),
+        "the same numbers on both nodes"
+    );
+}

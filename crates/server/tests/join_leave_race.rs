@@ -239,7 +239,9 @@ impl StayerView {
         let me = &self.me;
         match message {
             Response::RoomsResult { .. } => return true,
-            Response::Hello { .. } => panic!("{me}: SCHello without a hello"),
+            Response::Hello { .. } | Response::History { .. } | Response::TimedChat { .. } => {
+                panic!("{me}: an extension's message without a hello: {message:?}")
+            }
             Response::Chat { member, text } => {
                 let member = member.as_ref();
                 if let Some(c) = self.churners.get_mut(member) {

@@ -19,6 +19,7 @@ mod account;
 mod chat;
 mod create;
 mod hello;
+mod history;
 mod join;
 mod leave;
 mod name;
@@ -54,6 +55,7 @@ pub(crate) fn dispatch<M: Mailbox>(
         Request::ChangePassword { old, new } => {
             return account::change_password(client, &old, &new, turn);
         }
+        Request::History { count, before } => history::apply(client, count, before, turn),
     }
     Outcome::Continue
 }

@@ -82,13 +82,15 @@ pub(crate) enum Seen {
 
 pub(crate) fn classify(response: &Response<'_>) -> Seen {
     let text = match response {
-        Response::Chat { member, text } => {
+        Response::Chat { member, text } | Response::TimedChat { member, text, .. } => {
             return Seen::Event(Event::Chat {
                 member: member.to_string(),
                 text: text.to_string(),
             });
         }
-        Response::RoomsResult { .. } | Response::Hello { .. } => return Seen::Reply,
+        Response::RoomsResult { .. } | Response::Hello { .. } | Response::History { .. } => {
+            return Seen::Reply;
+        }
         Response::SystemMessage { text } => text.as_ref(),
     };
     let between = |prefix: &str, suffix: &str| {

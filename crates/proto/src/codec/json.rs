@@ -11,7 +11,7 @@ use serde::de::{self, Deserialize, Deserializer, IgnoredAny, MapAccess, SeqAcces
 use serde_json::Value;
 
 use super::DecodeError;
-use crate::message::{Request, RequestKind, Response, RoomInfo};
+use crate::message::{HistoryLine, Request, RequestKind, Response, RoomInfo};
 
 /// Every key any message uses. Unknown keys are ignored; `null` counts as absent.
 ///
@@ -43,6 +43,16 @@ struct Envelope<'a> {
     old: Option<Field<'a>>,
     #[serde(borrow)]
     new: Option<Field<'a>>,
+    #[serde(borrow)]
+    count: Option<Field<'a>>,
+    #[serde(borrow)]
+    before: Option<Field<'a>>,
+    #[serde(borrow)]
+    seq: Option<Field<'a>>,
+    #[serde(borrow)]
+    time: Option<Field<'a>>,
+    lines: Option<Value>,
+    more: Option<Value>,
 }
 
 /// One key's value, kept only as far as a message needs it: a string (borrowed from
@@ -217,6 +227,16 @@ pub(super) fn decode_request(payload: &[u8]) -> Result<Request, DecodeError> {
             old: string_field(envelope.old, message, "old")?.into_owned(),
             new: string_field(envelope.new, message, "new")?.into_owned(),
         },
+        RequestKind::History => Request::History {
+            count: envelope
+                .count
+                .map(|c| integer_field(Some(c), message, "count"))
+                .transpose()?,
+            before: envelope
+                .before
+                .map(|b| integer_field(Some(b), message, "before"))
+                .transpose()?,
+        },
     })
 }
 
@@ -251,9 +271,23 @@ pub(super) fn decode_response(payload: &[u8]) -> Result<Response<'_>, DecodeErro
         "SCSystemMessage" => Response::SystemMessage {
             text: string_field(envelope.text, "SCSystemMessage", "text")?,
         },
-        "SCChat" => Response::Chat {
-            member: string_field(envelope.member, "SCChat", "member")?,
-            text: string_field(envelope.text, "SCChat", "text")?,
+        "SCChat" => {
+            let member = string_field(envelope.member, "SCChat", "member")?;
+            let text = string_field(envelope.text, "SCChat", "text")?;
+            match (envelope.seq, envelope.time) {
+                (Some(seq), Some(time)) => Response::TimedChat {
+                    member,
+                    text,
+                    seq: integer_field(Some(seq), "SCChat", "seq")?,
+                    time: integer_field(Some(time), "SCChat", "time")?,
+                },
+                _ => Response::Chat { member, text },
+            }
+        }
+        "SCHistory" => Response::History {
+            room_id: integer_field(envelope.room_id, "SCHistory", "roomId")?,
+            lines: decode_history_lines(envelope.lines)?,
+            more: matches!(envelope.more, Some(Value::Bool(true))),
         },
         "SCRoomsResult" => Response::RoomsResult {
             rooms: decode_rooms(envelope.rooms)?,
@@ -264,6 +298,37 @@ pub(super) fn decode_response(payload: &[u8]) -> Result<Response<'_>, DecodeErro
         },
         _ => return Err(DecodeError::UnknownType(kind.into_owned())),
     })
+}
+
+fn decode_history_lines(value: Option<Value>) -> Result<Vec<HistoryLine>, DecodeError> {
+    const MESSAGE: &str = "SCHistory";
+    let wrong = || DecodeError::WrongFieldType {
+        message: MESSAGE,
+        field: "lines",
+        expected: "객체의 배열",
+    };
+    let Some(value) = value else {
+        return Ok(Vec::new());
+    };
+    let Value::Array(lines) = value else {
+        return Err(wrong());
+    };
+    lines
+        .into_iter()
+        .map(|line| {
+            let Value::Object(mut line) = line else {
+                return Err(wrong());
+            };
+            Ok(HistoryLine {
+                seq: integer_field(nested_field(line.remove("seq")), MESSAGE, "seq")?,
+                time: integer_field(nested_field(line.remove("time")), MESSAGE, "time")?,
+                member: string_field(nested_field(line.remove("member")), MESSAGE, "member")?
+                    .into_owned(),
+                text: string_field(nested_field(line.remove("text")), MESSAGE, "text")?
+                    .into_owned(),
+            })
+        })
+        .collect()
 }
 
 /// A nested value as a [`Field`]: inside `rooms` a `null` is a wrong type, not an
@@ -425,6 +490,13 @@ pub(super) fn encode_request(request: &Request, out: &mut Vec<u8>) {
             string_member(out, "old", old, Escape::Ascii);
             string_member(out, "new", new, Escape::Ascii);
         }
+        Request::History { count, before } => {
+            for (key, value) in [("count", count), ("before", before)] {
+                if let Some(value) = value {
+                    out.extend_from_slice(format!(", \"{key}\": {value}").as_bytes());
+                }
+            }
+        }
         Request::Rooms | Request::LeaveRoom | Request::Shutdown | Request::Logout => {}
     }
     out.push(b'}');
@@ -461,6 +533,35 @@ pub(super) fn encode_response(response: &Response<'_>, out: &mut Vec<u8>) {
         Response::Hello { features, server } => {
             string_list_member(out, "features", features, Escape::Utf8);
             string_member(out, "server", server, Escape::Utf8);
+        }
+        Response::TimedChat {
+            member,
+            text,
+            seq,
+            time,
+        } => {
+            string_member(out, "member", member, Escape::Utf8);
+            string_member(out, "text", text, Escape::Utf8);
+            out.extend_from_slice(format!(", \"seq\": {seq}, \"time\": {time}").as_bytes());
+        }
+        Response::History {
+            room_id,
+            lines,
+            more,
+        } => {
+            out.extend_from_slice(format!(", \"roomId\": {room_id}, \"lines\": [").as_bytes());
+            for (i, line) in lines.iter().enumerate() {
+                if i > 0 {
+                    out.extend_from_slice(b", ");
+                }
+                out.extend_from_slice(
+                    format!("{{\"seq\": {}, \"time\": {}", line.seq, line.time).as_bytes(),
+                );
+                string_member(out, "member", &line.member, Escape::Utf8);
+                string_member(out, "text", &line.text, Escape::Utf8);
+                out.push(b'}');
+            }
+            out.extend_from_slice(format!("], \"more\": {more}").as_bytes());
         }
     }
     out.push(b'}');

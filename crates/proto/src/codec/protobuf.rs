@@ -16,7 +16,7 @@ use prost::encoding::encode_varint;
 
 use super::{DecodeError, EncodeError};
 use crate::frame;
-use crate::message::{Request, Response, RoomInfo};
+use crate::message::{HistoryLine, Request, Response, RoomInfo};
 
 /// `mju.Type.MessageType`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, prost::Enumeration)]
@@ -54,6 +54,10 @@ pub enum MessageType {
     CsLogout = 14,
     /// `CS_PASSWORD`: the body is a [`CsPassword`] (the `accounts` extension).
     CsPassword = 15,
+    /// `CS_HISTORY`: the body is a [`CsHistory`] (the `history` extension).
+    CsHistory = 16,
+    /// `SC_HISTORY`: the body is an [`ScHistory`] (the `history` extension).
+    ScHistory = 17,
 }
 
 /// `mju.Type`: the frame in front of every body.
@@ -180,6 +184,54 @@ pub struct ScChat {
     /// The chat line (required).
     #[prost(string, optional, tag = "2")]
     pub text: Option<String>,
+    /// Its number in the room (the `history` extension only).
+    #[prost(int64, optional, tag = "3")]
+    pub seq: Option<i64>,
+    /// When the server took it, ms since the Unix epoch (the `history` extension).
+    #[prost(int64, optional, tag = "4")]
+    pub time: Option<i64>,
+}
+
+/// `mju.CSHistory`.
+#[derive(Clone, PartialEq, Message)]
+pub struct CsHistory {
+    /// How many lines (optional).
+    #[prost(int32, optional, tag = "1")]
+    pub count: Option<i32>,
+    /// Lines before this number (optional).
+    #[prost(int64, optional, tag = "2")]
+    pub before: Option<i64>,
+}
+
+/// `mju.SCHistory.Line`.
+#[derive(Clone, PartialEq, Message)]
+pub struct ScHistoryLine {
+    /// Its number (required).
+    #[prost(int64, optional, tag = "1")]
+    pub seq: Option<i64>,
+    /// Its time, ms since the Unix epoch (required).
+    #[prost(int64, optional, tag = "2")]
+    pub time: Option<i64>,
+    /// The sender's name (required).
+    #[prost(string, optional, tag = "3")]
+    pub member: Option<String>,
+    /// The line (required).
+    #[prost(string, optional, tag = "4")]
+    pub text: Option<String>,
+}
+
+/// `mju.SCHistory`.
+#[derive(Clone, PartialEq, Message)]
+pub struct ScHistory {
+    /// The room (required).
+    #[prost(int32, optional, tag = "1")]
+    pub room_id: Option<i32>,
+    /// The lines, oldest first.
+    #[prost(message, repeated, tag = "2")]
+    pub lines: Vec<ScHistoryLine>,
+    /// Older lines are kept.
+    #[prost(bool, optional, tag = "3")]
+    pub more: Option<bool>,
 }
 
 /// `mju.SCSystemMessage`.
@@ -209,6 +261,8 @@ fn type_name(kind: i32) -> &'static str {
         Ok(MessageType::CsLogin) => "CSLogin",
         Ok(MessageType::CsLogout) => "CSLogout",
         Ok(MessageType::CsPassword) => "CSPassword",
+        Ok(MessageType::CsHistory) => "CSHistory",
+        Ok(MessageType::ScHistory) => "SCHistory",
         Err(_) => "?",
     }
 }
@@ -296,10 +350,18 @@ pub(super) fn decode_request(kind: i32, payload: &[u8]) -> Result<Request, Decod
                 new: required(m.new, kind, "new")?,
             }
         }
+        MessageType::CsHistory => {
+            let m = body::<CsHistory>(kind, payload)?;
+            Request::History {
+                count: m.count.map(i64::from),
+                before: m.before,
+            }
+        }
         MessageType::ScRoomsResult
         | MessageType::ScChat
         | MessageType::ScSystemMessage
-        | MessageType::ScHello => {
+        | MessageType::ScHello
+        | MessageType::ScHistory => {
             return Err(DecodeError::UnknownType(format!(
                 "{kind} ({})",
                 type_name(kind)
@@ -316,9 +378,36 @@ pub(super) fn decode_response(kind: i32, payload: &[u8]) -> Result<Response<'sta
         }
         Ok(MessageType::ScChat) => {
             let m = body::<ScChat>(kind, payload)?;
-            Ok(Response::Chat {
-                member: required(m.member, kind, "member")?.into(),
-                text: required(m.text, kind, "text")?.into(),
+            let member = required(m.member, kind, "member")?.into();
+            let text = required(m.text, kind, "text")?.into();
+            Ok(match (m.seq, m.time) {
+                (Some(seq), Some(time)) => Response::TimedChat {
+                    member,
+                    text,
+                    seq,
+                    time,
+                },
+                _ => Response::Chat { member, text },
+            })
+        }
+        Ok(MessageType::ScHistory) => {
+            let m = body::<ScHistory>(kind, payload)?;
+            let lines = m
+                .lines
+                .into_iter()
+                .map(|l| {
+                    Ok(HistoryLine {
+                        seq: required(l.seq, kind, "seq")?,
+                        time: required(l.time, kind, "time")?,
+                        member: required(l.member, kind, "member")?,
+                        text: required(l.text, kind, "text")?,
+                    })
+                })
+                .collect::<Result<_, DecodeError>>()?;
+            Ok(Response::History {
+                room_id: required(m.room_id, kind, "roomId")?.into(),
+                lines,
+                more: m.more.unwrap_or(false),
             })
         }
         Ok(MessageType::ScRoomsResult) => {
@@ -448,6 +537,14 @@ pub(super) fn encode_request(request: &Request, out: &mut Vec<u8>) -> Result<(),
             type_frame(MessageType::CsLogout, out);
             prost_frame(&Empty {}, out)
         }
+        Request::History { count, before } => {
+            type_frame(MessageType::CsHistory, out);
+            let history = CsHistory {
+                count: count.map(saturate_i32),
+                before: *before,
+            };
+            prost_frame(&history, out)
+        }
         Request::ChangePassword { old, new } => {
             type_frame(MessageType::CsPassword, out);
             prost_frame(
@@ -490,6 +587,44 @@ pub(super) fn encode_response(
                 })
                 .collect();
             prost_frame(&ScRoomsResult { rooms }, out)
+        }
+        Response::TimedChat {
+            member,
+            text,
+            seq,
+            time,
+        } => {
+            type_frame(MessageType::ScChat, out);
+            let start = frame::begin_frame(out);
+            string_field(out, 1, member);
+            string_field(out, 2, text);
+            // int64 fields 3 and 4: varints of the two's-complement value.
+            for (tag, value) in [(3u32, seq), (4, time)] {
+                encode_varint(u64::from(tag << 3), out);
+                encode_varint(*value as u64, out);
+            }
+            Ok(frame::finish_frame(out, start)?)
+        }
+        Response::History {
+            room_id,
+            lines,
+            more,
+        } => {
+            type_frame(MessageType::ScHistory, out);
+            let history = ScHistory {
+                room_id: Some(saturate_i32(*room_id)),
+                lines: lines
+                    .iter()
+                    .map(|l| ScHistoryLine {
+                        seq: Some(l.seq),
+                        time: Some(l.time),
+                        member: Some(l.member.clone()),
+                        text: Some(l.text.clone()),
+                    })
+                    .collect(),
+                more: Some(*more),
+            };
+            prost_frame(&history, out)
         }
         Response::Hello { features, server } => {
             type_frame(MessageType::ScHello, out);

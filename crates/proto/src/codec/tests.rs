@@ -64,6 +64,14 @@ fn every_request() -> Vec<Request> {
             old: "a".into(),
             new: "b".into(),
         },
+        Request::History {
+            count: None,
+            before: None,
+        },
+        Request::History {
+            count: Some(200),
+            before: Some(12),
+        },
     ]
 }
 
@@ -277,9 +285,35 @@ fn protobuf_hand_encoding_matches_prost() {
     let theirs = pb::ScChat {
         member: Some("m".repeat(200)),
         text: Some("안녕".into()),
+        seq: None,
+        time: None,
     }
     .encode_to_vec();
     assert_eq!(&ours[4..], &frame_of(&theirs)[..]);
+
+    // With its number and time (negative numbers too: ten-byte varints).
+    for (seq, time) in [(5, 1_700_000_000_123), (-1, i64::MIN)] {
+        ours.clear();
+        let timed = Response::TimedChat {
+            member: "m".into(),
+            text: "안녕".into(),
+            seq,
+            time,
+        };
+        encode_response(WireFormat::Protobuf, &timed, &mut ours).unwrap();
+        let theirs = pb::ScChat {
+            member: Some("m".into()),
+            text: Some("안녕".into()),
+            seq: Some(seq),
+            time: Some(time),
+        }
+        .encode_to_vec();
+        assert_eq!(&ours[4..], &frame_of(&theirs)[..]);
+        assert_eq!(
+            decode_all_responses(WireFormat::Protobuf, &ours),
+            [Ok(timed.clone())]
+        );
+    }
 
     ours.clear();
     encode_response(WireFormat::Protobuf, &Response::system(""), &mut ours).unwrap();
@@ -689,4 +723,59 @@ fn hello_features_must_be_a_list_of_strings() {
             "{bad}"
         );
     }
+}
+
+#[test]
+fn history_exact_json() {
+    let mut out = Vec::new();
+    let request = Request::History {
+        count: Some(20),
+        before: Some(41),
+    };
+    encode_request(WireFormat::Json, &request, &mut out).unwrap();
+    assert_eq!(
+        &out[2..],
+        br#"{"type": "CSHistory", "count": 20, "before": 41}"#
+    );
+    out.clear();
+    let page = Response::History {
+        room_id: 3,
+        lines: vec![crate::HistoryLine {
+            seq: 40,
+            time: 1_700_000_000_000,
+            member: "가".into(),
+            text: "\"안녕\"".into(),
+        }],
+        more: true,
+    };
+    encode_response(WireFormat::Json, &page, &mut out).unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out[2..]),
+        r#"{"type": "SCHistory", "roomId": 3, "lines": [{"seq": 40, "time": 1700000000000, "member": "가", "text": "\"안녕\""}], "more": true}"#
+    );
+    assert_eq!(decode_all_responses(WireFormat::Json, &out), [Ok(page)]);
+    out.clear();
+    let timed = Response::TimedChat {
+        member: "a".into(),
+        text: "hi".into(),
+        seq: 7,
+        time: 1_700_000_000_001,
+    };
+    encode_response(WireFormat::Json, &timed, &mut out).unwrap();
+    assert_eq!(
+        &out[2..],
+        br#"{"type": "SCChat", "member": "a", "text": "hi", "seq": 7, "time": 1700000000001}"#
+    );
+    assert_eq!(decode_all_responses(WireFormat::Json, &out), [Ok(timed)]);
+    // CSHistory with nothing: both absent; a wrong type is a bad message.
+    let decode =
+        |json: &str| decode_all_requests(Some(WireFormat::Json), &frame_of(json.as_bytes()));
+    assert_eq!(
+        decode(r#"{"type": "CSHistory"}"#),
+        [Ok(Request::History {
+            count: None,
+            before: None
+        })]
+    );
+    assert!(decode(r#"{"type": "CSHistory", "count": "ten"}"#)[0].is_err());
 }
