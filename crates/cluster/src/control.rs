@@ -225,18 +225,32 @@ pub(crate) fn reap<M: Mailbox>(
         let Some(node) = parts.get(1).and_then(text) else {
             return Ok(true);
         };
+        // A node stopping cleanly reaps itself (`ClusterBroker::stop`): that is
+        // leaving, not a death, and its log says so.
+        let own = node == shared.node().to_string();
         if removed > 0 {
             shared
                 .stats
                 .reaped_members
                 .fetch_add(removed as u64, Ordering::Relaxed);
-            tracing::info!(
-                dead = node,
-                members = removed,
-                "cluster: removed a dead node's members from their rooms"
-            );
+            if own {
+                tracing::info!(
+                    members = removed,
+                    "cluster: this node's members left their rooms"
+                );
+            } else {
+                tracing::info!(
+                    dead = node,
+                    members = removed,
+                    "cluster: removed a dead node's members from their rooms"
+                );
+            }
         } else {
-            tracing::info!(dead = node, "cluster: a dead node is gone");
+            if own {
+                tracing::info!(node, "cluster: this node left the cluster cleanly");
+            } else {
+                tracing::info!(dead = node, "cluster: a dead node is gone");
+            }
             if !target.is_empty() {
                 return Ok(true);
             }

@@ -131,6 +131,12 @@ impl Client {
         self.state.unreachable = true;
     }
 
+    /// The connection's format, once known (fixed by the server's `--format`, or
+    /// detected from the first message); `None` for a peer that has not spoken yet.
+    pub fn known_format(&self) -> Option<WireFormat> {
+        self.decoder.format()
+    }
+
     /// The format replies are written in: the connection's own once known, JSON before
     /// (a peer whose first frame is unreadable still gets a readable error).
     pub fn reply_format(&self) -> WireFormat {

@@ -130,6 +130,10 @@ pub fn logged_in(name: &str) -> String {
     format!("{name} 으로 로그인했습니다.")
 }
 
+/// To every connected client when the server stops (`/shutdown`, SIGTERM, SIGINT),
+/// the last message before the connection closes: a reference client shows it, where
+/// it would otherwise only see the connection drop.
+pub const SERVER_SHUTTING_DOWN: &str = "서버가 종료됩니다.";
 /// `/shutdown` from a client the shutdown policy does not allow.
 pub const SHUTDOWN_REFUSED: &str = "서버를 종료할 권한이 없습니다.";
 /// After too many invalid messages in a row, just before the disconnect.

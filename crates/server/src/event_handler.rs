@@ -141,6 +141,39 @@ pub(crate) enum Next {
 }
 
 impl EventHandler {
+    /// Queues the shutdown notice (`texts::SERVER_SHUTTING_DOWN`, a system message in
+    /// the client's own format; a WebSocket text frame for a web client) for a client
+    /// that can still read it. Called only once the workers are joined, so the
+    /// client's lock is free. Skipped: a peer that never spoke under --format=auto
+    /// (its format is unknown), connections accepted only to be refused (they
+    /// have their own last word), clients already ended or cut off, and web
+    /// connections not in a plain open WebSocket (still HTTP, mid-message, or
+    /// closed), where a frame would not be understood.
+    pub(crate) fn queue_shutdown_notice(&self) {
+        if self.refused || self.session.is_cut() {
+            return;
+        }
+        if self.web.as_ref().is_some_and(WebSide::is_partial) {
+            return;
+        }
+        // A peer that never spoke has no known format (under --format=auto): a
+        // notice in a guessed one could read as garbage to it, so it gets none.
+        let format = {
+            let client = self.session.client();
+            if client.is_ended() {
+                return;
+            }
+            match client.known_format() {
+                Some(format) => format,
+                None => return,
+            }
+        };
+        let notice = chat_core::Encoded::notice_for(format, chat_core::texts::SERVER_SHUTTING_DOWN);
+        if let Some(frames) = notice.frames(format) {
+            let _ = chat_core::Mailbox::deliver(&*self.session, frames);
+        }
+    }
+
     /// The handler of a newly accepted connection; buffered input charges `budget`.
     /// `refused_at` is set for a connection accepted only to be told it is refused.
     pub(crate) fn new(

@@ -73,6 +73,7 @@ mod peer_owner;
 mod pool;
 mod reactor;
 mod room_push;
+mod sd_notify;
 mod server;
 mod session;
 mod shutdown;

@@ -67,6 +67,13 @@ struct State {
     last: Option<Instant>,
 }
 
+/// The `suppressed` field of a log line: present only when events were left out, so
+/// that the common line carries no `suppressed=0` a reader has to wonder about
+/// (tracing records an `Option` field only when it is `Some`).
+pub(crate) fn shown(suppressed: u64) -> Option<u64> {
+    (suppressed > 0).then_some(suppressed)
+}
+
 /// Whether to log an event, and how many before it were left out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Verdict {
@@ -127,5 +134,11 @@ mod tests {
         }
         assert_eq!(limit.check(t0 + WINDOW), Verdict::Log { suppressed: 5000 });
         assert_eq!(limit.check(t0 + WINDOW), Verdict::Log { suppressed: 0 });
+    }
+
+    #[test]
+    fn suppressed_is_shown_only_when_something_was_left_out() {
+        assert_eq!(shown(0), None);
+        assert_eq!(shown(7), Some(7));
     }
 }

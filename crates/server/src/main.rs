@@ -8,7 +8,7 @@
 #![forbid(unsafe_code)]
 
 use std::io::IsTerminal;
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -32,8 +32,9 @@ struct Args {
     #[arg(long, default_value_t = 9000)]
     port: u16,
 
-    /// Address to listen on.
-    #[arg(long, default_value = "0.0.0.0")]
+    /// Address to listen on: an IP address or a host name (e.g. localhost), looked
+    /// up once at start; a name with several addresses binds the first.
+    #[arg(long, default_value = "0.0.0.0", value_parser = resolve_host)]
     bind: IpAddr,
 
     /// Worker threads handling client messages [default: the number of cores].
@@ -127,13 +128,15 @@ struct Args {
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
 
-    /// Serve Prometheus metrics at http://ADDR/metrics (e.g. 127.0.0.1:9100).
-    #[arg(long, value_name = "ADDR")]
+    /// Serve Prometheus metrics at http://ADDR/metrics (e.g. 127.0.0.1:9100 or
+    /// localhost:9100; a name with several addresses binds the first).
+    #[arg(long, value_name = "ADDR", value_parser = resolve_addr)]
     metrics: Option<SocketAddr>,
 
     /// Serve the web client on ADDR (e.g. 0.0.0.0:8080): the page at http://ADDR/ and
-    /// its WebSocket at /ws; web clients share rooms with TCP clients.
-    #[arg(long, value_name = "ADDR")]
+    /// its WebSocket at /ws; web clients share rooms with TCP clients. A host name
+    /// (localhost:8080) is looked up at start; with several addresses, the first.
+    #[arg(long, value_name = "ADDR", value_parser = resolve_addr)]
     web: Option<SocketAddr>,
 
     /// Web: also let pages from ORIGIN (e.g. https://chat.example.org) open the
@@ -308,6 +311,41 @@ enum Format {
 /// The reference server takes absl flags, which accept `-port=N` as well as
 /// `--port=N`; scripts written for it keep working: a single-dash word of two or more
 /// letters is read as the long flag.
+/// `--bind`: an IP address, or a host name looked up (std's resolver: /etc/hosts,
+/// then DNS) once at start, so `localhost` works like it does for the client. A name
+/// with several addresses binds the first; one that does not resolve is a usage error
+/// (clap's, exit status 2) naming it.
+fn resolve_host(host: &str) -> Result<IpAddr, String> {
+    if let Ok(ip) = host.parse::<IpAddr>() {
+        return Ok(ip);
+    }
+    first_address((host, 0).to_socket_addrs(), host).map(|addr| addr.ip())
+}
+
+/// `--web`/`--metrics`: `IP:PORT`, `[IPv6]:PORT` or `NAME:PORT`, resolved like
+/// [`resolve_host`].
+fn resolve_addr(addr: &str) -> Result<SocketAddr, String> {
+    if let Ok(addr) = addr.parse::<SocketAddr>() {
+        return Ok(addr);
+    }
+    if !addr.contains(':') {
+        return Err(format!("{addr:?} has no port (e.g. localhost:8080)"));
+    }
+    first_address(addr.to_socket_addrs(), addr)
+}
+
+fn first_address(
+    found: std::io::Result<std::vec::IntoIter<SocketAddr>>,
+    name: &str,
+) -> Result<SocketAddr, String> {
+    match found {
+        Ok(mut addrs) => addrs
+            .next()
+            .ok_or_else(|| format!("{name:?} resolves to no address")),
+        Err(e) => Err(format!("cannot resolve {name:?}: {e}")),
+    }
+}
+
 fn reference_style_args() -> Vec<std::ffi::OsString> {
     std::env::args_os()
         .enumerate()

@@ -154,18 +154,157 @@ fn by_type_and_format(
     registry.register(name, help, family);
 }
 
+/// When this process started serving, for `process_start_time_seconds`: the first
+/// call (`Server::bind`) sets it.
+static STARTED: std::sync::OnceLock<std::time::SystemTime> = std::sync::OnceLock::new();
+
+/// Notes the process's start (the first call wins).
+pub(crate) fn note_start() {
+    let _ = STARTED.get_or_init(std::time::SystemTime::now);
+}
+
+/// What the process figures are read from: `/proc/self` (Linux). A figure that
+/// cannot be read (another system, a restricted /proc) is left out of the page rather
+/// than shown as 0.
+#[derive(Debug, Default, PartialEq)]
+struct ProcessFigures {
+    cpu_seconds: Option<f64>,
+    resident_bytes: Option<u64>,
+    open_fds: Option<u64>,
+    max_fds: Option<u64>,
+}
+
+impl ProcessFigures {
+    fn read() -> Self {
+        let stat = std::fs::read_to_string("/proc/self/stat").ok();
+        let status = std::fs::read_to_string("/proc/self/status").ok();
+        let limits = std::fs::read_to_string("/proc/self/limits").ok();
+        Self {
+            cpu_seconds: stat.as_deref().and_then(cpu_seconds),
+            resident_bytes: status.as_deref().and_then(resident_bytes),
+            open_fds: std::fs::read_dir("/proc/self/fd")
+                .ok()
+                .map(|dir| dir.count() as u64),
+            max_fds: limits.as_deref().and_then(max_fds),
+        }
+    }
+}
+
+/// utime + stime from `/proc/self/stat` (fields 14 and 15, counted after the
+/// parenthesised command name, which may hold spaces), in USER_HZ ticks: 100 a second
+/// on Linux whatever the kernel's own tick rate.
+fn cpu_seconds(stat: &str) -> Option<f64> {
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // After ")": state is field 3, so utime (14) is at index 11 and stime at 12.
+    let utime: u64 = fields.get(11)?.parse().ok()?;
+    let stime: u64 = fields.get(12)?.parse().ok()?;
+    Some((utime + stime) as f64 / 100.0)
+}
+
+/// `VmRSS:   1234 kB` in `/proc/self/status`, in bytes.
+fn resident_bytes(status: &str) -> Option<u64> {
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
+/// The soft limit on the `Max open files` line of `/proc/self/limits`.
+fn max_fds(limits: &str) -> Option<u64> {
+    let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
+    line["Max open files".len()..]
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// The figures every Prometheus client library exports under these names (no
+/// `chat_` prefix, so the usual dashboards work), and `chat_build_info`.
+fn process_metrics(root: &mut Registry) {
+    let info = Family::<Labels, Gauge<i64>>::default();
+    info.get_or_create(&vec![
+        ("version", env!("CARGO_PKG_VERSION")),
+        // Set by whoever builds, when they know it (`CHAT_GIT_COMMIT=$(git rev-parse
+        // HEAD) cargo build`); no build script, so building never needs git.
+        (
+            "commit",
+            option_env!("CHAT_GIT_COMMIT").unwrap_or("unknown"),
+        ),
+    ])
+    .set(1);
+    root.register(
+        "chat_build_info",
+        "The server's version and, if known at build time, git commit (always 1)",
+        info,
+    );
+    if let Some(started) = STARTED.get() {
+        let since_epoch = started
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs_f64();
+        let metric = Gauge::<f64, std::sync::atomic::AtomicU64>::default();
+        metric.set(since_epoch);
+        root.register(
+            "process_start_time_seconds",
+            "Start time of the process since the Unix epoch, in seconds",
+            metric,
+        );
+        let metric = Gauge::<f64, std::sync::atomic::AtomicU64>::default();
+        metric.set(started.elapsed().unwrap_or_default().as_secs_f64());
+        root.register(
+            "process_uptime_seconds",
+            "Seconds since the process started",
+            metric,
+        );
+    }
+    let figures = ProcessFigures::read();
+    if let Some(cpu) = figures.cpu_seconds {
+        let metric = Counter::<f64, std::sync::atomic::AtomicU64>::default();
+        metric.inc_by(cpu);
+        root.register(
+            "process_cpu_seconds",
+            "User and system CPU time spent, in seconds",
+            metric,
+        );
+    }
+    for (name, help, value) in [
+        (
+            "process_resident_memory_bytes",
+            "Resident memory size, in bytes",
+            figures.resident_bytes,
+        ),
+        (
+            "process_open_fds",
+            "Open file descriptors",
+            figures.open_fds,
+        ),
+        (
+            "process_max_fds",
+            "The limit on open file descriptors",
+            figures.max_fds,
+        ),
+    ] {
+        if let Some(value) = value {
+            gauge(root, name, help, value);
+        }
+    }
+}
+
 /// The metrics page, in the OpenMetrics text format.
 pub(crate) fn render(m: &Metrics, gauges: GaugeValues) -> String {
-    let mut registry = Registry::with_prefix("chat");
+    let mut root = Registry::default();
+    process_metrics(&mut root);
+    let registry = root.sub_registry_with_prefix("chat");
 
     gauge(
-        &mut registry,
+        registry,
         "connections",
         "Client connections open now",
         m.connections(),
     );
     counter(
-        &mut registry,
+        registry,
         "connections_accepted",
         "Client connections accepted",
         &m.accepted,
@@ -185,91 +324,86 @@ pub(crate) fn render(m: &Metrics, gauges: GaugeValues) -> String {
         "Connections closed at accept, by reason",
         refused,
     );
-    gauge(&mut registry, "rooms", "Rooms that exist now", gauges.rooms);
+    gauge(registry, "rooms", "Rooms that exist now", gauges.rooms);
     gauge(
-        &mut registry,
+        registry,
         "queue_depth",
         "Sessions waiting for a worker",
         gauges.queue_depth,
     );
 
     by_type_and_format(
-        &mut registry,
+        registry,
         "messages_in",
         "Client messages handled, by type and format",
         &RequestKind::ALL.map(RequestKind::name),
         &m.requests,
     );
     by_type_and_format(
-        &mut registry,
+        registry,
         "messages_out",
         "Messages queued for clients, by type and format",
         &OutKind::ALL.map(OutKind::name),
         &m.responses,
     );
 
+    counter(registry, "bytes_in", "Bytes read from clients", &m.bytes_in);
     counter(
-        &mut registry,
-        "bytes_in",
-        "Bytes read from clients",
-        &m.bytes_in,
-    );
-    counter(
-        &mut registry,
+        registry,
         "bytes_out",
         "Bytes queued for clients",
         &m.bytes_out,
     );
     counter(
-        &mut registry,
+        registry,
         "protocol_errors",
         "Client messages refused as invalid",
         &m.protocol_errors,
     );
     counter(
-        &mut registry,
+        registry,
         "slow_consumer_disconnects",
         "Clients cut off for letting their outbound queue overflow",
         &m.slow_consumer_disconnects,
     );
     counter(
-        &mut registry,
+        registry,
         "error_disconnects",
         "Clients cut off after too many invalid messages in a row",
         &m.error_disconnects,
     );
     counter(
-        &mut registry,
+        registry,
         "idle_disconnects",
         "Clients cut off by the idle timeout",
         &m.idle_disconnects,
     );
     counter(
-        &mut registry,
+        registry,
         "frame_timeout_disconnects",
         "Clients cut off for not finishing a frame within the frame timeout",
         &m.frame_timeout_disconnects,
     );
     counter(
-        &mut registry,
+        registry,
         "write_timeout_disconnects",
         "Clients cut off for taking none of their output within the write timeout",
         &m.write_timeout_disconnects,
     );
     counter(
-        &mut registry,
+        registry,
         "flood_disconnects",
         "Clients cut off for staying over the flood limit",
         &m.flood_disconnects,
     );
     counter(
-        &mut registry,
+        registry,
         "dropped_at_shutdown",
         "Frames read but not handled because a shutdown ran out of time",
         &m.dropped_at_shutdown,
     );
     gauge(
-        &mut registry,
+        registry,
         "memory_budget_used_bytes",
         "Queued output and buffered input held for clients now",
         gauges.budget_used,
@@ -280,11 +414,11 @@ pub(crate) fn render(m: &Metrics, gauges: GaugeValues) -> String {
             metric.inc_by(stat.value);
             registry.register(stat.name, stat.help, metric);
         } else {
-            gauge(&mut registry, stat.name, stat.help, stat.value);
+            gauge(registry, stat.name, stat.help, stat.value);
         }
     }
     counter(
-        &mut registry,
+        registry,
         "shutdown_refused",
         "/shutdown requests refused by policy",
         &m.shutdown_refused,
@@ -292,7 +426,7 @@ pub(crate) fn render(m: &Metrics, gauges: GaugeValues) -> String {
 
     let mut text = String::new();
     // Writing into a String cannot fail.
-    let _ = encode(&mut text, &registry);
+    let _ = encode(&mut text, &root);
     text
 }
 
@@ -314,5 +448,20 @@ mod tests {
         ] {
             assert!(text.lines().any(|l| l == line), "{line} in:\n{text}");
         }
+    }
+
+    #[test]
+    fn proc_figures_are_parsed_from_their_lines() {
+        // A command name with spaces and a parenthesis does not shift the fields.
+        let stat = "42 (chat (x) y) S 1 42 42 0 -1 4194560 100 0 0 0 250 50 0 0 20 0 9 0 1";
+        assert_eq!(cpu_seconds(stat), Some(3.0));
+        assert_eq!(
+            resident_bytes("Name:\tchat\nVmRSS:\t    1500 kB\n"),
+            Some(1_536_000)
+        );
+        let limits = "Limit                     Soft Limit           Hard Limit           Units\n\
+                      Max open files            20000                524288               files\n";
+        assert_eq!(max_fds(limits), Some(20000));
+        assert_eq!(max_fds("nothing"), None);
     }
 }

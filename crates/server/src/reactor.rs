@@ -360,6 +360,8 @@ impl Reactor {
     /// flushed within `grace`, then close every connection.
     pub(crate) fn close_all(&mut self, grace: Duration) {
         for connection in self.connections.iter().flatten() {
+            // Said before the close, and flushed with the rest below.
+            connection.queue_shutdown_notice();
             connection.session.note_end("server shutting down");
         }
         let deadline = Instant::now() + grace;
@@ -565,7 +567,7 @@ impl Reactor {
             }
         };
         if let Verdict::Log { suppressed } = self.connection_lines.check(Instant::now()) {
-            tracing::info!(session = id, %peer, suppressed, "connection opened");
+            tracing::info!(session = id, %peer, suppressed = crate::log_limit::shown(suppressed), "connection opened");
         }
         self.admission.opened(ticket);
         bump(&self.handles.metrics.accepted);
@@ -759,7 +761,7 @@ impl Reactor {
             let name = session.try_name().unwrap_or_default();
             let reason = session.end_reason();
             if let Verdict::Log { suppressed } = self.connection_lines.check(Instant::now()) {
-                tracing::info!(session = session.id, peer = %session.shown_peer(), name, reason, suppressed, "connection closed");
+                tracing::info!(session = session.id, peer = %session.shown_peer(), name, reason, suppressed = crate::log_limit::shown(suppressed), "connection closed");
             }
         }
         if self.accept_stalled {

@@ -99,6 +99,7 @@ impl Server {
         config: ServerConfig,
         broker: Arc<dyn MessageBroker<Session>>,
     ) -> io::Result<Server> {
+        crate::metrics::note_start();
         let poll = Poll::new()?;
         let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
         // Errors name the address that failed: the chat port or the metrics endpoint.
@@ -285,6 +286,13 @@ impl Server {
         if let Some(addr) = tls_listener.as_ref().and_then(|l| l.local_addr().ok()) {
             tracing::info!("chat over TLS on {addr} (both formats)");
         }
+        log_how_to_connect(
+            local_addr,
+            web_listener.as_ref().and_then(|l| l.local_addr().ok()),
+            config.tls.is_some(),
+        );
+        // Every listener (chat, TLS, web, metrics) is bound: reachable from now on.
+        crate::sd_notify::notify(&format!("READY=1\nSTATUS=listening on {local_addr}"));
         let listeners = Listeners {
             chat: listener,
             web: web_listener,
@@ -296,6 +304,7 @@ impl Server {
             tracing::error!("reactor failed: {e}; shutting down");
         }
         tracing::info!(connections = reactor.connection_count(), "shutting down");
+        crate::sd_notify::notify("STOPPING=1\nSTATUS=shutting down");
         reactor.stop_accepting();
         shutdown.begin_drain(SHUTDOWN_DRAIN);
         reactor.release_held();
@@ -328,4 +337,49 @@ fn listen(addr: SocketAddr) -> io::Result<TcpListener> {
     socket.listen(LISTEN_BACKLOG)?;
     socket.set_nonblocking(true)?;
     Ok(TcpListener::from_std(socket.into()))
+}
+
+/// Where a client on this machine reaches `addr`: an unspecified bind address
+/// (0.0.0.0, ::) is reached through the loopback.
+fn reachable(addr: SocketAddr) -> SocketAddr {
+    let mut addr = addr;
+    if addr.ip().is_unspecified() {
+        addr.set_ip(match addr {
+            SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+            SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+        });
+    }
+    addr
+}
+
+/// The startup log's last word: the command that reaches this server and, with
+/// --web, the page's URL, so a first run needs no reading of the flags; plus one
+/// warning per plain-text listener bound to every interface, since chats (and,
+/// with accounts, passwords) then cross the network unencrypted.
+fn log_how_to_connect(chat: SocketAddr, web: Option<SocketAddr>, web_tls: bool) {
+    let to = reachable(chat);
+    tracing::info!(
+        "connect with: chat-client --ip={} --port={}",
+        to.ip(),
+        to.port()
+    );
+    if let Some(web) = web {
+        let scheme = if web_tls { "https" } else { "http" };
+        tracing::info!("open in a browser: {scheme}://{}/", reachable(web));
+    }
+    let mut open = Vec::new();
+    if chat.ip().is_unspecified() {
+        open.push(format!("the chat port {chat}"));
+    }
+    if let Some(web) = web.filter(|web| web.ip().is_unspecified() && !web_tls) {
+        open.push(format!("the web port {web}"));
+    }
+    if !open.is_empty() {
+        tracing::warn!(
+            "{} listens on every interface without TLS: chats (and passwords) travel \
+             in clear text; serve TLS with --tls-cert/--tls-key/--tls-port, or listen \
+             on this machine only with --bind=127.0.0.1",
+            open.join(" and ")
+        );
+    }
 }

@@ -160,13 +160,13 @@ impl SessionWorker {
             let (id, peer) = (session.id, session.shown_peer());
             match event {
                 ChatEvent::RoomCreated { room, title } => {
-                    tracing::info!(session = id, %peer, room, title, suppressed, "room created");
+                    tracing::info!(session = id, %peer, room, title, suppressed = crate::log_limit::shown(suppressed), "room created");
                 }
                 ChatEvent::RoomDeleted { room } => {
-                    tracing::info!(session = id, %peer, room, suppressed, "room deleted");
+                    tracing::info!(session = id, %peer, room, suppressed = crate::log_limit::shown(suppressed), "room deleted");
                 }
                 ChatEvent::Renamed { old, new, .. } => {
-                    tracing::info!(session = id, %peer, old, new, suppressed, "renamed");
+                    tracing::info!(session = id, %peer, old, new, suppressed = crate::log_limit::shown(suppressed), "renamed");
                 }
             }
         }
@@ -292,7 +292,7 @@ fn act_on(
         Outcome::Continue => {}
         Outcome::Refused(error) => {
             if let Verdict::Log { suppressed } = session.may_log() {
-                tracing::debug!(session = id, peer = %shown, suppressed, "bad message: {error}");
+                tracing::debug!(session = id, peer = %shown, suppressed = crate::log_limit::shown(suppressed), "bad message: {error}");
             }
         }
         Outcome::ShutdownRequested => {
@@ -313,14 +313,14 @@ fn act_on(
                 client.refuse_shutdown(turn);
                 bump(&handles.metrics.shutdown_refused);
                 if let Verdict::Log { suppressed } = session.may_log() {
-                    tracing::warn!(session = id, peer = %shown, suppressed, "shutdown refused by policy");
+                    tracing::warn!(session = id, peer = %shown, suppressed = crate::log_limit::shown(suppressed), "shutdown refused by policy");
                 }
             }
         }
         Outcome::Waiting => return Some(Stop::Park),
         Outcome::Throttled(until) => {
             if let Verdict::Log { suppressed } = session.may_log() {
-                tracing::info!(session = id, peer = %shown, suppressed, "over the flood limit; slowed down");
+                tracing::info!(session = id, peer = %shown, suppressed = crate::log_limit::shown(suppressed), "over the flood limit; slowed down");
             }
             return Some(Stop::Throttle(until));
         }

@@ -125,6 +125,13 @@ fn the_default_log_has_a_line_per_connection_room_and_rename() {
     assert_eq!(created[0]["fields"]["title"], "lobby");
     assert_eq!(created[0]["fields"]["room"], 1);
     assert_eq!(with("room deleted").len(), 1, "{log}");
+    // Nothing was left out, so no line says `suppressed` (it appears only when > 0).
+    assert!(
+        lines
+            .iter()
+            .all(|l| l["fields"].get("suppressed").is_none()),
+        "{log}"
+    );
 }
 
 /// A connection flood costs a bounded number of log lines: the whole server logs at
@@ -162,4 +169,110 @@ fn a_connection_flood_makes_a_bounded_log() {
         count("connection opened") >= 400,
         "the first ones are logged"
     );
+}
+
+/// `--bind=localhost` is looked up at start (like the client's `--ip`): the server
+/// listens on the loopback and a client reaches it there.
+#[test]
+fn a_host_name_is_accepted_as_the_bind_address() {
+    let server = BinaryServer::start(&["--bind=localhost"]);
+    assert!(server.addr.ip().is_loopback(), "{}", server.addr);
+    let mut client = server.client(chat_proto::WireFormat::Json);
+    client.create("by-name");
+    let line = server.log_line("connect with: ");
+    assert!(
+        line.ends_with(&format!(
+            "connect with: chat-client --ip={} --port={}",
+            server.addr.ip(),
+            server.addr.port()
+        )),
+        "{line}"
+    );
+}
+
+/// `--web=localhost:0` and `--metrics=localhost:0` resolve too; the log names the
+/// page's URL after the chat port's command line.
+#[test]
+fn host_names_are_accepted_for_the_web_and_metrics_ports() {
+    let server = BinaryServer::start(&[
+        "--bind=127.0.0.1",
+        "--web=localhost:0",
+        "--metrics=localhost:0",
+    ]);
+    let line = server.log_line("open in a browser: ");
+    let url = &line[line.find("http://").expect("a URL")..];
+    assert!(
+        url.starts_with("http://127.0.0.1:") || url.starts_with("http://[::1]:"),
+        "{line}"
+    );
+    assert!(url.ends_with('/'), "{line}");
+    server.log_line("metrics on http://");
+}
+
+/// A name that does not resolve is a usage error naming it, before anything binds.
+#[test]
+fn a_name_that_does_not_resolve_is_refused() {
+    refused(
+        &["--port=0", "--bind=no-such-host.invalid"],
+        "no-such-host.invalid",
+    );
+    refused(
+        &["--port=0", "--web=no-such-host.invalid:8080"],
+        "no-such-host.invalid",
+    );
+    refused(&["--port=0", "--metrics=localhost"], "has no port");
+}
+
+/// Plain text on every interface is worth one warning naming the ways out; on the
+/// loopback there is none.
+#[test]
+fn plain_text_on_every_interface_is_warned_about() {
+    let open = BinaryServer::start(&["--bind=0.0.0.0"]);
+    let line = open.log_line("in clear text");
+    assert!(line.contains("WARN"), "{line}");
+    assert!(
+        line.contains("--tls-cert") && line.contains("--tls-port"),
+        "{line}"
+    );
+    assert!(line.contains("--bind=127.0.0.1"), "{line}");
+    let connect = open.log_line("connect with: ");
+    assert!(connect.contains("--ip=127.0.0.1 "), "{connect}");
+
+    let local = BinaryServer::start(&["--bind=127.0.0.1"]);
+    local.log_line("connect with: ");
+    assert_eq!(local.log_count("in clear text"), 0);
+}
+
+/// systemd's `Type=notify`: with NOTIFY_SOCKET set, `READY=1` arrives once the
+/// server listens (the chat port answers by then), and `STOPPING=1` on SIGTERM.
+#[test]
+fn readiness_and_stopping_are_told_to_notify_socket() {
+    use std::os::unix::net::UnixDatagram;
+    let dir = std::env::temp_dir().join(format!("chat-notify-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("a temp dir");
+    let path = dir.join("notify.sock");
+    let _ = std::fs::remove_file(&path);
+    let socket = UnixDatagram::bind(&path).expect("bind the notify socket");
+    socket
+        .set_read_timeout(Some(TIMEOUT))
+        .expect("a read timeout");
+    let mut server = BinaryServer::start_with(&["--bind=127.0.0.1"], |command| {
+        command.env("NOTIFY_SOCKET", &path);
+    });
+    let mut buf = [0; 256];
+    let n = socket.recv(&mut buf).expect("READY=1 within the timeout");
+    assert_eq!(
+        String::from_utf8_lossy(&buf[..n]),
+        format!("READY=1\nSTATUS=listening on {}", server.addr)
+    );
+    let mut client = server.client(chat_proto::WireFormat::Json);
+    client.expect_silence();
+    // SAFETY: `kill` on our own child's pid.
+    assert_eq!(unsafe { libc::kill(server.pid(), libc::SIGTERM) }, 0);
+    let n = socket
+        .recv(&mut buf)
+        .expect("STOPPING=1 within the timeout");
+    assert_eq!(&buf[..n], b"STOPPING=1\nSTATUS=shutting down");
+    assert!(server.wait_for_exit().success());
+    let _ = std::fs::remove_dir_all(&dir);
 }

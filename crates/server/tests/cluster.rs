@@ -707,6 +707,9 @@ fn sigterm_stops_one_node_and_its_members_leave_first() {
     );
     assert!(goes.wait_for_exit().success());
     assert_eq!(watcher.rooms(), vec![room(1, "room", &["watcher"])]);
+    // Its own log calls that leaving, not a death.
+    goes.log_line("cluster: this node left the cluster cleanly");
+    assert_eq!(goes.log_count("dead node"), 0);
 }
 
 /// A node whose reader stays away longer than half the log's retention (here

@@ -380,10 +380,13 @@ fn shutdown_delivers_every_chat_already_read() {
             .into_iter()
             .map(|r| match r {
                 Response::Chat { text, .. } => text.into_owned(),
+                Response::SystemMessage { text } => format!("notice: {text}"),
                 other => panic!("unexpected {other:?}"),
             })
             .collect();
-        let want: Vec<String> = (0..500).map(|n| format!("chat {n}")).collect();
+        // Every chat, then the shutdown notice, then the end of the stream.
+        let mut want: Vec<String> = (0..500).map(|n| format!("chat {n}")).collect();
+        want.push(format!("notice: {}", texts::SERVER_SHUTTING_DOWN));
         assert_eq!(texts, want, "{format}: every chat read before the shutdown");
         server.wait_for_exit().expect("the server stopped cleanly");
     }

@@ -185,6 +185,44 @@ fn other_paths_are_not_found() {
     assert!(body.contains("chat_connections "), "{body}");
 }
 
+/// The build and the process: `chat_build_info` with the version, and the figures
+/// Prometheus client libraries export under their usual names, read from /proc/self.
+#[test]
+fn build_info_and_process_figures_are_served() {
+    let server = TestServer::with_config(config_with_metrics(1));
+    let body = scrape(server.metrics_addr());
+    let line = |name: &str| -> f64 {
+        let line = body
+            .lines()
+            .find(|l| l.starts_with(name) && !l.starts_with('#'))
+            .unwrap_or_else(|| panic!("no {name} in:\n{body}"));
+        line.rsplit(' ').next().unwrap().parse().unwrap()
+    };
+    let version = env!("CARGO_PKG_VERSION");
+    assert!(
+        body.lines().any(|l| l
+            .starts_with(&format!("chat_build_info{{version=\"{version}\",commit=\""))
+            && l.ends_with("} 1")),
+        "{body}"
+    );
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    let started = line("process_start_time_seconds ");
+    assert!(
+        started <= now && started > now - 3600.0,
+        "{started} vs {now}"
+    );
+    assert!(line("process_uptime_seconds ") >= 0.0);
+    assert!(line("process_cpu_seconds_total ") >= 0.0);
+    assert!(line("process_resident_memory_bytes ") > 0.0);
+    let open = line("process_open_fds ");
+    // The listeners and the poll are open, at least.
+    assert!(open >= 3.0, "{open}");
+    assert!(line("process_max_fds ") >= open);
+}
+
 /// A scraper that trickles its request a byte at a time holds the (single) metrics
 /// thread only until the per-request deadline: other scrapes are served after it, and
 /// a shutdown that joins the metrics thread still completes in bounded time.

@@ -163,3 +163,44 @@ fn binary_help_lists_the_flags() {
         );
     }
 }
+
+/// Everything `stream` receives until the server closes it (bounded by the client's
+/// read timeout).
+fn read_to_eof(mut stream: TcpStream) -> Vec<u8> {
+    use std::io::Read;
+    stream
+        .set_read_timeout(Some(TIMEOUT))
+        .expect("set a read timeout");
+    let mut got = Vec::new();
+    stream
+        .read_to_end(&mut got)
+        .expect("read until the server closes");
+    got
+}
+
+/// SIGTERM: each connected client's last message, in its own format, is the
+/// shutdown notice (`texts::SERVER_SHUTTING_DOWN`), and then the stream ends.
+#[test]
+fn binary_tells_each_client_it_is_shutting_down_in_its_format() {
+    let mut server = BinaryServer::start(&[]);
+    let mut json = server.client(WireFormat::Json);
+    let mut protobuf = server.client(WireFormat::Protobuf);
+    // Each speaks once, so the server knows its format.
+    json.set_name("j");
+    protobuf.set_name("p");
+    let (json, protobuf) = (json.stream(), protobuf.stream());
+    // SAFETY: `kill` on our own child's pid.
+    assert_eq!(unsafe { libc::kill(server.pid(), libc::SIGTERM) }, 0);
+
+    let text = "서버가 종료됩니다.";
+    assert_eq!(text, chat_core::texts::SERVER_SHUTTING_DOWN);
+    let json_payload = format!(r#"{{"type": "SCSystemMessage", "text": "{text}"}}"#);
+    assert_eq!(
+        String::from_utf8_lossy(&read_to_eof(json)),
+        String::from_utf8_lossy(&frame(json_payload.as_bytes()))
+    );
+    let mut body = vec![0x0a, u8::try_from(text.len()).expect("a short text")];
+    body.extend_from_slice(text.as_bytes());
+    assert_eq!(read_to_eof(protobuf), pb_message(9, &body));
+    assert!(server.wait_for_exit().success());
+}

@@ -435,3 +435,21 @@ fn a_web_client_that_stops_reading_is_cut_off() {
     }
     panic!("the stalled web client was never cut off");
 }
+
+/// A shutdown tells a web client too, as a text frame in JSON, before the end.
+#[test]
+fn a_web_client_is_told_of_the_shutdown() {
+    let server = server();
+    let mut web = Web::connect(server.web.expect("a web port"));
+    // A round trip: the WebSocket is open and idle when the shutdown comes.
+    web.expect_silence();
+    server.stop().expect("a clean stop");
+    web.expect_system("서버가 종료됩니다.");
+    loop {
+        match web.ws.read() {
+            Ok(Message::Close(_)) | Err(_) => break,
+            Ok(Message::Ping(_) | Message::Pong(_)) => {}
+            Ok(other) => panic!("after the notice only the end, got {other:?}"),
+        }
+    }
+}
