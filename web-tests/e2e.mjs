@@ -4,12 +4,17 @@
 // passed; prints what failed otherwise. Every wait has a deadline.
 //
 //   SERVER_BIN=target/debug/chat-server node web-tests/e2e.mjs
+//   SCREENSHOT_DIR=docs/screenshots SERVER_BIN=… node web-tests/e2e.mjs   # also web-desktop.png, web-phone.png
 import { execFileSync, spawn } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import net from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { createRequire } from "node:module";
 import { chromium } from "playwright-core";
+
+const AXE = createRequire(import.meta.url).resolve("axe-core/axe.min.js");
+const SHOTS = process.env.SCREENSHOT_DIR; // when set: web-desktop.png and web-phone.png go there
 
 const SERVER = process.env.SERVER_BIN;
 const BROWSER = process.env.CHROMIUM || "/usr/bin/chromium";
@@ -118,6 +123,11 @@ const browser = await chromium.launch({
 try {
   const page = await browser.newPage({ viewport: { width: 900, height: 600 } });
   page.setDefaultTimeout(TIMEOUT);
+  const problems = [];
+  page.on("console", (m) => m.type() === "error" && problems.push("console: " + m.text()));
+  page.on("pageerror", (e) => problems.push("page error: " + e));
+  page.on("requestfailed", (r) => problems.push("failed: " + r.url()));
+  page.on("response", (r) => r.status() >= 400 && problems.push(r.status() + " " + r.url()));
   const lastLine = (cls) => page.locator(`#log li.${cls}`).last();
   const type = async (line) => {
     await page.locator("#input").fill(line);
@@ -191,13 +201,154 @@ try {
     if (got.text !== "한글") throw new Error("sent " + JSON.stringify(got.text));
   });
 
+  const inView = (text) => page.evaluate((t) => {
+    const wrap = document.getElementById("log-wrap").getBoundingClientRect();
+    const li = [...document.querySelectorAll("#log li")].reverse().find((l) => l.textContent.includes(t));
+    if (!li) return false;
+    const r = li.getBoundingClientRect();
+    return r.bottom <= wrap.bottom + 1 && r.top >= wrap.top - 1;
+  }, text);
+
+  await check("the current room is marked and times are shown", async () => {
+    await page.locator('#rooms button[aria-current="true"]', { hasText: "[1] 웹 방" }).waitFor();
+    const ok = await page.evaluate(() => {
+      const t = document.querySelector("#log li.chat time");
+      const d = new Date(t.dateTime);
+      const hhmm = String(d.getHours()).padStart(2, "0") + ":" + String(d.getMinutes()).padStart(2, "0");
+      return t.textContent === hhmm && Math.abs(Date.now() - d) < 120_000;
+    });
+    if (!ok) throw new Error("no HH:MM <time datetime> on chats");
+  });
+
+  await check("the log follows 50 incoming and 30 own chats", async () => {
+    for (let i = 1; i <= 50; i++) tcp.send({ type: "CSChat", text: `줄 ${i}` });
+    await page.locator("#log li.chat", { hasText: "줄 50" }).waitFor();
+    if (!(await inView("줄 50"))) throw new Error("line 50 is not in view");
+    for (let i = 1; i <= 30; i++) await type(`내 줄 ${i}`);
+    await page.locator("#log li.chat.mine", { hasText: "내 줄 30" }).waitFor();
+    if (!(await inView("내 줄 30"))) throw new Error("own line 30 is not in view");
+  });
+
+  await check("scrolled up: a new message shows the chip and does not scroll", async () => {
+    await page.evaluate(() => { document.getElementById("log-wrap").scrollTop = 0; });
+    await page.waitForFunction(() => document.getElementById("log-wrap").scrollTop === 0);
+    tcp.send({ type: "CSChat", text: "위에 있을 때 온 말" });
+    await page.locator("#new-messages", { hasText: "새 메시지" }).waitFor();
+    if ((await page.evaluate(() => document.getElementById("log-wrap").scrollTop)) !== 0) throw new Error("scrolled");
+    if (await inView("위에 있을 때 온 말")) throw new Error("followed");
+    await page.locator("#new-messages").click();
+    await page.locator("#new-messages").waitFor({ state: "hidden" });
+    if (!(await inView("위에 있을 때 온 말"))) throw new Error("the chip did not scroll down");
+  });
+
+  await check("a refused chat is never shown as one's own", async () => {
+    await page.locator("#leave").click();
+    await page.locator("#me-room", { hasText: "방 밖" }).waitFor();
+    await type("혼잣말");
+    await type("/rooms");
+    await page.locator("#log li.system", { hasText: "[1] 웹 방" }).last().waitFor();
+    if ((await page.locator("#log li.chat.mine", { hasText: "혼잣말" }).count()) !== 0) throw new Error("shown as sent");
+    await page.locator("#log li.system", { hasText: "현재 대화방에 들어가 있지 않습니다." }).last().waitFor();
+  });
+
+  const other = new TcpClient(server.chat);
+  await other.ready;
+  await check("clicking another room switches, keeping focus across list updates", async () => {
+    other.send({ type: "CSCreateRoom", title: "둘째 방" });
+    await other.next((m) => m.type === "SCSystemMessage" && m.text === "방제[둘째 방] 방에 입장했습니다.", "its room");
+    await page.locator("#rooms button", { hasText: "[1] 웹 방" }).click();
+    await page.locator("#me-room", { hasText: "[웹 방]" }).waitFor();
+    await page.locator("#rooms button", { hasText: "[2] 둘째 방" }).click();
+    await page.locator("#me-room", { hasText: "[둘째 방]" }).waitFor();
+    await tcp.next((m) => m.type === "SCSystemMessage" && m.text === "[브라우저] 님이 퇴장했습니다.", "the page leaving");
+    await page.locator('#rooms button[aria-current="true"]', { hasText: "[2] 둘째 방" }).waitFor();
+    // Focus and the buttons' nodes survive a list update (waited for, not slept on).
+    await page.locator("#input").fill("쓰는 중");
+    await page.locator("#input").focus();
+    const before = await page.evaluate(() => {
+      document.querySelector("#rooms li").dataset.mark = "same";
+      return Number(document.getElementById("rooms").dataset.updates);
+    });
+    other.send({ type: "CSName", name: "둘째" }); // changes the list the next poll brings
+    await page.locator("#rooms .members", { hasText: "둘째" }).waitFor();
+    await page.waitForFunction((n) => Number(document.getElementById("rooms").dataset.updates) > n, before);
+    const state = await page.evaluate(() => [document.activeElement.id, document.getElementById("input").value, document.querySelector("#rooms li").dataset.mark]);
+    if (JSON.stringify(state) !== JSON.stringify(["input", "쓰는 중", "same"])) throw new Error(JSON.stringify(state));
+    await page.locator("#input").fill("");
+    await page.locator("#rooms button", { hasText: "[1] 웹 방" }).click();
+    await page.locator("#me-room", { hasText: "[웹 방]" }).waitFor();
+    await tcp.next((m) => m.type === "SCSystemMessage" && m.text === "[브라우저] 님이 입장했습니다.", "the page back");
+  });
+
+  await check("the title counts unread chats while the tab is hidden", async () => {
+    // Headless Chromium cannot hide a tab: document.hidden is stubbed and the event sent.
+    const setHidden = (hidden) => page.evaluate((h) => {
+      Object.defineProperty(document, "hidden", { configurable: true, get: () => h });
+      document.dispatchEvent(new Event("visibilitychange"));
+    }, hidden);
+    await setHidden(true);
+    for (const t of ["하나", "둘", "셋"]) tcp.send({ type: "CSChat", text: t });
+    await page.waitForFunction(() => document.title === "(3) 채팅");
+    await setHidden(false);
+    await page.waitForFunction(() => document.title === "채팅");
+  });
+
+  await check("a reload restores the name and the room, as the server sees them", async () => {
+    await page.reload();
+    await page.locator("#state.open").waitFor();
+    await page.locator("#me-name", { hasText: "브라우저" }).waitFor();
+    await page.locator("#me-room", { hasText: "[웹 방]" }).waitFor();
+    await tcp.next((m) => m.type === "SCSystemMessage" && m.text === "[브라우저] 님이 입장했습니다.", "the reloaded page's join");
+    tcp.send({ type: "CSRooms" });
+    const list = await tcp.next((m) => m.type === "SCRoomsResult", "the list");
+    if (!list.rooms.find((r) => r.roomId === 1).members.includes("브라우저")) throw new Error(JSON.stringify(list));
+  });
+  other.socket.destroy();
+
+  await check("axe-core: no serious or critical violations at 1280×800 and 390×844", async () => {
+    // A context of its own: axe is injected as an inline script, which the page's CSP forbids.
+    const context = await browser.newContext({ bypassCSP: true });
+    try {
+      const p = await context.newPage();
+      p.setDefaultTimeout(TIMEOUT);
+      await p.goto(`http://${server.web}/`);
+      await p.locator("#state.open").waitFor();
+      for (const line of ["/name 민지", "/join 1", "안녕하세요, 웹에서 들어왔어요"]) {
+        await p.locator("#input").fill(line);
+        await p.locator("#input").press("Enter");
+      }
+      await p.locator("#log li.chat.mine").waitFor();
+      tcp.send({ type: "CSChat", text: "반가워요! 터미널에서 보내요." });
+      await p.locator("#log li.chat", { hasText: "반가워요" }).waitFor();
+      await p.locator('#rooms button[aria-current="true"]').waitFor();
+      await p.addScriptTag({ path: AXE });
+      const audit = async (label) => {
+        const found = await p.evaluate(async () => (await window.axe.run(document)).violations
+          .filter((v) => v.impact === "serious" || v.impact === "critical")
+          .map((v) => v.id + ": " + v.nodes.map((n) => n.target.join(" ")).join(", ")));
+        if (found.length) throw new Error(label + ": " + found.join("; "));
+      };
+      await p.setViewportSize({ width: 1280, height: 800 });
+      await audit("1280×800");
+      if (SHOTS) await p.screenshot({ path: join(SHOTS, "web-desktop.png") });
+      await p.setViewportSize({ width: 390, height: 844 });
+      await p.locator("#rooms-toggle[aria-expanded=false]").waitFor();
+      await audit("390×844");
+      if (SHOTS) await p.screenshot({ path: join(SHOTS, "web-phone.png") });
+      await p.locator("#rooms-toggle").click();
+      await audit("390×844, panel open");
+    } finally {
+      await context.close();
+    }
+  });
+
   await check("commands are the reference client's", async () => {
     await type("/help");
-    await page.locator("#log li.local", { hasText: "/shutdown: 채팅 서버를 종료한다." }).waitFor();
+    await page.locator("#log li.local", { hasText: "/shutdown — 서버를 종료합니다 (권한이 있을 때만)." }).waitFor();
     await type("/join");
     await page.locator("#log li.local", { hasText: "방 번호를 입력해야 됩니다." }).last().waitFor();
     await type("/nope");
-    await page.locator("#log li.local", { hasText: "Invalid command: /nope" }).waitFor();
+    await page.locator("#log li.local", { hasText: "알 수 없는 명령어입니다: /nope (/help 로 명령어를 볼 수 있습니다)" }).waitFor();
     await type("/shutdown");
     await page.locator("#log li.system", { hasText: "서버를 종료할 권한이 없습니다." }).waitFor();
   });
@@ -206,12 +357,19 @@ try {
     await page.screenshot({ path: SHOT });
   }
 
-  await check("phone width still shows the input and the room list", async () => {
-    await page.setViewportSize({ width: 380, height: 700 });
-    if (!(await page.locator("#input").isVisible()) || !(await page.locator("#rooms").isVisible())) {
-      throw new Error("hidden at phone width");
-    }
+  await check("phone width: the input stays, the room panel folds away behind a toggle", async () => {
+    await page.setViewportSize({ width: 390, height: 844 });
+    const toggle = page.locator("#rooms-toggle");
+    await page.locator("#rooms-toggle[aria-expanded=false]").waitFor(); // closed by default on a phone
+    if (!(await page.locator("#input").isVisible()) || (await page.locator("#rooms").isVisible())) throw new Error("layout");
+    await toggle.click();
+    await page.locator("#rooms").waitFor({ state: "visible" });
+    if ((await toggle.getAttribute("aria-expanded")) !== "true") throw new Error("aria-expanded not true");
     await page.setViewportSize({ width: 900, height: 600 });
+  });
+
+  await check("no console errors and no failed requests", async () => {
+    if (problems.length) throw new Error(problems.join("\n"));
   });
 
   await check("the page says when the server goes and reconnects when it is back", async () => {
@@ -220,6 +378,10 @@ try {
     await page.locator("#state.closed").waitFor();
     server = await startServer(port);
     await page.locator("#state.open").waitFor({ timeout: 20_000 });
+    // The new server knows the name again; its room 1 is gone, so the page stays outside.
+    await page.locator("#me-name", { hasText: "브라우저" }).waitFor();
+    await page.locator("#log li.local", { hasText: "전에 있던 방 [1] 웹 방 에 다시 들어가지 못해 방 밖에 있습니다." }).waitFor();
+    await page.locator("#me-room", { hasText: "방 밖" }).waitFor();
     await type("/rooms");
     await page.locator("#log li.system", { hasText: "개설된 방이 없습니다." }).waitFor();
   });

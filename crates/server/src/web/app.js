@@ -1,43 +1,134 @@
 // The web client: the reference client's commands in a page, over the server's own
-// WebSocket (/ws). One JSON message of the TCP JSON format per text message.
-// Everything shown is set with textContent: nothing from the server or a peer is
-// ever parsed as HTML.
+// WebSocket (/ws), one JSON message of the TCP JSON format per text message
+// (docs/PROTOCOL.md §6.10).
+//
+// What it does: a log that follows new lines unless the user scrolled up (then a
+// "새 메시지" chip); a name field and a room list where a click switches rooms; the
+// chosen name and the current room kept in localStorage and restored after a reload
+// or a reconnect; each line's time; an unread count in the tab title while the tab is
+// hidden; a room panel that folds away on a phone. Own chats are shown only once the
+// server has accepted them (see `request`).
+//
+// What it does not do: keep history (the server sends none), opt into any protocol
+// extension (§7; `FEATURES` is empty), log in to accounts, or show anything as HTML:
+// everything shown is set with textContent, nothing from the server or a peer is
+// ever parsed as markup.
 "use strict";
 
 const $ = (id) => document.getElementById(id);
 const log = $("log");
+const logWrap = $("log-wrap");
 const input = $("input");
-let socket = null;
-let backoff = 500;
-let me = { name: null, room: null };
-let roomsTimer = null;
+const chip = $("new-messages");
+const roomList = $("rooms");
+
+const TITLE = "채팅";
+const POLL_MS = 3000; // the room list is polled; a pushed list (§7.1) would call updateRoomList too
+const MAX_LINES = 2000;
+const BOTTOM_SLACK = 24; // px: more than the log's bottom padding, less than a line
+const FEATURES = []; // what CSHello asks for; every barrier hello repeats it unchanged
+const STORE_NAME = "chat.name";
+const STORE_ROOM = "chat.room";
+
+// The server's answers to self that the page acts on (PROTOCOL.md §4.3, §6).
+const RENAMED = /^이름이 (.*) 으로 변경되었습니다\.$/;
+const ENTERED = /^방제\[(.*)\] 방에 입장했습니다\.$/;
+const LEFT = /^방제\[(.*)\] 대화 방에서 퇴장했습니다\.$/;
+const NOT_IN_ROOM = "현재 대화방에 들어가 있지 않습니다.";
+const NAME_TAKEN = "이미 쓰이고 있는 이름이거나 그와 헷갈리는 이름입니다.";
+// Every answer that means a chat went to nobody (§4.3, §6.1, §6.4, §6.9).
+const CHAT_REFUSALS = new Set([
+  NOT_IN_ROOM,
+  "메시지가 너무 깁니다.",
+  "지금은 요청을 처리할 수 없습니다. 잠시 후 다시 시도해 주세요.",
+  "클러스터 연결이 끊겨 방금 보낸 메시지가 전달되지 않았을 수 있습니다.",
+]);
+const isChatRefusal = (text) => CHAT_REFUSALS.has(text) || text.startsWith("잘못된 메시지입니다: ");
 
 const HELP = [
-  "/help: 사용 가능 명령어를 나열한다.",
-  "/name: 채팅 이름을 지정한다.",
-  "/rooms: 채팅 방 목록을 출력한다.",
-  "/create: 채팅 방을 만든다.",
-  "/join: 채팅 방에 들어간다.",
-  "/leave: 채팅 방을 나간다.",
-  "/shutdown: 채팅 서버를 종료한다.",
+  "이 페이지가 아는 명령어:",
+  "/help — 이 도움말을 봅니다.",
+  "/name 이름 — 채팅 이름을 바꿉니다.",
+  "/rooms — 방 목록을 봅니다.",
+  "/create 제목 — 방을 만들고 들어갑니다.",
+  "/join 번호 — 그 번호의 방에 들어갑니다.",
+  "/leave — 지금 있는 방에서 나갑니다.",
+  "/shutdown — 서버를 종료합니다 (권한이 있을 때만).",
+  "/로 시작하지 않는 줄은 지금 있는 방에 보내는 메시지입니다.",
 ];
 
-function show(kind, text, who) {
-  const atBottom = log.parentElement.scrollTop + log.parentElement.clientHeight >= log.parentElement.scrollHeight - 4;
+let socket = null;
+let backoff = 500;
+let pollTimer = null;
+let pollInFlight = false;
+let restoring = Promise.resolve(); // the name and room being restored after a (re)connect
+let me = { name: null, room: null, roomId: null }; // only what the server confirmed
+let unread = 0;
+let listUpdates = 0;
+const roomItems = new Map(); // room id -> { li, button, title, members, here }
+
+// ---- the log ---------------------------------------------------------------------
+
+function atBottom() {
+  return logWrap.scrollHeight - logWrap.scrollTop - logWrap.clientHeight <= BOTTOM_SLACK;
+}
+
+function scrollToBottom() {
+  logWrap.scrollTop = logWrap.scrollHeight;
+  chip.hidden = true;
+}
+
+function two(n) {
+  return String(n).padStart(2, "0");
+}
+
+// HH:MM of local time; `ms` is the server's time (ms since the epoch) when a message
+// carries one, else the time it arrived.
+function timeElement(ms) {
+  const date = new Date(ms);
+  const el = document.createElement("time");
+  el.dateTime = date.toISOString();
+  el.textContent = two(date.getHours()) + ":" + two(date.getMinutes());
+  return el;
+}
+
+// Appends one line. Whether to follow is decided before the line changes the height.
+function show(kind, text, { who, time } = {}) {
+  const follow = atBottom();
   const li = document.createElement("li");
   li.className = kind;
+  li.append(timeElement(Number.isFinite(time) ? time : Date.now()), " ");
   if (who !== undefined) {
     const name = document.createElement("span");
     name.className = "who";
     name.textContent = who;
     li.append(name, document.createTextNode(": " + text));
   } else {
-    li.textContent = text;
+    li.append(document.createTextNode(text));
   }
   log.append(li);
-  while (log.children.length > 2000) log.firstElementChild.remove();
-  if (atBottom) li.scrollIntoView({ block: "end" });
+  while (log.children.length > MAX_LINES) log.firstElementChild.remove();
+  if (follow) scrollToBottom();
+  else chip.hidden = false;
+  return li;
 }
+
+// ---- the tab title ---------------------------------------------------------------
+
+function countUnread() {
+  if (!document.hidden) return;
+  unread++;
+  document.title = "(" + unread + ") " + TITLE;
+}
+
+document.addEventListener("visibilitychange", () => {
+  if (document.hidden) return;
+  unread = 0;
+  document.title = TITLE;
+  poll(); // polls are skipped while hidden
+});
+
+// ---- who and where we are --------------------------------------------------------
 
 function setState(kind, text) {
   const el = $("state");
@@ -46,62 +137,119 @@ function setState(kind, text) {
 }
 
 function renderMe() {
-  $("me-name").textContent = me.name ?? "(기본 이름)";
+  $("me-name").textContent = me.name ?? "기본 이름";
   $("me-room").textContent = me.room === null ? "방 밖" : "[" + me.room + "]";
   $("leave").disabled = me.room === null;
+  const field = $("name-input");
+  if (me.name !== null && document.activeElement !== field) field.value = me.name;
+  markCurrentRoom();
 }
 
-// What the server's notices say about us (the texts of docs/PROTOCOL.md §4.3).
+function remembered(key) {
+  try {
+    return JSON.parse(localStorage.getItem(key) ?? "null");
+  } catch {
+    return null;
+  }
+}
+
+function remember(key, value) {
+  try {
+    if (value === null) localStorage.removeItem(key);
+    else localStorage.setItem(key, JSON.stringify(value));
+  } catch {
+    // Storage may be off (private mode): the page works, it just forgets.
+  }
+}
+
+// What the server's answers say about us. Others' notices never match these anchored
+// patterns: they start with "[NAME]" or "OLD 의", and names hold no brackets.
 function learn(text) {
   let m;
-  if ((m = /^이름이 (.*) 으로 변경되었습니다\.$/.exec(text))) me.name = m[1];
-  else if ((m = /^방제\[(.*)\] 방에 입장했습니다\.$/.exec(text))) me.room = m[1];
-  else if (/^방제\[.*\] 대화 방에서 퇴장했습니다\.$/.test(text)) me.room = null;
-  else return;
+  if ((m = RENAMED.exec(text))) {
+    me.name = m[1];
+    // A name in parentheses is a default (IP, PORT), given back by /logout: not ours to keep.
+    remember(STORE_NAME, m[1].startsWith("(") ? null : m[1]);
+  } else if ((m = ENTERED.exec(text))) {
+    me.room = m[1];
+  } else if (LEFT.test(text)) {
+    me.room = null;
+    me.roomId = null;
+    remember(STORE_ROOM, null);
+  } else {
+    return;
+  }
   renderMe();
 }
 
-function renderRooms(rooms) {
-  const list = $("rooms");
-  list.replaceChildren();
+// ---- the room list ---------------------------------------------------------------
+
+function roomItem(id) {
+  let item = roomItems.get(id);
+  if (item) return item;
+  const li = document.createElement("li");
+  const button = document.createElement("button");
+  button.type = "button";
+  const title = document.createElement("span");
+  title.className = "title";
+  const here = document.createElement("span");
+  here.className = "here";
+  here.textContent = "현재 방";
+  here.hidden = true;
+  const members = document.createElement("span");
+  members.className = "members";
+  button.append(title, here, members);
+  button.addEventListener("click", () => switchRoom(id));
+  li.append(button);
+  item = { li, button, title, members, here };
+  roomItems.set(id, item);
+  return item;
+}
+
+function setText(el, text) {
+  if (el.textContent !== text) el.textContent = text;
+}
+
+// Brings the list to `rooms` (one complete listing, in id order) in place: existing
+// nodes are kept and only changed text is rewritten, so a focused or pressed button
+// is never replaced under the user. Polled and pushed listings both come here.
+function updateRoomList(rooms) {
+  const seen = new Set();
+  let previous = null;
   for (const room of rooms) {
-    const li = document.createElement("li");
-    const button = document.createElement("button");
-    button.type = "button";
-    button.textContent = "[" + room.roomId + "] " + room.title;
-    const members = document.createElement("span");
-    members.className = "members";
-    members.textContent = room.members.join(", ");
-    button.append(members);
-    button.addEventListener("click", () => send({ type: "CSJoinRoom", roomId: room.roomId }));
-    li.append(button);
-    list.append(li);
+    seen.add(room.roomId);
+    const item = roomItem(room.roomId);
+    setText(item.title, "[" + room.roomId + "] " + room.title);
+    setText(item.members, room.members.length + "명: " + room.members.join(", "));
+    const wanted = previous ? previous.nextSibling : roomList.firstChild;
+    if (item.li !== wanted) roomList.insertBefore(item.li, wanted);
+    previous = item.li;
   }
-  if (rooms.length === 0) {
-    const li = document.createElement("li");
-    li.className = "local";
-    li.textContent = "방이 없습니다.";
-    list.append(li);
+  for (const [id, item] of roomItems) {
+    if (!seen.has(id)) {
+      item.li.remove();
+      roomItems.delete(id);
+    }
+  }
+  $("no-rooms").hidden = rooms.length > 0;
+  markCurrentRoom();
+  // Observable by tests (and anything else) waiting for the next update.
+  roomList.dataset.updates = String(++listUpdates);
+}
+
+function markCurrentRoom() {
+  for (const [id, item] of roomItems) {
+    const current = id === me.roomId && me.room !== null;
+    if (current) item.button.setAttribute("aria-current", "true");
+    else item.button.removeAttribute("aria-current");
+    item.here.hidden = !current;
   }
 }
 
-let quietRooms = 0; // /rooms replies asked for by the refresh timer, not shown in the log
+// ---- requests and their answers --------------------------------------------------
 
-function onMessage(event) {
-  let msg;
-  try { msg = JSON.parse(event.data); } catch { return show("local", "알 수 없는 메시지: " + event.data); }
-  if (msg.type === "SCSystemMessage") {
-    show("system", msg.text);
-    learn(msg.text);
-  } else if (msg.type === "SCChat") {
-    show("chat", msg.text, msg.member);
-  } else if (msg.type === "SCRoomsResult") {
-    renderRooms(msg.rooms);
-    if (quietRooms > 0) { quietRooms--; return; }
-    if (msg.rooms.length === 0) show("system", "개설된 방이 없습니다.");
-    for (const r of msg.rooms) show("system", "[" + r.roomId + "] " + r.title + " (" + r.members.join(", ") + ")");
-  }
-}
+// Requests sent on the current socket whose answers are not complete yet, oldest first.
+let pending = [];
 
 function send(message) {
   if (!socket || socket.readyState !== WebSocket.OPEN) {
@@ -112,88 +260,322 @@ function send(message) {
   return true;
 }
 
-// A line as the reference client reads it (docs/PROTOCOL.md §5.2).
-function submitLine(raw) {
-  const line = raw.trim();
-  if (line === "") return;
-  if (!line.startsWith("/")) {
-    if (send({ type: "CSChat", text: line })) show("chat mine", line, (me.name ?? "나") + " (나)");
+// Sends `message`, then a CSHello as a barrier, and resolves with everything the
+// server said to us in between: { texts, rooms } (or { closed: true } if the
+// connection went first; null if it could not be sent).
+//
+// Why a barrier: the server never echoes a chat to its sender, and an accepted chat
+// gets no answer at all (PROTOCOL.md §4.3); only a refusal is answered. One client's
+// requests are handled in order and its replies leave in that order (§6.8, in a
+// cluster too, §6.9), so once the answer to a request sent after the chat arrives,
+// any refusal of the chat has arrived before it: no refusal in between means the chat
+// was accepted. CSHello (§7) is the barrier because its answer, SCHello, is sent only
+// to the asker and only as an answer (a room list may later be pushed unasked, §7.1),
+// and because repeating the same feature list changes nothing. The same barrier tells
+// where a /rooms answer split over several SCRoomsResult messages (§6.5) ends, and
+// which answer a join or leave got. It costs one command of flood control (5/s after
+// 20, §6.4a): far above what a person types.
+function request(message) {
+  if (!send(message)) return Promise.resolve(null);
+  socket.send(JSON.stringify({ type: "CSHello", features: FEATURES }));
+  return new Promise((resolve) => pending.push({ texts: [], rooms: null, resolve }));
+}
+
+function onMessage(event) {
+  let msg;
+  try {
+    msg = JSON.parse(event.data);
+  } catch {
+    show("local", "알 수 없는 메시지를 받았습니다: " + event.data);
     return;
   }
+  const waiting = pending[0];
+  switch (msg.type) {
+    case "SCSystemMessage":
+      waiting?.texts.push(msg.text);
+      show("system", msg.text, { time: msg.time });
+      learn(msg.text);
+      break;
+    case "SCChat":
+      show("chat", msg.text, { who: msg.member, time: msg.time });
+      countUnread();
+      break;
+    case "SCRoomsResult":
+      if (waiting) (waiting.rooms ??= []).push(...msg.rooms);
+      else updateRoomList(msg.rooms); // a listing nobody asked for: pushed (§7.1)
+      break;
+    case "SCHello": {
+      const done = pending.shift();
+      if (!done) break;
+      if (done.rooms) updateRoomList(done.rooms);
+      done.resolve(done);
+      break;
+    }
+    default:
+      // A type of an extension this page did not ask for: nothing to show.
+      break;
+  }
+}
+
+// ---- commands --------------------------------------------------------------------
+
+function ownLabel() {
+  return (me.name ?? "나") + " (나)";
+}
+
+async function chat(text) {
+  const answer = await request({ type: "CSChat", text });
+  if (!answer) return;
+  if (answer.closed) {
+    show("local", "연결이 끊겨 이 메시지가 전달되었는지 알 수 없습니다: " + text);
+    return;
+  }
+  if (answer.texts.some(isChatRefusal)) return; // the refusal itself is already in the log
+  // Shown as the others got it: runs of more than three whitespace characters become
+  // one space on the server (§6.4); the input cannot hold control characters.
+  show("chat mine", text.replace(/\s{4,}/gu, " "), { who: ownLabel() });
+}
+
+async function setName(name) {
+  const answer = await request({ type: "CSName", name });
+  return Boolean(answer?.texts?.some((t) => RENAMED.test(t)));
+}
+
+async function refreshRooms() {
+  const answer = await request({ type: "CSRooms" });
+  return answer?.rooms ?? null;
+}
+
+async function poll() {
+  if (pollInFlight || document.hidden || !socket || socket.readyState !== WebSocket.OPEN) return;
+  pollInFlight = true;
+  try {
+    await refreshRooms();
+  } finally {
+    pollInFlight = false;
+  }
+}
+
+async function joinRoom(id) {
+  const answer = await request({ type: "CSJoinRoom", roomId: id });
+  const entered = answer?.texts?.map((t) => ENTERED.exec(t)).find(Boolean);
+  if (!entered) return false;
+  me.roomId = id;
+  remember(STORE_ROOM, { id, title: entered[1] });
+  renderMe();
+  refreshRooms();
+  return true;
+}
+
+async function createRoom(title) {
+  const answer = await request({ type: "CSCreateRoom", title });
+  const entered = answer?.texts?.map((t) => ENTERED.exec(t)).find(Boolean);
+  if (!entered) return false;
+  // The answer names the room but not its id: the listing asked right after it
+  // (answered in order) has it: the newest room of that title that we are in.
+  const rooms = (await refreshRooms()) ?? [];
+  const ours = rooms.filter((r) => r.title === entered[1] && (me.name === null || r.members.includes(me.name)));
+  if (ours.length > 0 && me.room !== null) {
+    me.roomId = Math.max(...ours.map((r) => r.roomId));
+    remember(STORE_ROOM, { id: me.roomId, title: entered[1] });
+    renderMe();
+  }
+  return true;
+}
+
+async function leaveRoom() {
+  const answer = await request({ type: "CSLeaveRoom" });
+  const out = Boolean(answer?.texts?.some((t) => LEFT.test(t) || t === NOT_IN_ROOM));
+  if (out) {
+    me.room = null;
+    me.roomId = null;
+    remember(STORE_ROOM, null);
+    renderMe();
+    refreshRooms();
+  }
+  return out;
+}
+
+let switching = false;
+
+// A click in the room list: leave the current room (if any) and join that one, each
+// step waiting for its answer.
+async function switchRoom(id) {
+  if (switching) return;
+  if (me.roomId === id && me.room !== null) return;
+  switching = true;
+  try {
+    await restoring;
+    if (me.room !== null && !(await leaveRoom())) return;
+    if ((await joinRoom(id)) && phone.matches) setPanel(false);
+  } finally {
+    switching = false;
+  }
+}
+
+// After a (re)connect: the remembered name, then the remembered room, each confirmed
+// by the server before the header shows it.
+async function restore() {
+  const name = remembered(STORE_NAME);
+  if (typeof name === "string" && name !== "") {
+    for (let attempt = 1; ; attempt++) {
+      const answer = await request({ type: "CSName", name });
+      if (!answer || answer.closed) return;
+      if (answer.texts.some((t) => RENAMED.test(t))) break;
+      // After a reload our previous connection may still hold the name for a moment.
+      if (answer.texts.includes(NAME_TAKEN) && attempt < 5) {
+        await new Promise((r) => setTimeout(r, 400 * attempt));
+        continue;
+      }
+      show("local", "저장된 이름 " + name + " 을(를) 다시 쓰지 못해 기본 이름으로 접속했습니다.");
+      break;
+    }
+  }
+  const room = remembered(STORE_ROOM);
+  if (room && Number.isInteger(room.id)) {
+    if (!(await joinRoom(room.id))) {
+      remember(STORE_ROOM, null);
+      show("local", "전에 있던 방 [" + room.id + "] " + room.title + " 에 다시 들어가지 못해 방 밖에 있습니다.");
+    }
+  }
+  await refreshRooms();
+}
+
+// A line as the reference client reads it (docs/PROTOCOL.md §5.2).
+async function submitLine(raw) {
+  const line = raw.trim();
+  if (line === "") return;
+  await restoring; // in order after the restored name and room
+  if (!line.startsWith("/")) return chat(line);
   const [command, ...args] = line.split(/\s+/);
   switch (command) {
-    case "/help": HELP.forEach((h) => show("local", h)); break;
-    case "/name": send({ type: "CSName", name: args.join(" ") }); break;
-    case "/rooms": send({ type: "CSRooms" }); break;
+    case "/help":
+      HELP.forEach((h) => show("local", h));
+      break;
+    case "/name":
+      await setName(args.join(" "));
+      break;
+    case "/rooms": {
+      const rooms = await refreshRooms();
+      if (rooms === null) break;
+      if (rooms.length === 0) show("system", "개설된 방이 없습니다.");
+      for (const r of rooms) show("system", "[" + r.roomId + "] " + r.title + " (" + r.members.join(", ") + ")");
+      break;
+    }
     case "/create":
       if (args.length === 0) show("local", "방 제목을 지정해야 됩니다.");
-      else send({ type: "CSCreateRoom", title: args.join(" ") });
+      else await createRoom(args.join(" "));
       break;
     case "/join": {
       const id = Number.parseInt(args[0] ?? "", 10);
       if (!args[0] || id === 0) show("local", "방 번호를 입력해야 됩니다.");
       else if (Number.isNaN(id)) show("local", "방 번호는 숫자여야 합니다.");
-      else send({ type: "CSJoinRoom", roomId: id });
+      else await joinRoom(id);
       break;
     }
-    case "/leave": send({ type: "CSLeaveRoom" }); break;
-    case "/shutdown": send({ type: "CSShutdown" }); break;
-    default: show("local", "Invalid command: " + command);
+    case "/leave":
+      await leaveRoom();
+      break;
+    case "/shutdown":
+      await request({ type: "CSShutdown" });
+      break;
+    default:
+      show("local", "알 수 없는 명령어입니다: " + command + " (/help 로 명령어를 볼 수 있습니다)");
   }
 }
 
-function refreshRooms() {
-  if (socket && socket.readyState === WebSocket.OPEN && !document.hidden) {
-    quietRooms++;
-    send({ type: "CSRooms" });
-  }
-}
+// ---- the connection --------------------------------------------------------------
 
 function connect() {
   setState("connecting", "연결 중…");
   const url = (location.protocol === "https:" ? "wss://" : "ws://") + location.host + "/ws";
-  socket = new WebSocket(url);
-  socket.addEventListener("open", () => {
+  const ws = new WebSocket(url);
+  socket = ws;
+  let opened = false;
+  ws.addEventListener("open", () => {
+    opened = true;
     backoff = 500;
-    me = { name: null, room: null };
+    me = { name: null, room: null, roomId: null };
     renderMe();
-    setState("open", "연결됨");
-    show("local", "Connected to " + location.host);
-    refreshRooms();
-    roomsTimer = setInterval(refreshRooms, 3000);
+    show("local", location.host + " 에 연결되었습니다.");
+    restoring = restore().then(() => {
+      if (socket === ws && ws.readyState === WebSocket.OPEN) setState("open", "연결됨");
+    });
+    pollTimer = setInterval(poll, POLL_MS);
   });
-  socket.addEventListener("message", onMessage);
-  socket.addEventListener("close", () => {
-    clearInterval(roomsTimer);
+  ws.addEventListener("message", onMessage);
+  ws.addEventListener("close", () => {
+    clearInterval(pollTimer);
+    pollInFlight = false;
+    const unanswered = pending;
+    pending = [];
+    unanswered.forEach((p) => p.resolve({ closed: true, texts: p.texts, rooms: null }));
     const wait = backoff;
     backoff = Math.min(backoff * 2, 10000);
     setState("closed", "연결 끊김 — " + Math.round(wait / 1000) + "초 뒤 다시 연결");
-    show("local", "서버와의 연결이 끊겼습니다. 다시 연결합니다…");
+    if (opened) show("local", "서버와의 연결이 끊겼습니다. 다시 연결합니다…");
+    // The remembered room stays remembered: the next connection goes back to it.
     me.room = null;
+    me.roomId = null;
     renderMe();
     setTimeout(connect, wait);
   });
 }
 
+// ---- the phone layout: the room panel folds away ---------------------------------
+
+const phone = matchMedia("(max-width: 600px)");
+
+function setPanel(open) {
+  document.body.classList.toggle("panel-closed", !open);
+  $("rooms-toggle").setAttribute("aria-expanded", String(open));
+}
+
+phone.addEventListener("change", () => setPanel(!phone.matches));
+$("rooms-toggle").addEventListener("click", () => {
+  setPanel(document.body.classList.contains("panel-closed"));
+});
+
+// ---- wiring ----------------------------------------------------------------------
+
 $("input-form").addEventListener("submit", (e) => {
   e.preventDefault();
-  submitLine(input.value);
+  const line = input.value;
   input.value = "";
+  submitLine(line);
 });
 // Enter while an IME composition is open (Korean, Japanese, …) commits the syllable;
 // it must not send half of it.
 input.addEventListener("keydown", (e) => {
   if (e.key === "Enter" && (e.isComposing || e.keyCode === 229)) e.preventDefault();
 });
-$("create-form").addEventListener("submit", (e) => {
+$("name-form").addEventListener("submit", async (e) => {
+  e.preventDefault();
+  const name = $("name-input").value.trim();
+  if (name === "") return show("local", "이름을 입력해 주세요.");
+  await restoring;
+  await setName(name);
+});
+$("create-form").addEventListener("submit", async (e) => {
   e.preventDefault();
   const title = $("create-title").value.trim();
   if (title === "") return show("local", "방 제목을 지정해야 됩니다.");
-  if (send({ type: "CSCreateRoom", title })) $("create-title").value = "";
+  $("create-title").value = "";
+  await restoring;
+  if (me.room !== null && !(await leaveRoom())) return;
+  await createRoom(title);
 });
-$("leave").addEventListener("click", () => send({ type: "CSLeaveRoom" }));
+$("leave").addEventListener("click", leaveRoom);
 $("refresh").addEventListener("click", refreshRooms);
+chip.addEventListener("click", () => {
+  scrollToBottom();
+  input.focus();
+});
+logWrap.addEventListener("scroll", () => {
+  if (atBottom()) chip.hidden = true;
+});
 
+setPanel(!phone.matches);
 renderMe();
 connect();
 input.focus();
