@@ -30,6 +30,11 @@
 # small-rooms. Needs redis-server (Debian's package); Redis's CPU per chat is recorded.
 #   BENCH_SCENARIOS="small-rooms cluster" bench/run.sh
 #
+# Peers (not in the default list): InspIRCd, ngIRCd and nats-server beside ours, the
+# same generator in their protocols (bench/peers.sh; its table goes to
+# bench/results/peers.md, not BENCHMARKS.md).
+#   BENCH_SCENARIOS=peers bench/run.sh
+#
 # Hostile and slow clients (not in the default list; name them in BENCH_SCENARIOS):
 #   BENCH_SCENARIOS="rooms-dos flood-slow-readers flood-never-read slowloris connect-burst" bench/run.sh
 # Each runs measured rooms beside a hostile population (see crates/bench/README.md) and
@@ -88,6 +93,18 @@ ulimit -n "$(ulimit -Hn)" || log "warning: cannot raise the open-file limit ($(u
 
 rm -rf "$RESULTS"
 mkdir -p "$RESULTS"
+# The peers (issue #24: InspIRCd, ngIRCd, nats-server beside ours) are a script of their
+# own, bench/peers.sh, with a table of their own ($RESULTS/peers.md; it installs the
+# peers from Debian if missing). Named here, it runs first, and alone if it is the only
+# scenario: BENCH_SCENARIOS=peers bench/run.sh
+if [[ " $SCENARIOS " == *" peers "* ]]; then
+    RUNS="$RUNS" WORKERS="$WORKERS" SERVER="$SERVER" OUT="$RESULTS/peers.md" bench/peers.sh
+    SCENARIOS="$(echo " $SCENARIOS " | sed 's/ peers / /' | xargs)"
+    if [[ -z $SCENARIOS ]]; then
+        log "wrote $RESULTS/peers.md"
+        exit 0
+    fi
+fi
 FLOOR=""
 if [[ -n "$PIN" ]]; then
     # The floor under the server's CPU per delivery: one loopback write of a chat-sized

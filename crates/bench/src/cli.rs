@@ -57,6 +57,18 @@ pub struct Args {
     #[arg(long, default_value = "localhost", value_name = "NAME")]
     pub tls_server_name: String,
 
+    /// Protocol spoken by every client: `chat` (ours, in --format), or a peer's for
+    /// comparison: `irc` (NICK/USER, JOIN #room, PRIVMSG; InspIRCd, ngIRCd) or
+    /// `nats` (CONNECT with echo off, SUB/PUB on room.<title>; nats-server).
+    #[arg(long, value_enum, default_value_t = ProtocolArg::Chat)]
+    pub protocol: ProtocolArg,
+
+    /// Set TCP_QUICKACK on every socket after each read, so the bench's ACKs are not
+    /// delayed (servers without TCP_NODELAY would otherwise stall up to 40 ms on
+    /// Nagle). Default: on for --protocol=irc|nats, off for chat.
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    pub quickack: Option<bool>,
+
     /// Wire format spoken by every client.
     #[arg(long, value_enum, default_value_t = Format::Json)]
     pub format: Format,
@@ -218,6 +230,28 @@ pub struct Args {
     pub slowloris_interval_ms: u64,
 }
 
+/// `--protocol`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ProtocolArg {
+    /// Ours (docs/PROTOCOL.md).
+    Chat,
+    /// IRC (RFC 1459/2812 client side).
+    Irc,
+    /// NATS core.
+    Nats,
+}
+
+impl ProtocolArg {
+    /// The peer protocol, `None` for ours.
+    pub fn peer(self) -> Option<crate::peer::Protocol> {
+        match self {
+            ProtocolArg::Chat => None,
+            ProtocolArg::Irc => Some(crate::peer::Protocol::Irc),
+            ProtocolArg::Nats => Some(crate::peer::Protocol::Nats),
+        }
+    }
+}
+
 /// `--format`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Format {
@@ -256,6 +290,7 @@ impl Args {
             );
         }
         self.validate_tls()?;
+        self.validate_protocol()?;
         if self.rooms == 0 {
             return Err("--rooms must be at least 1".into());
         }
@@ -289,6 +324,37 @@ impl Args {
             return Err("--connect-concurrency must be at least 1".into());
         }
         self.validate_hostile()
+    }
+
+    /// Whether to set TCP_QUICKACK after reads (`--quickack`, else by protocol).
+    pub fn quickack(&self) -> bool {
+        self.quickack.unwrap_or(self.protocol != ProtocolArg::Chat)
+    }
+
+    /// A peer's protocol goes over plain TCP, without hostile populations, and an
+    /// IRC chat must fit one 512-byte line.
+    fn validate_protocol(&self) -> Result<(), String> {
+        if self.protocol == ProtocolArg::Chat {
+            return Ok(());
+        }
+        if self.web || self.tls || self.extra_connections() > 0 {
+            return Err(
+                "--protocol=irc|nats does not combine with --web, --tls or the hostile populations"
+                    .into(),
+            );
+        }
+        // Room titles are `<4 base-36 digits>.<room in base 36>`.
+        let title_len = 5 + format!("{}", self.rooms.max(1)).len();
+        let max = crate::peer::irc_max_pad(title_len);
+        if self.protocol == ProtocolArg::Irc && self.pad > max {
+            return Err(format!(
+                "--pad={} does not fit an IRC line: a chat is `PRIVMSG #room :<stamp> <pad>` \
+                 and, relayed with the sender's `:nick!user@host` prefix, must stay within \
+                 512 bytes; with {} rooms at most --pad={max}",
+                self.pad, self.rooms
+            ));
+        }
+        Ok(())
     }
 
     /// The checks on the TLS flags: whom to trust is never left to a default.
@@ -407,6 +473,29 @@ mod tests {
                 .validate()
                 .is_err()
         );
+    }
+
+    #[test]
+    fn peer_protocols_refuse_what_they_cannot_carry() {
+        let irc = parse(&["--protocol=irc"]);
+        assert!(irc.validate().is_ok());
+        assert!(irc.quickack());
+        assert!(!parse(&[]).quickack());
+        assert!(!parse(&["--protocol=nats", "--quickack=false"]).quickack());
+        assert!(parse(&["--quickack"]).quickack());
+        let why = parse(&["--protocol=irc", "--pad=400"])
+            .validate()
+            .unwrap_err();
+        assert!(why.contains("512 bytes"), "{why}");
+        assert!(parse(&["--protocol=irc", "--pad=300"]).validate().is_ok());
+        // NATS has no line limit.
+        assert!(parse(&["--protocol=nats", "--pad=4000"]).validate().is_ok());
+        for flags in [
+            ["--protocol=nats", "--web"],
+            ["--protocol=irc", "--slowloris=5"],
+        ] {
+            assert!(parse(&flags).validate().is_err(), "{flags:?}");
+        }
     }
 
     #[test]

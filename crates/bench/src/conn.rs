@@ -50,6 +50,8 @@ use chat_proto::{EncodeError, Request, Response};
 use mio::net::TcpStream;
 use rustls::ClientConnection;
 
+use crate::peer::{PeerEvent, PeerState, Protocol};
+
 /// What a read pass found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ReadEnd {
@@ -80,6 +82,11 @@ pub struct Conn {
     /// For a TLS connection: its rustls state (boxed: about 1 KiB, and plain
     /// connections should not carry it).
     tls: Option<Box<ClientConnection>>,
+    /// For a peer's protocol (`--protocol=irc|nats`): its state; requests and
+    /// replies are translated by [`crate::peer`] instead of framed.
+    peer: Option<Box<PeerState>>,
+    /// `--quickack`: set `TCP_QUICKACK` after every read (see [`quick_ack`]).
+    quickack: bool,
 }
 
 /// A web connection's own state.
@@ -105,7 +112,21 @@ impl Conn {
             frames_fed: 0,
             web: None,
             tls: None,
+            peer: None,
+            quickack: false,
         }
+    }
+
+    /// Makes this connection speak a peer's protocol (IRC or NATS).
+    pub fn with_peer(mut self, protocol: Protocol) -> Self {
+        self.peer = Some(Box::new(PeerState::new(protocol)));
+        self
+    }
+
+    /// Sets `TCP_QUICKACK` again after every read (`--quickack`).
+    pub fn with_quickack(mut self, on: bool) -> Self {
+        self.quickack = on;
+        self
     }
 
     /// Makes this connection speak TLS through `tls` (whose `ClientHello` goes out on
@@ -160,6 +181,10 @@ impl Conn {
 
     /// Appends `request` to the outbound buffer; [`Conn::flush`] sends it.
     pub fn queue(&mut self, request: &Request) -> Result<(), EncodeError> {
+        if let Some(peer) = &mut self.peer {
+            peer.encode(request, &mut self.out);
+            return Ok(());
+        }
         let Some(web) = &mut self.web else {
             return encode_request(self.format, request, &mut self.out);
         };
@@ -234,7 +259,14 @@ impl Conn {
                 Ok(0) => return Ok(ReadEnd::Eof),
                 Ok(n) => {
                     let now = Instant::now();
+                    if self.quickack {
+                        quick_ack(&self.stream);
+                    }
                     self.take_frames(&scratch[..n], |m| on_message(m, now));
+                    if self.peer.is_some() && self.unsent() > 0 {
+                        // A PONG or a held JOIN: out now, not at the next chat.
+                        self.flush()?;
+                    }
                     if n < scratch.len() && !peer_closed {
                         // A short read drained the socket (see the module docs).
                         return Ok(ReadEnd::WouldBlock);
@@ -254,6 +286,9 @@ impl Conn {
     {
         if self.web.is_some() {
             return self.take_web(data, on_message);
+        }
+        if self.peer.is_some() {
+            return self.take_peer(data, on_message);
         }
         if self.partial.is_empty() {
             // The common case: decode straight from the scratch buffer.
@@ -285,7 +320,57 @@ impl Conn {
     }
 }
 
+/// Linux's `TCP_QUICKACK`: acknowledge at once instead of delaying the ACK.
+///
+/// InspIRCd and ngIRCd do not set `TCP_NODELAY` on their sockets, so Nagle holds
+/// their next small write until our ACK of the previous one arrives; with Linux's
+/// delayed ACK that is up to 40 ms, a floor the bench would measure as the server's
+/// latency. The flag is not sticky (the kernel may fall back to delayed ACKs), so it
+/// is set again after every read: one `setsockopt` per read pass. `--quickack`
+/// (on by default for `--protocol=irc|nats`) turns it on; `bench/peers.sh` passes it
+/// for every server, ours included, so all pay the same cost. Errors are ignored:
+/// without it the run is still valid, only slower on such servers.
+fn quick_ack(stream: &TcpStream) {
+    use std::os::fd::AsRawFd as _;
+    let one: libc::c_int = 1;
+    // SAFETY: setsockopt reads `one` (an int, as TCP_QUICKACK expects) on an open fd.
+    unsafe {
+        libc::setsockopt(
+            stream.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_QUICKACK,
+            (&raw const one).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        );
+    }
+}
+
 impl Conn {
+    /// `take_frames` for a peer's protocol: lines (and NATS payloads) through
+    /// [`PeerState::decode`]; answers it writes go out on the next flush.
+    fn take_peer<F>(&mut self, data: &[u8], mut on_message: F)
+    where
+        F: FnMut(Result<Response<'_>, DecodeError>),
+    {
+        let Some(peer) = self.peer.as_deref_mut() else {
+            return;
+        };
+        let mut handle = |event: PeerEvent<'_>| match event {
+            PeerEvent::Message(m) => on_message(Ok(m)),
+            PeerEvent::Error(why) => on_message(Err(DecodeError::InvalidJson(format!(
+                "the server said: {why}"
+            )))),
+        };
+        if self.partial.is_empty() {
+            let used = peer.decode(data, &mut self.out, &mut handle);
+            self.partial.extend_from_slice(&data[used..]);
+        } else {
+            self.partial.extend_from_slice(data);
+            let used = peer.decode(&self.partial, &mut self.out, &mut handle);
+            self.partial.drain(..used);
+        }
+    }
+
     /// [`Conn::flush`] through TLS: plaintext to rustls, records to the socket.
     fn flush_tls(&mut self) -> io::Result<bool> {
         let Some(tls) = self.tls.as_deref_mut() else {

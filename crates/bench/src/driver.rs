@@ -122,6 +122,10 @@ pub struct Plan {
     pub hostile: HostilePlan,
     /// `--tls`: every measured connection speaks TLS (none by default).
     pub tls: Option<TlsPlan>,
+    /// `--protocol=irc|nats`: a peer's protocol instead of ours (see [`crate::peer`]).
+    pub peer: Option<crate::peer::Protocol>,
+    /// `--quickack`: `TCP_QUICKACK` after every read.
+    pub quickack: bool,
 }
 
 /// Where a client is in its life.
@@ -334,7 +338,10 @@ impl Driver {
         let layout = self.plan.layout;
         let creators: Vec<usize> = (0..layout.rooms).map(|r| r * layout.per_room).collect();
         self.start_clients(&creators, deadline, "creating rooms")?;
-        self.look_up_rooms(deadline)?;
+        if self.plan.peer.is_none() {
+            // Peers' rooms are named, not numbered: every member joins by title.
+            self.look_up_rooms(deadline)?;
+        }
         let joiners: Vec<usize> = (0..layout.clients())
             .filter(|&c| layout.member_of(c) != 0)
             .collect();
@@ -355,7 +362,13 @@ impl Driver {
     /// Waits until every join notice has arrived (see the module docs).
     fn wait_for_join_notices(&mut self, deadline: Instant) -> Result<(), BenchError> {
         let k = self.plan.layout.per_room as u64;
-        let expected = self.plan.layout.rooms as u64 * k * (k - 1) / 2;
+        let expected = if self.plan.peer == Some(crate::peer::Protocol::Nats) {
+            // NATS tells nobody about other subscribers: each client's own PONG
+            // after its SUB already confirmed it is subscribed.
+            0
+        } else {
+            self.plan.layout.rooms as u64 * k * (k - 1) / 2
+        };
         loop {
             if let Some(failure) = self.setup_failure.take() {
                 return Err(BenchError::Setup(failure));
@@ -434,6 +447,10 @@ impl Driver {
         } else {
             Conn::new(stream, self.plan.format)
         };
+        if let Some(protocol) = self.plan.peer {
+            conn = conn.with_peer(protocol);
+        }
+        conn = conn.with_quickack(self.plan.quickack);
         if let Some(tls) = &self.plan.tls {
             // The handshake runs during setup: it is part of connect → joined.
             match tls.connect() {
@@ -461,7 +478,7 @@ impl Driver {
         let layout = self.plan.layout;
         let room = layout.room_of(c);
         let title = &self.titles[room];
-        let join = if layout.member_of(c) == 0 {
+        let join = if layout.member_of(c) == 0 || self.plan.peer.is_some() {
             Request::CreateRoom {
                 title: title.clone(),
             }

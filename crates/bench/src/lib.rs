@@ -6,6 +6,7 @@
 //! * [`cli`] — the flags and their validation.
 //! * [`schedule`] — the open-loop send schedule: who sends chat `i`, and when.
 //! * [`payload`] — the chat text format `b<sender>:<seq>:<t_ns>:<step>[ pad]`.
+//! * [`peer`] — `--protocol=irc|nats`: the peers' protocols, without I/O.
 //! * [`tracker`] — delivery accounting: lost, duplicated, out of order.
 //! * [`conn`] — one connection: socket, outbound buffer, inbound framing (and TLS).
 //! * [`tls`] — `--tls`: whom to trust, the client configuration.
@@ -34,6 +35,7 @@ pub mod driver;
 pub mod findmax;
 pub mod hostile;
 pub mod payload;
+pub mod peer;
 pub mod procstat;
 pub mod report;
 pub mod schedule;
@@ -132,6 +134,8 @@ pub fn run(args: &Args) -> Result<Report, BenchError> {
         also_pids: args.also_pid.clone(),
         hostile: hostile_plan(args),
         tls,
+        peer: args.protocol.peer(),
+        quickack: args.quickack(),
     })?;
     let setup_started = Instant::now();
     driver.setup()?;
@@ -222,7 +226,11 @@ pub fn run(args: &Args) -> Result<Report, BenchError> {
                 }
             )
         },
-        format: chat_proto::WireFormat::from(args.format).name(),
+        format: match args.protocol {
+            cli::ProtocolArg::Chat => chat_proto::WireFormat::from(args.format).name(),
+            cli::ProtocolArg::Irc => "irc",
+            cli::ProtocolArg::Nats => "nats",
+        },
         rooms: layout.rooms,
         per_room: layout.per_room,
         pad: args.pad,

@@ -403,7 +403,10 @@ pub fn render_text(report: &Report) -> String {
             l.p50,
             l.p99,
             l.max,
-            if l.max >= 1000.0 {
+            if l.max >= 1000.0 && r.format == "irc" {
+                // InspIRCd completes registrations on its once-a-second timer.
+                " (≥ 1 s: an IRC server may finish registrations on a 1 s timer)"
+            } else if l.max >= 1000.0 {
                 " (≥ 1 s: some connects needed a SYN retransmit)"
             } else {
                 ""
