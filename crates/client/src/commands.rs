@@ -31,7 +31,7 @@ pub const COMMANDS: [(&str, &str); 7] = [
 /// The commands as `/help` lists them on a terminal: with their arguments, the
 /// accounts (the server's extension, docs/PROTOCOL.md §7.2), and the ways to leave
 /// that only a terminal has.
-pub const TERMINAL_COMMANDS: [(&str, &str); 14] = [
+pub const TERMINAL_COMMANDS: [(&str, &str); 15] = [
     ("/help", "사용 가능 명령어를 나열한다."),
     ("/name NAME", "채팅 이름을 지정한다."),
     ("/rooms", "채팅 방 목록을 출력한다."),
@@ -46,6 +46,10 @@ pub const TERMINAL_COMMANDS: [(&str, &str); 14] = [
     ("/login NAME PASSWORD", "계정에 로그인해 그 이름을 쓴다."),
     ("/logout", "계정에서 로그아웃한다."),
     ("/password OLD NEW", "비밀번호를 바꾼다."),
+    (
+        "/delete N",
+        "내 계정에 등록된 N 번 방을 지운다. (멤버가 있으면 모두 나간 뒤에)",
+    ),
     (
         "/history [N]",
         "지금 방의 최근 대화 N줄(기본 50, 최대 200)을 보여 준다.",
@@ -137,6 +141,12 @@ pub fn parse_typed(line: &str) -> Option<Command> {
             new: (*new).to_owned(),
         }),
         ["/password", ..] => usage("/password OLD NEW"),
+        ["/delete", room] if room.parse::<i64>().is_ok_and(|n| n > 0) => {
+            send(Request::DeleteRoom {
+                room_id: room.parse().unwrap_or_default(),
+            })
+        }
+        ["/delete", ..] => usage("/delete N"),
         ["/history"] => send(Request::History {
             count: None,
             before: None,

@@ -476,6 +476,7 @@ impl Session {
                         | Request::Logout
                         | Request::ChangePassword { .. }
                         | Request::History { .. }
+                        | Request::DeleteRoom { .. }
                 );
                 if extension && !self.said_hello {
                     self.said_hello = true;

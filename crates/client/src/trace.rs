@@ -160,6 +160,10 @@ pub fn protobuf_request_texts(request: &Request) -> [String; 2] {
                 .collect();
             ("CS_HISTORY", fields.join("\n"))
         }
+        Request::DeleteRoom { room_id } => (
+            "CS_DELETE_ROOM",
+            format!("roomId: {}", saturate_i32(*room_id)),
+        ),
     };
     [format!("type: {kind}"), body]
 }

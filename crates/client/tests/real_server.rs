@@ -159,7 +159,10 @@ fn shutdown_closes_the_socket(format: WireFormat) {
     let (rest, status) = client.wait();
     // Everyone connected hears why the socket is about to close (a system
     // message, which the reference client knows), then the close itself.
-    assert_eq!(rest, ["[시스템 메시지] 서버가 종료됩니다.", "서버가 소켓을 닫았음"]);
+    assert_eq!(
+        rest,
+        ["[시스템 메시지] 서버가 종료됩니다.", "서버가 소켓을 닫았음"]
+    );
     assert!(status.success(), "{status:?}");
     server.wait_for_exit().expect("the server stops cleanly");
 }

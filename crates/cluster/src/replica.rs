@@ -276,7 +276,9 @@ impl<M: Mailbox> Replica<M> {
                         applied.evicted = Some(to);
                     }
                 }
-                if room.is_empty() {
+                // Rooms here are never registered (the cluster keeps no accounts
+                // yet), so this is "no members left".
+                if room.is_gone() {
                     self.rooms.remove(&entry.room);
                 }
             }

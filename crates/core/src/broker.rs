@@ -70,6 +70,9 @@ pub struct Member<'a, M> {
     /// It opted in to the `history` extension: it is sent a room's recent chats when
     /// it enters, and chats with their numbers and times.
     pub history: bool,
+    /// The key of the account it is logged in as: a room it creates is registered to
+    /// that account (it lasts; see [`MessageBroker::delete_room`]).
+    pub account: Option<&'a str>,
 }
 
 // Not derived: a derive would demand `M: Clone`, and only the reference is copied.
@@ -105,6 +108,8 @@ pub enum BrokerError {
     BadCredentials,
     /// Too many attempts from this client's address or at this account; try later.
     Throttled,
+    /// The room is not registered to the caller's account.
+    NotOwner,
 }
 
 impl fmt::Display for BrokerError {
@@ -116,11 +121,47 @@ impl fmt::Display for BrokerError {
             BrokerError::Unavailable => "the shared room state is unavailable",
             BrokerError::BadCredentials => "the name and password do not match",
             BrokerError::Throttled => "too many attempts",
+            BrokerError::NotOwner => "the room is not registered to this account",
         })
     }
 }
 
 impl std::error::Error for BrokerError {}
+
+/// What [`MessageBroker::delete_room`] did with a registered room.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unregistered {
+    /// It had no members: it is gone, with its history.
+    Deleted,
+    /// It has members: it is an ordinary room now, gone when its last member leaves
+    /// (its history is no longer kept for good).
+    WhenEmpty,
+}
+
+/// Where a broker keeps its registered rooms for good (the transport's store): told
+/// of each change under the room's serialisation, so in the room's order. Every
+/// call must only queue (it runs under a room's lock).
+pub trait RoomKeeper: Send + Sync {
+    /// Room `room` titled `title` was registered to the account whose key is `owner`.
+    fn registered(&self, room: RoomId, title: &str, owner: &str);
+    /// Room `room` is registered no more: forget it and its history.
+    fn unregistered(&self, room: RoomId);
+    /// A chat in registered room `room`, as its history keeps it.
+    fn chat(&self, room: RoomId, line: &ChatLine);
+}
+
+/// A registered room as a store kept it, for a broker to start with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeptRoom {
+    /// Its id (kept for good).
+    pub id: RoomId,
+    /// Its title.
+    pub title: String,
+    /// The owning account's key.
+    pub owner: String,
+    /// Its most recent chats, oldest first.
+    pub history: Vec<ChatLine>,
+}
 
 /// A broker's answer to an operation that may need a round trip.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -141,7 +182,9 @@ pub type Completion = Result<RoomId, BrokerError>;
 /// through `out`; the caller flushes what `out` lists afterwards.
 pub trait MessageBroker<M: Mailbox>: Send + Sync + fmt::Debug {
     /// Creates a room titled `title` with `creator` as its only member and sends the
-    /// creator its entry notice. Answers the new room's id.
+    /// creator its entry notice. Answers the new room's id. A creator logged in to an
+    /// account (only possible with a broker that keeps [accounts](Self::accounts))
+    /// registers the room to it: it lasts while empty, until [`Self::delete_room`].
     fn create_room(
         &self,
         creator: Member<'_, M>,
@@ -222,6 +265,19 @@ pub trait MessageBroker<M: Mailbox>: Send + Sync + fmt::Debug {
     /// that never answers pending has nothing to undo).
     fn abandon(&self, id: ClientId) {
         let _ = id;
+    }
+
+    /// `/delete N`: the owner (logged in as the account whose key is `owner`) gives
+    /// up registered room `room`. [`BrokerError::NotOwner`] if it is not registered
+    /// to that account. The default registers no rooms, so every room is refused so.
+    fn delete_room(
+        &self,
+        room: RoomId,
+        owner: &str,
+        out: &mut Fanout<M>,
+    ) -> Result<Unregistered, BrokerError> {
+        let _ = (room, owner, out);
+        Err(BrokerError::NotOwner)
     }
 
     /// How many rooms exist (for logs and metrics).

@@ -101,8 +101,8 @@ pub mod texts;
 pub mod validate;
 
 pub use broker::{
-    AccountBackend, BrokerError, BrokerStat, ClientId, Completion, Leaving, Member, MessageBroker,
-    Reply, RoomId, Transport,
+    AccountBackend, BrokerError, BrokerStat, ClientId, Completion, KeptRoom, Leaving, Member,
+    MessageBroker, Reply, RoomId, RoomKeeper, Transport, Unregistered,
 };
 pub use client::{Client, MAX_ERROR_STREAK};
 pub use encoded::{Encoded, OutKind};

@@ -16,8 +16,13 @@
 //!   handles are queued, and mailboxes never block. Membership notices are encoded
 //!   under the lock (one small message per join, leave or rename, beside a broadcast
 //!   that costs far more).
-//! * Room ids start at 1, grow by one and are never reused; a room is deleted when its
-//!   last member leaves.
+//! * Room ids start at 1 (after the registered rooms a store kept), grow by one and
+//!   are never reused while the process runs; a room is deleted when its last member
+//!   leaves, unless it is registered ([`Room::is_gone`]).
+//! * A room created by a client logged in to an account is registered to it; with a
+//!   [`RoomKeeper`] its registration and its chats are handed over to be kept, under
+//!   the room's lock (so in the room's order), and it is given back at the next start
+//!   ([`LocalBroker::with_kept_rooms`]).
 //! * Every change (create, join, leave, rename) marks the [`ListingCache`] changed
 //!   *after* it is made, under the lock that made it.
 //!
@@ -32,12 +37,12 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use chat_proto::RoomInfo;
 
 use crate::broker::{
-    AccountBackend, BrokerError, ClientId, Leaving, MAX_ROOM_ID, Member, MessageBroker, Reply,
-    RoomId,
+    AccountBackend, BrokerError, ClientId, KeptRoom, Leaving, MAX_ROOM_ID, Member, MessageBroker,
+    Reply, RoomId, RoomKeeper, Unregistered,
 };
 use crate::encoded::Encoded;
 use crate::fanout::{ChatEvent, Fanout};
-use crate::history::{ChatLine, HistoryLimit};
+use crate::history::{ChatLine, History, HistoryLimit};
 use crate::listing::{Listing, ListingCache};
 use crate::listing_watch::ListingWatch;
 use crate::mailbox::Mailbox;
@@ -57,6 +62,8 @@ pub struct LocalBroker<M> {
     accounts: Option<Arc<dyn AccountBackend<M>>>,
     /// How much of each room's chats is kept.
     history: HistoryLimit,
+    /// Where registered rooms are kept for good, if anywhere.
+    keeper: Option<Arc<dyn RoomKeeper>>,
     /// Names claimed, by key and by holder.
     names: Mutex<NameTable>,
 }
@@ -97,6 +104,7 @@ impl<M> Default for LocalBroker<M> {
             watch: ListingWatch::default(),
             accounts: None,
             history: HistoryLimit::default(),
+            keeper: None,
             names: Mutex::new(NameTable::default()),
         }
     }
@@ -135,6 +143,32 @@ impl<M: Mailbox> LocalBroker<M> {
         self
     }
 
+    /// The same broker, handing registered rooms and their chats to `keeper`.
+    pub fn with_keeper(mut self, keeper: Arc<dyn RoomKeeper>) -> Self {
+        self.keeper = Some(keeper);
+        self
+    }
+
+    /// The same broker, with the registered rooms a store kept (call after
+    /// [`LocalBroker::with_history`]: their history is cut to its limit). New rooms
+    /// are numbered after the highest of them.
+    pub fn with_kept_rooms(self, rooms: Vec<KeptRoom>) -> Self {
+        {
+            let mut table = lock(&self.rooms);
+            for kept in rooms {
+                if !(1..=MAX_ROOM_ID).contains(&kept.id) {
+                    continue;
+                }
+                table.last_id = table.last_id.max(kept.id);
+                let history = History::restore(self.history, kept.history);
+                let room = Room::registered(kept.title, kept.owner, history);
+                table.by_id.insert(kept.id, Arc::new(Mutex::new(room)));
+            }
+        }
+        self.listing.changed();
+        self
+    }
+
     fn find(&self, room: RoomId) -> Option<SharedRoom<M>> {
         lock(&self.rooms).by_id.get(&room).cloned()
     }
@@ -153,7 +187,7 @@ impl<M: Mailbox> LocalBroker<M> {
             .into_iter()
             .filter_map(|(room_id, room)| {
                 let room = lock(&room);
-                (!room.is_empty()).then(|| room.info(room_id))
+                (!room.is_gone()).then(|| room.info(room_id))
             })
             .collect()
     }
@@ -173,7 +207,14 @@ impl<M: Mailbox> MessageBroker<M> for LocalBroker<M> {
         table.last_id += 1;
         let id = table.last_id;
         // Under the table lock: nobody can join before the creator's notice is queued.
-        let room = Room::create(title.to_owned(), creator.into(), self.history, out);
+        let owner = creator.account;
+        let mut room = Room::create(title.to_owned(), creator.into(), self.history, out);
+        if let Some(owner) = owner {
+            room.register(owner);
+            if let Some(keeper) = &self.keeper {
+                keeper.registered(id, title, owner);
+            }
+        }
         table.by_id.insert(id, Arc::new(Mutex::new(room)));
         self.listing.changed();
         Reply::Done(Ok(id))
@@ -208,12 +249,12 @@ impl<M: Mailbox> MessageBroker<M> for LocalBroker<M> {
                 return Reply::Done(Err(BrokerError::NoSuchRoom));
             }
             self.listing.changed();
-            state.is_empty()
+            state.is_gone()
         };
         if now_empty {
             // Lock order is table → room: re-check under both, someone may have joined.
             let mut table = lock(&self.rooms);
-            if lock(&found).is_empty() {
+            if lock(&found).is_gone() {
                 table.by_id.remove(&room);
                 self.listing.changed();
                 out.events.push(ChatEvent::RoomDeleted { room });
@@ -257,8 +298,18 @@ impl<M: Mailbox> MessageBroker<M> for LocalBroker<M> {
                 .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
             seq: None,
         };
-        let recipients = lock(&found).chat(sender.id, text, at, |_| Some(chat.clone()), out);
-        recipients.ok_or(BrokerError::NoSuchRoom)
+        let mut state = lock(&found);
+        let chatted = state
+            .chat(sender.id, text, at, |_| Some(chat.clone()), out)
+            .ok_or(BrokerError::NoSuchRoom)?;
+        // A registered room's chat is kept for good, as its history keeps it (none
+        // with `--history=0`).
+        if let (Some(keeper), Some(line), Some(_)) = (&self.keeper, &chatted.line, state.owner())
+            && self.history.lines > 0
+        {
+            keeper.chat(room, line);
+        }
+        Ok(chatted.recipients)
     }
 
     fn history(
@@ -306,6 +357,33 @@ impl<M: Mailbox> MessageBroker<M> for LocalBroker<M> {
         }
     }
 
+    fn delete_room(
+        &self,
+        room: RoomId,
+        owner: &str,
+        out: &mut Fanout<M>,
+    ) -> Result<Unregistered, BrokerError> {
+        // Table → room, as everywhere: the room may be taken out of the table here.
+        let mut table = lock(&self.rooms);
+        let found = table.by_id.get(&room).ok_or(BrokerError::NoSuchRoom)?;
+        let mut state = lock(found);
+        if state.owner() != Some(owner) {
+            return Err(BrokerError::NotOwner);
+        }
+        state.unregister();
+        if let Some(keeper) = &self.keeper {
+            keeper.unregistered(room);
+        }
+        if !state.is_gone() {
+            return Ok(Unregistered::WhenEmpty);
+        }
+        drop(state);
+        table.by_id.remove(&room);
+        self.listing.changed();
+        out.events.push(ChatEvent::RoomDeleted { room });
+        Ok(Unregistered::Deleted)
+    }
+
     fn room_count(&self) -> usize {
         lock(&self.rooms).by_id.len()
     }
@@ -333,6 +411,7 @@ mod tests {
             format: WireFormat::Json,
             mailbox,
             history: false,
+            account: None,
         }
     }
 

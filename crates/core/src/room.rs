@@ -3,7 +3,8 @@
 //! This is the one place where a room's rules are written: what its creator, an
 //! entrant, the earlier members, a leaver and a renamed member are each told, that a
 //! chat goes to every member but its sender, and that a room with no members is to be
-//! deleted. Every broker drives it: [`crate::LocalBroker`] under each room's lock, the
+//! deleted — unless it is registered to an account ([`Room::register`]): such a room
+//! lasts while empty, until its owner gives it up. Every broker drives it: [`crate::LocalBroker`] under each room's lock, the
 //! cluster's replica while it applies the shared log in order. It holds no locks and
 //! does no I/O: deliveries go to mailboxes through the caller's [`Fanout`].
 //!
@@ -112,6 +113,16 @@ pub struct RoomMember<K, M> {
     pub recipient: Option<Recipient<M>>,
 }
 
+/// What a chat did ([`Room::chat`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Chatted {
+    /// How many members it is for (what it costs, for flood control).
+    pub recipients: usize,
+    /// The line as the room's history keeps it (`None`: too long for a frame, so it
+    /// reached nobody and is not kept).
+    pub line: Option<ChatLine>,
+}
+
 /// One room; see the module doc.
 #[derive(Debug)]
 pub struct Room<K, M> {
@@ -120,6 +131,8 @@ pub struct Room<K, M> {
     members: Vec<RoomMember<K, M>>,
     /// Its recent chats.
     history: History,
+    /// The key of the account it is registered to, if it is.
+    owner: Option<String>,
 }
 
 impl<K: Copy + Eq, M: Mailbox> Room<K, M> {
@@ -137,6 +150,17 @@ impl<K: Copy + Eq, M: Mailbox> Room<K, M> {
             title,
             members: vec![creator],
             history: History::new(history),
+            owner: None,
+        }
+    }
+
+    /// A registered room as a store kept it: no members yet, its history as kept.
+    pub fn registered(title: String, owner: String, history: History) -> Self {
+        Room {
+            title,
+            members: Vec::new(),
+            history,
+            owner: Some(owner),
         }
     }
 
@@ -147,6 +171,7 @@ impl<K: Copy + Eq, M: Mailbox> Room<K, M> {
             title,
             members,
             history: History::new(history),
+            owner: None,
         }
     }
 
@@ -160,10 +185,31 @@ impl<K: Copy + Eq, M: Mailbox> Room<K, M> {
         &self.members
     }
 
-    /// Whether it has no members (then it must be deleted: a room with no members
-    /// does not exist).
+    /// Whether it has no members.
     pub fn is_empty(&self) -> bool {
         self.members.is_empty()
+    }
+
+    /// Whether it must be deleted: it has no members and is not registered (an
+    /// unregistered room with no members does not exist).
+    pub fn is_gone(&self) -> bool {
+        self.members.is_empty() && self.owner.is_none()
+    }
+
+    /// The key of the account it is registered to, if it is.
+    pub fn owner(&self) -> Option<&str> {
+        self.owner.as_deref()
+    }
+
+    /// Registers it to the account whose key is `owner`: it lasts while empty.
+    pub fn register(&mut self, owner: &str) {
+        self.owner = Some(owner.to_owned());
+    }
+
+    /// Registers it no more: it is gone when its last member leaves (at once if it
+    /// has none: see [`Room::is_gone`]).
+    pub fn unregister(&mut self) {
+        self.owner = None;
     }
 
     /// Whether `id` is a member.
@@ -225,9 +271,8 @@ impl<K: Copy + Eq, M: Mailbox> Room<K, M> {
     /// some other member is connected here (a node with nobody to tell encodes
     /// nothing), and a `None` from it sends nothing (a chat too long for a frame):
     /// such a chat is not kept either. Members that opted in to `history` get it with
-    /// its number and time (encoded only if one is here). Answers how many members the
-    /// chat is for (what it costs, for flood control), or `None` (nothing sent,
-    /// nothing kept) if `sender` is not a member.
+    /// its number and time (encoded only if one is here). Answers what it did, or
+    /// `None` (nothing sent, nothing kept) if `sender` is not a member.
     pub fn chat(
         &mut self,
         sender: K,
@@ -235,7 +280,7 @@ impl<K: Copy + Eq, M: Mailbox> Room<K, M> {
         at: Stamp,
         message: impl FnOnce(&str) -> Option<Encoded>,
         out: &mut Fanout<M>,
-    ) -> Option<usize> {
+    ) -> Option<Chatted> {
         let from = self.members.iter().find(|m| m.id == sender)?;
         let others = self.members.iter().filter(|m| m.id != sender);
         let (plain_here, timed_here) =
@@ -255,7 +300,10 @@ impl<K: Copy + Eq, M: Mailbox> Room<K, M> {
         if anyone_here && plain.is_none() {
             // Too long for a frame: nobody gets it, so nobody reads it later either.
             self.history.forget(line.seq);
-            return Some(recipients);
+            return Some(Chatted {
+                recipients,
+                line: None,
+            });
         }
         let timed = timed_here
             .then(|| {
@@ -283,7 +331,10 @@ impl<K: Copy + Eq, M: Mailbox> Room<K, M> {
                 out.send(&to.mailbox, to.format, chat);
             }
         }
-        Some(recipients)
+        Some(Chatted {
+            recipients,
+            line: Some(line),
+        })
     }
 
     /// Up to `count` lines of the room's history before line `before` (or the
@@ -413,7 +464,11 @@ mod tests {
         let mut room = Room::create("t".into(), here(1, "a", &a), LIMIT, &mut out);
         room.join(here(2, "b", &b), 7, &mut out);
         room.join(elsewhere(3, "far"), 7, &mut out);
-        assert_eq!(room.chat(2, "hi", at(5), chat("hi"), &mut out), Some(2));
+        assert_eq!(
+            room.chat(2, "hi", at(5), chat("hi"), &mut out)
+                .map(|c| c.recipients),
+            Some(2)
+        );
         assert_eq!(room.rename(1, "z", &mut out).as_deref(), Some("a"));
         let gone = room.leave(2, Leaving::Asked, &mut out).expect("a member");
         assert_eq!(gone.name, "b");
@@ -470,7 +525,8 @@ mod tests {
                 at(9),
                 |_| panic!("nobody else is here to encode for"),
                 &mut out
-            ),
+            )
+            .map(|c| c.recipients),
             Some(1)
         );
         assert_eq!(far.history(10, None).0[0].text, "kept", "kept all the same");

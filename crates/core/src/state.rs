@@ -151,6 +151,7 @@ impl ClientState {
             format: self.format,
             mailbox,
             history: self.features.has(crate::features::HISTORY),
+            account: self.account.as_deref(),
         }
     }
 

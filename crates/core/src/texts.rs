@@ -113,6 +113,28 @@ pub const LOGGED_OUT: &str = "로그아웃했습니다.";
 /// logged in as.
 pub const NAME_REGISTERED: &str = "등록된 이름입니다. /login 으로 로그인해야 쓸 수 있습니다.";
 
+/// `/delete N` from a client not logged in.
+pub const DELETE_NEEDS_LOGIN: &str = "방을 지우려면 그 방을 만든 계정으로 로그인해야 합니다.";
+/// `/delete N` of a room not registered to the client's account.
+pub const NOT_ROOM_OWNER: &str = "내 계정에 등록된 방이 아닙니다.";
+
+/// A room created while logged in: it is the account's.
+pub fn room_registered(room: i64) -> String {
+    format!(
+        "{room}번 방이 내 계정에 등록되었습니다. 비어 있어도 남고, /delete {room} 으로 지울 수 있습니다."
+    )
+}
+
+/// `/delete N` of an empty registered room.
+pub fn room_deleted(room: i64) -> String {
+    format!("{room}번 방을 지웠습니다.")
+}
+
+/// `/delete N` of a registered room with members.
+pub fn room_unregistered(room: i64) -> String {
+    format!("{room}번 방의 등록을 풀었습니다. 마지막 멤버가 나가면 사라집니다.")
+}
+
 /// `/history` from a client that did not opt in to `history` (§7.3).
 pub const HISTORY_NOT_ENABLED: &str =
     "대화 기록을 보려면 먼저 CSHello 로 history 기능을 켜야 합니다.";

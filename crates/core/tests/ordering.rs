@@ -276,7 +276,8 @@ impl Model {
             | Request::Login { .. }
             | Request::Logout
             | Request::ChangePassword { .. }
-            | Request::History { .. } => unreachable!("not generated"),
+            | Request::History { .. }
+            | Request::DeleteRoom { .. } => unreachable!("not generated"),
         }
     }
 }

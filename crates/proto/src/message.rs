@@ -73,6 +73,12 @@ pub enum Request {
         /// A line number from an earlier page or chat; `None` for the newest.
         before: Option<i64>,
     },
+    /// `/delete N` (the `accounts` extension): the owner of registered room `room_id`
+    /// gives it up (deleted now if empty, else when its last member leaves).
+    DeleteRoom {
+        /// The room.
+        room_id: i64,
+    },
 }
 
 /// The kind of a [`Request`], without its data: a key for tables by kind (metrics).
@@ -104,11 +110,13 @@ pub enum RequestKind {
     ChangePassword = 11,
     /// [`Request::History`].
     History = 12,
+    /// [`Request::DeleteRoom`].
+    DeleteRoom = 13,
 }
 
 impl RequestKind {
     /// How many kinds there are: the length of a table indexed by `kind as usize`.
-    pub const COUNT: usize = 13;
+    pub const COUNT: usize = 14;
 
     /// Every kind, in table order.
     pub const ALL: [RequestKind; Self::COUNT] = [
@@ -125,6 +133,7 @@ impl RequestKind {
         RequestKind::Logout,
         RequestKind::ChangePassword,
         RequestKind::History,
+        RequestKind::DeleteRoom,
     ];
 
     /// The JSON `type` string of this kind (also the protobuf message name).
@@ -143,6 +152,7 @@ impl RequestKind {
             RequestKind::Logout => "CSLogout",
             RequestKind::ChangePassword => "CSPassword",
             RequestKind::History => "CSHistory",
+            RequestKind::DeleteRoom => "CSDeleteRoom",
         }
     }
 }
@@ -164,6 +174,7 @@ impl Request {
             Request::Logout => RequestKind::Logout,
             Request::ChangePassword { .. } => RequestKind::ChangePassword,
             Request::History { .. } => RequestKind::History,
+            Request::DeleteRoom { .. } => RequestKind::DeleteRoom,
         }
     }
 }

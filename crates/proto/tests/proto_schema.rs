@@ -125,6 +125,13 @@ fn mirrors() -> Vec<Mirror> {
                 room_id: Some(-123_456),
             },
         ),
+        // CSDeleteRoom is CSJoinRoom's shape: the codec uses one struct for both.
+        mirror(
+            "CSDeleteRoom",
+            pb::CsJoinRoom {
+                room_id: Some(-654_321),
+            },
+        ),
         mirror("CSLeaveRoom", pb::Empty {}),
         mirror(
             "CSChat",
@@ -1414,6 +1421,7 @@ fn request_sample(kind: RequestKind) -> Request {
             count: Some(50),
             before: Some(7),
         },
+        RequestKind::DeleteRoom => Request::DeleteRoom { room_id: 9 },
     }
 }
 

@@ -27,6 +27,9 @@
 //!   broker that delivers from threads of its own (`chat_core::Transport`).
 //! * `accounts.rs` — accounts on one node: the local broker's `AccountBackend`,
 //!   kept in the embedded store, passwords hashed (Argon2id) on a thread of its own.
+//! * `kept_rooms.rs` — registered rooms on one node: the local broker's
+//!   `chat_core::RoomKeeper`, handing their registrations and chats to the store,
+//!   and reading them back at start.
 //! * `room_push.rs` — the timer that pushes the room list to clients that opted in
 //!   to the `rooms` extension (`chat_core::ListingWatch`), on a thread of its own.
 //! * `web.rs` — a connection on the `--web` port: HTTP for the page (served from the
@@ -64,6 +67,7 @@ mod budget;
 pub mod config;
 mod delivery;
 mod event_handler;
+mod kept_rooms;
 pub mod limits;
 mod log_limit;
 mod metrics;

@@ -608,7 +608,8 @@ fn main() -> ExitCode {
                     SyncArg::Normal => chat_store::SyncMode::Normal,
                     SyncArg::Full => chat_store::SyncMode::Full,
                 },
-                ..chat_store::StoreOptions::default()
+                // A registered room keeps on disk what it keeps in memory.
+                history_limit: usize::try_from(args.history).unwrap_or(usize::MAX),
             },
         }),
     };

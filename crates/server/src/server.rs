@@ -26,6 +26,7 @@ use crate::accounts::LocalAccounts;
 use crate::budget::MemoryBudget;
 use crate::config::ServerConfig;
 use crate::delivery::SessionTransport;
+use crate::kept_rooms::{StoreRooms, kept_rooms, store_stats};
 use crate::metrics::{GaugeValues, Metrics};
 use crate::metrics_endpoint::MetricsServer;
 use crate::pool::{ThreadPool, WorkQueue};
@@ -60,6 +61,8 @@ pub struct Server {
     broker: Arc<dyn MessageBroker<Session>>,
     /// The accounts of a server with a store (the local broker's backend).
     accounts: Option<Arc<LocalAccounts>>,
+    /// The embedded store, if this server has one (for its metrics).
+    store: Option<Arc<Store>>,
     queue: Arc<WorkQueue<Arc<Session>>>,
     metrics: Arc<Metrics>,
     reactor_handle: Arc<ReactorHandle>,
@@ -83,13 +86,21 @@ impl Server {
         })?;
         tracing::info!(
             accounts = snapshot.accounts.len(),
+            rooms = snapshot.rooms.len(),
+            chats = snapshot.chats.len(),
             "store: {}",
             store.path().display()
         );
-        let accounts = LocalAccounts::new(Arc::new(store), snapshot.accounts);
-        let broker = rooms.with_accounts(Arc::clone(&accounts) as Arc<dyn AccountBackend<Session>>);
+        let store = Arc::new(store);
+        let kept = kept_rooms(&snapshot);
+        let accounts = LocalAccounts::new(Arc::clone(&store), snapshot.accounts);
+        let broker = rooms
+            .with_kept_rooms(kept)
+            .with_keeper(Arc::new(StoreRooms::new(Arc::clone(&store))))
+            .with_accounts(Arc::clone(&accounts) as Arc<dyn AccountBackend<Session>>);
         let mut server = Self::with_broker(config, Arc::new(broker))?;
         server.accounts = Some(accounts);
+        server.store = Some(store);
         Ok(server)
     }
 
@@ -157,6 +168,7 @@ impl Server {
             metrics_listener,
             broker,
             accounts: None,
+            store: None,
             queue: Arc::new(WorkQueue::new()),
             metrics: Arc::new(Metrics::default()),
             reactor_handle: Arc::new(ReactorHandle::new(Arc::clone(&waker))),
@@ -211,6 +223,7 @@ impl Server {
             metrics_listener,
             broker,
             accounts,
+            store,
             queue,
             metrics,
             reactor_handle,
@@ -249,11 +262,18 @@ impl Server {
                 let gauges = {
                     let (broker, queue) = (Arc::clone(&broker), Arc::clone(&queue));
                     let budget = Arc::clone(&budget);
-                    Box::new(move || GaugeValues {
-                        rooms: broker.room_count() as u64,
-                        queue_depth: queue.len() as u64,
-                        budget_used: budget.used() as u64,
-                        broker: broker.stats(),
+                    let store = store.clone();
+                    Box::new(move || {
+                        let mut stats = broker.stats();
+                        if let Some(store) = &store {
+                            stats.extend(store_stats(store));
+                        }
+                        GaugeValues {
+                            rooms: broker.room_count() as u64,
+                            queue_depth: queue.len() as u64,
+                            budget_used: budget.used() as u64,
+                            broker: stats,
+                        }
                     })
                 };
                 let server = MetricsServer::start(listener, Arc::clone(&metrics), gauges)?;

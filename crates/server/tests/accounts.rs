@@ -200,3 +200,267 @@ fn a_backup_taken_while_the_server_runs_restores_the_accounts() {
     });
     back.expect_system("Alice 으로 로그인했습니다.");
 }
+
+// ---------------------------------------------------------------------------------
+// Rooms that last: a room created while logged in is the account's
+// ---------------------------------------------------------------------------------
+
+/// A client that opted in to accounts and history, named `name`, registered.
+fn account(server: &BinaryServer, format: WireFormat, name: &str) -> Client {
+    let mut client = server.client(format);
+    assert_eq!(
+        hello(&mut client, &["accounts", "history"]),
+        ["accounts", "history"]
+    );
+    client.set_name(name);
+    client.send(&Request::Register {
+        password: "correct horse".into(),
+    });
+    client.expect_system(&format!(
+        "이름 {name} 을 계정으로 등록했습니다. 이제 이 이름은 로그인해야 쓸 수 있습니다."
+    ));
+    client
+}
+
+/// A page of history as (sender, text) pairs.
+fn page(client: &mut Client) -> (Vec<(String, String)>, bool) {
+    match client.recv() {
+        Response::History { lines, more, .. } => (
+            lines.into_iter().map(|l| (l.member, l.text)).collect(),
+            more,
+        ),
+        other => panic!("expected SCHistory, got {other:?}"),
+    }
+}
+
+fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
+    list.iter()
+        .map(|(who, text)| ((*who).to_owned(), (*text).to_owned()))
+        .collect()
+}
+
+fn sigterm_and_restart(server: BinaryServer, data: &DataDir) -> BinaryServer {
+    let mut server = server;
+    // SAFETY: kill(2) on our own child.
+    assert_eq!(unsafe { libc::kill(server.pid(), libc::SIGTERM) }, 0);
+    assert!(server.wait_for_exit().success());
+    BinaryServer::start(&[&data.flag()])
+}
+
+const REGISTERED_ROOM_1: &str =
+    "1번 방이 내 계정에 등록되었습니다. 비어 있어도 남고, /delete 1 으로 지울 수 있습니다.";
+
+/// The scenario: register, create a room, chat, SIGTERM, restart on the same
+/// directory; a raw client (no opt-in) lists the room with its id and title; the
+/// owner logs in again, joins, and the history returns the chats in order with
+/// their senders. A guest room beside it vanishes as ever, and new rooms are
+/// numbered after the kept one.
+#[test]
+fn a_registered_room_outlives_its_members_and_the_server() {
+    let data = DataDir::new("rooms-last");
+    let server = BinaryServer::start(&[&data.flag()]);
+    let mut alice = account(&server, WireFormat::Json, "Alice");
+    alice.create("라운지");
+    alice.expect_system(REGISTERED_ROOM_1);
+    // The reference client's view: an ordinary room, an ordinary chat.
+    let mut raw = server.client(WireFormat::Protobuf);
+    raw.set_name("bob");
+    raw.join(1, "라운지");
+    alice.expect_system(&entered("bob"));
+    alice.chat("하나");
+    raw.expect_chat("Alice", "하나");
+    raw.chat("둘");
+    let Response::TimedChat { member, text, .. } = alice.recv() else {
+        panic!("a timed chat for the client that opted in");
+    };
+    assert_eq!((member.as_ref(), text.as_ref()), ("bob", "둘"));
+    alice.chat("셋");
+    raw.expect_chat("Alice", "셋");
+    raw.leave("라운지");
+    alice.expect_system(&left("bob"));
+    alice.leave("라운지");
+    // Empty, and still there; a guest's room beside it is gone with its member.
+    raw.create("손님방");
+    raw.leave("손님방");
+    assert_eq!(raw.rooms(), [room(1, "라운지", &[])]);
+    drop(alice);
+
+    let server = sigterm_and_restart(server, &data);
+    let mut raw = server.client(WireFormat::Json);
+    assert_eq!(raw.rooms(), [room(1, "라운지", &[])]);
+    let mut alice = server.client(WireFormat::Protobuf);
+    hello(&mut alice, &["accounts", "history"]);
+    alice.send(&Request::Login {
+        name: "Alice".into(),
+        password: "correct horse".into(),
+    });
+    alice.expect_system("Alice 으로 로그인했습니다.");
+    alice.expect_system("이름이 Alice 으로 변경되었습니다.");
+    alice.join(1, "라운지");
+    assert_eq!(
+        page(&mut alice),
+        (
+            pairs(&[("Alice", "하나"), ("bob", "둘"), ("Alice", "셋")]),
+            false
+        )
+    );
+    // The next chat is numbered after the kept ones.
+    raw.join(1, "라운지");
+    alice.expect_system(&entered(&raw.default_name()));
+    raw.chat("넷");
+    match alice.recv() {
+        Response::TimedChat { seq, text, .. } => assert_eq!((seq, text.as_ref()), (4, "넷")),
+        other => panic!("expected a timed chat, got {other:?}"),
+    }
+    // A new room comes after the kept one.
+    let mut guest = server.client(WireFormat::Json);
+    guest.create("새 방");
+    assert_eq!(
+        guest.rooms(),
+        [
+            room(1, "라운지", &["Alice", &raw.default_name()]),
+            room(2, "새 방", &[&guest.default_name()]),
+        ]
+    );
+}
+
+/// `/delete N`: only the owner, logged in; an empty room goes at once with its
+/// history (and stays gone after a restart); one with members becomes an ordinary
+/// room, gone with its last member.
+#[test]
+fn the_owner_gives_up_a_registered_room() {
+    let data = DataDir::new("rooms-delete");
+    let server = BinaryServer::start(&[&data.flag()]);
+    let mut alice = account(&server, WireFormat::Protobuf, "Alice");
+    alice.create("하나");
+    alice.expect_system(REGISTERED_ROOM_1);
+    alice.chat("잊혀질 말");
+    alice.leave("하나");
+    alice.create("둘");
+    alice.expect_system(
+        "2번 방이 내 계정에 등록되었습니다. 비어 있어도 남고, /delete 2 으로 지울 수 있습니다.",
+    );
+
+    // Not opted in: told how; opted in but not logged in: told to log in.
+    let mut guest = server.client(WireFormat::Json);
+    guest.send(&Request::DeleteRoom { room_id: 1 });
+    guest.expect_system("계정 기능을 쓰려면 먼저 CSHello 로 accounts 기능을 켜야 합니다.");
+    hello(&mut guest, &["accounts"]);
+    guest.send(&Request::DeleteRoom { room_id: 1 });
+    guest.expect_system("방을 지우려면 그 방을 만든 계정으로 로그인해야 합니다.");
+    // Another account: not its room. No such room: said so.
+    let mut carol = account(&server, WireFormat::Json, "Carol");
+    carol.send(&Request::DeleteRoom { room_id: 1 });
+    carol.expect_system("내 계정에 등록된 방이 아닙니다.");
+    carol.send(&Request::DeleteRoom { room_id: 99 });
+    carol.expect_system("대화방이 존재하지 않습니다.");
+
+    // Empty: gone at once.
+    alice.send(&Request::DeleteRoom { room_id: 1 });
+    alice.expect_system("1번 방을 지웠습니다.");
+    // With a member (its owner): unregistered, gone when the last one leaves.
+    alice.send(&Request::DeleteRoom { room_id: 2 });
+    alice.expect_system("2번 방의 등록을 풀었습니다. 마지막 멤버가 나가면 사라집니다.");
+    assert_eq!(guest.rooms(), [room(2, "둘", &["Alice"])]);
+    alice.leave("둘");
+    assert_eq!(guest.rooms(), []);
+    // Neither comes back.
+    let server = sigterm_and_restart(server, &data);
+    let mut raw = server.client(WireFormat::Protobuf);
+    assert_eq!(raw.rooms(), []);
+    raw.create("셋");
+    assert_eq!(
+        raw.rooms()[0].room_id,
+        1,
+        "nothing kept: ids start at 1 again"
+    );
+}
+
+/// `kill -9` while chats arrive at 200 a second: every chat taken more than a commit
+/// window before the kill is in the history after the restart, in order, with no
+/// gap and nothing doubled.
+#[test]
+fn a_kill_9_loses_no_chat_older_than_the_commit_window() {
+    const WINDOW_MS: u64 = 100;
+    let data = DataDir::new("rooms-kill");
+    let window = format!("--commit-window-ms={WINDOW_MS}");
+    let mut server = BinaryServer::start(&[&data.flag(), &window]);
+    let mut alice = account(&server, WireFormat::Json, "Alice");
+    alice.create("기록");
+    alice.expect_system(REGISTERED_ROOM_1);
+    let mut reader = server.client(WireFormat::Json);
+    reader.join(1, "기록");
+    alice.expect_system(&entered(&reader.default_name()));
+    // 400 chats at 200/s; each counts as taken once the reader has it (the server
+    // has put it in the room's history by then).
+    let start = std::time::Instant::now();
+    let mut taken_at = Vec::new();
+    for n in 0..400u32 {
+        let due = start + std::time::Duration::from_millis(u64::from(n) * 5);
+        if let Some(wait) = due.checked_duration_since(std::time::Instant::now()) {
+            // Pacing the load, not waiting for the server.
+            std::thread::sleep(wait);
+        }
+        alice.chat(&format!("chat {n}"));
+        reader.expect_chat("Alice", &format!("chat {n}"));
+        taken_at.push(std::time::Instant::now());
+    }
+    let killed_at = std::time::Instant::now();
+    server.kill_9();
+    // What must be there: every chat taken more than the window (plus the time a
+    // commit itself takes on a busy machine: 200 ms) before the kill.
+    let grace = std::time::Duration::from_millis(WINDOW_MS + 200);
+    let must = taken_at
+        .iter()
+        .filter(|&&at| at + grace <= killed_at)
+        .count();
+    assert!(must > 300, "the run was too slow to test anything: {must}");
+
+    let server = BinaryServer::start(&[&data.flag()]);
+    let mut alice = server.client(WireFormat::Json);
+    hello(&mut alice, &["accounts", "history"]);
+    alice.send(&Request::Login {
+        name: "Alice".into(),
+        password: "correct horse".into(),
+    });
+    alice.expect_system("Alice 으로 로그인했습니다.");
+    alice.expect_system("이름이 Alice 으로 변경되었습니다.");
+    alice.join(1, "기록");
+    // The entry page holds the newest 50; then everything, 200 at a time.
+    let (entry_page, _) = page(&mut alice);
+    assert_eq!(entry_page.len(), 50);
+    let mut kept: Vec<(String, String)> = Vec::new();
+    let mut before = None;
+    loop {
+        alice.send(&Request::History {
+            count: Some(200),
+            before,
+        });
+        let Response::History {
+            lines, more: older, ..
+        } = alice.recv()
+        else {
+            panic!("expected SCHistory");
+        };
+        before = lines.first().map(|l| l.seq);
+        let mut texts: Vec<(String, String)> =
+            lines.into_iter().map(|l| (l.member, l.text)).collect();
+        texts.append(&mut kept);
+        kept = texts;
+        if !older {
+            break;
+        }
+    }
+    assert!(
+        kept.len() >= must,
+        "kept {} of {must} that had to be",
+        kept.len()
+    );
+    let want: Vec<(String, String)> = (0..kept.len())
+        .map(|n| ("Alice".to_owned(), format!("chat {n}")))
+        .collect();
+    assert_eq!(
+        kept, want,
+        "a prefix of the chats, in order, nothing doubled"
+    );
+}

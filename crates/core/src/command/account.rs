@@ -19,7 +19,7 @@ use crate::{texts, validate};
 use super::name;
 
 /// The accounts, if this client may use them; else it is told why not.
-fn backend<'a, M: Mailbox>(
+pub(super) fn backend<'a, M: Mailbox>(
     client: &ClientState,
     turn: &mut Turn<'a, M>,
 ) -> Option<&'a dyn AccountBackend<M>> {

@@ -40,6 +40,10 @@ pub(super) fn finish<M: Mailbox>(
     match outcome {
         Ok(room) => {
             client.room = Some(room);
+            // The broker registered it to the account (MessageBroker::create_room).
+            if client.account.is_some() {
+                client.system(turn, &texts::room_registered(room));
+            }
             turn.out.events.push(ChatEvent::RoomCreated { room, title });
         }
         Err(BrokerError::RoomIdsExhausted) => client.system(turn, texts::ROOM_IDS_EXHAUSTED),
@@ -50,7 +54,8 @@ pub(super) fn finish<M: Mailbox>(
             | BrokerError::NameTaken
             | BrokerError::Unavailable
             | BrokerError::BadCredentials
-            | BrokerError::Throttled,
+            | BrokerError::Throttled
+            | BrokerError::NotOwner,
         ) => {
             client.system(turn, texts::UNAVAILABLE);
         }

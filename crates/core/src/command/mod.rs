@@ -18,6 +18,7 @@
 mod account;
 mod chat;
 mod create;
+mod delete;
 mod hello;
 mod history;
 mod join;
@@ -56,6 +57,7 @@ pub(crate) fn dispatch<M: Mailbox>(
             return account::change_password(client, &old, &new, turn);
         }
         Request::History { count, before } => history::apply(client, count, before, turn),
+        Request::DeleteRoom { room_id } => delete::apply(client, room_id, turn),
     }
     Outcome::Continue
 }

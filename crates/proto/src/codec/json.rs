@@ -237,6 +237,9 @@ pub(super) fn decode_request(payload: &[u8]) -> Result<Request, DecodeError> {
                 .map(|b| integer_field(Some(b), message, "before"))
                 .transpose()?,
         },
+        RequestKind::DeleteRoom => Request::DeleteRoom {
+            room_id: integer_field(envelope.room_id, message, "roomId")?,
+        },
     })
 }
 
@@ -475,7 +478,7 @@ pub(super) fn encode_request(request: &Request, out: &mut Vec<u8>) {
     match request {
         Request::Name { name } => string_member(out, "name", name, Escape::Ascii),
         Request::CreateRoom { title } => string_member(out, "title", title, Escape::Ascii),
-        Request::JoinRoom { room_id } => {
+        Request::JoinRoom { room_id } | Request::DeleteRoom { room_id } => {
             out.extend_from_slice(b", \"roomId\": ");
             out.extend_from_slice(room_id.to_string().as_bytes());
         }

@@ -58,6 +58,9 @@ pub enum MessageType {
     CsHistory = 16,
     /// `SC_HISTORY`: the body is an [`ScHistory`] (the `history` extension).
     ScHistory = 17,
+    /// `CS_DELETE_ROOM`: the body is a [`CsJoinRoom`]-shaped `CSDeleteRoom` (the
+    /// `accounts` extension).
+    CsDeleteRoom = 18,
 }
 
 /// `mju.Type`: the frame in front of every body.
@@ -263,6 +266,7 @@ fn type_name(kind: i32) -> &'static str {
         Ok(MessageType::CsPassword) => "CSPassword",
         Ok(MessageType::CsHistory) => "CSHistory",
         Ok(MessageType::ScHistory) => "SCHistory",
+        Ok(MessageType::CsDeleteRoom) => "CSDeleteRoom",
         Err(_) => "?",
     }
 }
@@ -350,6 +354,10 @@ pub(super) fn decode_request(kind: i32, payload: &[u8]) -> Result<Request, Decod
                 new: required(m.new, kind, "new")?,
             }
         }
+        // CSDeleteRoom has CSJoinRoom's one field: `roomId = 1`.
+        MessageType::CsDeleteRoom => Request::DeleteRoom {
+            room_id: required(body::<CsJoinRoom>(kind, payload)?.room_id, kind, "roomId")?.into(),
+        },
         MessageType::CsHistory => {
             let m = body::<CsHistory>(kind, payload)?;
             Request::History {
@@ -485,6 +493,11 @@ pub(super) fn encode_request(request: &Request, out: &mut Vec<u8>) -> Result<(),
         Request::JoinRoom { room_id } => {
             type_frame(MessageType::CsJoinRoom, out);
             // The schema's field is int32; larger ids saturate (no such room exists).
+            let room_id = Some(saturate_i32(*room_id));
+            prost_frame(&CsJoinRoom { room_id }, out)
+        }
+        Request::DeleteRoom { room_id } => {
+            type_frame(MessageType::CsDeleteRoom, out);
             let room_id = Some(saturate_i32(*room_id));
             prost_frame(&CsJoinRoom { room_id }, out)
         }
