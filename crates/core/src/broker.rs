@@ -22,7 +22,9 @@
 //!    notices (entered, left, renamed) go to the sender only as the self texts.
 //! 5. **Room ids** are unique for the broker's life, start at 1, only grow and never
 //!    pass [`MAX_ROOM_ID`] (creation fails instead of wrapping); a room ceases to
-//!    exist when its last member leaves.
+//!    exist when its last member leaves, unless it is registered to an account
+//!    (created by a logged-in member): then it lasts until its owner gives it up
+//!    ([`MessageBroker::delete_room`]).
 //! 6. **Errors change nothing.** An operation that returns an error has delivered
 //!    nothing and changed no state.
 //! 7. **Names are unique** by key: no two clients hold names with the same

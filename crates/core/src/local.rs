@@ -470,6 +470,100 @@ mod tests {
         assert_eq!(broker.room_count(), 0);
     }
 
+    /// A keeper that notes what it was handed.
+    #[derive(Default)]
+    struct Notes(Mutex<Vec<String>>);
+    impl RoomKeeper for Notes {
+        fn registered(&self, room: RoomId, title: &str, owner: &str) {
+            lock(&self.0).push(format!("room {room} {title} of {owner}"));
+        }
+        fn unregistered(&self, room: RoomId) {
+            lock(&self.0).push(format!("gone {room}"));
+        }
+        fn chat(&self, room: RoomId, line: &ChatLine) {
+            lock(&self.0).push(format!("chat {room} #{} {}", line.seq, line.text));
+        }
+    }
+
+    /// A room made by a logged-in member lasts while empty, its chats are handed to
+    /// the keeper (a guest room's are not), only its owner gives it up, and kept
+    /// rooms come back with their history and ids.
+    #[test]
+    fn registered_rooms_last_and_are_kept() {
+        let notes = Arc::new(Notes::default());
+        let broker = LocalBroker::new().with_keeper(Arc::clone(&notes) as Arc<dyn RoomKeeper>);
+        let mut out = Fanout::new();
+        let sink = Arc::new(Sink);
+        let owner = Member {
+            account: Some("alice"),
+            ..member(1, "Alice", &sink)
+        };
+        let kept = done(broker.create_room(owner, "t", &mut out)).unwrap();
+        let guest = done(broker.create_room(member(2, "g", &sink), "u", &mut out)).unwrap();
+        let chat = Encoded::notice("x");
+        broker.chat(kept, owner, "said", &chat, &mut out).unwrap();
+        broker
+            .chat(guest, member(2, "g", &sink), "not kept", &chat, &mut out)
+            .unwrap();
+        done(broker.leave_room(kept, owner, Leaving::Asked, &mut out)).unwrap();
+        done(broker.leave_room(guest, member(2, "g", &sink), Leaving::Asked, &mut out)).unwrap();
+        let rooms = broker.listing().unwrap();
+        assert_eq!(rooms.rooms().len(), 1, "the guest room is gone");
+        assert_eq!(
+            (rooms.rooms()[0].room_id, rooms.rooms()[0].members.len()),
+            (kept, 0)
+        );
+        assert_eq!(
+            broker.delete_room(kept, "bob", &mut out),
+            Err(BrokerError::NotOwner)
+        );
+        assert_eq!(
+            broker.delete_room(guest, "alice", &mut out),
+            Err(BrokerError::NoSuchRoom)
+        );
+        assert_eq!(
+            broker.delete_room(kept, "alice", &mut out),
+            Ok(Unregistered::Deleted)
+        );
+        assert!(broker.listing().unwrap().rooms().is_empty());
+        assert_eq!(
+            *lock(&notes.0),
+            ["room 1 t of alice", "chat 1 #1 said", "gone 1"]
+        );
+
+        let line = |seq, text: &str| ChatLine {
+            seq,
+            time_ms: 5,
+            member: "Alice".into(),
+            text: text.into(),
+        };
+        let back = LocalBroker::<Sink>::new().with_kept_rooms(vec![KeptRoom {
+            id: 7,
+            title: "t".into(),
+            owner: "alice".into(),
+            history: vec![line(3, "a"), line(4, "b")],
+        }]);
+        assert_eq!(
+            back.history(7, 10, None).unwrap().0,
+            [line(3, "a"), line(4, "b")]
+        );
+        let next = done(back.create_room(member(1, "a", &sink), "v", &mut out)).unwrap();
+        assert_eq!(next, 8, "new rooms come after the kept ones");
+        // A member with the room: given up, it lasts until that member leaves.
+        let alice = Member {
+            account: Some("alice"),
+            ..member(2, "Alice", &sink)
+        };
+        done(back.join_room(7, alice, &mut out)).unwrap();
+        assert_eq!(
+            back.delete_room(7, "alice", &mut out),
+            Ok(Unregistered::WhenEmpty)
+        );
+        assert_eq!(back.room_count(), 2);
+        done(back.leave_room(7, alice, Leaving::Asked, &mut out)).unwrap();
+        assert_eq!(back.room_count(), 1);
+    }
+
     #[test]
     fn a_chat_from_a_non_member_is_refused() {
         let broker = LocalBroker::new();
