@@ -1,7 +1,7 @@
 // End-to-end tests of the web client in a real headless Chromium (Debian's package),
 // driven by playwright-core. Run by crates/server/tests/browser.rs, which passes the
 // server binary in SERVER_BIN (and CHROMIUM, the browser). Exits 0 when every check
-// passed; prints what failed otherwise. Every wait has a deadline.
+// passed; prints what failed otherwise. Every wait has a deadline; none is a sleep.
 //
 //   SERVER_BIN=target/debug/chat-server node web-tests/e2e.mjs
 //   SCREENSHOT_DIR=docs/screenshots SERVER_BIN=… node web-tests/e2e.mjs   # also web-desktop.png, web-phone.png
@@ -114,6 +114,40 @@ async function check(name, body) {
   }
 }
 
+// Recorded in the page before its own script runs: every message it sends on its
+// WebSocket, parsed, in window.__sent.
+function recordSent() {
+  window.__sent = [];
+  const send = WebSocket.prototype.send;
+  WebSocket.prototype.send = function (data) {
+    try {
+      window.__sent.push(JSON.parse(data));
+    } catch {
+      window.__sent.push({ type: "(not JSON)" });
+    }
+    return send.call(this, data);
+  };
+}
+const sentCount = (p) => p.evaluate(() => window.__sent.length);
+const sentSince = (p, n) => p.evaluate((from) => window.__sent.slice(from), n);
+
+// Every chat line in the log as "member: text" (one's own without " (나)"), to find a
+// line shown twice.
+const chatLines = (p) => p.evaluate(() => [...document.querySelectorAll("#log li.chat")].map((li) =>
+  li.querySelector(".who").textContent.replace(/ \(나\)$/, "") + li.lastChild.data));
+async function noLineTwice(p) {
+  const lines = await chatLines(p);
+  const twice = lines.filter((l, i) => lines.indexOf(l) !== i);
+  if (twice.length) throw new Error("shown twice: " + JSON.stringify(twice));
+  return lines;
+}
+
+// HH:MM of `ms` in this machine's time zone (the browser's too).
+const hhmm = (ms) => {
+  const d = new Date(ms);
+  return String(d.getHours()).padStart(2, "0") + ":" + String(d.getMinutes()).padStart(2, "0");
+};
+
 let server = await startServer();
 const browser = await chromium.launch({
   executablePath: BROWSER,
@@ -123,6 +157,7 @@ const browser = await chromium.launch({
 try {
   const page = await browser.newPage({ viewport: { width: 900, height: 600 } });
   page.setDefaultTimeout(TIMEOUT);
+  await page.addInitScript(recordSent);
   const problems = [];
   page.on("console", (m) => m.type() === "error" && problems.push("console: " + m.text()));
   page.on("pageerror", (e) => problems.push("page error: " + e));
@@ -137,6 +172,13 @@ try {
   await check("the page loads and connects", async () => {
     await page.goto(`http://${server.web}/`);
     await page.locator("#state.open").waitFor();
+  });
+
+  await check("the page opts in to the room-list push and history with one CSHello", async () => {
+    const hellos = (await sentSince(page, 0)).filter((m) => m.type === "CSHello");
+    if (JSON.stringify(hellos) !== JSON.stringify([{ type: "CSHello", features: ["rooms", "history"] }])) {
+      throw new Error(JSON.stringify(hellos));
+    }
   });
 
   await check("/name and /create, with the name and room always visible", async () => {
@@ -253,9 +295,19 @@ try {
 
   const other = new TcpClient(server.chat);
   await other.ready;
-  await check("clicking another room switches, keeping focus across list updates", async () => {
+  await check("a room made elsewhere appears in the list by a push, the page sending nothing", async () => {
+    const mark = await sentCount(page);
     other.send({ type: "CSCreateRoom", title: "둘째 방" });
     await other.next((m) => m.type === "SCSystemMessage" && m.text === "방제[둘째 방] 방에 입장했습니다.", "its room");
+    // Pushed at most every 500 ms (PROTOCOL.md §7.1); the page no longer polls.
+    await page.locator("#rooms button", { hasText: "[2] 둘째 방" }).waitFor({ timeout: 2000 });
+    const members = await page.locator("#rooms li").nth(1).locator(".members").textContent();
+    if (members !== `1명: ${other.name}`) throw new Error("members shown as " + JSON.stringify(members));
+    const sent = await sentSince(page, mark);
+    if (sent.length !== 0) throw new Error("the page sent " + JSON.stringify(sent));
+  });
+
+  await check("clicking another room switches, keeping focus across list updates", async () => {
     await page.locator("#rooms button", { hasText: "[1] 웹 방" }).click();
     await page.locator("#me-room", { hasText: "[웹 방]" }).waitFor();
     await page.locator("#rooms button", { hasText: "[2] 둘째 방" }).click();
@@ -269,7 +321,7 @@ try {
       document.querySelector("#rooms li").dataset.mark = "same";
       return Number(document.getElementById("rooms").dataset.updates);
     });
-    other.send({ type: "CSName", name: "둘째" }); // changes the list the next poll brings
+    other.send({ type: "CSName", name: "둘째" }); // changes the list the next push brings
     await page.locator("#rooms .members", { hasText: "둘째" }).waitFor();
     await page.waitForFunction((n) => Number(document.getElementById("rooms").dataset.updates) > n, before);
     const state = await page.evaluate(() => [document.activeElement.id, document.getElementById("input").value, document.querySelector("#rooms li").dataset.mark]);
@@ -278,6 +330,21 @@ try {
     await page.locator("#rooms button", { hasText: "[1] 웹 방" }).click();
     await page.locator("#me-room", { hasText: "[웹 방]" }).waitFor();
     await tcp.next((m) => m.type === "SCSystemMessage" && m.text === "[브라우저] 님이 입장했습니다.", "the page back");
+  });
+
+  await check("a chat sent just after a change does not keep the change from the list", async () => {
+    // A hello with "rooms" resets what the server compares its pushes with (§7.1): a page
+    // that said hello after every request would never hear of this rename.
+    const mark = await sentCount(page);
+    other.send({ type: "CSName", name: "셋째" });
+    await other.next((m) => m.type === "SCSystemMessage" && m.text === "이름이 셋째 으로 변경되었습니다.", "its rename");
+    await type("목록이 바뀐 직후");
+    const got = await tcp.next((m) => m.type === "SCChat", "the page's chat");
+    if (got.text !== "목록이 바뀐 직후") throw new Error(JSON.stringify(got));
+    await page.locator("#log li.chat.mine", { hasText: "목록이 바뀐 직후" }).waitFor();
+    await page.locator("#rooms .members", { hasText: "1명: 셋째" }).waitFor({ timeout: 2000 });
+    const types = (await sentSince(page, mark)).map((m) => m.type);
+    if (types.includes("CSRooms") || types.includes("CSHello")) throw new Error("the page sent " + types);
   });
 
   await check("the title counts unread chats while the tab is hidden", async () => {
@@ -293,6 +360,29 @@ try {
     await page.waitForFunction(() => document.title === "채팅");
   });
 
+  await check("a reconnect goes back to the room and shows what was missed, no line twice", async () => {
+    const entered = await page.locator("#log li.system", { hasText: "방제[웹 방] 방에 입장했습니다." }).count();
+    const before = await noLineTwice(page);
+    await page.evaluate(() => socket.close()); // the page's own socket (app.js)
+    await tcp.next((m) => m.type === "SCSystemMessage" && m.text === "[브라우저] 님이 퇴장했습니다.", "the page gone");
+    tcp.send({ type: "CSChat", text: "없는 동안 온 말" }); // the page reconnects after 0.5 s
+    await tcp.next((m) => m.type === "SCSystemMessage" && m.text === "[브라우저] 님이 입장했습니다.", "the page back");
+    await page.locator("#me-room", { hasText: "[웹 방]" }).waitFor();
+    await page.waitForFunction((n) => [...document.querySelectorAll("#log li.system")]
+      .filter((li) => li.textContent.endsWith("방제[웹 방] 방에 입장했습니다.")).length === n + 1, entered);
+    const missed = page.locator("#log li.chat", { hasText: "없는 동안 온 말" });
+    await missed.waitFor();
+    if ((await missed.getAttribute("class")) !== "chat history") throw new Error("not shown as history");
+    if ((await missed.locator(".earlier").textContent()) !== "이전") throw new Error("no 이전 badge");
+    const after = await noLineTwice(page);
+    // Everything shown before, and the one line missed: the room's last 50 came again.
+    const expected = [...before, `${tcp.name}: 없는 동안 온 말`];
+    if (JSON.stringify(after) !== JSON.stringify(expected)) throw new Error(JSON.stringify(after.slice(-5)));
+    // The page's own chats kept their places and got the server's numbers.
+    const own = await page.locator('#log li.chat.mine[data-seq]', { hasText: "내 줄 30" }).count();
+    if (own !== 1) throw new Error("own line not numbered");
+  });
+
   await check("a reload restores the name and the room, as the server sees them", async () => {
     await page.reload();
     await page.locator("#state.open").waitFor();
@@ -302,6 +392,10 @@ try {
     tcp.send({ type: "CSRooms" });
     const list = await tcp.next((m) => m.type === "SCRoomsResult", "the list");
     if (!list.rooms.find((r) => r.roomId === 1).members.includes("브라우저")) throw new Error(JSON.stringify(list));
+    // The room's last 50 chats as history, each once, the newest last.
+    await page.waitForFunction(() => document.querySelectorAll("#log li.history").length === 50);
+    const lines = await noLineTwice(page);
+    if (lines.at(-1) !== `${tcp.name}: 없는 동안 온 말`) throw new Error(JSON.stringify(lines.slice(-3)));
   });
   other.socket.destroy();
 
@@ -321,6 +415,9 @@ try {
       tcp.send({ type: "CSChat", text: "반가워요! 터미널에서 보내요." });
       await p.locator("#log li.chat", { hasText: "반가워요" }).waitFor();
       await p.locator('#rooms button[aria-current="true"]').waitFor();
+      // Audited too: the room's earlier chats and the button for more.
+      await p.locator("#log li.history").first().waitFor();
+      await p.locator("#older").waitFor();
       await p.addScriptTag({ path: AXE });
       const audit = async (label) => {
         const found = await p.evaluate(async () => (await window.axe.run(document)).violations
@@ -386,6 +483,82 @@ try {
     await page.locator("#log li.system", { hasText: "개설된 방이 없습니다." }).waitFor();
   });
   tcp.socket.destroy();
+
+  await check("a room's earlier chats show as history with the server's times; 이전 메시지 더 보기 loads older ones", async () => {
+    // A server keeping 60 chats a room: of 70, 11 to 70 are kept; 50 come on entering.
+    const kept = await startServer(0, ["--history=60"]);
+    const context = await browser.newContext();
+    try {
+      const writer = new TcpClient(kept.chat);
+      await writer.ready;
+      writer.send({ type: "CSHello", features: ["history"] });
+      writer.send({ type: "CSCreateRoom", title: "기록 방" });
+      for (let i = 1; i <= 70; i++) writer.send({ type: "CSChat", text: `기록 ${i}` });
+      writer.send({ type: "CSHistory", count: 200 });
+      const all = await writer.next((m) => m.type === "SCHistory", "the room's history");
+      const texts = all.lines.map((l) => l.text);
+      if (texts[0] !== "기록 11" || texts.length !== 60 || all.more !== false) throw new Error(JSON.stringify([texts[0], texts.length, all.more]));
+
+      const p = await context.newPage();
+      p.setDefaultTimeout(TIMEOUT);
+      const errors = [];
+      p.on("console", (m) => m.type() === "error" && errors.push("console: " + m.text()));
+      p.on("pageerror", (e) => errors.push("page error: " + e));
+      await p.addInitScript(recordSent);
+      await p.goto(`http://${kept.web}/`);
+      await p.locator("#state.open").waitFor();
+      await p.locator("#input").fill("/join 1");
+      await p.locator("#input").press("Enter");
+      await p.locator("#me-room", { hasText: "[기록 방]" }).waitFor();
+      await p.waitForFunction(() => document.querySelectorAll("#log li.history").length === 50);
+      // Each as "HH:MM 이전 NAME: TEXT", its <time> the server's, oldest first, right after the entry.
+      const shown = () => p.evaluate(() => [...document.querySelectorAll("#log li.history")].map((li) =>
+        [li.querySelector("time").dateTime, li.textContent]));
+      const line = (l) => [new Date(l.time).toISOString(), `${hhmm(l.time)} 이전 ${writer.name}: ${l.text}`];
+      const want = (from) => all.lines.filter((l) => l.seq >= from).map(line);
+      let got = await shown();
+      if (JSON.stringify(got) !== JSON.stringify(want(21))) throw new Error(JSON.stringify(got.slice(0, 2)));
+      const entry = await p.evaluate(() => document.querySelector("#log li.history").previousElementSibling.textContent);
+      if (!entry.endsWith("방제[기록 방] 방에 입장했습니다.")) throw new Error("before the history: " + entry);
+
+      const older = p.locator("#older");
+      if ((await older.textContent()) !== "이전 메시지 더 보기" || !(await older.isVisible())) throw new Error("no button");
+      const mark = await sentCount(p);
+      await older.click();
+      await p.waitForFunction(() => document.querySelectorAll("#log li.history").length === 60);
+      got = await shown();
+      if (JSON.stringify(got) !== JSON.stringify(want(11))) throw new Error(JSON.stringify(got.slice(0, 2)));
+      const asked = (await sentSince(p, mark)).filter((m) => m.type === "CSHistory" && m.count !== 1);
+      if (JSON.stringify(asked) !== JSON.stringify([{ type: "CSHistory", count: 50, before: 21 }])) throw new Error(JSON.stringify(asked));
+      await older.waitFor({ state: "hidden" }); // nothing older is kept
+      const top = await p.evaluate(() => {
+        const wrap = document.getElementById("log-wrap").getBoundingClientRect();
+        const r = document.querySelector("#log li.history").getBoundingClientRect();
+        return r.top >= wrap.top - 1 && r.bottom <= wrap.bottom + 1;
+      });
+      if (!top) throw new Error("the oldest line loaded is not in view");
+
+      // A live chat after them is not history, and bears the server's time too (it
+      // pushes 11 out of the kept 60, already shown).
+      writer.send({ type: "CSChat", text: "기록 뒤 새 말" });
+      writer.send({ type: "CSHistory", count: 1 });
+      const newest = (await writer.next((m) => m.type === "SCHistory", "the newest line")).lines[0];
+      if (newest.text !== "기록 뒤 새 말") throw new Error(JSON.stringify(newest));
+      const live = p.locator("#log li", { hasText: "기록 뒤 새 말" });
+      await live.waitFor();
+      if ((await live.getAttribute("class")) !== "chat") throw new Error("class " + (await live.getAttribute("class")));
+      const liveTime = await live.locator("time").getAttribute("datetime");
+      if (liveTime !== new Date(newest.time).toISOString()) throw new Error(`time ${liveTime}, the server's ${newest.time}`);
+
+      await noLineTwice(p);
+      if ((await p.locator("#log li.chat").count()) !== 61) throw new Error("lines: " + (await p.locator("#log li.chat").count()));
+      if (errors.length) throw new Error(errors.join("\n"));
+      writer.socket.destroy();
+    } finally {
+      await context.close();
+      await stopServer(kept);
+    }
+  });
 
   await check("over https: the page loads and chats over wss with a TCP client", async () => {
     // A self-signed pair made for this run by the server's own `cert` command.

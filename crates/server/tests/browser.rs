@@ -3,11 +3,15 @@
 //! the commands, chats with a TCP client, checks that a chat cannot pass for a system
 //! message, composes Korean through the IME, restarts the server under the page, and
 //! loads the page over https (a pair from `chat-server cert`) to chat over wss; and the
-//! page's own behaviour: the log following 50 chats and the "새 메시지" chip when
-//! scrolled up, own chats shown only once accepted, room switching by click with the
-//! current room marked, focus kept across room-list updates, times, the unread count in
-//! the title, name and room restored after a reload, the phone layout, no console
-//! errors, and axe-core (no serious or critical violations) at 1280×800 and 390×844.
+//! page's own behaviour: one CSHello with `rooms` and `history`, the room list updated
+//! by the server's push with no `/rooms` sent (also right after a chat), a room's
+//! earlier chats shown as history with the server's times and "이전 메시지 더 보기"
+//! paging back (a server run with `--history=60`), the log following 50 chats and the
+//! "새 메시지" chip when scrolled up, own chats shown only once accepted, room switching
+//! by click with the current room marked, focus kept across room-list updates, times,
+//! the unread count in the title, name and room restored after a reconnect and a reload
+//! with no line shown twice, the phone layout, no console errors, and axe-core (no
+//! serious or critical violations) at 1280×800 and 390×844.
 //! With `SCREENSHOT_DIR` set, e2e.mjs also writes web-desktop.png and web-phone.png.
 //!
 //! Needs `node`, `chromium` and `web-tests/node_modules` (`npm ci --prefix web-tests`);

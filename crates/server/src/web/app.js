@@ -2,15 +2,18 @@
 // WebSocket (/ws), one JSON message of the TCP JSON format per text message
 // (docs/PROTOCOL.md §6.10).
 //
-// What it does: a log that follows new lines unless the user scrolled up (then a
-// "새 메시지" chip); a name field and a room list where a click switches rooms; the
-// chosen name and the current room kept in localStorage and restored after a reload
-// or a reconnect; each line's time; an unread count in the tab title while the tab is
-// hidden; a room panel that folds away on a phone. Own chats are shown only once the
-// server has accepted them (see `request`).
+// What it does: opts in to two extensions with one CSHello per connection (§7):
+// "rooms", so the room list is pushed when it changes instead of polled (§7.1), and
+// "history", so entering a room shows its last chats, marked as earlier ones, and
+// "이전 메시지 더 보기" pages further back (§7.3). A log that follows new lines unless the
+// user scrolled up (then a "새 메시지" chip); each line's time, the server's when it
+// gives one; a name field and a room list, patched in place, where a click switches
+// rooms; the chosen name and the current room kept in localStorage and restored after
+// a reload or a reconnect, without showing a line twice; an unread count in the tab
+// title while the tab is hidden; a room panel that folds away on a phone. Own chats
+// are shown only once the server has accepted them (see `request`).
 //
-// What it does not do: keep history (the server sends none), opt into any protocol
-// extension (§7; `FEATURES` is empty), log in to accounts, or show anything as HTML:
+// What it does not do: log in to accounts (§7.2), or show anything as HTML:
 // everything shown is set with textContent, nothing from the server or a peer is
 // ever parsed as markup.
 "use strict";
@@ -20,22 +23,27 @@ const log = $("log");
 const logWrap = $("log-wrap");
 const input = $("input");
 const chip = $("new-messages");
+const older = $("older");
 const roomList = $("rooms");
 
 const TITLE = "채팅";
-const POLL_MS = 3000; // the room list is polled; a pushed list (§7.1) would call updateRoomList too
+const POLL_MS = 3000; // only if the server does not push the room list (no "rooms" in SCHello)
 const MAX_LINES = 2000;
 const BOTTOM_SLACK = 24; // px: more than the log's bottom padding, less than a line
-const FEATURES = []; // what CSHello asks for; every barrier hello repeats it unchanged
+const FEATURES = ["rooms", "history"]; // asked for once per connection (§7)
+const HISTORY_PAGE = 50; // lines per "이전 메시지 더 보기" (the server allows 1 to 200, §7.3)
+const FRAME_MAX = 65535; // the most a message may hold (§1)
 const STORE_NAME = "chat.name";
 const STORE_ROOM = "chat.room";
 
-// The server's answers to self that the page acts on (PROTOCOL.md §4.3, §6).
+// The server's answers to self that the page acts on (PROTOCOL.md §4.3, §6, §7.3).
 const RENAMED = /^이름이 (.*) 으로 변경되었습니다\.$/;
 const ENTERED = /^방제\[(.*)\] 방에 입장했습니다\.$/;
 const LEFT = /^방제\[(.*)\] 대화 방에서 퇴장했습니다\.$/;
 const NOT_IN_ROOM = "현재 대화방에 들어가 있지 않습니다.";
 const NAME_TAKEN = "이미 쓰이고 있는 이름이거나 그와 헷갈리는 이름입니다.";
+const HISTORY_OFF = "대화 기록을 보려면 먼저 CSHello 로 history 기능을 켜야 합니다.";
+const HISTORY_BAD = "대화 기록은 한 번에 1줄부터 200줄까지, 1번 줄 이후로 요청할 수 있습니다.";
 // Every answer that means a chat went to nobody (§4.3, §6.1, §6.4, §6.9).
 const CHAT_REFUSALS = new Set([
   NOT_IN_ROOM,
@@ -44,6 +52,13 @@ const CHAT_REFUSALS = new Set([
   "클러스터 연결이 끊겨 방금 보낸 메시지가 전달되지 않았을 수 있습니다.",
 ]);
 const isChatRefusal = (text) => CHAT_REFUSALS.has(text) || text.startsWith("잘못된 메시지입니다: ");
+// Every answer to a CSHistory but a page (§7.3).
+const HISTORY_REFUSALS = new Set([
+  HISTORY_OFF,
+  NOT_IN_ROOM,
+  HISTORY_BAD,
+  "지금은 요청을 처리할 수 없습니다. 잠시 후 다시 시도해 주세요.",
+]);
 
 const HELP = [
   "이 페이지가 아는 명령어:",
@@ -61,11 +76,17 @@ let socket = null;
 let backoff = 500;
 let pollTimer = null;
 let pollInFlight = false;
+let pushed = false; // the server pushes the room list to this connection (§7.1)
 let restoring = Promise.resolve(); // the name and room being restored after a (re)connect
 let me = { name: null, room: null, roomId: null }; // only what the server confirmed
+let backlog = { roomId: null, more: false, loading: false }; // the current room's older chats
 let unread = 0;
 let listUpdates = 0;
 const roomItems = new Map(); // room id -> { li, button, title, members, here }
+// What a chat line in the log says, to tell a line the server sends again (history
+// after a reconnect) from a new one: { member, text }, or { own, name, text } for
+// one's own chats (shown as sent: the server tells the sender no number).
+const said = new WeakMap();
 
 // ---- the log ---------------------------------------------------------------------
 
@@ -82,22 +103,30 @@ function two(n) {
   return String(n).padStart(2, "0");
 }
 
-// HH:MM of local time; `ms` is the server's time (ms since the epoch) when a message
-// carries one, else the time it arrived.
+// HH:MM of local time, with the date in front if it is not today; `ms` is the
+// server's time (ms since the epoch) when a message carries one, else the time it
+// arrived.
 function timeElement(ms) {
   const date = new Date(ms);
   const el = document.createElement("time");
   el.dateTime = date.toISOString();
-  el.textContent = two(date.getHours()) + ":" + two(date.getMinutes());
+  const hhmm = two(date.getHours()) + ":" + two(date.getMinutes());
+  const today = date.toDateString() === new Date().toDateString();
+  el.textContent = today ? hhmm : date.getMonth() + 1 + "월 " + date.getDate() + "일 " + hhmm;
   return el;
 }
 
-// Appends one line. Whether to follow is decided before the line changes the height.
-function show(kind, text, { who, time } = {}) {
-  const follow = atBottom();
+// One line, not yet in the log. `earlier` marks a chat from before one came in.
+function line(kind, text, { who, time, earlier } = {}) {
   const li = document.createElement("li");
   li.className = kind;
   li.append(timeElement(Number.isFinite(time) ? time : Date.now()), " ");
+  if (earlier) {
+    const badge = document.createElement("span");
+    badge.className = "earlier";
+    badge.textContent = "이전";
+    li.append(badge, " ");
+  }
   if (who !== undefined) {
     const name = document.createElement("span");
     name.className = "who";
@@ -106,11 +135,118 @@ function show(kind, text, { who, time } = {}) {
   } else {
     li.append(document.createTextNode(text));
   }
+  return li;
+}
+
+// Appends one line. Whether to follow is decided before the line changes the height.
+function show(kind, text, options) {
+  const follow = atBottom();
+  const li = line(kind, text, options);
   log.append(li);
   while (log.children.length > MAX_LINES) log.firstElementChild.remove();
   if (follow) scrollToBottom();
   else chip.hidden = false;
   return li;
+}
+
+// ---- chats by their number in the room (§7.3) ------------------------------------
+
+// A chat line's place in its room's history: data-room and data-seq, the server's
+// numbers (integers: checked before they go into a selector).
+function number(li, roomId, seq) {
+  if (!Number.isSafeInteger(roomId) || !Number.isSafeInteger(seq)) return;
+  li.dataset.room = String(roomId);
+  li.dataset.seq = String(seq);
+}
+
+function linesOf(roomId) {
+  return log.querySelectorAll(`li[data-room="${roomId}"]`);
+}
+
+function isMine(li, chat) {
+  const mine = said.get(li);
+  if (!mine?.own || mine.text !== chat.text) return false;
+  // A default name (IP, PORT) changes with the connection; a chosen one is ours.
+  return mine.name === null ? chat.member.startsWith("(") : mine.name === chat.member;
+}
+
+// Puts one line of the room's history in the log, among the room's lines in number
+// order, unless the log shows it already: a line kept from before a reconnect, or
+// one's own chat (shown unnumbered), which gets its number instead. Answers the new
+// line, or null.
+function addHistory(roomId, chat) {
+  if (!Number.isSafeInteger(roomId) || !Number.isSafeInteger(chat?.seq)) return null;
+  if (typeof chat.member !== "string" || typeof chat.text !== "string") return null;
+  let there = [...linesOf(roomId)];
+  const same = there.find((li) => li.dataset.seq === String(chat.seq));
+  if (same) {
+    const was = said.get(same);
+    if (was && was.member === chat.member && was.text === chat.text) return null;
+    // The same number, other words: a new room under an old id (the server was
+    // restarted). The old lines lose their numbers.
+    there.forEach((li) => {
+      delete li.dataset.room;
+      delete li.dataset.seq;
+    });
+    there = [];
+  }
+  // The first numbered line after it, and an own unnumbered line since the last
+  // numbered line before it that says the same.
+  let next = null;
+  let mine = null;
+  for (const li of there) {
+    if (li.dataset.seq === undefined) {
+      if (!mine && isMine(li, chat)) mine = li;
+    } else if (Number(li.dataset.seq) > chat.seq) {
+      next = li;
+      break;
+    } else {
+      mine = null;
+    }
+  }
+  if (mine) {
+    number(mine, roomId, chat.seq);
+    said.set(mine, { member: chat.member, text: chat.text });
+    if (Number.isFinite(chat.time)) mine.querySelector("time").replaceWith(timeElement(chat.time));
+    return null;
+  }
+  const li = line("chat history", chat.text, { who: chat.member, time: chat.time, earlier: true });
+  number(li, roomId, chat.seq);
+  said.set(li, { member: chat.member, text: chat.text });
+  if (next) log.insertBefore(li, next);
+  else log.append(li);
+  return li;
+}
+
+// An SCHistory: the room's last chats on entering it, or an older page asked for.
+function showHistory(msg, asked) {
+  const chats = Array.isArray(msg.lines) ? msg.lines : [];
+  const follow = atBottom();
+  const added = chats.map((chat) => addHistory(msg.roomId, chat)).filter(Boolean);
+  if (asked) {
+    if (msg.roomId === backlog.roomId) backlog.more = msg.more === true;
+    // The oldest of them at the top of the view, below the button.
+    added[0]?.scrollIntoView({ block: "start" });
+  } else {
+    backlog = { roomId: msg.roomId, more: msg.more === true, loading: false };
+    if (follow) scrollToBottom();
+  }
+  renderMe();
+}
+
+// "이전 메시지 더 보기": the page of chats before the oldest of this room in the log.
+async function loadOlder() {
+  if (backlog.loading || me.room === null || me.roomId !== backlog.roomId) return;
+  const oldest = log.querySelector(`li[data-room="${me.roomId}"][data-seq]`);
+  const message = { type: "CSHistory", count: HISTORY_PAGE };
+  if (oldest) message.before = Number(oldest.dataset.seq);
+  backlog.loading = true;
+  try {
+    await request(message);
+  } finally {
+    backlog.loading = false;
+  }
+  if (older.hidden && (document.activeElement === older || document.activeElement === document.body)) input.focus();
 }
 
 // ---- the tab title ---------------------------------------------------------------
@@ -125,7 +261,7 @@ document.addEventListener("visibilitychange", () => {
   if (document.hidden) return;
   unread = 0;
   document.title = TITLE;
-  poll(); // polls are skipped while hidden
+  if (!pushed) poll(); // polls are skipped while hidden
 });
 
 // ---- who and where we are --------------------------------------------------------
@@ -140,6 +276,7 @@ function renderMe() {
   $("me-name").textContent = me.name ?? "기본 이름";
   $("me-room").textContent = me.room === null ? "방 밖" : "[" + me.room + "]";
   $("leave").disabled = me.room === null;
+  older.hidden = !(me.room !== null && backlog.more && backlog.roomId === me.roomId);
   const field = $("name-input");
   if (me.name !== null && document.activeElement !== field) field.value = me.name;
   markCurrentRoom();
@@ -212,7 +349,7 @@ function setText(el, text) {
 
 // Brings the list to `rooms` (one complete listing, in id order) in place: existing
 // nodes are kept and only changed text is rewritten, so a focused or pressed button
-// is never replaced under the user. Polled and pushed listings both come here.
+// is never replaced under the user. Pushed and asked-for listings both come here.
 function updateRoomList(rooms) {
   const seen = new Set();
   let previous = null;
@@ -246,6 +383,32 @@ function markCurrentRoom() {
   }
 }
 
+// The newest listing. One that does not fit a message comes as several SCRoomsResult
+// in a row, each as full as it can be, in id order (§6.5), whether pushed (§7.1) or
+// asked for: a message continues the listing before it when it goes on past its last
+// room and its first room would not have fitted into the previous message.
+let listing = null; // { rooms, data: the JSON text of its last message }
+const utf8 = new TextEncoder();
+
+function roomSize(room) {
+  const members = room.members.map((m) => JSON.stringify(m)).join(", ");
+  const json = `{"roomId": ${room.roomId}, "title": ${JSON.stringify(room.title)}, "members": [${members}]}`;
+  return utf8.encode(json).length;
+}
+
+function takeListing(msg, data) {
+  const rooms = Array.isArray(msg.rooms) ? msg.rooms : [];
+  const last = listing?.rooms.at(-1);
+  const continues =
+    rooms.length > 0 &&
+    last !== undefined &&
+    rooms[0].roomId > last.roomId &&
+    utf8.encode(listing.data).length + ", ".length + roomSize(rooms[0]) > FRAME_MAX;
+  listing = { rooms: continues ? listing.rooms.concat(rooms) : rooms, data };
+  updateRoomList(listing.rooms);
+  return listing.rooms;
+}
+
 // ---- requests and their answers --------------------------------------------------
 
 // Requests sent on the current socket whose answers are not complete yet, oldest first.
@@ -260,25 +423,62 @@ function send(message) {
   return true;
 }
 
-// Sends `message`, then a CSHello as a barrier, and resolves with everything the
-// server said to us in between: { texts, rooms } (or { closed: true } if the
-// connection went first; null if it could not be sent).
+// Sends `message`, then a barrier, and resolves with what the server said to us in
+// between: { texts, rooms, roomId } — its system messages, the newest room listing, and
+// the room we were in once it was handled (a number; null: none; undefined: unknown)
+// — or { closed: true } if the connection went first; null if it could not be sent.
 //
 // Why a barrier: the server never echoes a chat to its sender, and an accepted chat
 // gets no answer at all (PROTOCOL.md §4.3); only a refusal is answered. One client's
 // requests are handled in order and its replies leave in that order (§6.8, in a
 // cluster too, §6.9), so once the answer to a request sent after the chat arrives,
 // any refusal of the chat has arrived before it: no refusal in between means the chat
-// was accepted. CSHello (§7) is the barrier because its answer, SCHello, is sent only
-// to the asker and only as an answer (a room list may later be pushed unasked, §7.1),
-// and because repeating the same feature list changes nothing. The same barrier tells
-// where a /rooms answer split over several SCRoomsResult messages (§6.5) ends, and
-// which answer a join or leave got. It costs one command of flood control (5/s after
-// 20, §6.4a): far above what a person types.
+// was accepted. The same barrier tells which answer a join or leave got, and where a
+// /rooms answer ends.
+//
+// The barrier is `CSHistory {count: 1, before: 1}`: it changes nothing, costs one
+// command of flood control (5/s after 20, §6.4a: far above what a person types), and
+// is answered to the asker alone, with exactly one of: an empty SCHistory (in a room;
+// its roomId says which), NOT_IN_ROOM (in none), HISTORY_OFF (no "history" in force).
+// Not CSHello: a hello with "rooms" makes the list current at that moment the one the
+// server compares its pushes with (§7.1), so a hello after every request would swallow
+// a change made just before it; the page says hello once per connection. A room list
+// is never an end: it may be pushed at any time (§7.1). What the request itself can
+// answer that looks like the barrier's answer is known from its type (`ownAnswer`).
+const BARRIER = JSON.stringify({ type: "CSHistory", count: 1, before: 1 });
+
 function request(message) {
   if (!send(message)) return Promise.resolve(null);
-  socket.send(JSON.stringify({ type: "CSHello", features: FEATURES }));
-  return new Promise((resolve) => pending.push({ texts: [], rooms: null, resolve }));
+  if (message.type !== "CSHello") socket.send(BARRIER); // SCHello is only ever an answer
+  return new Promise((resolve) =>
+    pending.push({ type: message.type, message, texts: [], rooms: null, notIn: 0, left: false, entered: false, answered: false, resolve }),
+  );
+}
+
+// Whether `msg`, which looks like the barrier's answer, is the request's own answer.
+function ownAnswer(p, msg) {
+  const notIn = msg.type === "SCSystemMessage" && msg.text === NOT_IN_ROOM;
+  switch (p.type) {
+    case "CSChat": // a chat out of a room: NOT_IN_ROOM, then the barrier's
+      return notIn && p.notIn === 0;
+    case "CSLeaveRoom": // the same out of a room; in one, the leave notice comes first
+      return notIn && p.notIn === 0 && !p.left;
+    case "CSJoinRoom": // entered: the room's last chats follow the entry notice (§7.3)
+      return msg.type === "SCHistory" && p.entered && !p.answered;
+    case "CSHistory": // exactly one answer: a page or a refusal
+      return !p.answered;
+    default:
+      return false;
+  }
+}
+
+function isBarrierLike(msg) {
+  return msg.type === "SCHistory" || (msg.type === "SCSystemMessage" && (msg.text === NOT_IN_ROOM || msg.text === HISTORY_OFF));
+}
+
+function finish(p, extra) {
+  pending.shift();
+  p.resolve(Object.assign(p, extra));
 }
 
 function onMessage(event) {
@@ -290,27 +490,45 @@ function onMessage(event) {
     return;
   }
   const waiting = pending[0];
+  if (waiting && waiting.type !== "CSHello" && isBarrierLike(msg) && !ownAnswer(waiting, msg)) {
+    finish(waiting, { roomId: msg.type === "SCHistory" ? msg.roomId : msg.text === NOT_IN_ROOM ? null : undefined });
+    return;
+  }
   switch (msg.type) {
     case "SCSystemMessage":
-      waiting?.texts.push(msg.text);
+      if (waiting) {
+        waiting.texts.push(msg.text);
+        if (msg.text === NOT_IN_ROOM) waiting.notIn++;
+        if (LEFT.test(msg.text)) waiting.left = true;
+        if (waiting.type === "CSHistory" && HISTORY_REFUSALS.has(msg.text)) waiting.answered = true;
+        if (ENTERED.test(msg.text) && waiting.type === "CSJoinRoom") {
+          waiting.entered = true;
+          me.roomId = waiting.message.roomId; // chats may come before the join's end
+        }
+      }
       show("system", msg.text, { time: msg.time });
       learn(msg.text);
       break;
-    case "SCChat":
-      show("chat", msg.text, { who: msg.member, time: msg.time });
+    case "SCChat": {
+      const li = show("chat", msg.text, { who: msg.member, time: msg.time });
+      number(li, me.roomId, msg.seq);
+      said.set(li, { member: msg.member, text: msg.text });
       countUnread();
       break;
-    case "SCRoomsResult":
-      if (waiting) (waiting.rooms ??= []).push(...msg.rooms);
-      else updateRoomList(msg.rooms); // a listing nobody asked for: pushed (§7.1)
+    }
+    case "SCHistory":
+      // Only ever the answer to a join or a CSHistory of ours (the rest ended above).
+      if (waiting) waiting.answered = true;
+      showHistory(msg, waiting?.type === "CSHistory");
       break;
-    case "SCHello": {
-      const done = pending.shift();
-      if (!done) break;
-      if (done.rooms) updateRoomList(done.rooms);
-      done.resolve(done);
+    case "SCRoomsResult": {
+      const rooms = takeListing(msg, event.data);
+      if (waiting) waiting.rooms = rooms;
       break;
     }
+    case "SCHello":
+      if (waiting?.type === "CSHello") finish(waiting, { features: Array.isArray(msg.features) ? msg.features : [] });
+      break;
     default:
       // A type of an extension this page did not ask for: nothing to show.
       break;
@@ -333,7 +551,11 @@ async function chat(text) {
   if (answer.texts.some(isChatRefusal)) return; // the refusal itself is already in the log
   // Shown as the others got it: runs of more than three whitespace characters become
   // one space on the server (§6.4); the input cannot hold control characters.
-  show("chat mine", text.replace(/\s{4,}/gu, " "), { who: ownLabel() });
+  const sent = text.replace(/\s{4,}/gu, " ");
+  const li = show("chat mine", sent, { who: ownLabel() });
+  // Unnumbered: the room's history, when it comes again, gives it its number.
+  if (Number.isSafeInteger(answer.roomId)) li.dataset.room = String(answer.roomId);
+  said.set(li, { own: true, name: me.name, text: sent });
 }
 
 async function setName(name) {
@@ -363,7 +585,7 @@ async function joinRoom(id) {
   me.roomId = id;
   remember(STORE_ROOM, { id, title: entered[1] });
   renderMe();
-  refreshRooms();
+  if (!pushed) refreshRooms();
   return true;
 }
 
@@ -371,8 +593,18 @@ async function createRoom(title) {
   const answer = await request({ type: "CSCreateRoom", title });
   const entered = answer?.texts?.map((t) => ENTERED.exec(t)).find(Boolean);
   if (!entered) return false;
-  // The answer names the room but not its id: the listing asked right after it
-  // (answered in order) has it: the newest room of that title that we are in.
+  // The answer names the room but not its id; the barrier's answer does (a new room
+  // has no history: nothing to show).
+  backlog = { roomId: answer.roomId ?? null, more: false, loading: false };
+  if (Number.isSafeInteger(answer.roomId)) {
+    me.roomId = answer.roomId;
+    remember(STORE_ROOM, { id: me.roomId, title: entered[1] });
+    renderMe();
+    if (!pushed) refreshRooms();
+    return true;
+  }
+  // Without "history" in force: the listing asked right after it (answered in order)
+  // has it: the newest room of that title that we are in.
   const rooms = (await refreshRooms()) ?? [];
   const ours = rooms.filter((r) => r.title === entered[1] && (me.name === null || r.members.includes(me.name)));
   if (ours.length > 0 && me.room !== null) {
@@ -391,7 +623,7 @@ async function leaveRoom() {
     me.roomId = null;
     remember(STORE_ROOM, null);
     renderMe();
-    refreshRooms();
+    if (!pushed) refreshRooms();
   }
   return out;
 }
@@ -413,9 +645,17 @@ async function switchRoom(id) {
   }
 }
 
-// After a (re)connect: the remembered name, then the remembered room, each confirmed
-// by the server before the header shows it.
+// After a (re)connect: the hello, the room list as it is now (from then on pushed,
+// §7.1), the remembered name, then the remembered room, each confirmed by the server
+// before the header shows it.
 async function restore() {
+  const hello = request({ type: "CSHello", features: FEATURES });
+  const rooms = refreshRooms();
+  const agreed = await hello;
+  if (!agreed || agreed.closed) return;
+  pushed = agreed.features.includes("rooms");
+  if (!pushed) pollTimer = setInterval(poll, POLL_MS);
+  await rooms;
   const name = remembered(STORE_NAME);
   if (typeof name === "string" && name !== "") {
     for (let attempt = 1; ; attempt++) {
@@ -438,7 +678,7 @@ async function restore() {
       show("local", "전에 있던 방 [" + room.id + "] " + room.title + " 에 다시 들어가지 못해 방 밖에 있습니다.");
     }
   }
-  await refreshRooms();
+  if (!pushed) await refreshRooms();
 }
 
 // A line as the reference client reads it (docs/PROTOCOL.md §5.2).
@@ -501,12 +741,12 @@ function connect() {
     restoring = restore().then(() => {
       if (socket === ws && ws.readyState === WebSocket.OPEN) setState("open", "연결됨");
     });
-    pollTimer = setInterval(poll, POLL_MS);
   });
   ws.addEventListener("message", onMessage);
   ws.addEventListener("close", () => {
     clearInterval(pollTimer);
     pollInFlight = false;
+    pushed = false;
     const unanswered = pending;
     pending = [];
     unanswered.forEach((p) => p.resolve({ closed: true, texts: p.texts, rooms: null }));
@@ -517,6 +757,7 @@ function connect() {
     // The remembered room stays remembered: the next connection goes back to it.
     me.room = null;
     me.roomId = null;
+    backlog = { roomId: null, more: false, loading: false };
     renderMe();
     setTimeout(connect, wait);
   });
@@ -567,6 +808,7 @@ $("create-form").addEventListener("submit", async (e) => {
 });
 $("leave").addEventListener("click", leaveRoom);
 $("refresh").addEventListener("click", refreshRooms);
+older.addEventListener("click", loadOlder);
 chip.addEventListener("click", () => {
   scrollToBottom();
   input.focus();
