@@ -1042,6 +1042,7 @@ impl Driver {
             // The bench never says hello.
             Response::Hello { .. } => self.unexpected(c, "an unasked SCHello".into()),
             Response::History { .. } => self.unexpected(c, "an unasked SCHistory".into()),
+            Response::Session { .. } => self.unexpected(c, "an unasked SCSession".into()),
         }
     }
 

@@ -69,6 +69,8 @@ pub fn response_lines(response: &Response<'_>) -> Vec<Line> {
                 format!("[{}] {}", escape(member), escape(text)),
             )]
         }
+        // A token for a client that keeps logins (this one never asks for `resume`).
+        Response::Session { .. } => Vec::new(),
         Response::History { lines, more, .. } => {
             let mut out = vec![Line::new(
                 Style::Plain,

@@ -98,6 +98,10 @@ pub fn json_request_text(request: &Request, payload: &[u8]) -> String {
             old: hidden(),
             new: hidden(),
         },
+        Request::Resume { name, .. } => Request::Resume {
+            name: name.clone(),
+            token: hidden(),
+        },
         _ => return json_text(payload),
     };
     let mut wire = Vec::new();
@@ -160,6 +164,10 @@ pub fn protobuf_request_texts(request: &Request) -> [String; 2] {
                 .collect();
             ("CS_HISTORY", fields.join("\n"))
         }
+        Request::Resume { name, .. } => (
+            "CS_RESUME",
+            format!("{}\ntoken: {HIDDEN}", string_field("name", name)),
+        ),
         Request::DeleteRoom { room_id } => (
             "CS_DELETE_ROOM",
             format!("roomId: {}", saturate_i32(*room_id)),
@@ -180,6 +188,9 @@ pub fn protobuf_response_texts(response: &Response<'_>) -> [String; 2] {
             ("SC_HELLO", body)
         }
         Response::SystemMessage { text } => ("SC_SYSTEM_MESSAGE", string_field("text", text)),
+        Response::Session { expires, .. } => {
+            ("SC_SESSION", format!("token: {HIDDEN}\nexpires: {expires}"))
+        }
         Response::TimedChat {
             member,
             text,

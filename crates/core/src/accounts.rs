@@ -27,6 +27,9 @@ pub const MIN_PASSWORD_CHARS: usize = 8;
 /// choose, and nobody types more).
 pub const MAX_PASSWORD_BYTES: usize = 128;
 
+/// The most bytes a `CSResume` token may have (the server's are 64 hex digits).
+pub const MAX_TOKEN_BYTES: usize = 128;
+
 /// Why a password is refused before any account is looked at, or `None`.
 pub(crate) fn check_password(password: &str) -> Option<&'static str> {
     if password.len() > MAX_PASSWORD_BYTES {

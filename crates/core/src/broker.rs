@@ -333,8 +333,34 @@ pub trait AccountBackend<M>: Send + Sync {
     fn login(&self, member: Member<'_, M>, key: &str, password: &str) -> Reply<()>;
 
     /// Replaces the password of the account `key` (the member is logged in as it),
-    /// if `old` is its password now.
+    /// if `old` is its password now. Every token of the account stops working.
     fn change_password(&self, member: Member<'_, M>, key: &str, old: &str, new: &str) -> Reply<()>;
+
+    /// Whether this backend hands out tokens to log in again with (the `resume`
+    /// extension). The default does not, and the extension is then not offered.
+    fn keeps_tokens(&self) -> bool {
+        false
+    }
+
+    /// A new token for the account `key` (the member just logged in as it, or
+    /// registered it), and when it expires (ms since the Unix epoch); `None` if none
+    /// can be made now.
+    fn issue_token(&self, member: Member<'_, M>, key: &str) -> Option<(String, u64)> {
+        let _ = (member, key);
+        None
+    }
+
+    /// Checks `token` for the account `key`: [`BrokerError::BadCredentials`] if it is
+    /// not one of its tokens, or expired, or revoked.
+    fn resume(&self, member: Member<'_, M>, key: &str, token: &str) -> Reply<()> {
+        let _ = (member, key, token);
+        Reply::Done(Err(BrokerError::BadCredentials))
+    }
+
+    /// `token` is given up (`/logout`): it stops working.
+    fn forget_token(&self, token: &str) {
+        let _ = token;
+    }
 }
 
 /// What a broker that delivers from its own threads asks of the transport (the

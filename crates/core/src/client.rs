@@ -79,6 +79,7 @@ impl Client {
                 awaiting: None,
                 features: crate::features::Features::default(),
                 account: None,
+                token: None,
             },
             decoder: RequestDecoder::new(format),
             error_streak: 0,

@@ -24,11 +24,13 @@ pub enum OutKind {
     Hello = 3,
     /// `SCHistory` (the `history` extension).
     History = 4,
+    /// `SCSession` (the `resume` extension).
+    Session = 5,
 }
 
 impl OutKind {
     /// How many kinds there are: the length of a table indexed by `kind as usize`.
-    pub const COUNT: usize = 5;
+    pub const COUNT: usize = 6;
 
     /// Every kind, in table order.
     pub const ALL: [OutKind; Self::COUNT] = [
@@ -37,6 +39,7 @@ impl OutKind {
         OutKind::Rooms,
         OutKind::Hello,
         OutKind::History,
+        OutKind::Session,
     ];
 
     /// The kind of `response`.
@@ -47,6 +50,7 @@ impl OutKind {
             Response::RoomsResult { .. } => OutKind::Rooms,
             Response::Hello { .. } => OutKind::Hello,
             Response::History { .. } => OutKind::History,
+            Response::Session { .. } => OutKind::Session,
         }
     }
 
@@ -58,6 +62,7 @@ impl OutKind {
             OutKind::Rooms => "SCRoomsResult",
             OutKind::Hello => "SCHello",
             OutKind::History => "SCHistory",
+            OutKind::Session => "SCSession",
         }
     }
 }

@@ -54,9 +54,17 @@ pub const HISTORY: Feature = Feature {
     bit: 4,
 };
 
+/// `resume`: a login or registration hands out a token (`SCSession`) to log in
+/// again with (`CSResume`) instead of the password (`command/account.rs`). Only with
+/// `accounts`.
+pub const RESUME: Feature = Feature {
+    name: "resume",
+    bit: 8,
+};
+
 /// Every feature this server speaks, by name. The protocol's extensions are added
 /// here as they land; a name not in this table is ignored in a hello.
-pub const KNOWN: &[Feature] = &[ROOMS, ACCOUNTS, HISTORY];
+pub const KNOWN: &[Feature] = &[ROOMS, ACCOUNTS, HISTORY, RESUME];
 
 /// The features in force for one connection.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

@@ -70,7 +70,9 @@ impl<M: Mailbox> ListingWatch<M> {
     }
 
     /// Client `id` is sent the room list, in `format`, whenever it is no longer
-    /// `current` (the list as it is now, if the broker could give it).
+    /// `current` (the list as it is now, if the broker could give it). A client that
+    /// watches already keeps the list it was last sent: a repeated hello must not
+    /// make it miss a change that happened since (it was never sent `current`).
     pub fn watch(
         &self,
         id: ClientId,
@@ -78,12 +80,17 @@ impl<M: Mailbox> ListingWatch<M> {
         format: WireFormat,
         current: Option<Arc<Listing>>,
     ) {
+        let mut state = lock(&self.state);
+        if let Some(watcher) = state.watchers.get_mut(&id) {
+            watcher.format = format;
+            return;
+        }
         let watcher = Watcher {
             mailbox: Arc::downgrade(mailbox),
             format,
             seen: current,
         };
-        lock(&self.state).watchers.insert(id, watcher);
+        state.watchers.insert(id, watcher);
     }
 
     /// Client `id` no longer watches (it said hello without the feature, or left).
@@ -229,6 +236,20 @@ mod tests {
         watch.watch(3, &unknown, WireFormat::Json, None);
         assert_eq!(watch.push_if_changed(listing(&["x", "y"]), &mut out), 1);
         assert_eq!(received(&unknown).len(), 1);
+    }
+
+    /// A watcher that says hello again (with `rooms`) keeps the list it was last
+    /// sent: a change since then is still pushed to it.
+    #[test]
+    fn a_repeated_hello_does_not_hide_a_change() {
+        let watch = ListingWatch::new();
+        let inbox = Arc::new(Inbox::default());
+        watch.watch(1, &inbox, WireFormat::Json, Some(listing(&["x"])));
+        let after = listing(&["x", "y"]);
+        watch.watch(1, &inbox, WireFormat::Json, Some(Arc::clone(&after)));
+        let mut out = Fanout::new();
+        assert_eq!(watch.push_if_changed(after, &mut out), 1);
+        assert_eq!(received(&inbox).len(), 1);
     }
 
     #[test]

@@ -115,6 +115,9 @@ pub(crate) struct ClientState {
     pub(crate) default_name: String,
     /// The key of the account it is logged in as.
     pub(crate) account: Option<String>,
+    /// The token it was handed or logged in with (the `resume` extension): what
+    /// `/logout` makes useless.
+    pub(crate) token: Option<String>,
 }
 
 /// A command whose broker operation was [pending](crate::Reply::Pending): what it
@@ -138,6 +141,8 @@ pub(crate) enum Awaiting {
     Register { key: String },
     /// `/login` as the account whose key is `key`.
     Login { key: String },
+    /// `CSResume` as the account whose key is `key`, with `token`.
+    Resume { key: String, token: String },
     /// `/password`.
     ChangePassword,
 }

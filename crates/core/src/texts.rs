@@ -113,6 +113,13 @@ pub const LOGGED_OUT: &str = "로그아웃했습니다.";
 /// logged in as.
 pub const NAME_REGISTERED: &str = "등록된 이름입니다. /login 으로 로그인해야 쓸 수 있습니다.";
 
+/// `CSResume` from a client that did not opt in to `resume`.
+pub const RESUME_NOT_ENABLED: &str =
+    "로그인 유지 기능을 쓰려면 먼저 CSHello 로 resume 기능을 켜야 합니다.";
+/// `CSResume` with a token that is not (or no longer) the account's.
+pub const RESUME_FAILED: &str =
+    "저장된 로그인이 만료되었거나 맞지 않습니다. 비밀번호로 다시 로그인하세요.";
+
 /// `/delete N` from a client not logged in.
 pub const DELETE_NEEDS_LOGIN: &str = "방을 지우려면 그 방을 만든 계정으로 로그인해야 합니다.";
 /// `/delete N` of a room not registered to the client's account.

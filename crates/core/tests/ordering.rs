@@ -277,7 +277,8 @@ impl Model {
             | Request::Logout
             | Request::ChangePassword { .. }
             | Request::History { .. }
-            | Request::DeleteRoom { .. } => unreachable!("not generated"),
+            | Request::DeleteRoom { .. }
+            | Request::Resume { .. } => unreachable!("not generated"),
         }
     }
 }

@@ -79,6 +79,14 @@ pub enum Request {
         /// The room.
         room_id: i64,
     },
+    /// Logs in again with a token an earlier login handed out (the `resume`
+    /// extension), instead of the password: a page reloaded, a connection lost.
+    Resume {
+        /// The account's name.
+        name: String,
+        /// The token ([`Response::Session`]).
+        token: String,
+    },
 }
 
 /// The kind of a [`Request`], without its data: a key for tables by kind (metrics).
@@ -112,11 +120,13 @@ pub enum RequestKind {
     History = 12,
     /// [`Request::DeleteRoom`].
     DeleteRoom = 13,
+    /// [`Request::Resume`].
+    Resume = 14,
 }
 
 impl RequestKind {
     /// How many kinds there are: the length of a table indexed by `kind as usize`.
-    pub const COUNT: usize = 14;
+    pub const COUNT: usize = 15;
 
     /// Every kind, in table order.
     pub const ALL: [RequestKind; Self::COUNT] = [
@@ -134,6 +144,7 @@ impl RequestKind {
         RequestKind::ChangePassword,
         RequestKind::History,
         RequestKind::DeleteRoom,
+        RequestKind::Resume,
     ];
 
     /// The JSON `type` string of this kind (also the protobuf message name).
@@ -153,6 +164,7 @@ impl RequestKind {
             RequestKind::ChangePassword => "CSPassword",
             RequestKind::History => "CSHistory",
             RequestKind::DeleteRoom => "CSDeleteRoom",
+            RequestKind::Resume => "CSResume",
         }
     }
 }
@@ -175,6 +187,7 @@ impl Request {
             Request::ChangePassword { .. } => RequestKind::ChangePassword,
             Request::History { .. } => RequestKind::History,
             Request::DeleteRoom { .. } => RequestKind::DeleteRoom,
+            Request::Resume { .. } => RequestKind::Resume,
         }
     }
 }
@@ -257,6 +270,14 @@ pub enum Response<'a> {
         /// Older lines are kept (ask with `before` = the first line's `seq`).
         more: bool,
     },
+    /// A token to log in again with ([`Request::Resume`]) without the password (the
+    /// `resume` extension); sent to self after a login or registration.
+    Session {
+        /// The token (a secret, like a password).
+        token: Cow<'a, str>,
+        /// When it stops working, in milliseconds since the Unix epoch.
+        expires: i64,
+    },
 }
 
 impl<'a> Response<'a> {
@@ -274,6 +295,7 @@ impl<'a> Response<'a> {
             Response::Hello { .. } => "SCHello",
             Response::TimedChat { .. } => "SCChat",
             Response::History { .. } => "SCHistory",
+            Response::Session { .. } => "SCSession",
         }
     }
 
@@ -311,6 +333,10 @@ impl<'a> Response<'a> {
                 room_id,
                 lines,
                 more,
+            },
+            Response::Session { token, expires } => Response::Session {
+                token: Cow::Owned(token.into_owned()),
+                expires,
             },
         }
     }

@@ -212,6 +212,20 @@ fn mirrors() -> Vec<Mirror> {
                 server: Some("chat-server/1".to_owned()),
             },
         ),
+        mirror(
+            "CSResume",
+            pb::CsResume {
+                name: Some("이름".to_owned()),
+                token: Some("토큰".to_owned()),
+            },
+        ),
+        mirror(
+            "SCSession",
+            pb::ScSession {
+                token: Some("토큰".to_owned()),
+                expires: Some(-1_700_000_000_000),
+            },
+        ),
     ]
 }
 
@@ -1422,6 +1436,10 @@ fn request_sample(kind: RequestKind) -> Request {
             before: Some(7),
         },
         RequestKind::DeleteRoom => Request::DeleteRoom { room_id: 9 },
+        RequestKind::Resume => Request::Resume {
+            name: "이름".to_owned(),
+            token: "토큰".to_owned(),
+        },
     }
 }
 
@@ -1466,6 +1484,10 @@ fn response_samples() -> Vec<Response<'static>> {
                 },
             ],
             more: true,
+        },
+        Response::Session {
+            token: "토큰".into(),
+            expires: 1_700_000_000_000,
         },
     ]
 }

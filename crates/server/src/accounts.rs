@@ -16,6 +16,13 @@
 //!   [`PER_ACCOUNT`]); a name with no account is checked against a dummy hash, so it
 //!   answers the same as a wrong password, in the same time.
 //!
+//! * **Tokens** (the `resume` extension): 32 random bytes, handed to the client as
+//!   hex and kept (in memory and in the store) only as their BLAKE2b hash, so a copy
+//!   of the store logs nobody in. A token works for [`TOKEN_LIFETIME`]; an account
+//!   has at most [`TOKENS_PER_ACCOUNT`] (a new one pushes out the one that expires
+//!   first); `/logout` ends the connection's, a password change all of the account's.
+//!   Checking one is a hash lookup, on the worker; it is throttled like a login.
+//!
 //! Passwords are never logged, kept or echoed: only their hashes reach the store.
 
 use std::collections::{HashMap, VecDeque};
@@ -25,10 +32,11 @@ use std::thread::JoinHandle;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use argon2::Argon2;
-use argon2::password_hash::rand_core::OsRng;
+use argon2::password_hash::rand_core::{OsRng, RngCore};
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use blake2::{Blake2b, Digest, digest::consts::U32};
 use chat_core::{AccountBackend, BrokerError, Bucket, Member, Rate, Reply, Transport};
-use chat_store::{Account, Store, Write};
+use chat_store::{Account, Session as StoredToken, Store, Write};
 
 use crate::session::Session;
 
@@ -46,6 +54,10 @@ pub(crate) const PER_ACCOUNT: Rate = Rate {
 };
 /// Throttle entries kept at most per kind; full buckets are forgotten first.
 const MAX_TRACKED: usize = 10_000;
+/// How long a login token works: 30 days.
+pub(crate) const TOKEN_LIFETIME_MS: u64 = 30 * 24 * 3600 * 1000;
+/// Tokens an account has at most (its devices and browsers).
+pub(crate) const TOKENS_PER_ACCOUNT: usize = 16;
 
 enum Entry {
     /// Being registered (hashing, then the commit).
@@ -81,6 +93,70 @@ struct Jobs {
     stopping: bool,
 }
 
+/// The login tokens, by hash and by account.
+#[derive(Default)]
+struct Tokens {
+    /// Token hash → the account's key and when it expires.
+    by_hash: HashMap<String, (String, u64)>,
+    /// Account key → its tokens' hashes.
+    by_account: HashMap<String, Vec<String>>,
+}
+
+impl Tokens {
+    fn insert(&mut self, hash: String, key: String, expires_ms: u64) {
+        self.by_account
+            .entry(key.clone())
+            .or_default()
+            .push(hash.clone());
+        self.by_hash.insert(hash, (key, expires_ms));
+    }
+
+    /// Forgets token `hash`; answers whether it was kept.
+    fn remove(&mut self, hash: &str) -> bool {
+        let Some((key, _)) = self.by_hash.remove(hash) else {
+            return false;
+        };
+        if let Some(hashes) = self.by_account.get_mut(&key) {
+            hashes.retain(|h| h != hash);
+            if hashes.is_empty() {
+                self.by_account.remove(&key);
+            }
+        }
+        true
+    }
+
+    /// The token of account `key` that expires first, if it has `limit` or more.
+    fn over_limit(&self, key: &str, limit: usize) -> Option<String> {
+        let hashes = self.by_account.get(key)?;
+        if hashes.len() < limit {
+            return None;
+        }
+        hashes
+            .iter()
+            .min_by_key(|h| self.by_hash.get(*h).map_or(0, |(_, expires)| *expires))
+            .cloned()
+    }
+}
+
+/// Whether a kept token (its account's key, when it expires) logs in the account
+/// `key` at `now`: the right account, not expired.
+fn logs_in(kept: &(String, u64), key: &str, now: u64) -> bool {
+    kept.0 == key && kept.1 > now
+}
+
+/// The hash a token is kept as (hex of BLAKE2b-256).
+fn token_hash(token: &str) -> String {
+    hex(&Blake2b::<U32>::digest(token.as_bytes()))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write as _;
+    bytes.iter().fold(String::new(), |mut out, b| {
+        let _ = write!(out, "{b:02x}");
+        out
+    })
+}
+
 #[derive(Default)]
 struct Throttle {
     by_address: HashMap<IpAddr, Bucket>,
@@ -94,6 +170,7 @@ pub(crate) struct LocalAccounts {
     jobs: Mutex<Jobs>,
     ready: Condvar,
     throttle: Mutex<Throttle>,
+    tokens: Mutex<Tokens>,
     transport: OnceLock<Arc<dyn Transport<Session>>>,
     /// A hash of nothing anyone knows: a login for a name with no account is checked
     /// against it, so it takes as long as one with a wrong password.
@@ -134,8 +211,17 @@ fn verify(hash: &str, password: &str) -> bool {
 }
 
 impl LocalAccounts {
-    /// The accounts `accounts` (read from `store` at start), kept in `store`.
-    pub(crate) fn new(store: Arc<Store>, accounts: Vec<Account>) -> Arc<Self> {
+    /// The accounts `accounts` and login tokens `tokens` (read from `store` at
+    /// start), kept in `store`.
+    pub(crate) fn new(
+        store: Arc<Store>,
+        accounts: Vec<Account>,
+        tokens: Vec<StoredToken>,
+    ) -> Arc<Self> {
+        let mut kept = Tokens::default();
+        for token in tokens {
+            kept.insert(token.token_hash, token.key, token.expires_ms);
+        }
         let table = accounts
             .into_iter()
             .map(|a| {
@@ -152,6 +238,7 @@ impl LocalAccounts {
             jobs: Mutex::new(Jobs::default()),
             ready: Condvar::new(),
             throttle: Mutex::new(Throttle::default()),
+            tokens: Mutex::new(kept),
             transport: OnceLock::new(),
             dummy_hash: hash("no account has this password").unwrap_or_default(),
             thread: Mutex::new(None),
@@ -282,11 +369,41 @@ impl LocalAccounts {
                                 lock(&me.table).get_mut(&key)
                         {
                             *kept = hash;
+                            // A new password ends every login kept with a token
+                            // (before the client is answered and handed a new one).
+                            me.forget_tokens_of(&key);
                         }
                         me.complete(&to, result.map_err(|_| BrokerError::Unavailable));
                     })),
                 );
             }
+        }
+    }
+
+    /// Ends every token of the account `key`.
+    fn forget_tokens_of(&self, key: &str) {
+        let mut tokens = lock(&self.tokens);
+        for hash in tokens.by_account.remove(key).unwrap_or_default() {
+            tokens.by_hash.remove(&hash);
+        }
+        drop(tokens);
+        self.store.submit(
+            Write::DeleteSessionsOf {
+                key: key.to_owned(),
+            },
+            None,
+        );
+    }
+
+    /// Ends the token whose hash is `hash`, if it is kept.
+    fn forget_hash(&self, hash: &str) {
+        if lock(&self.tokens).remove(hash) {
+            self.store.submit(
+                Write::DeleteSession {
+                    token_hash: hash.to_owned(),
+                },
+                None,
+            );
         }
     }
 
@@ -400,6 +517,62 @@ impl AccountBackend<Session> for LocalAccounts {
         })
     }
 
+    fn keeps_tokens(&self) -> bool {
+        true
+    }
+
+    fn issue_token(&self, _member: Member<'_, Session>, key: &str) -> Option<(String, u64)> {
+        let mut bytes = [0u8; 32];
+        OsRng.try_fill_bytes(&mut bytes).ok()?;
+        let token = hex(&bytes);
+        let hash = token_hash(&token);
+        let expires_ms = now_ms().saturating_add(TOKEN_LIFETIME_MS);
+        let pushed_out = {
+            let mut tokens = lock(&self.tokens);
+            let oldest = tokens.over_limit(key, TOKENS_PER_ACCOUNT);
+            if let Some(oldest) = &oldest {
+                tokens.remove(oldest);
+            }
+            tokens.insert(hash.clone(), key.to_owned(), expires_ms);
+            oldest
+        };
+        if let Some(oldest) = pushed_out {
+            self.store
+                .submit(Write::DeleteSession { token_hash: oldest }, None);
+        }
+        // Not waited for: a token lost in a crash only means typing the password.
+        self.store.submit(
+            Write::CreateSession(StoredToken {
+                token_hash: hash,
+                key: key.to_owned(),
+                expires_ms,
+            }),
+            None,
+        );
+        Some((token, expires_ms))
+    }
+
+    fn resume(&self, member: Member<'_, Session>, key: &str, token: &str) -> Reply<()> {
+        if let Err(e) = self.attempt(member.mailbox, Some(key)) {
+            return Reply::Done(Err(e));
+        }
+        let hash = token_hash(token);
+        let found = lock(&self.tokens).by_hash.get(&hash).cloned();
+        let now = now_ms();
+        match found {
+            Some(kept) if logs_in(&kept, key, now) => Reply::Done(Ok(())),
+            Some((_, expires_ms)) if expires_ms <= now => {
+                self.forget_hash(&hash);
+                Reply::Done(Err(BrokerError::BadCredentials))
+            }
+            _ => Reply::Done(Err(BrokerError::BadCredentials)),
+        }
+    }
+
+    fn forget_token(&self, token: &str) {
+        self.forget_hash(&token_hash(token));
+    }
+
     fn change_password(
         &self,
         member: Member<'_, Session>,
@@ -421,5 +594,36 @@ impl AccountBackend<Session> for LocalAccounts {
             new: new.to_owned(),
             to: Arc::clone(member.mailbox),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_token_logs_in_only_its_account_and_only_until_it_expires() {
+        let kept = ("alice".to_owned(), 1_000);
+        assert!(logs_in(&kept, "alice", 999));
+        assert!(!logs_in(&kept, "alice", 1_000), "expired");
+        assert!(!logs_in(&kept, "bob", 999), "another account");
+    }
+
+    #[test]
+    fn an_account_keeps_a_bounded_number_of_tokens_and_the_first_to_expire_goes() {
+        let mut tokens = Tokens::default();
+        for n in 0..TOKENS_PER_ACCOUNT as u64 {
+            assert_eq!(tokens.over_limit("alice", TOKENS_PER_ACCOUNT), None);
+            tokens.insert(format!("h{n}"), "alice".into(), 100 - n);
+        }
+        let last = format!("h{}", TOKENS_PER_ACCOUNT - 1);
+        assert_eq!(
+            tokens.over_limit("alice", TOKENS_PER_ACCOUNT),
+            Some(last.clone())
+        );
+        assert!(tokens.remove(&last));
+        assert!(!tokens.remove(&last), "once");
+        assert_eq!(token_hash("x").len(), 64);
+        assert_ne!(token_hash("x"), token_hash("y"));
     }
 }

@@ -93,7 +93,7 @@ impl Server {
         );
         let store = Arc::new(store);
         let kept = kept_rooms(&snapshot);
-        let accounts = LocalAccounts::new(Arc::clone(&store), snapshot.accounts);
+        let accounts = LocalAccounts::new(Arc::clone(&store), snapshot.accounts, snapshot.sessions);
         let broker = rooms
             .with_kept_rooms(kept)
             .with_keeper(Arc::new(StoreRooms::new(Arc::clone(&store))))

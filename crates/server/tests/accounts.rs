@@ -464,3 +464,120 @@ fn a_kill_9_loses_no_chat_older_than_the_commit_window() {
         "a prefix of the chats, in order, nothing doubled"
     );
 }
+
+// ---------------------------------------------------------------------------------
+// Logging in again with a token (the `resume` extension)
+// ---------------------------------------------------------------------------------
+
+const RESUME_FAILED: &str =
+    "저장된 로그인이 만료되었거나 맞지 않습니다. 비밀번호로 다시 로그인하세요.";
+
+/// The token that follows a login, a registration or a password change.
+fn expect_token(client: &mut Client) -> String {
+    match client.recv() {
+        Response::Session { token, expires } => {
+            let in_30_days = now_ms() + 30 * 24 * 3600 * 1000;
+            assert!(
+                (in_30_days - 60_000..=in_30_days).contains(&expires),
+                "{expires}"
+            );
+            assert_eq!(token.len(), 64, "{token}");
+            assert!(token.bytes().all(|b| b.is_ascii_hexdigit()), "{token}");
+            token.into_owned()
+        }
+        other => panic!("expected SCSession, got {other:?}"),
+    }
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+/// `CSResume NAME TOKEN` from a fresh connection that opted in to `resume`.
+fn resume(server: &BinaryServer, format: WireFormat, token: &str) -> Client {
+    let mut client = server.client(format);
+    assert_eq!(
+        hello(&mut client, &["accounts", "resume"]),
+        ["accounts", "resume"]
+    );
+    client.send(&Request::Resume {
+        name: "Alice".into(),
+        token: token.into(),
+    });
+    client
+}
+
+/// A token works on a later connection and after a restart, without the password;
+/// it is kept only as a hash; `/logout` ends it, a new password ends them all and
+/// hands a new one; a client that did not ask for `resume` is never sent one.
+#[test]
+fn a_token_logs_in_again_until_logout_or_a_new_password() {
+    let data = DataDir::new("resume");
+    let server = BinaryServer::start(&[&data.flag()]);
+    let mut alice = server.client(WireFormat::Json);
+    hello(&mut alice, &["accounts", "resume"]);
+    alice.set_name("Alice");
+    alice.send(&Request::Register {
+        password: "correct horse".into(),
+    });
+    alice.expect_system(REGISTERED);
+    let token = expect_token(&mut alice);
+    drop(alice);
+
+    // Not opted in: told how. A wrong token: refused, and nothing else happens.
+    let mut plain = server.client(WireFormat::Protobuf);
+    hello(&mut plain, &["accounts"]);
+    plain.send(&Request::Resume {
+        name: "Alice".into(),
+        token: token.clone(),
+    });
+    plain.expect_system("로그인 유지 기능을 쓰려면 먼저 CSHello 로 resume 기능을 켜야 합니다.");
+    let mut wrong = resume(&server, WireFormat::Json, &"0".repeat(64));
+    wrong.expect_system(RESUME_FAILED);
+    wrong.expect_silence();
+
+    // After a restart, the token still works, in either format; no new token.
+    let server = sigterm_and_restart(server, &data);
+    let store = std::fs::read(data.0.join("chat.db")).unwrap();
+    assert!(
+        !store.windows(token.len()).any(|w| w == token.as_bytes()),
+        "the token itself is never stored"
+    );
+    let mut back = resume(&server, WireFormat::Protobuf, &token);
+    back.expect_system("Alice 으로 로그인했습니다.");
+    back.expect_system("이름이 Alice 으로 변경되었습니다.");
+    back.expect_silence();
+    // `/logout` ends it.
+    back.send(&Request::Logout);
+    back.expect_system("로그아웃했습니다.");
+    back.expect_system(&format!(
+        "이름이 {} 으로 변경되었습니다.",
+        back.default_name()
+    ));
+    drop(back);
+    let mut again = resume(&server, WireFormat::Json, &token);
+    again.expect_system(RESUME_FAILED);
+
+    // A login hands a new one; a password change ends every token and hands another.
+    again.send(&Request::Login {
+        name: "Alice".into(),
+        password: "correct horse".into(),
+    });
+    again.expect_system("Alice 으로 로그인했습니다.");
+    let second = expect_token(&mut again);
+    again.expect_system("이름이 Alice 으로 변경되었습니다.");
+    again.send(&Request::ChangePassword {
+        old: "correct horse".into(),
+        new: "battery staple".into(),
+    });
+    again.expect_system("비밀번호를 바꿨습니다.");
+    let third = expect_token(&mut again);
+    assert_ne!(second, third);
+    drop(again);
+    resume(&server, WireFormat::Json, &second).expect_system(RESUME_FAILED);
+    let mut last = resume(&server, WireFormat::Json, &third);
+    last.expect_system("Alice 으로 로그인했습니다.");
+    last.expect_system("이름이 Alice 으로 변경되었습니다.");
+}

@@ -239,7 +239,10 @@ impl StayerView {
         let me = &self.me;
         match message {
             Response::RoomsResult { .. } => return true,
-            Response::Hello { .. } | Response::History { .. } | Response::TimedChat { .. } => {
+            Response::Hello { .. }
+            | Response::History { .. }
+            | Response::TimedChat { .. }
+            | Response::Session { .. } => {
                 panic!("{me}: an extension's message without a hello: {message:?}")
             }
             Response::Chat { member, text } => {

@@ -36,7 +36,7 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags, params};
 
-pub use model::{Account, ChatRecord, RegisteredRoom, Snapshot, Write};
+pub use model::{Account, ChatRecord, RegisteredRoom, Session, Snapshot, Write};
 pub use schema::CURRENT as SCHEMA_VERSION;
 pub use writer::{Done, Health, MAX_QUEUED};
 
@@ -289,10 +289,27 @@ fn read_snapshot(conn: &Connection, history_limit: usize) -> rusqlite::Result<Sn
         lines.reverse();
         chats.append(&mut lines);
     }
+    // Expired tokens are not read back.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+    let sessions = conn
+        .prepare(
+            "SELECT token_hash, name_key, expires_ms FROM sessions WHERE expires_ms > ?1 ORDER BY token_hash",
+        )?
+        .query_map(params![now], |row| {
+            Ok(Session {
+                token_hash: row.get(0)?,
+                key: row.get(1)?,
+                expires_ms: row.get::<_, i64>(2)? as u64,
+            })
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
     Ok(Snapshot {
         accounts,
         rooms,
         chats,
+        sessions,
     })
 }
 

@@ -44,6 +44,17 @@ pub struct ChatRecord {
     pub text: String,
 }
 
+/// A login token (the `resume` extension), kept as its hash.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Session {
+    /// The hash of the token (hex); the token itself is never stored.
+    pub token_hash: String,
+    /// The account's key.
+    pub key: String,
+    /// When it stops working, in milliseconds since the Unix epoch.
+    pub expires_ms: u64,
+}
+
 /// Everything read back at start.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Snapshot {
@@ -54,6 +65,8 @@ pub struct Snapshot {
     /// The most recent chats of each registered room (at most the history limit a
     /// room), oldest first, by room.
     pub chats: Vec<ChatRecord>,
+    /// Every login token not expired at start.
+    pub sessions: Vec<Session>,
 }
 
 /// A change for the writer thread to make durable.
@@ -77,6 +90,18 @@ pub enum Write {
     },
     /// A chat in a registered room.
     Chat(ChatRecord),
+    /// A new login token.
+    CreateSession(Session),
+    /// A login token given up (`/logout`) or expired.
+    DeleteSession {
+        /// Its hash.
+        token_hash: String,
+    },
+    /// Every login token of an account (its password changed).
+    DeleteSessionsOf {
+        /// The account's key.
+        key: String,
+    },
 }
 
 impl Write {

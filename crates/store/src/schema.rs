@@ -10,7 +10,7 @@ use rusqlite::Connection;
 use crate::StoreError;
 
 /// The schema version this server writes.
-pub const CURRENT: i64 = 1;
+pub const CURRENT: i64 = 2;
 
 /// Version 1: accounts, registered rooms, their chats.
 const V1: &str = "
@@ -36,9 +36,20 @@ CREATE TABLE chats (
 ) STRICT, WITHOUT ROWID;
 ";
 
+/// Version 2: login tokens (the `resume` extension), by the hash of the token (the
+/// token itself is never stored).
+const V2: &str = "
+CREATE TABLE sessions (
+    token_hash TEXT PRIMARY KEY,
+    name_key   TEXT NOT NULL,
+    expires_ms INTEGER NOT NULL
+) STRICT;
+CREATE INDEX sessions_by_account ON sessions (name_key);
+";
+
 /// The steps from each version to the next: `MIGRATIONS[v]` takes version `v` to
 /// `v + 1` (version 0 is an empty file).
-const MIGRATIONS: &[&str] = &[V1];
+const MIGRATIONS: &[&str] = &[V1, V2];
 
 /// Checks that `conn` is a sound database of a version this server can use, and
 /// brings it to [`CURRENT`].

@@ -240,6 +240,21 @@ fn apply(conn: &Connection, write: &Write, history_limit: usize) -> rusqlite::Re
                 return Err(rusqlite::Error::QueryReturnedNoRows);
             }
         }
+        Write::CreateSession(s) => {
+            conn.execute(
+                "INSERT OR REPLACE INTO sessions (token_hash, name_key, expires_ms) VALUES (?1, ?2, ?3)",
+                params![s.token_hash, s.key, s.expires_ms as i64],
+            )?;
+        }
+        Write::DeleteSession { token_hash } => {
+            conn.execute(
+                "DELETE FROM sessions WHERE token_hash = ?1",
+                params![token_hash],
+            )?;
+        }
+        Write::DeleteSessionsOf { key } => {
+            conn.execute("DELETE FROM sessions WHERE name_key = ?1", params![key])?;
+        }
         Write::CreateRoom(r) => {
             conn.execute(
                 "INSERT INTO rooms (id, title, owner_key, created_ms) VALUES (?1, ?2, ?3, ?4)",

@@ -10,7 +10,7 @@ use std::sync::mpsc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use chat_store::{
-    Account, ChatRecord, RegisteredRoom, Snapshot, Store, StoreError, StoreOptions, Write,
+    Account, ChatRecord, RegisteredRoom, Session, Snapshot, Store, StoreError, StoreOptions, Write,
 };
 
 /// A fresh directory under the system's temporary one, removed on drop.
@@ -175,6 +175,70 @@ fn files_it_cannot_use_are_refused_and_left_as_they_were() {
         )
     );
     assert_eq!(std::fs::read(&file).unwrap(), before);
+}
+
+/// A file of schema version 1 (before login tokens) is moved forward at start, its
+/// data kept; tokens are then kept, given up, dropped per account, and expired ones
+/// are not read back.
+#[test]
+fn a_version_1_file_is_migrated_and_tokens_are_kept() {
+    let dir = TempDir::new("migrate");
+    let file = dir.0.join(chat_store::DB_FILE);
+    {
+        let conn = rusqlite::Connection::open(&file).unwrap();
+        conn.execute_batch(
+            "CREATE TABLE accounts (name_key TEXT PRIMARY KEY, name TEXT NOT NULL,
+                 password_hash TEXT NOT NULL, created_ms INTEGER NOT NULL) STRICT;
+             CREATE TABLE rooms (id INTEGER PRIMARY KEY, title TEXT NOT NULL,
+                 owner_key TEXT NOT NULL, created_ms INTEGER NOT NULL) STRICT;
+             CREATE TABLE chats (room_id INTEGER NOT NULL, seq INTEGER NOT NULL,
+                 time_ms INTEGER NOT NULL, member TEXT NOT NULL, text TEXT NOT NULL,
+                 PRIMARY KEY (room_id, seq)) STRICT, WITHOUT ROWID;
+             INSERT INTO accounts VALUES ('alice', 'ALICE', 'h', 1);
+             PRAGMA user_version = 1;",
+        )
+        .unwrap();
+    }
+    let (store, snapshot) = open(&dir.0, 10);
+    assert_eq!(snapshot.accounts.len(), 1, "the data is kept");
+    assert!(snapshot.sessions.is_empty());
+    let session = |hash: &str, key: &str, expires_ms| Session {
+        token_hash: hash.into(),
+        key: key.into(),
+        expires_ms,
+    };
+    let later = now_ms() + 3_600_000;
+    for s in [
+        session("a1", "alice", later),
+        session("a2", "alice", later),
+        session("b1", "bob", later),
+        session("b2", "bob", later),
+        session("old", "bob", 1),
+    ] {
+        commit(&store, Write::CreateSession(s)).unwrap();
+    }
+    commit(
+        &store,
+        Write::DeleteSession {
+            token_hash: "b1".into(),
+        },
+    )
+    .unwrap();
+    commit(
+        &store,
+        Write::DeleteSessionsOf {
+            key: "alice".into(),
+        },
+    )
+    .unwrap();
+    store.close();
+    let (_store, snapshot) = open(&dir.0, 10);
+    assert_eq!(snapshot.sessions, [session("b2", "bob", later)]);
+    let conn = rusqlite::Connection::open(&file).unwrap();
+    let version: i64 = conn
+        .query_row("PRAGMA user_version", [], |row| row.get(0))
+        .unwrap();
+    assert_eq!(version, chat_store::SCHEMA_VERSION);
 }
 
 #[test]

@@ -8,10 +8,19 @@
 //! (and its look-alikes) to anyone not logged in as it (`name.rs`), and `/login`
 //! gives it back on a later connection. `/logout` while holding it gives the client
 //! its default name back, since a guest may not keep it.
+//!
+//! With `resume` in force too, a login or registration (and a password change) is
+//! followed by `SCSession`: a token the client may keep (a web page, across reloads)
+//! to log in again with `CSResume` instead of the password. `/logout` makes the
+//! connection's token useless; a password change makes every token of the account
+//! useless (the backend's part) and hands a new one to the client that changed it.
 
-use crate::accounts::{MAX_PASSWORD_BYTES, check_password};
+use chat_proto::Response;
+
+use crate::accounts::{MAX_PASSWORD_BYTES, MAX_TOKEN_BYTES, check_password};
 use crate::broker::{AccountBackend, BrokerError, Reply};
-use crate::features::ACCOUNTS;
+use crate::encoded::Encoded;
+use crate::features::{ACCOUNTS, RESUME};
 use crate::mailbox::Mailbox;
 use crate::state::{Awaiting, ClientState, Outcome, Turn};
 use crate::{texts, validate};
@@ -79,8 +88,9 @@ pub(super) fn registered<M: Mailbox>(
 ) -> Outcome {
     match outcome {
         Ok(()) => {
-            client.account = Some(key);
+            client.account = Some(key.clone());
             client.system(turn, &texts::registered(&client.name));
+            hand_token(client, &key, turn);
         }
         Err(error) => client.system(turn, failure_text(error)),
     }
@@ -122,30 +132,130 @@ pub(super) fn logged_in<M: Mailbox>(
         client.system(turn, failure_text(error));
         return Outcome::Continue;
     }
+    take_account(client, key, true, turn)
+}
+
+/// `CSResume NAME TOKEN` (the `resume` extension): `/login` with a token an earlier
+/// login handed out.
+pub(super) fn resume<M: Mailbox>(
+    client: &mut ClientState,
+    name: &str,
+    token: &str,
+    turn: &mut Turn<'_, M>,
+) -> Outcome {
+    if !client.features.has(RESUME) {
+        client.system(turn, texts::RESUME_NOT_ENABLED);
+        return Outcome::Continue;
+    }
+    let Some(accounts) = backend(client, turn) else {
+        return Outcome::Continue;
+    };
+    if client.account.is_some() {
+        client.system(turn, texts::REGISTER_WHILE_LOGGED_IN);
+        return Outcome::Continue;
+    }
+    if token.len() > MAX_TOKEN_BYTES {
+        client.system(turn, texts::RESUME_FAILED);
+        return Outcome::Continue;
+    }
+    let name = validate::check_name(name).unwrap_or_else(|_| name.to_owned());
+    let key = validate::name_key(&name);
+    match accounts.resume(client.member(turn.mailbox), &key, token) {
+        Reply::Done(outcome) => resumed(client, key, token.to_owned(), outcome, turn),
+        Reply::Pending => client.wait(Awaiting::Resume {
+            key,
+            token: token.to_owned(),
+        }),
+    }
+}
+
+/// The resume as the account `key` with `token` came back.
+pub(super) fn resumed<M: Mailbox>(
+    client: &mut ClientState,
+    key: String,
+    token: String,
+    outcome: Result<(), BrokerError>,
+    turn: &mut Turn<'_, M>,
+) -> Outcome {
+    match outcome {
+        Ok(()) => {
+            client.token = Some(token);
+            take_account(client, key, false, turn)
+        }
+        Err(BrokerError::BadCredentials) => {
+            client.system(turn, texts::RESUME_FAILED);
+            Outcome::Continue
+        }
+        Err(error) => {
+            client.system(turn, failure_text(error));
+            Outcome::Continue
+        }
+    }
+}
+
+/// The client is logged in as the account `key`: it is told so (and handed a token,
+/// if `fresh` and it asked for `resume`), then takes the account's name.
+fn take_account<M: Mailbox>(
+    client: &mut ClientState,
+    key: String,
+    fresh: bool,
+    turn: &mut Turn<'_, M>,
+) -> Outcome {
     let registered = turn
         .broker
         .accounts()
         .and_then(|accounts| accounts.registered_name(&key));
-    client.account = Some(key);
+    client.account = Some(key.clone());
     let Some(registered) = registered else {
         // Deleted meanwhile: nothing to take.
         return Outcome::Continue;
     };
     client.system(turn, &texts::logged_in(&registered));
+    if fresh {
+        hand_token(client, &key, turn);
+    }
     if client.name == registered {
         return Outcome::Continue;
     }
     name::apply(client, registered, turn)
 }
 
-pub(super) fn logout<M: Mailbox>(client: &mut ClientState, turn: &mut Turn<'_, M>) -> Outcome {
-    if backend(client, turn).is_none() {
-        return Outcome::Continue;
+/// Sends `SCSession` with a new token for the account `key`, if the client asked
+/// for `resume`; the connection's earlier token, if any, stops working.
+fn hand_token<M: Mailbox>(client: &mut ClientState, key: &str, turn: &mut Turn<'_, M>) {
+    if !client.features.has(RESUME) || client.unreachable {
+        return;
     }
+    let Some(accounts) = turn.broker.accounts() else {
+        return;
+    };
+    let Some((token, expires)) = accounts.issue_token(client.member(turn.mailbox), key) else {
+        return;
+    };
+    let session = Response::Session {
+        token: token.as_str().into(),
+        expires: i64::try_from(expires).unwrap_or(i64::MAX),
+    };
+    // A token is short: it always fits a frame.
+    if let Ok(encoded) = Encoded::one(client.format, &session) {
+        turn.out.send(turn.mailbox, client.format, &encoded);
+    }
+    if let Some(old) = client.token.replace(token) {
+        accounts.forget_token(&old);
+    }
+}
+
+pub(super) fn logout<M: Mailbox>(client: &mut ClientState, turn: &mut Turn<'_, M>) -> Outcome {
+    let Some(accounts) = backend(client, turn) else {
+        return Outcome::Continue;
+    };
     let Some(key) = client.account.take() else {
         client.system(turn, texts::NOT_LOGGED_IN);
         return Outcome::Continue;
     };
+    if let Some(token) = client.token.take() {
+        accounts.forget_token(&token);
+    }
     client.system(turn, texts::LOGGED_OUT);
     if validate::name_key(&client.name) != key {
         return Outcome::Continue;
@@ -192,7 +302,14 @@ pub(super) fn password_changed<M: Mailbox>(
     turn: &mut Turn<'_, M>,
 ) -> Outcome {
     match outcome {
-        Ok(()) => client.system(turn, texts::PASSWORD_CHANGED),
+        Ok(()) => {
+            client.system(turn, texts::PASSWORD_CHANGED);
+            // The backend made every token of the account useless: a new one here.
+            client.token = None;
+            if let Some(key) = client.account.clone() {
+                hand_token(client, &key, turn);
+            }
+        }
         Err(error) => client.system(turn, failure_text(error)),
     }
     Outcome::Continue

@@ -6,7 +6,7 @@
 use chat_proto::Response;
 
 use crate::encoded::Encoded;
-use crate::features::{ACCOUNTS, Features, ROOMS, SERVER};
+use crate::features::{ACCOUNTS, Features, RESUME, ROOMS, SERVER};
 use crate::mailbox::Mailbox;
 use crate::state::{ClientState, Turn};
 use crate::texts;
@@ -29,6 +29,10 @@ pub(super) fn apply<M: Mailbox>(
     }
     if turn.broker.accounts().is_none() {
         agreed = agreed.without(ACCOUNTS);
+    }
+    // Tokens are for logging in again: only with accounts, and a backend that keeps them.
+    if !agreed.has(ACCOUNTS) || !turn.broker.accounts().is_some_and(|a| a.keeps_tokens()) {
+        agreed = agreed.without(RESUME);
     }
     client.features = agreed;
     if client.unreachable {

@@ -58,6 +58,7 @@ pub(crate) fn dispatch<M: Mailbox>(
         }
         Request::History { count, before } => history::apply(client, count, before, turn),
         Request::DeleteRoom { room_id } => delete::apply(client, room_id, turn),
+        Request::Resume { name, token } => return account::resume(client, &name, &token, turn),
     }
     Outcome::Continue
 }
@@ -79,6 +80,7 @@ pub(crate) fn finish<M: Mailbox>(
         Awaiting::Reclaim => name::reclaimed(client, done, turn),
         Awaiting::Register { key } => account::registered(client, key, done, turn),
         Awaiting::Login { key } => account::logged_in(client, key, done, turn),
+        Awaiting::Resume { key, token } => account::resumed(client, key, token, done, turn),
         Awaiting::ChangePassword => account::password_changed(client, done, turn),
     }
 }

@@ -88,7 +88,10 @@ pub(crate) fn classify(response: &Response<'_>) -> Seen {
                 text: text.to_string(),
             });
         }
-        Response::RoomsResult { .. } | Response::Hello { .. } | Response::History { .. } => {
+        Response::RoomsResult { .. }
+        | Response::Hello { .. }
+        | Response::History { .. }
+        | Response::Session { .. } => {
             return Seen::Reply;
         }
         Response::SystemMessage { text } => text.as_ref(),

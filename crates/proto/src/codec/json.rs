@@ -53,6 +53,10 @@ struct Envelope<'a> {
     time: Option<Field<'a>>,
     lines: Option<Value>,
     more: Option<Value>,
+    #[serde(borrow)]
+    token: Option<Field<'a>>,
+    #[serde(borrow)]
+    expires: Option<Field<'a>>,
 }
 
 /// One key's value, kept only as far as a message needs it: a string (borrowed from
@@ -240,6 +244,10 @@ pub(super) fn decode_request(payload: &[u8]) -> Result<Request, DecodeError> {
         RequestKind::DeleteRoom => Request::DeleteRoom {
             room_id: integer_field(envelope.room_id, message, "roomId")?,
         },
+        RequestKind::Resume => Request::Resume {
+            name: string_field(envelope.name, message, "name")?.into_owned(),
+            token: string_field(envelope.token, message, "token")?.into_owned(),
+        },
     })
 }
 
@@ -298,6 +306,10 @@ pub(super) fn decode_response(payload: &[u8]) -> Result<Response<'_>, DecodeErro
         "SCHello" => Response::Hello {
             features: string_list(envelope.features, "SCHello", "features")?,
             server: string_field(envelope.server, "SCHello", "server")?,
+        },
+        "SCSession" => Response::Session {
+            token: string_field(envelope.token, "SCSession", "token")?,
+            expires: integer_field(envelope.expires, "SCSession", "expires")?,
         },
         _ => return Err(DecodeError::UnknownType(kind.into_owned())),
     })
@@ -489,6 +501,10 @@ pub(super) fn encode_request(request: &Request, out: &mut Vec<u8>) {
             string_member(out, "name", name, Escape::Ascii);
             string_member(out, "password", password, Escape::Ascii);
         }
+        Request::Resume { name, token } => {
+            string_member(out, "name", name, Escape::Ascii);
+            string_member(out, "token", token, Escape::Ascii);
+        }
         Request::ChangePassword { old, new } => {
             string_member(out, "old", old, Escape::Ascii);
             string_member(out, "new", new, Escape::Ascii);
@@ -536,6 +552,10 @@ pub(super) fn encode_response(response: &Response<'_>, out: &mut Vec<u8>) {
         Response::Hello { features, server } => {
             string_list_member(out, "features", features, Escape::Utf8);
             string_member(out, "server", server, Escape::Utf8);
+        }
+        Response::Session { token, expires } => {
+            string_member(out, "token", token, Escape::Utf8);
+            out.extend_from_slice(format!(", \"expires\": {expires}").as_bytes());
         }
         Response::TimedChat {
             member,

@@ -61,6 +61,10 @@ pub enum MessageType {
     /// `CS_DELETE_ROOM`: the body is a [`CsJoinRoom`]-shaped `CSDeleteRoom` (the
     /// `accounts` extension).
     CsDeleteRoom = 18,
+    /// `CS_RESUME`: the body is a [`CsResume`] (the `resume` extension).
+    CsResume = 19,
+    /// `SC_SESSION`: the body is an [`ScSession`] (the `resume` extension).
+    ScSession = 20,
 }
 
 /// `mju.Type`: the frame in front of every body.
@@ -195,6 +199,28 @@ pub struct ScChat {
     pub time: Option<i64>,
 }
 
+/// `mju.CSResume`.
+#[derive(Clone, PartialEq, Message)]
+pub struct CsResume {
+    /// The account's name (required).
+    #[prost(string, optional, tag = "1")]
+    pub name: Option<String>,
+    /// The token (required).
+    #[prost(string, optional, tag = "2")]
+    pub token: Option<String>,
+}
+
+/// `mju.SCSession`.
+#[derive(Clone, PartialEq, Message)]
+pub struct ScSession {
+    /// The token (required).
+    #[prost(string, optional, tag = "1")]
+    pub token: Option<String>,
+    /// When it stops working, ms since the Unix epoch (required).
+    #[prost(int64, optional, tag = "2")]
+    pub expires: Option<i64>,
+}
+
 /// `mju.CSHistory`.
 #[derive(Clone, PartialEq, Message)]
 pub struct CsHistory {
@@ -267,6 +293,8 @@ fn type_name(kind: i32) -> &'static str {
         Ok(MessageType::CsHistory) => "CSHistory",
         Ok(MessageType::ScHistory) => "SCHistory",
         Ok(MessageType::CsDeleteRoom) => "CSDeleteRoom",
+        Ok(MessageType::CsResume) => "CSResume",
+        Ok(MessageType::ScSession) => "SCSession",
         Err(_) => "?",
     }
 }
@@ -358,6 +386,13 @@ pub(super) fn decode_request(kind: i32, payload: &[u8]) -> Result<Request, Decod
         MessageType::CsDeleteRoom => Request::DeleteRoom {
             room_id: required(body::<CsJoinRoom>(kind, payload)?.room_id, kind, "roomId")?.into(),
         },
+        MessageType::CsResume => {
+            let m = body::<CsResume>(kind, payload)?;
+            Request::Resume {
+                name: required(m.name, kind, "name")?,
+                token: required(m.token, kind, "token")?,
+            }
+        }
         MessageType::CsHistory => {
             let m = body::<CsHistory>(kind, payload)?;
             Request::History {
@@ -369,7 +404,8 @@ pub(super) fn decode_request(kind: i32, payload: &[u8]) -> Result<Request, Decod
         | MessageType::ScChat
         | MessageType::ScSystemMessage
         | MessageType::ScHello
-        | MessageType::ScHistory => {
+        | MessageType::ScHistory
+        | MessageType::ScSession => {
             return Err(DecodeError::UnknownType(format!(
                 "{kind} ({})",
                 type_name(kind)
@@ -440,6 +476,13 @@ pub(super) fn decode_response(kind: i32, payload: &[u8]) -> Result<Response<'sta
                 server: required(m.server, kind, "server")?.into(),
             })
         }
+        Ok(MessageType::ScSession) => {
+            let m = body::<ScSession>(kind, payload)?;
+            Ok(Response::Session {
+                token: required(m.token, kind, "token")?.into(),
+                expires: required(m.expires, kind, "expires")?,
+            })
+        }
         _ => Err(DecodeError::UnknownType(kind.to_string())),
     }
 }
@@ -495,6 +538,16 @@ pub(super) fn encode_request(request: &Request, out: &mut Vec<u8>) -> Result<(),
             // The schema's field is int32; larger ids saturate (no such room exists).
             let room_id = Some(saturate_i32(*room_id));
             prost_frame(&CsJoinRoom { room_id }, out)
+        }
+        Request::Resume { name, token } => {
+            type_frame(MessageType::CsResume, out);
+            prost_frame(
+                &CsResume {
+                    name: Some(name.clone()),
+                    token: Some(token.clone()),
+                },
+                out,
+            )
         }
         Request::DeleteRoom { room_id } => {
             type_frame(MessageType::CsDeleteRoom, out);
@@ -646,6 +699,14 @@ pub(super) fn encode_response(
                 server: Some(server.to_string()),
             };
             prost_frame(&hello, out)
+        }
+        Response::Session { token, expires } => {
+            type_frame(MessageType::ScSession, out);
+            let session = ScSession {
+                token: Some(token.to_string()),
+                expires: Some(*expires),
+            };
+            prost_frame(&session, out)
         }
     }
 }
