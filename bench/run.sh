@@ -35,6 +35,15 @@
 # bench/results/peers.md, not BENCHMARKS.md).
 #   BENCH_SCENARIOS=peers bench/run.sh
 #
+# Durable history (issue #21; not in the default list): small rooms as registered rooms
+# whose chats the server writes to its store (a fresh --data-dir, chat-bench
+# --registered-rooms) against a server with --no-store, alternating, a fresh server per
+# run, BENCH_RUNS rounds; at a fixed 5,000 chats/s (p99, server CPU per delivery, and
+# the store's bytes on disk per kept chat) and find-max with p99 ≤ 10 ms
+# (bench/durable-history.sh; its table goes to bench/results/durable-history.md, not
+# BENCHMARKS.md; named alone, it is all that runs).
+#   BENCH_SCENARIOS=durable-history bench/run.sh
+#
 # Hostile and slow clients (not in the default list; name them in BENCH_SCENARIOS):
 #   BENCH_SCENARIOS="rooms-dos flood-slow-readers flood-never-read slowloris connect-burst" bench/run.sh
 # Each runs measured rooms beside a hostile population (see crates/bench/README.md) and
@@ -102,6 +111,20 @@ if [[ " $SCENARIOS " == *" peers "* ]]; then
     SCENARIOS="$(echo " $SCENARIOS " | sed 's/ peers / /' | xargs)"
     if [[ -z $SCENARIOS ]]; then
         log "wrote $RESULTS/peers.md"
+        exit 0
+    fi
+fi
+# Durable history (issue #21) is a script of its own too, bench/durable-history.sh, with a
+# table of its own ($RESULTS/durable-history.md): each run needs a fresh data directory,
+# the store's counters and the files' sizes after the server stops. Named alone, it is
+# all that runs: BENCH_SCENARIOS=durable-history bench/run.sh
+if [[ " $SCENARIOS " == *" durable-history "* ]]; then
+    # Its scenarios: fixed (5,000 chats/s) and find-max, or BENCH_DURABLE_SCENARIOS.
+    RUNS="$RUNS" WORKERS="$WORKERS" SERVER="$SERVER" BENCH="$BENCH" OUT="$RESULTS/durable-history.md" \
+        SCENARIOS="${BENCH_DURABLE_SCENARIOS:-fixed find-max}" bench/durable-history.sh >/dev/null
+    log "wrote $RESULTS/durable-history.md"
+    SCENARIOS="$(echo " $SCENARIOS " | sed 's/ durable-history / /' | xargs)"
+    if [[ -z $SCENARIOS ]]; then
         exit 0
     fi
 fi

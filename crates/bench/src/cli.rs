@@ -73,6 +73,16 @@ pub struct Args {
     #[arg(long, value_enum, default_value_t = Format::Json)]
     pub format: Format,
 
+    /// Make the rooms registered rooms, whose history a server with a store keeps on
+    /// disk: during setup one extra connection opts in to `accounts`, registers an
+    /// account (`bench-owner-<pid>-<nonce>`), creates every room (registering it to
+    /// the account) and leaves it; then every member joins the rooms, and the owner
+    /// is closed. Needs a server with its store (not --no-store, not a cluster node)
+    /// and, beyond about 45 rooms, flood control off (the owner sends two commands per
+    /// room). Not with --protocol=irc|nats.
+    #[arg(long)]
+    pub registered_rooms: bool,
+
     /// Number of rooms.
     #[arg(long, default_value_t = 10)]
     pub rooms: usize,
@@ -343,6 +353,11 @@ impl Args {
                     .into(),
             );
         }
+        if self.registered_rooms {
+            return Err(
+                "--registered-rooms needs our protocol's accounts (--protocol=chat)".into(),
+            );
+        }
         // Room titles are `<4 base-36 digits>.<room in base 36>`.
         let title_len = 5 + format!("{}", self.rooms.max(1)).len();
         let max = crate::peer::irc_max_pad(title_len);
@@ -495,6 +510,23 @@ mod tests {
             ["--protocol=irc", "--slowloris=5"],
         ] {
             assert!(parse(&flags).validate().is_err(), "{flags:?}");
+        }
+    }
+
+    #[test]
+    fn registered_rooms_are_ours_only() {
+        assert!(!parse(&[]).registered_rooms);
+        assert!(parse(&["--registered-rooms"]).validate().is_ok());
+        assert!(
+            parse(&["--registered-rooms", "--find-max", "--format=protobuf"])
+                .validate()
+                .is_ok()
+        );
+        for protocol in ["--protocol=irc", "--protocol=nats"] {
+            let why = parse(&["--registered-rooms", protocol])
+                .validate()
+                .unwrap_err();
+            assert!(why.contains("--registered-rooms"), "{why}");
         }
     }
 

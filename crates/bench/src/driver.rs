@@ -18,7 +18,12 @@
 //!    reason, if any client cannot connect, is disconnected or gets an unexpected
 //!    answer. Setup ends when every `[NAME] 님이 입장했습니다.` notice has arrived too
 //!    (a room of K sends K(K−1)/2 of them): in a room of 1,000 that is half a million
-//!    messages, which must not spill into the measured run.
+//!    messages, which must not spill into the measured run. With
+//!    `--registered-rooms` one extra connection, the rooms' owner, first registers an
+//!    account and creates every room under it, learning each id from the server's
+//!    registered notice, and leaves it (a registered room stays when empty); then
+//!    every member joins, none creates, and no `/rooms` lookup is needed (see
+//!    `driver/owner.rs` and [`crate::owner`]).
 //! 2. **Run** ([`Driver::run_step`]). Chats leave on the open-loop [`Schedule`]: every
 //!    chat whose intended time has come is queued, then each connection with queued
 //!    bytes is flushed once (coalescing). A `timerfd` wakes the loop for the next
@@ -62,7 +67,7 @@ use crate::conn::{Conn, ReadEnd};
 use crate::hostile::{HostilePlan, Populations, Role};
 use crate::payload::{self, Stamp};
 use crate::procstat::{self, Pid};
-use crate::report::{ErrorReport, Percentiles, StepReport};
+use crate::report::{ErrorReport, Percentiles, RegisteredRoomsReport, StepReport};
 use crate::schedule::{Layout, Schedule};
 use crate::timer::Timer;
 use crate::tls::TlsPlan;
@@ -70,6 +75,8 @@ use crate::tracker::{Outcome, Tracker};
 
 mod hostile;
 use hostile::HostileState;
+mod owner;
+use owner::{OWNER, OwnerConn};
 
 /// The timer's token; client tokens are client indices, far below it.
 const TIMER: Token = Token(usize::MAX - 1);
@@ -126,6 +133,9 @@ pub struct Plan {
     pub peer: Option<crate::peer::Protocol>,
     /// `--quickack`: `TCP_QUICKACK` after every read.
     pub quickack: bool,
+    /// `--registered-rooms`: the measured rooms are made by one account's owner
+    /// connection and registered to it; every member joins (see [`crate::owner`]).
+    pub registered_rooms: bool,
 }
 
 /// Where a client is in its life.
@@ -191,6 +201,12 @@ pub struct Driver {
     connect_to_joined: Histogram<u64>,
     /// The hostile and slow populations' state (`None` when there are none).
     hostile: Option<Box<HostileState>>,
+    /// `--registered-rooms`: the rooms' owner while it sets them up.
+    owner: Option<Box<OwnerConn>>,
+    /// `--registered-rooms`: what the owner did, once it is done.
+    registered: Option<RegisteredRoomsReport>,
+    /// Part of every room title (and of the owner's name): unique to this invocation.
+    nonce: String,
     /// Connections with queued bytes since the last flush, without repeats.
     dirty: Vec<usize>,
     is_dirty: Vec<bool>,
@@ -281,6 +297,9 @@ impl Driver {
             connect_started_ns: vec![0; pops.measured],
             connect_to_joined: new_histogram(),
             hostile,
+            owner: None,
+            registered: None,
+            nonce,
             pops,
             dirty: Vec::new(),
             is_dirty: vec![false; n],
@@ -314,6 +333,12 @@ impl Driver {
         percentiles(&self.connect_to_joined)
     }
 
+    /// With `--registered-rooms`, after [`Driver::setup`]: the owner's account and
+    /// how long it took to register the rooms.
+    pub fn registered_rooms(&self) -> Option<&RegisteredRoomsReport> {
+        self.registered.as_ref()
+    }
+
     /// With `--tls`, after [`Driver::setup`]: the protocol version and cipher suite
     /// the first connected client negotiated.
     pub fn tls_session(&self) -> Option<(String, String)> {
@@ -336,6 +361,14 @@ impl Driver {
     fn set_up_all(&mut self) -> Result<(), BenchError> {
         let deadline = Instant::now() + self.plan.setup_timeout;
         let layout = self.plan.layout;
+        if self.plan.registered_rooms {
+            // The owner creates and registers every room and leaves it (they stay,
+            // empty, with known ids): then every member joins, none creates.
+            self.register_rooms(deadline)?;
+            let members: Vec<usize> = (0..layout.clients()).collect();
+            self.start_clients(&members, deadline, "joining registered rooms")?;
+            return self.wait_for_join_notices(deadline.min(Instant::now() + NOTICE_WAIT));
+        }
         let creators: Vec<usize> = (0..layout.rooms).map(|r| r * layout.per_room).collect();
         self.start_clients(&creators, deadline, "creating rooms")?;
         if self.plan.peer.is_none() {
@@ -432,32 +465,10 @@ impl Driver {
             self.connect_started_ns[c] = self.now_ns();
         }
         let addr = self.plan.addrs[c % self.plan.addrs.len()];
-        let stream = match TcpStream::connect(addr) {
-            Ok(stream) => stream,
-            Err(e) => return self.fail_setup(c, format!("cannot connect: {e}")),
+        let mut conn = match self.open(addr, c as u32) {
+            Ok(conn) => conn,
+            Err(why) => return self.fail_setup(c, why),
         };
-        // Without TCP_NODELAY, Nagle holds a small write back while an earlier one is
-        // unacknowledged, and the server's delayed ACK makes that up to 200 ms: the
-        // bench would measure its own stalls.
-        if let Err(e) = stream.set_nodelay(true) {
-            return self.fail_setup(c, format!("cannot set TCP_NODELAY: {e}"));
-        }
-        let mut conn = if self.plan.web {
-            Conn::new_web(stream, &addr.to_string(), c as u32, self.plan.tls.is_some())
-        } else {
-            Conn::new(stream, self.plan.format)
-        };
-        if let Some(protocol) = self.plan.peer {
-            conn = conn.with_peer(protocol);
-        }
-        conn = conn.with_quickack(self.plan.quickack);
-        if let Some(tls) = &self.plan.tls {
-            // The handshake runs during setup: it is part of connect → joined.
-            match tls.connect() {
-                Ok(session) => conn = conn.with_tls(session),
-                Err(e) => return self.fail_setup(c, format!("cannot start TLS: {e}")),
-            }
-        }
         if let Err(e) = self.poll.registry().register(
             &mut conn.stream,
             Token(c),
@@ -470,6 +481,36 @@ impl Driver {
         self.in_flight += 1;
     }
 
+    /// A non-blocking connection to `addr` speaking what every client speaks (the
+    /// format, or the web's WebSocket, TLS, a peer's protocol); `seed` varies a web
+    /// connection's masking keys. Not yet registered with the poll.
+    fn open(&self, addr: SocketAddr, seed: u32) -> Result<Conn, String> {
+        let stream = TcpStream::connect(addr).map_err(|e| format!("cannot connect: {e}"))?;
+        // Without TCP_NODELAY, Nagle holds a small write back while an earlier one is
+        // unacknowledged, and the server's delayed ACK makes that up to 200 ms: the
+        // bench would measure its own stalls.
+        stream
+            .set_nodelay(true)
+            .map_err(|e| format!("cannot set TCP_NODELAY: {e}"))?;
+        let mut conn = if self.plan.web {
+            Conn::new_web(stream, &addr.to_string(), seed, self.plan.tls.is_some())
+        } else {
+            Conn::new(stream, self.plan.format)
+        };
+        if let Some(protocol) = self.plan.peer {
+            conn = conn.with_peer(protocol);
+        }
+        conn = conn.with_quickack(self.plan.quickack);
+        if let Some(tls) = &self.plan.tls {
+            // The handshake runs during setup: it is part of connect → joined.
+            let session = tls
+                .connect()
+                .map_err(|e| format!("cannot start TLS: {e}"))?;
+            conn = conn.with_tls(session);
+        }
+        Ok(conn)
+    }
+
     /// A connect completed: rename, then create or join.
     fn on_connected(&mut self, c: usize) {
         if self.pops.role(c) != Role::Measured {
@@ -478,7 +519,10 @@ impl Driver {
         let layout = self.plan.layout;
         let room = layout.room_of(c);
         let title = &self.titles[room];
-        let join = if layout.member_of(c) == 0 || self.plan.peer.is_some() {
+        // Registered rooms exist already (the owner made them): every member joins.
+        let creates =
+            !self.plan.registered_rooms && (layout.member_of(c) == 0 || self.plan.peer.is_some());
+        let join = if creates {
             Request::CreateRoom {
                 title: title.clone(),
             }
@@ -849,6 +893,10 @@ impl Driver {
             let token = event.token();
             if token == TIMER {
                 self.timer.acknowledge();
+                continue;
+            }
+            if token == OWNER {
+                self.on_owner_event(event);
                 continue;
             }
             let c = token.0;

@@ -8,6 +8,8 @@
 //! * [`payload`] — the chat text format `b<sender>:<seq>:<t_ns>:<step>[ pad]`.
 //! * [`peer`] — `--protocol=irc|nats`: the peers' protocols, without I/O.
 //! * [`tracker`] — delivery accounting: lost, duplicated, out of order.
+//! * [`owner`] — `--registered-rooms`: the dialogue of the account that owns the
+//!   rooms, without I/O.
 //! * [`conn`] — one connection: socket, outbound buffer, inbound framing (and TLS).
 //! * [`tls`] — `--tls`: whom to trust, the client configuration.
 //! * [`timer`] — a `timerfd` so the loop wakes when the next chat is due.
@@ -34,6 +36,7 @@ pub mod conn;
 pub mod driver;
 pub mod findmax;
 pub mod hostile;
+pub mod owner;
 pub mod payload;
 pub mod peer;
 pub mod procstat;
@@ -136,6 +139,7 @@ pub fn run(args: &Args) -> Result<Report, BenchError> {
         tls,
         peer: args.protocol.peer(),
         quickack: args.quickack(),
+        registered_rooms: args.registered_rooms,
     })?;
     let setup_started = Instant::now();
     driver.setup()?;
@@ -255,6 +259,7 @@ pub fn run(args: &Args) -> Result<Report, BenchError> {
         errors: driver.errors().clone(),
         hostile,
         tls: tls_report,
+        registered_rooms: driver.registered_rooms().cloned(),
     })
 }
 

@@ -44,6 +44,30 @@ pub struct Report {
     /// With `--tls` (absent otherwise): what every connection negotiated.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tls: Option<TlsReport>,
+    /// With `--registered-rooms` (absent otherwise): the account the measured rooms
+    /// were registered to during setup.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub registered_rooms: Option<RegisteredRoomsReport>,
+}
+
+/// `--registered-rooms`: the owner connection that made the measured rooms registered
+/// rooms before the members joined them (its time is part of `setup.seconds`, never
+/// of a run).
+#[derive(Debug, Clone, Serialize)]
+pub struct RegisteredRoomsReport {
+    /// The account's name.
+    pub owner: String,
+    /// Rooms registered to it.
+    pub rooms: usize,
+    /// From the owner's connect to the server's word that the account is stored (the
+    /// server hashes the password with Argon2 first).
+    pub register_account_s: f64,
+    /// From the owner's connect to its last room registered and left.
+    pub seconds: f64,
+    /// The first and last room ids (the server numbers rooms in creation order).
+    pub first_room_id: Option<i64>,
+    /// See `first_room_id`.
+    pub last_room_id: Option<i64>,
 }
 
 /// `--tls`: the session every measured connection set up during setup (its handshake
@@ -385,6 +409,19 @@ pub fn render_text(report: &Report) -> String {
             } else {
                 "certificate checked against --tls-ca"
             }
+        );
+    }
+    if let Some(reg) = &r.registered_rooms {
+        let _ = writeln!(
+            out,
+            "registered rooms: {} rooms (ids {}–{}) registered to account {} in {:.2} s of \
+             setup (the account stored after {:.3} s); every member joined them",
+            reg.rooms,
+            reg.first_room_id.unwrap_or_default(),
+            reg.last_room_id.unwrap_or_default(),
+            reg.owner,
+            reg.seconds,
+            reg.register_account_s
         );
     }
     let _ = write!(out, "setup: {:.2} s", r.setup.seconds);
@@ -736,6 +773,7 @@ mod tests {
             errors: ErrorReport::default(),
             hostile: None,
             tls: None,
+            registered_rooms: None,
         }
     }
 

@@ -139,6 +139,34 @@ pub fn merge(reports: &[Value]) -> Value {
             .filter_map(|r| dig(r, &["setup", "seconds"]).and_then(Value::as_f64))
             .fold(0.0, f64::max),
     );
+    if first.get("registered_rooms").is_some() {
+        // `--registered-rooms`: each process registered its own rooms to an account of
+        // its own (names carry the process's tag); `owner` names them all.
+        let owners: Vec<&str> = reports
+            .iter()
+            .filter_map(|r| dig(r, &["registered_rooms", "owner"])?.as_str())
+            .collect();
+        let reg = &mut merged["registered_rooms"];
+        reg["rooms"] = sum(&["registered_rooms", "rooms"]);
+        reg["owner"] = Value::from(owners.join(", "));
+        for key in ["register_account_s", "seconds"] {
+            reg[key] = Value::from(
+                reports
+                    .iter()
+                    .filter_map(|r| dig(r, &["registered_rooms", key]).and_then(Value::as_f64))
+                    .fold(0.0, f64::max),
+            );
+        }
+        for (key, pick) in [
+            ("first_room_id", i64::min as fn(i64, i64) -> i64),
+            ("last_room_id", i64::max),
+        ] {
+            let ids = reports
+                .iter()
+                .filter_map(|r| dig(r, &["registered_rooms", key]).and_then(Value::as_i64));
+            reg[key] = ids.reduce(pick).map_or(Value::Null, Value::from);
+        }
+    }
     let results: Vec<&Value> = reports.iter().filter_map(|r| r.get("result")).collect();
     let mut result = first.get("result").cloned().unwrap_or(Value::Null);
     for key in [
@@ -218,5 +246,31 @@ mod tests {
         assert_eq!(merged["result"]["deliveries_per_s"], 9001.0);
         assert_eq!(merged["result"]["latency_ms"]["p99"], 9.5);
         assert_eq!(merged["steps"].as_array().map(Vec::len), Some(1));
+        assert!(merged.get("registered_rooms").is_none());
+    }
+
+    #[test]
+    fn registered_rooms_list_every_owner() {
+        let part = |owner: &str, first: i64, account_s: f64| {
+            serde_json::json!({
+                "rooms": 3, "setup": {"connections": 9, "seconds": 0.5},
+                "registered_rooms": {"owner": owner, "rooms": 3, "register_account_s": account_s,
+                                     "seconds": 0.2, "first_room_id": first,
+                                     "last_room_id": first + 2},
+                "result": {"deliveries": 10}, "steps": []
+            })
+        };
+        let merged = merge(&[
+            part("abench-owner-1-x", 4, 0.05),
+            part("bbench-owner-2-y", 1, 0.1),
+        ]);
+        let reg = &merged["registered_rooms"];
+        assert_eq!(reg["rooms"], 6);
+        assert_eq!(reg["owner"], "abench-owner-1-x, bbench-owner-2-y");
+        assert_eq!(reg["register_account_s"], 0.1);
+        assert_eq!(
+            (&reg["first_room_id"], &reg["last_room_id"]),
+            (&1.into(), &6.into())
+        );
     }
 }

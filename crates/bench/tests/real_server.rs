@@ -2,7 +2,9 @@
 //! a small scenario must come out clean (nothing lost, duplicated or reordered, and
 //! every chat delivered to the other K − 1 members), through the library API and
 //! through the binary's `--json` output, in both formats, over plain TCP and over TLS
-//! (a self-signed pair made with rcgen, trusted with `--tls-ca`).
+//! (a self-signed pair made with rcgen, trusted with `--tls-ca`); and with
+//! `--registered-rooms` against a server with its store in a temporary directory,
+//! whose rooms' history a restarted server still has.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -10,6 +12,7 @@ use std::process::Command;
 use std::sync::Arc;
 
 use chat_bench::cli::Args;
+use chat_server::config::StoreSettings;
 use chat_server::{Server, ServerConfig, TlsAcceptor, TlsFiles};
 use clap::Parser;
 
@@ -308,4 +311,175 @@ fn the_binary_refuses_tls_without_a_trust_decision_and_runs_insecure_when_asked(
     assert_eq!(report["result"]["deliveries"], 600);
     assert_eq!(report["result"]["lost"], 0);
     assert_eq!(report["result"]["out_of_order"], 0);
+}
+
+/// A fresh data directory for a server's store, removed on drop.
+struct DataDir {
+    dir: PathBuf,
+}
+
+impl DataDir {
+    fn new(tag: &str) -> Self {
+        let dir =
+            std::env::temp_dir().join(format!("chat-bench-store-{}-{tag}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        DataDir { dir }
+    }
+}
+
+impl Drop for DataDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Runs `f` against a fresh server keeping its store in `dir` (default store
+/// options: a 100 ms commit window, 1,000 chats a room), then shuts it down, which
+/// commits what the store still holds.
+fn with_store_server<T>(dir: &Path, f: impl FnOnce(SocketAddr) -> T) -> T {
+    let config = ServerConfig {
+        store: Some(StoreSettings {
+            dir: dir.to_owned(),
+            options: Default::default(),
+        }),
+        ..ServerConfig::local(2)
+    };
+    let server = Server::bind(config).expect("bind with a store");
+    let addr = server.local_addr();
+    let stop = server.shutdown_handle();
+    let thread = std::thread::spawn(move || server.run());
+    let out = f(addr);
+    stop.shutdown();
+    thread
+        .join()
+        .expect("server thread panicked")
+        .expect("server run failed");
+    out
+}
+
+/// A blocking JSON client, enough to read back a room's history.
+struct RawClient {
+    stream: std::net::TcpStream,
+    buf: chat_proto::frame::FrameBuf,
+}
+
+impl RawClient {
+    fn connect(addr: SocketAddr) -> Self {
+        let stream = std::net::TcpStream::connect(addr).expect("connect");
+        stream
+            .set_read_timeout(Some(std::time::Duration::from_secs(10)))
+            .unwrap();
+        RawClient {
+            stream,
+            buf: chat_proto::frame::FrameBuf::new(),
+        }
+    }
+
+    fn send(&mut self, request: &chat_proto::Request) {
+        use std::io::Write;
+        let mut out = Vec::new();
+        chat_proto::codec::encode_request(chat_proto::WireFormat::Json, request, &mut out).unwrap();
+        self.stream.write_all(&out).unwrap();
+    }
+
+    /// The next message, owned.
+    fn receive(&mut self) -> chat_proto::Response<'static> {
+        loop {
+            if let Some(payload) = self.buf.next_frame() {
+                let mut decoder =
+                    chat_proto::codec::ResponseDecoder::new(chat_proto::WireFormat::Json);
+                let message = decoder.feed(payload).expect("a JSON message is one frame");
+                return message.expect("decodes").into_owned();
+            }
+            let n = self.buf.read_from(&mut self.stream).expect("read");
+            assert!(n > 0, "the server closed the connection");
+        }
+    }
+}
+
+/// The history a client that opted in is given on joining room `id`.
+fn history_of(addr: SocketAddr, id: i64) -> (Vec<chat_proto::HistoryLine>, bool) {
+    let mut client = RawClient::connect(addr);
+    client.send(&chat_proto::Request::Hello {
+        features: vec!["history".into()],
+    });
+    client.send(&chat_proto::Request::JoinRoom { room_id: id });
+    loop {
+        if let chat_proto::Response::History { lines, more, .. } = client.receive() {
+            return (lines, more);
+        }
+    }
+}
+
+#[test]
+fn registered_rooms_are_joined_by_every_member_and_their_history_outlives_the_server() {
+    let data = DataDir::new("registered");
+    let mut rooms = Vec::new();
+    // Two invocations on one data directory: two owners (names from the process id
+    // and a per-invocation nonce), the second's rooms numbered after the first's.
+    for format in ["json", "protobuf"] {
+        let report = with_store_server(&data.dir, |addr| {
+            let port = format!("--port={}", addr.port());
+            let format = format!("--format={format}");
+            let argv = ["chat-bench", &port, &format, "--registered-rooms"];
+            let args = Args::try_parse_from(argv.iter().chain(&SCENARIO)).unwrap();
+            chat_bench::run(&args).expect("bench run")
+        });
+        let registered = report.registered_rooms.expect("a registered-rooms report");
+        assert_eq!(registered.rooms, 3, "{registered:?}");
+        assert!(
+            registered.owner.starts_with("bench-owner-"),
+            "{registered:?}"
+        );
+        assert!(registered.register_account_s <= registered.seconds);
+        let (first, last) = (
+            registered.first_room_id.unwrap(),
+            registered.last_room_id.unwrap(),
+        );
+        assert_eq!(last - first, 2, "{registered:?}");
+        rooms.push(first);
+        let r = report.result.expect("fixed runs have a result");
+        assert_eq!(report.setup.connections, 12);
+        assert_eq!(r.chats_sent, 200, "{format}");
+        assert_eq!(r.deliveries, 200 * 3, "{format}: {r:?}");
+        assert_eq!((r.lost, r.duplicated, r.out_of_order), (0, 0, 0));
+        assert_eq!((r.misdelivered, r.unexpected_messages), (0, 0), "{format}");
+        assert_eq!(report.errors.unexpected_messages, 0, "{:?}", report.errors);
+        assert_eq!(report.errors.closed_by_server, 0);
+    }
+    assert!(rooms[1] > rooms[0] + 2, "{rooms:?}");
+    // A server started again on the directory has every room, with its chats: a
+    // client that opts in to history is given the last 50 on joining.
+    with_store_server(&data.dir, |addr| {
+        for &id in &rooms {
+            let (lines, more) = history_of(addr, id);
+            assert_eq!(lines.len(), 50, "room {id}");
+            assert!(more, "room {id}: about 67 chats were sent to it");
+            assert!(
+                lines.iter().all(|l| l.text.starts_with('b')),
+                "room {id}: {lines:?}"
+            );
+        }
+    });
+}
+
+#[test]
+fn registered_rooms_need_a_server_with_accounts() {
+    // ServerConfig::local has no store (as `chat-server --no-store`).
+    let outcome = with_server(|addr| {
+        let port = format!("--port={}", addr.port());
+        let args =
+            Args::try_parse_from(["chat-bench", &port, "--registered-rooms", "--duration=1"])
+                .unwrap();
+        chat_bench::run(&args)
+    });
+    let why = outcome
+        .expect_err("no accounts, no registered rooms")
+        .to_string();
+    assert!(
+        why.contains("setup failed")
+            && why.contains("bench-owner-")
+            && why.contains("does not offer accounts"),
+        "{why}"
+    );
 }
