@@ -5,6 +5,9 @@
 //
 //   SERVER_BIN=target/debug/chat-server node web-tests/e2e.mjs
 //   SCREENSHOT_DIR=docs/screenshots SERVER_BIN=… node web-tests/e2e.mjs   # also web-desktop.png, web-phone.png
+//
+// Most checks run against servers with --no-store (no accounts: the page must hide
+// its account panel); the accounts checks start one with a temporary --data-dir.
 import { execFileSync, spawn } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import net from "node:net";
@@ -21,19 +24,28 @@ const BROWSER = process.env.CHROMIUM || "/usr/bin/chromium";
 const SHOT = process.env.SCREENSHOT; // where to save a screenshot of the page, if set
 const TIMEOUT = 10_000;
 
+// Servers still running and temporary directories: stopped and removed even when a
+// check fails (and the script exits at once).
+const running = new Set();
+const temporary = new Set();
 function fail(why) {
   console.error("FAILED: " + why);
+  running.forEach((child) => child.kill("SIGKILL"));
+  temporary.forEach((dir) => rmSync(dir, { recursive: true, force: true }));
   process.exit(1);
 }
 
-// Starts the server (with `extra` flags); resolves with { child, chat, web } once both
-// are listening.
+// Starts the server (with `extra` flags; without a `--data-dir` among them it keeps
+// nothing: `--no-store`); resolves with { child, chat, web } once both are listening.
 function startServer(webPort = 0, extra = []) {
+  const store = extra.some((f) => f.startsWith("--data-dir=")) ? [] : ["--no-store"];
   return new Promise((resolve, reject) => {
-    const child = spawn(SERVER, ["--port=0", `--web=127.0.0.1:${webPort}`, "--flood-control=off", "--workers=2", "--no-store", ...extra], {
+    const child = spawn(SERVER, ["--port=0", `--web=127.0.0.1:${webPort}`, "--flood-control=off", "--workers=2", ...store, ...extra], {
       env: { ...process.env, NO_COLOR: "1", RUST_LOG: "info" },
       stdio: ["ignore", "ignore", "pipe"],
     });
+    running.add(child);
+    child.on("exit", () => running.delete(child));
     let log = "";
     let chat = null, web = null;
     const timer = setTimeout(() => reject(new Error("the server did not start:\n" + log)), TIMEOUT);
@@ -53,7 +65,10 @@ function startServer(webPort = 0, extra = []) {
 function stopServer(server) {
   return new Promise((resolve) => {
     server.child.removeAllListeners("exit");
-    server.child.on("exit", resolve);
+    server.child.on("exit", () => {
+      running.delete(server.child);
+      resolve();
+    });
     server.child.kill("SIGTERM");
   });
 }
@@ -142,6 +157,12 @@ async function noLineTwice(p) {
   return lines;
 }
 
+// Waits for a line of the log of class `cls` whose text is exactly `text`.
+const waitLine = (p, cls, text) => p.waitForFunction(([c, t]) =>
+  [...document.querySelectorAll(`#log li.${c}`)].some((li) => li.lastChild?.data === t), [cls, text]);
+const lineCount = (p, cls, text) => p.evaluate(([c, t]) =>
+  [...document.querySelectorAll(`#log li.${c}`)].filter((li) => li.lastChild?.data === t).length, [cls, text]);
+
 // HH:MM of `ms` in this machine's time zone (the browser's too).
 const hhmm = (ms) => {
   const d = new Date(ms);
@@ -174,11 +195,17 @@ try {
     await page.locator("#state.open").waitFor();
   });
 
-  await check("the page opts in to the room-list push and history with one CSHello", async () => {
+  await check("the page opts in to the room-list push, history, accounts and resume with one CSHello", async () => {
     const hellos = (await sentSince(page, 0)).filter((m) => m.type === "CSHello");
-    if (JSON.stringify(hellos) !== JSON.stringify([{ type: "CSHello", features: ["rooms", "history"] }])) {
+    if (JSON.stringify(hellos) !== JSON.stringify([{ type: "CSHello", features: ["rooms", "history", "accounts", "resume"] }])) {
       throw new Error(JSON.stringify(hellos));
     }
+  });
+
+  await check("without a store (no accounts in SCHello) the account UI stays hidden", async () => {
+    const shown = await page.evaluate(() => ["account", "me-account"].filter((id) => !document.getElementById(id).hidden));
+    if (shown.length) throw new Error("shown: " + shown);
+    if (await page.locator("#login-password").isVisible()) throw new Error("a password field is visible");
   });
 
   await check("/name and /create, with the name and room always visible", async () => {
@@ -427,11 +454,9 @@ try {
       };
       await p.setViewportSize({ width: 1280, height: 800 });
       await audit("1280×800");
-      if (SHOTS) await p.screenshot({ path: join(SHOTS, "web-desktop.png") });
       await p.setViewportSize({ width: 390, height: 844 });
       await p.locator("#rooms-toggle[aria-expanded=false]").waitFor();
       await audit("390×844");
-      if (SHOTS) await p.screenshot({ path: join(SHOTS, "web-phone.png") });
       await p.locator("#rooms-toggle").click();
       await audit("390×844, panel open");
     } finally {
@@ -448,6 +473,13 @@ try {
     await page.locator("#log li.local", { hasText: "알 수 없는 명령어입니다: /nope (/help 로 명령어를 볼 수 있습니다)" }).waitFor();
     await type("/shutdown");
     await page.locator("#log li.system", { hasText: "서버를 종료할 권한이 없습니다." }).waitFor();
+    // Without accounts on the server: nothing is sent, and the password is not shown.
+    const mark = await sentCount(page);
+    await type("/login 브라우저 비밀번호입니다");
+    await waitLine(page, "local", "/login 브라우저 ********");
+    await waitLine(page, "local", "이 서버에서는 계정을 쓸 수 없습니다.");
+    if ((await sentSince(page, mark)).some((m) => m.type === "CSLogin")) throw new Error("CSLogin sent");
+    if ((await page.locator("body").innerText()).includes("비밀번호입니다")) throw new Error("the password is shown");
   });
 
   if (SHOT) {
@@ -597,6 +629,356 @@ try {
       rmSync(dir, { recursive: true, force: true });
     }
   });
+
+  // ---- accounts (PROTOCOL.md §7.2, §7.4): a server with a store of its own ----------
+  const dataDir = mkdtempSync(join(tmpdir(), "chat-e2e-store-"));
+  temporary.add(dataDir);
+  const store = await startServer(0, [`--data-dir=${dataDir}`]);
+  // bypassCSP: axe is injected as an inline script, which the page's CSP forbids.
+  const accounts = await browser.newContext({ bypassCSP: true });
+  const guests = [];
+  try {
+    const ap = await accounts.newPage();
+    ap.setDefaultTimeout(TIMEOUT);
+    await ap.addInitScript(recordSent);
+    const errors = [];
+    ap.on("console", (m) => m.type() === "error" && errors.push("console: " + m.text()));
+    ap.on("pageerror", (e) => errors.push("page error: " + e));
+    const typeIn = async (line) => {
+      await ap.locator("#input").fill(line);
+      await ap.locator("#input").press("Enter");
+    };
+    const PASSWORD = "첫-비밀번호-1234";
+    const NEW_PASSWORD = "둘째-비밀번호-5678";
+    const RESUME_FAILED = "저장된 로그인이 만료되었거나 맞지 않습니다. 비밀번호로 다시 로그인하세요.";
+    const storage = () => ap.evaluate(() => Object.fromEntries(Object.keys(localStorage).map((k) => [k, localStorage.getItem(k)])));
+    const kept = async () => JSON.parse((await storage())["chat.login"] ?? "null");
+    // No password in localStorage, in anything the page shows, or left in a field.
+    const noPasswordAnywhere = async () => {
+      const where = JSON.stringify(await storage()) + (await ap.locator("body").innerText())
+        + JSON.stringify(await ap.evaluate(() => [...document.querySelectorAll("input")].map((i) => i.value)));
+      for (const pw of [PASSWORD, NEW_PASSWORD]) if (where.includes(pw)) throw new Error("a password is kept or shown");
+    };
+    const accountShown = async (name) => {
+      await ap.locator("#me-account").waitFor();
+      await ap.locator("#me-account-name", { hasText: name }).waitFor();
+      // Read aloud after the room: ", 로그인: NAME" (the comma is for screen readers only).
+      const header = await ap.locator("#me-account").textContent();
+      if (header !== ", 로그인: " + name) throw new Error("the header says " + JSON.stringify(header));
+      if ((await ap.locator("#account-name").textContent()) !== name) throw new Error("the panel does not name the account");
+    };
+    const loggedOut = async () => {
+      await ap.locator("#account-out").waitFor();
+      await ap.locator("#login-form").waitFor();
+      if (await ap.locator("#me-account").isVisible()) throw new Error("the header still shows an account");
+    };
+    const roomItem = (label) => ap.locator("#rooms li").filter({ has: ap.locator(".title", { hasText: label }) });
+
+    await check("accounts: the panel appears where the server keeps them; registering the name from the page logs in and keeps a token, never the password", async () => {
+      await ap.goto(`http://${store.web}/`);
+      await ap.locator("#state.open").waitFor();
+      await loggedOut();
+      if ((await kept()) !== null) throw new Error("a login is kept already");
+      await ap.locator("#name-input").fill("계정주");
+      await ap.locator("#name-form button").click();
+      await ap.locator("#me-name", { hasText: "계정주" }).waitFor();
+      await ap.locator("#register-details summary").click();
+      const hint = await ap.locator("#register-hint").innerText();
+      if (hint !== "위의 ‘내 이름’이 계정 이름이 됩니다 (지금: 계정주). 가입하면 그 이름은 로그인해야 쓸 수 있습니다.") throw new Error(hint);
+      if ((await ap.locator("#register-password").getAttribute("type")) !== "password"
+        || (await ap.locator("#register-password").getAttribute("autocomplete")) !== "new-password"
+        || (await ap.locator("#login-password").getAttribute("autocomplete")) !== "current-password") throw new Error("password fields");
+      await ap.locator("#register-password").fill(PASSWORD);
+      await ap.locator("#register-form button[type=submit]").click();
+      const done = "이름 계정주 을 계정으로 등록했습니다. 이제 이 이름은 로그인해야 쓸 수 있습니다.";
+      await waitLine(ap, "system", done);
+      await accountShown("계정주");
+      await ap.locator("#account-status", { hasText: done }).waitFor();
+      if ((await ap.locator("#account-status").textContent()) !== done) throw new Error("status: " + (await ap.locator("#account-status").textContent()));
+      const login = await kept();
+      if (login?.name !== "계정주" || !/^[0-9a-f]{64}$/.test(login.token)) throw new Error(JSON.stringify(login));
+      const days = (login.expires - Date.now()) / 86_400_000;
+      if (days < 29 || days > 31) throw new Error("expires in " + days + " days");
+      await ap.locator("#account-kept").waitFor();
+      const sent = (await sentSince(ap, 0)).filter((m) => m.type === "CSRegister");
+      if (sent.length !== 1 || sent[0].password !== PASSWORD) throw new Error("sent " + sent.length + " CSRegister");
+      await noPasswordAnywhere();
+    });
+
+    const guest = new TcpClient(store.chat);
+    guests.push(guest);
+    await guest.ready;
+    await check("accounts: a room made while logged in is marked 내 방 with a delete button; left, it stays in the list (비어 있음)", async () => {
+      await typeIn("/create 오래 가는 방");
+      await waitLine(ap, "system", "방제[오래 가는 방] 방에 입장했습니다.");
+      await waitLine(ap, "system", "1번 방이 내 계정에 등록되었습니다. 비어 있어도 남고, /delete 1 으로 지울 수 있습니다.");
+      const mine = roomItem("[1] 오래 가는 방");
+      await mine.locator(".mine").waitFor();
+      if ((await mine.locator(".mine").textContent()) !== "내 방") throw new Error("badge");
+      const del = mine.locator("button.delete");
+      await del.waitFor();
+      if ((await del.textContent()) !== "지우기" || (await del.getAttribute("aria-label")) !== "[1] 오래 가는 방 방 지우기") throw new Error("delete button");
+      // A guest's room: no badge, no delete button.
+      guest.send({ type: "CSCreateRoom", title: "손님 방" });
+      await guest.next((m) => m.type === "SCSystemMessage" && m.text === "방제[손님 방] 방에 입장했습니다.", "its room");
+      const theirs = roomItem("[2] 손님 방");
+      await theirs.waitFor();
+      if ((await theirs.locator(".mine").isVisible()) || (await theirs.locator("button.delete").isVisible())) throw new Error("a guest's room is marked as ours");
+      await ap.locator("#leave").click();
+      await ap.locator("#me-room", { hasText: "방 밖" }).waitFor();
+      await mine.locator(".members", { hasText: "(비어 있음)" }).waitFor();
+      if ((await mine.locator(".members").textContent()) !== "(비어 있음)") throw new Error("members");
+      await mine.locator(".mine").waitFor();
+    });
+
+    await check("accounts: a reload logs in again with the kept token first — no password typed — and restores the name and the room", async () => {
+      // Back in the room, so that there is a room to restore after the login.
+      await roomItem("[1] 오래 가는 방").locator("button.room").click();
+      await ap.locator("#me-room", { hasText: "[오래 가는 방]" }).waitFor();
+      const token = (await kept()).token;
+      await ap.reload();
+      await ap.locator("#state.open").waitFor();
+      await accountShown("계정주");
+      await ap.locator("#me-name", { hasText: "계정주" }).waitFor();
+      await ap.locator("#me-room", { hasText: "[오래 가는 방]" }).waitFor();
+      await waitLine(ap, "system", "계정주 으로 로그인했습니다.");
+      const sent = await sentSince(ap, 0);
+      const types = sent.map((m) => m.type);
+      const resume = sent.filter((m) => m.type === "CSResume");
+      if (resume.length !== 1 || resume[0].name !== "계정주" || resume[0].token !== token) throw new Error(JSON.stringify(resume));
+      if (sent.some((m) => "password" in m || m.type === "CSLogin")) throw new Error("a password was sent: " + types);
+      // CSResume first, before the room. The name comes with the login: a CSName only
+      // for it again, should the reloaded page's old connection still hold it a moment.
+      if (types.indexOf("CSResume") > types.indexOf("CSJoinRoom")) throw new Error(types.join(","));
+      const names = sent.map((m, i) => [m, i]).filter(([m]) => m.type === "CSName");
+      if (names.some(([m, i]) => m.name !== "계정주" || i < types.indexOf("CSResume"))) throw new Error(JSON.stringify(names));
+      if (JSON.stringify(types.filter((t) => t === "CSHello")) !== '["CSHello"]') throw new Error(types.join(","));
+      // The kept token is the same one (resume hands out none), and the room still ours.
+      if ((await kept()).token !== token) throw new Error("the token changed");
+      await roomItem("[1] 오래 가는 방").locator(".mine").waitFor();
+      await noPasswordAnywhere();
+    });
+
+    await check("accounts: /password is shown masked and replaces the kept token; /help lists the account commands", async () => {
+      const token = (await kept()).token;
+      await typeIn(`/password ${PASSWORD} ${NEW_PASSWORD}`);
+      await waitLine(ap, "local", "/password ******** ********");
+      await waitLine(ap, "system", "비밀번호를 바꿨습니다.");
+      await ap.waitForFunction((old) => JSON.parse(localStorage.getItem("chat.login") ?? "null")?.token !== old, token);
+      const login = await kept();
+      if (login.name !== "계정주" || !/^[0-9a-f]{64}$/.test(login.token)) throw new Error(JSON.stringify(login));
+      await typeIn("/help");
+      await waitLine(ap, "local", "/login 이름 비밀번호 — 계정에 로그인해 그 이름을 씁니다.");
+      await waitLine(ap, "local", "/delete 번호 — 내 계정에 등록된 그 번호의 방을 지웁니다 (멤버가 있으면 모두 나간 뒤에 사라집니다).");
+      await typeIn("/register");
+      await waitLine(ap, "local", "사용법: /register 비밀번호");
+      await noPasswordAnywhere();
+    });
+
+    await check("accounts: the delete button asks twice, then the empty room is gone", async () => {
+      await ap.locator("#leave").click();
+      await ap.locator("#me-room", { hasText: "방 밖" }).waitFor();
+      const mine = roomItem("[1] 오래 가는 방");
+      await mine.locator(".members", { hasText: "(비어 있음)" }).waitFor();
+      const mark = await sentCount(ap);
+      const del = mine.locator("button.delete");
+      await del.click();
+      if ((await del.textContent()) !== "정말 지우기") throw new Error("no second step: " + (await del.textContent()));
+      if ((await sentSince(ap, mark)).some((m) => m.type === "CSDeleteRoom")) throw new Error("deleted on the first click");
+      await del.click();
+      await waitLine(ap, "system", "1번 방을 지웠습니다.");
+      await ap.locator("#account-status", { hasText: "1번 방을 지웠습니다." }).waitFor();
+      await mine.waitFor({ state: "detached" });
+      // The focused delete button went with its room: focus is not left on nothing.
+      if ((await ap.evaluate(() => document.activeElement.id)) !== "input") throw new Error("focus lost");
+      const asked = (await sentSince(ap, mark)).filter((m) => m.type === "CSDeleteRoom");
+      if (JSON.stringify(asked) !== JSON.stringify([{ type: "CSDeleteRoom", roomId: 1 }])) throw new Error(JSON.stringify(asked));
+      if ((await storage())["chat.owned"]?.includes("1")) throw new Error("still kept as ours: " + (await storage())["chat.owned"]);
+      // Typed: someone else's room is refused with the server's text.
+      await typeIn("/delete 2");
+      await waitLine(ap, "system", "내 계정에 등록된 방이 아닙니다.");
+    });
+
+    await check("accounts: /logout forgets the login; after a reload the page is a guest with the login form", async () => {
+      await typeIn("/logout");
+      await waitLine(ap, "system", "로그아웃했습니다.");
+      await loggedOut();
+      await ap.locator("#me-name", { hasText: "(127.0.0.1," }).waitFor();
+      const after = await storage();
+      if ("chat.login" in after || "chat.name" in after) throw new Error(JSON.stringify(Object.keys(after)));
+      if ((await ap.locator("#login-name").inputValue()) !== "계정주") throw new Error("the login form does not offer the account");
+      await ap.reload();
+      await ap.locator("#state.open").waitFor();
+      await loggedOut();
+      const types = (await sentSince(ap, 0)).map((m) => m.type);
+      if (types.includes("CSResume")) throw new Error(types.join(","));
+      if ((await ap.locator("#me-name").textContent()) !== "기본 이름") throw new Error("not the default name");
+    });
+
+    await check("accounts: /login NAME PASSWORD is shown as /login NAME ******** and logs in", async () => {
+      await typeIn(`/login 계정주 ${NEW_PASSWORD}`);
+      await waitLine(ap, "local", "/login 계정주 ********");
+      await waitLine(ap, "system", "계정주 으로 로그인했습니다.");
+      await accountShown("계정주");
+      await ap.locator("#me-name", { hasText: "계정주" }).waitFor();
+      await ap.waitForFunction(() => localStorage.getItem("chat.login") !== null);
+      if ((await kept()).name !== "계정주") throw new Error(JSON.stringify(await kept()));
+      await noPasswordAnywhere();
+    });
+
+    await check("accounts: a tampered token is refused: the login form with the server's text, no name restore; the form logs in again", async () => {
+      await ap.evaluate(() => {
+        const login = JSON.parse(localStorage.getItem("chat.login"));
+        localStorage.setItem("chat.login", JSON.stringify({ ...login, token: "0".repeat(64) }));
+      });
+      await ap.reload();
+      await ap.locator("#state.open").waitFor();
+      await waitLine(ap, "system", RESUME_FAILED);
+      await loggedOut();
+      if ((await ap.locator("#account-status").textContent()) !== RESUME_FAILED) throw new Error("status: " + (await ap.locator("#account-status").textContent()));
+      if ((await ap.locator("#login-name").inputValue()) !== "계정주") throw new Error("login name not offered");
+      if ((await kept()) !== null) throw new Error("the refused token is kept");
+      // The account's name is not asked for (it would be refused as registered).
+      const types = (await sentSince(ap, 0)).map((m) => m.type);
+      if (types.includes("CSName")) throw new Error(types.join(","));
+      if ((await ap.locator("#me-name").textContent()) !== "기본 이름") throw new Error("not the default name");
+      await ap.locator("#login-password").fill(NEW_PASSWORD);
+      await ap.locator("#login-form button[type=submit]").click();
+      await waitLine(ap, "system", "계정주 으로 로그인했습니다.");
+      await accountShown("계정주");
+      if ((await ap.locator("#login-password").inputValue()) !== "") throw new Error("the password field was not emptied");
+      // The form is hidden now: focus moved to the panel's logged-in part.
+      if ((await ap.evaluate(() => document.activeElement.id)) !== "logout") throw new Error("focus lost");
+      await ap.waitForFunction(() => localStorage.getItem("chat.login") !== null);
+      // A wrong password: the server's answer beside the form.
+      await typeIn("/logout");
+      await waitLine(ap, "system", "로그아웃했습니다.");
+      await loggedOut();
+      await ap.locator("#login-name").fill("계정주");
+      await ap.locator("#login-password").fill("틀린-비밀번호-0000");
+      await ap.locator("#login-form button[type=submit]").click();
+      await ap.locator("#account-status", { hasText: "이름 또는 비밀번호가 맞지 않습니다." }).waitFor();
+      await noPasswordAnywhere();
+    });
+
+    await check("accounts: a kept login past its expiry is dropped without being sent", async () => {
+      await ap.locator("#login-password").fill(NEW_PASSWORD);
+      await ap.locator("#login-form button[type=submit]").click();
+      await accountShown("계정주");
+      await ap.waitForFunction(() => localStorage.getItem("chat.login") !== null);
+      await ap.evaluate(() => {
+        const login = JSON.parse(localStorage.getItem("chat.login"));
+        localStorage.setItem("chat.login", JSON.stringify({ ...login, expires: Date.now() - 1000 }));
+      });
+      await ap.reload();
+      await ap.locator("#state.open").waitFor();
+      await waitLine(ap, "local", "저장된 로그인이 만료되었습니다. 비밀번호로 다시 로그인하세요.");
+      await loggedOut();
+      if ((await sentSince(ap, 0)).some((m) => m.type === "CSResume")) throw new Error("an expired token was sent");
+      if ((await kept()) !== null) throw new Error("still kept");
+      if (errors.length) throw new Error(errors.join("\n"));
+    });
+    await ap.close();
+    guest.socket.destroy(); // its room goes with it
+
+    await check("accounts: axe-core with the account panel (logged out and logged in) at 1280×800 and 390×844" + (SHOTS ? "; screenshots" : ""), async () => {
+      // A populated page, as in the README: a logged-in member in a room of hers that
+      // two TCP members share, with its earlier chats, another room of hers, empty.
+      const p = await accounts.newPage();
+      p.setDefaultTimeout(TIMEOUT);
+      const errors = [];
+      p.on("console", (m) => m.type() === "error" && errors.push("console: " + m.text()));
+      p.on("pageerror", (e) => errors.push("page error: " + e));
+      const audit = async (label) => {
+        const found = await p.evaluate(async () => (await window.axe.run(document)).violations
+          .filter((v) => v.impact === "serious" || v.impact === "critical")
+          .map((v) => v.id + ": " + v.nodes.map((n) => n.target.join(" ")).join(", ")));
+        if (found.length) throw new Error(label + ": " + found.join("; "));
+      };
+      const bothWidths = async (label) => {
+        await p.setViewportSize({ width: 1280, height: 800 });
+        await audit(label + ", 1280×800");
+        await p.setViewportSize({ width: 390, height: 844 });
+        await p.locator("#rooms-toggle[aria-expanded=false]").waitFor();
+        await p.locator("#rooms-toggle").click();
+        await p.locator("#account").waitFor();
+        await audit(label + ", 390×844");
+        await p.setViewportSize({ width: 1280, height: 800 });
+        await p.locator("#rooms-toggle").waitFor({ state: "hidden" });
+      };
+      const say = async (line) => {
+        await p.locator("#input").fill(line);
+        await p.locator("#input").press("Enter");
+      };
+      await p.setViewportSize({ width: 1280, height: 800 });
+      await p.goto(`http://${store.web}/`);
+      await p.locator("#state.open").waitFor();
+      await p.addScriptTag({ path: AXE });
+      await p.locator("#name-input").fill("민지");
+      await p.locator("#name-form button").click();
+      await p.locator("#me-name", { hasText: "민지" }).waitFor();
+      await p.locator("#register-details summary").click();
+      await p.locator("#register-password").fill("민지의-비밀번호-2024");
+      await p.locator("#login-form").waitFor();
+      await bothWidths("logged out");
+      await p.locator("#register-form button[type=submit]").click();
+      await p.locator("#me-account").waitFor();
+      await say("/create 주말 계획");
+      await p.locator("#me-room", { hasText: "[주말 계획]" }).waitFor();
+      // The panel's form leaves the room first (a typed /create would be refused in one).
+      await p.locator("#create-title").fill("스터디 모임");
+      await p.locator("#create-form button").click();
+      await p.locator("#me-room", { hasText: "[스터디 모임]" }).waitFor();
+      await p.locator("#rooms li", { hasText: "[3] 주말 계획" }).locator(".members", { hasText: "(비어 있음)" }).waitFor();
+      const jun = new TcpClient(store.chat);
+      const seo = new TcpClient(store.chat);
+      guests.push(jun, seo);
+      await Promise.all([jun.ready, seo.ready]);
+      jun.send({ type: "CSName", name: "준호" });
+      jun.send({ type: "CSJoinRoom", roomId: 4 });
+      seo.send({ type: "CSName", name: "서연" });
+      seo.send({ type: "CSJoinRoom", roomId: 4 });
+      await seo.next((m) => m.type === "SCSystemMessage" && m.text === "방제[스터디 모임] 방에 입장했습니다.", "서연's entry");
+      jun.send({ type: "CSChat", text: "오늘 스터디는 7시에 시작해요." });
+      await p.locator("#log li.chat", { hasText: "7시에" }).waitFor();
+      await say("좋아요, 자료는 제가 올릴게요!");
+      await p.locator("#log li.chat.mine", { hasText: "자료는" }).waitFor();
+      seo.send({ type: "CSChat", text: "저는 조금 늦을 것 같아요." });
+      await p.locator("#log li.chat", { hasText: "늦을" }).waitFor();
+      jun.send({ type: "CSChat", text: "괜찮아요, 천천히 오세요." });
+      seo.send({ type: "CSChat", text: "3장까지 읽어 오면 되죠?" });
+      await p.locator("#log li.chat", { hasText: "3장까지 읽어" }).waitFor();
+      await say("네, 3장까지요. 질문은 미리 올려 주세요.");
+      await p.locator("#log li.chat.mine", { hasText: "질문은" }).waitFor();
+      // A reload: logged in again by the kept token, back in the room, its chats as 이전.
+      await p.reload();
+      await p.locator("#state.open").waitFor();
+      await p.addScriptTag({ path: AXE });
+      await p.locator("#me-room", { hasText: "[스터디 모임]" }).waitFor();
+      await p.waitForFunction(() => document.querySelectorAll("#log li.history").length === 6);
+      jun.send({ type: "CSChat", text: "네, 그럼 7시에 봬요." });
+      await p.locator("#log li.chat", { hasText: "봬요" }).waitFor();
+      await say("새로고침해도 로그인이 그대로네요.");
+      await p.locator("#log li.chat.mine", { hasText: "그대로네요" }).waitFor();
+      await p.locator("#rooms li", { hasText: "[4] 스터디 모임" }).locator(".mine").waitFor();
+      await p.locator("#rooms li", { hasText: "[3] 주말 계획" }).locator(".mine").waitFor();
+      await p.locator("#rooms li", { hasText: "[4] 스터디 모임" }).locator(".members", { hasText: "3명" }).waitFor();
+      await bothWidths("logged in");
+      await p.locator("#input").focus();
+      if (SHOTS) await p.screenshot({ path: join(SHOTS, "web-desktop.png") });
+      await p.setViewportSize({ width: 390, height: 844 });
+      await p.locator("#rooms-toggle[aria-expanded=false]").waitFor();
+      await p.locator("#input").focus();
+      if (SHOTS) await p.screenshot({ path: join(SHOTS, "web-phone.png") });
+      await audit("logged in, 390×844, panel closed");
+      if (errors.length) throw new Error(errors.join("\n"));
+    });
+  } finally {
+    guests.forEach((g) => g.socket.destroy());
+    await accounts.close();
+    await stopServer(store);
+    rmSync(dataDir, { recursive: true, force: true });
+  }
 } finally {
   await browser.close();
   await stopServer(server);

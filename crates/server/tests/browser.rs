@@ -3,7 +3,9 @@
 //! the commands, chats with a TCP client, checks that a chat cannot pass for a system
 //! message, composes Korean through the IME, restarts the server under the page, and
 //! loads the page over https (a pair from `chat-server cert`) to chat over wss; and the
-//! page's own behaviour: one CSHello with `rooms` and `history`, the room list updated
+//! page's own behaviour: one CSHello with `rooms`, `history`, `accounts` and `resume`
+//! (the account panel hidden where the server, run with `--no-store`, grants no
+//! accounts), the room list updated
 //! by the server's push with no `/rooms` sent (also right after a chat), a room's
 //! earlier chats shown as history with the server's times and "이전 메시지 더 보기"
 //! paging back (a server run with `--history=60`), the log following 50 chats and the
@@ -11,7 +13,13 @@
 //! by click with the current room marked, focus kept across room-list updates, times,
 //! the unread count in the title, name and room restored after a reconnect and a reload
 //! with no line shown twice, the phone layout, no console errors, and axe-core (no
-//! serious or critical violations) at 1280×800 and 390×844.
+//! serious or critical violations) at 1280×800 and 390×844. Against a server with a
+//! temporary `--data-dir`, the accounts: registering from the panel, the token (never
+//! a password) kept in localStorage, a reload logged in again by CSResume before the
+//! room is restored, `/password` replacing the token, a registered room marked "내 방"
+//! that stays "(비어 있음)" when left and goes with a two-step delete, `/logout` then a
+//! reload as a guest, `/login` shown masked, a tampered or expired token dropped with
+//! the login form shown, and axe-core with the account panel logged out and logged in.
 //! With `SCREENSHOT_DIR` set, e2e.mjs also writes web-desktop.png and web-phone.png.
 //!
 //! Needs `node`, `chromium` and `web-tests/node_modules` (`npm ci --prefix web-tests`);

@@ -2,20 +2,32 @@
 // WebSocket (/ws), one JSON message of the TCP JSON format per text message
 // (docs/PROTOCOL.md §6.10).
 //
-// What it does: opts in to two extensions with one CSHello per connection (§7):
-// "rooms", so the room list is pushed when it changes instead of polled (§7.1), and
+// What it does: opts in to four extensions with one CSHello per connection (§7):
+// "rooms", so the room list is pushed when it changes instead of polled (§7.1);
 // "history", so entering a room shows its last chats, marked as earlier ones, and
-// "이전 메시지 더 보기" pages further back (§7.3). A log that follows new lines unless the
-// user scrolled up (then a "새 메시지" chip); each line's time, the server's when it
-// gives one; a name field and a room list, patched in place, where a click switches
-// rooms; the chosen name and the current room kept in localStorage and restored after
-// a reload or a reconnect, without showing a line twice; an unread count in the tab
-// title while the tab is hidden; a room panel that folds away on a phone. Own chats
-// are shown only once the server has accepted them (see `request`).
+// "이전 메시지 더 보기" (or /history more) pages further back (§7.3); "accounts" and
+// "resume", so that where the server keeps accounts (not with --no-store) an account
+// panel logs in, registers the current name, logs out and changes the password, and
+// the login survives a reload or a reconnect (§7.2, §7.4). A log that follows new
+// lines unless the user scrolled up (then a "새 메시지" chip); each line's time, the
+// server's when it gives one; a name field and a room list, patched in place, where a
+// click switches rooms; the chosen name and the current room kept in localStorage and
+// restored after a reload or a reconnect, without showing a line twice; an unread
+// count in the tab title while the tab is hidden; a room panel that folds away on a
+// phone. Own chats are shown only once the server has accepted them (see `request`).
 //
-// What it does not do: log in to accounts (§7.2), or show anything as HTML:
-// everything shown is set with textContent, nothing from the server or a peer is
-// ever parsed as markup.
+// Accounts: the server's SCSession token (never a password) is kept in localStorage
+// as { name, token, expires }; after a (re)connect CSResume with it comes first, before
+// the name and the room are restored. A token the server refuses is dropped and the
+// login form shown; /logout drops it; a password change replaces it. Rooms created
+// while logged in are the account's (§7.2): the page remembers which (per account, by
+// the server's "N번 방이 내 계정에 등록되었습니다." — it cannot learn of rooms registered
+// from elsewhere), marks them "내 방" in the list and offers a two-step delete. Typed
+// passwords (/login, /register, /password) are shown only as ********; password fields
+// are emptied as they are sent.
+//
+// What it does not do: show anything as HTML: everything shown is set with
+// textContent, nothing from the server or a peer is ever parsed as markup.
 "use strict";
 
 const $ = (id) => document.getElementById(id);
@@ -30,11 +42,15 @@ const TITLE = "채팅";
 const POLL_MS = 3000; // only if the server does not push the room list (no "rooms" in SCHello)
 const MAX_LINES = 2000;
 const BOTTOM_SLACK = 24; // px: more than the log's bottom padding, less than a line
-const FEATURES = ["rooms", "history"]; // asked for once per connection (§7)
+const FEATURES = ["rooms", "history", "accounts", "resume"]; // asked for once per connection (§7)
 const HISTORY_PAGE = 50; // lines per "이전 메시지 더 보기" (the server allows 1 to 200, §7.3)
 const FRAME_MAX = 65535; // the most a message may hold (§1)
 const STORE_NAME = "chat.name";
 const STORE_ROOM = "chat.room";
+const STORE_LOGIN = "chat.login"; // { name, token, expires }: the SCSession of §7.4, never a password
+const STORE_OWNED = "chat.owned"; // [{ account, rooms: [ids] }]: rooms registered from this browser
+const MASK = "********"; // a typed password as the log shows it
+const CONFIRM_MS = 5000; // how long a room's delete button waits for its second click
 
 // The server's answers to self that the page acts on (PROTOCOL.md §4.3, §6, §7.3).
 const RENAMED = /^이름이 (.*) 으로 변경되었습니다\.$/;
@@ -44,6 +60,20 @@ const NOT_IN_ROOM = "현재 대화방에 들어가 있지 않습니다.";
 const NAME_TAKEN = "이미 쓰이고 있는 이름이거나 그와 헷갈리는 이름입니다.";
 const HISTORY_OFF = "대화 기록을 보려면 먼저 CSHello 로 history 기능을 켜야 합니다.";
 const HISTORY_BAD = "대화 기록은 한 번에 1줄부터 200줄까지, 1번 줄 이후로 요청할 수 있습니다.";
+// Accounts (§7.2, §7.4).
+const LOGGED_IN = /^(.*) 으로 로그인했습니다\.$/;
+const REGISTERED = /^이름 (.*) 을 계정으로 등록했습니다\. 이제 이 이름은 로그인해야 쓸 수 있습니다\.$/;
+const LOGGED_OUT = "로그아웃했습니다.";
+const NOT_LOGGED_IN = "로그인하지 않았습니다.";
+const PASSWORD_CHANGED = "비밀번호를 바꿨습니다.";
+const RESUME_FAILED = "저장된 로그인이 만료되었거나 맞지 않습니다. 비밀번호로 다시 로그인하세요.";
+const NAME_REGISTERED = "등록된 이름입니다. /login 으로 로그인해야 쓸 수 있습니다.";
+const ACCOUNTS_OFF = "이 서버에서는 계정을 쓸 수 없습니다."; // the server's own words for it
+const ROOM_REGISTERED = /^(\d+)번 방이 내 계정에 등록되었습니다\. /;
+const ROOM_DELETED = /^(\d+)번 방을 지웠습니다\.$/;
+const ROOM_UNREGISTERED = /^(\d+)번 방의 등록을 풀었습니다\. /;
+const NOT_ROOM_OWNER = "내 계정에 등록된 방이 아닙니다.";
+const NO_SUCH_ROOM = "대화방이 존재하지 않습니다.";
 // Every answer that means a chat went to nobody (§4.3, §6.1, §6.4, §6.9).
 const CHAT_REFUSALS = new Set([
   NOT_IN_ROOM,
@@ -68,8 +98,18 @@ const HELP = [
   "/create 제목 — 방을 만들고 들어갑니다.",
   "/join 번호 — 그 번호의 방에 들어갑니다.",
   "/leave — 지금 있는 방에서 나갑니다.",
+  "/history [줄 수] — 지금 방의 최근 대화를 가져옵니다 (기본 50줄, 최대 200줄).",
+  "/history more — 화면에 있는 것보다 앞의 대화를 가져옵니다.",
   "/shutdown — 서버를 종료합니다 (권한이 있을 때만).",
   "/로 시작하지 않는 줄은 지금 있는 방에 보내는 메시지입니다.",
+];
+const ACCOUNT_HELP = [
+  "계정 명령어 (비밀번호는 로그에 ******** 로만 보입니다):",
+  "/register 비밀번호 — 지금 이름을 계정으로 등록합니다 (비밀번호 8자 이상).",
+  "/login 이름 비밀번호 — 계정에 로그인해 그 이름을 씁니다.",
+  "/logout — 계정에서 로그아웃합니다.",
+  "/password 지금비밀번호 새비밀번호 — 비밀번호를 바꿉니다.",
+  "/delete 번호 — 내 계정에 등록된 그 번호의 방을 지웁니다 (멤버가 있으면 모두 나간 뒤에 사라집니다).",
 ];
 
 let socket = null;
@@ -77,8 +117,10 @@ let backoff = 500;
 let pollTimer = null;
 let pollInFlight = false;
 let pushed = false; // the server pushes the room list to this connection (§7.1)
+let granted = new Set(); // the features the server's SCHello put in force (§7)
+let suggestedAccount = ""; // for the login form's name: the account last used here
 let restoring = Promise.resolve(); // the name and room being restored after a (re)connect
-let me = { name: null, room: null, roomId: null }; // only what the server confirmed
+let me = { name: null, room: null, roomId: null, account: null }; // only what the server confirmed
 let backlog = { roomId: null, more: false, loading: false }; // the current room's older chats
 let unread = 0;
 let listUpdates = 0;
@@ -219,6 +261,7 @@ function addHistory(roomId, chat) {
 }
 
 // An SCHistory: the room's last chats on entering it, or an older page asked for.
+// Answers how many of its lines were not in the log yet.
 function showHistory(msg, asked) {
   const chats = Array.isArray(msg.lines) ? msg.lines : [];
   const follow = atBottom();
@@ -232,6 +275,7 @@ function showHistory(msg, asked) {
     if (follow) scrollToBottom();
   }
   renderMe();
+  return added.length;
 }
 
 // "이전 메시지 더 보기": the page of chats before the oldest of this room in the log.
@@ -280,6 +324,7 @@ function renderMe() {
   const field = $("name-input");
   if (me.name !== null && document.activeElement !== field) field.value = me.name;
   markCurrentRoom();
+  renderAccount();
 }
 
 function remembered(key) {
@@ -307,6 +352,20 @@ function learn(text) {
     me.name = m[1];
     // A name in parentheses is a default (IP, PORT), given back by /logout: not ours to keep.
     remember(STORE_NAME, m[1].startsWith("(") ? null : m[1]);
+  } else if ((m = LOGGED_IN.exec(text)) || (m = REGISTERED.exec(text))) {
+    // The name as registered; its SCSession, if any, comes next.
+    me.account = m[1];
+    suggestedAccount = m[1];
+  } else if (text === LOGGED_OUT) {
+    // The token the connection had is ended (§7.4): nothing to resume.
+    me.account = null;
+    remember(STORE_LOGIN, null);
+  } else if (text === NOT_LOGGED_IN) {
+    me.account = null;
+  } else if ((m = ROOM_REGISTERED.exec(text))) {
+    if (me.account !== null) setOwned(me.account, Number(m[1]), true);
+  } else if ((m = ROOM_DELETED.exec(text)) || (m = ROOM_UNREGISTERED.exec(text))) {
+    if (me.account !== null) setOwned(me.account, Number(m[1]), false);
   } else if ((m = ENTERED.exec(text))) {
     me.room = m[1];
   } else if (LEFT.test(text)) {
@@ -317,6 +376,106 @@ function learn(text) {
     return;
   }
   renderMe();
+}
+
+// ---- the account (§7.2, §7.4) -----------------------------------------------------
+
+// The kept login, if it is well formed: { name, token, expires }.
+function storedLogin() {
+  const login = remembered(STORE_LOGIN);
+  if (login === null) return null;
+  if (typeof login?.name !== "string" || typeof login.token !== "string" || login.token === "" || !Number.isFinite(login.expires)) {
+    remember(STORE_LOGIN, null);
+    return null;
+  }
+  return login;
+}
+
+// Rooms registered to each account from this browser: account -> Set of ids, kept
+// in memory (the truth while the page lives) and in localStorage.
+const owned = new Map(
+  (Array.isArray(remembered(STORE_OWNED)) ? remembered(STORE_OWNED) : [])
+    .filter((e) => typeof e?.account === "string" && Array.isArray(e.rooms))
+    .map((e) => [e.account, new Set(e.rooms.filter(Number.isSafeInteger))]),
+);
+
+function ownRooms() {
+  return (me.account !== null && owned.get(me.account)) || new Set();
+}
+
+function setOwned(account, id, yes) {
+  if (!Number.isSafeInteger(id)) return;
+  const rooms = owned.get(account) ?? new Set();
+  if (yes === rooms.has(id)) return;
+  if (yes) rooms.add(id);
+  else rooms.delete(id);
+  if (rooms.size > 0) owned.set(account, rooms);
+  else owned.delete(account);
+  remember(STORE_OWNED, [...owned].map(([a, r]) => ({ account: a, rooms: [...r] })));
+  markOwnRooms();
+}
+
+function setAccountStatus(text) {
+  setText($("account-status"), text);
+}
+
+// The date a kept login ends, as "M월 D일".
+function day(ms) {
+  const date = new Date(ms);
+  return date.getMonth() + 1 + "월 " + date.getDate() + "일";
+}
+
+function renderAccount() {
+  const on = granted.has("accounts");
+  const account = on ? me.account : null;
+  // Focus in the part about to be hidden (a form just sent) moves to the other part.
+  const focusOut = $("account-out").contains(document.activeElement) && account !== null;
+  const focusIn = $("account-in").contains(document.activeElement) && account === null;
+  $("account").hidden = !on;
+  $("me-account").hidden = account === null;
+  setText($("me-account-name"), account ?? "");
+  $("account-in").hidden = account === null;
+  $("account-out").hidden = account !== null;
+  if (on && focusOut) $("logout").focus();
+  if (on && focusIn) $("login-name").focus();
+  setText($("account-name"), account ?? "");
+  const login = storedLogin();
+  const kept = account !== null && login?.name === account;
+  $("account-kept").hidden = !kept;
+  if (kept) setText($("account-kept"), "이 브라우저에서 " + day(login.expires) + "까지 로그인이 유지됩니다.");
+  const chosen = me.name !== null && !me.name.startsWith("(");
+  setText($("register-name"), chosen ? me.name : "아직 없음 — 먼저 위에서 이름을 정하세요");
+  // For password managers: the account the password fields belong to.
+  document.querySelectorAll("#account input.username").forEach((el) => (el.value = account ?? me.name ?? ""));
+  const field = $("login-name");
+  if (account === null && field.value === "" && document.activeElement !== field) field.value = suggestedAccount || (chosen ? me.name : "");
+  markOwnRooms();
+}
+
+// The stored login could not be used: the login form, with why, is where to go next.
+function loginNeeded(name, why) {
+  suggestedAccount = name;
+  $("login-name").value = name;
+  setAccountStatus(why);
+  renderAccount();
+  if (phone.matches) setPanel(true);
+}
+
+function accountsOn() {
+  if (granted.has("accounts")) return true;
+  show("local", ACCOUNTS_OFF);
+  return false;
+}
+
+// What the server answered an account request, beside the panel too (the rename that
+// may follow is in the header already).
+function accountAnswer(answer) {
+  if (!answer) return;
+  if (answer.closed) {
+    setAccountStatus("연결이 끊겨 요청이 처리되었는지 알 수 없습니다.");
+    return;
+  }
+  setAccountStatus(answer.texts.filter((t) => !RENAMED.test(t)).join(" "));
 }
 
 // ---- the room list ---------------------------------------------------------------
@@ -333,14 +492,47 @@ function roomItem(id) {
   here.className = "here";
   here.textContent = "현재 방";
   here.hidden = true;
+  const mine = document.createElement("span");
+  mine.className = "mine";
+  mine.textContent = "내 방";
+  mine.hidden = true;
   const members = document.createElement("span");
   members.className = "members";
-  button.append(title, here, members);
+  button.className = "room";
+  button.append(title, here, mine, members);
   button.addEventListener("click", () => switchRoom(id));
-  li.append(button);
-  item = { li, button, title, members, here };
+  // Rooms of one's account (§7.2): deleted with a second click on the same button.
+  const del = document.createElement("button");
+  del.type = "button";
+  del.className = "delete";
+  del.hidden = true;
+  li.append(button, del);
+  item = { li, button, title, members, here, mine, del, armed: false, timer: null };
+  disarm(item);
+  del.addEventListener("click", () => {
+    if (!item.armed) return arm(item);
+    disarm(item);
+    deleteRoom(id);
+  });
+  del.addEventListener("blur", () => disarm(item));
   roomItems.set(id, item);
   return item;
+}
+
+function arm(item) {
+  item.armed = true;
+  item.del.textContent = "정말 지우기";
+  item.del.classList.add("confirm");
+  item.del.setAttribute("aria-label", item.title.textContent + " 방을 정말 지우기 (한 번 더 누르면 지웁니다)");
+  item.timer = setTimeout(() => disarm(item), CONFIRM_MS);
+}
+
+function disarm(item) {
+  clearTimeout(item.timer);
+  item.armed = false;
+  item.del.textContent = "지우기";
+  item.del.classList.remove("confirm");
+  item.del.setAttribute("aria-label", item.title.textContent + " 방 지우기");
 }
 
 function setText(el, text) {
@@ -356,22 +548,48 @@ function updateRoomList(rooms) {
   for (const room of rooms) {
     seen.add(room.roomId);
     const item = roomItem(room.roomId);
-    setText(item.title, "[" + room.roomId + "] " + room.title);
-    setText(item.members, room.members.length + "명: " + room.members.join(", "));
+    if (item.title.textContent !== "[" + room.roomId + "] " + room.title) {
+      item.title.textContent = "[" + room.roomId + "] " + room.title;
+      if (!item.armed) disarm(item); // its label names the room
+    }
+    // A registered room (§7.2) stays while nobody is in it.
+    setText(item.members, room.members.length === 0 ? "(비어 있음)" : room.members.length + "명: " + room.members.join(", "));
     const wanted = previous ? previous.nextSibling : roomList.firstChild;
     if (item.li !== wanted) roomList.insertBefore(item.li, wanted);
     previous = item.li;
   }
   for (const [id, item] of roomItems) {
     if (!seen.has(id)) {
+      const focused = item.li.contains(document.activeElement);
       item.li.remove();
       roomItems.delete(id);
+      if (focused) input.focus(); // its delete button, most likely: not left on nothing
     }
   }
   $("no-rooms").hidden = rooms.length > 0;
+  // A room of ours below the listing's last id that it lacks is gone (deleted
+  // elsewhere, or a server whose store was wiped). Ids above it may come in the rest
+  // of a listing split over several messages (§6.5), or be newer than a pushed
+  // snapshot (§7.1): those stay.
+  const last = rooms.at(-1)?.roomId;
+  if (me.account !== null && last !== undefined) {
+    for (const id of ownRooms()) if (id < last && !seen.has(id)) setOwned(me.account, id, false);
+  }
   markCurrentRoom();
+  markOwnRooms();
   // Observable by tests (and anything else) waiting for the next update.
   roomList.dataset.updates = String(++listUpdates);
+}
+
+function markOwnRooms() {
+  const mine = ownRooms();
+  for (const [id, item] of roomItems) {
+    const own = mine.has(id);
+    if (!own && document.activeElement === item.del) item.button.focus(); // not left on nothing
+    item.mine.hidden = !own;
+    item.del.hidden = !own;
+    if (!own && item.armed) disarm(item);
+  }
 }
 
 function markCurrentRoom() {
@@ -516,10 +734,19 @@ function onMessage(event) {
       countUnread();
       break;
     }
-    case "SCHistory":
+    case "SCHistory": {
       // Only ever the answer to a join or a CSHistory of ours (the rest ended above).
-      if (waiting) waiting.answered = true;
-      showHistory(msg, waiting?.type === "CSHistory");
+      const added = showHistory(msg, waiting?.type === "CSHistory");
+      if (waiting) Object.assign(waiting, { answered: true, history: msg, added });
+      break;
+    }
+    case "SCSession":
+      // A login to keep (§7.4): after a login or registration (its answer came just
+      // before) or a password change (it replaces the one kept). Never shown.
+      if (typeof msg.token === "string" && msg.token !== "" && Number.isFinite(msg.expires) && me.account !== null) {
+        remember(STORE_LOGIN, { name: me.account, token: msg.token, expires: msg.expires });
+      }
+      renderAccount();
       break;
     case "SCRoomsResult": {
       const rooms = takeListing(msg, event.data);
@@ -560,7 +787,82 @@ async function chat(text) {
 
 async function setName(name) {
   const answer = await request({ type: "CSName", name });
+  // A registered name: the login form is the way to it.
+  if (answer?.texts?.includes(NAME_REGISTERED) && me.account === null) {
+    suggestedAccount = name;
+    $("login-name").value = name;
+    renderAccount();
+  }
   return Boolean(answer?.texts?.some((t) => RENAMED.test(t)));
+}
+
+// Takes `name` again after a (re)connect. After a reload our previous connection may
+// still hold it for a moment: then a few tries, further apart. Answers whether it
+// did, or null if the connection went.
+async function takeName(name) {
+  for (let attempt = 1; ; attempt++) {
+    const answer = await request({ type: "CSName", name });
+    if (!answer || answer.closed) return null;
+    if (answer.texts.some((t) => RENAMED.test(t))) return true;
+    if (answer.texts.includes(NAME_TAKEN) && attempt < 5) {
+      await new Promise((r) => setTimeout(r, 400 * attempt));
+      continue;
+    }
+    show("local", "저장된 이름 " + name + " 을(를) 다시 쓰지 못해 기본 이름으로 접속했습니다.");
+    return false;
+  }
+}
+
+// ---- account requests (§7.2): each answered to us alone, the answer shown in the
+// log and beside the panel.
+
+async function login(name, password) {
+  if (!accountsOn()) return;
+  accountAnswer(await request({ type: "CSLogin", name, password }));
+}
+
+async function register(password) {
+  if (!accountsOn()) return;
+  accountAnswer(await request({ type: "CSRegister", password }));
+}
+
+async function logout() {
+  if (!accountsOn()) return;
+  const answer = await request({ type: "CSLogout" });
+  // Logged out, or not logged in at all: either way no login is kept for later.
+  if (answer?.texts?.includes(LOGGED_OUT) || answer?.texts?.includes(NOT_LOGGED_IN)) {
+    remember(STORE_LOGIN, null);
+    renderAccount();
+  }
+  accountAnswer(answer);
+}
+
+async function changePassword(old, password) {
+  if (!accountsOn()) return null;
+  const answer = await request({ type: "CSPassword", old, new: password });
+  accountAnswer(answer);
+  return answer;
+}
+
+async function deleteRoom(id) {
+  if (!accountsOn()) return;
+  const account = me.account;
+  const answer = await request({ type: "CSDeleteRoom", roomId: id });
+  // Not (or no longer) ours after all: no badge, no button.
+  if (account !== null && answer?.texts?.some((t) => t === NOT_ROOM_OWNER || t === NO_SUCH_ROOM)) setOwned(account, id, false);
+  accountAnswer(answer);
+  if (!pushed) refreshRooms();
+}
+
+// /history [N]: the room's last N chats (the server's default 50 without N); those
+// not in the log yet are put in their places.
+async function history(count) {
+  const message = { type: "CSHistory" };
+  if (count !== undefined) message.count = count;
+  const answer = await request(message);
+  if (!answer?.history) return; // a refusal: in the log already
+  const got = Array.isArray(answer.history.lines) ? answer.history.lines.length : 0;
+  show("local", "대화 기록 " + got + "줄을 받았습니다. 새로 보인 줄: " + answer.added + "줄.");
 }
 
 async function refreshRooms() {
@@ -646,29 +948,28 @@ async function switchRoom(id) {
 }
 
 // After a (re)connect: the hello, the room list as it is now (from then on pushed,
-// §7.1), the remembered name, then the remembered room, each confirmed by the server
-// before the header shows it.
+// §7.1), the kept login (§7.4), the remembered name, then the remembered room, each
+// confirmed by the server before the header shows it.
 async function restore() {
   const hello = request({ type: "CSHello", features: FEATURES });
   const rooms = refreshRooms();
   const agreed = await hello;
   if (!agreed || agreed.closed) return;
-  pushed = agreed.features.includes("rooms");
+  granted = new Set(agreed.features);
+  pushed = granted.has("rooms");
   if (!pushed) pollTimer = setInterval(poll, POLL_MS);
+  renderAccount();
   await rooms;
+  // Read before the login: its rename rewrites the remembered name.
   const name = remembered(STORE_NAME);
-  if (typeof name === "string" && name !== "") {
-    for (let attempt = 1; ; attempt++) {
-      const answer = await request({ type: "CSName", name });
-      if (!answer || answer.closed) return;
-      if (answer.texts.some((t) => RENAMED.test(t))) break;
-      // After a reload our previous connection may still hold the name for a moment.
-      if (answer.texts.includes(NAME_TAKEN) && attempt < 5) {
-        await new Promise((r) => setTimeout(r, 400 * attempt));
-        continue;
-      }
-      show("local", "저장된 이름 " + name + " 을(를) 다시 쓰지 못해 기본 이름으로 접속했습니다.");
-      break;
+  const login = await resumeLogin();
+  if (login.closed) return;
+  if (typeof name === "string" && name !== "" && name !== me.name) {
+    if (login.refused && name === login.account) {
+      // The account's name, which only a login gives back (the form is shown).
+      remember(STORE_NAME, null);
+    } else if ((await takeName(name)) === null) {
+      return; // the connection went
     }
   }
   const room = remembered(STORE_ROOM);
@@ -681,16 +982,97 @@ async function restore() {
   if (!pushed) await refreshRooms();
 }
 
-// A line as the reference client reads it (docs/PROTOCOL.md §5.2).
+// Logs in again with the kept token, first thing after the hello: answers
+// { account } logged in, { account, refused } with the login form shown, or
+// { closed }; {} with nothing to resume (no kept login, or a server without
+// accounts, where the page is a guest).
+async function resumeLogin() {
+  const login = storedLogin();
+  if (login === null) return {};
+  if (login.expires <= Date.now()) {
+    remember(STORE_LOGIN, null);
+    if (!granted.has("accounts")) return {};
+    const why = "저장된 로그인이 만료되었습니다. 비밀번호로 다시 로그인하세요.";
+    show("local", why);
+    loginNeeded(login.name, why);
+    return { account: login.name, refused: true };
+  }
+  if (!granted.has("resume")) return {};
+  const answer = await request({ type: "CSResume", name: login.name, token: login.token });
+  if (!answer || answer.closed) return { closed: true };
+  if (answer.texts.includes(RESUME_FAILED)) {
+    remember(STORE_LOGIN, null);
+    loginNeeded(login.name, RESUME_FAILED);
+    return { account: login.name, refused: true };
+  }
+  if (me.account === null) {
+    // Not now (too many attempts, a store that cannot answer): the token is kept for
+    // the next connection.
+    loginNeeded(login.name, answer.texts.join(" "));
+    return { account: login.name, refused: true };
+  }
+  setAccountStatus(""); // the panel says who we are
+  // Logged in, but our previous connection (a reload) may still hold the name.
+  if (me.name !== me.account && answer.texts.includes(NAME_TAKEN)) await takeName(me.account);
+  return { account: me.account };
+}
+
+function holdsPassword(command) {
+  return command === "/register" || command === "/login" || command === "/password";
+}
+
+// A line that holds a password, as it may be shown: "/login NAME ********".
+function masked(command, args) {
+  const keep = command === "/login" ? 1 : 0; // /login keeps its NAME
+  return [command, ...args.map((a, i) => (i < keep ? a : MASK))].join(" ");
+}
+
+// A line as the reference client reads it (docs/PROTOCOL.md §5.2), plus chat-client's
+// account and history commands (crates/client/src/commands.rs): a password is one
+// word, and a line that holds one is shown only masked.
 async function submitLine(raw) {
   const line = raw.trim();
   if (line === "") return;
+  const [command, ...args] = line.split(/\s+/);
+  if (holdsPassword(command)) show("local", masked(command, args));
   await restoring; // in order after the restored name and room
   if (!line.startsWith("/")) return chat(line);
-  const [command, ...args] = line.split(/\s+/);
+  const usage = (form) => show("local", "사용법: " + form);
   switch (command) {
     case "/help":
       HELP.forEach((h) => show("local", h));
+      if (granted.has("accounts")) ACCOUNT_HELP.forEach((h) => show("local", h));
+      else show("local", "이 서버에서는 계정 명령어(/register, /login, /logout, /password, /delete)를 쓸 수 없습니다.");
+      break;
+    case "/register":
+      if (args.length === 1) await register(args[0]);
+      else usage("/register 비밀번호");
+      break;
+    case "/login":
+      if (args.length === 2) await login(args[0], args[1]);
+      else usage("/login 이름 비밀번호");
+      break;
+    case "/logout":
+      if (args.length === 0) await logout();
+      else usage("/logout");
+      break;
+    case "/password":
+      if (args.length === 2) await changePassword(args[0], args[1]);
+      else usage("/password 지금비밀번호 새비밀번호");
+      break;
+    case "/delete": {
+      const id = /^\+?\d+$/.test(args[0] ?? "") ? Number(args[0]) : NaN;
+      if (args.length === 1 && Number.isSafeInteger(id) && id > 0) await deleteRoom(id);
+      else usage("/delete 번호");
+      break;
+    }
+    case "/history":
+      if (args.length === 0) await history();
+      else if (args.length === 1 && args[0] === "more") {
+        if (me.room !== null && backlog.more && backlog.roomId === me.roomId) await loadOlder();
+        else show("local", me.room === null ? NOT_IN_ROOM : "더 가져올 이전 대화가 없습니다.");
+      } else if (args.length === 1 && /^[+-]?\d+$/.test(args[0]) && Number.isSafeInteger(Number(args[0]))) await history(Number(args[0]));
+      else usage("/history [줄 수] | /history more");
       break;
     case "/name":
       await setName(args.join(" "));
@@ -699,7 +1081,7 @@ async function submitLine(raw) {
       const rooms = await refreshRooms();
       if (rooms === null) break;
       if (rooms.length === 0) show("system", "개설된 방이 없습니다.");
-      for (const r of rooms) show("system", "[" + r.roomId + "] " + r.title + " (" + r.members.join(", ") + ")");
+      for (const r of rooms) show("system", "[" + r.roomId + "] " + r.title + " (" + (r.members.length ? r.members.join(", ") : "비어 있음") + ")");
       break;
     }
     case "/create":
@@ -735,7 +1117,7 @@ function connect() {
   ws.addEventListener("open", () => {
     opened = true;
     backoff = 500;
-    me = { name: null, room: null, roomId: null };
+    me = { name: null, room: null, roomId: null, account: null };
     renderMe();
     show("local", location.host + " 에 연결되었습니다.");
     restoring = restore().then(() => {
@@ -754,9 +1136,11 @@ function connect() {
     backoff = Math.min(backoff * 2, 10000);
     setState("closed", "연결 끊김 — " + Math.round(wait / 1000) + "초 뒤 다시 연결");
     if (opened) show("local", "서버와의 연결이 끊겼습니다. 다시 연결합니다…");
-    // The remembered room stays remembered: the next connection goes back to it.
+    // The remembered room stays remembered: the next connection goes back to it, and
+    // the kept login logs in again.
     me.room = null;
     me.roomId = null;
+    me.account = null;
     backlog = { roomId: null, more: false, loading: false };
     renderMe();
     setTimeout(connect, wait);
@@ -807,6 +1191,42 @@ $("create-form").addEventListener("submit", async (e) => {
   await createRoom(title);
 });
 $("leave").addEventListener("click", leaveRoom);
+// The account forms: each password field is emptied as its value is sent.
+function takePassword(id) {
+  const field = $(id);
+  const value = field.value;
+  field.value = "";
+  return value;
+}
+$("login-form").addEventListener("submit", async (e) => {
+  e.preventDefault();
+  const name = $("login-name").value.trim();
+  const password = takePassword("login-password");
+  if (name === "") return setAccountStatus("계정 이름을 입력해 주세요.");
+  if (password === "") return setAccountStatus("비밀번호를 입력해 주세요.");
+  await restoring;
+  await login(name, password);
+});
+$("register-form").addEventListener("submit", async (e) => {
+  e.preventDefault();
+  const password = takePassword("register-password");
+  if (password === "") return setAccountStatus("비밀번호를 입력해 주세요.");
+  await restoring;
+  await register(password);
+});
+$("password-form").addEventListener("submit", async (e) => {
+  e.preventDefault();
+  const old = takePassword("password-old");
+  const password = takePassword("password-new");
+  if (old === "" || password === "") return setAccountStatus("지금 비밀번호와 새 비밀번호를 모두 입력해 주세요.");
+  await restoring;
+  const answer = await changePassword(old, password);
+  if (answer?.texts?.includes(PASSWORD_CHANGED)) $("password-details").open = false;
+});
+$("logout").addEventListener("click", async () => {
+  await restoring;
+  await logout();
+});
 $("refresh").addEventListener("click", refreshRooms);
 older.addEventListener("click", loadOlder);
 chip.addEventListener("click", () => {
