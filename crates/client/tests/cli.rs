@@ -82,22 +82,54 @@ fn completions_and_the_man_page_are_generated_from_the_flags() {
     }
 }
 
-/// A reader that has gone (`chat-client --completions=bash | head -1`): the output is
-/// cut short, which is no error, and nothing panics.
+/// A reader that has gone (`chat-client --help | head -1`): the output is cut short,
+/// which is no error, and nothing panics — whether the reader is gone before the
+/// first write or leaves after its first line, twenty times each.
 #[test]
 fn a_closed_pipe_is_not_a_panic() {
-    for flag in ["--completions=bash", "--man"] {
-        let (reader, writer) = std::io::pipe().expect("a pipe");
-        drop(reader);
-        let out = Command::new(env!("CARGO_BIN_EXE_chat-client"))
-            .arg(flag)
-            .stdin(std::process::Stdio::null())
-            .stdout(writer)
-            .stderr(std::process::Stdio::piped())
-            .output()
-            .expect("run chat-client");
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(out.status.success(), "{flag}: {:?} {stderr}", out.status);
-        assert!(stderr.is_empty(), "{flag}: {stderr}");
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+    const BINARY: &str = env!("CARGO_BIN_EXE_chat-client");
+    for flag in ["--help", "--man", "--completions=bash"] {
+        for round in 0..20 {
+            let (reader, writer) = std::io::pipe().expect("a pipe");
+            drop(reader);
+            let out = Command::new(BINARY)
+                .arg(flag)
+                .stdin(Stdio::null())
+                .stdout(writer)
+                .stderr(Stdio::piped())
+                .output()
+                .expect("run chat-client");
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert!(
+                out.status.success(),
+                "{flag} #{round}: {:?} {stderr}",
+                out.status
+            );
+            assert!(stderr.is_empty(), "{flag} #{round}: {stderr}");
+
+            let mut child = Command::new(BINARY)
+                .arg(flag)
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("spawn chat-client");
+            let mut first = String::new();
+            BufReader::new(child.stdout.take().expect("its stdout"))
+                .read_line(&mut first)
+                .expect("a first line");
+            assert!(!first.is_empty(), "{flag} #{round}: no output");
+            let out = child.wait_with_output().expect("chat-client ends");
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert_ne!(out.status.code(), Some(101), "{flag} #{round}: {stderr}");
+            assert!(!stderr.contains("panicked"), "{flag} #{round}: {stderr}");
+            assert!(
+                out.status.success(),
+                "{flag} #{round}: {:?} {stderr}",
+                out.status
+            );
+        }
     }
 }

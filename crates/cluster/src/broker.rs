@@ -79,7 +79,7 @@ impl<M: Mailbox> ClusterBroker<M> {
             &shared.redis,
             &shared.scripts,
             Role::Control,
-            shared.node(),
+            shared.identity(),
             shared.config.node_ttl,
         )
         .map_err(|e| format!("cannot reach Redis at {}: {e}", shared.config.url))?;
@@ -90,6 +90,7 @@ impl<M: Mailbox> ClusterBroker<M> {
         shared.in_sync.store(true, Ordering::Release);
         tracing::info!(
             node = shared.node(),
+            node_name = shared.config.node_name,
             epoch,
             rooms = lock(&shared.replica).room_count(),
             "cluster: joined through {}",
@@ -406,12 +407,13 @@ impl<M: Mailbox> MessageBroker<M> for ClusterBroker<M> {
             &shared.redis,
             &shared.scripts,
             Role::Control,
-            shared.node(),
+            shared.identity(),
             shared.config.node_ttl,
         ) {
             Ok(mut link) => match control::reap(shared, &mut link, &shared.node().to_string()) {
                 Ok(_) => tracing::info!(
                     node = shared.node(),
+                    node_name = shared.config.node_name,
                     "cluster: left the cluster; members' leaves announced"
                 ),
                 Err(e) => tracing::warn!(
@@ -496,6 +498,12 @@ impl<M: Mailbox> MessageBroker<M> for ClusterBroker<M> {
                 "Commands whose outcome did not come within the timeout (answered unavailable).",
                 true,
                 get(&s.timeouts),
+            ),
+            stat(
+                "cluster_node_id",
+                "This node's id in the cluster now (random; a new one after each reset)",
+                false,
+                self.shared.node(),
             ),
             stat(
                 "cluster_available",

@@ -84,7 +84,7 @@ pub(crate) fn run<M: Mailbox>(shared: Arc<Shared<M>>) {
                 &shared.redis,
                 &shared.scripts,
                 Role::Commands,
-                shared.node(),
+                shared.identity(),
                 REPLY_TIMEOUT,
             ) {
                 Ok(link) => {

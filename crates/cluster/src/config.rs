@@ -7,6 +7,11 @@ use std::time::Duration;
 pub struct ClusterConfig {
     /// `redis://HOST:PORT[/DB]` (or `redis+unix:///path`).
     pub url: String,
+    /// A name for people (`--node-name`): it stands beside the node's id in this
+    /// node's log lines, its metrics and the names of its Redis connections
+    /// (`CLIENT LIST`). Only a label: the id stays random and unique and is what
+    /// Redis keys use, so two nodes with one name are two nodes. Empty: the id alone.
+    pub node_name: String,
     /// Every key starts with `{PREFIX}` (one hash tag: all keys in one slot).
     pub prefix: String,
     /// How often a node renews its deadline and looks for dead nodes.
@@ -29,11 +34,12 @@ pub struct ClusterConfig {
 }
 
 impl ClusterConfig {
-    /// The defaults for `url`: prefix `chat`, 1 s heartbeat, 3 s time to live, 60 s
-    /// of log, 800 ms per command, 1 ms batch window.
+    /// The defaults for `url`: no node name, prefix `chat`, 1 s heartbeat, 3 s time
+    /// to live, 60 s of log, 800 ms per command, 1 ms batch window.
     pub fn new(url: impl Into<String>) -> Self {
         ClusterConfig {
             url: url.into(),
+            node_name: String::new(),
             prefix: "chat".to_owned(),
             heartbeat: Duration::from_secs(1),
             node_ttl: Duration::from_secs(3),

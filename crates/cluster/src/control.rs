@@ -53,7 +53,7 @@ pub(crate) fn run<M: Mailbox>(shared: Arc<Shared<M>>, mut connection: Option<Con
                 &shared.redis,
                 &shared.scripts,
                 Role::Control,
-                shared.node(),
+                shared.identity(),
                 ttl,
             ) {
                 Ok(link) => {
@@ -75,6 +75,7 @@ pub(crate) fn run<M: Mailbox>(shared: Arc<Shared<M>>, mut connection: Option<Con
             Ok(Beat::Reset(why)) => {
                 tracing::warn!(
                     node = shared.node(),
+                    node_name = shared.config.node_name,
                     "cluster: {why}; disconnecting this node's members in rooms and rejoining"
                 );
                 if let Err(e) = reset(&shared, link) {
@@ -247,7 +248,11 @@ pub(crate) fn reap<M: Mailbox>(
             }
         } else {
             if own {
-                tracing::info!(node, "cluster: this node left the cluster cleanly");
+                tracing::info!(
+                    node,
+                    node_name = shared.config.node_name,
+                    "cluster: this node left the cluster cleanly"
+                );
             } else {
                 tracing::info!(dead = node, "cluster: a dead node is gone");
             }

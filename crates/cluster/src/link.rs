@@ -92,13 +92,13 @@ impl Scripts {
     }
 }
 
-/// Opens a connection for `role` of node `node`; replies may take up to
-/// `read_timeout`.
+/// Opens a connection for `role` of node `node` (called `name`, if not empty);
+/// replies may take up to `read_timeout`.
 pub(crate) fn open(
     client: &redis::Client,
     scripts: &Scripts,
     role: Role,
-    node: u64,
+    (node, name): (u64, &str),
     read_timeout: Duration,
 ) -> RedisResult<Connection> {
     let mut connection = client.get_connection_with_timeout(CONNECT_TIMEOUT)?;
@@ -109,9 +109,15 @@ pub(crate) fn open(
         Role::Reader => "reader",
         Role::Control => "control",
     };
+    // `chat-reader-web1:9001-1234` (Redis allows no spaces; the name has none).
+    let connection_name = if name.is_empty() {
+        format!("chat-{role}-{node}")
+    } else {
+        format!("chat-{role}-{name}-{node}")
+    };
     redis::cmd("CLIENT")
         .arg("SETNAME")
-        .arg(format!("chat-{role}-{node}"))
+        .arg(connection_name)
         .query::<()>(&mut connection)?;
     // `EVALSHA` in a pipeline does not fall back to `EVAL`: load them all now (Redis
     // may have restarted empty since the last connection).

@@ -43,7 +43,7 @@ pub(crate) fn run<M: Mailbox>(shared: Arc<Shared<M>>) {
                 &shared.redis,
                 &shared.scripts,
                 Role::Reader,
-                shared.node(),
+                shared.identity(),
                 Duration::from_millis(BLOCK_MS) + Duration::from_secs(2),
             ) {
                 Ok(link) => connection = Some(link),
@@ -76,7 +76,11 @@ pub(crate) fn run<M: Mailbox>(shared: Arc<Shared<M>>) {
                 Ok(_) => {
                     shared.needs_snapshot.store(false, Ordering::Release);
                     shared.in_sync.store(true, Ordering::Release);
-                    tracing::info!(node = shared.node(), "cluster: snapshot loaded; in sync");
+                    tracing::info!(
+                        node = shared.node(),
+                        node_name = shared.config.node_name,
+                        "cluster: snapshot loaded; in sync"
+                    );
                 }
                 Err(e) => {
                     tracing::warn!("cluster: snapshot failed: {e}");

@@ -145,6 +145,12 @@ impl<M: Mailbox> Shared<M> {
         self.node.load(Ordering::Acquire)
     }
 
+    /// This node's id now and its name (empty if it has none), as Redis connections
+    /// are named.
+    pub(crate) fn identity(&self) -> (u64, &str) {
+        (self.node(), &self.config.node_name)
+    }
+
     /// Takes a new node id (after being fenced, the old one is dead for good).
     pub(crate) fn renew_node_id(&self) -> u64 {
         let id = new_node_id();

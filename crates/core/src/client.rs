@@ -195,7 +195,8 @@ impl Client {
             "fed while awaiting the broker"
         );
         self.error_streak = 0;
-        turn.out.tally.requests[request.kind() as usize][self.state.format.index()] += 1;
+        let transport = turn.mailbox.connection_kind().index();
+        turn.out.tally.requests[request.kind() as usize][transport][self.state.format.index()] += 1;
         self.admit(Costed::Request(request), turn, true)
     }
 

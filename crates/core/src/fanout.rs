@@ -17,16 +17,18 @@ use chat_proto::{RequestKind, WireFormat};
 
 use crate::encoded::{Encoded, OutKind};
 use crate::ids::{ClientId, RoomId};
-use crate::mailbox::{Delivered, Mailbox};
+use crate::mailbox::{ConnectionKind, Delivered, Mailbox};
 
 /// Counts of one thread's work since they were last taken (the transport folds them
 /// into its metrics once per turn, so fan-out costs no shared counter per message).
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Tally {
-    /// Requests handled, by [`RequestKind`] and [`WireFormat::index`].
-    pub requests: [[u64; 2]; RequestKind::COUNT],
-    /// Messages queued for clients, by [`OutKind`] and [`WireFormat::index`].
-    pub responses: [[u64; 2]; OutKind::COUNT],
+    /// Requests handled, by [`RequestKind`], [`ConnectionKind::index`] and
+    /// [`WireFormat::index`].
+    pub requests: [[[u64; 2]; ConnectionKind::COUNT]; RequestKind::COUNT],
+    /// Messages queued for clients, by [`OutKind`], [`ConnectionKind::index`] and
+    /// [`WireFormat::index`].
+    pub responses: [[[u64; 2]; ConnectionKind::COUNT]; OutKind::COUNT],
     /// Bytes queued for clients.
     pub bytes_out: u64,
     /// Client messages refused as invalid.
@@ -103,7 +105,8 @@ impl<M: Mailbox> Fanout<M> {
             }
             Delivered::Closed => return,
         }
-        self.tally.responses[message.kind() as usize][format.index()] += 1;
+        let kind = to.connection_kind().index();
+        self.tally.responses[message.kind() as usize][kind][format.index()] += 1;
         self.tally.bytes_out += frames.len() as u64;
     }
 

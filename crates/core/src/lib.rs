@@ -112,6 +112,6 @@ pub use history::{ChatLine, History, HistoryLimit};
 pub use listing::{Listing, ListingCache};
 pub use listing_watch::ListingWatch;
 pub use local::LocalBroker;
-pub use mailbox::{Delivered, Mailbox};
+pub use mailbox::{ConnectionKind, Delivered, Mailbox};
 pub use room::{Recipient, Room, RoomMember};
 pub use state::{EndReason, Outcome, Refusal, Turn};

@@ -17,6 +17,50 @@ pub trait Mailbox: Send + Sync + 'static {
     /// Queues `frames` (one whole message, length headers included) for the client.
     /// Must not block; messages leave in the order they were delivered.
     fn deliver(&self, frames: &Bytes) -> Delivered;
+
+    /// How the client is connected, for counting its messages by connection kind (the
+    /// metrics' `transport` label). Plain TCP unless the mailbox says otherwise.
+    fn connection_kind(&self) -> ConnectionKind {
+        ConnectionKind::Tcp
+    }
+}
+
+/// How a client reaches the server. The core only counts by it ([`crate::Tally`]);
+/// the transport says which a mailbox is ([`Mailbox::connection_kind`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ConnectionKind {
+    /// The chat protocol on a plain TCP port.
+    #[default]
+    Tcp,
+    /// The chat protocol over TLS.
+    Tls,
+    /// A WebSocket of the web client (with or without TLS).
+    Web,
+}
+
+impl ConnectionKind {
+    /// How many there are.
+    pub const COUNT: usize = 3;
+    /// Every kind, in [`ConnectionKind::index`] order.
+    pub const ALL: [ConnectionKind; Self::COUNT] = [
+        ConnectionKind::Tcp,
+        ConnectionKind::Tls,
+        ConnectionKind::Web,
+    ];
+
+    /// Its position in [`ConnectionKind::ALL`] (and in [`crate::Tally`]'s rows).
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
+    /// Its name as a metrics label: `tcp`, `tls` or `web`.
+    pub fn name(self) -> &'static str {
+        match self {
+            ConnectionKind::Tcp => "tcp",
+            ConnectionKind::Tls => "tls",
+            ConnectionKind::Web => "web",
+        }
+    }
 }
 
 /// What a [`Mailbox`] did with a message.

@@ -61,6 +61,21 @@ impl ShutdownPolicy {
     }
 }
 
+/// This machine's host name (`gethostname`), if it can be read and is UTF-8.
+pub fn host_name() -> Option<String> {
+    let mut buf = [0u8; 256];
+    // SAFETY: the pointer and length describe `buf`, which outlives the call;
+    // gethostname writes at most that many bytes.
+    let done = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
+    if done != 0 {
+        return None;
+    }
+    // Truncation may leave no NUL: then the whole buffer is the name.
+    let len = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+    let name = std::str::from_utf8(&buf[..len]).ok()?;
+    (!name.is_empty()).then(|| name.to_owned())
+}
+
 /// Whether `ip` is a loopback address: `127.0.0.0/8`, `::1`, or an IPv4 loopback
 /// address seen through a dual-stack socket.
 pub fn is_loopback(ip: IpAddr) -> bool {
@@ -152,6 +167,9 @@ pub struct ServerConfig {
     /// How much of each room's recent chats is kept for the `history` extension
     /// (`--history` lines).
     pub history: chat_core::HistoryLimit,
+    /// A cluster node's name (`--node-name`), shown by the metrics as
+    /// `chat_cluster_node_info{node_name="…"} 1`; `None` outside a cluster.
+    pub node_name: Option<String>,
 }
 
 /// Where and how the embedded store is kept (`--data-dir`, `--sync`,
@@ -213,6 +231,7 @@ impl Default for ServerConfig {
             tls_bind: None,
             store: None,
             history: chat_core::HistoryLimit::default(),
+            node_name: None,
         }
     }
 }

@@ -1,11 +1,15 @@
 //! `chat-server`: the command line on top of the library.
 //!
-//! Parses flags, sets up logging (`RUST_LOG`, default `info`, to stderr), turns
-//! SIGINT/SIGTERM into the same shutdown as `/shutdown` and SIGHUP into a reload of
-//! the TLS certificate, runs the server, and exits 0 after every thread has been
-//! joined. `chat-server cert --self-signed HOST` writes a pair for trying TLS out.
+//! Parses flags (from the command line, `CHAT_SERVER_<FLAG>` variables and a
+//! `--config` file: `flag_sources.rs`), sets up logging (`RUST_LOG`, default `info`,
+//! to stderr), turns SIGINT/SIGTERM into the same shutdown as `/shutdown` and SIGHUP
+//! into a reload of the TLS certificate, runs the server, and exits 0 after every
+//! thread has been joined. `chat-server cert --self-signed HOST` writes a pair for
+//! trying TLS out.
 
 #![forbid(unsafe_code)]
+
+mod flag_sources;
 
 use std::io::IsTerminal;
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
@@ -19,15 +23,21 @@ use chat_core::{FloodLimits, Rate};
 use chat_proto::WireFormat;
 use chat_server::config::StoreSettings;
 use chat_server::{FormatPolicy, Server, ServerConfig, ShutdownPolicy, TlsAcceptor, TlsFiles};
-use clap::{CommandFactory, Parser, ValueEnum};
+use clap::{CommandFactory, FromArgMatches, Parser, ValueEnum};
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 
 /// A chat server (rooms, nicknames, chat fan-out) speaking the course's protocol,
 /// JSON and protobuf on one port. Logs go to stderr; set RUST_LOG (e.g. debug) for more.
 #[derive(Parser, Debug)]
-#[command(version, about)]
+#[command(version, about, after_help = SOURCES_HELP)]
 struct Args {
+    /// Read settings from this TOML file: its keys are the flags' long names
+    /// (port = 9000, web = "127.0.0.1:8080", web-host = ["a", "b"], no-store = true).
+    /// The command line and the environment win over it.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+
     /// TCP port to listen on; 0 picks a free one (the log says which).
     #[arg(long, default_value_t = 9000)]
     port: u16,
@@ -211,6 +221,13 @@ struct Args {
     #[arg(long, default_value = "chat", value_name = "NAME")]
     cluster_prefix: String,
 
+    /// Cluster: this node's name in its log lines, its metrics
+    /// (chat_cluster_node_info) and its Redis connections' names; only a label beside
+    /// the node's random id, which stays what Redis keys use (two nodes with one name
+    /// are two nodes) [default: the host name and --port, e.g. web1:9001].
+    #[arg(long, value_name = "NAME", requires = "cluster")]
+    node_name: Option<String>,
+
     /// Cluster: how often this node renews its deadline, in ms.
     #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(10..=60_000), hide_short_help = true)]
     cluster_heartbeat_ms: u64,
@@ -265,14 +282,28 @@ enum Command {
     /// it (a consistent copy of the last commit). To restore: stop the server, put the
     /// copy in an empty data directory as chat.db, start the server on it.
     Backup {
-        /// The data directory to copy (the server's --data-dir).
-        #[arg(long, value_name = "DIR", default_value = "chat-data")]
-        data_dir: PathBuf,
+        /// The data directory to copy [default: the server's --data-dir, which may
+        /// come from CHAT_SERVER_DATA_DIR or --config].
+        #[arg(long, value_name = "DIR")]
+        data_dir: Option<PathBuf>,
 
         /// The file to write (it must not exist).
         #[arg(value_name = "FILE")]
         out: PathBuf,
     },
+}
+
+/// The end of `--help`: where else flags come from, and which source wins.
+const SOURCES_HELP: &str = "\
+Every flag may also be set in the environment as CHAT_SERVER_<FLAG> (CHAT_SERVER_PORT=9000, \
+CHAT_SERVER_WEB_HOST=a,b for a repeatable flag, CHAT_SERVER_NO_STORE=true for a switch) \
+or in the TOML file given by --config (or CHAT_SERVER_CONFIG). Precedence: the command \
+line, then the environment, then the config file, then the defaults; a repeatable flag \
+takes all its values from the first of these that gives any.";
+
+/// The command line's definition: the flags, each with its environment variable.
+fn command() -> clap::Command {
+    flag_sources::with_env(Args::command())
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -418,6 +449,38 @@ fn write_self_signed(
     Ok((cert, key))
 }
 
+/// Whether `name` may be a `--node-name`: what a Redis connection's name, a log field
+/// and a metrics label all take as it is.
+fn is_node_name(name: &str) -> bool {
+    (1..=64).contains(&name.len()) && name.chars().all(is_node_name_char)
+}
+
+fn is_node_name_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | ':')
+}
+
+/// `--node-name`'s default: the host name and the port (`web1:9001`; the host name
+/// alone with `--port=0`, whose port is not known yet), made fit for
+/// [`is_node_name`]; `node` if the host name cannot be read.
+fn default_node_name(port: u16) -> String {
+    let host: String = chat_server::config::host_name()
+        .unwrap_or_else(|| "node".to_owned())
+        .chars()
+        .map(|c| if is_node_name_char(c) { c } else { '-' })
+        .take(58)
+        .collect();
+    let host = if host.is_empty() {
+        "node".to_owned()
+    } else {
+        host
+    };
+    if port == 0 {
+        host
+    } else {
+        format!("{host}:{port}")
+    }
+}
+
 /// Settings that would serve nobody, refused before anything starts.
 fn check_settings(args: &Args) -> Result<(), String> {
     // One maximal message: a protobuf Type frame and a 65,535-byte body, with the
@@ -430,6 +493,13 @@ fn check_settings(args: &Args) -> Result<(), String> {
         return Err(format!(
             "--cluster-node-ttl-ms={} must be at least twice --cluster-heartbeat-ms={}: one late beat would declare a live node dead",
             args.cluster_node_ttl_ms, args.cluster_heartbeat_ms
+        ));
+    }
+    if let Some(name) = &args.node_name
+        && !is_node_name(name)
+    {
+        return Err(format!(
+            "--node-name={name:?} must be 1 to 64 letters, digits, '.', '-', '_' or ':' (it names the node's Redis connections and labels its metrics)"
         ));
     }
     if args.cluster_prefix.is_empty() || args.cluster_prefix.contains(['{', '}']) {
@@ -467,13 +537,20 @@ fn check_settings(args: &Args) -> Result<(), String> {
 }
 
 fn main() -> ExitCode {
-    let args = Args::parse_from(reference_style_args());
+    let args = match flag_sources::parse(command, reference_style_args()) {
+        Ok(matches) => Args::from_arg_matches(&matches).unwrap_or_else(|e| e.exit()),
+        Err(why) => {
+            eprintln!("chat-server: {why}");
+            return ExitCode::from(2);
+        }
+    };
     if let Some(shell) = args.completions {
         let mut text = Vec::new();
-        clap_complete::generate(shell, &mut Args::command(), "chat-server", &mut text);
+        clap_complete::generate(shell, &mut command(), "chat-server", &mut text);
         return print(&text);
     }
     if let Some(Command::Backup { data_dir, out }) = &args.command {
+        let data_dir = data_dir.as_ref().unwrap_or(&args.data_dir);
         return match chat_store::backup(data_dir, out) {
             Ok(()) => {
                 println!("wrote {}", out.display());
@@ -513,7 +590,7 @@ fn main() -> ExitCode {
     }
     if args.man {
         let mut text = Vec::new();
-        if let Err(e) = clap_mangen::Man::new(Args::command()).render(&mut text) {
+        if let Err(e) = clap_mangen::Man::new(command()).render(&mut text) {
             eprintln!("chat-server: cannot make the man page: {e}");
             return ExitCode::FAILURE;
         }
@@ -528,11 +605,22 @@ fn main() -> ExitCode {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        // A log reader that went away (`chat-server 2>&1 | head`) costs the lines, not
+        // the thread that logs: the default reports the failed write with eprintln!,
+        // which panics on that same closed stderr.
+        .log_internal_errors(false);
     match args.log_format {
         LogFormat::Text => logs.with_ansi(std::io::stderr().is_terminal()).init(),
         // One JSON object per line, for log shippers.
         LogFormat::Json => logs.json().with_ansi(false).init(),
+    }
+    for name in flag_sources::unknown_variables(&command()) {
+        tracing::warn!(
+            "{name} is set but sets no flag ({}<FLAG>, e.g. {}); ignored",
+            flag_sources::ENV_PREFIX,
+            flag_sources::env_name("port")
+        );
     }
 
     let tls = match (&args.tls_cert, &args.tls_key) {
@@ -551,8 +639,15 @@ fn main() -> ExitCode {
         }
         _ => None,
     };
+    // Only a cluster's nodes have names.
+    let node_name = match (&args.cluster, &args.node_name) {
+        (None, _) => String::new(),
+        (Some(_), Some(name)) => name.clone(),
+        (Some(_), None) => default_node_name(args.port),
+    };
     let defaults = ServerConfig::default();
     let config = ServerConfig {
+        node_name: (!node_name.is_empty()).then(|| node_name.clone()),
         bind: SocketAddr::new(args.bind, args.port),
         workers: args.workers.map_or(defaults.workers, usize::from),
         format: match args.format {
@@ -629,6 +724,7 @@ fn main() -> ExitCode {
     }
     let cluster = args.cluster.as_ref().map(|url| {
         let mut cluster = ClusterConfig::new(url.clone());
+        cluster.node_name.clone_from(&node_name);
         cluster.prefix.clone_from(&args.cluster_prefix);
         cluster.heartbeat = Duration::from_millis(args.cluster_heartbeat_ms);
         cluster.node_ttl = Duration::from_millis(args.cluster_node_ttl_ms);

@@ -10,7 +10,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use chat_core::{OutKind, Tally};
+use chat_core::{ConnectionKind, OutKind, Tally};
 use chat_proto::{RequestKind, WireFormat};
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
@@ -29,8 +29,9 @@ pub(crate) struct Metrics {
     pub(crate) closed: AtomicU64,
     /// Connections refused at accept, at [`refusal_index`] of the reason.
     refused: [AtomicU64; 3],
-    requests: [[AtomicU64; 2]; RequestKind::COUNT],
-    responses: [[AtomicU64; 2]; OutKind::COUNT],
+    /// By kind, [`ConnectionKind::index`] and [`WireFormat::index`], as in the tally.
+    requests: [ByTransport; RequestKind::COUNT],
+    responses: [ByTransport; OutKind::COUNT],
     /// Bytes read from clients.
     pub(crate) bytes_in: AtomicU64,
     bytes_out: AtomicU64,
@@ -50,7 +51,12 @@ pub(crate) struct Metrics {
     pub(crate) dropped_at_shutdown: AtomicU64,
     /// `/shutdown` requests refused by policy.
     pub(crate) shutdown_refused: AtomicU64,
+    /// A cluster node's name, for `chat_cluster_node_info`.
+    node_name: Option<String>,
 }
+
+/// One kind's counts by [`ConnectionKind::index`] and [`WireFormat::index`].
+type ByTransport = [[AtomicU64; 2]; ConnectionKind::COUNT];
 
 /// Where [`Metrics`] keeps the count of refusals for `why` (the reasons are
 /// admission's; how they are stored and labelled is this module's).
@@ -68,6 +74,14 @@ pub(crate) fn bump(counter: &AtomicU64) {
 }
 
 impl Metrics {
+    /// Zeroed counters of a cluster node called `node_name` (`None`: no cluster).
+    pub(crate) fn named(node_name: Option<String>) -> Self {
+        Metrics {
+            node_name,
+            ..Metrics::default()
+        }
+    }
+
     /// Counts a refused connection.
     pub(crate) fn refused(&self, why: Refusal) {
         bump(&self.refused[refusal_index(why)]);
@@ -89,14 +103,16 @@ impl Metrics {
             }
         }
         let tally = std::mem::take(tally);
-        for (counters, values) in self.requests.iter().zip(&tally.requests) {
-            for (counter, value) in counters.iter().zip(values) {
-                add(counter, *value);
-            }
-        }
-        for (counters, values) in self.responses.iter().zip(&tally.responses) {
-            for (counter, value) in counters.iter().zip(values) {
-                add(counter, *value);
+        let rows = self
+            .requests
+            .iter()
+            .zip(&tally.requests)
+            .chain(self.responses.iter().zip(&tally.responses));
+        for (counters, values) in rows {
+            for (counters, values) in counters.iter().zip(values) {
+                for (counter, value) in counters.iter().zip(values) {
+                    add(counter, *value);
+                }
             }
         }
         add(&self.bytes_out, tally.bytes_out);
@@ -135,20 +151,30 @@ fn gauge(registry: &mut Registry, name: &str, help: &str, value: u64) {
     registry.register(name, help, metric);
 }
 
-/// A counter family labelled `type` (`types[i]` for row `i`) and `format`.
-fn by_type_and_format(
+/// A counter family labelled `type` (`types[i]` for row `i`), `format` and
+/// `transport`. A web client speaks JSON only, so there is no web protobuf series.
+fn by_type_format_and_transport(
     registry: &mut Registry,
     name: &str,
     help: &str,
     types: &[&'static str],
-    counts: &[[AtomicU64; 2]],
+    counts: &[ByTransport],
 ) {
     let family = Family::<Labels, Counter<u64>>::default();
     for (kind, row) in types.iter().zip(counts) {
-        for format in WireFormat::ALL {
-            family
-                .get_or_create(&vec![("type", *kind), ("format", format.name())])
-                .inc_by(row[format.index()].load(Ordering::Relaxed));
+        for transport in ConnectionKind::ALL {
+            for format in WireFormat::ALL {
+                if transport == ConnectionKind::Web && format != WireFormat::Json {
+                    continue;
+                }
+                family
+                    .get_or_create(&vec![
+                        ("type", *kind),
+                        ("format", format.name()),
+                        ("transport", transport.name()),
+                    ])
+                    .inc_by(row[transport.index()][format.index()].load(Ordering::Relaxed));
+            }
         }
     }
     registry.register(name, help, family);
@@ -332,17 +358,17 @@ pub(crate) fn render(m: &Metrics, gauges: GaugeValues) -> String {
         gauges.queue_depth,
     );
 
-    by_type_and_format(
+    by_type_format_and_transport(
         registry,
         "messages_in",
-        "Client messages handled, by type and format",
+        "Client messages handled, by type, format and transport",
         &RequestKind::ALL.map(RequestKind::name),
         &m.requests,
     );
-    by_type_and_format(
+    by_type_format_and_transport(
         registry,
         "messages_out",
-        "Messages queued for clients, by type and format",
+        "Messages queued for clients, by type, format and transport",
         &OutKind::ALL.map(OutKind::name),
         &m.responses,
     );
@@ -408,6 +434,16 @@ pub(crate) fn render(m: &Metrics, gauges: GaugeValues) -> String {
         "Queued output and buffered input held for clients now",
         gauges.budget_used,
     );
+    if let Some(name) = &m.node_name {
+        let info = Family::<Vec<(&'static str, String)>, Gauge<i64>>::default();
+        info.get_or_create(&vec![("node_name", name.clone())])
+            .set(1);
+        registry.register(
+            "cluster_node_info",
+            "This node's name (--node-name; always 1)",
+            info,
+        );
+    }
     for stat in &gauges.broker {
         if stat.counter {
             let metric = Counter::<u64>::default();
@@ -448,6 +484,34 @@ mod tests {
         ] {
             assert!(text.lines().any(|l| l == line), "{line} in:\n{text}");
         }
+    }
+
+    #[test]
+    fn messages_are_labelled_by_transport_and_a_cluster_node_by_name() {
+        let m = Metrics::named(Some("web1:9001".to_owned()));
+        let mut tally = Tally::default();
+        let (tls, web) = (ConnectionKind::Tls.index(), ConnectionKind::Web.index());
+        let (json, protobuf) = (WireFormat::Json.index(), WireFormat::Protobuf.index());
+        tally.requests[RequestKind::Chat as usize][tls][protobuf] = 3;
+        tally.responses[OutKind::Chat as usize][web][json] = 2;
+        m.fold(&mut tally);
+        let text = render(&m, GaugeValues::default());
+        for line in [
+            "chat_messages_in_total{type=\"CSChat\",format=\"protobuf\",transport=\"tls\"} 3",
+            "chat_messages_in_total{type=\"CSChat\",format=\"protobuf\",transport=\"tcp\"} 0",
+            "chat_messages_out_total{type=\"SCChat\",format=\"json\",transport=\"web\"} 2",
+            "chat_messages_out_total{type=\"SCChat\",format=\"json\",transport=\"tls\"} 0",
+            "chat_cluster_node_info{node_name=\"web1:9001\"} 1",
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line} in:\n{text}");
+        }
+        // A web client speaks JSON only.
+        assert!(
+            !text.contains("format=\"protobuf\",transport=\"web\""),
+            "{text}"
+        );
+        let unnamed = render(&Metrics::default(), GaugeValues::default());
+        assert!(!unnamed.contains("node_info"), "{unnamed}");
     }
 
     #[test]

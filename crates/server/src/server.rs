@@ -170,7 +170,7 @@ impl Server {
             accounts: None,
             store: None,
             queue: Arc::new(WorkQueue::new()),
-            metrics: Arc::new(Metrics::default()),
+            metrics: Arc::new(Metrics::named(config.node_name.clone())),
             reactor_handle: Arc::new(ReactorHandle::new(Arc::clone(&waker))),
             shutdown: Arc::new(Shutdown::new(waker)),
             budget: Arc::new(MemoryBudget::new(config.memory_budget)),

@@ -47,7 +47,7 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
 use bytes::Bytes;
-use chat_core::{Client, ClientId, Completion, Delivered, Mailbox};
+use chat_core::{Client, ClientId, Completion, ConnectionKind, Delivered, Mailbox};
 use chat_proto::frame::Frames;
 use mio::Token;
 use mio::net::TcpStream;
@@ -861,6 +861,16 @@ impl Mailbox for Session {
                 self.cut();
                 Delivered::Overflow
             }
+        }
+    }
+
+    fn connection_kind(&self) -> ConnectionKind {
+        if self.web {
+            ConnectionKind::Web
+        } else if self.tls.is_some() {
+            ConnectionKind::Tls
+        } else {
+            ConnectionKind::Tcp
         }
     }
 }

@@ -798,6 +798,88 @@ fn metrics_show_the_cluster_s_view() {
     }
 }
 
+/// The node id in a node's `cluster: joined through URL node=ID node_name=…` line,
+/// after checking that the line names `node_name` exactly so.
+#[track_caller]
+fn joined_as(redis: &RedisServer, node: &BinaryServer, node_name: &str) -> u64 {
+    let line = node.log_line("cluster: joined through");
+    let at = format!(
+        "INFO chat_cluster::broker: cluster: joined through {} node=",
+        redis.url()
+    );
+    let rest = &line[line.find(&at).unwrap_or_else(|| panic!("{line}")) + at.len()..];
+    let (id, rest) = rest.split_once(' ').unwrap_or_else(|| panic!("{line}"));
+    assert!(
+        rest.starts_with(&format!("node_name=\"{node_name}\" epoch=")),
+        "{line}"
+    );
+    id.parse().unwrap_or_else(|e| panic!("{line}: {e}"))
+}
+
+/// This machine's host name, as `--node-name`'s default reads it.
+fn host_name() -> String {
+    let mut buf = [0u8; 256];
+    let (at, len) = (buf.as_mut_ptr().cast(), buf.len());
+    // SAFETY: `at` and `len` describe `buf`, which outlives the call.
+    let done = unsafe { libc::gethostname(at, len) };
+    assert_eq!(done, 0, "gethostname");
+    let len = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+    String::from_utf8_lossy(&buf[..len]).into_owned()
+}
+
+/// `--node-name` is a label beside the node's random id, not an identity: it is in
+/// the node's log lines, its metrics (`chat_cluster_node_info`) and its Redis
+/// connections' names, while ids stay unique, so two nodes given the same name both
+/// serve and share the chat. Without the flag the name is the host name (with
+/// `--port=0`; `HOST:PORT` for a fixed port).
+#[test]
+fn a_node_s_name_is_a_label_in_its_log_metrics_and_redis_connections() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let a = redis.node_with(&["--node-name=twin", "--metrics=127.0.0.1:0"]);
+    let b = redis.node_with(&["--node-name=twin"]);
+    let unnamed = redis.node();
+    let (id_a, id_b) = (joined_as(&redis, &a, "twin"), joined_as(&redis, &b, "twin"));
+    assert_ne!(id_a, id_b, "one name, two nodes");
+    joined_as(&redis, &unnamed, &host_name());
+
+    let mut alice = a.client(WireFormat::Json);
+    let mut bob = b.client(WireFormat::Protobuf);
+    alice.set_name("alice");
+    bob.set_name("bob");
+    alice.create("twins");
+    bob.join(1, "twins");
+    alice.expect_system(&entered("bob"));
+    bob.chat("same name, other node");
+    alice.expect_chat("bob", "same name, other node");
+
+    let metrics = {
+        let line = a.log_line("metrics on http://");
+        let at = line.find("metrics on http://").unwrap() + "metrics on http://".len();
+        line[at..].split('/').next().unwrap().to_owned()
+    };
+    let page = http_get(&metrics, "/metrics");
+    for want in [
+        "chat_cluster_node_info{node_name=\"twin\"} 1".to_owned(),
+        format!("chat_cluster_node_id {id_a}"),
+    ] {
+        assert!(page.lines().any(|l| l == want), "{want} in:\n{page}");
+    }
+
+    // Each node's reader connection carries its name and its own id.
+    let deadline = Instant::now() + TIMEOUT;
+    loop {
+        let clients = redis.cli(&["CLIENT", "LIST"]).unwrap_or_default();
+        let named = |id: u64| clients.contains(&format!(" name=chat-reader-twin-{id} "));
+        if named(id_a) && named(id_b) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "CLIENT LIST:\n{clients}");
+        thread::sleep(Duration::from_millis(20));
+    }
+}
+
 fn http_get(addr: &str, path: &str) -> String {
     use std::io::{Read, Write};
     let mut stream = std::net::TcpStream::connect(addr).expect("connect to /metrics");

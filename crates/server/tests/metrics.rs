@@ -3,7 +3,9 @@
 //! by exactly what the session did — connections accepted and open, messages in by
 //! type and format, messages out by type and format, bytes in (everything the clients
 //! wrote) and out (the encoded size of everything they received), protocol errors
-//! after a bad message, and the rooms gauge up and down. Other paths answer 404.
+//! after a bad message, and the rooms gauge up and down. A web (WebSocket) client's
+//! messages count under `transport="web"`, a TCP client's under `transport="tcp"`.
+//! Other paths answer 404.
 //!
 //! Counters are folded in at the end of a worker's turn, possibly just after the
 //! replies left, so every check polls the page until it matches (bounded).
@@ -60,8 +62,17 @@ impl Counted {
     }
 }
 
+/// The series of `name` for plain TCP clients of `format`.
 fn series(name: &str, kind: &str, format: WireFormat) -> String {
-    format!("{name}{{type=\"{kind}\",format=\"{}\"}}", format.name())
+    series_via(name, kind, format, "tcp")
+}
+
+/// The series of `name` for clients of `format` connected by `transport`.
+fn series_via(name: &str, kind: &str, format: WireFormat, transport: &str) -> String {
+    format!(
+        "{name}{{type=\"{kind}\",format=\"{}\",transport=\"{transport}\"}}",
+        format.name()
+    )
 }
 
 #[test]
@@ -170,6 +181,73 @@ fn counters_move_by_exactly_what_clients_did() {
     assert_eq!(metric(&page, "chat_protocol_errors_total"), 1);
     assert_eq!(metric(&page, "chat_slow_consumer_disconnects_total"), 0);
     assert_eq!(metric(&page, "chat_error_disconnects_total"), 0);
+}
+
+/// Messages are counted by how the client is connected: a web client's (JSON over a
+/// WebSocket) under `transport="web"`, a TCP client's under `transport="tcp"`, each
+/// beside zeros for the other; the names and the `type` and `format` labels are the
+/// same as ever. A web client never speaks protobuf, so there is no such series.
+#[test]
+fn web_and_tcp_clients_are_counted_under_their_transport() {
+    use tungstenite::client::IntoClientRequest;
+    let server = TestServer::with_config(chat_server::ServerConfig {
+        web: Some(std::net::SocketAddr::from(([127, 0, 0, 1], 0))),
+        ..config_with_metrics(2)
+    });
+    let m = server.metrics_addr();
+    let web = server.web.expect("a web port");
+
+    let stream = std::net::TcpStream::connect(web).unwrap();
+    stream.set_read_timeout(Some(TIMEOUT)).unwrap();
+    let mut request = format!("ws://{web}/ws").into_client_request().unwrap();
+    request
+        .headers_mut()
+        .insert("Origin", format!("http://{web}").parse().unwrap());
+    let (mut ws, _) = tungstenite::client::client(request, stream).expect("the WebSocket");
+    let mut tcp = server.client(WireFormat::Json);
+
+    ws.send(tungstenite::Message::text(
+        r#"{"type":"CSCreateRoom","title":"w"}"#,
+    ))
+    .unwrap();
+    let reply: serde_json::Value =
+        serde_json::from_str(ws.read().unwrap().to_text().unwrap()).unwrap();
+    assert_eq!(
+        reply,
+        serde_json::json!({"type": "SCSystemMessage", "text": "방제[w] 방에 입장했습니다."})
+    );
+    tcp.send(&Request::Rooms);
+    assert!(matches!(tcp.recv(), Response::RoomsResult { .. }));
+    tcp.send(&Request::Rooms);
+    assert!(matches!(tcp.recv(), Response::RoomsResult { .. }));
+
+    let json = WireFormat::Json;
+    let (i, o) = ("chat_messages_in_total", "chat_messages_out_total");
+    for (series, want) in [
+        (series_via(i, "CSCreateRoom", json, "web"), 1),
+        (series_via(i, "CSCreateRoom", json, "tcp"), 0),
+        (series_via(i, "CSRooms", json, "tcp"), 2),
+        (series_via(i, "CSRooms", json, "web"), 0),
+        (series_via(i, "CSRooms", json, "tls"), 0),
+        (series_via(o, "SCSystemMessage", json, "web"), 1),
+        (series_via(o, "SCSystemMessage", json, "tcp"), 0),
+        (series_via(o, "SCRoomsResult", json, "tcp"), 2),
+        (series_via(o, "SCRoomsResult", json, "web"), 0),
+    ] {
+        metric_eventually(m, &series, want);
+    }
+    let page = scrape(m);
+    assert!(
+        !page.contains(r#"format="protobuf",transport="web""#),
+        "{page}"
+    );
+    assert_eq!(
+        metric(
+            &page,
+            &series_via(i, "CSRooms", WireFormat::Protobuf, "tcp")
+        ),
+        0
+    );
 }
 
 #[test]

@@ -99,22 +99,56 @@ fn shell_completions_know_the_flags() {
     }
 }
 
-/// A reader that has gone (`chat-server --completions=bash | head -5`): the output is
-/// cut short, which is no error, and nothing panics.
+/// A reader that has gone (`chat-server --completions=bash | head -1`): the output is
+/// cut short, which is no error, and nothing panics — whether the reader is gone
+/// before the first write or leaves after its first line, twenty times each (the
+/// race between the two ends differs from run to run).
 #[test]
 fn a_closed_pipe_is_not_a_panic() {
-    for flag in ["--completions=bash", "--man"] {
-        let (reader, writer) = std::io::pipe().expect("a pipe");
-        drop(reader);
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_chat-server"))
-            .arg(flag)
-            .stdin(std::process::Stdio::null())
-            .stdout(writer)
-            .stderr(std::process::Stdio::piped())
-            .output()
-            .expect("run chat-server");
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(out.status.success(), "{flag}: {:?} {stderr}", out.status);
-        assert!(stderr.is_empty(), "{flag}: {stderr}");
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+    for flag in ["--completions=bash", "--man", "--help"] {
+        for round in 0..20 {
+            // Gone before the first write.
+            let (reader, writer) = std::io::pipe().expect("a pipe");
+            drop(reader);
+            let out = Command::new(BINARY)
+                .arg(flag)
+                .stdin(Stdio::null())
+                .stdout(writer)
+                .stderr(Stdio::piped())
+                .output()
+                .expect("run chat-server");
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert!(
+                out.status.success(),
+                "{flag} #{round}: {:?} {stderr}",
+                out.status
+            );
+            assert!(stderr.is_empty(), "{flag} #{round}: {stderr}");
+
+            // `| head -1`: one line read, then the reader goes.
+            let mut child = Command::new(BINARY)
+                .arg(flag)
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("spawn chat-server");
+            let mut first = String::new();
+            BufReader::new(child.stdout.take().expect("its stdout"))
+                .read_line(&mut first)
+                .expect("a first line");
+            assert!(!first.is_empty(), "{flag} #{round}: no output");
+            let out = child.wait_with_output().expect("chat-server ends");
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert_ne!(out.status.code(), Some(101), "{flag} #{round}: {stderr}");
+            assert!(!stderr.contains("panicked"), "{flag} #{round}: {stderr}");
+            assert!(
+                out.status.success(),
+                "{flag} #{round}: {:?} {stderr}",
+                out.status
+            );
+        }
     }
 }

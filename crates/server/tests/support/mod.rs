@@ -748,7 +748,8 @@ pub(crate) fn scrape(addr: SocketAddr) -> String {
 
 /// The value of one series on a metrics page: `series` is the name plus labels
 /// exactly as rendered, e.g. `chat_connections` or
-/// `chat_messages_in_total{type="CSChat",format="json"}`. Panics if it is missing.
+/// `chat_messages_in_total{type="CSChat",format="json",transport="tcp"}`. Panics if
+/// it is missing.
 #[track_caller]
 pub(crate) fn metric(page: &str, series: &str) -> u64 {
     page.lines()
