@@ -46,7 +46,8 @@ pub(crate) fn run<M: Mailbox>(shared: Arc<Shared<M>>) {
     // Sent on `connection`, replies not read yet.
     let mut inflight: Vec<Op<M>> = Vec::new();
     // The pipeline in flight ends with a read of the log.
-    let mut reads_log = false;
+    // When the pipeline in flight was sent, if it reads the log.
+    let mut reads_log: Option<Instant> = None;
     let mut out = Fanout::new();
     let mut attempts = 0;
     let mut last_send = Instant::now();
@@ -149,7 +150,7 @@ pub(crate) fn run<M: Mailbox>(shared: Arc<Shared<M>>) {
             Err(e) => {
                 bump(&shared.stats.redis_errors);
                 connection = None;
-                reads_log = false;
+                reads_log = None;
                 shared.set_log_in_pipelines(false);
                 attempts += 1;
                 // Everything unanswered is sent again, in its order, on a new
@@ -183,7 +184,7 @@ fn exchange<M: Mailbox>(
     shared: &Shared<M>,
     link: &mut Connection,
     inflight: &mut Vec<Op<M>>,
-    reads_log: &mut bool,
+    reads_log: &mut Option<Instant>,
     batch: &mut Vec<Op<M>>,
     out: &mut Fanout<M>,
 ) -> RedisResult<bool> {
@@ -192,12 +193,12 @@ fn exchange<M: Mailbox>(
         for _ in 0..inflight.len() {
             replies.push(link.recv_response()?);
         }
-        if std::mem::take(reads_log) {
+        if let Some(asked_at) = reads_log.take() {
             let log = link.recv_response()?;
             // A reset may have begun since it was sent: the snapshot then rules.
             let usable = shared.in_sync.load(Ordering::Acquire)
                 && !shared.needs_snapshot.load(Ordering::Acquire);
-            if usable && reader::apply_reply(shared, &log, out) >= reader::READ_COUNT {
+            if usable && reader::apply_reply(shared, &log, asked_at, out) >= reader::READ_COUNT {
                 // Behind the log: the reader thread catches up at full speed.
                 shared.set_log_in_pipelines(false);
             }
@@ -223,9 +224,10 @@ fn exchange<M: Mailbox>(
     if read_log {
         pipe.add_command(reader::log_read(shared, None));
     }
+    let sent_at = Instant::now();
     link.send_packed_command(&pipe.get_packed_pipeline())?;
     shared.set_log_in_pipelines(read_log);
-    *reads_log = read_log;
+    *reads_log = read_log.then_some(sent_at);
     std::mem::swap(inflight, batch);
     Ok(true)
 }

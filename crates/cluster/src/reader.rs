@@ -95,11 +95,12 @@ pub(crate) fn run<M: Mailbox>(shared: Arc<Shared<M>>) {
             behind_since = None;
             continue;
         }
+        let asked_at = Instant::now();
         let reply = log_read(&shared, Some(BLOCK_MS)).query::<Value>(link);
         match reply {
             Ok(reply) => {
                 let read_at = Instant::now();
-                let count = apply_reply(&shared, &reply, &mut out);
+                let count = apply_reply(&shared, &reply, asked_at, &mut out);
                 if count < READ_COUNT {
                     behind_since = None;
                 } else {
@@ -217,6 +218,7 @@ fn parse_member(text: &str) -> Option<MemberId> {
 pub(crate) fn apply_reply<M: Mailbox>(
     shared: &Shared<M>,
     reply: &Value,
+    asked_at: Instant,
     out: &mut Fanout<M>,
 ) -> usize {
     // [[key, [[id, [field, value, ...]], ...]]] (nil when the block timed out)
@@ -225,7 +227,12 @@ pub(crate) fn apply_reply<M: Mailbox>(
         .and_then(|stream| items(stream).get(1))
         .map(items)
         .unwrap_or(&[]);
-    *lock(&shared.log_read_at) = Instant::now();
+    // The log is known to be read up to when the read was asked, not when its reply
+    // was taken: a node stopped while a read was under way (SIGSTOP, a stalled VM)
+    // must count the stop as time away, or it would carry on past entries trimmed
+    // meanwhile. (A read's own wait, at most BLOCK_MS, is far below half the
+    // retention.)
+    *lock(&shared.log_read_at) = asked_at;
     let node = shared.node();
     let mut last = None;
     let mut evicted = Vec::new();
