@@ -96,11 +96,18 @@ impl Queue {
             }
             return;
         }
+        // The writer needs waking only to start a window (the queue was empty), to
+        // commit at once (somebody waits) or to take a full batch; otherwise it is
+        // asleep until its window closes anyway, and waking it per chat would cost a
+        // context switch per chat.
+        let wake = state.writes.is_empty() || done.is_some() || state.writes.len() + 1 >= MAX_BATCH;
         state.urgent |= done.is_some();
         state.since.get_or_insert_with(Instant::now);
         state.writes.push_back(Pending { write, done });
         drop(state);
-        self.ready.notify_one();
+        if wake {
+            self.ready.notify_one();
+        }
     }
 
     /// Lets the writer commit what is queued and end.
@@ -207,16 +214,24 @@ fn commit(
     }
 }
 
-/// `write` inside its own savepoint: undone alone if it fails.
+/// `write`, undone alone if it fails: a single statement is (SQLite backs out a
+/// failed statement and the transaction goes on); a write of several statements
+/// gets a savepoint of its own. A chat is one statement (its trim, every 64th, is a
+/// second that may fail alone: the next trim does its work), and the savepoint's two
+/// more statements per chat are most of a chat's cost in the writer.
 fn apply_one(
     tx: &mut Transaction<'_>,
     write: &Write,
     history_limit: usize,
 ) -> Result<(), StoreError> {
-    let result = tx.savepoint().and_then(|sp| {
-        apply(&sp, write, history_limit)?;
-        sp.commit()
-    });
+    let result = if matches!(write, Write::DeleteRoom { .. }) {
+        tx.savepoint().and_then(|sp| {
+            apply(&sp, write, history_limit)?;
+            sp.commit()
+        })
+    } else {
+        apply(tx, write, history_limit)
+    };
     result.map_err(|e| {
         tracing::warn!("store: a write failed: {e}");
         StoreError::Sql(e)
@@ -226,58 +241,52 @@ fn apply_one(
 fn apply(conn: &Connection, write: &Write, history_limit: usize) -> rusqlite::Result<()> {
     match write {
         Write::CreateAccount(a) => {
-            conn.execute(
-                "INSERT INTO accounts (name_key, name, password_hash, created_ms) VALUES (?1, ?2, ?3, ?4)",
-                params![a.key, a.name, a.password_hash, a.created_ms as i64],
-            )?;
+            conn.prepare_cached("INSERT INTO accounts (name_key, name, password_hash, created_ms) VALUES (?1, ?2, ?3, ?4)")?.execute(params![a.key, a.name, a.password_hash, a.created_ms as i64])?;
         }
         Write::SetPassword { key, password_hash } => {
-            let changed = conn.execute(
-                "UPDATE accounts SET password_hash = ?2 WHERE name_key = ?1",
-                params![key, password_hash],
-            )?;
+            let changed = conn
+                .prepare_cached("UPDATE accounts SET password_hash = ?2 WHERE name_key = ?1")?
+                .execute(params![key, password_hash])?;
             if changed != 1 {
                 return Err(rusqlite::Error::QueryReturnedNoRows);
             }
         }
         Write::CreateSession(s) => {
-            conn.execute(
-                "INSERT OR REPLACE INTO sessions (token_hash, name_key, expires_ms) VALUES (?1, ?2, ?3)",
-                params![s.token_hash, s.key, s.expires_ms as i64],
-            )?;
+            conn.prepare_cached("INSERT OR REPLACE INTO sessions (token_hash, name_key, expires_ms) VALUES (?1, ?2, ?3)")?.execute(params![s.token_hash, s.key, s.expires_ms as i64])?;
         }
         Write::DeleteSession { token_hash } => {
-            conn.execute(
-                "DELETE FROM sessions WHERE token_hash = ?1",
-                params![token_hash],
-            )?;
+            conn.prepare_cached("DELETE FROM sessions WHERE token_hash = ?1")?
+                .execute(params![token_hash])?;
         }
         Write::DeleteSessionsOf { key } => {
-            conn.execute("DELETE FROM sessions WHERE name_key = ?1", params![key])?;
+            conn.prepare_cached("DELETE FROM sessions WHERE name_key = ?1")?
+                .execute(params![key])?;
         }
         Write::CreateRoom(r) => {
-            conn.execute(
+            conn.prepare_cached(
                 "INSERT INTO rooms (id, title, owner_key, created_ms) VALUES (?1, ?2, ?3, ?4)",
-                params![r.id, r.title, r.owner_key, r.created_ms as i64],
-            )?;
+            )?
+            .execute(params![r.id, r.title, r.owner_key, r.created_ms as i64])?;
         }
         Write::DeleteRoom { id } => {
-            conn.execute("DELETE FROM chats WHERE room_id = ?1", params![id])?;
-            conn.execute("DELETE FROM rooms WHERE id = ?1", params![id])?;
+            conn.prepare_cached("DELETE FROM chats WHERE room_id = ?1")?
+                .execute(params![id])?;
+            conn.prepare_cached("DELETE FROM rooms WHERE id = ?1")?
+                .execute(params![id])?;
         }
         Write::Chat(c) => {
-            conn.execute(
-                "INSERT INTO chats (room_id, seq, time_ms, member, text) VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![c.room_id, c.seq as i64, c.time_ms as i64, c.member, c.text],
-            )?;
+            conn.prepare_cached("INSERT INTO chats (room_id, seq, time_ms, member, text) VALUES (?1, ?2, ?3, ?4, ?5)")?.execute(params![c.room_id, c.seq as i64, c.time_ms as i64, c.member, c.text])?;
             // The history is bounded on disk as in memory: older lines go (every 64th
             // chat, so the trim costs little; the start reads only the newest).
             let keep_from = c.seq.saturating_sub(history_limit as u64);
             if keep_from > 0 && c.seq % TRIM_EVERY == 0 {
-                conn.execute(
-                    "DELETE FROM chats WHERE room_id = ?1 AND seq <= ?2",
-                    params![c.room_id, keep_from as i64],
-                )?;
+                // Best effort: a failed trim leaves older lines for the next one.
+                if let Err(e) = conn
+                    .prepare_cached("DELETE FROM chats WHERE room_id = ?1 AND seq <= ?2")
+                    .and_then(|mut trim| trim.execute(params![c.room_id, keep_from as i64]))
+                {
+                    tracing::warn!("store: trimming a room's history failed: {e}");
+                }
             }
         }
     }
