@@ -45,7 +45,7 @@ run_once() { # mode → one JSON report on stdout
         workers=1
     fi
     launch_server "$TMP/server.log" "${server_pre[@]}" "$SERVER" --port=0 --workers="$workers" \
-        --flood-control=off --max-connections=$((MEMBERS + 100)) || exit 1
+        --flood-control=off --no-store --max-connections=$((MEMBERS + 100)) || exit 1
     "${bench_pre[@]}" "$BENCH" --port="$SERVER_PORT" --format="$FORMAT" --rooms=1 \
         --per-room="$MEMBERS" --rate="$RATE" --duration="$DURATION" --drain=2 \
         --server-pid="$SERVER_PID" --json

@@ -59,7 +59,7 @@ stop_all() {
 }
 
 single() { # BINARY → one bench report on stdout
-    launch_server "$TMP/single.log" "$1" --port=0 --workers="$WORKERS" --flood-control=off || exit 1
+    launch_server "$TMP/single.log" "$1" --port=0 --workers="$WORKERS" --flood-control=off --no-store || exit 1
     PIDS=("$SERVER_PID")
     SERVER_PID=""
     "$BENCH" --port="$SERVER_PORT" --server-pid="${PIDS[0]}" "${FLAGS[@]}"

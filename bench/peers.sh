@@ -228,7 +228,7 @@ start() {
     case $name in
         ours)
             launch_server "$dir/server.log" "$SERVER" --port=0 --workers="$WORKERS" \
-                --flood-control=off --outbound-cap="$SENDQ"
+                --flood-control=off --no-store --outbound-cap="$SENDQ"
             return
             ;;
         inspircd)

@@ -182,7 +182,10 @@ trap 'stop_server cleanup' EXIT
 start_server() {
     local logfile="$1"
     shift
-    launch_server "$logfile" "${SERVER_CPU[@]}" "$SERVER" --port=0 --workers="$WORKERS" "$@"
+    # --no-store: the bench's rooms are guest rooms, with nothing to keep, and several
+    # servers must not share one data directory (bench/durable-history.sh measures
+    # the store).
+    launch_server "$logfile" "${SERVER_CPU[@]}" "$SERVER" --port=0 --workers="$WORKERS" --no-store "$@"
 }
 
 # run_case NAME FORMAT RUN BENCH-FLAGS...: one server, one bench invocation.

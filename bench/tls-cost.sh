@@ -72,7 +72,7 @@ for s in $SCENARIOS; do [[ -n "${FLAGS[$s]:-}" ]] || { log "unknown scenario $s"
 run_once() { # BENCH SCENARIO MODE → one JSON report on stdout
     local bench="$1" scenario="$2" mode="$3" rate="${4:-}" port tls=() status=0 flags
     RUN_NO=$((RUN_NO + 1))
-    launch_server "$TMP/server-$RUN_NO.log" "$SERVER" --port=0 --workers="$WORKERS" --flood-control=off \
+    launch_server "$TMP/server-$RUN_NO.log" "$SERVER" --port=0 --workers="$WORKERS" --flood-control=off --no-store \
         --tls-cert="$TMP/pair/cert.pem" --tls-key="$TMP/pair/key.pem" --tls-port=0 || exit 1
     port="$SERVER_PORT"
     if [[ $mode == tls ]]; then
