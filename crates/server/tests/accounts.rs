@@ -222,6 +222,20 @@ fn account(server: &BinaryServer, format: WireFormat, name: &str) -> Client {
     client
 }
 
+/// Alice (registered with "correct horse") logged in again from a new connection
+/// that opted in to accounts and history.
+fn alice_again(server: &BinaryServer, format: WireFormat) -> Client {
+    let mut alice = server.client(format);
+    hello(&mut alice, &["accounts", "history"]);
+    alice.send(&Request::Login {
+        name: "Alice".into(),
+        password: "correct horse".into(),
+    });
+    alice.expect_system("Alice 으로 로그인했습니다.");
+    alice.expect_system("이름이 Alice 으로 변경되었습니다.");
+    alice
+}
+
 /// A page of history as (sender, text) pairs.
 fn page(client: &mut Client) -> (Vec<(String, String)>, bool) {
     match client.recv() {
@@ -288,14 +302,7 @@ fn a_registered_room_outlives_its_members_and_the_server() {
     let server = sigterm_and_restart(server, &data);
     let mut raw = server.client(WireFormat::Json);
     assert_eq!(raw.rooms(), [room(1, "라운지", &[])]);
-    let mut alice = server.client(WireFormat::Protobuf);
-    hello(&mut alice, &["accounts", "history"]);
-    alice.send(&Request::Login {
-        name: "Alice".into(),
-        password: "correct horse".into(),
-    });
-    alice.expect_system("Alice 으로 로그인했습니다.");
-    alice.expect_system("이름이 Alice 으로 변경되었습니다.");
+    let mut alice = alice_again(&server, WireFormat::Protobuf);
     alice.join(1, "라운지");
     assert_eq!(
         page(&mut alice),
@@ -417,14 +424,7 @@ fn a_kill_9_loses_no_chat_older_than_the_commit_window() {
     assert!(must > 300, "the run was too slow to test anything: {must}");
 
     let server = BinaryServer::start(&[&data.flag()]);
-    let mut alice = server.client(WireFormat::Json);
-    hello(&mut alice, &["accounts", "history"]);
-    alice.send(&Request::Login {
-        name: "Alice".into(),
-        password: "correct horse".into(),
-    });
-    alice.expect_system("Alice 으로 로그인했습니다.");
-    alice.expect_system("이름이 Alice 으로 변경되었습니다.");
+    let mut alice = alice_again(&server, WireFormat::Json);
     alice.join(1, "기록");
     // The entry page holds the newest 50; then everything, 200 at a time.
     let (entry_page, _) = page(&mut alice);
