@@ -52,6 +52,8 @@ fn entry_sends_the_recent_chats_and_chats_carry_numbers(format: WireFormat) {
     for text in ["하나", "둘", "셋"] {
         plain.chat(text);
     }
+    // A barrier: the three are taken (and kept) before anyone else asks.
+    plain.expect_silence();
     let mut timed = server.client(format);
     hello(&mut timed, &["history"]);
     timed.send(&Request::JoinRoom { room_id: 1 });
