@@ -767,11 +767,8 @@ fn metrics_show_the_cluster_s_view() {
     alice.chat("one");
     alice.expect_silence();
     let addr = {
-        let log = node.stderr.lock().unwrap();
-        let at = log
-            .find("metrics on http://")
-            .expect("the metrics address is logged")
-            + "metrics on http://".len();
+        let log = node.log_line("metrics on http://");
+        let at = log.find("metrics on http://").unwrap() + "metrics on http://".len();
         log[at..].split('/').next().unwrap().to_owned()
     };
     let deadline = Instant::now() + TIMEOUT;
@@ -908,11 +905,8 @@ fn a_web_client_on_one_node_chats_with_a_tcp_client_on_another() {
     ]);
     let b = redis.node();
     let web = {
-        let log = a.stderr.lock().unwrap();
-        let at = log
-            .find("web client on http://")
-            .expect("the web address is logged")
-            + "web client on http://".len();
+        let log = a.log_line("web client on http://");
+        let at = log.find("web client on http://").unwrap() + "web client on http://".len();
         log[at..].split('/').next().unwrap().to_owned()
     };
     let stream = std::net::TcpStream::connect(&web).unwrap();

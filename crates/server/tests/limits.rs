@@ -178,8 +178,7 @@ fn out_of_descriptors_refuses_cleanly_and_recovers() {
     assert_eq!(served.len() + refused, 60);
 
     // The refusals were logged, and the process is idle now: no accept loop spinning.
-    let log = server.stderr.lock().unwrap().clone();
-    assert!(log.contains("NoDescriptors"), "no refusal logged:\n{log}");
+    server.log_line("NoDescriptors");
     let before = cpu_ticks(server.pid());
     let idle = Instant::now();
     for client in &mut served {

@@ -154,6 +154,8 @@ pub(crate) struct BinaryServer {
     /// Everything the process wrote to stderr so far (drained by a thread, so the
     /// server never blocks on a full pipe).
     pub(crate) stderr: Arc<Mutex<String>>,
+    /// Set by that thread once the pipe is closed: the log is complete.
+    log_complete: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl BinaryServer {
@@ -199,6 +201,8 @@ impl BinaryServer {
         let (addr_tx, addr_rx) = mpsc::channel();
         let pipe = child.stderr.take().unwrap();
         let log = Arc::clone(&stderr);
+        let log_complete = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let complete = Arc::clone(&log_complete);
         thread::spawn(move || {
             let mut addr_tx = Some(addr_tx);
             for line in BufReader::new(pipe).lines() {
@@ -213,6 +217,7 @@ impl BinaryServer {
                 log.push_str(&line);
                 log.push('\n');
             }
+            complete.store(true, std::sync::atomic::Ordering::Release);
         });
         let addr = match addr_rx.recv_timeout(TIMEOUT) {
             Ok(addr) => addr,
@@ -229,6 +234,7 @@ impl BinaryServer {
             child,
             addr,
             stderr,
+            log_complete,
         }
     }
 
@@ -279,12 +285,18 @@ impl BinaryServer {
             .count()
     }
 
-    /// Waits (bounded) for the process to exit and returns its status. Polls
-    /// `try_wait`: std offers no blocking wait with a timeout.
+    /// Waits (bounded) for the process to exit and returns its status, once
+    /// everything it logged is in [`BinaryServer::stderr`]. Polls `try_wait`: std
+    /// offers no blocking wait with a timeout.
     pub(crate) fn wait_for_exit(&mut self) -> ExitStatus {
         let deadline = Instant::now() + TIMEOUT;
         loop {
             if let Some(status) = self.child.try_wait().expect("try_wait") {
+                // The log thread may still be reading the last lines from the pipe.
+                while !self.log_complete.load(std::sync::atomic::Ordering::Acquire) {
+                    assert!(Instant::now() < deadline, "the log pipe never closed");
+                    thread::sleep(Duration::from_millis(5));
+                }
                 return status;
             }
             assert!(
