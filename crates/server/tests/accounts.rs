@@ -581,3 +581,80 @@ fn a_token_logs_in_again_until_logout_or_a_new_password() {
     last.expect_system("Alice 으로 로그인했습니다.");
     last.expect_system("이름이 Alice 으로 변경되었습니다.");
 }
+
+/// A disk that fails at run time — here the process's file size limit, which makes
+/// every write past it fail as a full disk would (EFBIG) — keeps the chat going,
+/// refuses a registration with a clear text, and shows in the log and the metrics.
+#[test]
+fn a_failing_disk_keeps_the_chat_going_and_refuses_registrations() {
+    use std::os::unix::process::CommandExt;
+    const LIMIT: u64 = 256 * 1024;
+    let data = DataDir::new("full");
+    let server = BinaryServer::start_with(
+        &[
+            &data.flag(),
+            "--metrics=127.0.0.1:0",
+            "--commit-window-ms=5",
+        ],
+        |command| {
+            // SAFETY: only async-signal-safe calls between fork and exec.
+            unsafe {
+                command.pre_exec(|| {
+                    let limit = libc::rlimit {
+                        rlim_cur: LIMIT,
+                        rlim_max: LIMIT,
+                    };
+                    if libc::setrlimit(libc::RLIMIT_FSIZE, &limit) != 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    // A write past the limit then fails instead of killing the
+                    // process (an ignored signal stays ignored across exec).
+                    libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+                    Ok(())
+                });
+            }
+        },
+    );
+    let metrics: std::net::SocketAddr = {
+        let line = server.log_line("metrics on http://");
+        let at = line.find("metrics on http://").unwrap() + "metrics on http://".len();
+        line[at..].split('/').next().unwrap().parse().unwrap()
+    };
+    let mut alice = account(&server, WireFormat::Json, "Alice");
+    alice.create("방");
+    alice.expect_system(REGISTERED_ROOM_1);
+    let mut bob = server.client(WireFormat::Protobuf);
+    bob.join(1, "방");
+    alice.expect_system(&entered(&bob.default_name()));
+    // Chats of a registered room are written to the store until the file cannot
+    // grow; every one of them still reaches bob.
+    let text = "가".repeat(300);
+    let mut sent = 0;
+    loop {
+        for _ in 0..50 {
+            alice.chat(&text);
+            bob.expect_chat("Alice", &text);
+            sent += 1;
+        }
+        let (_, page) = http_get(metrics, "/metrics");
+        if metric(&page, "chat_store_failing") == 1 {
+            assert!(metric(&page, "chat_store_write_failures_total") > 0);
+            break;
+        }
+        assert!(
+            sent < 5_000,
+            "{sent} chats of 900 bytes and the store never failed"
+        );
+    }
+    server.log_line("store: commit failed");
+    // A registration is refused with a text; the chat goes on.
+    let mut carol = server.client(WireFormat::Json);
+    hello(&mut carol, &["accounts"]);
+    carol.set_name("Carol");
+    carol.send(&Request::Register {
+        password: "correct horse".into(),
+    });
+    carol.expect_system("지금은 요청을 처리할 수 없습니다. 잠시 후 다시 시도해 주세요.");
+    alice.chat("아직 들려요?");
+    bob.expect_chat("Alice", "아직 들려요?");
+}
