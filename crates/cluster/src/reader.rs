@@ -60,16 +60,12 @@ pub(crate) fn run<M: Mailbox>(shared: Arc<Shared<M>>) {
         // no clock skew between nodes and Redis matters.)
         let half = shared.config.retention / 2;
         let last_read = *lock(&shared.log_read_at);
-        if (last_read.elapsed() > half || behind_since.is_some_and(|t| t.elapsed() > half))
-            && !shared.needs_snapshot.load(Ordering::Acquire)
-        {
+        if last_read.elapsed() > half || behind_since.is_some_and(|t| t.elapsed() > half) {
             behind_since = None;
-            tracing::warn!(
-                "cluster: the log reader was away or behind for half the log's retention; resynchronising"
+            resync(
+                &shared,
+                "the log reader was away or behind for half the log's retention",
             );
-            bump(&shared.stats.resyncs);
-            shared.reset_members();
-            shared.needs_snapshot.store(true, Ordering::Release);
         }
         if shared.needs_snapshot.load(Ordering::Acquire) {
             match load_snapshot(&shared, link) {
@@ -123,6 +119,19 @@ pub(crate) fn run<M: Mailbox>(shared: Arc<Shared<M>>) {
             }
         }
     }
+}
+
+/// Starts over from a snapshot (once: a resync already asked for is not asked again),
+/// saying `why`: this node's members are taken out and told (`Shared::reset_members`).
+fn resync<M: Mailbox>(shared: &Shared<M>, why: &str) {
+    if shared.needs_snapshot.load(Ordering::Acquire) {
+        return;
+    }
+    tracing::warn!("cluster: {why}; resynchronising");
+    bump(&shared.stats.resyncs);
+    // Members out first, then the snapshot: the one loaded must not still hold them.
+    shared.reset_members();
+    shared.needs_snapshot.store(true, Ordering::Release);
 }
 
 /// `XREAD` of what follows the replica's position, [`READ_COUNT`] entries at most,
@@ -229,10 +238,24 @@ pub(crate) fn apply_reply<M: Mailbox>(
         .unwrap_or(&[]);
     // The log is known to be read up to when the read was asked, not when its reply
     // was taken: a node stopped while a read was under way (SIGSTOP, a stalled VM)
-    // must count the stop as time away, or it would carry on past entries trimmed
-    // meanwhile. (A read's own wait, at most BLOCK_MS, is far below half the
-    // retention.)
-    *lock(&shared.log_read_at) = asked_at;
+    // must count the stop as time away. And a read asked more than half the
+    // retention after the one before (reads are asked at least every BLOCK_MS while
+    // the node runs) means the node was away in between, whichever thread notices
+    // first: entries it has not read may be trimmed, so it resynchronises instead of
+    // applying what follows a gap it cannot see.
+    {
+        let mut read_at = lock(&shared.log_read_at);
+        let away = asked_at.saturating_duration_since(*read_at);
+        *read_at = (*read_at).max(asked_at);
+        if away > shared.config.retention / 2 {
+            drop(read_at);
+            resync(
+                shared,
+                "the node did not read the log for half its retention",
+            );
+            return 0;
+        }
+    }
     let node = shared.node();
     let mut last = None;
     let mut evicted = Vec::new();
