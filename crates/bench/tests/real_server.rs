@@ -19,7 +19,12 @@ use clap::Parser;
 /// Runs `f` against a fresh server, then shuts the server down and checks it exits
 /// cleanly.
 fn with_server<T>(f: impl FnOnce(SocketAddr) -> T) -> T {
-    let server = Server::bind(ServerConfig::local(2)).expect("bind");
+    with_config(ServerConfig::local(2), f)
+}
+
+/// [`with_server`] with the server configured by `config`.
+fn with_config<T>(config: ServerConfig, f: impl FnOnce(SocketAddr) -> T) -> T {
+    let server = Server::bind(config).expect("bind");
     let addr = server.local_addr();
     let stop = server.shutdown_handle();
     let thread = std::thread::spawn(move || server.run());
@@ -344,17 +349,7 @@ fn with_store_server<T>(dir: &Path, f: impl FnOnce(SocketAddr) -> T) -> T {
         }),
         ..ServerConfig::local(2)
     };
-    let server = Server::bind(config).expect("bind with a store");
-    let addr = server.local_addr();
-    let stop = server.shutdown_handle();
-    let thread = std::thread::spawn(move || server.run());
-    let out = f(addr);
-    stop.shutdown();
-    thread
-        .join()
-        .expect("server thread panicked")
-        .expect("server run failed");
-    out
+    with_config(config, f)
 }
 
 /// A blocking JSON client, enough to read back a room's history.

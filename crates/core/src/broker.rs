@@ -148,8 +148,9 @@ pub trait RoomKeeper: Send + Sync {
     fn registered(&self, room: RoomId, title: &str, owner: &str);
     /// Room `room` is registered no more: forget it and its history.
     fn unregistered(&self, room: RoomId);
-    /// A chat in registered room `room`, as its history keeps it.
-    fn chat(&self, room: RoomId, line: &ChatLine);
+    /// A chat in registered room `room`, as its history keeps it (handed over: the
+    /// keeper turns it into its own record without copying its texts again).
+    fn chat(&self, room: RoomId, line: ChatLine);
 }
 
 /// A registered room as a store kept it, for a broker to start with.

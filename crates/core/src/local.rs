@@ -304,7 +304,7 @@ impl<M: Mailbox> MessageBroker<M> for LocalBroker<M> {
             .ok_or(BrokerError::NoSuchRoom)?;
         // A registered room's chat is kept for good, as its history keeps it (none
         // with `--history=0`).
-        if let (Some(keeper), Some(line), Some(_)) = (&self.keeper, &chatted.line, state.owner())
+        if let (Some(keeper), Some(line), Some(_)) = (&self.keeper, chatted.line, state.owner())
             && self.history.lines > 0
         {
             keeper.chat(room, line);
@@ -480,7 +480,7 @@ mod tests {
         fn unregistered(&self, room: RoomId) {
             lock(&self.0).push(format!("gone {room}"));
         }
-        fn chat(&self, room: RoomId, line: &ChatLine) {
+        fn chat(&self, room: RoomId, line: ChatLine) {
             lock(&self.0).push(format!("chat {room} #{} {}", line.seq, line.text));
         }
     }

@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use chat_core::{BrokerStat, ChatLine, KeptRoom, RoomId, RoomKeeper};
-use chat_store::{ChatRecord, RegisteredRoom, Snapshot, Store, Write};
+use chat_store::{ChatRecord, RegisteredRoom, Store, Write};
 
 /// See the module doc.
 pub(crate) struct StoreRooms {
@@ -50,39 +50,45 @@ impl RoomKeeper for StoreRooms {
         self.store.submit(Write::DeleteRoom { id: room }, None);
     }
 
-    fn chat(&self, room: RoomId, line: &ChatLine) {
+    fn chat(&self, room: RoomId, line: ChatLine) {
+        let ChatLine {
+            seq,
+            time_ms,
+            member,
+            text,
+        } = line;
         self.store.submit(
             Write::Chat(ChatRecord {
                 room_id: room,
-                seq: line.seq,
-                time_ms: line.time_ms,
-                member: line.member.clone(),
-                text: line.text.clone(),
+                seq,
+                time_ms,
+                member,
+                text,
             }),
             None,
         );
     }
 }
 
-/// The registered rooms of `snapshot`, each with its chats, for the broker.
-pub(crate) fn kept_rooms(snapshot: &Snapshot) -> Vec<KeptRoom> {
+/// The registered rooms a store kept, each with its chats (`chats` as
+/// `Snapshot::chats` holds them), for the broker.
+pub(crate) fn kept_rooms(rooms: Vec<RegisteredRoom>, chats: Vec<ChatRecord>) -> Vec<KeptRoom> {
     let mut history: HashMap<i64, Vec<ChatLine>> = HashMap::new();
-    for chat in &snapshot.chats {
+    for chat in chats {
         history.entry(chat.room_id).or_default().push(ChatLine {
             seq: chat.seq,
             time_ms: chat.time_ms,
-            member: chat.member.clone(),
-            text: chat.text.clone(),
+            member: chat.member,
+            text: chat.text,
         });
     }
-    snapshot
-        .rooms
-        .iter()
+    rooms
+        .into_iter()
         .map(|room| KeptRoom {
-            id: room.id,
-            title: room.title.clone(),
-            owner: room.owner_key.clone(),
             history: history.remove(&room.id).unwrap_or_default(),
+            id: room.id,
+            title: room.title,
+            owner: room.owner_key,
         })
         .collect()
 }

@@ -92,7 +92,7 @@ impl Server {
             store.path().display()
         );
         let store = Arc::new(store);
-        let kept = kept_rooms(&snapshot);
+        let kept = kept_rooms(snapshot.rooms, snapshot.chats);
         let accounts = LocalAccounts::new(Arc::clone(&store), snapshot.accounts, snapshot.sessions);
         let broker = rooms
             .with_kept_rooms(kept)
