@@ -185,11 +185,6 @@ impl<K: Copy + Eq, M: Mailbox> Room<K, M> {
         &self.members
     }
 
-    /// Whether it has no members.
-    pub fn is_empty(&self) -> bool {
-        self.members.is_empty()
-    }
-
     /// Whether it must be deleted: it has no members and is not registered (an
     /// unregistered room with no members does not exist).
     pub fn is_gone(&self) -> bool {
@@ -496,7 +491,7 @@ mod tests {
         );
         assert_eq!(room.info(7).members, ["z"]);
         room.leave(1, Leaving::Disconnected, &mut out);
-        assert!(room.is_empty());
+        assert!(room.is_gone(), "no members and not registered");
         assert!(got(&a).is_empty(), "a disconnected member is told nothing");
     }
 
