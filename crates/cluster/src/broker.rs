@@ -19,16 +19,18 @@
 //! delivers under a room lock instead; see `chat_core::broker` for the contract both
 //! keep).
 
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::sync::{Arc, OnceLock, Weak};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use chat_core::{
-    BrokerError, BrokerStat, ClientId, Encoded, Fanout, Leaving, Listing, Mailbox, Member,
-    MessageBroker, Recipient, Reply, RoomId, Transport,
+    AccountBackend, AccountRecord, AccountSink, BrokerError, BrokerStat, ClientId, Encoded, Fanout,
+    Leaving, Listing, Mailbox, Member, MessageBroker, Recipient, Reply, RoomId, TokenRecord,
+    Transport, Unregistered,
 };
 
+use crate::accounts::{self, ClusterAccounts};
 use crate::commands;
 use crate::config::ClusterConfig;
 use crate::control;
@@ -48,6 +50,10 @@ pub struct ClusterBroker<M> {
     /// This node's clients that are pushed the room list when it changes (the
     /// listing is the replica's, the same on every node).
     watch: chat_core::ListingWatch<M>,
+    /// The accounts (the transport's, kept in Redis through [`Self::account_keeper`]).
+    accounts: Option<Arc<dyn AccountBackend<M>>>,
+    /// Writes accounts to Redis, once asked for.
+    keeper: OnceLock<Arc<ClusterAccounts<M>>>,
 }
 
 impl<M> std::fmt::Debug for ClusterBroker<M> {
@@ -101,7 +107,41 @@ impl<M: Mailbox> ClusterBroker<M> {
             threads: std::sync::Mutex::new(Vec::new()),
             control: std::sync::Mutex::new(Some(connection)),
             watch: chat_core::ListingWatch::default(),
+            accounts: None,
+            keeper: OnceLock::new(),
         })
+    }
+
+    /// Where this node's accounts are to be kept: Redis, shared by every node.
+    pub fn account_keeper(&self) -> Arc<ClusterAccounts<M>> {
+        Arc::clone(
+            self.keeper
+                .get_or_init(|| ClusterAccounts::new(Arc::clone(&self.shared))),
+        )
+    }
+
+    /// Every account and login token Redis keeps now, to start the accounts with
+    /// (before [`MessageBroker::start`]: changes after this are in the log, which
+    /// the reader follows from before it).
+    pub fn kept_accounts(&self) -> Result<(Vec<AccountRecord>, Vec<TokenRecord>), String> {
+        let mut control = lock(&self.control);
+        let link = control
+            .as_mut()
+            .ok_or_else(|| "the cluster is running already".to_owned())?;
+        accounts::fetch(&self.shared, link).map_err(|e| format!("cannot read the accounts: {e}"))
+    }
+
+    /// The same broker, offering `accounts` (the `accounts` extension), which are
+    /// told through `sink` of every change the log brings (the same object, as the
+    /// trait it is told through; weak, as it holds this node's keeper).
+    pub fn with_accounts(
+        mut self,
+        accounts: Arc<dyn AccountBackend<M>>,
+        sink: Weak<dyn AccountSink>,
+    ) -> Self {
+        self.accounts = Some(accounts);
+        self.shared.set_account_sink(sink);
+        self
     }
 
     /// This node's id in the cluster now.
@@ -197,6 +237,7 @@ impl<M: Mailbox> MessageBroker<M> for ClusterBroker<M> {
             client: creator.id,
             name: creator.name.to_owned(),
             title: title.to_owned(),
+            owner: creator.account.map(str::to_owned),
         };
         self.enter(creator, 0, kind)
     }
@@ -272,13 +313,21 @@ impl<M: Mailbox> MessageBroker<M> for ClusterBroker<M> {
             node: self.shared.node(),
             client: sender.id,
         };
-        let members = lock(&self.shared.replica)
-            .members_if_in(room, id)
-            .ok_or(BrokerError::NoSuchRoom)?;
+        let (members, kept) = {
+            let replica = lock(&self.shared.replica);
+            let members = replica
+                .members_if_in(room, id)
+                .ok_or(BrokerError::NoSuchRoom)?;
+            // A registered room's chats are kept in Redis too (unless `--history=0`
+            // keeps none anywhere).
+            let kept = replica.is_registered(room) && self.shared.config.history.lines > 0;
+            (members, kept)
+        };
         let kind = OpKind::Chat {
             client: sender.id,
             room,
             text: text.to_owned(),
+            kept,
         };
         let boxed = Recipient {
             mailbox: Arc::clone(sender.mailbox),
@@ -331,6 +380,7 @@ impl<M: Mailbox> MessageBroker<M> for ClusterBroker<M> {
         let kind = OpKind::Claim {
             client: member.id,
             key: key.to_owned(),
+            account: member.account.map(str::to_owned),
         };
         let then = Then::Claim {
             client: member.id,
@@ -351,6 +401,27 @@ impl<M: Mailbox> MessageBroker<M> for ClusterBroker<M> {
     /// applied later, as an orphan).
     fn abandon(&self, id: ClientId) {
         self.shared.abandon(id);
+    }
+
+    fn delete_room(
+        &self,
+        room: RoomId,
+        owner: &str,
+        to: &Arc<M>,
+        _out: &mut Fanout<M>,
+    ) -> Reply<Unregistered> {
+        let kind = OpKind::DeleteRoom {
+            room,
+            owner: owner.to_owned(),
+        };
+        match self.call(kind, to, Then::Nothing) {
+            Reply::Done(outcome) => Reply::Done(outcome.map(Unregistered::from_completion)),
+            Reply::Pending => Reply::Pending,
+        }
+    }
+
+    fn accounts(&self) -> Option<&dyn AccountBackend<M>> {
+        self.accounts.as_deref()
     }
 
     fn room_count(&self) -> usize {
@@ -384,6 +455,9 @@ impl<M: Mailbox> MessageBroker<M> for ClusterBroker<M> {
             "cluster-timer",
             Box::new(move || Self::run_timer(&shared)),
         ));
+        if let Some(keeper) = self.keeper.get() {
+            keeper.start();
+        }
         let shared = Arc::clone(&self.shared);
         let connection = lock(&self.control).take();
         threads.extend(spawn(
@@ -394,6 +468,10 @@ impl<M: Mailbox> MessageBroker<M> for ClusterBroker<M> {
 
     fn stop(&self) {
         let shared = &self.shared;
+        // Accounts' writes queued so far go out first, while Redis is in reach.
+        if let Some(keeper) = self.keeper.get() {
+            keeper.stop();
+        }
         shared.ops.close();
         shared.stopping.store(true, Ordering::Release);
         let threads: Vec<JoinHandle<()>> = lock(&self.threads).drain(..).collect();

@@ -236,7 +236,12 @@ fn exchange<M: Mailbox>(
 fn command<M>(shared: &Shared<M>, op: &Op<M>) -> redis::Cmd {
     let (scripts, prefix, seq, node) = (&shared.scripts, shared.prefix.as_str(), op.seq, op.node);
     match &op.kind {
-        OpKind::Chat { client, room, text } => {
+        OpKind::Chat {
+            client,
+            room,
+            text,
+            kept: false,
+        } => {
             let mut cmd = redis::cmd("XADD");
             cmd.arg(format!("{prefix}:log"))
                 .arg("*")
@@ -244,13 +249,37 @@ fn command<M>(shared: &Shared<M>, op: &Op<M>) -> redis::Cmd {
                 .arg(entry::chat(node, seq, *client, *room, text));
             cmd
         }
+        OpKind::Chat {
+            client,
+            room,
+            text,
+            kept: true,
+        } => {
+            let mut cmd = scripts.chat_kept.call(prefix, node, seq);
+            cmd.arg(entry::chat(node, seq, *client, *room, text))
+                .arg(room)
+                .arg(client)
+                .arg(text)
+                .arg(shared.config.history.lines.max(1));
+            cmd
+        }
         OpKind::Create {
             client,
             name,
             title,
+            owner,
         } => {
             let mut cmd = scripts.create.call(prefix, node, seq);
-            cmd.arg(client).arg(name).arg(title).arg(MAX_ROOM_ID);
+            cmd.arg(client)
+                .arg(name)
+                .arg(title)
+                .arg(MAX_ROOM_ID)
+                .arg(owner.as_deref().unwrap_or(""));
+            cmd
+        }
+        OpKind::DeleteRoom { room, owner } => {
+            let mut cmd = scripts.delete_room.call(prefix, node, seq);
+            cmd.arg(room).arg(owner);
             cmd
         }
         OpKind::Join { client, room, name } => {
@@ -274,9 +303,16 @@ fn command<M>(shared: &Shared<M>, op: &Op<M>) -> redis::Cmd {
             cmd.arg(client).arg(room).arg(name);
             cmd
         }
-        OpKind::Claim { client, key } => {
+        OpKind::Claim {
+            client,
+            key,
+            account,
+        } => {
             let mut cmd = scripts.claim.call(prefix, node, seq);
-            cmd.arg(client).arg(key).arg("0");
+            cmd.arg(client)
+                .arg(key)
+                .arg("0")
+                .arg(account.as_deref().unwrap_or(""));
             cmd
         }
         OpKind::Release { client } => {
@@ -303,6 +339,7 @@ fn answer<M: Mailbox>(shared: &Shared<M>, op: Op<M>, reply: &Value) {
             }
         }
         "nosuch" => Err(BrokerError::NoSuchRoom),
+        "notowner" => Err(BrokerError::NotOwner),
         "taken" => Err(BrokerError::NameTaken),
         "exhausted" => Err(BrokerError::RoomIdsExhausted),
         // Fenced, or a new claim while names are being re-claimed after Redis lost

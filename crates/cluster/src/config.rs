@@ -31,11 +31,15 @@ pub struct ClusterConfig {
     /// Redis CPU under a trickle of chats (see BENCHMARKS.md); zero sends and reads
     /// as soon as possible.
     pub batch_window: Duration,
+    /// How much of each room's chats a node keeps in memory, and how many chats of
+    /// a registered room Redis keeps (`--history`).
+    pub history: chat_core::HistoryLimit,
 }
 
 impl ClusterConfig {
     /// The defaults for `url`: no node name, prefix `chat`, 1 s heartbeat, 3 s time
-    /// to live, 60 s of log, 800 ms per command, 1 ms batch window.
+    /// to live, 60 s of log, 800 ms per command, 1 ms batch window, the core's
+    /// default history.
     pub fn new(url: impl Into<String>) -> Self {
         ClusterConfig {
             url: url.into(),
@@ -46,6 +50,7 @@ impl ClusterConfig {
             retention: Duration::from_secs(60),
             op_timeout: Duration::from_millis(800),
             batch_window: Duration::from_millis(1),
+            history: chat_core::HistoryLimit::default(),
         }
     }
 

@@ -8,14 +8,20 @@
 //! kind ␟ writer ␟ seq ␟ member-node ␟ member-client ␟ room ␟ rest
 //! ```
 //!
-//! * `kind`: `n` created, `j` joined, `l` left, `r` renamed, `c` chat, `x` node gone.
+//! * `kind`: `n` created, `N` created registered, `j` joined, `l` left, `r`
+//!   renamed, `c` chat, `d` given up by its owner, `x` node gone; and about
+//!   accounts (member and room 0): `a` registered, `p` new password, `t` token
+//!   handed out, `u` token ended.
 //! * `writer` and `seq`: the node that wrote it and that node's number for the
 //!   operation (0 for entries written on another node's behalf, by the reaper). A
 //!   node's operations travel in order on one connection, so its numbers only grow
 //!   along the log; a number at or below the last one seen from that writer is a
 //!   resend after a lost connection and is skipped (exactly once, not at least once).
-//! * `rest`: `n` name ␟ title; `j` name; `l` `1` if the member gets its own notice;
-//!   `r` the new name; `c` the text; `x` nothing.
+//! * `rest`: `n` name ␟ title; `N` name ␟ owner's key ␟ title; `j` name; `l` `1` if
+//!   the member gets its own notice; `r` the new name; `c` the text; `d` `1` if the
+//!   room was deleted (`0`: it lasts until its last member leaves); `x` nothing;
+//!   `a` key ␟ name ␟ password hash ␟ created ms; `p` key ␟ password hash; `t`
+//!   token hash ␟ key ␟ expires ms; `u` token hash.
 //!
 //! The free text (title, chat text) is always last, so a separator inside it is
 //! harmless; names are validated and never contain one. One field rather than seven
@@ -23,7 +29,7 @@
 //!
 //! This module only encodes and decodes; it never touches Redis.
 
-use chat_core::{ClientId, RoomId};
+use chat_core::{AccountRecord, ClientId, RoomId, TokenRecord};
 
 /// The separator between parts.
 pub(crate) const SEP: char = '\u{1f}';
@@ -39,11 +45,36 @@ pub(crate) struct MemberId {
 /// One room event as the log carries it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Event<'a> {
-    Created { name: &'a str, title: &'a str },
-    Joined { name: &'a str },
-    Left { notify_self: bool },
-    Renamed { name: &'a str },
-    Chat { text: &'a str },
+    Created {
+        name: &'a str,
+        title: &'a str,
+        /// The account it is registered to, if any.
+        owner: Option<&'a str>,
+    },
+    GivenUp {
+        deleted: bool,
+    },
+    Account(AccountRecord),
+    Password {
+        key: &'a str,
+        hash: &'a str,
+    },
+    Token(TokenRecord),
+    TokenGone {
+        hash: &'a str,
+    },
+    Joined {
+        name: &'a str,
+    },
+    Left {
+        notify_self: bool,
+    },
+    Renamed {
+        name: &'a str,
+    },
+    Chat {
+        text: &'a str,
+    },
     NodeGone,
 }
 
@@ -72,8 +103,46 @@ impl<'a> Entry<'a> {
         let event = match kind {
             "n" => {
                 let (name, title) = rest.split_once(SEP)?;
-                Event::Created { name, title }
+                Event::Created {
+                    name,
+                    title,
+                    owner: None,
+                }
             }
+            "N" => {
+                let (name, rest) = rest.split_once(SEP)?;
+                let (owner, title) = rest.split_once(SEP)?;
+                Event::Created {
+                    name,
+                    title,
+                    owner: Some(owner),
+                }
+            }
+            "d" => Event::GivenUp {
+                deleted: rest == "1",
+            },
+            "a" => {
+                let mut parts = rest.splitn(4, SEP);
+                Event::Account(AccountRecord {
+                    key: parts.next()?.to_owned(),
+                    name: parts.next()?.to_owned(),
+                    password_hash: parts.next()?.to_owned(),
+                    created_ms: parts.next()?.parse().ok()?,
+                })
+            }
+            "p" => {
+                let (key, hash) = rest.split_once(SEP)?;
+                Event::Password { key, hash }
+            }
+            "t" => {
+                let mut parts = rest.splitn(3, SEP);
+                Event::Token(TokenRecord {
+                    token_hash: parts.next()?.to_owned(),
+                    key: parts.next()?.to_owned(),
+                    expires_ms: parts.next()?.parse().ok()?,
+                })
+            }
+            "u" => Event::TokenGone { hash: rest },
             "j" => Event::Joined { name: rest },
             "l" => Event::Left {
                 notify_self: rest == "1",
@@ -117,6 +186,31 @@ impl StreamId {
     }
 }
 
+impl StreamId {
+    /// The stamp of the chat at this place in the log: its time, and a number the
+    /// same on every node (milliseconds then sequence, packed), so a registered
+    /// room's history read back from Redis numbers its lines as they were sent live.
+    pub(crate) fn stamp(self) -> chat_core::room::Stamp {
+        chat_core::room::Stamp {
+            time_ms: self.ms,
+            seq: Some((self.ms << 20) | self.seq.min((1 << 20) - 1)),
+        }
+    }
+}
+
+/// A registered room's history line as `scripts::CHAT_KEPT` keeps it (`stream id ␟
+/// name ␟ text`), or `None` if malformed.
+pub(crate) fn history_line(kept: &str) -> Option<chat_core::ChatLine> {
+    let mut parts = kept.splitn(3, SEP);
+    let stamp = StreamId::parse(parts.next()?)?.stamp();
+    Some(chat_core::ChatLine {
+        seq: stamp.seq?,
+        time_ms: stamp.time_ms,
+        member: parts.next()?.to_owned(),
+        text: parts.next()?.to_owned(),
+    })
+}
+
 impl std::fmt::Display for StreamId {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}-{}", self.ms, self.seq)
@@ -151,9 +245,47 @@ mod tests {
             created.event,
             Event::Created {
                 name: "bob",
-                title: "my room"
+                title: "my room",
+                owner: None,
             }
         );
+        let kept =
+            Entry::parse("N\u{1f}1\u{1f}2\u{1f}1\u{1f}5\u{1f}3\u{1f}bob\u{1f}bob\u{1f}a\u{1f}b")
+                .unwrap();
+        assert_eq!(
+            kept.event,
+            Event::Created {
+                name: "bob",
+                title: "a\u{1f}b",
+                owner: Some("bob"),
+            }
+        );
+        let account = Entry::parse(
+            "a\u{1f}1\u{1f}0\u{1f}0\u{1f}0\u{1f}0\u{1f}bob\u{1f}Bob\u{1f}$argon2id$v=19$x\u{1f}17",
+        )
+        .unwrap();
+        assert_eq!(
+            account.event,
+            Event::Account(AccountRecord {
+                key: "bob".into(),
+                name: "Bob".into(),
+                password_hash: "$argon2id$v=19$x".into(),
+                created_ms: 17,
+            })
+        );
+        let token = Entry::parse("t\u{1f}1\u{1f}0\u{1f}0\u{1f}0\u{1f}0\u{1f}ab12\u{1f}bob\u{1f}99")
+            .unwrap();
+        assert_eq!(
+            token.event,
+            Event::Token(TokenRecord {
+                token_hash: "ab12".into(),
+                key: "bob".into(),
+                expires_ms: 99,
+            })
+        );
+        let given_up = Entry::parse("d\u{1f}1\u{1f}4\u{1f}1\u{1f}0\u{1f}3\u{1f}1").unwrap();
+        assert_eq!(given_up.event, Event::GivenUp { deleted: true });
+        assert!(Entry::parse("a\u{1f}1\u{1f}0\u{1f}0\u{1f}0\u{1f}0\u{1f}bob\u{1f}Bob").is_none());
         let left = Entry::parse("l\u{1f}9\u{1f}0\u{1f}1\u{1f}5\u{1f}3\u{1f}0").unwrap();
         assert_eq!(left.event, Event::Left { notify_self: false });
         assert_eq!(left.member, MemberId { node: 1, client: 5 });

@@ -22,6 +22,8 @@
 //!   the last applied entry, applied through `chat_core::Room` (the same room rules
 //!   as a single node), with no I/O.
 //! * `control.rs` — heartbeat, reaper, reset.
+//! * `accounts.rs` — accounts and login tokens in Redis: [`ClusterAccounts`] writes
+//!   them (the server's accounts' keeper); the log tells every node.
 //! * `shared.rs` — what those threads share, and how an awaited outcome is settled
 //!   (exactly once: by the reader, the command thread or the timer thread);
 //!   `config.rs` — [`ClusterConfig`]; `sync.rs` — the lock and counter helpers.
@@ -34,6 +36,7 @@
 
 #![forbid(unsafe_code)]
 
+mod accounts;
 mod broker;
 mod commands;
 mod config;
@@ -55,5 +58,6 @@ mod sync;
 mod test_support;
 mod values;
 
+pub use accounts::ClusterAccounts;
 pub use broker::ClusterBroker;
 pub use config::ClusterConfig;

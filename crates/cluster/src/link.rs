@@ -19,6 +19,7 @@ pub(crate) enum Role {
     Commands,
     Reader,
     Control,
+    Accounts,
 }
 
 /// One script: its source (for `SCRIPT LOAD`) and its hash (for `EVALSHA`).
@@ -58,6 +59,12 @@ pub(crate) struct Scripts {
     pub(crate) beat: Lua,
     pub(crate) reap: Lua,
     pub(crate) snapshot: Lua,
+    pub(crate) delete_room: Lua,
+    pub(crate) chat_kept: Lua,
+    pub(crate) account_create: Lua,
+    pub(crate) password: Lua,
+    pub(crate) token_add: Lua,
+    pub(crate) token_del: Lua,
 }
 
 impl Scripts {
@@ -73,10 +80,16 @@ impl Scripts {
             beat: Lua::new(scripts::BEAT),
             reap: Lua::new(scripts::REAP),
             snapshot: Lua::new(scripts::SNAPSHOT),
+            delete_room: Lua::new(scripts::DELETE_ROOM),
+            chat_kept: Lua::new(scripts::CHAT_KEPT),
+            account_create: Lua::new(scripts::ACCOUNT_CREATE),
+            password: Lua::new(scripts::PASSWORD),
+            token_add: Lua::new(scripts::TOKEN_ADD),
+            token_del: Lua::new(scripts::TOKEN_DEL),
         }
     }
 
-    fn all(&self) -> [&Lua; 10] {
+    fn all(&self) -> [&Lua; 16] {
         [
             &self.create,
             &self.join,
@@ -88,6 +101,12 @@ impl Scripts {
             &self.beat,
             &self.reap,
             &self.snapshot,
+            &self.delete_room,
+            &self.chat_kept,
+            &self.account_create,
+            &self.password,
+            &self.token_add,
+            &self.token_del,
         ]
     }
 }
@@ -108,6 +127,7 @@ pub(crate) fn open(
         Role::Commands => "commands",
         Role::Reader => "reader",
         Role::Control => "control",
+        Role::Accounts => "accounts",
     };
     // `chat-reader-web1:9001-1234` (Redis allows no spaces; the name has none).
     let connection_name = if name.is_empty() {

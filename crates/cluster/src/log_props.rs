@@ -876,7 +876,7 @@ fn room_notices(log: &[String], clients: usize) -> Vec<Vec<Seen>> {
     for field in log {
         let entry = Entry::parse(field).expect("entries as the scripts write them");
         let who = entry.member.client as usize - 1;
-        if let Event::Created { name, title } = entry.event {
+        if let Event::Created { name, title, .. } = entry.event {
             rooms.insert(entry.room, (title.to_owned(), vec![(who, name.to_owned())]));
             told[who].push(Seen::Entered(title.to_owned()));
             continue;

@@ -23,6 +23,8 @@ pub(crate) enum OpKind {
         client: ClientId,
         name: String,
         title: String,
+        /// The creator's account key: the room is registered to it.
+        owner: Option<String>,
     },
     Join {
         client: ClientId,
@@ -43,10 +45,18 @@ pub(crate) enum OpKind {
         client: ClientId,
         room: RoomId,
         text: String,
+        /// The room is registered: its history is kept in Redis too.
+        kept: bool,
     },
     Claim {
         client: ClientId,
         key: String,
+        /// The account key the client is logged in as.
+        account: Option<String>,
+    },
+    DeleteRoom {
+        room: RoomId,
+        owner: String,
     },
     Release {
         client: ClientId,

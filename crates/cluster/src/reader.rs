@@ -19,7 +19,8 @@ use std::time::{Duration, Instant};
 use chat_core::{Fanout, Mailbox};
 use redis::{Connection, Value};
 
-use crate::entry::{Entry, MemberId, StreamId};
+use crate::accounts::AccountChange;
+use crate::entry::{Entry, Event, MemberId, StreamId, history_line};
 use crate::link::{self, Role};
 use crate::ops::OpKind;
 use crate::replica::SnapshotRoom;
@@ -176,6 +177,9 @@ pub(crate) fn load_snapshot<M: Mailbox>(
         replica.load(rooms, room_seq, at, |member| shared.recipient(member));
         replica.orphans(shared.node())
     };
+    // Accounts after the rooms: whatever changed in between follows the snapshot's
+    // position in the log and is applied again, idempotently.
+    crate::accounts::reload(shared, link)?;
     // What the skipped part of the log would have shown as orphans (`apply_reply`).
     for (room, member) in orphans {
         shared.submit_kept(OpKind::Leave {
@@ -200,14 +204,28 @@ fn parse_snapshot(reply: &Value) -> Option<Snapshot> {
     while let Some(id) = rest.next() {
         let id = int(id)?;
         let title = text(rest.next()?)?.to_owned();
+        let owner = Some(text(rest.next()?)?)
+            .filter(|owner| !owner.is_empty())
+            .map(str::to_owned);
         let count = usize::try_from(int(rest.next()?)?).ok()?;
-        let mut members = Vec::with_capacity(count);
+        let mut members = Vec::with_capacity(count.min(parts.len()));
         for _ in 0..count {
             let member = parse_member(text(rest.next()?)?)?;
             let name = text(rest.next()?)?.to_owned();
             members.push((member, name));
         }
-        rooms.push(SnapshotRoom { id, title, members });
+        let lines = usize::try_from(int(rest.next()?)?).ok()?;
+        let mut history = Vec::with_capacity(lines.min(parts.len()));
+        for _ in 0..lines {
+            history.push(history_line(text(rest.next()?)?)?);
+        }
+        rooms.push(SnapshotRoom {
+            id,
+            title,
+            members,
+            owner,
+            history,
+        });
     }
     Some((epoch, room_seq, at, rooms))
 }
@@ -262,6 +280,8 @@ pub(crate) fn apply_reply<M: Mailbox>(
     // This node's operations the entries complete: settled once the replica is
     // unlocked (a settlement's follow-up reads it) and the deliveries are written.
     let mut completed = Vec::new();
+    // Told to the accounts once the replica is unlocked (they take locks of theirs).
+    let mut account_changes = Vec::new();
     let mut replica = lock(&shared.replica);
     for raw in entries {
         let parts = items(raw);
@@ -281,12 +301,13 @@ pub(crate) fn apply_reply<M: Mailbox>(
             tracing::warn!(%id, "cluster: malformed log entry; skipped");
             continue;
         };
+        if let Some(change) = AccountChange::of(&entry.event) {
+            account_changes.push(change);
+            continue;
+        }
         // The entry's place in the log stamps a chat: its time, and a number the
-        // same on every node (the stream id, milliseconds then sequence, packed).
-        let at = chat_core::room::Stamp {
-            time_ms: id.ms,
-            seq: Some((id.ms << 20) | id.seq.min((1 << 20) - 1)),
-        };
+        // same on every node.
+        let at = id.stamp();
         let applied = replica.apply(
             &entry,
             at,
@@ -317,10 +338,22 @@ pub(crate) fn apply_reply<M: Mailbox>(
             }
         }
         if entry.writer == node && entry.seq != 0 {
-            completed.push((entry.seq, entry.room));
+            // A give-up completes with what became of the room; anything else with
+            // its room (a create's new id).
+            let done = match entry.event {
+                Event::GivenUp { deleted: true } => chat_core::Unregistered::Deleted.completion(),
+                Event::GivenUp { deleted: false } => {
+                    chat_core::Unregistered::WhenEmpty.completion()
+                }
+                _ => entry.room,
+            };
+            completed.push((entry.seq, done));
         }
     }
     drop(replica);
+    for change in account_changes {
+        shared.tell_accounts(change);
+    }
     shared.flush(out);
     for (seq, room) in completed {
         shared.complete(seq, Ok(room));

@@ -13,11 +13,13 @@
 //!
 //! What is the cluster's own here: which entries to skip (resends), whose mailbox a
 //! member of this node has, and what an entry means for this node's bookkeeping
-//! ([`Applied`]: orphans, evictions).
+//! ([`Applied`]: orphans, evictions). Entries about accounts change no room: the
+//! reader hands them to the accounts (`accounts.rs`).
 //!
 //! Invariants:
 //! * Rooms are in id order and members in join order (the `/rooms` listing's order).
-//! * A room with no members does not exist.
+//! * A room with no members does not exist, unless it is registered to an account
+//!   (`Room::is_gone`, the same rule as a single node's).
 //! * The listing cache is marked changed with every change to rooms, titles, members
 //!   or names.
 //! * An entry at or below the last sequence number seen from its writer is a resend
@@ -32,7 +34,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use chat_core::room::Stamp;
-use chat_core::{ChatLine, HistoryLimit, Recipient, Room, RoomMember};
+use chat_core::{ChatLine, History, HistoryLimit, Recipient, Room, RoomMember};
 use chat_core::{Encoded, Fanout, Leaving, Listing, ListingCache, Mailbox, RoomId};
 use chat_proto::Response;
 
@@ -45,6 +47,11 @@ pub(crate) struct SnapshotRoom {
     pub(crate) title: String,
     /// In join order.
     pub(crate) members: Vec<(MemberId, String)>,
+    /// The account it is registered to, if any.
+    pub(crate) owner: Option<String>,
+    /// A registered room's kept chats, oldest first (empty for a guest room: a node
+    /// keeps only what it saw of those).
+    pub(crate) history: Vec<ChatLine>,
 }
 
 /// What applying one entry did that the broker must follow up.
@@ -88,13 +95,20 @@ pub(crate) struct Replica<M> {
 
 impl<M> Default for Replica<M> {
     fn default() -> Self {
+        Replica::new(HistoryLimit::default())
+    }
+}
+
+impl<M> Replica<M> {
+    /// No rooms yet; each room keeps `history` of its chats.
+    pub(crate) fn new(history: HistoryLimit) -> Self {
         Replica {
             rooms: BTreeMap::new(),
             last_seq: HashMap::new(),
             highest_room: 0,
             listing: ListingCache::default(),
             position: StreamId::default(),
-            history: HistoryLimit::default(),
+            history,
         }
     }
 }
@@ -113,7 +127,7 @@ impl<M: Mailbox> Replica<M> {
         self.position = at;
         self.rooms = rooms
             .into_iter()
-            .filter(|room| !room.members.is_empty())
+            .filter(|room| !room.members.is_empty() || room.owner.is_some())
             .map(|room| {
                 let members = room
                     .members
@@ -124,7 +138,11 @@ impl<M: Mailbox> Replica<M> {
                         recipient: local(id),
                     })
                     .collect();
-                (room.id, Room::restore(room.title, members, self.history))
+                let history = History::restore(self.history, room.history);
+                (
+                    room.id,
+                    Room::restore(room.title, room.owner, members, history),
+                )
             })
             .collect();
         self.last_seq.clear();
@@ -157,6 +175,11 @@ impl<M: Mailbox> Replica<M> {
     /// How many rooms exist.
     pub(crate) fn room_count(&self) -> usize {
         self.rooms.len()
+    }
+
+    /// Whether room `room` is registered to an account (its chats are kept in Redis).
+    pub(crate) fn is_registered(&self, room: RoomId) -> bool {
+        self.rooms.get(&room).is_some_and(|r| r.owner().is_some())
     }
 
     /// How many members room `room` has, if `member` is one of them.
@@ -246,11 +269,25 @@ impl<M: Mailbox> Replica<M> {
             }
         };
         match entry.event {
-            Event::Created { name, title } => {
+            Event::Created { name, title, owner } => {
                 self.highest_room = self.highest_room.max(entry.room);
                 let creator = entrant(name, &mut applied);
-                let room = Room::create(title.to_owned(), creator, self.history, out);
+                let mut room = Room::create(title.to_owned(), creator, self.history, out);
+                if let Some(owner) = owner {
+                    room.register(owner);
+                }
                 self.rooms.insert(entry.room, room);
+            }
+            Event::GivenUp { .. } => {
+                // The same rule as the script's: empty, it goes; else it lasts until
+                // its last member leaves.
+                let Some(room) = self.rooms.get_mut(&entry.room) else {
+                    return applied;
+                };
+                room.unregister();
+                if room.is_gone() {
+                    self.rooms.remove(&entry.room);
+                }
             }
             Event::Joined { name } => {
                 let Some(room) = self.rooms.get_mut(&entry.room) else {
@@ -276,8 +313,6 @@ impl<M: Mailbox> Replica<M> {
                         applied.evicted = Some(to);
                     }
                 }
-                // Rooms here are never registered (the cluster keeps no accounts
-                // yet), so this is "no members left".
                 if room.is_gone() {
                     self.rooms.remove(&entry.room);
                 }
@@ -307,7 +342,11 @@ impl<M: Mailbox> Replica<M> {
                 // A chat changes no state: the listing stays valid.
                 return applied;
             }
-            Event::NodeGone => return applied,
+            Event::NodeGone
+            | Event::Account(_)
+            | Event::Password { .. }
+            | Event::Token(_)
+            | Event::TokenGone { .. } => return applied,
         }
         self.listing.changed();
         applied
@@ -393,6 +432,7 @@ mod tests {
             Event::Created {
                 name: "far",
                 title: "t",
+                owner: None,
             },
         ));
         node.apply(entry(HERE, 1, member(HERE, 0), Event::Joined { name: "a" }));
@@ -454,6 +494,7 @@ mod tests {
             Event::Created {
                 name: "a",
                 title: "t",
+                owner: None,
             },
         ));
         node.apply(entry(
@@ -510,6 +551,7 @@ mod tests {
             Event::Created {
                 name: "a",
                 title: "t",
+                owner: None,
             },
         ));
         let own = node.apply(entry(
@@ -526,6 +568,7 @@ mod tests {
             Event::Created {
                 name: "a",
                 title: "t",
+                owner: None,
             },
         ));
         let reaped = node.apply(entry(
@@ -551,6 +594,7 @@ mod tests {
             Event::Created {
                 name: "far",
                 title: "t",
+                owner: None,
             },
         ));
         let applied = node.apply(entry(
@@ -561,5 +605,94 @@ mod tests {
         ));
         assert!(applied.orphan);
         assert_eq!(node.replica.highest_room(), 1);
+    }
+
+    #[test]
+    fn a_registered_room_lasts_empty_until_its_owner_gives_it_up() {
+        let mut node = Node::new(1);
+        node.apply(entry(
+            HERE,
+            1,
+            member(HERE, 0),
+            Event::Created {
+                name: "alice",
+                title: "kept",
+                owner: Some("alice"),
+            },
+        ));
+        assert!(node.replica.is_registered(1));
+        node.apply(entry(
+            HERE,
+            2,
+            member(HERE, 0),
+            Event::Left { notify_self: true },
+        ));
+        assert_eq!(node.replica.room_count(), 1, "registered: it lasts empty");
+        let listing = node.replica.listing();
+        assert_eq!(listing.rooms()[0].title, "kept");
+        node.apply(entry(
+            HERE,
+            3,
+            member(HERE, 0),
+            Event::GivenUp { deleted: true },
+        ));
+        assert_eq!(node.replica.room_count(), 0, "given up empty: gone");
+    }
+
+    #[test]
+    fn a_room_given_up_with_members_goes_with_its_last_member() {
+        let mut node = Node::new(1);
+        node.apply(entry(
+            THERE,
+            1,
+            member(THERE, 0),
+            Event::Created {
+                name: "alice",
+                title: "kept",
+                owner: Some("alice"),
+            },
+        ));
+        node.apply(entry(
+            THERE,
+            2,
+            member(THERE, 0),
+            Event::GivenUp { deleted: false },
+        ));
+        assert!(!node.replica.is_registered(1));
+        assert_eq!(node.replica.room_count(), 1, "a member is still in it");
+        node.apply(entry(
+            THERE,
+            3,
+            member(THERE, 0),
+            Event::Left { notify_self: true },
+        ));
+        assert_eq!(node.replica.room_count(), 0);
+    }
+
+    #[test]
+    fn a_snapshot_keeps_registered_empty_rooms_with_their_history() {
+        let mut node = Node::new(0);
+        let line = ChatLine {
+            seq: 5,
+            time_ms: 7,
+            member: "alice".into(),
+            text: "hello".into(),
+        };
+        let room = |id, owner: Option<&str>| SnapshotRoom {
+            id,
+            title: format!("room {id}"),
+            members: Vec::new(),
+            owner: owner.map(str::to_owned),
+            history: vec![line.clone()],
+        };
+        node.replica.load(
+            vec![room(1, None), room(2, Some("alice"))],
+            2,
+            StreamId::default(),
+            |_| None,
+        );
+        assert_eq!(node.replica.room_count(), 1, "an empty guest room is gone");
+        assert!(node.replica.is_registered(2));
+        assert_eq!(node.replica.history(2, 10, None), Some((vec![line], false)));
     }
 }

@@ -17,9 +17,13 @@
 //! | `P:epoch` | string | random, set once; a different or missing one means Redis lost its data |
 //! | `P:room_seq` | string | the last room id handed out (never goes down) |
 //! | `P:rooms` | zset | room id → id, the rooms that exist |
-//! | `P:room:<id>` | hash | `title`, `jseq` (join counter) |
+//! | `P:room:<id>` | hash | `title`, `jseq` (join counter), `owner` (a registered room's account key) |
 //! | `P:room:<id>:order` | zset | member → join number |
 //! | `P:room:<id>:names` | hash | member → display name |
+//! | `P:room:<id>:history` | list | a registered room's recent chats, `stream id ␟ name ␟ text`, oldest first |
+//! | `P:accounts` | hash | name key → `name ␟ password hash ␟ created ms` |
+//! | `P:tokens` | hash | token hash → `account key ␟ expires ms` |
+//! | `P:account:<key>:tokens` | set | the account's token hashes |
 //! | `P:nodes` | zset | node → deadline (ms, Redis's clock) |
 //! | `P:reaping` | set | dead nodes whose members are being removed |
 //! | `P:node:<node>` | hash | client → room, the node's members (for the reaper) |
@@ -30,6 +34,13 @@
 //! | `P:log` | stream | every room event, in one order (see `entry.rs`) |
 //!
 //! A member is `<node>:<client>`.
+//!
+//! A registered room (one with an `owner`) is not deleted when its last member
+//! leaves: only its owner gives it up (`DELETE_ROOM`). Its chats are also pushed to
+//! its `history` list (`CHAT_KEPT`), trimmed to the history limit, which is what a
+//! node starting later (or after every node stopped) reads back. Accounts and tokens
+//! change through their own scripts (`ACCOUNT_CREATE`, `PASSWORD`, `TOKEN_ADD`,
+//! `TOKEN_DEL`), each with a log entry that tells every node.
 //!
 //! Only a node that is still registered may change anything: every script that
 //! does first checks `P:nodes` and answers `{'fenced'}` otherwise. A script whose
@@ -79,8 +90,8 @@ local function remove_member(room, mnode, client)
   if redis.call('HGET', nk, client) == tostring(room) then
     redis.call('HDEL', nk, client)
   end
-  if redis.call('HLEN', rk .. ':names') == 0 then
-    redis.call('DEL', rk, rk .. ':order', rk .. ':names')
+  if redis.call('HLEN', rk .. ':names') == 0 and redis.call('HEXISTS', rk, 'owner') == 0 then
+    redis.call('DEL', rk, rk .. ':order', rk .. ':names', rk .. ':history')
     redis.call('ZREM', P .. ':rooms', room)
   end
   return true
@@ -89,7 +100,8 @@ end
     };
 }
 
-/// `create`: ARGV 4 client, 5 name, 6 title, 7 the highest id allowed.
+/// `create`: ARGV 4 client, 5 name, 6 title, 7 the highest id allowed, 8 the
+/// creator's account key (the room is registered to it) or empty for a guest.
 pub(crate) const CREATE: &str = concat!(
     prelude!(),
     r#"
@@ -102,8 +114,123 @@ redis.call('HSET', P .. ':room:' .. room, 'title', ARGV[6])
 redis.call('ZADD', P .. ':rooms', room, room)
 add_member(room, node, ARGV[4], ARGV[5])
 done()
-log('n', node, ARGV[3], node, ARGV[4], room, ARGV[5] .. S .. ARGV[6])
+if ARGV[8] == '' then
+  log('n', node, ARGV[3], node, ARGV[4], room, ARGV[5] .. S .. ARGV[6])
+else
+  redis.call('HSET', P .. ':room:' .. room, 'owner', ARGV[8])
+  log('N', node, ARGV[3], node, ARGV[4], room, ARGV[5] .. S .. ARGV[8] .. S .. ARGV[6])
+end
 return {'ok', room}
+"#
+);
+
+/// `delete` a registered room (its owner gives it up): ARGV 4 room, 5 the asking
+/// account's key. An empty room goes with its history; one with members is an
+/// ordinary room from then on. Answers `{'ok'}` (the `d` entry tells the outcome),
+/// `{'nosuch'}` or `{'notowner'}`.
+pub(crate) const DELETE_ROOM: &str = concat!(
+    prelude!(),
+    r#"
+if fenced() then return {'fenced'} end
+if dup() then return {'dup'} end
+local room = ARGV[4]
+local rk = P .. ':room:' .. room
+if redis.call('EXISTS', rk) == 0 then return {'nosuch'} end
+if redis.call('HGET', rk, 'owner') ~= ARGV[5] then return {'notowner'} end
+redis.call('HDEL', rk, 'owner')
+redis.call('DEL', rk .. ':history')
+local deleted = '0'
+if redis.call('HLEN', rk .. ':names') == 0 then
+  redis.call('DEL', rk, rk .. ':order', rk .. ':names')
+  redis.call('ZREM', P .. ':rooms', room)
+  deleted = '1'
+end
+done()
+log('d', node, ARGV[3], node, 0, room, deleted)
+return {'ok'}
+"#
+);
+
+/// A chat in a registered room: ARGV 4 the entry (`entry::chat`), 5 room, 6 client,
+/// 7 text, 8 how many chats the room keeps. Appended to the log like any chat and,
+/// if the room is still registered and the sender still in it, to its history.
+pub(crate) const CHAT_KEPT: &str = concat!(
+    prelude!(),
+    r#"
+local id = redis.call('XADD', P .. ':log', '*', 'e', ARGV[4])
+local rk = P .. ':room:' .. ARGV[5]
+if redis.call('HEXISTS', rk, 'owner') == 1 then
+  local name = redis.call('HGET', rk .. ':names', node .. ':' .. ARGV[6])
+  if name then
+    redis.call('RPUSH', rk .. ':history', id .. S .. name .. S .. ARGV[7])
+    redis.call('LTRIM', rk .. ':history', -tonumber(ARGV[8]), -1)
+  end
+end
+return {'ok'}
+"#
+);
+
+/// `account` registration: ARGV 4 key, 5 name, 6 password hash, 7 created ms.
+/// Answers `{'ok'}`, or `{'taken'}` if the key has another account (the same one
+/// again is a resend after a lost reply, and `ok`).
+pub(crate) const ACCOUNT_CREATE: &str = concat!(
+    prelude!(),
+    r#"
+local value = ARGV[5] .. S .. ARGV[6] .. S .. ARGV[7]
+local held = redis.call('HGET', P .. ':accounts', ARGV[4])
+if held then
+  if held == value then return {'ok'} end
+  return {'taken'}
+end
+redis.call('HSET', P .. ':accounts', ARGV[4], value)
+log('a', node, 0, 0, 0, 0, ARGV[4] .. S .. value)
+return {'ok'}
+"#
+);
+
+/// A new `password`: ARGV 4 key, 5 password hash; every token of the account ends.
+/// Answers `{'ok'}` or `{'nosuch'}`.
+pub(crate) const PASSWORD: &str = concat!(
+    prelude!(),
+    r#"
+local held = redis.call('HGET', P .. ':accounts', ARGV[4])
+if not held then return {'nosuch'} end
+local name, _, created = string.match(held, '^([^\31]*)\31([^\31]*)\31(.*)$')
+redis.call('HSET', P .. ':accounts', ARGV[4], name .. S .. ARGV[5] .. S .. created)
+local tk = P .. ':account:' .. ARGV[4] .. ':tokens'
+for _, hash in ipairs(redis.call('SMEMBERS', tk)) do
+  redis.call('HDEL', P .. ':tokens', hash)
+end
+redis.call('DEL', tk)
+log('p', node, 0, 0, 0, 0, ARGV[4] .. S .. ARGV[5])
+return {'ok'}
+"#
+);
+
+/// A new login token: ARGV 4 its hash, 5 the account's key, 6 when it expires (ms).
+/// Kept only while the account exists.
+pub(crate) const TOKEN_ADD: &str = concat!(
+    prelude!(),
+    r#"
+if redis.call('HEXISTS', P .. ':accounts', ARGV[5]) == 0 then return {'nosuch'} end
+redis.call('HSET', P .. ':tokens', ARGV[4], ARGV[5] .. S .. ARGV[6])
+redis.call('SADD', P .. ':account:' .. ARGV[5] .. ':tokens', ARGV[4])
+log('t', node, 0, 0, 0, 0, ARGV[4] .. S .. ARGV[5] .. S .. ARGV[6])
+return {'ok'}
+"#
+);
+
+/// A login token ends: ARGV 4 its hash.
+pub(crate) const TOKEN_DEL: &str = concat!(
+    prelude!(),
+    r#"
+local held = redis.call('HGET', P .. ':tokens', ARGV[4])
+if not held then return {'ok'} end
+local key = string.match(held, '^([^\31]*)\31')
+redis.call('HDEL', P .. ':tokens', ARGV[4])
+if key then redis.call('SREM', P .. ':account:' .. key .. ':tokens', ARGV[4]) end
+log('u', node, 0, 0, 0, 0, ARGV[4])
+return {'ok'}
 "#
 );
 
@@ -151,14 +278,19 @@ return {'ok'}
 );
 
 /// `claim` a name key: ARGV 4 client, 5 key, 6 `1` for a node re-claiming what its
-/// client held before a reset. Releases the key the client held. While `P:reclaim`
-/// exists (Redis lost its data and the nodes are re-claiming), a new claim answers
-/// `{'busy'}`: the names held before go first.
+/// client held before a reset, 7 the account key the client is logged in as (or
+/// empty). Releases the key the client held. While `P:reclaim` exists (Redis lost
+/// its data and the nodes are re-claiming), a new claim answers `{'busy'}`: the
+/// names held before go first. A registered name is `{'taken'}` for anyone not
+/// logged in as it, even before this node heard of the registration.
 pub(crate) const CLAIM: &str = concat!(
     prelude!(),
     r#"
 if fenced() then return {'fenced'} end
 if ARGV[6] ~= '1' and redis.call('EXISTS', P .. ':reclaim') == 1 then return {'busy'} end
+if ARGV[6] ~= '1' and ARGV[7] ~= ARGV[5] and redis.call('HEXISTS', P .. ':accounts', ARGV[5]) == 1 then
+  return {'taken'}
+end
 local m = node .. ':' .. ARGV[4]
 local holder = redis.call('HGET', P .. ':names', ARGV[5])
 if holder and holder ~= m then return {'taken'} end
@@ -276,7 +408,10 @@ return {0, target}
 
 /// `snapshot`: everything a node needs to start applying the log, atomically with
 /// the log position it is true at: `{epoch, room_seq, last entry id, then per room:
-/// id, title, member count, and member, name pairs in join order}`.
+/// id, title, owner (empty for a guest room), member count, member and name pairs
+/// in join order, history count, history lines}`. Accounts and tokens are read
+/// after it (`accounts.rs`): what changed in between is in the log after this
+/// position, applied again, idempotently.
 pub(crate) const SNAPSHOT: &str = concat!(
     prelude!(),
     r#"
@@ -288,10 +423,16 @@ for _, id in ipairs(redis.call('ZRANGE', P .. ':rooms', 0, -1)) do
   local members = redis.call('ZRANGE', rk .. ':order', 0, -1)
   out[#out + 1] = id
   out[#out + 1] = redis.call('HGET', rk, 'title') or ''
+  out[#out + 1] = redis.call('HGET', rk, 'owner') or ''
   out[#out + 1] = #members
   for _, m in ipairs(members) do
     out[#out + 1] = m
     out[#out + 1] = redis.call('HGET', rk .. ':names', m) or ''
+  end
+  local lines = redis.call('LRANGE', rk .. ':history', 0, -1)
+  out[#out + 1] = #lines
+  for _, line in ipairs(lines) do
+    out[#out + 1] = line
   end
 end
 return out

@@ -12,14 +12,16 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, OnceLock};
+use std::sync::{Arc, Condvar, Mutex, OnceLock, Weak};
 
 use std::time::{Duration, Instant};
 
 use chat_core::{
-    BrokerError, ClientId, Completion, Fanout, Mailbox, Recipient, RoomId, Transport, texts,
+    AccountSink, BrokerError, ClientId, Completion, Fanout, Mailbox, Recipient, RoomId, Transport,
+    texts,
 };
 
+use crate::accounts::AccountChange;
 use crate::config::ClusterConfig;
 use crate::entry::MemberId;
 use crate::link::Scripts;
@@ -82,6 +84,9 @@ pub(crate) struct Shared<M> {
     /// whoever takes the waiter out of this map.
     pub(crate) pending: Mutex<HashMap<u64, Arc<Waiter<M>>>>,
     pub(crate) transport: OnceLock<Arc<dyn Transport<M>>>,
+    /// This node's accounts, told every change the log brings (weak: they hold
+    /// this node's keeper, which holds this).
+    accounts: OnceLock<Weak<dyn AccountSink>>,
     /// The command connection works.
     pub(crate) link_up: AtomicBool,
     /// The last heartbeat reached Redis (an outage is noticed within a heartbeat even
@@ -115,18 +120,20 @@ impl<M> std::fmt::Debug for Shared<M> {
 
 impl<M: Mailbox> Shared<M> {
     pub(crate) fn new(config: ClusterConfig, redis: redis::Client) -> Self {
+        let history = config.history;
         Shared {
             prefix: config.key_prefix(),
             config,
             redis,
             scripts: Scripts::new(),
-            replica: Mutex::new(Replica::default()),
+            replica: Mutex::new(Replica::new(history)),
             locals: Mutex::new(HashMap::new()),
             claimed: Mutex::new(HashMap::new()),
             node: AtomicU64::new(new_node_id()),
             ops: OpQueue::new(),
             pending: Mutex::new(HashMap::new()),
             transport: OnceLock::new(),
+            accounts: OnceLock::new(),
             link_up: AtomicBool::new(true),
             beating: AtomicBool::new(true),
             in_sync: AtomicBool::new(false),
@@ -143,6 +150,29 @@ impl<M: Mailbox> Shared<M> {
     /// This node's id now.
     pub(crate) fn node(&self) -> u64 {
         self.node.load(Ordering::Acquire)
+    }
+
+    /// Tells this node's accounts of the log's changes from now on (once).
+    pub(crate) fn set_account_sink(&self, sink: Weak<dyn AccountSink>) {
+        let _ = self.accounts.set(sink);
+    }
+
+    /// This node's accounts, if it has any (and they are still there).
+    pub(crate) fn account_sink(&self) -> Option<Arc<dyn AccountSink>> {
+        self.accounts.get()?.upgrade()
+    }
+
+    /// Tells this node's accounts of `change` (an entry of the log).
+    pub(crate) fn tell_accounts(&self, change: AccountChange) {
+        let Some(sink) = self.account_sink() else {
+            return;
+        };
+        match change {
+            AccountChange::Account(account) => sink.account(account),
+            AccountChange::Password { key, hash } => sink.password(&key, &hash),
+            AccountChange::Token(token) => sink.token(token),
+            AccountChange::TokenGone(hash) => sink.token_gone(&hash),
+        }
     }
 
     /// This node's id now and its name (empty if it has none), as Redis connections

@@ -140,6 +140,25 @@ pub enum Unregistered {
     WhenEmpty,
 }
 
+impl Unregistered {
+    /// How a broker that answered [`Reply::Pending`] says it in its [`Completion`].
+    pub fn completion(self) -> RoomId {
+        match self {
+            Unregistered::Deleted => 1,
+            Unregistered::WhenEmpty => 0,
+        }
+    }
+
+    /// The inverse of [`Unregistered::completion`].
+    pub fn from_completion(done: RoomId) -> Self {
+        if done == 1 {
+            Unregistered::Deleted
+        } else {
+            Unregistered::WhenEmpty
+        }
+    }
+}
+
 /// Where a broker keeps its registered rooms for good (the transport's store): told
 /// of each change under the room's serialisation, so in the room's order. Every
 /// call must only queue (it runs under a room's lock).
@@ -270,17 +289,20 @@ pub trait MessageBroker<M: Mailbox>: Send + Sync + fmt::Debug {
         let _ = id;
     }
 
-    /// `/delete N`: the owner (logged in as the account whose key is `owner`) gives
-    /// up registered room `room`. [`BrokerError::NotOwner`] if it is not registered
-    /// to that account. The default registers no rooms, so every room is refused so.
+    /// `/delete N`: the owner (logged in as the account whose key is `owner`, its
+    /// mailbox `to`) gives up registered room `room`. [`BrokerError::NotOwner`] if it
+    /// is not registered to that account. A pending answer completes with
+    /// [`Unregistered::completion`]. The default registers no rooms, so every room is
+    /// refused so.
     fn delete_room(
         &self,
         room: RoomId,
         owner: &str,
+        to: &Arc<M>,
         out: &mut Fanout<M>,
-    ) -> Result<Unregistered, BrokerError> {
-        let _ = (room, owner, out);
-        Err(BrokerError::NotOwner)
+    ) -> Reply<Unregistered> {
+        let _ = (room, owner, to, out);
+        Reply::Done(Err(BrokerError::NotOwner))
     }
 
     /// How many rooms exist (for logs and metrics).

@@ -100,6 +100,7 @@ mod sync;
 pub mod texts;
 pub mod validate;
 
+pub use accounts::{AccountKeeper, AccountRecord, AccountSink, KeepDone, KeepError, TokenRecord};
 pub use broker::{
     AccountBackend, BrokerError, BrokerStat, ClientId, Completion, KeptRoom, Leaving, Member,
     MessageBroker, Reply, RoomId, RoomKeeper, Transport, Unregistered,

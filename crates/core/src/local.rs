@@ -361,6 +361,23 @@ impl<M: Mailbox> MessageBroker<M> for LocalBroker<M> {
         &self,
         room: RoomId,
         owner: &str,
+        _to: &Arc<M>,
+        out: &mut Fanout<M>,
+    ) -> Reply<Unregistered> {
+        Reply::Done(self.give_up(room, owner, out))
+    }
+
+    fn room_count(&self) -> usize {
+        lock(&self.rooms).by_id.len()
+    }
+}
+
+impl<M: Mailbox> LocalBroker<M> {
+    /// [`MessageBroker::delete_room`], always done at once.
+    fn give_up(
+        &self,
+        room: RoomId,
+        owner: &str,
         out: &mut Fanout<M>,
     ) -> Result<Unregistered, BrokerError> {
         // Table → room, as everywhere: the room may be taken out of the table here.
@@ -382,10 +399,6 @@ impl<M: Mailbox> MessageBroker<M> for LocalBroker<M> {
         self.listing.changed();
         out.events.push(ChatEvent::RoomDeleted { room });
         Ok(Unregistered::Deleted)
-    }
-
-    fn room_count(&self) -> usize {
-        lock(&self.rooms).by_id.len()
     }
 }
 
@@ -514,15 +527,15 @@ mod tests {
             (kept, 0)
         );
         assert_eq!(
-            broker.delete_room(kept, "bob", &mut out),
+            broker.give_up(kept, "bob", &mut out),
             Err(BrokerError::NotOwner)
         );
         assert_eq!(
-            broker.delete_room(guest, "alice", &mut out),
+            broker.give_up(guest, "alice", &mut out),
             Err(BrokerError::NoSuchRoom)
         );
         assert_eq!(
-            broker.delete_room(kept, "alice", &mut out),
+            broker.give_up(kept, "alice", &mut out),
             Ok(Unregistered::Deleted)
         );
         assert!(broker.listing().unwrap().rooms().is_empty());
@@ -556,7 +569,7 @@ mod tests {
         };
         done(back.join_room(7, alice, &mut out)).unwrap();
         assert_eq!(
-            back.delete_room(7, "alice", &mut out),
+            back.give_up(7, "alice", &mut out),
             Ok(Unregistered::WhenEmpty)
         );
         assert_eq!(back.room_count(), 2);

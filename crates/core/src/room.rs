@@ -164,14 +164,19 @@ impl<K: Copy + Eq, M: Mailbox> Room<K, M> {
         }
     }
 
-    /// A room as a snapshot of shared state lists it, telling nobody anything (its
-    /// history starts empty: only chats seen here are kept).
-    pub fn restore(title: String, members: Vec<RoomMember<K, M>>, history: HistoryLimit) -> Self {
+    /// A room as a snapshot of shared state lists it (registered to `owner`, if
+    /// any, with the history kept for it), telling nobody anything.
+    pub fn restore(
+        title: String,
+        owner: Option<String>,
+        members: Vec<RoomMember<K, M>>,
+        history: History,
+    ) -> Self {
         Room {
             title,
             members,
-            history: History::new(history),
-            owner: None,
+            history,
+            owner,
         }
     }
 

@@ -145,6 +145,8 @@ pub(crate) enum Awaiting {
     Resume { key: String, token: String },
     /// `/password`.
     ChangePassword,
+    /// `/delete` of that room.
+    Delete { room: RoomId },
 }
 
 impl ClientState {

@@ -1,5 +1,6 @@
-//! Accounts on one node: the `chat_core::AccountBackend` of the local broker, kept in
-//! the embedded store (`chat-store`), with passwords hashed on a thread of its own.
+//! Accounts: the `chat_core::AccountBackend` of both brokers, kept by a
+//! `chat_core::AccountKeeper` — the embedded store on one node (`kept_accounts.rs`),
+//! Redis in a cluster (`chat_cluster`) — with passwords hashed on a thread of its own.
 //!
 //! * **The table** (in memory, read from the store at start) says which names are
 //!   registered, at once, for every `/name`. A registration reserves its key in the
@@ -9,21 +10,25 @@
 //!   worker: the command answers `Pending`, the session is parked, and the outcome
 //!   comes back through the transport like a cluster's. The queue is bounded
 //!   ([`MAX_JOBS`]).
-//! * **Durability**: an account or a new password is answered only once the store has
-//!   committed it; a store that cannot write refuses registrations with a clear text
-//!   (`Unavailable`) and the chat goes on.
+//! * **Durability**: an account or a new password is answered only once the keeper has
+//!   made it durable; a keeper that cannot write refuses registrations with a clear
+//!   text (`Unavailable`) and the chat goes on.
+//! * **Shared keepers** (a cluster): another node's changes come in through
+//!   [`AccountSink`], each possibly twice (this node's own, told back): every one is
+//!   idempotent. Two nodes registering one key race in Redis; the loser is answered
+//!   `NameTaken`.
 //! * **Guessing**: attempts are limited per address and per account ([`PER_ADDRESS`],
 //!   [`PER_ACCOUNT`]); a name with no account is checked against a dummy hash, so it
 //!   answers the same as a wrong password, in the same time.
 //!
 //! * **Tokens** (the `resume` extension): 32 random bytes, handed to the client as
-//!   hex and kept (in memory and in the store) only as their BLAKE2b hash, so a copy
+//!   hex and kept (in memory and by the keeper) only as their BLAKE2b hash, so a copy
 //!   of the store logs nobody in. A token works for [`TOKEN_LIFETIME`]; an account
 //!   has at most [`TOKENS_PER_ACCOUNT`] (a new one pushes out the one that expires
 //!   first); `/logout` ends the connection's, a password change all of the account's.
 //!   Checking one is a hash lookup, on the worker; it is throttled like a login.
 //!
-//! Passwords are never logged, kept or echoed: only their hashes reach the store.
+//! Passwords are never logged, kept or echoed: only their hashes reach the keeper.
 
 use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
@@ -35,8 +40,10 @@ use argon2::Argon2;
 use argon2::password_hash::rand_core::{OsRng, RngCore};
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use blake2::{Blake2b, Digest, digest::consts::U32};
-use chat_core::{AccountBackend, BrokerError, Bucket, Member, Rate, Reply, Transport};
-use chat_store::{Account, Session as StoredToken, Store, Write};
+use chat_core::{
+    AccountBackend, AccountKeeper, AccountRecord, AccountSink, BrokerError, Bucket, KeepError,
+    Member, Rate, Reply, TokenRecord, Transport,
+};
 
 use crate::session::Session;
 
@@ -74,8 +81,16 @@ enum Job {
         to: Arc<Session>,
     },
     Login {
+        key: String,
         hash: Option<String>,
         password: String,
+        to: Arc<Session>,
+    },
+    /// A token this node does not know, looked up where a shared keeper keeps them
+    /// (another node may have handed it out a moment ago).
+    Resume {
+        key: String,
+        hash: String,
         to: Arc<Session>,
     },
     ChangePassword {
@@ -104,11 +119,22 @@ struct Tokens {
 
 impl Tokens {
     fn insert(&mut self, hash: String, key: String, expires_ms: u64) {
+        // Told twice (a shared keeper's echo): kept once.
+        if self.by_hash.contains_key(&hash) {
+            return;
+        }
         self.by_account
             .entry(key.clone())
             .or_default()
             .push(hash.clone());
         self.by_hash.insert(hash, (key, expires_ms));
+    }
+
+    /// Ends every token of the account `key`.
+    fn remove_all_of(&mut self, key: &str) {
+        for hash in self.by_account.remove(key).unwrap_or_default() {
+            self.by_hash.remove(&hash);
+        }
     }
 
     /// Forgets token `hash`; answers whether it was kept.
@@ -140,8 +166,8 @@ impl Tokens {
 
 /// Whether a kept token (its account's key, when it expires) logs in the account
 /// `key` at `now`: the right account, not expired.
-fn logs_in(kept: &(String, u64), key: &str, now: u64) -> bool {
-    kept.0 == key && kept.1 > now
+fn logs_in((kept_key, expires_ms): (&str, u64), key: &str, now: u64) -> bool {
+    kept_key == key && expires_ms > now
 }
 
 /// The hash a token is kept as (hex of BLAKE2b-256).
@@ -164,9 +190,9 @@ struct Throttle {
 }
 
 /// See the module doc.
-pub(crate) struct LocalAccounts {
+pub(crate) struct Accounts {
     table: Mutex<HashMap<String, Entry>>,
-    store: Arc<Store>,
+    keeper: Arc<dyn AccountKeeper>,
     jobs: Mutex<Jobs>,
     ready: Condvar,
     throttle: Mutex<Throttle>,
@@ -178,9 +204,9 @@ pub(crate) struct LocalAccounts {
     thread: Mutex<Option<JoinHandle<()>>>,
 }
 
-impl std::fmt::Debug for LocalAccounts {
+impl std::fmt::Debug for Accounts {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("LocalAccounts").finish_non_exhaustive()
+        f.debug_struct("Accounts").finish_non_exhaustive()
     }
 }
 
@@ -210,35 +236,45 @@ fn verify(hash: &str, password: &str) -> bool {
     })
 }
 
-impl LocalAccounts {
-    /// The accounts `accounts` and login tokens `tokens` (read from `store` at
-    /// start), kept in `store`.
+/// The table of `accounts`.
+fn table_of(accounts: Vec<AccountRecord>) -> HashMap<String, Entry> {
+    accounts
+        .into_iter()
+        .map(|a| {
+            let entry = Entry::Account {
+                name: a.name,
+                hash: a.password_hash,
+            };
+            (a.key, entry)
+        })
+        .collect()
+}
+
+/// `tokens`, but those expired already.
+fn tokens_of(tokens: Vec<TokenRecord>) -> Tokens {
+    let now = now_ms();
+    let mut kept = Tokens::default();
+    for token in tokens.into_iter().filter(|t| t.expires_ms > now) {
+        kept.insert(token.token_hash, token.key, token.expires_ms);
+    }
+    kept
+}
+
+impl Accounts {
+    /// The accounts `accounts` and login tokens `tokens` (read from `keeper` at
+    /// start), kept by `keeper`.
     pub(crate) fn new(
-        store: Arc<Store>,
-        accounts: Vec<Account>,
-        tokens: Vec<StoredToken>,
+        keeper: Arc<dyn AccountKeeper>,
+        accounts: Vec<AccountRecord>,
+        tokens: Vec<TokenRecord>,
     ) -> Arc<Self> {
-        let mut kept = Tokens::default();
-        for token in tokens {
-            kept.insert(token.token_hash, token.key, token.expires_ms);
-        }
-        let table = accounts
-            .into_iter()
-            .map(|a| {
-                let entry = Entry::Account {
-                    name: a.name,
-                    hash: a.password_hash,
-                };
-                (a.key, entry)
-            })
-            .collect();
-        Arc::new(LocalAccounts {
-            table: Mutex::new(table),
-            store,
+        Arc::new(Accounts {
+            table: Mutex::new(table_of(accounts)),
+            keeper,
             jobs: Mutex::new(Jobs::default()),
             ready: Condvar::new(),
             throttle: Mutex::new(Throttle::default()),
-            tokens: Mutex::new(kept),
+            tokens: Mutex::new(tokens_of(tokens)),
             transport: OnceLock::new(),
             dummy_hash: hash("no account has this password").unwrap_or_default(),
             thread: Mutex::new(None),
@@ -306,31 +342,59 @@ impl LocalAccounts {
                     lock(&self.table).remove(&key);
                     return self.complete(&to, Err(BrokerError::Unavailable));
                 };
-                let account = Account {
+                let account = AccountRecord {
                     key: key.clone(),
                     name: name.clone(),
                     password_hash: hash.clone(),
                     created_ms: now_ms(),
                 };
-                // Weak: the store's callback must not keep the table alive.
+                // Weak: the keeper's callback must not keep the table alive.
                 let me = Arc::downgrade(self);
-                self.store.submit(
-                    Write::CreateAccount(account),
-                    Some(Box::new(move |result| {
+                self.keeper.create_account(
+                    account,
+                    Box::new(move |result| {
                         let Some(me) = me.upgrade() else { return };
                         let mut table = lock(&me.table);
-                        if let Err(e) = &result {
-                            tracing::error!("a registration was not stored: {e}");
-                            table.remove(&key);
-                        } else {
-                            table.insert(key, Entry::Account { name, hash });
+                        match result {
+                            Ok(()) => {
+                                table.insert(key, Entry::Account { name, hash });
+                            }
+                            Err(e) => {
+                                // Lost to another node, whose account may be here
+                                // already: only this node's reservation goes.
+                                if matches!(table.get(&key), Some(Entry::Pending)) {
+                                    table.remove(&key);
+                                }
+                                if e == KeepError::Failed {
+                                    tracing::error!("a registration could not be kept");
+                                }
+                            }
                         }
                         drop(table);
-                        me.complete(&to, result.map_err(|_| BrokerError::Unavailable));
-                    })),
+                        me.complete(
+                            &to,
+                            result.map_err(|e| match e {
+                                KeepError::Taken => BrokerError::NameTaken,
+                                KeepError::Failed => BrokerError::Unavailable,
+                            }),
+                        );
+                    }),
                 );
             }
-            Job::Login { hash, password, to } => {
+            Job::Login {
+                key,
+                hash,
+                password,
+                to,
+            } => {
+                // An account another node registered a moment ago may not have
+                // reached this one yet: a shared keeper is asked.
+                let hash = hash.or_else(|| {
+                    let found = self.keeper.fetch_account(&key)?;
+                    let hash = found.password_hash.clone();
+                    self.account(found);
+                    Some(hash)
+                });
                 // Always one verification, against the dummy hash when there is no
                 // account: the same work, the same answer.
                 let right = verify(hash.as_deref().unwrap_or(&self.dummy_hash), &password);
@@ -338,6 +402,16 @@ impl LocalAccounts {
                     Ok(())
                 } else {
                     Err(BrokerError::BadCredentials)
+                };
+                self.complete(&to, outcome);
+            }
+            Job::Resume { key, hash, to } => {
+                let outcome = match self.keeper.fetch_token(&hash) {
+                    Some(token) if logs_in((&token.key, token.expires_ms), &key, now_ms()) => {
+                        self.token(token);
+                        Ok(())
+                    }
+                    _ => Err(BrokerError::BadCredentials),
                 };
                 self.complete(&to, outcome);
             }
@@ -354,56 +428,31 @@ impl LocalAccounts {
                 let Some(hash) = hash(&new) else {
                     return self.complete(&to, Err(BrokerError::Unavailable));
                 };
-                // Weak: the store's callback must not keep the table alive.
+                // Weak: the keeper's callback must not keep the table alive.
                 let me = Arc::downgrade(self);
-                let write = Write::SetPassword {
-                    key: key.clone(),
-                    password_hash: hash.clone(),
-                };
-                self.store.submit(
-                    write,
-                    Some(Box::new(move |result| {
+                let keeper_key = key.clone();
+                let kept_hash = hash.clone();
+                self.keeper.set_password(
+                    &keeper_key,
+                    &kept_hash,
+                    Box::new(move |result| {
                         let Some(me) = me.upgrade() else { return };
-                        if result.is_ok()
-                            && let Some(Entry::Account { hash: kept, .. }) =
-                                lock(&me.table).get_mut(&key)
-                        {
-                            *kept = hash;
+                        if result.is_ok() {
                             // A new password ends every login kept with a token
                             // (before the client is answered and handed a new one).
-                            me.forget_tokens_of(&key);
+                            me.password(&key, &hash);
                         }
                         me.complete(&to, result.map_err(|_| BrokerError::Unavailable));
-                    })),
+                    }),
                 );
             }
         }
     }
 
-    /// Ends every token of the account `key`.
-    fn forget_tokens_of(&self, key: &str) {
-        let mut tokens = lock(&self.tokens);
-        for hash in tokens.by_account.remove(key).unwrap_or_default() {
-            tokens.by_hash.remove(&hash);
-        }
-        drop(tokens);
-        self.store.submit(
-            Write::DeleteSessionsOf {
-                key: key.to_owned(),
-            },
-            None,
-        );
-    }
-
     /// Ends the token whose hash is `hash`, if it is kept.
     fn forget_hash(&self, hash: &str) {
         if lock(&self.tokens).remove(hash) {
-            self.store.submit(
-                Write::DeleteSession {
-                    token_hash: hash.to_owned(),
-                },
-                None,
-            );
+            self.keeper.forget_token(hash);
         }
     }
 
@@ -459,7 +508,53 @@ fn take<K: std::hash::Hash + Eq>(
         .map_err(|_| ())
 }
 
-impl AccountBackend<Session> for LocalAccounts {
+/// Changes learnt from a shared keeper (a cluster's other nodes, and this node's own
+/// told back): each idempotent.
+impl AccountSink for Accounts {
+    fn reset(&self, accounts: Vec<AccountRecord>, tokens: Vec<TokenRecord>) {
+        let mut table = table_of(accounts);
+        {
+            let mut kept = lock(&self.table);
+            // Registrations under way here stay reserved: their outcome decides.
+            for (key, entry) in kept.drain() {
+                if matches!(entry, Entry::Pending) {
+                    table.entry(key).or_insert(Entry::Pending);
+                }
+            }
+            *kept = table;
+        }
+        *lock(&self.tokens) = tokens_of(tokens);
+    }
+
+    fn account(&self, account: AccountRecord) {
+        lock(&self.table).insert(
+            account.key,
+            Entry::Account {
+                name: account.name,
+                hash: account.password_hash,
+            },
+        );
+    }
+
+    fn password(&self, key: &str, password_hash: &str) {
+        if let Some(Entry::Account { hash, .. }) = lock(&self.table).get_mut(key) {
+            password_hash.clone_into(hash);
+        }
+        lock(&self.tokens).remove_all_of(key);
+    }
+
+    fn token(&self, token: TokenRecord) {
+        if token.expires_ms > now_ms() {
+            lock(&self.tokens).insert(token.token_hash, token.key, token.expires_ms);
+        }
+    }
+
+    fn token_gone(&self, token_hash: &str) {
+        lock(&self.tokens).remove(token_hash);
+    }
+}
+
+impl AccountBackend<Session> for Accounts {
     fn is_registered(&self, key: &str) -> bool {
         lock(&self.table).contains_key(key)
     }
@@ -475,12 +570,7 @@ impl AccountBackend<Session> for LocalAccounts {
         if let Err(e) = self.attempt(member.mailbox, None) {
             return Reply::Done(Err(e));
         }
-        if self
-            .store
-            .health()
-            .failing
-            .load(std::sync::atomic::Ordering::Relaxed)
-        {
+        if self.keeper.failing() {
             return Reply::Done(Err(BrokerError::Unavailable));
         }
         {
@@ -511,6 +601,7 @@ impl AccountBackend<Session> for LocalAccounts {
             _ => None,
         };
         self.queue(Job::Login {
+            key: key.to_owned(),
             hash,
             password: password.to_owned(),
             to: Arc::clone(member.mailbox),
@@ -537,18 +628,14 @@ impl AccountBackend<Session> for LocalAccounts {
             oldest
         };
         if let Some(oldest) = pushed_out {
-            self.store
-                .submit(Write::DeleteSession { token_hash: oldest }, None);
+            self.keeper.forget_token(&oldest);
         }
         // Not waited for: a token lost in a crash only means typing the password.
-        self.store.submit(
-            Write::CreateSession(StoredToken {
-                token_hash: hash,
-                key: key.to_owned(),
-                expires_ms,
-            }),
-            None,
-        );
+        self.keeper.add_token(TokenRecord {
+            token_hash: hash,
+            key: key.to_owned(),
+            expires_ms,
+        });
         Some((token, expires_ms))
     }
 
@@ -560,11 +647,19 @@ impl AccountBackend<Session> for LocalAccounts {
         let found = lock(&self.tokens).by_hash.get(&hash).cloned();
         let now = now_ms();
         match found {
-            Some(kept) if logs_in(&kept, key, now) => Reply::Done(Ok(())),
+            Some((kept, expires_ms)) if logs_in((&kept, expires_ms), key, now) => {
+                Reply::Done(Ok(()))
+            }
             Some((_, expires_ms)) if expires_ms <= now => {
                 self.forget_hash(&hash);
                 Reply::Done(Err(BrokerError::BadCredentials))
             }
+            // Not known here: another node may have handed it out a moment ago.
+            None if self.keeper.shared() => self.queue(Job::Resume {
+                key: key.to_owned(),
+                hash,
+                to: Arc::clone(member.mailbox),
+            }),
             _ => Reply::Done(Err(BrokerError::BadCredentials)),
         }
     }
@@ -603,10 +698,10 @@ mod tests {
 
     #[test]
     fn a_token_logs_in_only_its_account_and_only_until_it_expires() {
-        let kept = ("alice".to_owned(), 1_000);
-        assert!(logs_in(&kept, "alice", 999));
-        assert!(!logs_in(&kept, "alice", 1_000), "expired");
-        assert!(!logs_in(&kept, "bob", 999), "another account");
+        let kept = ("alice", 1_000);
+        assert!(logs_in(kept, "alice", 999));
+        assert!(!logs_in(kept, "alice", 1_000), "expired");
+        assert!(!logs_in(kept, "bob", 999), "another account");
     }
 
     #[test]

@@ -25,8 +25,11 @@
 //!   outbound queue; a `chat_core::Mailbox`.
 //! * `delivery.rs` — writing out a turn's deliveries (workers), and the same for a
 //!   broker that delivers from threads of its own (`chat_core::Transport`).
-//! * `accounts.rs` — accounts on one node: the local broker's `AccountBackend`,
-//!   kept in the embedded store, passwords hashed (Argon2id) on a thread of its own.
+//! * `accounts.rs` — accounts: both brokers' `AccountBackend`, kept through a
+//!   `chat_core::AccountKeeper` (the store, or a cluster's Redis), passwords hashed
+//!   (Argon2id) on a thread of its own.
+//! * `kept_accounts.rs` — the store as that keeper on one node, and reading accounts
+//!   and tokens back at start.
 //! * `kept_rooms.rs` — registered rooms on one node: the local broker's
 //!   `chat_core::RoomKeeper`, handing their registrations and chats to the store,
 //!   and reading them back at start.
@@ -67,6 +70,7 @@ mod budget;
 pub mod config;
 mod delivery;
 mod event_handler;
+mod kept_accounts;
 mod kept_rooms;
 pub mod limits;
 mod log_limit;

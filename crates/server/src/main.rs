@@ -192,7 +192,8 @@ struct Args {
     #[arg(long, value_name = "DIR", default_value = "chat-data")]
     data_dir: PathBuf,
 
-    /// Keep nothing: no data directory, no accounts.
+    /// Keep nothing: no data directory, no accounts (in a cluster, nothing kept in
+    /// Redis but the shared rooms: no accounts, registered rooms or kept history).
     #[arg(long, conflicts_with = "data_dir")]
     no_store: bool,
 
@@ -646,6 +647,10 @@ fn main() -> ExitCode {
         (Some(_), None) => default_node_name(args.port),
     };
     let defaults = ServerConfig::default();
+    let history = chat_core::HistoryLimit {
+        lines: usize::try_from(args.history).unwrap_or(usize::MAX),
+        ..chat_core::HistoryLimit::default()
+    };
     let config = ServerConfig {
         node_name: (!node_name.is_empty()).then(|| node_name.clone()),
         bind: SocketAddr::new(args.bind, args.port),
@@ -690,10 +695,7 @@ fn main() -> ExitCode {
         },
         tls,
         tls_bind: args.tls_port.map(|port| SocketAddr::new(args.bind, port)),
-        history: chat_core::HistoryLimit {
-            lines: usize::try_from(args.history).unwrap_or(usize::MAX),
-            ..chat_core::HistoryLimit::default()
-        },
+        history,
         // Redis keeps the cluster's data.
         store: (!args.no_store && args.cluster.is_none()).then(|| StoreSettings {
             dir: args.data_dir.clone(),
@@ -730,9 +732,10 @@ fn main() -> ExitCode {
         cluster.node_ttl = Duration::from_millis(args.cluster_node_ttl_ms);
         cluster.retention = Duration::from_millis(args.cluster_log_retention_ms);
         cluster.batch_window = Duration::from_micros(args.cluster_batch_us);
+        cluster.history = history;
         cluster
     });
-    match serve(config, cluster) {
+    match serve(config, cluster, !args.no_store) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("chat-server: {e:#}");
@@ -741,12 +744,14 @@ fn main() -> ExitCode {
     }
 }
 
-fn serve(config: ServerConfig, cluster: Option<ClusterConfig>) -> Result<(), String> {
+/// Serves until stopped: on one node, or as a node of `cluster`; `keep` is false for
+/// `--no-store` (a cluster's nodes then keep no accounts in Redis either).
+fn serve(config: ServerConfig, cluster: Option<ClusterConfig>, keep: bool) -> Result<(), String> {
     let server = match cluster {
         None => Server::bind(config),
         Some(cluster) => {
             let broker = ClusterBroker::connect(cluster)?;
-            Server::with_broker(config, Arc::new(broker))
+            Server::with_cluster(config, broker, keep)
         }
     }
     .map_err(|e| e.to_string())?;

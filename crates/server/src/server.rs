@@ -17,15 +17,19 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use chat_core::{AccountBackend, LocalBroker, MessageBroker, Transport};
+use chat_cluster::ClusterBroker;
+use chat_core::{
+    AccountBackend, AccountKeeper, AccountSink, LocalBroker, MessageBroker, Transport,
+};
 use mio::net::TcpListener;
 use mio::{Interest, Poll, Waker};
 use socket2::{Domain, Protocol, Socket, Type};
 
-use crate::accounts::LocalAccounts;
+use crate::accounts::Accounts;
 use crate::budget::MemoryBudget;
 use crate::config::ServerConfig;
 use crate::delivery::SessionTransport;
+use crate::kept_accounts::{StoreAccounts, kept_accounts, kept_tokens};
 use crate::kept_rooms::{StoreRooms, kept_rooms, store_stats};
 use crate::metrics::{GaugeValues, Metrics};
 use crate::metrics_endpoint::MetricsServer;
@@ -60,7 +64,7 @@ pub struct Server {
     metrics_listener: Option<std::net::TcpListener>,
     broker: Arc<dyn MessageBroker<Session>>,
     /// The accounts of a server with a store (the local broker's backend).
-    accounts: Option<Arc<LocalAccounts>>,
+    accounts: Option<Arc<Accounts>>,
     /// The embedded store, if this server has one (for its metrics).
     store: Option<Arc<Store>>,
     queue: Arc<WorkQueue<Arc<Session>>>,
@@ -93,7 +97,11 @@ impl Server {
         );
         let store = Arc::new(store);
         let kept = kept_rooms(snapshot.rooms, snapshot.chats);
-        let accounts = LocalAccounts::new(Arc::clone(&store), snapshot.accounts, snapshot.sessions);
+        let accounts = Accounts::new(
+            Arc::new(StoreAccounts::new(Arc::clone(&store))),
+            kept_accounts(snapshot.accounts),
+            kept_tokens(snapshot.sessions),
+        );
         let broker = rooms
             .with_kept_rooms(kept)
             .with_keeper(Arc::new(StoreRooms::new(Arc::clone(&store))))
@@ -101,6 +109,32 @@ impl Server {
         let mut server = Self::with_broker(config, Arc::new(broker))?;
         server.accounts = Some(accounts);
         server.store = Some(store);
+        Ok(server)
+    }
+
+    /// Like [`Server::bind`], as one node of the cluster `broker` joined: rooms are
+    /// shared through its Redis and, with `keep`, so are accounts, login tokens,
+    /// registered rooms and their history (Redis is the cluster's store; without
+    /// `keep`, `--no-store`, nothing is kept and accounts are not offered).
+    pub fn with_cluster(
+        config: ServerConfig,
+        broker: ClusterBroker<Session>,
+        keep: bool,
+    ) -> io::Result<Server> {
+        if !keep {
+            return Self::with_broker(config, Arc::new(broker));
+        }
+        let (kept, tokens) = broker.kept_accounts().map_err(io::Error::other)?;
+        tracing::info!(accounts = kept.len(), "cluster: accounts read from Redis");
+        let keeper: Arc<dyn AccountKeeper> = broker.account_keeper();
+        let accounts = Accounts::new(keeper, kept, tokens);
+        let sink: Arc<dyn AccountSink> = Arc::clone(&accounts) as Arc<dyn AccountSink>;
+        let broker = broker.with_accounts(
+            Arc::clone(&accounts) as Arc<dyn AccountBackend<Session>>,
+            Arc::downgrade(&sink),
+        );
+        let mut server = Self::with_broker(config, Arc::new(broker))?;
+        server.accounts = Some(accounts);
         Ok(server)
     }
 

@@ -8,6 +8,7 @@ mod support;
 use std::path::PathBuf;
 
 use chat_proto::{Request, Response, WireFormat};
+use support::accounts::*;
 use support::*;
 
 /// A fresh data directory, removed on drop.
@@ -29,37 +30,6 @@ impl Drop for DataDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
     }
-}
-
-fn hello(client: &mut Client, features: &[&str]) -> Vec<String> {
-    client.send(&Request::Hello {
-        features: features.iter().map(|f| (*f).to_owned()).collect(),
-    });
-    match client.recv() {
-        Response::Hello { features, .. } => features,
-        other => panic!("expected SCHello, got {other:?}"),
-    }
-}
-
-const REGISTERED: &str =
-    "이름 Alice 을 계정으로 등록했습니다. 이제 이 이름은 로그인해야 쓸 수 있습니다.";
-const NAME_REGISTERED: &str = "등록된 이름입니다. /login 으로 로그인해야 쓸 수 있습니다.";
-
-fn register_alice(server: &BinaryServer, format: WireFormat) -> Client {
-    let mut alice = server.client(format);
-    assert_eq!(
-        hello(&mut alice, &["accounts", "rooms"]),
-        ["rooms", "accounts"]
-    );
-    alice.send(&Request::Name {
-        name: "Alice".into(),
-    });
-    alice.expect_system("이름이 Alice 으로 변경되었습니다.");
-    alice.send(&Request::Register {
-        password: "correct horse".into(),
-    });
-    alice.expect_system(REGISTERED);
-    alice
 }
 
 #[test]
@@ -205,54 +175,7 @@ fn a_backup_taken_while_the_server_runs_restores_the_accounts() {
 // Rooms that last: a room created while logged in is the account's
 // ---------------------------------------------------------------------------------
 
-/// A client that opted in to accounts and history, named `name`, registered.
-fn account(server: &BinaryServer, format: WireFormat, name: &str) -> Client {
-    let mut client = server.client(format);
-    assert_eq!(
-        hello(&mut client, &["accounts", "history"]),
-        ["accounts", "history"]
-    );
-    client.set_name(name);
-    client.send(&Request::Register {
-        password: "correct horse".into(),
-    });
-    client.expect_system(&format!(
-        "이름 {name} 을 계정으로 등록했습니다. 이제 이 이름은 로그인해야 쓸 수 있습니다."
-    ));
-    client
-}
-
-/// Alice (registered with "correct horse") logged in again from a new connection
-/// that opted in to accounts and history.
-fn alice_again(server: &BinaryServer, format: WireFormat) -> Client {
-    let mut alice = server.client(format);
-    hello(&mut alice, &["accounts", "history"]);
-    alice.send(&Request::Login {
-        name: "Alice".into(),
-        password: "correct horse".into(),
-    });
-    alice.expect_system("Alice 으로 로그인했습니다.");
-    alice.expect_system("이름이 Alice 으로 변경되었습니다.");
-    alice
-}
-
-/// A page of history as (sender, text) pairs.
-fn page(client: &mut Client) -> (Vec<(String, String)>, bool) {
-    match client.recv() {
-        Response::History { lines, more, .. } => (
-            lines.into_iter().map(|l| (l.member, l.text)).collect(),
-            more,
-        ),
-        other => panic!("expected SCHistory, got {other:?}"),
-    }
-}
-
-fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
-    list.iter()
-        .map(|(who, text)| ((*who).to_owned(), (*text).to_owned()))
-        .collect()
-}
-
+/// SIGTERM, a clean exit, and a new server on the same directory.
 fn sigterm_and_restart(server: BinaryServer, data: &DataDir) -> BinaryServer {
     let mut server = server;
     // SAFETY: kill(2) on our own child.
@@ -260,9 +183,6 @@ fn sigterm_and_restart(server: BinaryServer, data: &DataDir) -> BinaryServer {
     assert!(server.wait_for_exit().success());
     BinaryServer::start(&[&data.flag()])
 }
-
-const REGISTERED_ROOM_1: &str =
-    "1번 방이 내 계정에 등록되었습니다. 비어 있어도 남고, /delete 1 으로 지울 수 있습니다.";
 
 /// The scenario: register, create a room, chat, SIGTERM, restart on the same
 /// directory; a raw client (no opt-in) lists the room with its id and title; the
@@ -468,46 +388,6 @@ fn a_kill_9_loses_no_chat_older_than_the_commit_window() {
 // ---------------------------------------------------------------------------------
 // Logging in again with a token (the `resume` extension)
 // ---------------------------------------------------------------------------------
-
-const RESUME_FAILED: &str =
-    "저장된 로그인이 만료되었거나 맞지 않습니다. 비밀번호로 다시 로그인하세요.";
-
-/// The token that follows a login, a registration or a password change.
-fn expect_token(client: &mut Client) -> String {
-    match client.recv() {
-        Response::Session { token, expires } => {
-            let in_30_days = now_ms() + 30 * 24 * 3600 * 1000;
-            assert!(
-                (in_30_days - 60_000..=in_30_days).contains(&expires),
-                "{expires}"
-            );
-            assert_eq!(token.len(), 64, "{token}");
-            assert!(token.bytes().all(|b| b.is_ascii_hexdigit()), "{token}");
-            token.into_owned()
-        }
-        other => panic!("expected SCSession, got {other:?}"),
-    }
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
-}
-
-/// `CSResume NAME TOKEN` from a fresh connection that opted in to `resume`.
-fn resume(server: &BinaryServer, format: WireFormat, token: &str) -> Client {
-    let mut client = server.client(format);
-    assert_eq!(
-        hello(&mut client, &["accounts", "resume"]),
-        ["accounts", "resume"]
-    );
-    client.send(&Request::Resume {
-        name: "Alice".into(),
-        token: token.into(),
-    });
-    client
-}
 
 /// A token works on a later connection and after a restart, without the password;
 /// it is kept only as a hash; `/logout` ends it, a new password ends them all and

@@ -6,22 +6,42 @@
 //! Only a client that opted in to `accounts` and is logged in may ask; the broker
 //! checks that the room is registered to that account.
 
-use crate::broker::{BrokerError, RoomId, Unregistered};
+use crate::broker::{BrokerError, Reply, RoomId, Unregistered};
 use crate::mailbox::Mailbox;
-use crate::state::{ClientState, Turn};
+use crate::state::{Awaiting, ClientState, Outcome, Turn};
 use crate::texts;
 
 use super::account::backend;
 
-pub(super) fn apply<M: Mailbox>(client: &mut ClientState, room: RoomId, turn: &mut Turn<'_, M>) {
+pub(super) fn apply<M: Mailbox>(
+    client: &mut ClientState,
+    room: RoomId,
+    turn: &mut Turn<'_, M>,
+) -> Outcome {
     if backend(client, turn).is_none() {
-        return;
+        return Outcome::Continue;
     }
     let Some(owner) = client.account.as_deref() else {
         client.system(turn, texts::DELETE_NEEDS_LOGIN);
-        return;
+        return Outcome::Continue;
     };
-    let text = match turn.broker.delete_room(room, owner, turn.out) {
+    match turn.broker.delete_room(room, owner, turn.mailbox, turn.out) {
+        Reply::Done(outcome) => {
+            finish(client, room, outcome, turn);
+            Outcome::Continue
+        }
+        Reply::Pending => client.wait(Awaiting::Delete { room }),
+    }
+}
+
+/// Tells the owner what became of room `room`.
+pub(super) fn finish<M: Mailbox>(
+    client: &mut ClientState,
+    room: RoomId,
+    outcome: Result<Unregistered, BrokerError>,
+    turn: &mut Turn<'_, M>,
+) {
+    let text = match outcome {
         Ok(Unregistered::Deleted) => texts::room_deleted(room),
         Ok(Unregistered::WhenEmpty) => texts::room_unregistered(room),
         Err(BrokerError::NoSuchRoom) => texts::NO_SUCH_ROOM.to_owned(),

@@ -29,7 +29,7 @@ mod shutdown;
 
 use chat_proto::Request;
 
-use crate::broker::Completion;
+use crate::broker::{Completion, Unregistered};
 use crate::mailbox::Mailbox;
 use crate::state::{Awaiting, ClientState, Outcome, Turn};
 
@@ -57,7 +57,7 @@ pub(crate) fn dispatch<M: Mailbox>(
             return account::change_password(client, &old, &new, turn);
         }
         Request::History { count, before } => history::apply(client, count, before, turn),
-        Request::DeleteRoom { room_id } => delete::apply(client, room_id, turn),
+        Request::DeleteRoom { room_id } => return delete::apply(client, room_id, turn),
         Request::Resume { name, token } => return account::resume(client, &name, &token, turn),
     }
     Outcome::Continue
@@ -82,5 +82,14 @@ pub(crate) fn finish<M: Mailbox>(
         Awaiting::Login { key } => account::logged_in(client, key, done, turn),
         Awaiting::Resume { key, token } => account::resumed(client, key, token, done, turn),
         Awaiting::ChangePassword => account::password_changed(client, done, turn),
+        Awaiting::Delete { room } => {
+            delete::finish(
+                client,
+                room,
+                outcome.map(Unregistered::from_completion),
+                turn,
+            );
+            Outcome::Continue
+        }
     }
 }

@@ -18,8 +18,15 @@
 //! that gets no reply (a chat) is a barrier: once it returns, the server has handled
 //! the request, and everything it sent to others because of it is already queued in
 //! front of any later reply to them.
+//!
+//! Two parts are modules of their own: [`redis`] (a real `redis-server` and cluster
+//! nodes on it) and [`accounts`] (the account, history and resume extensions' helpers
+//! and texts), used as `support::redis::…` and `support::accounts::…`.
 
 #![allow(dead_code)] // each test file uses a different part of this module
+
+pub(crate) mod accounts;
+pub(crate) mod redis;
 
 use std::io::{self, BufRead, BufReader, Write};
 use std::net::{Ipv4Addr, Shutdown, SocketAddr, TcpStream};
