@@ -19,12 +19,11 @@
 //! data (nodes then reset, and the accounts are gone with the rooms; the README says
 //! so: run Redis with persistence).
 
-use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Condvar, Mutex, PoisonError};
-use std::thread::JoinHandle;
+use std::sync::{Arc, Mutex};
 
-use chat_core::{AccountKeeper, AccountRecord, KeepDone, KeepError, Mailbox, TokenRecord};
+use chat_core::{
+    AccountKeeper, AccountRecord, JobThread, KeepDone, KeepError, Mailbox, TokenRecord,
+};
 use redis::{Connection, RedisResult, Value};
 
 use crate::entry::{Event, SEP};
@@ -152,19 +151,10 @@ impl Job {
     }
 }
 
-#[derive(Default)]
-struct Jobs {
-    queue: VecDeque<Job>,
-    stopping: bool,
-}
-
 /// This node's writes of accounts to Redis; see the module doc.
 pub struct ClusterAccounts<M> {
     shared: Arc<Shared<M>>,
-    jobs: Mutex<Jobs>,
-    ready: Condvar,
-    thread: Mutex<Option<JoinHandle<()>>>,
-    started: AtomicBool,
+    jobs: JobThread<Job>,
     /// The accounts thread's connection, for its look-ups (`AccountKeeper::fetch_*`).
     lookups: Mutex<Option<Connection>>,
 }
@@ -179,68 +169,31 @@ impl<M: Mailbox> ClusterAccounts<M> {
     pub(crate) fn new(shared: Arc<Shared<M>>) -> Arc<Self> {
         Arc::new(ClusterAccounts {
             shared,
-            jobs: Mutex::new(Jobs::default()),
-            ready: Condvar::new(),
-            thread: Mutex::new(None),
-            started: AtomicBool::new(false),
+            jobs: JobThread::new(MAX_QUEUED),
             lookups: Mutex::new(None),
         })
     }
 
     /// Starts the writing thread (once).
     pub(crate) fn start(self: &Arc<Self>) {
-        if self.started.swap(true, Ordering::AcqRel) {
-            return;
-        }
         let me = Arc::clone(self);
-        match std::thread::Builder::new()
-            .name("cluster-accounts".into())
-            .spawn(move || me.run())
-        {
-            Ok(thread) => *lock(&self.thread) = Some(thread),
-            Err(e) => tracing::error!("cluster: cannot start the accounts thread: {e}"),
+        let mut connection: Option<Connection> = None;
+        let started = self.jobs.start("cluster-accounts", move |job| {
+            me.write(job, &mut connection)
+        });
+        if let Err(e) = started {
+            tracing::error!("cluster: cannot start the accounts thread: {e}");
         }
     }
 
     /// Writes what is queued, then stops the thread.
     pub(crate) fn stop(&self) {
-        lock(&self.jobs).stopping = true;
-        self.ready.notify_all();
-        if let Some(thread) = lock(&self.thread).take() {
-            let _ = thread.join();
-        }
+        self.jobs.stop();
     }
 
     fn queue(&self, job: Job) {
-        let mut jobs = lock(&self.jobs);
-        if jobs.stopping || jobs.queue.len() >= MAX_QUEUED {
-            drop(jobs);
-            return job.fail();
-        }
-        jobs.queue.push_back(job);
-        drop(jobs);
-        self.ready.notify_one();
-    }
-
-    fn run(self: Arc<Self>) {
-        let mut connection: Option<Connection> = None;
-        loop {
-            let job = {
-                let mut jobs = lock(&self.jobs);
-                loop {
-                    if let Some(job) = jobs.queue.pop_front() {
-                        break job;
-                    }
-                    if jobs.stopping {
-                        return;
-                    }
-                    jobs = self
-                        .ready
-                        .wait(jobs)
-                        .unwrap_or_else(PoisonError::into_inner);
-                }
-            };
-            self.write(job, &mut connection);
+        if let Err(job) = self.jobs.push(job) {
+            job.fail();
         }
     }
 

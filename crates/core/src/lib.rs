@@ -37,6 +37,8 @@
 //! * [`features`] — the protocol extensions a client opts in to with `CSHello`, and
 //!   the rule that nothing new reaches a client that did not.
 //! * [`history`] — [`History`]: a room's recent chats, bounded, numbered, paged.
+//! * [`job_thread`] — [`JobThread`]: one thread working through a bounded queue of
+//!   jobs in order (password hashing, a cluster's account writes).
 //! * [`texts`], [`validate`] — every text; what clients may choose. [`listing`] —
 //!   [`Listing`], a room list encoded once per format and shared until it changes;
 //!   [`ListingCache`], the rule that keeps it. [`listing_watch`] — [`ListingWatch`],
@@ -90,6 +92,7 @@ pub mod features;
 pub mod flood;
 pub mod history;
 mod ids;
+pub mod job_thread;
 pub mod listing;
 pub mod listing_watch;
 pub mod local;
@@ -110,6 +113,7 @@ pub use encoded::{Encoded, OutKind};
 pub use fanout::{ChatEvent, Fanout, Tally};
 pub use flood::{Bucket, FloodLimits, Rate};
 pub use history::{ChatLine, History, HistoryLimit};
+pub use job_thread::JobThread;
 pub use listing::{Listing, ListingCache};
 pub use listing_watch::ListingWatch;
 pub use local::LocalBroker;

@@ -30,10 +30,9 @@
 //!
 //! Passwords are never logged, kept or echoed: only their hashes reach the keeper.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::{Arc, Condvar, Mutex, OnceLock, PoisonError};
-use std::thread::JoinHandle;
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use argon2::Argon2;
@@ -41,8 +40,8 @@ use argon2::password_hash::rand_core::{OsRng, RngCore};
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use blake2::{Blake2b, Digest, digest::consts::U32};
 use chat_core::{
-    AccountBackend, AccountKeeper, AccountRecord, AccountSink, BrokerError, Bucket, KeepError,
-    Member, Rate, Reply, TokenRecord, Transport,
+    AccountBackend, AccountKeeper, AccountRecord, AccountSink, BrokerError, Bucket, JobThread,
+    KeepError, Member, Rate, Reply, TokenRecord, Transport,
 };
 
 use crate::session::Session;
@@ -100,12 +99,6 @@ enum Job {
         new: String,
         to: Arc<Session>,
     },
-}
-
-#[derive(Default)]
-struct Jobs {
-    queue: VecDeque<Job>,
-    stopping: bool,
 }
 
 /// The login tokens, by hash and by account.
@@ -193,15 +186,13 @@ struct Throttle {
 pub(crate) struct Accounts {
     table: Mutex<HashMap<String, Entry>>,
     keeper: Arc<dyn AccountKeeper>,
-    jobs: Mutex<Jobs>,
-    ready: Condvar,
+    jobs: JobThread<Job>,
     throttle: Mutex<Throttle>,
     tokens: Mutex<Tokens>,
     transport: OnceLock<Arc<dyn Transport<Session>>>,
     /// A hash of nothing anyone knows: a login for a name with no account is checked
     /// against it, so it takes as long as one with a wrong password.
     dummy_hash: String,
-    thread: Mutex<Option<JoinHandle<()>>>,
 }
 
 impl std::fmt::Debug for Accounts {
@@ -271,13 +262,11 @@ impl Accounts {
         Arc::new(Accounts {
             table: Mutex::new(table_of(accounts)),
             keeper,
-            jobs: Mutex::new(Jobs::default()),
-            ready: Condvar::new(),
+            jobs: JobThread::new(MAX_JOBS),
             throttle: Mutex::new(Throttle::default()),
             tokens: Mutex::new(tokens_of(tokens)),
             transport: OnceLock::new(),
             dummy_hash: hash("no account has this password").unwrap_or_default(),
-            thread: Mutex::new(None),
         })
     }
 
@@ -285,43 +274,14 @@ impl Accounts {
     pub(crate) fn start(self: &Arc<Self>, transport: Arc<dyn Transport<Session>>) {
         let _ = self.transport.set(transport);
         let me = Arc::clone(self);
-        match std::thread::Builder::new()
-            .name("accounts".into())
-            .spawn(move || me.run())
-        {
-            Ok(thread) => *lock(&self.thread) = Some(thread),
-            Err(e) => tracing::error!("cannot start the accounts thread: {e}; accounts are off"),
+        if let Err(e) = self.jobs.start("accounts", move |job| me.work(job)) {
+            tracing::error!("cannot start the accounts thread: {e}; accounts are off");
         }
     }
 
     /// Finishes the queued jobs and stops the thread.
     pub(crate) fn stop(&self) {
-        lock(&self.jobs).stopping = true;
-        self.ready.notify_all();
-        if let Some(thread) = lock(&self.thread).take() {
-            let _ = thread.join();
-        }
-    }
-
-    fn run(self: Arc<Self>) {
-        loop {
-            let job = {
-                let mut jobs = lock(&self.jobs);
-                loop {
-                    if let Some(job) = jobs.queue.pop_front() {
-                        break job;
-                    }
-                    if jobs.stopping {
-                        return;
-                    }
-                    jobs = self
-                        .ready
-                        .wait(jobs)
-                        .unwrap_or_else(PoisonError::into_inner);
-                }
-            };
-            self.work(job);
-        }
+        self.jobs.stop();
     }
 
     fn complete(&self, to: &Arc<Session>, outcome: Result<(), BrokerError>) {
@@ -408,6 +368,13 @@ impl Accounts {
             Job::Resume { key, hash, to } => {
                 let outcome = match self.keeper.fetch_token(&hash) {
                     Some(token) if logs_in((&token.key, token.expires_ms), &key, now_ms()) => {
+                        // Its account may be news here too (registered a moment ago
+                        // on another node): the login takes the account's name.
+                        if !self.is_registered(&key)
+                            && let Some(account) = self.keeper.fetch_account(&key)
+                        {
+                            self.account(account);
+                        }
                         self.token(token);
                         Ok(())
                     }
@@ -458,14 +425,10 @@ impl Accounts {
 
     /// Queues `job`, or refuses it: too many waiting.
     fn queue(&self, job: Job) -> Reply<()> {
-        let mut jobs = lock(&self.jobs);
-        if jobs.stopping || jobs.queue.len() >= MAX_JOBS {
-            return Reply::Done(Err(BrokerError::Throttled));
+        match self.jobs.push(job) {
+            Ok(()) => Reply::Pending,
+            Err(_) => Reply::Done(Err(BrokerError::Throttled)),
         }
-        jobs.queue.push_back(job);
-        drop(jobs);
-        self.ready.notify_one();
-        Reply::Pending
     }
 
     /// Takes an attempt from `to`'s address (and from the account `key`'s, for a
