@@ -77,9 +77,10 @@ pub struct Args {
     /// disk: during setup one extra connection opts in to `accounts`, registers an
     /// account (`bench-owner-<pid>-<nonce>`), creates every room (registering it to
     /// the account) and leaves it; then every member joins the rooms, and the owner
-    /// is closed. Needs a server with its store (not --no-store, not a cluster node)
-    /// and, beyond about 45 rooms, flood control off (the owner sends two commands per
-    /// room). Not with --protocol=irc|nats.
+    /// is closed. Needs a server that offers accounts (one with its store, or a
+    /// cluster node; not one run with --no-store) and, beyond about 45 rooms, flood
+    /// control off (the owner sends two commands per room). Not with
+    /// --protocol=irc|nats.
     #[arg(long)]
     pub registered_rooms: bool,
 

@@ -1091,6 +1091,7 @@ impl Driver {
             Response::Hello { .. } => self.unexpected(c, "an unasked SCHello".into()),
             Response::History { .. } => self.unexpected(c, "an unasked SCHistory".into()),
             Response::Session { .. } => self.unexpected(c, "an unasked SCSession".into()),
+            Response::Direct { .. } => self.unexpected(c, "an unasked SCDirect".into()),
         }
     }
 

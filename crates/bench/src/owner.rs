@@ -9,7 +9,7 @@
 //! member connects, one extra connection — the owner —
 //!
 //! 1. opts in to `accounts` (`CSHello`) and checks the server's `SCHello` lists it (a
-//!    server run with `--no-store`, or a cluster node, does not);
+//!    server or cluster node run with `--no-store` does not);
 //! 2. takes a name of its own and registers it as an account (`CSRegister`; the server
 //!    answers once the account is stored, after ~50 ms of Argon2);
 //! 3. for each room: creates it (`CSCreateRoom`), which registers it to the account —
@@ -136,8 +136,8 @@ impl Owner {
                 if !features.iter().any(|f| f == FEATURE) {
                     return Err(format!(
                         "the server ({server}) does not offer accounts (its SCHello \
-                         lists {features:?}): registered rooms need a server with its store \
-                         (not --no-store, not a cluster node)"
+                         lists {features:?}): registered rooms need a server that offers \
+                         accounts (one with its store, or a cluster node; not --no-store)"
                     ));
                 }
                 self.phase = Phase::Naming;

@@ -29,9 +29,9 @@ pub const COMMANDS: [(&str, &str); 7] = [
 ];
 
 /// The commands as `/help` lists them on a terminal: with their arguments, the
-/// accounts (the server's extension, docs/PROTOCOL.md §7.2), and the ways to leave
-/// that only a terminal has.
-pub const TERMINAL_COMMANDS: [(&str, &str); 15] = [
+/// accounts, history and direct messages (the server's extensions, docs/PROTOCOL.md
+/// §7), and the ways to leave that only a terminal has.
+pub const TERMINAL_COMMANDS: [(&str, &str); 18] = [
     ("/help", "사용 가능 명령어를 나열한다."),
     ("/name NAME", "채팅 이름을 지정한다."),
     ("/rooms", "채팅 방 목록을 출력한다."),
@@ -55,6 +55,9 @@ pub const TERMINAL_COMMANDS: [(&str, &str); 15] = [
         "지금 방의 최근 대화 N줄(기본 50, 최대 200)을 보여 준다.",
     ),
     ("/history more", "그보다 앞의 대화를 보여 준다."),
+    ("/msg NAME TEXT", "NAME 님에게만 귓속말을 보낸다."),
+    ("/ignore NAME", "NAME 님의 귓속말을 받지 않는다."),
+    ("/unignore NAME", "NAME 님의 귓속말을 다시 받는다."),
     (
         "/quit, /exit",
         "프로그램을 종료한다. (빈 줄에서 Ctrl-D 도 같다.)",
@@ -118,7 +121,9 @@ pub fn terminal_help_lines() -> impl Iterator<Item = String> {
 }
 
 /// Parses a line typed at a terminal: as [`parse_line`], plus `/quit` and `/exit`
-/// and the account commands (a password is one word: no spaces).
+/// and the extensions' commands (a password is one word: no spaces). `/msg NAME
+/// TEXT` takes its name as one word and its text as the rest of the line, as typed
+/// (trimmed); `/ignore` and `/unignore` take the rest of the line as the name.
 pub fn parse_typed(line: &str) -> Option<Command> {
     let words: Vec<&str> = line.split_whitespace().collect();
     let send = |request| Some(Command::Send(request));
@@ -157,8 +162,34 @@ pub fn parse_typed(line: &str) -> Option<Command> {
             before: None,
         }),
         ["/history", ..] => usage("/history [N] | /history more"),
+        ["/msg", name, _, ..] => send(Request::Direct {
+            name: (*name).to_owned(),
+            text: after_words(line, 2).to_owned(),
+        }),
+        ["/msg", ..] => usage("/msg NAME TEXT"),
+        ["/ignore", _, ..] => send(Request::Ignore {
+            name: after_words(line, 1).to_owned(),
+            ignore: true,
+        }),
+        ["/ignore"] => usage("/ignore NAME"),
+        ["/unignore", _, ..] => send(Request::Ignore {
+            name: after_words(line, 1).to_owned(),
+            ignore: false,
+        }),
+        ["/unignore"] => usage("/unignore NAME"),
         _ => parse_line(line),
     }
+}
+
+/// `line` without its first `n` whitespace-separated words, trimmed: what follows
+/// them as typed (inner runs of spaces kept).
+fn after_words(line: &str, n: usize) -> &str {
+    let mut rest = line.trim_start();
+    for _ in 0..n {
+        let end = rest.find(char::is_whitespace).unwrap_or(rest.len());
+        rest = rest[end..].trim_start();
+    }
+    rest.trim_end()
 }
 
 /// Whether a typed line carries a password (it is then never kept in history).
@@ -408,6 +439,81 @@ mod tests {
         assert_eq!(typed("/logout now"), Err("사용법: /logout".into()));
         // Piped input keeps the reference's rules: not commands there.
         assert_eq!(refused("/register pw"), "Invalid command: /register");
+    }
+
+    #[test]
+    fn direct_commands_on_a_terminal_only() {
+        let typed = |line: &str| match parse_typed(line) {
+            Some(Command::Send(request)) => Ok(request),
+            Some(Command::Refused(error)) => Err(error.to_string()),
+            other => panic!("{line:?} gave {other:?}"),
+        };
+        let direct = |name: &str, text: &str| {
+            Ok(Request::Direct {
+                name: name.into(),
+                text: text.into(),
+            })
+        };
+        let ignore = |name: &str, ignore: bool| {
+            Ok(Request::Ignore {
+                name: name.into(),
+                ignore,
+            })
+        };
+        assert_eq!(typed("/msg bob hi"), direct("bob", "hi"));
+        // The text is the rest of the line as typed, trimmed: inner spaces stay.
+        assert_eq!(
+            typed("  /msg\tbob   안녕  하세요 😀 \r\n"),
+            direct("bob", "안녕  하세요 😀")
+        );
+        assert_eq!(typed("/msg bob /rooms"), direct("bob", "/rooms"));
+        assert_eq!(typed("/msg"), Err("사용법: /msg NAME TEXT".into()));
+        assert_eq!(typed("/msg bob"), Err("사용법: /msg NAME TEXT".into()));
+        assert_eq!(typed("/msg   bob   "), Err("사용법: /msg NAME TEXT".into()));
+        // The name of `/ignore` is the rest of the line, trimmed.
+        assert_eq!(typed("/ignore bob"), ignore("bob", true));
+        assert_eq!(
+            typed(" /ignore  (127.0.0.1, 9001) "),
+            ignore("(127.0.0.1, 9001)", true)
+        );
+        assert_eq!(typed("/unignore 김 철수"), ignore("김 철수", false));
+        assert_eq!(typed("/ignore"), Err("사용법: /ignore NAME".into()));
+        assert_eq!(typed("/unignore  "), Err("사용법: /unignore NAME".into()));
+        // A longer word is not the command.
+        assert_eq!(typed("/msgs bob hi"), Err("Invalid command: /msgs".into()));
+        // Piped input keeps the reference's rules: not commands there.
+        assert_eq!(refused("/msg bob hi"), "Invalid command: /msg");
+        assert_eq!(refused("/ignore bob"), "Invalid command: /ignore");
+        assert_eq!(refused("/unignore bob"), "Invalid command: /unignore");
+        // Nothing secret: the line is shown and kept as typed.
+        assert!(!holds_password("/msg bob hunter2"));
+        assert_eq!(masked("/msg bob hi"), "/msg bob hi");
+    }
+
+    #[test]
+    fn terminal_help_lists_direct_commands() {
+        let lines: Vec<String> = terminal_help_lines().collect();
+        let at = |prefix: &str| {
+            lines
+                .iter()
+                .position(|l| l.starts_with(prefix))
+                .unwrap_or_else(|| panic!("{prefix} not in {lines:?}"))
+        };
+        assert_eq!(
+            lines[at("/msg ")],
+            "/msg NAME TEXT: NAME 님에게만 귓속말을 보낸다."
+        );
+        assert_eq!(
+            lines[at("/ignore ")],
+            "/ignore NAME: NAME 님의 귓속말을 받지 않는다."
+        );
+        assert_eq!(
+            lines[at("/unignore ")],
+            "/unignore NAME: NAME 님의 귓속말을 다시 받는다."
+        );
+        assert!(at("/history more") < at("/msg ") && at("/unignore ") < at("/quit"));
+        // Piped `/help` stays the reference's.
+        assert!(!help_lines().any(|l| l.contains("귓속말")));
     }
 
     #[test]

@@ -243,6 +243,8 @@ impl Console {
         match style {
             Style::Plain | Style::Chat => None,
             Style::System => Some("33"),
+            // Magenta: apart from chats (uncoloured) and system messages (yellow).
+            Style::Direct => Some("35"),
             Style::Trace => Some("2"),
             Style::Own => Some("1"),
             Style::Error => Some("31"),

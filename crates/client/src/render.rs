@@ -31,6 +31,9 @@ pub enum Style {
     /// `[나] text`: a chat line this user sent, shown on a terminal only (the server
     /// never echoes it back).
     Own,
+    /// `[귓속말 ← member] text` and `[귓속말 → member] text`: a direct message, to
+    /// this user or the server's copy of one it sent.
+    Direct,
     /// `--verbosity` output.
     Trace,
     /// Something went wrong (locally or with the server).
@@ -69,6 +72,13 @@ pub fn response_lines(response: &Response<'_>) -> Vec<Line> {
                 format!("[{}] {}", escape(member), escape(text)),
             )]
         }
+        // Shown without its time, as timed chats and history lines are.
+        Response::Direct {
+            member,
+            text,
+            outgoing,
+            ..
+        } => vec![direct_line(member, text, *outgoing)],
         // A token for a client that keeps logins (this one never asks for `resume`).
         Response::Session { .. } => Vec::new(),
         Response::History { lines, more, .. } => {
@@ -116,6 +126,28 @@ pub fn response_lines(response: &Response<'_>) -> Vec<Line> {
         // The answer to our own opt-in: nothing for the user to read.
         Response::Hello { .. } => Vec::new(),
     }
+}
+
+/// What marks a direct message to this user: `[귓속말 ← NAME]`, NAME its sender.
+pub const DIRECT_IN_MARK: &str = "귓속말 ←";
+
+/// What marks the server's copy of a direct message this user sent:
+/// `[귓속말 → NAME]`, NAME its recipient.
+pub const DIRECT_OUT_MARK: &str = "귓속말 →";
+
+/// The line for a direct message: from `member` (`outgoing` false) or, the sender's
+/// own copy, to `member` (`outgoing` true). Both start with `[귓속말`, which a
+/// chat's `[member]` cannot (names hold no brackets), and differ from it in colour.
+fn direct_line(member: &str, text: &str, outgoing: bool) -> Line {
+    let mark = if outgoing {
+        DIRECT_OUT_MARK
+    } else {
+        DIRECT_IN_MARK
+    };
+    Line::new(
+        Style::Direct,
+        format!("[{mark} {}] {}", escape(member), escape(text)),
+    )
 }
 
 /// What marks the user's own chat lines on a terminal: `[나]` ("me") rather than the
@@ -203,6 +235,39 @@ mod tests {
                 text: "hi 😀".into()
             }),
             ["[(127.0.0.1, 9001)] hi 😀"]
+        );
+    }
+
+    #[test]
+    fn direct_lines_show_the_other_party_and_direction() {
+        let direct = |member: &str, text: &str, outgoing| {
+            response_lines(&Response::Direct {
+                member: member.into(),
+                text: text.into(),
+                time: 1_700_000_000_000,
+                outgoing,
+            })
+        };
+        assert_eq!(
+            direct("bob", "안녕  하세요 😀", false),
+            [Line::new(Style::Direct, "[귓속말 ← bob] 안녕  하세요 😀")]
+        );
+        assert_eq!(
+            direct("김 철수", "hi", true),
+            [Line::new(Style::Direct, "[귓속말 → 김 철수] hi")]
+        );
+        // Escaped like every other line: no fake second line, no terminal codes.
+        assert_eq!(
+            direct("ev\x1bil", "a\nb\u{202e}c", false)[0].text,
+            "[귓속말 ← ev\\x1bil] a\\nb\\u202ec"
+        );
+        // A direct message to a client that never opted in is a system message.
+        assert_eq!(
+            response_lines(&Response::system("[bob] 님의 귓속말: hi")),
+            [Line::new(
+                Style::System,
+                "[시스템 메시지] [bob] 님의 귓속말: hi"
+            )]
         );
     }
 

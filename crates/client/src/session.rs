@@ -177,8 +177,8 @@ struct Session {
     half_close_due: bool,
     signals: Signals,
     /// `CSHello` was sent: the server's extensions are asked for only when first
-    /// used (an account command), so a session that never uses them sends exactly
-    /// what the reference client sends.
+    /// used (an account, history or direct-message command), so a session that
+    /// never uses them sends exactly what the reference client sends.
     said_hello: bool,
     /// Where the last history page began, if older lines are kept (`/history more`).
     history_before: Option<i64>,
@@ -477,13 +477,17 @@ impl Session {
                         | Request::ChangePassword { .. }
                         | Request::History { .. }
                         | Request::DeleteRoom { .. }
+                        | Request::Direct { .. }
+                        | Request::Ignore { .. }
                 );
                 if extension && !self.said_hello {
                     self.said_hello = true;
                     // Every extension the client shows, at once: a later hello would
                     // replace the features of the first.
                     let hello = Request::Hello {
-                        features: vec!["accounts".to_owned(), "history".to_owned()],
+                        features: ["accounts", "history", "direct"]
+                            .map(str::to_owned)
+                            .to_vec(),
                     };
                     if let Err(error) = self.connection.send(&hello, &mut trace) {
                         print_trace(console, trace)?;

@@ -172,6 +172,19 @@ pub fn protobuf_request_texts(request: &Request) -> [String; 2] {
             "CS_DELETE_ROOM",
             format!("roomId: {}", saturate_i32(*room_id)),
         ),
+        Request::Direct { name, text } => (
+            "CS_DIRECT",
+            format!(
+                "{}\n{}",
+                string_field("name", name),
+                string_field("text", text)
+            ),
+        ),
+        // The codec always sets `ignore` (false too), so it is always shown.
+        Request::Ignore { name, ignore } => (
+            "CS_IGNORE",
+            format!("{}\nignore: {ignore}", string_field("name", name)),
+        ),
     };
     [format!("type: {kind}"), body]
 }
@@ -222,6 +235,19 @@ pub fn protobuf_response_texts(response: &Response<'_>) -> [String; 2] {
             body.push_str(&format!("\nmore: {more}"));
             ("SC_HISTORY", body)
         }
+        Response::Direct {
+            member,
+            text,
+            time,
+            outgoing,
+        } => (
+            "SC_DIRECT",
+            format!(
+                "{}\n{}\ntime: {time}\noutgoing: {outgoing}",
+                string_field("member", member),
+                string_field("text", text)
+            ),
+        ),
         Response::Chat { member, text } => (
             "SC_CHAT",
             format!(
@@ -392,6 +418,87 @@ mod tests {
         assert_eq!(
             protobuf_response_texts(&Response::RoomsResult { rooms: vec![] }),
             ["type: SC_ROOMS_RESULT", ""]
+        );
+    }
+
+    #[test]
+    fn direct_messages_read_like_python_text_format() {
+        assert_eq!(
+            protobuf_request_texts(&Request::Direct {
+                name: "bob".into(),
+                text: "안 \"hi\"".into()
+            }),
+            [
+                "type: CS_DIRECT",
+                "name: \"bob\"\ntext: \"\\354\\225\\210 \\\"hi\\\"\""
+            ]
+        );
+        assert_eq!(
+            protobuf_request_texts(&Request::Ignore {
+                name: "bob".into(),
+                ignore: true
+            }),
+            ["type: CS_IGNORE", "name: \"bob\"\nignore: true"]
+        );
+        assert_eq!(
+            protobuf_request_texts(&Request::Ignore {
+                name: "bob".into(),
+                ignore: false
+            })[1],
+            "name: \"bob\"\nignore: false"
+        );
+        assert_eq!(
+            protobuf_response_texts(&Response::Direct {
+                member: "bob".into(),
+                text: "hi".into(),
+                time: 1_700_000_000_000,
+                outgoing: false
+            }),
+            [
+                "type: SC_DIRECT",
+                "member: \"bob\"\ntext: \"hi\"\ntime: 1700000000000\noutgoing: false"
+            ]
+        );
+        assert_eq!(
+            protobuf_response_texts(&Response::Direct {
+                member: "amy".into(),
+                text: "yo".into(),
+                time: 5,
+                outgoing: true
+            })[1],
+            "member: \"amy\"\ntext: \"yo\"\ntime: 5\noutgoing: true"
+        );
+    }
+
+    #[test]
+    fn direct_requests_show_as_sent_in_json() {
+        // Nothing in a direct message is hidden: the payload reads as sent.
+        for request in [
+            Request::Direct {
+                name: "bob".into(),
+                text: "hunter2".into(),
+            },
+            Request::Ignore {
+                name: "bob".into(),
+                ignore: true,
+            },
+        ] {
+            let mut wire = Vec::new();
+            chat_proto::codec::encode_request(chat_proto::WireFormat::Json, &request, &mut wire)
+                .unwrap();
+            let payload = &wire[chat_proto::frame::HEADER_LEN..];
+            assert_eq!(json_request_text(&request, payload), json_text(payload));
+        }
+        let mut wire = Vec::new();
+        let request = Request::Direct {
+            name: "bob".into(),
+            text: "hi".into(),
+        };
+        chat_proto::codec::encode_request(chat_proto::WireFormat::Json, &request, &mut wire)
+            .unwrap();
+        assert_eq!(
+            json_request_text(&request, &wire[chat_proto::frame::HEADER_LEN..]),
+            r#"{"type": "CSDirect", "name": "bob", "text": "hi"}"#
         );
     }
 

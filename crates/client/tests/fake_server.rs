@@ -393,7 +393,43 @@ fn split_and_packed_messages(format: WireFormat) {
     client.expect_lines(&["[시스템 메시지] 하나", "[시스템 메시지] 둘"]);
 }
 
+/// Direct messages show with their direction and the other party, escaped, apart
+/// from chats (their time is not shown, as for timed chats).
+fn direct_messages_are_shown(format: WireFormat) {
+    let fake = FakeServer::start();
+    let mut client = ChatClient::connect(fake.addr, format, &[]);
+    let mut conn = fake.accept();
+    conn.send_response(
+        format,
+        &Response::Direct {
+            member: "bob".into(),
+            text: "안녕  하세요 😀".into(),
+            time: 1_700_000_000_000,
+            outgoing: false,
+        },
+    );
+    conn.send_response(
+        format,
+        &Response::Direct {
+            member: "김 철수".into(),
+            text: "a\nb\u{202e}c".into(),
+            time: 1_700_000_000_001,
+            outgoing: true,
+        },
+    );
+    // What a client that never opted in reads instead: a system message.
+    conn.send_response(format, &Response::system("[bob] 님의 귓속말: hi"));
+    client.expect_lines(&[
+        "[귓속말 ← bob] 안녕  하세요 😀",
+        "[귓속말 → 김 철수] a\\nb\\u202ec",
+        "[시스템 메시지] [bob] 님의 귓속말: hi",
+    ]);
+    drop(conn);
+    assert_exit(&mut client, &["서버가 소켓을 닫았음"], 0);
+}
+
 in_both_formats!(
+    direct_messages_are_shown,
     control_characters_are_escaped,
     format_characters_are_escaped,
     requests_are_the_reference_bytes,
@@ -440,6 +476,54 @@ fn protobuf_verbosity_of_received_chat() {
         r#"[S->C:총길이=12바이트] 0x000a(메시지크기) + member: "\352\271\200""#,
         r#"text: "a\033\"""#,
         "[김] a\\x1b\"",
+    ]);
+    drop(conn);
+    assert_exit(&mut client, &["서버가 소켓을 닫았음"], 0);
+}
+
+/// Protobuf trace of a received direct message: `SC_DIRECT`, every field shown.
+#[test]
+fn protobuf_verbosity_of_received_direct() {
+    let fake = FakeServer::start();
+    let mut client = ChatClient::connect(fake.addr, WireFormat::Protobuf, &["--verbosity=1"]);
+    let mut conn = fake.accept();
+    conn.send_response(
+        WireFormat::Protobuf,
+        &Response::Direct {
+            member: "김".into(),
+            text: "hi".into(),
+            time: 1_700_000_000_000,
+            outgoing: false,
+        },
+    );
+    client.expect_lines(&[
+        "[S->C:총길이=4바이트] 0x0002(메시지크기) + type: SC_DIRECT",
+        r#"[S->C:총길이=20바이트] 0x0012(메시지크기) + member: "\352\271\200""#,
+        r#"text: "hi""#,
+        "time: 1700000000000",
+        "outgoing: false",
+        "[귓속말 ← 김] hi",
+    ]);
+    drop(conn);
+    assert_exit(&mut client, &["서버가 소켓을 닫았음"], 0);
+}
+
+/// JSON trace of a received direct message: the payload as received.
+#[test]
+fn json_verbosity_of_received_direct() {
+    let fake = FakeServer::start();
+    let mut client = ChatClient::connect(fake.addr, WireFormat::Json, &["--verbosity=1"]);
+    let mut conn = fake.accept();
+    let frame =
+        r#"{"type": "SCDirect", "member": "bob", "text": "hi", "time": 5, "outgoing": true}"#;
+    conn.send_frame(frame.as_bytes());
+    client.expect_lines(&[
+        &format!(
+            "[S->C:총길이={}바이트] 0x{:04x}(메시지크기) + {frame}",
+            frame.len() + 2,
+            frame.len()
+        ),
+        "[귓속말 → bob] hi",
     ]);
     drop(conn);
     assert_exit(&mut client, &["서버가 소켓을 닫았음"], 0);

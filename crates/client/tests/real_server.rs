@@ -167,7 +167,41 @@ fn shutdown_closes_the_socket(format: WireFormat) {
     server.wait_for_exit().expect("the server stops cleanly");
 }
 
+/// A direct message to this client, which never says hello on piped input, arrives
+/// as a system message; piped `/msg` is not a command (the reference's rules).
+fn direct_message_to_a_client_that_never_opted_in(format: WireFormat) {
+    let server = TestServer::start();
+    let mut client = ChatClient::connect(server.addr, format, &[]);
+    let mut peer = Peer::connect(server.addr, format);
+    client.type_line("/name carol");
+    client.expect("[시스템 메시지] 이름이 carol 으로 변경되었습니다.");
+    client.type_line("/msg bob hi");
+    client.expect("Invalid command: /msg");
+
+    peer.send(Request::Hello {
+        features: vec!["direct".into()],
+    });
+    assert!(
+        matches!(peer.recv(), Response::Hello { features, .. } if features == ["direct"]),
+        "the server offers direct"
+    );
+    peer.name("bob");
+    peer.send(Request::Direct {
+        name: "carol".into(),
+        text: "안녕  😀 \\ok".into(),
+    });
+    client.expect("[시스템 메시지] [bob] 님의 귓속말: 안녕  😀 \\ok");
+    assert!(matches!(
+        peer.recv(),
+        Response::Direct { member, outgoing: true, .. } if member == "carol"
+    ));
+    let (rest, status) = client.finish();
+    assert_eq!(rest, [EOF_LINE]);
+    assert!(status.success(), "{status:?}");
+}
+
 in_both_formats!(
+    direct_message_to_a_client_that_never_opted_in,
     help_and_local_errors,
     chatting_with_a_peer,
     piped_script_keeps_every_reply,

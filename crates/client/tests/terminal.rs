@@ -1,7 +1,8 @@
 //! `chat-client` on a pseudo-terminal: line editing, history (kept between runs),
 //! messages printed above the line being typed without garbling it, the prompt that
 //! follows name and room, own chat lines, resizes, `/quit` and `/help`, the
-//! terminal restored on exit, and format characters from the server shown escaped.
+//! extensions' commands (accounts, history, direct messages), the terminal restored
+//! on exit, and format characters from the server shown escaped.
 //!
 //! Every run points `XDG_STATE_HOME` at a fresh directory, so no test touches the
 //! real history file.
@@ -20,7 +21,7 @@ use std::thread;
 use std::time::Instant;
 
 use chat_proto::{Request, Response, WireFormat};
-use common::{FakeServer, TIMEOUT};
+use common::{FakeServer, Peer, TIMEOUT, TestServer};
 
 /// A pty pair: (master, slave).
 fn open_pty() -> (OwnedFd, OwnedFd) {
@@ -118,8 +119,13 @@ fn state_dir() -> PathBuf {
 }
 
 fn start_on_pty(fake: &FakeServer) -> OnPty {
+    start_on_pty_at(fake.addr.port())
+}
+
+/// As [`start_on_pty`], against whatever listens on `127.0.0.1:port`.
+fn start_on_pty_at(port: u16) -> OnPty {
     let state = StateDir(state_dir());
-    let mut on_pty = start_on_pty_with_state(fake, &state.0);
+    let mut on_pty = start_on_pty_with_state_at(port, &state.0);
     on_pty._state = Some(state);
     on_pty
 }
@@ -128,11 +134,16 @@ fn start_on_pty(fake: &FakeServer) -> OnPty {
 /// as its controlling terminal (a session of its own), as a shell would arrange, so
 /// the kernel sends it SIGWINCH when the window size changes.
 fn start_on_pty_with_state(fake: &FakeServer, state: &Path) -> OnPty {
+    start_on_pty_with_state_at(fake.addr.port(), state)
+}
+
+/// As [`start_on_pty_with_state`], against whatever listens on `127.0.0.1:port`.
+fn start_on_pty_with_state_at(port: u16, state: &Path) -> OnPty {
     let (master, slave) = open_pty();
     let before = termios_of(&slave);
     let mut command = Command::new(env!("CARGO_BIN_EXE_chat-client"));
     command
-        .arg(format!("--port={}", fake.addr.port()))
+        .arg(format!("--port={port}"))
         .env("NO_COLOR", "1")
         .env("XDG_STATE_HOME", state)
         .stdin(Stdio::from(slave.try_clone().unwrap()))
@@ -511,6 +522,11 @@ fn terminal_help_and_quit() {
     screen.expect("/name NAME: 채팅 이름을 지정한다.\r\n");
     screen.expect("/create TITLE: ");
     screen.expect("/join N: ");
+    screen.expect(
+        "/msg NAME TEXT: NAME 님에게만 귓속말을 보낸다.\r\n\
+         /ignore NAME: NAME 님의 귓속말을 받지 않는다.\r\n\
+         /unignore NAME: NAME 님의 귓속말을 다시 받는다.\r\n",
+    );
     screen.expect("Ctrl-D");
 
     keyboard.write_all(b"/quit\r").unwrap();
@@ -611,7 +627,7 @@ fn account_commands_opt_in_and_never_show_or_keep_a_password() {
     screen.expect("\r\x1b[K> /login Alice ********\r\n");
     assert_eq!(
         conn.recv_frame().as_deref(),
-        Some(&br#"{"type": "CSHello", "features": ["accounts", "history"]}"#[..])
+        Some(&br#"{"type": "CSHello", "features": ["accounts", "history", "direct"]}"#[..])
     );
     assert_eq!(
         conn.recv_frame().as_deref(),
@@ -658,7 +674,7 @@ fn history_pages_and_more() {
     keyboard.write_all(b"/history 2\r").unwrap();
     assert_eq!(
         conn.recv_frame().as_deref(),
-        Some(&br#"{"type": "CSHello", "features": ["accounts", "history"]}"#[..])
+        Some(&br#"{"type": "CSHello", "features": ["accounts", "history", "direct"]}"#[..])
     );
     assert_eq!(
         conn.recv_frame().as_deref(),
@@ -691,4 +707,151 @@ fn history_pages_and_more() {
     drop(conn);
     let status = wait_for_exit(&mut child);
     assert!(status.success(), "{status:?}");
+}
+
+/// `/msg NAME TEXT` asks for the `direct` extension with the others (one `CSHello`),
+/// then sends the text as typed; `/ignore` and `/unignore` send the name. Direct
+/// messages show as `[귓속말 ← NAME]` (received) and `[귓속말 → NAME]` (the server's
+/// copy of one sent), escaped; the server's refusals are system messages; a line
+/// missing its name or text is answered locally with its usage.
+#[test]
+fn direct_messages_opt_in_send_and_show() {
+    let fake = FakeServer::start();
+    let OnPty {
+        mut child,
+        mut screen,
+        mut keyboard,
+        _state,
+        ..
+    } = start_on_pty(&fake);
+    let mut conn = fake.accept();
+    screen.expect("\r> \x1b[K");
+    keyboard.write_all(b"/msg bob\r").unwrap();
+    screen.expect("> /msg bob\r\n사용법: /msg NAME TEXT\r\n");
+    keyboard.write_all(b"/msg bob  hi  there \r").unwrap();
+    screen.expect("> /msg bob  hi  there \r\n");
+    assert_eq!(
+        conn.recv_frame().as_deref(),
+        Some(&br#"{"type": "CSHello", "features": ["accounts", "history", "direct"]}"#[..])
+    );
+    assert_eq!(
+        conn.recv_frame().as_deref(),
+        Some(&br#"{"type": "CSDirect", "name": "bob", "text": "hi  there"}"#[..])
+    );
+    let direct = |member: &'static str, text: &'static str, outgoing| Response::Direct {
+        member: member.into(),
+        text: text.into(),
+        time: 1_700_000_000_000,
+        outgoing,
+    };
+    conn.send_response(WireFormat::Json, &direct("bob", "hi  there", true));
+    screen.expect("[귓속말 → bob] hi  there\r\n");
+    conn.send_response(WireFormat::Json, &direct("bob", "안녕\x1b[2J", false));
+    screen.expect("[귓속말 ← bob] 안녕\\x1b[2J\r\n");
+
+    keyboard.write_all(b"/ignore  bob \r").unwrap();
+    assert_eq!(
+        conn.recv_frame().as_deref(),
+        Some(&br#"{"type": "CSIgnore", "name": "bob", "ignore": true}"#[..]),
+        "one hello is enough"
+    );
+    conn.send_response(
+        WireFormat::Json,
+        &Response::system("이제 bob 님의 귓속말을 받지 않습니다."),
+    );
+    screen.expect("[시스템 메시지] 이제 bob 님의 귓속말을 받지 않습니다.\r\n");
+    keyboard.write_all(b"/unignore bob\r").unwrap();
+    assert_eq!(
+        conn.recv_frame().as_deref(),
+        Some(&br#"{"type": "CSIgnore", "name": "bob", "ignore": false}"#[..])
+    );
+    keyboard.write_all(b"/ignore\r").unwrap();
+    screen.expect("사용법: /ignore NAME\r\n");
+    keyboard.write_all(b"/msg amy yo\r").unwrap();
+    assert_eq!(
+        conn.recv_frame().as_deref(),
+        Some(&br#"{"type": "CSDirect", "name": "amy", "text": "yo"}"#[..])
+    );
+    // A server that did not agree to `direct` refuses in a system message.
+    conn.send_response(
+        WireFormat::Json,
+        &Response::system("귓속말을 쓰려면 먼저 CSHello 로 direct 기능을 켜야 합니다."),
+    );
+    screen.expect("[시스템 메시지] 귓속말을 쓰려면 먼저 CSHello 로 direct 기능을 켜야 합니다.\r\n");
+    keyboard.write_all(b"\x04").unwrap();
+    assert_eq!(conn.recv_frame(), None);
+    drop(conn);
+    let status = wait_for_exit(&mut child);
+    assert!(status.success(), "{status:?}");
+}
+
+/// Against the real server: `/msg` reaches a peer that opted in to `direct` (its
+/// copy comes back as `[귓속말 → bob]`), the peer's answer shows as `[귓속말 ← bob]`,
+/// and `/ignore`, `/unignore` and a name nobody holds are answered in the server's
+/// system messages.
+#[test]
+fn direct_messages_with_the_real_server() {
+    let server = TestServer::start();
+    let OnPty {
+        mut child,
+        mut screen,
+        mut keyboard,
+        _state,
+        ..
+    } = start_on_pty_at(server.addr.port());
+    screen.expect("\r> \x1b[K");
+    keyboard.write_all(b"/name alice\r").unwrap();
+    screen.expect("[시스템 메시지] 이름이 alice 으로 변경되었습니다.\r\n");
+
+    let mut peer = Peer::connect(server.addr, WireFormat::Json);
+    peer.send(Request::Hello {
+        features: vec!["direct".into()],
+    });
+    assert!(
+        matches!(peer.recv(), Response::Hello { features, .. } if features == ["direct"]),
+        "the server offers direct"
+    );
+    peer.name("bob");
+
+    keyboard
+        .write_all("/msg bob 안녕  하세요 \r".as_bytes())
+        .unwrap();
+    screen.expect("> /msg bob 안녕  하세요 \r\n");
+    screen.expect("[귓속말 → bob] 안녕  하세요\r\n");
+    assert!(
+        matches!(
+            peer.recv(),
+            Response::Direct { member, text, outgoing: false, .. }
+                if member == "alice" && text == "안녕  하세요"
+        ),
+        "bob receives alice's message"
+    );
+
+    peer.send(Request::Direct {
+        name: "alice".into(),
+        text: "yo".into(),
+    });
+    screen.expect("[귓속말 ← bob] yo\r\n");
+    assert!(matches!(
+        peer.recv(),
+        Response::Direct { outgoing: true, .. }
+    ));
+
+    keyboard.write_all(b"/ignore bob\r").unwrap();
+    screen.expect("[시스템 메시지] 이제 bob 님의 귓속말을 받지 않습니다.\r\n");
+    peer.send(Request::Direct {
+        name: "alice".into(),
+        text: "again".into(),
+    });
+    peer.expect_system("상대가 내 귓속말을 받지 않습니다.");
+    keyboard.write_all(b"/unignore bob\r").unwrap();
+    screen.expect("[시스템 메시지] 다시 bob 님의 귓속말을 받습니다.\r\n");
+    keyboard.write_all(b"/msg nobody hi\r").unwrap();
+    screen.expect("[시스템 메시지] 그런 이름으로 접속한 사람이 없습니다.\r\n");
+
+    keyboard.write_all(b"\x04").unwrap();
+    screen.expect("=== EOF 에 따라 프로그램을 종료합니다. ===\r\n");
+    let status = wait_for_exit(&mut child);
+    assert!(status.success(), "{status:?}");
+    assert!(!String::from_utf8_lossy(&screen.seen).contains("again"));
 }

@@ -10,7 +10,7 @@
 //!   connection broke is sent once more on a new connection: every script is
 //!   idempotent (a registration sent twice finds its own account and answers `ok`).
 //! * **Reads**: every node follows the log, so each learns every change (its own
-//!   too) and tells its accounts ([`AccountChange`], through `Shared::tell_accounts`):
+//!   too) and tells its accounts (`entry::AccountChange`, `Shared::tell_accounts`):
 //!   logins and token checks stay in memory, with no round trip. A snapshot (at
 //!   start, after a resync) reads every account and token anew ([`fetch`]).
 //!
@@ -26,7 +26,7 @@ use chat_core::{
 };
 use redis::{Connection, RedisResult, Value};
 
-use crate::entry::{Event, SEP};
+use crate::entry::SEP;
 use crate::link::{self, Role};
 use crate::shared::Shared;
 use crate::sync::{bump, lock};
@@ -35,31 +35,6 @@ use crate::values::{items, status, text};
 /// Writes waiting at most; past that a registration is refused as unavailable and a
 /// token is kept on this node only (logged).
 const MAX_QUEUED: usize = 1024;
-
-/// A change to accounts, as the log tells it, for the accounts of this node.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum AccountChange {
-    Account(AccountRecord),
-    Password { key: String, hash: String },
-    Token(TokenRecord),
-    TokenGone(String),
-}
-
-impl AccountChange {
-    /// The change an entry tells, if it is about accounts.
-    pub(crate) fn of(event: &Event<'_>) -> Option<Self> {
-        Some(match event {
-            Event::Account(account) => AccountChange::Account(account.clone()),
-            Event::Password { key, hash } => AccountChange::Password {
-                key: (*key).to_owned(),
-                hash: (*hash).to_owned(),
-            },
-            Event::Token(token) => AccountChange::Token(token.clone()),
-            Event::TokenGone { hash } => AccountChange::TokenGone((*hash).to_owned()),
-            _ => return None,
-        })
-    }
-}
 
 /// Every account and every token Redis keeps now.
 pub(crate) fn fetch<M: Mailbox>(

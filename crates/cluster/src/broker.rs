@@ -373,6 +373,7 @@ impl<M: Mailbox> MessageBroker<M> for ClusterBroker<M> {
                 format: member.format,
                 history: member.history,
             },
+            direct: member.direct,
         };
         let previous = lock(&self.shared.claimed)
             .insert(member.id, claimed)
@@ -394,6 +395,46 @@ impl<M: Mailbox> MessageBroker<M> for ClusterBroker<M> {
         if lock(&self.shared.claimed).remove(&id).is_some() {
             self.shared.submit_kept(OpKind::Release { client: id });
         }
+    }
+
+    fn offers_direct(&self) -> bool {
+        true
+    }
+
+    fn direct(&self, from: Member<'_, M>, to: &str, text: &str, _out: &mut Fanout<M>) -> Reply<()> {
+        let kind = OpKind::Direct {
+            client: from.id,
+            to_key: to.to_owned(),
+            from_key: chat_core::validate::name_key(from.name),
+            from_name: from.name.to_owned(),
+            text: text.to_owned(),
+        };
+        unit(self.call(kind, from.mailbox, Then::Nothing))
+    }
+
+    fn set_ignored(&self, member: Member<'_, M>, key: &str, ignore: bool) -> Reply<bool> {
+        let kind = OpKind::Ignore {
+            client: member.id,
+            key: key.to_owned(),
+            ignore,
+        };
+        match self.call(kind, member.mailbox, Then::Nothing) {
+            Reply::Done(outcome) => Reply::Done(outcome.map(|changed| changed == 1)),
+            Reply::Pending => Reply::Pending,
+        }
+    }
+
+    fn refresh(&self, member: Member<'_, M>) {
+        if let Some(held) = lock(&self.shared.claimed).get_mut(&member.id) {
+            held.to.format = member.format;
+            held.to.history = member.history;
+            held.direct = member.direct;
+        }
+    }
+
+    fn forget(&self, id: ClientId) {
+        // Its ignore set goes (kept through outages: it must not outlive the client).
+        self.shared.submit_kept(OpKind::Unignore { client: id });
     }
 
     /// The client is gone: its awaited operation is settled as failed at once, which

@@ -277,6 +277,37 @@ fn command<M>(shared: &Shared<M>, op: &Op<M>) -> redis::Cmd {
                 .arg(owner.as_deref().unwrap_or(""));
             cmd
         }
+        OpKind::Direct {
+            client,
+            to_key,
+            from_key,
+            from_name,
+            text,
+        } => {
+            let mut cmd = scripts.direct.call(prefix, node, seq);
+            cmd.arg(client)
+                .arg(to_key)
+                .arg(from_key)
+                .arg(text)
+                .arg(from_name);
+            cmd
+        }
+        OpKind::Ignore {
+            client,
+            key,
+            ignore,
+        } => {
+            let mut cmd = scripts.ignore.call(prefix, node, seq);
+            cmd.arg(client)
+                .arg(key)
+                .arg(if *ignore { "1" } else { "0" });
+            cmd
+        }
+        OpKind::Unignore { client } => {
+            let mut cmd = scripts.ignore.call(prefix, node, seq);
+            cmd.arg(client).arg("").arg("clear");
+            cmd
+        }
         OpKind::DeleteRoom { room, owner } => {
             let mut cmd = scripts.delete_room.call(prefix, node, seq);
             cmd.arg(room).arg(owner);
@@ -325,19 +356,25 @@ fn command<M>(shared: &Shared<M>, op: &Op<M>) -> redis::Cmd {
 
 /// Hands `reply` to whoever waits for `op`.
 fn answer<M: Mailbox>(shared: &Shared<M>, op: Op<M>, reply: &Value) {
-    if matches!(op.kind, OpKind::Chat { .. } | OpKind::Release { .. }) {
+    if matches!(
+        op.kind,
+        OpKind::Chat { .. } | OpKind::Release { .. } | OpKind::Unignore { .. }
+    ) {
         return;
     }
-    let outcome = match status(reply).0 {
+    let (answer, rest) = status(reply);
+    let outcome = match answer {
         // Done: the reader completes the waiter when it applies the entry (a claim
-        // writes none, so it is answered here).
-        "ok" | "dup" => {
-            if matches!(op.kind, OpKind::Claim { .. }) {
-                Ok(0)
-            } else {
-                return;
-            }
-        }
+        // or an ignore writes none, so it is answered here: an ignore with 1 if it
+        // changed anything).
+        "ok" | "dup" => match op.kind {
+            OpKind::Claim { .. } => Ok(0),
+            OpKind::Ignore { .. } => Ok(rest.first().and_then(crate::values::int).unwrap_or(0)),
+            _ => return,
+        },
+        "nomember" => Err(BrokerError::NoSuchMember),
+        "ignored" => Err(BrokerError::Ignored),
+        "toomany" => Err(BrokerError::TooMany),
         "nosuch" => Err(BrokerError::NoSuchRoom),
         "notowner" => Err(BrokerError::NotOwner),
         "taken" => Err(BrokerError::NameTaken),

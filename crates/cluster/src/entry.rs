@@ -9,7 +9,8 @@
 //! ```
 //!
 //! * `kind`: `n` created, `N` created registered, `j` joined, `l` left, `r`
-//!   renamed, `c` chat, `d` given up by its owner, `x` node gone; and about
+//!   renamed, `c` chat, `d` given up by its owner, `x` node gone, `m` a direct
+//!   message to the member (room 0); and about
 //!   accounts (member and room 0): `a` registered, `p` new password, `t` token
 //!   handed out, `u` token ended.
 //! * `writer` and `seq`: the node that wrote it and that node's number for the
@@ -20,6 +21,7 @@
 //! * `rest`: `n` name ␟ title; `N` name ␟ owner's key ␟ title; `j` name; `l` `1` if
 //!   the member gets its own notice; `r` the new name; `c` the text; `d` `1` if the
 //!   room was deleted (`0`: it lasts until its last member leaves); `x` nothing;
+//!   `m` the sender's name ␟ the text;
 //!   `a` key ␟ name ␟ password hash ␟ created ms; `p` key ␟ password hash; `t`
 //!   token hash ␟ key ␟ expires ms; `u` token hash.
 //!
@@ -53,6 +55,11 @@ pub(crate) enum Event<'a> {
     },
     GivenUp {
         deleted: bool,
+    },
+    /// A direct message to the entry's member.
+    Direct {
+        from: &'a str,
+        text: &'a str,
     },
     Account(AccountRecord),
     Password {
@@ -143,6 +150,10 @@ impl<'a> Entry<'a> {
                 })
             }
             "u" => Event::TokenGone { hash: rest },
+            "m" => {
+                let (from, text) = rest.split_once(SEP)?;
+                Event::Direct { from, text }
+            }
             "j" => Event::Joined { name: rest },
             "l" => Event::Left {
                 notify_self: rest == "1",
@@ -158,6 +169,31 @@ impl<'a> Entry<'a> {
             member: MemberId { node, client },
             room,
             event,
+        })
+    }
+}
+
+/// A change to accounts, as the log tells it, for the accounts of this node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum AccountChange {
+    Account(AccountRecord),
+    Password { key: String, hash: String },
+    Token(TokenRecord),
+    TokenGone(String),
+}
+
+impl AccountChange {
+    /// The change an entry tells, if it is about accounts.
+    pub(crate) fn of(event: &Event<'_>) -> Option<Self> {
+        Some(match event {
+            Event::Account(account) => AccountChange::Account(account.clone()),
+            Event::Password { key, hash } => AccountChange::Password {
+                key: (*key).to_owned(),
+                hash: (*hash).to_owned(),
+            },
+            Event::Token(token) => AccountChange::Token(token.clone()),
+            Event::TokenGone { hash } => AccountChange::TokenGone((*hash).to_owned()),
+            _ => return None,
         })
     }
 }

@@ -65,6 +65,8 @@ pub(crate) struct Scripts {
     pub(crate) password: Lua,
     pub(crate) token_add: Lua,
     pub(crate) token_del: Lua,
+    pub(crate) direct: Lua,
+    pub(crate) ignore: Lua,
 }
 
 impl Scripts {
@@ -86,10 +88,12 @@ impl Scripts {
             password: Lua::new(scripts::PASSWORD),
             token_add: Lua::new(scripts::TOKEN_ADD),
             token_del: Lua::new(scripts::TOKEN_DEL),
+            direct: Lua::new(scripts::DIRECT),
+            ignore: Lua::new(scripts::IGNORE),
         }
     }
 
-    fn all(&self) -> [&Lua; 16] {
+    fn all(&self) -> [&Lua; 18] {
         [
             &self.create,
             &self.join,
@@ -107,6 +111,8 @@ impl Scripts {
             &self.password,
             &self.token_add,
             &self.token_del,
+            &self.direct,
+            &self.ignore,
         ]
     }
 }

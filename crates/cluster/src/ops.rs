@@ -58,6 +58,24 @@ pub(crate) enum OpKind {
         room: RoomId,
         owner: String,
     },
+    /// A direct message to whoever holds the name key `to_key`.
+    Direct {
+        client: ClientId,
+        to_key: String,
+        from_key: String,
+        from_name: String,
+        text: String,
+    },
+    /// The client ignores (or no longer ignores) the name key `key`.
+    Ignore {
+        client: ClientId,
+        key: String,
+        ignore: bool,
+    },
+    /// The client is gone: its ignore set goes.
+    Unignore {
+        client: ClientId,
+    },
     Release {
         client: ClientId,
     },

@@ -19,8 +19,7 @@ use std::time::{Duration, Instant};
 use chat_core::{Fanout, Mailbox};
 use redis::{Connection, Value};
 
-use crate::accounts::AccountChange;
-use crate::entry::{Entry, Event, MemberId, StreamId, history_line};
+use crate::entry::{AccountChange, Entry, Event, MemberId, StreamId, history_line};
 use crate::link::{self, Role};
 use crate::ops::OpKind;
 use crate::replica::SnapshotRoom;
@@ -282,6 +281,8 @@ pub(crate) fn apply_reply<M: Mailbox>(
     let mut completed = Vec::new();
     // Told to the accounts once the replica is unlocked (they take locks of theirs).
     let mut account_changes = Vec::new();
+    // Direct messages to this node's clients, delivered once the replica is unlocked.
+    let mut directs = Vec::new();
     let mut replica = lock(&shared.replica);
     for raw in entries {
         let parts = items(raw);
@@ -303,6 +304,16 @@ pub(crate) fn apply_reply<M: Mailbox>(
         };
         if let Some(change) = AccountChange::of(&entry.event) {
             account_changes.push(change);
+            continue;
+        }
+        if let Event::Direct { from, text } = entry.event {
+            // For one client, of this node or another: no room is involved.
+            if entry.member.node == node {
+                directs.push((entry.member.client, from.to_owned(), text.to_owned(), id.ms));
+            }
+            if entry.writer == node && entry.seq != 0 {
+                completed.push((entry.seq, 0));
+            }
             continue;
         }
         // The entry's place in the log stamps a chat: its time, and a number the
@@ -354,6 +365,7 @@ pub(crate) fn apply_reply<M: Mailbox>(
     for change in account_changes {
         shared.tell_accounts(change);
     }
+    shared.deliver_directs(directs, out);
     shared.flush(out);
     for (seq, room) in completed {
         shared.complete(seq, Ok(room));

@@ -343,6 +343,7 @@ impl<M: Mailbox> Replica<M> {
                 return applied;
             }
             Event::NodeGone
+            | Event::Direct { .. }
             | Event::Account(_)
             | Event::Password { .. }
             | Event::Token(_)

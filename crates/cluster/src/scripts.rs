@@ -24,6 +24,8 @@
 //! | `P:accounts` | hash | name key → `name ␟ password hash ␟ created ms` |
 //! | `P:tokens` | hash | token hash → `account key ␟ expires ms` |
 //! | `P:account:<key>:tokens` | set | the account's token hashes |
+//! | `P:ignore:<node>:<client>` | set | the name keys a client ignores (direct messages) |
+//! | `P:node:<node>:ignoring` | set | the node's clients that ignore someone (for the reaper) |
 //! | `P:nodes` | zset | node → deadline (ms, Redis's clock) |
 //! | `P:reaping` | set | dead nodes whose members are being removed |
 //! | `P:node:<node>` | hash | client → room, the node's members (for the reaper) |
@@ -167,6 +169,53 @@ if redis.call('HEXISTS', rk, 'owner') == 1 then
   end
 end
 return {'ok'}
+"#
+);
+
+/// A `direct` message: ARGV 4 client, 5 the recipient's name key, 6 the sender's
+/// name key, 7 text, 8 the sender's name. Answers `{'nomember'}` if nobody holds the
+/// name, `{'ignored'}` if its holder ignores the sender's; else appends an `m` entry
+/// for the holder (its node delivers it) and answers `{'ok'}`.
+pub(crate) const DIRECT: &str = concat!(
+    prelude!(),
+    r#"
+if fenced() then return {'fenced'} end
+if dup() then return {'dup'} end
+local holder = redis.call('HGET', P .. ':names', ARGV[5])
+if not holder then return {'nomember'} end
+if redis.call('SISMEMBER', P .. ':ignore:' .. holder, ARGV[6]) == 1 then return {'ignored'} end
+local hnode, hclient = string.match(holder, '^(%d+):(%d+)$')
+if not hnode then return {'nomember'} end
+done()
+log('m', node, ARGV[3], hnode, hclient, 0, ARGV[8] .. S .. ARGV[7])
+return {'ok'}
+"#
+);
+
+/// `ignore`: ARGV 4 client, 5 a name key, 6 `1` to ignore it, `0` not to, `clear`
+/// to drop the client's whole set (it is gone). Answers `{'ok', 1}` if that changed
+/// anything, `{'ok', 0}` if not, `{'toomany'}` past 100 names.
+pub(crate) const IGNORE: &str = concat!(
+    prelude!(),
+    r#"
+local key = P .. ':ignore:' .. node .. ':' .. ARGV[4]
+local clients = P .. ':node:' .. node .. ':ignoring'
+if ARGV[6] == 'clear' then
+  redis.call('DEL', key)
+  redis.call('SREM', clients, ARGV[4])
+  return {'ok', 1}
+end
+if fenced() then return {'fenced'} end
+if ARGV[6] == '0' then
+  local changed = redis.call('SREM', key, ARGV[5])
+  if redis.call('SCARD', key) == 0 then redis.call('SREM', clients, ARGV[4]) end
+  return {'ok', changed}
+end
+if redis.call('SISMEMBER', key, ARGV[5]) == 1 then return {'ok', 0} end
+if redis.call('SCARD', key) >= 100 then return {'toomany'} end
+redis.call('SADD', key, ARGV[5])
+redis.call('SADD', clients, ARGV[4])
+return {'ok', 1}
 "#
 );
 
@@ -398,7 +447,10 @@ for i = 1, #names, 2 do
     redis.call('HDEL', P .. ':names', names[i + 1])
   end
 end
-redis.call('DEL', nk, nk .. ':names')
+for _, client in ipairs(redis.call('SMEMBERS', nk .. ':ignoring')) do
+  redis.call('DEL', P .. ':ignore:' .. target .. ':' .. client)
+end
+redis.call('DEL', nk, nk .. ':names', nk .. ':ignoring')
 redis.call('HDEL', P .. ':nseq', target)
 redis.call('SREM', P .. ':reaping', target)
 log('x', node, 0, target, 0, 0, '')

@@ -21,9 +21,8 @@ use chat_core::{
     texts,
 };
 
-use crate::accounts::AccountChange;
 use crate::config::ClusterConfig;
-use crate::entry::MemberId;
+use crate::entry::{AccountChange, MemberId};
 use crate::link::Scripts;
 use crate::ops::{OpKind, OpQueue, Then, Waiter};
 use crate::replica::Replica;
@@ -61,6 +60,8 @@ pub(crate) struct Stats {
 pub(crate) struct Claimed<M> {
     pub(crate) key: String,
     pub(crate) to: Recipient<M>,
+    /// The client opted in to `direct`: direct messages reach it as `SCDirect`.
+    pub(crate) direct: bool,
 }
 
 /// See the module doc.
@@ -160,6 +161,32 @@ impl<M: Mailbox> Shared<M> {
     /// This node's accounts, if it has any (and they are still there).
     pub(crate) fn account_sink(&self) -> Option<Arc<dyn AccountSink>> {
         self.accounts.get()?.upgrade()
+    }
+
+    /// Queues direct messages (client, sender's name, text, time) to this node's
+    /// clients in `out`, each in the form its client reads; one whose client let go
+    /// of its name meanwhile is dropped (its sender was told it was delivered: it
+    /// was, to the name's holder when Redis took it).
+    pub(crate) fn deliver_directs(
+        &self,
+        directs: Vec<(ClientId, String, String, u64)>,
+        out: &mut Fanout<M>,
+    ) {
+        if directs.is_empty() {
+            return;
+        }
+        let claimed = lock(&self.claimed);
+        for (client, from, text, time_ms) in directs {
+            let Some(held) = claimed.get(&client) else {
+                continue;
+            };
+            let to = &held.to;
+            if let Some(message) =
+                chat_core::direct::encode(to.format, held.direct, &from, &text, time_ms)
+            {
+                out.send(&to.mailbox, to.format, &message);
+            }
+        }
     }
 
     /// Tells this node's accounts of `change` (an entry of the log).

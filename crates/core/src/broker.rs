@@ -75,6 +75,9 @@ pub struct Member<'a, M> {
     /// The key of the account it is logged in as: a room it creates is registered to
     /// that account (it lasts; see [`MessageBroker::delete_room`]).
     pub account: Option<&'a str>,
+    /// It opted in to the `direct` extension: direct messages reach it as
+    /// `SCDirect` (else as a system message).
+    pub direct: bool,
 }
 
 // Not derived: a derive would demand `M: Clone`, and only the reference is copied.
@@ -112,6 +115,12 @@ pub enum BrokerError {
     Throttled,
     /// The room is not registered to the caller's account.
     NotOwner,
+    /// No connected client holds that name (a direct message).
+    NoSuchMember,
+    /// The recipient ignores the sender (a direct message).
+    Ignored,
+    /// A per-client bound was reached (names ignored).
+    TooMany,
 }
 
 impl fmt::Display for BrokerError {
@@ -124,6 +133,9 @@ impl fmt::Display for BrokerError {
             BrokerError::BadCredentials => "the name and password do not match",
             BrokerError::Throttled => "too many attempts",
             BrokerError::NotOwner => "the room is not registered to this account",
+            BrokerError::NoSuchMember => "no connected client has that name",
+            BrokerError::Ignored => "the recipient ignores the sender",
+            BrokerError::TooMany => "too many",
         })
     }
 }
@@ -303,6 +315,43 @@ pub trait MessageBroker<M: Mailbox>: Send + Sync + fmt::Debug {
     ) -> Reply<Unregistered> {
         let _ = (room, owner, to, out);
         Reply::Done(Err(BrokerError::NotOwner))
+    }
+
+    /// Whether this broker carries direct messages (the `direct` extension). The
+    /// default does not, and the extension is then not offered.
+    fn offers_direct(&self) -> bool {
+        false
+    }
+
+    /// Sends `text` (already sanitised) from `from` to the client holding the name
+    /// whose key is `to`, in the form that client reads (`direct::encode`), unless
+    /// that client ignores `from`'s name ([`BrokerError::Ignored`]);
+    /// [`BrokerError::NoSuchMember`] if nobody holds it. The default carries none.
+    fn direct(&self, from: Member<'_, M>, to: &str, text: &str, out: &mut Fanout<M>) -> Reply<()> {
+        let _ = (from, to, text, out);
+        Reply::Done(Err(BrokerError::NoSuchMember))
+    }
+
+    /// `member` ignores (`ignore`), or no longer ignores, direct messages from the
+    /// name whose key is `key`; answers whether anything changed
+    /// ([`BrokerError::TooMany`] past `direct::MAX_IGNORED`); a pending answer
+    /// completes with 1 if it did, 0 if not.
+    fn set_ignored(&self, member: Member<'_, M>, key: &str, ignore: bool) -> Reply<bool> {
+        let _ = (member, key, ignore);
+        Reply::Done(Ok(false))
+    }
+
+    /// `member` changed what it reads (a hello): what the broker keeps of it for
+    /// direct messages follows. The default keeps nothing.
+    fn refresh(&self, member: Member<'_, M>) {
+        let _ = member;
+    }
+
+    /// Client `id` is gone for good (its connection closed, after
+    /// [`Self::release_name`]): whatever the broker kept of it goes. The default
+    /// keeps nothing.
+    fn forget(&self, id: ClientId) {
+        let _ = id;
     }
 
     /// How many rooms exist (for logs and metrics).

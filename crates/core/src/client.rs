@@ -310,6 +310,7 @@ impl Client {
             turn.broker.abandon(self.state.id);
         }
         turn.broker.release_name(self.state.id);
+        turn.broker.forget(self.state.id);
         if self.state.features.has(crate::features::ROOMS)
             && let Some(watch) = turn.broker.listing_watch()
         {

@@ -26,11 +26,13 @@ pub enum OutKind {
     History = 4,
     /// `SCSession` (the `resume` extension).
     Session = 5,
+    /// `SCDirect` (the `direct` extension).
+    Direct = 6,
 }
 
 impl OutKind {
     /// How many kinds there are: the length of a table indexed by `kind as usize`.
-    pub const COUNT: usize = 6;
+    pub const COUNT: usize = 7;
 
     /// Every kind, in table order.
     pub const ALL: [OutKind; Self::COUNT] = [
@@ -40,6 +42,7 @@ impl OutKind {
         OutKind::Hello,
         OutKind::History,
         OutKind::Session,
+        OutKind::Direct,
     ];
 
     /// The kind of `response`.
@@ -51,6 +54,7 @@ impl OutKind {
             Response::Hello { .. } => OutKind::Hello,
             Response::History { .. } => OutKind::History,
             Response::Session { .. } => OutKind::Session,
+            Response::Direct { .. } => OutKind::Direct,
         }
     }
 
@@ -63,6 +67,7 @@ impl OutKind {
             OutKind::Hello => "SCHello",
             OutKind::History => "SCHistory",
             OutKind::Session => "SCSession",
+            OutKind::Direct => "SCDirect",
         }
     }
 }

@@ -62,9 +62,17 @@ pub const RESUME: Feature = Feature {
     bit: 8,
 };
 
+/// `direct`: direct messages (`CSDirect`, `CSIgnore`), received as `SCDirect`
+/// (`command/direct.rs`). A client that never opted in still receives direct
+/// messages, as a system message (`texts::direct_plain`).
+pub const DIRECT: Feature = Feature {
+    name: "direct",
+    bit: 16,
+};
+
 /// Every feature this server speaks, by name. The protocol's extensions are added
 /// here as they land; a name not in this table is ignored in a hello.
-pub const KNOWN: &[Feature] = &[ROOMS, ACCOUNTS, HISTORY, RESUME];
+pub const KNOWN: &[Feature] = &[ROOMS, ACCOUNTS, HISTORY, RESUME, DIRECT];
 
 /// The features in force for one connection.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

@@ -36,6 +36,8 @@
 //!   accounts, kept and hashed by the transport's side) is used.
 //! * [`features`] — the protocol extensions a client opts in to with `CSHello`, and
 //!   the rule that nothing new reaches a client that did not.
+//! * [`direct`] — direct messages: the [`direct::Directory`] of reachable clients and
+//!   whom they ignore, and the form a direct message takes for its recipient.
 //! * [`history`] — [`History`]: a room's recent chats, bounded, numbered, paged.
 //! * [`job_thread`] — [`JobThread`]: one thread working through a bounded queue of
 //!   jobs in order (password hashing, a cluster's account writes).
@@ -86,6 +88,7 @@ pub mod accounts;
 pub mod broker;
 pub mod client;
 mod command;
+pub mod direct;
 pub mod encoded;
 pub mod fanout;
 pub mod features;

@@ -29,7 +29,7 @@
 //! Every operation is done at once ([`Reply::Done`]), and it never answers
 //! [`BrokerError::Unavailable`]: everything it needs is here.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -40,6 +40,7 @@ use crate::broker::{
     AccountBackend, BrokerError, ClientId, KeptRoom, Leaving, MAX_ROOM_ID, Member, MessageBroker,
     Reply, RoomId, RoomKeeper, Unregistered,
 };
+use crate::direct::{self, Directory};
 use crate::encoded::Encoded;
 use crate::fanout::{ChatEvent, Fanout};
 use crate::history::{ChatLine, History, HistoryLimit};
@@ -48,6 +49,14 @@ use crate::listing_watch::ListingWatch;
 use crate::mailbox::Mailbox;
 use crate::room::{Recipient, Room, RoomMember, Stamp};
 use crate::sync::lock;
+
+/// This process's clock, in ms since the Unix epoch: it stamps chats and direct
+/// messages (the chat core reads no clock: a broker gives messages their time).
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
 
 /// A room of this process: its state behind its own lock.
 type SharedRoom<M> = Arc<Mutex<Room<ClientId, M>>>;
@@ -64,14 +73,9 @@ pub struct LocalBroker<M> {
     history: HistoryLimit,
     /// Where registered rooms are kept for good, if anywhere.
     keeper: Option<Arc<dyn RoomKeeper>>,
-    /// Names claimed, by key and by holder.
-    names: Mutex<NameTable>,
-}
-
-#[derive(Debug, Default)]
-struct NameTable {
-    by_key: HashMap<String, ClientId>,
-    by_client: HashMap<ClientId, String>,
+    /// Names claimed, by key and by holder, and whom each client ignores (direct
+    /// messages).
+    names: Mutex<Directory<M>>,
 }
 
 struct RoomTable<M> {
@@ -105,7 +109,7 @@ impl<M> Default for LocalBroker<M> {
             accounts: None,
             history: HistoryLimit::default(),
             keeper: None,
-            names: Mutex::new(NameTable::default()),
+            names: Mutex::new(Directory::default()),
         }
     }
 }
@@ -290,12 +294,8 @@ impl<M: Mailbox> MessageBroker<M> for LocalBroker<M> {
         out: &mut Fanout<M>,
     ) -> Result<usize, BrokerError> {
         let found = self.find(room).ok_or(BrokerError::NoSuchRoom)?;
-        // This process's clock stamps its chats (the chat core reads none: a broker
-        // gives chats their time).
         let at = Stamp {
-            time_ms: SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
+            time_ms: now_ms(),
             seq: None,
         };
         let mut state = lock(&found);
@@ -336,25 +336,45 @@ impl<M: Mailbox> MessageBroker<M> for LocalBroker<M> {
     }
 
     fn claim_name(&self, member: Member<'_, M>, key: &str) -> Reply<()> {
-        let id = member.id;
-        let mut names = lock(&self.names);
-        match names.by_key.get(key) {
-            Some(&holder) if holder != id => return Reply::Done(Err(BrokerError::NameTaken)),
-            Some(_) => return Reply::Done(Ok(())),
-            None => {}
-        }
-        if let Some(old) = names.by_client.insert(id, key.to_owned()) {
-            names.by_key.remove(&old);
-        }
-        names.by_key.insert(key.to_owned(), id);
-        Reply::Done(Ok(()))
+        Reply::Done(lock(&self.names).claim(member, key))
     }
 
     fn release_name(&self, id: ClientId) {
-        let mut names = lock(&self.names);
-        if let Some(key) = names.by_client.remove(&id) {
-            names.by_key.remove(&key);
+        lock(&self.names).release(id);
+    }
+
+    fn offers_direct(&self) -> bool {
+        true
+    }
+
+    fn direct(&self, from: Member<'_, M>, to: &str, text: &str, out: &mut Fanout<M>) -> Reply<()> {
+        let names = lock(&self.names);
+        let from_key = crate::validate::name_key(from.name);
+        let listed = match names.recipient(to, &from_key) {
+            Ok(listed) => listed,
+            Err(e) => return Reply::Done(Err(e)),
+        };
+        let time_ms = now_ms();
+        // Too long for a frame in the recipient's form: the sender was told at its
+        // own (the same text), so this only drops what the command let through.
+        if let Some(message) =
+            direct::encode(listed.format, listed.opted_in, from.name, text, time_ms)
+        {
+            out.send(&listed.mailbox, listed.format, &message);
         }
+        Reply::Done(Ok(()))
+    }
+
+    fn set_ignored(&self, member: Member<'_, M>, key: &str, ignore: bool) -> Reply<bool> {
+        Reply::Done(lock(&self.names).set_ignored(member.id, key, ignore))
+    }
+
+    fn refresh(&self, member: Member<'_, M>) {
+        lock(&self.names).refresh(member);
+    }
+
+    fn forget(&self, id: ClientId) {
+        lock(&self.names).forget(id);
     }
 
     fn delete_room(
@@ -425,6 +445,7 @@ mod tests {
             mailbox,
             history: false,
             account: None,
+            direct: false,
         }
     }
 
@@ -509,6 +530,7 @@ mod tests {
         let sink = Arc::new(Sink);
         let owner = Member {
             account: Some("alice"),
+            direct: false,
             ..member(1, "Alice", &sink)
         };
         let kept = done(broker.create_room(owner, "t", &mut out)).unwrap();
@@ -565,6 +587,7 @@ mod tests {
         // A member with the room: given up, it lasts until that member leaves.
         let alice = Member {
             account: Some("alice"),
+            direct: false,
             ..member(2, "Alice", &sink)
         };
         done(back.join_room(7, alice, &mut out)).unwrap();

@@ -147,6 +147,11 @@ pub(crate) enum Awaiting {
     ChangePassword,
     /// `/delete` of that room.
     Delete { room: RoomId },
+    /// `/msg` to `to` (the name as the recipient holds it) saying `text`: the
+    /// sender's copy is sent once the message is delivered.
+    Direct { to: String, text: String },
+    /// `/ignore` (`on`) or `/unignore` of `name`.
+    Ignore { name: String, on: bool },
 }
 
 impl ClientState {
@@ -159,6 +164,7 @@ impl ClientState {
             mailbox,
             history: self.features.has(crate::features::HISTORY),
             account: self.account.as_deref(),
+            direct: self.features.has(crate::features::DIRECT),
         }
     }
 

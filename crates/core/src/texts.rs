@@ -149,6 +149,43 @@ pub const HISTORY_NOT_ENABLED: &str =
 pub const HISTORY_BAD_REQUEST: &str =
     "대화 기록은 한 번에 1줄부터 200줄까지, 1번 줄 이후로 요청할 수 있습니다.";
 
+/// `/msg` or `/ignore` from a client that did not opt in to `direct` (§7.5).
+pub const DIRECT_NOT_ENABLED: &str = "귓속말을 쓰려면 먼저 CSHello 로 direct 기능을 켜야 합니다.";
+/// `/msg` from a client that still has its default name.
+pub const DIRECT_NEEDS_NAME: &str = "귓속말을 보내려면 먼저 /name 으로 이름을 정하세요.";
+/// `/msg` to a name nobody connected holds (or one that is not a valid name).
+pub const NO_SUCH_MEMBER: &str = "그런 이름으로 접속한 사람이 없습니다.";
+/// `/msg` to oneself.
+pub const DIRECT_TO_SELF: &str = "자기 자신에게는 귓속말을 보낼 수 없습니다.";
+/// `/msg NAME` with nothing to say.
+pub const DIRECT_EMPTY: &str = "보낼 내용이 없습니다.";
+/// `/msg` to someone who ignores the sender.
+pub const DIRECT_IGNORED: &str = "상대가 내 귓속말을 받지 않습니다.";
+/// `/ignore` of oneself.
+pub const IGNORE_SELF: &str = "자기 자신은 차단할 수 없습니다.";
+/// `/ignore` past the limit (`command/direct.rs` `MAX_IGNORED`).
+pub const IGNORE_LIMIT: &str = "귓속말 차단은 100명까지 할 수 있습니다.";
+/// `/unignore` of a name not ignored.
+pub const NOT_IGNORED: &str = "차단하지 않은 이름입니다.";
+
+/// A direct message as a client that never opted in to `direct` reads it (the
+/// reference client prints it as `[시스템 메시지] [NAME] 님의 귓속말: TEXT`): a system
+/// message, which no client can send, with the sender's name in brackets, which no
+/// name can hold — so nobody can make a chat or a name look like one.
+pub fn direct_plain(from: &str, text: &str) -> String {
+    format!("[{from}] 님의 귓속말: {text}")
+}
+
+/// `/ignore NAME` done.
+pub fn ignoring(name: &str) -> String {
+    format!("이제 {name} 님의 귓속말을 받지 않습니다.")
+}
+
+/// `/unignore NAME` done.
+pub fn not_ignoring(name: &str) -> String {
+    format!("다시 {name} 님의 귓속말을 받습니다.")
+}
+
 /// `/register` done.
 pub fn registered(name: &str) -> String {
     format!("이름 {name} 을 계정으로 등록했습니다. 이제 이 이름은 로그인해야 쓸 수 있습니다.")

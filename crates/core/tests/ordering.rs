@@ -278,7 +278,9 @@ impl Model {
             | Request::ChangePassword { .. }
             | Request::History { .. }
             | Request::DeleteRoom { .. }
-            | Request::Resume { .. } => unreachable!("not generated"),
+            | Request::Resume { .. }
+            | Request::Direct { .. }
+            | Request::Ignore { .. } => unreachable!("not generated"),
         }
     }
 }

@@ -87,6 +87,22 @@ pub enum Request {
         /// The token ([`Response::Session`]).
         token: String,
     },
+    /// A direct message (the `direct` extension): `text` for the connected client
+    /// named `name` only.
+    Direct {
+        /// The recipient's name.
+        name: String,
+        /// The line as typed.
+        text: String,
+    },
+    /// `/ignore NAME` (`ignore` true) and `/unignore NAME` (false) (the `direct`
+    /// extension).
+    Ignore {
+        /// The name to ignore or stop ignoring.
+        name: String,
+        /// Whether to ignore it (false: stop).
+        ignore: bool,
+    },
 }
 
 /// The kind of a [`Request`], without its data: a key for tables by kind (metrics).
@@ -122,11 +138,15 @@ pub enum RequestKind {
     DeleteRoom = 13,
     /// [`Request::Resume`].
     Resume = 14,
+    /// [`Request::Direct`].
+    Direct = 15,
+    /// [`Request::Ignore`].
+    Ignore = 16,
 }
 
 impl RequestKind {
     /// How many kinds there are: the length of a table indexed by `kind as usize`.
-    pub const COUNT: usize = 15;
+    pub const COUNT: usize = 17;
 
     /// Every kind, in table order.
     pub const ALL: [RequestKind; Self::COUNT] = [
@@ -145,6 +165,8 @@ impl RequestKind {
         RequestKind::History,
         RequestKind::DeleteRoom,
         RequestKind::Resume,
+        RequestKind::Direct,
+        RequestKind::Ignore,
     ];
 
     /// The JSON `type` string of this kind (also the protobuf message name).
@@ -165,6 +187,8 @@ impl RequestKind {
             RequestKind::History => "CSHistory",
             RequestKind::DeleteRoom => "CSDeleteRoom",
             RequestKind::Resume => "CSResume",
+            RequestKind::Direct => "CSDirect",
+            RequestKind::Ignore => "CSIgnore",
         }
     }
 }
@@ -188,6 +212,8 @@ impl Request {
             Request::History { .. } => RequestKind::History,
             Request::DeleteRoom { .. } => RequestKind::DeleteRoom,
             Request::Resume { .. } => RequestKind::Resume,
+            Request::Direct { .. } => RequestKind::Direct,
+            Request::Ignore { .. } => RequestKind::Ignore,
         }
     }
 }
@@ -278,6 +304,19 @@ pub enum Response<'a> {
         /// When it stops working, in milliseconds since the Unix epoch.
         expires: i64,
     },
+    /// A direct message (the `direct` extension), sent only to a client that opted
+    /// in: to its recipient, and to its sender as its own copy (`outgoing`).
+    Direct {
+        /// The other party: the sender (`outgoing` false) or, in the sender's own
+        /// copy, the recipient (`outgoing` true).
+        member: Cow<'a, str>,
+        /// The line the sender typed.
+        text: Cow<'a, str>,
+        /// When the server took it, in milliseconds since the Unix epoch.
+        time: i64,
+        /// This is the sender's own copy of a message it sent to `member`.
+        outgoing: bool,
+    },
 }
 
 impl<'a> Response<'a> {
@@ -296,6 +335,7 @@ impl<'a> Response<'a> {
             Response::TimedChat { .. } => "SCChat",
             Response::History { .. } => "SCHistory",
             Response::Session { .. } => "SCSession",
+            Response::Direct { .. } => "SCDirect",
         }
     }
 
@@ -337,6 +377,17 @@ impl<'a> Response<'a> {
             Response::Session { token, expires } => Response::Session {
                 token: Cow::Owned(token.into_owned()),
                 expires,
+            },
+            Response::Direct {
+                member,
+                text,
+                time,
+                outgoing,
+            } => Response::Direct {
+                member: Cow::Owned(member.into_owned()),
+                text: Cow::Owned(text.into_owned()),
+                time,
+                outgoing,
             },
         }
     }

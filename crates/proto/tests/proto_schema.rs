@@ -226,6 +226,29 @@ fn mirrors() -> Vec<Mirror> {
                 expires: Some(-1_700_000_000_000),
             },
         ),
+        mirror(
+            "CSDirect",
+            pb::CsDirect {
+                name: Some("받는이".to_owned()),
+                text: Some("귓속말".to_owned()),
+            },
+        ),
+        mirror(
+            "CSIgnore",
+            pb::CsIgnore {
+                name: Some("이름".to_owned()),
+                ignore: Some(true),
+            },
+        ),
+        mirror(
+            "SCDirect",
+            pb::ScDirect {
+                member: Some("보낸이".to_owned()),
+                text: Some("귓속말".to_owned()),
+                time: Some(-1_700_000_000_456),
+                outgoing: Some(true),
+            },
+        ),
     ]
 }
 
@@ -1440,6 +1463,14 @@ fn request_sample(kind: RequestKind) -> Request {
             name: "이름".to_owned(),
             token: "토큰".to_owned(),
         },
+        RequestKind::Direct => Request::Direct {
+            name: "받는이".to_owned(),
+            text: "귓속말".to_owned(),
+        },
+        RequestKind::Ignore => Request::Ignore {
+            name: "이름".to_owned(),
+            ignore: true,
+        },
     }
 }
 
@@ -1488,6 +1519,12 @@ fn response_samples() -> Vec<Response<'static>> {
         Response::Session {
             token: "토큰".into(),
             expires: 1_700_000_000_000,
+        },
+        Response::Direct {
+            member: "보낸이".into(),
+            text: "귓속말".into(),
+            time: 1_700_000_000_456,
+            outgoing: true,
         },
     ]
 }

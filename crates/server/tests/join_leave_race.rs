@@ -242,7 +242,8 @@ impl StayerView {
             Response::Hello { .. }
             | Response::History { .. }
             | Response::TimedChat { .. }
-            | Response::Session { .. } => {
+            | Response::Session { .. }
+            | Response::Direct { .. } => {
                 panic!("{me}: an extension's message without a hello: {message:?}")
             }
             Response::Chat { member, text } => {

@@ -55,7 +55,10 @@ pub(super) fn finish<M: Mailbox>(
             | BrokerError::Unavailable
             | BrokerError::BadCredentials
             | BrokerError::Throttled
-            | BrokerError::NotOwner,
+            | BrokerError::NotOwner
+            | BrokerError::NoSuchMember
+            | BrokerError::Ignored
+            | BrokerError::TooMany,
         ) => {
             client.system(turn, texts::UNAVAILABLE);
         }

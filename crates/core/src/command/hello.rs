@@ -6,7 +6,7 @@
 use chat_proto::Response;
 
 use crate::encoded::Encoded;
-use crate::features::{ACCOUNTS, Features, RESUME, ROOMS, SERVER};
+use crate::features::{ACCOUNTS, DIRECT, Features, RESUME, ROOMS, SERVER};
 use crate::mailbox::Mailbox;
 use crate::state::{ClientState, Turn};
 use crate::texts;
@@ -34,7 +34,12 @@ pub(super) fn apply<M: Mailbox>(
     if !agreed.has(ACCOUNTS) || !turn.broker.accounts().is_some_and(|a| a.keeps_tokens()) {
         agreed = agreed.without(RESUME);
     }
+    if !turn.broker.offers_direct() {
+        agreed = agreed.without(DIRECT);
+    }
     client.features = agreed;
+    // A client listed under its name is now reached in the form it asked for.
+    turn.broker.refresh(client.member(turn.mailbox));
     if client.unreachable {
         return;
     }

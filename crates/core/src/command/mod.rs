@@ -19,6 +19,7 @@ mod account;
 mod chat;
 mod create;
 mod delete;
+mod direct;
 mod hello;
 mod history;
 mod join;
@@ -59,6 +60,8 @@ pub(crate) fn dispatch<M: Mailbox>(
         Request::History { count, before } => history::apply(client, count, before, turn),
         Request::DeleteRoom { room_id } => return delete::apply(client, room_id, turn),
         Request::Resume { name, token } => return account::resume(client, &name, &token, turn),
+        Request::Direct { name, text } => return direct::send(client, &name, &text, turn),
+        Request::Ignore { name, ignore } => return direct::ignore(client, &name, ignore, turn),
     }
     Outcome::Continue
 }
@@ -82,6 +85,14 @@ pub(crate) fn finish<M: Mailbox>(
         Awaiting::Login { key } => account::logged_in(client, key, done, turn),
         Awaiting::Resume { key, token } => account::resumed(client, key, token, done, turn),
         Awaiting::ChangePassword => account::password_changed(client, done, turn),
+        Awaiting::Ignore { name, on } => {
+            direct::ignored(client, &name, on, outcome.map(|changed| changed == 1), turn);
+            Outcome::Continue
+        }
+        Awaiting::Direct { to, text } => {
+            direct::finish(client, &to, &text, done, turn);
+            Outcome::Continue
+        }
         Awaiting::Delete { room } => {
             delete::finish(
                 client,

@@ -91,7 +91,8 @@ pub(crate) fn classify(response: &Response<'_>) -> Seen {
         Response::RoomsResult { .. }
         | Response::Hello { .. }
         | Response::History { .. }
-        | Response::Session { .. } => {
+        | Response::Session { .. }
+        | Response::Direct { .. } => {
             return Seen::Reply;
         }
         Response::SystemMessage { text } => text.as_ref(),

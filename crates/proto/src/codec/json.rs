@@ -57,6 +57,8 @@ struct Envelope<'a> {
     token: Option<Field<'a>>,
     #[serde(borrow)]
     expires: Option<Field<'a>>,
+    ignore: Option<Value>,
+    outgoing: Option<Value>,
 }
 
 /// One key's value, kept only as far as a message needs it: a string (borrowed from
@@ -161,6 +163,23 @@ fn string_field<'a>(
     }
 }
 
+/// An optional boolean: absent (or `null`) is false, as protobuf's default.
+fn bool_field(
+    value: Option<Value>,
+    message: &'static str,
+    field: &'static str,
+) -> Result<bool, DecodeError> {
+    match value {
+        None => Ok(false),
+        Some(Value::Bool(b)) => Ok(b),
+        Some(_) => Err(DecodeError::WrongFieldType {
+            message,
+            field,
+            expected: "true 또는 false",
+        }),
+    }
+}
+
 /// An integer of any size, saturated to `i64`.
 fn integer_field(
     value: Option<Field<'_>>,
@@ -248,6 +267,14 @@ pub(super) fn decode_request(payload: &[u8]) -> Result<Request, DecodeError> {
             name: string_field(envelope.name, message, "name")?.into_owned(),
             token: string_field(envelope.token, message, "token")?.into_owned(),
         },
+        RequestKind::Direct => Request::Direct {
+            name: string_field(envelope.name, message, "name")?.into_owned(),
+            text: string_field(envelope.text, message, "text")?.into_owned(),
+        },
+        RequestKind::Ignore => Request::Ignore {
+            name: string_field(envelope.name, message, "name")?.into_owned(),
+            ignore: bool_field(envelope.ignore, message, "ignore")?,
+        },
     })
 }
 
@@ -310,6 +337,12 @@ pub(super) fn decode_response(payload: &[u8]) -> Result<Response<'_>, DecodeErro
         "SCSession" => Response::Session {
             token: string_field(envelope.token, "SCSession", "token")?,
             expires: integer_field(envelope.expires, "SCSession", "expires")?,
+        },
+        "SCDirect" => Response::Direct {
+            member: string_field(envelope.member, "SCDirect", "member")?,
+            text: string_field(envelope.text, "SCDirect", "text")?,
+            time: integer_field(envelope.time, "SCDirect", "time")?,
+            outgoing: bool_field(envelope.outgoing, "SCDirect", "outgoing")?,
         },
         _ => return Err(DecodeError::UnknownType(kind.into_owned())),
     })
@@ -505,6 +538,14 @@ pub(super) fn encode_request(request: &Request, out: &mut Vec<u8>) {
             string_member(out, "name", name, Escape::Ascii);
             string_member(out, "token", token, Escape::Ascii);
         }
+        Request::Direct { name, text } => {
+            string_member(out, "name", name, Escape::Ascii);
+            string_member(out, "text", text, Escape::Ascii);
+        }
+        Request::Ignore { name, ignore } => {
+            string_member(out, "name", name, Escape::Ascii);
+            out.extend_from_slice(format!(", \"ignore\": {ignore}").as_bytes());
+        }
         Request::ChangePassword { old, new } => {
             string_member(out, "old", old, Escape::Ascii);
             string_member(out, "new", new, Escape::Ascii);
@@ -556,6 +597,18 @@ pub(super) fn encode_response(response: &Response<'_>, out: &mut Vec<u8>) {
         Response::Session { token, expires } => {
             string_member(out, "token", token, Escape::Utf8);
             out.extend_from_slice(format!(", \"expires\": {expires}").as_bytes());
+        }
+        Response::Direct {
+            member,
+            text,
+            time,
+            outgoing,
+        } => {
+            string_member(out, "member", member, Escape::Utf8);
+            string_member(out, "text", text, Escape::Utf8);
+            out.extend_from_slice(
+                format!(", \"time\": {time}, \"outgoing\": {outgoing}").as_bytes(),
+            );
         }
         Response::TimedChat {
             member,

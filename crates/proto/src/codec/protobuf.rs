@@ -65,6 +65,12 @@ pub enum MessageType {
     CsResume = 19,
     /// `SC_SESSION`: the body is an [`ScSession`] (the `resume` extension).
     ScSession = 20,
+    /// `CS_DIRECT`: the body is a [`CsDirect`] (the `direct` extension).
+    CsDirect = 21,
+    /// `CS_IGNORE`: the body is a [`CsIgnore`] (the `direct` extension).
+    CsIgnore = 22,
+    /// `SC_DIRECT`: the body is an [`ScDirect`] (the `direct` extension).
+    ScDirect = 23,
 }
 
 /// `mju.Type`: the frame in front of every body.
@@ -221,6 +227,45 @@ pub struct ScSession {
     pub expires: Option<i64>,
 }
 
+/// `mju.CSDirect`.
+#[derive(Clone, PartialEq, Message)]
+pub struct CsDirect {
+    /// The recipient's name (required).
+    #[prost(string, optional, tag = "1")]
+    pub name: Option<String>,
+    /// The line (required).
+    #[prost(string, optional, tag = "2")]
+    pub text: Option<String>,
+}
+
+/// `mju.CSIgnore`.
+#[derive(Clone, PartialEq, Message)]
+pub struct CsIgnore {
+    /// The name (required).
+    #[prost(string, optional, tag = "1")]
+    pub name: Option<String>,
+    /// Ignore it (true) or stop (false; absent reads as false).
+    #[prost(bool, optional, tag = "2")]
+    pub ignore: Option<bool>,
+}
+
+/// `mju.SCDirect`.
+#[derive(Clone, PartialEq, Message)]
+pub struct ScDirect {
+    /// The other party: the sender, or the recipient in the sender's copy (required).
+    #[prost(string, optional, tag = "1")]
+    pub member: Option<String>,
+    /// The line (required).
+    #[prost(string, optional, tag = "2")]
+    pub text: Option<String>,
+    /// When the server took it, ms since the Unix epoch (required).
+    #[prost(int64, optional, tag = "3")]
+    pub time: Option<i64>,
+    /// The sender's own copy (absent reads as false).
+    #[prost(bool, optional, tag = "4")]
+    pub outgoing: Option<bool>,
+}
+
 /// `mju.CSHistory`.
 #[derive(Clone, PartialEq, Message)]
 pub struct CsHistory {
@@ -295,6 +340,9 @@ fn type_name(kind: i32) -> &'static str {
         Ok(MessageType::CsDeleteRoom) => "CSDeleteRoom",
         Ok(MessageType::CsResume) => "CSResume",
         Ok(MessageType::ScSession) => "SCSession",
+        Ok(MessageType::CsDirect) => "CSDirect",
+        Ok(MessageType::CsIgnore) => "CSIgnore",
+        Ok(MessageType::ScDirect) => "SCDirect",
         Err(_) => "?",
     }
 }
@@ -393,6 +441,21 @@ pub(super) fn decode_request(kind: i32, payload: &[u8]) -> Result<Request, Decod
                 token: required(m.token, kind, "token")?,
             }
         }
+        MessageType::CsDirect => {
+            let m = body::<CsDirect>(kind, payload)?;
+            Request::Direct {
+                name: required(m.name, kind, "name")?,
+                text: required(m.text, kind, "text")?,
+            }
+        }
+        // `ignore` is optional in the schema; absent means false (`/unignore`).
+        MessageType::CsIgnore => {
+            let m = body::<CsIgnore>(kind, payload)?;
+            Request::Ignore {
+                name: required(m.name, kind, "name")?,
+                ignore: m.ignore.unwrap_or(false),
+            }
+        }
         MessageType::CsHistory => {
             let m = body::<CsHistory>(kind, payload)?;
             Request::History {
@@ -405,7 +468,8 @@ pub(super) fn decode_request(kind: i32, payload: &[u8]) -> Result<Request, Decod
         | MessageType::ScSystemMessage
         | MessageType::ScHello
         | MessageType::ScHistory
-        | MessageType::ScSession => {
+        | MessageType::ScSession
+        | MessageType::ScDirect => {
             return Err(DecodeError::UnknownType(format!(
                 "{kind} ({})",
                 type_name(kind)
@@ -483,6 +547,15 @@ pub(super) fn decode_response(kind: i32, payload: &[u8]) -> Result<Response<'sta
                 expires: required(m.expires, kind, "expires")?,
             })
         }
+        Ok(MessageType::ScDirect) => {
+            let m = body::<ScDirect>(kind, payload)?;
+            Ok(Response::Direct {
+                member: required(m.member, kind, "member")?.into(),
+                text: required(m.text, kind, "text")?.into(),
+                time: required(m.time, kind, "time")?,
+                outgoing: m.outgoing.unwrap_or(false),
+            })
+        }
         _ => Err(DecodeError::UnknownType(kind.to_string())),
     }
 }
@@ -545,6 +618,26 @@ pub(super) fn encode_request(request: &Request, out: &mut Vec<u8>) -> Result<(),
                 &CsResume {
                     name: Some(name.clone()),
                     token: Some(token.clone()),
+                },
+                out,
+            )
+        }
+        Request::Direct { name, text } => {
+            type_frame(MessageType::CsDirect, out);
+            prost_frame(
+                &CsDirect {
+                    name: Some(name.clone()),
+                    text: Some(text.clone()),
+                },
+                out,
+            )
+        }
+        Request::Ignore { name, ignore } => {
+            type_frame(MessageType::CsIgnore, out);
+            prost_frame(
+                &CsIgnore {
+                    name: Some(name.clone()),
+                    ignore: Some(*ignore),
                 },
                 out,
             )
@@ -707,6 +800,21 @@ pub(super) fn encode_response(
                 expires: Some(*expires),
             };
             prost_frame(&session, out)
+        }
+        Response::Direct {
+            member,
+            text,
+            time,
+            outgoing,
+        } => {
+            type_frame(MessageType::ScDirect, out);
+            let direct = ScDirect {
+                member: Some(member.to_string()),
+                text: Some(text.to_string()),
+                time: Some(*time),
+                outgoing: Some(*outgoing),
+            };
+            prost_frame(&direct, out)
         }
     }
 }

@@ -72,6 +72,18 @@ fn every_request() -> Vec<Request> {
             count: Some(200),
             before: Some(12),
         },
+        Request::Direct {
+            name: "홍길동".into(),
+            text: "안녕 😀 \"quoted\" \\ \t".into(),
+        },
+        Request::Ignore {
+            name: "홍길동".into(),
+            ignore: true,
+        },
+        Request::Ignore {
+            name: String::new(),
+            ignore: false,
+        },
     ]
 }
 
@@ -462,6 +474,18 @@ fn responses_round_trip_in_both_formats() {
                 members: vec!["a".into(), "b c".into()],
             }],
         },
+        Response::Direct {
+            member: "홍길동".into(),
+            text: "😀 \"x\"\t".into(),
+            time: 1_700_000_000_000,
+            outgoing: false,
+        },
+        Response::Direct {
+            member: "(127.0.0.1, 9001)".into(),
+            text: String::new().into(),
+            time: -1,
+            outgoing: true,
+        },
     ];
     for format in WireFormat::ALL {
         let mut wire = Vec::new();
@@ -778,4 +802,346 @@ fn history_exact_json() {
         })]
     );
     assert!(decode(r#"{"type": "CSHistory", "count": "ten"}"#)[0].is_err());
+}
+
+#[test]
+fn direct_exact_bytes_in_both_formats() {
+    let direct = Request::Direct {
+        name: "김".into(),
+        text: "안녕 \"hi\"".into(),
+    };
+    let mut out = Vec::new();
+    encode_request(WireFormat::Json, &direct, &mut out).unwrap();
+    assert_eq!(
+        &out[2..],
+        br#"{"type": "CSDirect", "name": "\uae40", "text": "\uc548\ub155 \"hi\""}"#
+    );
+    assert_eq!(decode_all_requests(None, &out), [Ok(direct.clone())]);
+    out.clear();
+    encode_request(WireFormat::Protobuf, &direct, &mut out).unwrap();
+    let mut want = vec![0, 2, 0x08, 21, 0, 18, 0x0a, 3];
+    want.extend_from_slice("김".as_bytes());
+    want.extend_from_slice(&[0x12, 11]);
+    want.extend_from_slice("안녕 \"hi\"".as_bytes());
+    assert_eq!(out, want);
+    assert_eq!(decode_all_requests(None, &out), [Ok(direct)]);
+
+    for (ignore, json, flag) in [
+        (
+            true,
+            &br#"{"type": "CSIgnore", "name": "bob", "ignore": true}"#[..],
+            1,
+        ),
+        (
+            false,
+            br#"{"type": "CSIgnore", "name": "bob", "ignore": false}"#,
+            0,
+        ),
+    ] {
+        let request = Request::Ignore {
+            name: "bob".into(),
+            ignore,
+        };
+        out.clear();
+        encode_request(WireFormat::Json, &request, &mut out).unwrap();
+        assert_eq!(&out[2..], json);
+        assert_eq!(decode_all_requests(None, &out), [Ok(request.clone())]);
+        out.clear();
+        encode_request(WireFormat::Protobuf, &request, &mut out).unwrap();
+        let mut want = vec![0, 2, 0x08, 22, 0, 7, 0x0a, 3];
+        want.extend_from_slice(b"bob");
+        // An optional bool set either way is written (0x10 = field 2, varint).
+        want.extend_from_slice(&[0x10, flag]);
+        assert_eq!(out, want);
+        assert_eq!(decode_all_requests(None, &out), [Ok(request)]);
+    }
+
+    let answer = Response::Direct {
+        member: "가".into(),
+        text: "\"안녕\"".into(),
+        time: 1_700_000_000_000,
+        outgoing: false,
+    };
+    out.clear();
+    encode_response(WireFormat::Json, &answer, &mut out).unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out[2..]),
+        r#"{"type": "SCDirect", "member": "가", "text": "\"안녕\"", "time": 1700000000000, "outgoing": false}"#
+    );
+    assert_eq!(
+        decode_all_responses(WireFormat::Json, &out),
+        [Ok(answer.clone())]
+    );
+
+    let own_copy = Response::Direct {
+        member: "bob".into(),
+        text: "hi".into(),
+        time: 1_700_000_000_000,
+        outgoing: true,
+    };
+    out.clear();
+    encode_response(WireFormat::Json, &own_copy, &mut out).unwrap();
+    assert_eq!(
+        &out[2..],
+        br#"{"type": "SCDirect", "member": "bob", "text": "hi", "time": 1700000000000, "outgoing": true}"#
+    );
+    out.clear();
+    encode_response(WireFormat::Protobuf, &own_copy, &mut out).unwrap();
+    let mut want = vec![0, 2, 0x08, 23, 0, 18, 0x0a, 3];
+    want.extend_from_slice(b"bob");
+    want.extend_from_slice(&[0x12, 2, b'h', b'i']);
+    // time = 3, varint 1,700,000,000,000; outgoing = 4, varint 1.
+    want.extend_from_slice(&[0x18, 0x80, 0xd0, 0x95, 0xff, 0xbc, 0x31, 0x20, 1]);
+    assert_eq!(out, want);
+    assert_eq!(
+        decode_all_responses(WireFormat::Protobuf, &out),
+        [Ok(own_copy)]
+    );
+    let theirs = pb::ScDirect {
+        member: Some("가".into()),
+        text: Some("\"안녕\"".into()),
+        time: Some(1_700_000_000_000),
+        outgoing: Some(false),
+    }
+    .encode_to_vec();
+    out.clear();
+    encode_response(WireFormat::Protobuf, &answer, &mut out).unwrap();
+    assert_eq!(&out[..4], &[0, 2, 0x08, 23]);
+    assert_eq!(&out[4..], &frame_of(&theirs)[..]);
+    assert_eq!(
+        decode_all_responses(WireFormat::Protobuf, &out),
+        [Ok(answer)]
+    );
+
+    // A JSON SCDirect's strings borrow from the frame, as an SCChat's do.
+    let Ok(Response::Direct { member, text, .. }) = json::decode_response(
+        br#"{"type": "SCDirect", "member": "kim", "text": "hello", "time": 1}"#,
+    ) else {
+        panic!("a direct message decodes");
+    };
+    assert!(matches!(member, Cow::Borrowed("kim")), "{member:?}");
+    assert!(matches!(text, Cow::Borrowed("hello")), "{text:?}");
+}
+
+#[test]
+fn direct_json_bad_fields_are_explained() {
+    let request =
+        |json: &str| decode_all_requests(Some(WireFormat::Json), &frame_of(json.as_bytes()));
+    let missing = |message, field| DecodeError::MissingField { message, field };
+    let wrong = |message, field, expected| DecodeError::WrongFieldType {
+        message,
+        field,
+        expected,
+    };
+    let cases = [
+        (
+            r#"{"type": "CSDirect", "text": "hi"}"#,
+            missing("CSDirect", "name"),
+        ),
+        (
+            r#"{"type": "CSDirect", "name": null, "text": "hi"}"#,
+            missing("CSDirect", "name"),
+        ),
+        (
+            r#"{"type": "CSDirect", "name": "bob"}"#,
+            missing("CSDirect", "text"),
+        ),
+        (
+            r#"{"type": "CSDirect", "name": 7, "text": "hi"}"#,
+            wrong("CSDirect", "name", "문자열"),
+        ),
+        (
+            r#"{"type": "CSDirect", "name": "bob", "text": ["hi"]}"#,
+            wrong("CSDirect", "text", "문자열"),
+        ),
+        (
+            r#"{"type": "CSIgnore", "ignore": true}"#,
+            missing("CSIgnore", "name"),
+        ),
+        (
+            r#"{"type": "CSIgnore", "name": false, "ignore": true}"#,
+            wrong("CSIgnore", "name", "문자열"),
+        ),
+        (
+            r#"{"type": "CSIgnore", "name": "bob", "ignore": "true"}"#,
+            wrong("CSIgnore", "ignore", "true 또는 false"),
+        ),
+        (
+            r#"{"type": "CSIgnore", "name": "bob", "ignore": 1}"#,
+            wrong("CSIgnore", "ignore", "true 또는 false"),
+        ),
+        (
+            r#"{"type": "CSIgnore", "name": "bob", "ignore": {}}"#,
+            wrong("CSIgnore", "ignore", "true 또는 false"),
+        ),
+    ];
+    for (json, expected) in cases {
+        assert_eq!(request(json), [Err(expected)], "{json}");
+    }
+    assert_eq!(
+        wrong("CSIgnore", "ignore", "true 또는 false").to_string(),
+        "잘못된 메시지입니다: CSIgnore 의 ignore 필드는 true 또는 false 이어야 합니다."
+    );
+    // `ignore` absent or null: false, as protobuf's default for the optional field.
+    for json in [
+        r#"{"type": "CSIgnore", "name": "bob"}"#,
+        r#"{"type": "CSIgnore", "name": "bob", "ignore": null}"#,
+    ] {
+        assert_eq!(
+            request(json),
+            [Ok(Request::Ignore {
+                name: "bob".into(),
+                ignore: false
+            })],
+            "{json}"
+        );
+    }
+    assert_eq!(
+        request(r#"{"type": "SCDirect", "member": "a", "text": "b", "time": 1}"#),
+        [Err(DecodeError::UnknownType("SCDirect".into()))]
+    );
+
+    let response = |json: &str| json::decode_response(json.as_bytes()).map(Response::into_owned);
+    let cases = [
+        (
+            r#"{"type": "SCDirect", "text": "hi", "time": 1}"#,
+            missing("SCDirect", "member"),
+        ),
+        (
+            r#"{"type": "SCDirect", "member": "a", "time": 1}"#,
+            missing("SCDirect", "text"),
+        ),
+        (
+            r#"{"type": "SCDirect", "member": "a", "text": "hi"}"#,
+            missing("SCDirect", "time"),
+        ),
+        (
+            r#"{"type": "SCDirect", "member": "a", "text": "hi", "time": null}"#,
+            missing("SCDirect", "time"),
+        ),
+        (
+            r#"{"type": "SCDirect", "member": 1, "text": "hi", "time": 1}"#,
+            wrong("SCDirect", "member", "문자열"),
+        ),
+        (
+            r#"{"type": "SCDirect", "member": "a", "text": "hi", "time": "1"}"#,
+            wrong("SCDirect", "time", "정수"),
+        ),
+        (
+            r#"{"type": "SCDirect", "member": "a", "text": "hi", "time": 1.5}"#,
+            wrong("SCDirect", "time", "정수"),
+        ),
+        (
+            r#"{"type": "SCDirect", "member": "a", "text": "hi", "time": 1, "outgoing": "yes"}"#,
+            wrong("SCDirect", "outgoing", "true 또는 false"),
+        ),
+        (
+            r#"{"type": "SCDirect", "member": "a", "text": "hi", "time": 1, "outgoing": 0}"#,
+            wrong("SCDirect", "outgoing", "true 또는 false"),
+        ),
+    ];
+    for (json, expected) in cases {
+        assert_eq!(response(json), Err(expected), "{json}");
+    }
+    for json in [
+        r#"{"type": "SCDirect", "member": "a", "text": "hi", "time": 1}"#,
+        r#"{"type": "SCDirect", "member": "a", "text": "hi", "time": 1, "outgoing": null}"#,
+    ] {
+        assert_eq!(
+            response(json),
+            Ok(Response::Direct {
+                member: "a".into(),
+                text: "hi".into(),
+                time: 1,
+                outgoing: false,
+            }),
+            "{json}"
+        );
+    }
+}
+
+#[test]
+fn direct_protobuf_missing_fields_and_bad_bodies() {
+    let mut wire = Vec::new();
+    wire.extend_from_slice(&[0, 2, 8, 21, 0, 0]); // CSDirect without name
+    wire.extend_from_slice(&[0, 2, 8, 21]);
+    wire.extend_from_slice(&frame_of(&[0x0a, 1, b'b'])); // CSDirect without text
+    wire.extend_from_slice(&[0, 2, 8, 22]);
+    wire.extend_from_slice(&frame_of(&[0x10, 1])); // CSIgnore without name
+    wire.extend_from_slice(&[0, 2, 8, 22]);
+    wire.extend_from_slice(&frame_of(&[0x0a, 1, b'b'])); // CSIgnore without ignore: false
+    wire.extend_from_slice(&[0, 2, 8, 21]);
+    wire.extend_from_slice(&frame_of(&[0x0a, 1, 0xff, 0x12, 0])); // a non-UTF-8 name
+    wire.extend_from_slice(&[0, 2, 8, 23, 0, 0]); // a server-to-client type
+    let got = decode_all_requests(None, &wire);
+    assert_eq!(got.len(), 6);
+    assert_eq!(
+        got[0],
+        Err(DecodeError::MissingField {
+            message: "CSDirect",
+            field: "name"
+        })
+    );
+    assert_eq!(
+        got[1],
+        Err(DecodeError::MissingField {
+            message: "CSDirect",
+            field: "text"
+        })
+    );
+    assert_eq!(
+        got[2],
+        Err(DecodeError::MissingField {
+            message: "CSIgnore",
+            field: "name"
+        })
+    );
+    assert_eq!(
+        got[3],
+        Ok(Request::Ignore {
+            name: "b".into(),
+            ignore: false
+        })
+    );
+    assert!(
+        matches!(&got[4], Err(DecodeError::InvalidBody { message: "CSDirect", detail }) if detail.contains("UTF-8"))
+    );
+    assert_eq!(
+        got[5],
+        Err(DecodeError::UnknownType("23 (SCDirect)".into()))
+    );
+
+    let mut wire = Vec::new();
+    wire.extend_from_slice(&[0, 2, 8, 23]);
+    wire.extend_from_slice(&frame_of(&[0x0a, 1, b'a', 0x12, 1, b'b'])); // no time
+    wire.extend_from_slice(&[0, 2, 8, 23]);
+    wire.extend_from_slice(&frame_of(&[0x12, 1, b'b', 0x18, 1])); // no member
+    wire.extend_from_slice(&[0, 2, 8, 23]);
+    wire.extend_from_slice(&frame_of(&[0x0a, 1, b'a', 0x18, 1])); // no text
+    wire.extend_from_slice(&[0, 2, 8, 23]);
+    wire.extend_from_slice(&frame_of(&[0x0a, 1, b'a', 0x12, 1, b'b', 0x18, 1])); // no outgoing
+    let got = decode_all_responses(WireFormat::Protobuf, &wire);
+    assert_eq!(
+        got,
+        [
+            Err(DecodeError::MissingField {
+                message: "SCDirect",
+                field: "time"
+            }),
+            Err(DecodeError::MissingField {
+                message: "SCDirect",
+                field: "member"
+            }),
+            Err(DecodeError::MissingField {
+                message: "SCDirect",
+                field: "text"
+            }),
+            Ok(Response::Direct {
+                member: "a".into(),
+                text: "b".into(),
+                time: 1,
+                outgoing: false,
+            }),
+        ]
+    );
 }
