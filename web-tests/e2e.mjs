@@ -163,6 +163,55 @@ const waitLine = (p, cls, text) => p.waitForFunction(([c, t]) =>
 const lineCount = (p, cls, text) => p.evaluate(([c, t]) =>
   [...document.querySelectorAll(`#log li.${c}`)].filter((li) => li.lastChild?.data === t).length, [cls, text]);
 
+// Every direct-message line of the log (PROTOCOL.md §7.5): its class, the other
+// party, the element that shows it, the text, the <time>, what is seen (without the
+// words for screen readers) and what is read (without the arrow, which is hidden from them).
+const directLines = (p) => p.evaluate(() => [...document.querySelectorAll("#log li.direct")].map((li) => {
+  const without = (selector) => {
+    const copy = li.cloneNode(true);
+    copy.querySelectorAll(selector).forEach((el) => el.remove());
+    return copy.textContent;
+  };
+  const who = li.querySelector(".who");
+  return {
+    cls: li.className, who: who.textContent, tag: who.tagName, text: li.lastChild.data,
+    time: li.querySelector("time").dateTime, seen: without(".visually-hidden"), read: without("[aria-hidden=true]"),
+  };
+}));
+
+// Stubs document.hidden (headless Chromium cannot hide a tab) and sends the event.
+const setHidden = (p, hidden) => p.evaluate((h) => {
+  Object.defineProperty(document, "hidden", { configurable: true, get: () => h });
+  document.dispatchEvent(new Event("visibilitychange"));
+}, hidden);
+
+// In the page before its own script: the server's SCHello reaches it without
+// "direct", as from a server that does not offer it.
+function hideDirect() {
+  const add = WebSocket.prototype.addEventListener;
+  WebSocket.prototype.addEventListener = function (type, listener, ...rest) {
+    if (type !== "message") return add.call(this, type, listener, ...rest);
+    return add.call(this, type, (event) => {
+      let data = event.data;
+      try {
+        const msg = JSON.parse(data);
+        if (msg.type === "SCHello") data = JSON.stringify({ ...msg, features: msg.features.filter((f) => f !== "direct") });
+      } catch {
+        // not JSON: as it came
+      }
+      listener.call(this, new MessageEvent("message", { data }));
+    }, ...rest);
+  };
+}
+
+// Runs axe-core (injected already) in `p`; throws on serious or critical violations.
+async function axeAudit(p, label) {
+  const found = await p.evaluate(async () => (await window.axe.run(document)).violations
+    .filter((v) => v.impact === "serious" || v.impact === "critical")
+    .map((v) => v.id + ": " + v.nodes.map((n) => n.target.join(" ")).join(", ")));
+  if (found.length) throw new Error(label + ": " + found.join("; "));
+}
+
 // HH:MM of `ms` in this machine's time zone (the browser's too).
 const hhmm = (ms) => {
   const d = new Date(ms);
@@ -195,9 +244,9 @@ try {
     await page.locator("#state.open").waitFor();
   });
 
-  await check("the page opts in to the room-list push, history, accounts and resume with one CSHello", async () => {
+  await check("the page opts in to the room-list push, history, accounts, resume and direct with one CSHello", async () => {
     const hellos = (await sentSince(page, 0)).filter((m) => m.type === "CSHello");
-    if (JSON.stringify(hellos) !== JSON.stringify([{ type: "CSHello", features: ["rooms", "history", "accounts", "resume"] }])) {
+    if (JSON.stringify(hellos) !== JSON.stringify([{ type: "CSHello", features: ["rooms", "history", "accounts", "resume", "direct"] }])) {
       throw new Error(JSON.stringify(hellos));
     }
   });
@@ -463,6 +512,157 @@ try {
       await context.close();
     }
   });
+
+  // ---- direct messages (PROTOCOL.md §7.5): the page and a second page ---------------
+  // The page (브라우저) is in [웹 방]; the other (귓속말상대) in no room. A context of
+  // its own: the pages would share the remembered name; bypassCSP for axe.
+  const dmContext = await browser.newContext({ bypassCSP: true });
+  try {
+    const dm = await dmContext.newPage();
+    dm.setDefaultTimeout(TIMEOUT);
+    await dm.addInitScript(recordSent);
+    const dmErrors = [];
+    dm.on("console", (m) => m.type() === "error" && dmErrors.push("console: " + m.text()));
+    dm.on("pageerror", (e) => dmErrors.push("page error: " + e));
+    const dmType = async (line) => {
+      await dm.locator("#input").fill(line);
+      await dm.locator("#input").press("Enter");
+    };
+    const recent = (iso) => Math.abs(Date.now() - new Date(iso)) < 120_000;
+
+    await check("direct: /msg from a page in a room reaches a page in none as a 귓속말 line — sender, time, text as text; the sender sees the server's copy", async () => {
+      await dm.goto(`http://${server.web}/`);
+      await dm.locator("#state.open").waitFor();
+      await dmType("/name 귓속말상대");
+      await dm.locator("#me-name", { hasText: "귓속말상대" }).waitFor();
+      await dm.locator("#me-room", { hasText: "방 밖" }).waitFor();
+      const mark = await sentCount(page);
+      await type("/msg 귓속말상대 <i>몰래</i> 하는 말");
+      await dm.locator("#log li.direct.in").waitFor();
+      const [got] = await directLines(dm);
+      if (got.cls !== "direct in" || got.who !== "브라우저" || got.tag !== "BUTTON" || got.text !== ": <i>몰래</i> 하는 말" || !recent(got.time)) throw new Error(JSON.stringify(got));
+      const at = hhmm(new Date(got.time).getTime());
+      if (got.seen !== `${at} 귓속말 ← 브라우저: <i>몰래</i> 하는 말`) throw new Error("seen: " + got.seen);
+      if (got.read !== `${at} 귓속말 받음, 보낸 사람 브라우저: <i>몰래</i> 하는 말`) throw new Error("read: " + got.read);
+      if ((await dm.locator("#log i").count()) !== 0) throw new Error("the text was injected as HTML");
+      await page.locator("#log li.direct.out", { hasText: "몰래" }).waitFor();
+      const mine = (await directLines(page)).at(-1);
+      if (mine.cls !== "direct out" || mine.who !== "귓속말상대" || mine.text !== ": <i>몰래</i> 하는 말" || !recent(mine.time)) throw new Error(JSON.stringify(mine));
+      if (mine.seen !== `${hhmm(new Date(mine.time).getTime())} 귓속말 → 귓속말상대: <i>몰래</i> 하는 말`) throw new Error("seen: " + mine.seen);
+      if (!mine.read.includes(" 귓속말 보냄, 받는 사람 귓속말상대: ")) throw new Error("read: " + mine.read);
+      const sent = (await sentSince(page, mark)).filter((m) => m.type === "CSDirect");
+      if (JSON.stringify(sent) !== JSON.stringify([{ type: "CSDirect", name: "귓속말상대", text: "<i>몰래</i> 하는 말" }])) throw new Error(JSON.stringify(sent));
+      // Not a chat: the room's other member got nothing of it, and it is no chat line.
+      if ((await page.locator("#log li.chat", { hasText: "몰래" }).count()) !== 0) throw new Error("shown as a chat");
+      // A quoted name is the same name.
+      await type('/msg "귓속말상대" 따옴표로 부른 말');
+      await dm.locator("#log li.direct.in", { hasText: "따옴표로 부른 말" }).waitFor();
+    });
+
+    await check("direct: a received one counts as unread in the title, one's own copy does not", async () => {
+      await setHidden(dm, true);
+      await setHidden(page, true);
+      await type("/msg 귓속말상대 안 보는 동안");
+      await dm.waitForFunction(() => document.title === "(1) 채팅");
+      await page.locator("#log li.direct.out", { hasText: "안 보는 동안" }).waitFor();
+      if ((await page.title()) !== "채팅") throw new Error("the sender's title: " + (await page.title()));
+      await setHidden(dm, false);
+      await setHidden(page, false);
+      await dm.waitForFunction(() => document.title === "채팅");
+    });
+
+    await check("direct: the sender's name is a button (keyboard too) that puts /msg NAME in the input; the answer reaches the page in its room", async () => {
+      const who = dm.locator("#log li.direct.in button.who").last();
+      if ((await who.getAttribute("title")) !== "브라우저 님에게 답장 (/msg 브라우저)") throw new Error("title: " + (await who.getAttribute("title")));
+      await who.focus();
+      await dm.keyboard.press("Enter");
+      if ((await dm.locator("#input").inputValue()) !== "/msg 브라우저 ") throw new Error("input: " + (await dm.locator("#input").inputValue()));
+      if ((await dm.evaluate(() => document.activeElement.id)) !== "input") throw new Error("focus is not in the input");
+      await dm.keyboard.type("답장이에요");
+      await dm.keyboard.press("Enter");
+      const answer = page.locator("#log li.direct", { hasText: "답장이에요" });
+      await answer.waitFor();
+      if ((await answer.getAttribute("class")) !== "direct in") throw new Error("class " + (await answer.getAttribute("class")));
+      if ((await answer.locator(".who").textContent()) !== "귓속말상대") throw new Error("sender");
+      await dm.locator("#log li.direct.out", { hasText: "답장이에요" }).waitFor();
+      // A click does the same.
+      await dm.locator("#input").fill("");
+      await dm.locator("#log li.direct.in button.who").first().click();
+      if ((await dm.locator("#input").inputValue()) !== "/msg 브라우저 ") throw new Error("input after a click");
+      await dm.locator("#input").fill("");
+    });
+
+    await check("direct: /ignore, then a /msg is refused with the server's text and not delivered; /unignore lets it through; the other refusals", async () => {
+      const mark = await sentCount(dm);
+      await dmType("/ignore 브라우저");
+      await waitLine(dm, "system", "이제 브라우저 님의 귓속말을 받지 않습니다.");
+      const sent = (await sentSince(dm, mark)).filter((m) => m.type === "CSIgnore");
+      if (JSON.stringify(sent) !== JSON.stringify([{ type: "CSIgnore", name: "브라우저", ignore: true }])) throw new Error(JSON.stringify(sent));
+      await type("/msg 귓속말상대 막힌 말");
+      await waitLine(page, "system", "상대가 내 귓속말을 받지 않습니다.");
+      if ((await page.locator("#log li.direct", { hasText: "막힌 말" }).count()) !== 0) throw new Error("the refused one is shown as sent");
+      await dmType("/unignore 브라우저");
+      await waitLine(dm, "system", "다시 브라우저 님의 귓속말을 받습니다.");
+      await type("/msg 귓속말상대 다시 되는 말");
+      await dm.locator("#log li.direct.in", { hasText: "다시 되는 말" }).waitFor();
+      if ((await dm.locator("#log li.direct", { hasText: "막힌 말" }).count()) !== 0) throw new Error("the ignored one was delivered");
+      await dmType("/unignore 브라우저");
+      await waitLine(dm, "system", "차단하지 않은 이름입니다.");
+      await dmType("/ignore 귓속말상대");
+      await waitLine(dm, "system", "자기 자신은 차단할 수 없습니다.");
+      await type("/msg 브라우저 나에게");
+      await waitLine(page, "system", "자기 자신에게는 귓속말을 보낼 수 없습니다.");
+      await type("/msg 없는사람 여보세요");
+      await waitLine(page, "system", "그런 이름으로 접속한 사람이 없습니다.");
+      // Wrong forms are not sent.
+      const before = await sentCount(page);
+      await type("/msg 귓속말상대");
+      await waitLine(page, "local", "사용법: /msg 이름 내용");
+      await type("/ignore");
+      await waitLine(page, "local", "사용법: /ignore 이름");
+      if ((await sentSince(page, before)).some((m) => m.type === "CSDirect" || m.type === "CSIgnore")) throw new Error("sent");
+      await dmType("/help");
+      await waitLine(dm, "local", "/ignore 이름 — 그 사람의 귓속말을 받지 않습니다 (이 연결 동안; 새로고침하면 풀립니다).");
+    });
+
+    await check("direct: axe-core with sent and received 귓속말 lines, light and dark, 1280×800 and 390×844", async () => {
+      await dm.addScriptTag({ path: AXE });
+      await dm.setViewportSize({ width: 1280, height: 800 });
+      await dm.locator("#log li.direct.out").first().waitFor();
+      await dm.locator("#log li.direct.in button.who").last().focus(); // its focus ring too
+      await axeAudit(dm, "light, 1280×800");
+      await dm.emulateMedia({ colorScheme: "dark" });
+      await axeAudit(dm, "dark, 1280×800");
+      await dm.setViewportSize({ width: 390, height: 844 });
+      await axeAudit(dm, "dark, 390×844");
+      await dm.emulateMedia({ colorScheme: "light" });
+      await axeAudit(dm, "light, 390×844");
+      if (dmErrors.length) throw new Error(dmErrors.join("\n"));
+    });
+
+    await check("direct: where the server does not offer it, /msg, /ignore and /unignore say so and send nothing", async () => {
+      const p = await dmContext.newPage();
+      p.setDefaultTimeout(TIMEOUT);
+      await p.addInitScript(recordSent);
+      await p.addInitScript(hideDirect);
+      await p.goto(`http://${server.web}/`);
+      await p.locator("#state.open").waitFor();
+      const say = async (line) => {
+        await p.locator("#input").fill(line);
+        await p.locator("#input").press("Enter");
+      };
+      await say("/msg 브라우저 안녕하세요");
+      await say("/ignore 브라우저");
+      await say("/unignore 브라우저");
+      await p.waitForFunction(() => [...document.querySelectorAll("#log li.local")].filter((li) => li.lastChild.data === "이 서버에서는 귓속말을 쓸 수 없습니다.").length === 3);
+      await say("/help");
+      await waitLine(p, "local", "이 서버에서는 귓속말 명령어(/msg, /ignore, /unignore)를 쓸 수 없습니다.");
+      if ((await sentSince(p, 0)).some((m) => m.type === "CSDirect" || m.type === "CSIgnore")) throw new Error("sent");
+      await p.close();
+    });
+  } finally {
+    await dmContext.close();
+  }
 
   await check("commands are the reference client's", async () => {
     await type("/help");

@@ -3,7 +3,9 @@
 //! the commands, chats with a TCP client, checks that a chat cannot pass for a system
 //! message, composes Korean through the IME, restarts the server under the page, and
 //! loads the page over https (a pair from `chat-server cert`) to chat over wss; and the
-//! page's own behaviour: one CSHello with `rooms`, `history`, `accounts` and `resume`
+//! page's own behaviour: one CSHello with `rooms`, `history`, `accounts`, `resume` and
+//! `direct` (direct messages: `/msg` between two pages shown apart from chats with
+//! the reply button, `/ignore` and `/unignore` with the server's texts),
 //! (the account panel hidden where the server, run with `--no-store`, grants no
 //! accounts), the room list updated
 //! by the server's push with no `/rooms` sent (also right after a chat), a room's

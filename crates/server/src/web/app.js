@@ -2,13 +2,15 @@
 // WebSocket (/ws), one JSON message of the TCP JSON format per text message
 // (docs/PROTOCOL.md §6.10).
 //
-// What it does: opts in to four extensions with one CSHello per connection (§7):
+// What it does: opts in to five extensions with one CSHello per connection (§7):
 // "rooms", so the room list is pushed when it changes instead of polled (§7.1);
 // "history", so entering a room shows its last chats, marked as earlier ones, and
 // "이전 메시지 더 보기" (or /history more) pages further back (§7.3); "accounts" and
 // "resume", so that where the server keeps accounts (not with --no-store) an account
 // panel logs in, registers the current name, logs out and changes the password, and
-// the login survives a reload or a reconnect (§7.2, §7.4). A log that follows new
+// the login survives a reload or a reconnect (§7.2, §7.4); "direct", so that /msg,
+// /ignore and /unignore work and direct messages show as 귓속말 lines wherever the
+// user is, in a room or not (§7.5). A log that follows new
 // lines unless the user scrolled up (then a "새 메시지" chip); each line's time, the
 // server's when it gives one; a name field and a room list, patched in place, where a
 // click switches rooms; the chosen name and the current room kept in localStorage and
@@ -26,6 +28,14 @@
 // passwords (/login, /register, /password) are shown only as ********; password fields
 // are emptied as they are sent.
 //
+// Direct messages (§7.5): an SCDirect is a line of its own kind, "귓속말" badge, an
+// arrow (← received, → sent; for screen readers "받음, 보낸 사람" / "보냄, 받는 사람"),
+// the other party's name and the text. One's own is shown only as the server's copy,
+// which it sends once it delivered the message (a refusal comes as a system message
+// instead). The name on a received one is a button that puts "/msg NAME " in the
+// input. Ignoring is the server's, for this connection only: a reload or a reconnect
+// ends it (the page does not send the list again).
+//
 // What it does not do: show anything as HTML: everything shown is set with
 // textContent, nothing from the server or a peer is ever parsed as markup.
 "use strict";
@@ -42,7 +52,7 @@ const TITLE = "채팅";
 const POLL_MS = 3000; // only if the server does not push the room list (no "rooms" in SCHello)
 const MAX_LINES = 2000;
 const BOTTOM_SLACK = 24; // px: more than the log's bottom padding, less than a line
-const FEATURES = ["rooms", "history", "accounts", "resume"]; // asked for once per connection (§7)
+const FEATURES = ["rooms", "history", "accounts", "resume", "direct"]; // asked for once per connection (§7)
 const HISTORY_PAGE = 50; // lines per "이전 메시지 더 보기" (the server allows 1 to 200, §7.3)
 const FRAME_MAX = 65535; // the most a message may hold (§1)
 const STORE_NAME = "chat.name";
@@ -74,6 +84,8 @@ const ROOM_DELETED = /^(\d+)번 방을 지웠습니다\.$/;
 const ROOM_UNREGISTERED = /^(\d+)번 방의 등록을 풀었습니다\. /;
 const NOT_ROOM_OWNER = "내 계정에 등록된 방이 아닙니다.";
 const NO_SUCH_ROOM = "대화방이 존재하지 않습니다.";
+// Direct messages (§7.5).
+const DIRECT_OFF = "이 서버에서는 귓속말을 쓸 수 없습니다."; // no "direct" in SCHello
 // Every answer that means a chat went to nobody (§4.3, §6.1, §6.4, §6.9).
 const CHAT_REFUSALS = new Set([
   NOT_IN_ROOM,
@@ -110,6 +122,13 @@ const ACCOUNT_HELP = [
   "/logout — 계정에서 로그아웃합니다.",
   "/password 지금비밀번호 새비밀번호 — 비밀번호를 바꿉니다.",
   "/delete 번호 — 내 계정에 등록된 그 번호의 방을 지웁니다 (멤버가 있으면 모두 나간 뒤에 사라집니다).",
+];
+const DIRECT_HELP = [
+  "귓속말 명령어 (방에 있든 없든 그 사람에게만 갑니다):",
+  "/msg 이름 내용 — 그 이름으로 접속한 사람에게 귓속말을 보냅니다 (먼저 /name 으로 이름을 정해야 합니다; 띄어쓰기가 있는 이름은 \"이름\" 처럼 따옴표로 묶습니다).",
+  "/ignore 이름 — 그 사람의 귓속말을 받지 않습니다 (이 연결 동안; 새로고침하면 풀립니다).",
+  "/unignore 이름 — 그 사람의 귓속말을 다시 받습니다.",
+  "받은 귓속말의 보낸 사람 이름을 누르면 입력창에 /msg 이름 이 채워집니다.",
 ];
 
 let socket = null;
@@ -181,13 +200,71 @@ function line(kind, text, { who, time, earlier } = {}) {
 }
 
 // Appends one line. Whether to follow is decided before the line changes the height.
-function show(kind, text, options) {
+function append(li) {
   const follow = atBottom();
-  const li = line(kind, text, options);
   log.append(li);
   while (log.children.length > MAX_LINES) log.firstElementChild.remove();
   if (follow) scrollToBottom();
   else chip.hidden = false;
+  return li;
+}
+
+function show(kind, text, options) {
+  return append(line(kind, text, options));
+}
+
+function span(className, text) {
+  const el = document.createElement("span");
+  el.className = className;
+  el.textContent = text;
+  return el;
+}
+
+// ---- direct messages (§7.5) -------------------------------------------------------
+
+// A name as /msg and /ignore take it: as it is, or in quotes if it has a space.
+function quoteName(name) {
+  return /\s/u.test(name) ? '"' + name + '"' : name;
+}
+
+// "/msg NAME TEXT"'s NAME and TEXT from what follows the command: the first word, or
+// a name in double quotes (names may hold spaces). TEXT may be "".
+function splitName(rest) {
+  const quoted = /^"([^"]+)"(?:\s+|$)/u.exec(rest);
+  if (quoted) return { name: quoted[1], text: rest.slice(quoted[0].length) };
+  const word = /^(\S+)(?:\s+|$)/u.exec(rest);
+  return word ? { name: word[1], text: rest.slice(word[0].length) } : { name: "", text: "" };
+}
+
+// Puts "/msg NAME " in the input, to answer NAME.
+function replyTo(name) {
+  input.value = "/msg " + quoteName(name) + " ";
+  input.focus();
+  input.setSelectionRange(input.value.length, input.value.length);
+}
+
+// An SCDirect as a line: "HH:MM [귓속말] ← NAME: TEXT" received, "→ NAME" sent; the
+// arrow is read as words, and a received one's NAME is a button to answer it.
+function directLine(msg) {
+  const outgoing = msg.outgoing === true;
+  const li = document.createElement("li");
+  li.className = "direct " + (outgoing ? "out" : "in");
+  li.append(timeElement(Number.isFinite(msg.time) ? msg.time : Date.now()), " ", span("dm", "귓속말"));
+  const arrow = span("arrow", outgoing ? " → " : " ← ");
+  arrow.setAttribute("aria-hidden", "true");
+  li.append(arrow, span("visually-hidden", outgoing ? " 보냄, 받는 사람 " : " 받음, 보낸 사람 "));
+  let who;
+  if (outgoing) {
+    who = span("who", msg.member);
+  } else {
+    who = document.createElement("button");
+    who.type = "button";
+    who.className = "who";
+    who.textContent = msg.member;
+    who.title = msg.member + " 님에게 답장 (/msg " + quoteName(msg.member) + ")";
+    who.addEventListener("click", () => replyTo(msg.member));
+  }
+  li.append(who, document.createTextNode(": " + msg.text));
   return li;
 }
 
@@ -740,6 +817,12 @@ function onMessage(event) {
       if (waiting) Object.assign(waiting, { answered: true, history: msg, added });
       break;
     }
+    case "SCDirect":
+      // To us (counted as unread), or our own copy of one the server delivered.
+      if (typeof msg.member !== "string" || typeof msg.text !== "string") break;
+      append(directLine(msg));
+      if (msg.outgoing !== true) countUnread();
+      break;
     case "SCSession":
       // A login to keep (§7.4): after a login or registration (its answer came just
       // before) or a password change (it replaces the one kept). Never shown.
@@ -783,6 +866,20 @@ async function chat(text) {
   // Unnumbered: the room's history, when it comes again, gives it its number.
   if (Number.isSafeInteger(answer.roomId)) li.dataset.room = String(answer.roomId);
   said.set(li, { own: true, name: me.name, text: sent });
+}
+
+// /msg NAME TEXT: the server answers with its copy (shown as it comes, §7.5) or a
+// refusal (a system message, in the log already).
+async function direct(name, text) {
+  if (!granted.has("direct")) return show("local", DIRECT_OFF);
+  const answer = await request({ type: "CSDirect", name, text });
+  if (answer?.closed) show("local", "연결이 끊겨 이 귓속말이 전달되었는지 알 수 없습니다: " + text);
+}
+
+// /ignore NAME (ignore true), /unignore NAME (false): the server's answer says how it went.
+async function ignore(name, on) {
+  if (!granted.has("direct")) return show("local", DIRECT_OFF);
+  await request({ type: "CSIgnore", name, ignore: on });
 }
 
 async function setName(name) {
@@ -1043,7 +1140,24 @@ async function submitLine(raw) {
       HELP.forEach((h) => show("local", h));
       if (granted.has("accounts")) ACCOUNT_HELP.forEach((h) => show("local", h));
       else show("local", "이 서버에서는 계정 명령어(/register, /login, /logout, /password, /delete)를 쓸 수 없습니다.");
+      if (granted.has("direct")) DIRECT_HELP.forEach((h) => show("local", h));
+      else show("local", "이 서버에서는 귓속말 명령어(/msg, /ignore, /unignore)를 쓸 수 없습니다.");
       break;
+    case "/msg": {
+      const { name, text } = splitName(line.slice(command.length).trimStart());
+      if (name !== "" && text !== "") await direct(name, text);
+      else usage("/msg 이름 내용");
+      break;
+    }
+    case "/ignore":
+    case "/unignore": {
+      // The rest of the line is the name (it may hold spaces), quoted or not.
+      const rest = line.slice(command.length).trim();
+      const name = /^"[^"]+"$/u.test(rest) ? rest.slice(1, -1) : rest;
+      if (name !== "") await ignore(name, command === "/ignore");
+      else usage(command + " 이름");
+      break;
+    }
     case "/register":
       if (args.length === 1) await register(args[0]);
       else usage("/register 비밀번호");
