@@ -7,7 +7,8 @@
 //   SCREENSHOT_DIR=docs/screenshots SERVER_BIN=… node web-tests/e2e.mjs   # also web-desktop.png, web-phone.png
 //
 // Most checks run against servers with --no-store (no accounts: the page must hide
-// its account panel); the accounts checks start one with a temporary --data-dir.
+// its account panel); the accounts and the moderation checks each start one with a
+// temporary --data-dir.
 import { execFileSync, spawn } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import net from "node:net";
@@ -186,8 +187,8 @@ const setHidden = (p, hidden) => p.evaluate((h) => {
 }, hidden);
 
 // In the page before its own script: the server's SCHello reaches it without
-// "direct", as from a server that does not offer it.
-function hideDirect() {
+// `feature` ("direct", "moderation"), as from a server that does not offer it.
+function hideFeature(feature) {
   const add = WebSocket.prototype.addEventListener;
   WebSocket.prototype.addEventListener = function (type, listener, ...rest) {
     if (type !== "message") return add.call(this, type, listener, ...rest);
@@ -195,7 +196,7 @@ function hideDirect() {
       let data = event.data;
       try {
         const msg = JSON.parse(data);
-        if (msg.type === "SCHello") data = JSON.stringify({ ...msg, features: msg.features.filter((f) => f !== "direct") });
+        if (msg.type === "SCHello") data = JSON.stringify({ ...msg, features: msg.features.filter((f) => f !== feature) });
       } catch {
         // not JSON: as it came
       }
@@ -244,9 +245,9 @@ try {
     await page.locator("#state.open").waitFor();
   });
 
-  await check("the page opts in to the room-list push, history, accounts, resume and direct with one CSHello", async () => {
+  await check("the page opts in to the room-list push, history, accounts, resume, direct and moderation with one CSHello", async () => {
     const hellos = (await sentSince(page, 0)).filter((m) => m.type === "CSHello");
-    if (JSON.stringify(hellos) !== JSON.stringify([{ type: "CSHello", features: ["rooms", "history", "accounts", "resume", "direct"] }])) {
+    if (JSON.stringify(hellos) !== JSON.stringify([{ type: "CSHello", features: ["rooms", "history", "accounts", "resume", "direct", "moderation"] }])) {
       throw new Error(JSON.stringify(hellos));
     }
   });
@@ -644,7 +645,7 @@ try {
       const p = await dmContext.newPage();
       p.setDefaultTimeout(TIMEOUT);
       await p.addInitScript(recordSent);
-      await p.addInitScript(hideDirect);
+      await p.addInitScript(hideFeature, "direct");
       await p.goto(`http://${server.web}/`);
       await p.locator("#state.open").waitFor();
       const say = async (line) => {
@@ -1178,6 +1179,256 @@ try {
     await accounts.close();
     await stopServer(store);
     rmSync(dataDir, { recursive: true, force: true });
+  }
+
+  // ---- moderation (PROTOCOL.md §7.6): an owner's page and a guest's, a store of their own
+  // The owner (방장) registers and makes a room (so it is registered to her); the
+  // guest (웹 손님: a name with a space, quoted in commands) enters it. A context each:
+  // pages of one context share the remembered name and login; bypassCSP for axe.
+  const modDir = mkdtempSync(join(tmpdir(), "chat-e2e-moderation-"));
+  temporary.add(modDir);
+  const modServer = await startServer(0, [`--data-dir=${modDir}`]);
+  const ownerContext = await browser.newContext({ bypassCSP: true });
+  const guestContext = await browser.newContext({ bypassCSP: true });
+  try {
+    const modErrors = [];
+    const modPage = async (context) => {
+      const p = await context.newPage();
+      p.setDefaultTimeout(TIMEOUT);
+      await p.addInitScript(recordSent);
+      p.on("console", (m) => m.type() === "error" && modErrors.push("console: " + m.text()));
+      p.on("pageerror", (e) => modErrors.push("page error: " + e));
+      await p.goto(`http://${modServer.web}/`);
+      await p.locator("#state.open").waitFor();
+      return p;
+    };
+    const sayIn = async (p, line) => {
+      await p.locator("#input").fill(line);
+      await p.locator("#input").press("Enter");
+    };
+    const MODERATION = new Set(["CSOp", "CSOwner", "CSKick", "CSBan", "CSTopic"]);
+    const moderationSent = async (p, from) => (await sentSince(p, from)).filter((m) => MODERATION.has(m.type));
+    const same = (got, want) => {
+      if (JSON.stringify(got) !== JSON.stringify(want)) throw new Error(JSON.stringify(got));
+    };
+    const TOPIC = "<b>3장</b>까지 읽어 오기";
+    const KICKED = "[방장] 님이 나를 방에서 내보냈습니다.";
+    const owner = await modPage(ownerContext);
+    const guest = await modPage(guestContext);
+    const guestRoom = guest.locator("#rooms li").filter({ has: guest.locator(".title", { hasText: "[1] 모임방" }) });
+    const ownerRoom = owner.locator("#rooms li").filter({ has: owner.locator(".title", { hasText: "[1] 모임방" }) });
+    // The header's topic as read: "주제 TEXT" ("" when hidden).
+    const headerTopic = (p) => p.evaluate(() => {
+      const el = document.getElementById("room-topic");
+      return el.hidden ? "" : el.textContent;
+    });
+    const enter = async () => {
+      await guestRoom.locator("button.room").click();
+      await guest.locator("#me-room", { hasText: "[모임방]" }).waitFor();
+    };
+
+    await check("moderation: the owner's /topic is her room's — a page that enters shows it under the room in the header, as a line after the entry, and in the room list, all as text", async () => {
+      await sayIn(owner, "/name 방장");
+      await owner.locator("#me-name", { hasText: "방장" }).waitFor();
+      await sayIn(owner, "/register 방장의-비밀번호-2024");
+      await waitLine(owner, "system", "이름 방장 을 계정으로 등록했습니다. 이제 이 이름은 로그인해야 쓸 수 있습니다.");
+      await sayIn(owner, "/create 모임방");
+      await owner.locator("#log li.system", { hasText: "1번 방이 내 계정에 등록되었습니다." }).waitFor();
+      const mark = await sentCount(owner);
+      await sayIn(owner, "/topic   " + TOPIC + "  ");
+      await waitLine(owner, "system", "주제를 바꿨습니다: " + TOPIC);
+      same(await moderationSent(owner, mark), [{ type: "CSTopic", text: TOPIC }]);
+      // The owner's own change: the server's answer is its line; the header shows it.
+      await owner.waitForFunction(() => !document.getElementById("room-topic").hidden);
+      if ((await headerTopic(owner)) !== "주제 " + TOPIC) throw new Error("owner's header: " + (await headerTopic(owner)));
+      if ((await owner.locator("#log li.topic").count()) !== 0) throw new Error("the owner's change is shown twice");
+
+      await sayIn(guest, "/name 웹 손님");
+      await guest.locator("#me-name", { hasText: "웹 손님" }).waitFor();
+      // In the list before entering: under the title, before the members.
+      await guestRoom.locator(".topic", { hasText: "3장" }).waitFor();
+      same(await guestRoom.locator("button.room > span:not([hidden])").evaluateAll((els) => els.map((e) => [e.className, e.textContent])),
+        [["title", "[1] 모임방"], ["topic", "주제: " + TOPIC], ["members", "1명: 방장"]]);
+      await enter();
+      await waitLine(guest, "topic", "주제: " + TOPIC);
+      const before = await guest.evaluate(() => document.querySelector("#log li.topic").previousElementSibling.textContent);
+      if (!before.endsWith("방제[모임방] 방에 입장했습니다.")) throw new Error("before the topic: " + before);
+      await guest.waitForFunction(() => !document.getElementById("room-topic").hidden);
+      if ((await headerTopic(guest)) !== "주제 " + TOPIC) throw new Error("header: " + (await headerTopic(guest)));
+      // Under the room: below the name and the room, inside the header.
+      const [whoami, topic] = await guest.evaluate(() => ["whoami", "room-topic"].map((id) => document.getElementById(id).getBoundingClientRect().toJSON()));
+      if (topic.top < whoami.bottom - 1) throw new Error("the topic is not under the room: " + JSON.stringify([whoami, topic]));
+      if ((await guest.locator("#room-topic").getAttribute("title")) !== TOPIC) throw new Error("title");
+      if ((await guest.locator("b").count()) !== 0) throw new Error("the topic was injected as HTML");
+
+      // A change: a line naming who, the header and the list follow.
+      await sayIn(owner, "/topic 오늘은 4장");
+      await waitLine(guest, "topic", "방장 님이 주제를 바꿨습니다: 오늘은 4장");
+      await guest.waitForFunction(() => document.getElementById("room-topic-text").textContent === "오늘은 4장");
+      await guestRoom.locator(".topic", { hasText: "주제: 오늘은 4장" }).waitFor();
+      await ownerRoom.locator(".topic", { hasText: "주제: 오늘은 4장" }).waitFor();
+      // A guest may not.
+      await sayIn(guest, "/topic 내 마음대로");
+      await waitLine(guest, "system", "방장이나 운영자만 할 수 있습니다.");
+      if ((await headerTopic(guest)) !== "주제 오늘은 4장") throw new Error("header: " + (await headerTopic(guest)));
+    });
+
+    await check("moderation: the owner kicks the guest (a quoted name, a reason): its page shows the kick line and no current room, having sent nothing", async () => {
+      const guestMark = await sentCount(guest);
+      const ownerMark = await sentCount(owner);
+      await sayIn(owner, '/kick "웹 손님"   자리 비움 ');
+      await waitLine(guest, "system", KICKED + " 이유: 자리 비움");
+      await guest.locator("#me-room", { hasText: "방 밖" }).waitFor();
+      if ((await guest.locator('#rooms button[aria-current="true"]').count()) !== 0) throw new Error("a room is still marked current");
+      if ((await guestRoom.locator(".here").isVisible())) throw new Error("현재 방 is still shown");
+      if ((await headerTopic(guest)) !== "") throw new Error("the topic is still shown: " + (await headerTopic(guest)));
+      if (!(await guest.locator("#leave").isDisabled())) throw new Error("방 나가기 is still enabled");
+      if ((await guest.evaluate(() => localStorage.getItem("chat.room"))) !== null) throw new Error("the room is still remembered");
+      same(await sentSince(guest, guestMark), []);
+      await waitLine(owner, "system", "[웹 손님] 님이 [방장] 님에 의해 방에서 내보내졌습니다. 이유: 자리 비움");
+      same(await moderationSent(owner, ownerMark), [{ type: "CSKick", name: "웹 손님", reason: "자리 비움" }]);
+      await guestRoom.locator(".members", { hasText: "1명: 방장" }).waitFor();
+      // The server agrees: a chat now is refused, not shown as sent.
+      await sayIn(guest, "아직 여기 있나요?");
+      await guest.waitForFunction((t) => [...document.querySelectorAll("#log li.system")].filter((li) => li.lastChild.data === t).length >= 1, "현재 대화방에 들어가 있지 않습니다.");
+      if ((await guest.locator("#log li.chat", { hasText: "아직 여기" }).count()) !== 0) throw new Error("shown as sent");
+      // Back in by a click; the topic is told again.
+      await enter();
+      await guest.waitForFunction(() => document.querySelectorAll("#log li.topic").length === 3);
+      await waitLine(guest, "topic", "주제: 오늘은 4장");
+      if ((await headerTopic(guest)) !== "주제 오늘은 4장") throw new Error("header: " + (await headerTopic(guest)));
+    });
+
+    await check("moderation: /ban kicks the guest and keeps it out until /unban; /op, /deop, /owner with the server's refusals; usage lines send nothing", async () => {
+      const mark = await sentCount(owner);
+      await sayIn(owner, '/ban "웹 손님" 30');
+      await waitLine(owner, "system", "웹 손님 님을 30분 동안 이 방에서 밴했습니다.");
+      await waitLine(guest, "system", KICKED); // a ban kicks, without a reason
+      await guest.locator("#me-room", { hasText: "방 밖" }).waitFor();
+      await guestRoom.locator("button.room").click();
+      await waitLine(guest, "system", "이 방에서 밴되어 들어갈 수 없습니다. 30분 뒤에 풀립니다.");
+      if ((await guest.locator("#me-room").textContent()) !== "방 밖") throw new Error("entered");
+      await sayIn(owner, '/unban "웹 손님"');
+      await waitLine(owner, "system", "웹 손님 님의 밴을 풀었습니다.");
+      await sayIn(owner, "/unban 웹 손님");
+      await waitLine(owner, "system", "밴되지 않은 이름입니다.");
+      await sayIn(owner, '/op "웹 손님"');
+      await waitLine(owner, "system", "그런 이름의 계정이 없습니다.");
+      await sayIn(owner, "/deop 방장");
+      await waitLine(owner, "system", "자기 자신에게는 할 수 없습니다.");
+      await sayIn(owner, "/owner 없는계정");
+      await owner.waitForFunction((t) => [...document.querySelectorAll("#log li.system")].filter((li) => li.lastChild.data === t).length === 2, "그런 이름의 계정이 없습니다.");
+      await sayIn(owner, "/ban 웹 0");
+      await waitLine(owner, "system", "밴 시간은 1분부터 525600분까지 쓸 수 있습니다. 쓰지 않으면 풀 때까지입니다.");
+      same(await moderationSent(owner, mark), [
+        { type: "CSBan", name: "웹 손님", minutes: 30, ban: true },
+        { type: "CSBan", name: "웹 손님", ban: false },
+        { type: "CSBan", name: "웹 손님", ban: false },
+        { type: "CSOp", name: "웹 손님", op: true },
+        { type: "CSOp", name: "방장", op: false },
+        { type: "CSOwner", name: "없는계정" },
+        { type: "CSBan", name: "웹", minutes: 0, ban: true },
+      ]);
+      const before = await sentCount(owner);
+      for (const [line, usage] of [["/kick", "/kick 이름 [이유]"], ["/ban 웹 영원히", "/ban 이름 [분]"], ["/ban", "/ban 이름 [분]"],
+        ["/op", "/op 이름"], ["/deop  ", "/deop 이름"], ["/owner", "/owner 이름"], ["/unban", "/unban 이름"]]) {
+        await sayIn(owner, line);
+        await waitLine(owner, "local", "사용법: " + usage);
+      }
+      same(await moderationSent(owner, before), []);
+      await sayIn(guest, "/help");
+      await waitLine(guest, "local", "/kick 이름 [이유] — 그 사람을 방에서 내보냅니다 (방장과 운영자).");
+      await waitLine(guest, "local", "/topic [주제] — 방 주제를 정합니다; 주제 없이 쓰면 지웁니다 (방장과 운영자, 200자까지).");
+      // Unbanned: in again.
+      await enter();
+      await guest.waitForFunction(() => document.querySelectorAll("#log li.topic").length === 4);
+    });
+
+    await check("moderation: axe-core with a long topic in the header and the list and kick lines in the log, light and dark, 1280×800 and 390×844", async () => {
+      const long = "다음 모임까지 3장과 4장을 읽고, 질문을 두 개씩 준비해 오세요. 발표 순서는 지난번과 같고 자료는 공유 폴더에 있습니다. 늦으면 미리 말해 주세요!";
+      await sayIn(owner, "/topic " + long);
+      await waitLine(guest, "topic", "방장 님이 주제를 바꿨습니다: " + long);
+      await guestRoom.locator(".topic", { hasText: "발표 순서는" }).waitFor();
+      await guest.addScriptTag({ path: AXE });
+      await guest.setViewportSize({ width: 1280, height: 800 });
+      await axeAudit(guest, "light, 1280×800");
+      await guest.emulateMedia({ colorScheme: "dark" });
+      await axeAudit(guest, "dark, 1280×800");
+      await guest.setViewportSize({ width: 390, height: 844 });
+      await guest.locator("#rooms-toggle[aria-expanded=false]").waitFor();
+      await guest.locator("#rooms-toggle").click();
+      await guestRoom.locator(".topic").waitFor();
+      await axeAudit(guest, "dark, 390×844");
+      await guest.emulateMedia({ colorScheme: "light" });
+      await axeAudit(guest, "light, 390×844");
+      // The phone layout: nothing wider than the screen; the header's topic and the
+      // list's at most two lines each, the input still there.
+      const fits = await guest.evaluate(() => {
+        const header = document.getElementById("room-topic");
+        const listed = document.querySelector("#rooms .topic:not([hidden])");
+        return {
+          width: document.documentElement.scrollWidth,
+          header: header.getBoundingClientRect().right <= innerWidth && header.offsetHeight <= 2.2 * parseFloat(getComputedStyle(header).fontSize) * 1.6,
+          listed: listed.offsetHeight <= 2 * parseFloat(getComputedStyle(listed).fontSize) * 1.6,
+          input: document.getElementById("input").getBoundingClientRect().bottom <= innerHeight,
+        };
+      });
+      if (fits.width > 390 || !fits.header || !fits.listed || !fits.input) throw new Error(JSON.stringify(fits));
+      await guest.locator("#rooms-toggle").click();
+      await guest.setViewportSize({ width: 1280, height: 800 });
+      if (modErrors.length) throw new Error(modErrors.join("\n"));
+    });
+
+    await check("moderation: /topic alone clears it (header and list follow); /owner hands the room on, 내 방 moving with it", async () => {
+      const mark = await sentCount(owner);
+      await sayIn(owner, "/topic");
+      await waitLine(owner, "system", "주제를 지웠습니다.");
+      await waitLine(guest, "topic", "방장 님이 주제를 지웠습니다.");
+      await guest.locator("#room-topic").waitFor({ state: "hidden" });
+      await guestRoom.locator(".topic").waitFor({ state: "hidden" });
+      await owner.locator("#room-topic").waitFor({ state: "hidden" });
+      same(await moderationSent(owner, mark), [{ type: "CSTopic", text: "" }]);
+      // The guest registers its name; the owner hands the room to it.
+      await sayIn(guest, "/register 손님의-비밀번호-2024");
+      await waitLine(guest, "system", "이름 웹 손님 을 계정으로 등록했습니다. 이제 이 이름은 로그인해야 쓸 수 있습니다.");
+      await ownerRoom.locator(".mine").waitFor();
+      // In again as the account (the room knows a member by the login it entered with).
+      await guest.locator("#leave").click();
+      await guest.locator("#me-room", { hasText: "방 밖" }).waitFor();
+      await enter();
+      await sayIn(owner, '/owner "웹 손님"');
+      await waitLine(owner, "system", "이제 웹 손님 님이 이 방의 방장입니다.");
+      await waitLine(guest, "system", "이제 웹 손님 님이 이 방의 방장입니다.");
+      await ownerRoom.locator(".mine").waitFor({ state: "hidden" });
+      await guestRoom.locator(".mine").waitFor();
+      // The new owner may set the topic; the old one is an operator now.
+      await sayIn(guest, "/topic 새 방장의 주제");
+      await waitLine(guest, "system", "주제를 바꿨습니다: 새 방장의 주제");
+      await waitLine(owner, "topic", "웹 손님 님이 주제를 바꿨습니다: 새 방장의 주제");
+      await sayIn(owner, '/kick "웹 손님"');
+      await waitLine(owner, "system", "방장은 내보내거나 밴할 수 없습니다.");
+      if (modErrors.length) throw new Error(modErrors.join("\n"));
+    });
+
+    await check("moderation: where the server does not offer it, the commands say so and send nothing", async () => {
+      const p = await guestContext.newPage();
+      p.setDefaultTimeout(TIMEOUT);
+      await p.addInitScript(recordSent);
+      await p.addInitScript(hideFeature, "moderation");
+      await p.goto(`http://${modServer.web}/`);
+      await p.locator("#state.open").waitFor();
+      for (const line of ["/topic 안녕", "/kick 누구", "/ban 누구 5", "/unban 누구", "/op 누구", "/deop 누구", "/owner 누구"]) await sayIn(p, line);
+      await p.waitForFunction(() => [...document.querySelectorAll("#log li.local")].filter((li) => li.lastChild.data === "이 서버에서는 방 관리 기능을 쓸 수 없습니다.").length === 7);
+      await sayIn(p, "/help");
+      await waitLine(p, "local", "이 서버에서는 방 관리 명령어(/op, /deop, /owner, /kick, /ban, /unban, /topic)를 쓸 수 없습니다.");
+      same(await moderationSent(p, 0), []);
+      await p.close();
+    });
+  } finally {
+    await ownerContext.close();
+    await guestContext.close();
+    await stopServer(modServer);
+    rmSync(modDir, { recursive: true, force: true });
   }
 } finally {
   await browser.close();

@@ -49,6 +49,7 @@ pub fn responses() -> Vec<Response<'static>> {
                 room_id: 1,
                 title: "하나".into(),
                 members: vec!["a".into(), "b".into()],
+                topic: None,
             }],
         },
     ]

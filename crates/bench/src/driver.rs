@@ -1092,6 +1092,7 @@ impl Driver {
             Response::History { .. } => self.unexpected(c, "an unasked SCHistory".into()),
             Response::Session { .. } => self.unexpected(c, "an unasked SCSession".into()),
             Response::Direct { .. } => self.unexpected(c, "an unasked SCDirect".into()),
+            Response::Topic { .. } => self.unexpected(c, "an unasked SCTopic".into()),
         }
     }
 

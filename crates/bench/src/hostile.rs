@@ -555,6 +555,7 @@ mod tests {
                     room_id: i,
                     title: format!("t{i}"),
                     members: vec![format!("m{i}")],
+                    topic: None,
                 })
                 .collect(),
         };

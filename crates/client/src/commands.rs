@@ -29,9 +29,9 @@ pub const COMMANDS: [(&str, &str); 7] = [
 ];
 
 /// The commands as `/help` lists them on a terminal: with their arguments, the
-/// accounts, history and direct messages (the server's extensions, docs/PROTOCOL.md
-/// §7), and the ways to leave that only a terminal has.
-pub const TERMINAL_COMMANDS: [(&str, &str); 18] = [
+/// accounts, history, direct messages and moderation (the server's extensions,
+/// docs/PROTOCOL.md §7), and the ways to leave that only a terminal has.
+pub const TERMINAL_COMMANDS: [(&str, &str); 25] = [
     ("/help", "사용 가능 명령어를 나열한다."),
     ("/name NAME", "채팅 이름을 지정한다."),
     ("/rooms", "채팅 방 목록을 출력한다."),
@@ -58,6 +58,16 @@ pub const TERMINAL_COMMANDS: [(&str, &str); 18] = [
     ("/msg NAME TEXT", "NAME 님에게만 귓속말을 보낸다."),
     ("/ignore NAME", "NAME 님의 귓속말을 받지 않는다."),
     ("/unignore NAME", "NAME 님의 귓속말을 다시 받는다."),
+    ("/op NAME", "NAME 님을 이 방의 운영자로 정한다."),
+    ("/deop NAME", "NAME 님을 이 방의 운영자에서 뺀다."),
+    ("/owner NAME", "방을 NAME 님에게 넘긴다."),
+    ("/kick NAME [이유]", "NAME 님을 방에서 내보낸다."),
+    (
+        "/ban NAME [분]",
+        "NAME 님을 방에서 밴한다 (분을 쓰지 않으면 풀 때까지).",
+    ),
+    ("/unban NAME", "NAME 님의 밴을 푼다."),
+    ("/topic [TEXT]", "방 주제를 정한다 (없으면 지운다)."),
     (
         "/quit, /exit",
         "프로그램을 종료한다. (빈 줄에서 Ctrl-D 도 같다.)",
@@ -89,7 +99,8 @@ pub enum LocalError {
     MissingRoomId,
     /// A `/word` that is not a command; carries the word.
     InvalidCommand(String),
-    /// An account command without its arguments; carries its usage.
+    /// An extension's command without its arguments (or with wrong ones); carries
+    /// its usage.
     Usage(&'static str),
 }
 
@@ -122,8 +133,12 @@ pub fn terminal_help_lines() -> impl Iterator<Item = String> {
 
 /// Parses a line typed at a terminal: as [`parse_line`], plus `/quit` and `/exit`
 /// and the extensions' commands (a password is one word: no spaces). `/msg NAME
-/// TEXT` takes its name as one word and its text as the rest of the line, as typed
-/// (trimmed); `/ignore` and `/unignore` take the rest of the line as the name.
+/// TEXT` and `/kick NAME [REASON]` take their name as one word and their text or
+/// reason as the rest of the line, as typed (trimmed); `/ignore`, `/unignore`,
+/// `/op`, `/deop`, `/owner` and `/unban` take the rest of the line as the name;
+/// `/ban NAME [MINUTES]` a one-word name and, if given, a whole number of minutes
+/// (the server checks its range); `/topic [TEXT]` the rest of the line, none to
+/// clear the topic.
 pub fn parse_typed(line: &str) -> Option<Command> {
     let words: Vec<&str> = line.split_whitespace().collect();
     let send = |request| Some(Command::Send(request));
@@ -177,6 +192,45 @@ pub fn parse_typed(line: &str) -> Option<Command> {
             ignore: false,
         }),
         ["/unignore"] => usage("/unignore NAME"),
+        ["/op", _, ..] => send(Request::Op {
+            name: after_words(line, 1).to_owned(),
+            op: true,
+        }),
+        ["/op"] => usage("/op NAME"),
+        ["/deop", _, ..] => send(Request::Op {
+            name: after_words(line, 1).to_owned(),
+            op: false,
+        }),
+        ["/deop"] => usage("/deop NAME"),
+        ["/owner", _, ..] => send(Request::Owner {
+            name: after_words(line, 1).to_owned(),
+        }),
+        ["/owner"] => usage("/owner NAME"),
+        ["/kick", name, ..] => send(Request::Kick {
+            name: (*name).to_owned(),
+            reason: after_words(line, 2).to_owned(),
+        }),
+        ["/kick"] => usage("/kick NAME [이유]"),
+        ["/ban", name] => send(Request::Ban {
+            name: (*name).to_owned(),
+            minutes: None,
+            ban: true,
+        }),
+        ["/ban", name, minutes] if minutes.parse::<i64>().is_ok() => send(Request::Ban {
+            name: (*name).to_owned(),
+            minutes: minutes.parse().ok(),
+            ban: true,
+        }),
+        ["/ban", ..] => usage("/ban NAME [분]"),
+        ["/unban", _, ..] => send(Request::Ban {
+            name: after_words(line, 1).to_owned(),
+            minutes: None,
+            ban: false,
+        }),
+        ["/unban"] => usage("/unban NAME"),
+        ["/topic", ..] => send(Request::Topic {
+            text: after_words(line, 1).to_owned(),
+        }),
         _ => parse_line(line),
     }
 }
@@ -514,6 +568,120 @@ mod tests {
         assert!(at("/history more") < at("/msg ") && at("/unignore ") < at("/quit"));
         // Piped `/help` stays the reference's.
         assert!(!help_lines().any(|l| l.contains("귓속말")));
+    }
+
+    #[test]
+    fn moderation_commands_on_a_terminal_only() {
+        let typed = |line: &str| match parse_typed(line) {
+            Some(Command::Send(request)) => Ok(request),
+            Some(Command::Refused(error)) => Err(error.to_string()),
+            other => panic!("{line:?} gave {other:?}"),
+        };
+        let op = |name: &str, op: bool| {
+            Ok(Request::Op {
+                name: name.into(),
+                op,
+            })
+        };
+        let kick = |name: &str, reason: &str| {
+            Ok(Request::Kick {
+                name: name.into(),
+                reason: reason.into(),
+            })
+        };
+        let ban = |name: &str, minutes: Option<i64>, ban: bool| {
+            Ok(Request::Ban {
+                name: name.into(),
+                minutes,
+                ban,
+            })
+        };
+        let topic = |text: &str| Ok(Request::Topic { text: text.into() });
+        // One-argument commands take the rest of the line as the name, trimmed.
+        assert_eq!(typed("/op bob"), op("bob", true));
+        assert_eq!(typed(" /deop\t김 철수 "), op("김 철수", false));
+        assert_eq!(
+            typed("/owner  bob "),
+            Ok(Request::Owner { name: "bob".into() })
+        );
+        assert_eq!(typed("/unban bob"), ban("bob", None, false));
+        assert_eq!(typed("/unban 김  철수"), ban("김  철수", None, false));
+        // `/kick`: a one-word name, then the reason as typed (none: empty).
+        assert_eq!(typed("/kick bob"), kick("bob", ""));
+        assert_eq!(typed("/kick bob  "), kick("bob", ""));
+        assert_eq!(
+            typed("/kick bob  도배  그만 😀 \r\n"),
+            kick("bob", "도배  그만 😀")
+        );
+        // `/ban`: a one-word name and perhaps a whole number of minutes; the
+        // server checks the range.
+        assert_eq!(typed("/ban bob"), ban("bob", None, true));
+        assert_eq!(typed("/ban bob 30"), ban("bob", Some(30), true));
+        assert_eq!(typed("/ban  bob\t+5 "), ban("bob", Some(5), true));
+        assert_eq!(typed("/ban bob -1"), ban("bob", Some(-1), true));
+        assert_eq!(typed("/ban bob 0"), ban("bob", Some(0), true));
+        for line in [
+            "/ban",
+            "/ban bob 30m",
+            "/ban bob 1.5",
+            "/ban bob 30 more",
+            "/ban 김 철수",
+            "/ban bob 99999999999999999999",
+        ] {
+            assert_eq!(typed(line), Err("사용법: /ban NAME [분]".into()), "{line}");
+        }
+        // `/topic`: the rest of the line as typed; alone, it clears the topic.
+        assert_eq!(typed("/topic  오늘은  Rust 😀 "), topic("오늘은  Rust 😀"));
+        assert_eq!(typed("/topic"), topic(""));
+        assert_eq!(typed("/topic   "), topic(""));
+        // Usage for a missing name.
+        assert_eq!(typed("/op"), Err("사용법: /op NAME".into()));
+        assert_eq!(typed("/deop "), Err("사용법: /deop NAME".into()));
+        assert_eq!(typed("/owner"), Err("사용법: /owner NAME".into()));
+        assert_eq!(typed("/kick"), Err("사용법: /kick NAME [이유]".into()));
+        assert_eq!(typed("/unban"), Err("사용법: /unban NAME".into()));
+        // A longer word is not the command.
+        assert_eq!(typed("/ops bob"), Err("Invalid command: /ops".into()));
+        assert_eq!(typed("/topics"), Err("Invalid command: /topics".into()));
+        // Piped input keeps the reference's rules: not commands there.
+        for command in [
+            "/op", "/deop", "/owner", "/kick", "/ban", "/unban", "/topic",
+        ] {
+            assert_eq!(
+                refused(&format!("{command} bob")),
+                format!("Invalid command: {command}")
+            );
+        }
+        // Nothing secret: the line is shown and kept as typed.
+        assert!(!holds_password("/kick bob hunter2"));
+        assert_eq!(masked("/topic hi"), "/topic hi");
+    }
+
+    #[test]
+    fn terminal_help_lists_moderation_commands() {
+        let lines: Vec<String> = terminal_help_lines().collect();
+        let at = |prefix: &str| {
+            lines
+                .iter()
+                .position(|l| l.starts_with(prefix))
+                .unwrap_or_else(|| panic!("{prefix} not in {lines:?}"))
+        };
+        let first = at("/op ");
+        assert_eq!(
+            lines[first..first + 7],
+            [
+                "/op NAME: NAME 님을 이 방의 운영자로 정한다.",
+                "/deop NAME: NAME 님을 이 방의 운영자에서 뺀다.",
+                "/owner NAME: 방을 NAME 님에게 넘긴다.",
+                "/kick NAME [이유]: NAME 님을 방에서 내보낸다.",
+                "/ban NAME [분]: NAME 님을 방에서 밴한다 (분을 쓰지 않으면 풀 때까지).",
+                "/unban NAME: NAME 님의 밴을 푼다.",
+                "/topic [TEXT]: 방 주제를 정한다 (없으면 지운다).",
+            ]
+        );
+        assert!(at("/unignore ") < first && first + 7 == at("/quit"));
+        // Piped `/help` stays the reference's.
+        assert!(!help_lines().any(|l| l.contains("운영자") || l.contains("주제")));
     }
 
     #[test]

@@ -4,7 +4,8 @@
 //! The protocol has no "who am I" message, so [`Identity`] follows the server's own
 //! notices to this client (`docs/PROTOCOL.md` §4): `이름이 X 으로 변경되었습니다.`
 //! sets the name, `방제[T] 방에 입장했습니다.` sets the room and
-//! `방제[T] 대화 방에서 퇴장했습니다.` clears it. The default name the server gives on
+//! `방제[T] 대화 방에서 퇴장했습니다.` clears it, as does being kicked (the `moderation`
+//! extension: `[BY] 님이 나를 방에서 내보냈습니다.`, perhaps with ` 이유: …`). The default name the server gives on
 //! connect is never sent, so until a name is confirmed it shows as `(you)` — or, with
 //! neither name nor room known, the prompt is the plain `> `. Notices about others
 //! (`OLD 의 이름이 …`, `[NAME] 님이 입장했습니다.`) do not match and change nothing.
@@ -59,7 +60,8 @@ impl Identity {
             .and_then(|rest| rest.strip_suffix("] 방에 입장했습니다."))
         {
             self.room = Some(title.to_owned());
-        } else if text.starts_with("방제[") && text.ends_with("] 대화 방에서 퇴장했습니다.")
+        } else if (text.starts_with("방제[") && text.ends_with("] 대화 방에서 퇴장했습니다."))
+            || is_kicked_notice(text)
         {
             self.room = None;
         }
@@ -99,6 +101,27 @@ impl Identity {
     }
 }
 
+/// Whether a system message tells this client it was kicked from its room:
+/// `[BY] 님이 나를 방에서 내보냈습니다.`, alone or followed by ` 이유: REASON`. BY holds
+/// no brackets (no name does), so the notice to the others,
+/// `[NAME] 님이 [BY] 님에 의해 방에서 내보내졌습니다. 이유: …`, cannot be taken for it
+/// whatever its reason says.
+fn is_kicked_notice(text: &str) -> bool {
+    const KICKED: &str = "] 님이 나를 방에서 내보냈습니다.";
+    let Some(rest) = text.strip_prefix('[') else {
+        return false;
+    };
+    let Some(end) = rest.find(']') else {
+        return false;
+    };
+    if rest[..end].contains('[') {
+        return false;
+    }
+    rest[end..]
+        .strip_prefix(KICKED)
+        .is_some_and(|tail| tail.is_empty() || tail.starts_with(" 이유: "))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -119,6 +142,37 @@ mod tests {
         assert_eq!(id.prompt(80).0, "alice> ");
         assert_eq!(id.name(), Some("alice"));
         assert_eq!(id.room(), None);
+    }
+
+    #[test]
+    fn being_kicked_leaves_the_room() {
+        let mut id = Identity::new();
+        system(&mut id, "이름이 alice 으로 변경되었습니다.");
+        system(&mut id, "방제[lobby] 방에 입장했습니다.");
+        assert!(system(&mut id, "[bob] 님이 나를 방에서 내보냈습니다."));
+        assert_eq!(id.prompt(80).0, "alice> ");
+        system(&mut id, "방제[lobby] 방에 입장했습니다.");
+        assert!(system(
+            &mut id,
+            "[bob] 님이 나를 방에서 내보냈습니다. 이유: 도배 [x] 님이 나를"
+        ));
+        assert_eq!(id.room(), None);
+        // Someone else kicked, whatever the reason says; other texts alike.
+        system(&mut id, "방제[lobby] 방에 입장했습니다.");
+        for text in [
+            "[carol] 님이 [bob] 님에 의해 방에서 내보내졌습니다.",
+            "[carol] 님이 [bob] 님에 의해 방에서 내보내졌습니다. 이유: [x] 님이 나를 방에서 내보냈습니다.",
+            "[bob] 님이 나를 방에서 내보냈습니다.!",
+            "bob 님이 나를 방에서 내보냈습니다.",
+            "[[bob] 님이 나를 방에서 내보냈습니다.",
+        ] {
+            assert!(!system(&mut id, text), "{text}");
+        }
+        assert!(!id.observe(&Response::Chat {
+            member: "bob".into(),
+            text: "[bob] 님이 나를 방에서 내보냈습니다.".into(),
+        }));
+        assert_eq!(id.prompt(80).0, "alice@lobby> ");
     }
 
     #[test]

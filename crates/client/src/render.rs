@@ -24,7 +24,7 @@ use unicode_properties::{GeneralCategory, UnicodeGeneralCategory};
 pub enum Style {
     /// Ordinary output: the rooms table, help, `Connected to …`.
     Plain,
-    /// `[시스템 메시지] …`.
+    /// `[시스템 메시지] …`, and a room's topic, `[주제] …`.
     System,
     /// `[member] text`.
     Chat,
@@ -79,6 +79,7 @@ pub fn response_lines(response: &Response<'_>) -> Vec<Line> {
             outgoing,
             ..
         } => vec![direct_line(member, text, *outgoing)],
+        Response::Topic { topic, by, .. } => topic_line(topic, by).into_iter().collect(),
         // A token for a client that keeps logins (this one never asks for `resume`).
         Response::Session { .. } => Vec::new(),
         Response::History { lines, more, .. } => {
@@ -110,10 +111,16 @@ pub fn response_lines(response: &Response<'_>) -> Vec<Line> {
             }
             for room in rooms {
                 let members: Vec<Cow<'_, str>> = room.members.iter().map(|m| escape(m)).collect();
+                // A topic (the `moderation` extension) follows the title; without
+                // one the row is the reference's, byte for byte.
+                let topic = match &room.topic {
+                    Some(topic) => format!(" ({TOPIC_IN_TABLE} {})", escape(topic)),
+                    None => String::new(),
+                };
                 lines.push(Line::new(
                     Style::Plain,
                     format!(
-                        "{} | {} | {}",
+                        "{} | {}{topic} | {}",
                         room.room_id,
                         escape(&room.title),
                         members.join(",")
@@ -148,6 +155,33 @@ fn direct_line(member: &str, text: &str, outgoing: bool) -> Line {
         Style::Direct,
         format!("[{mark} {}] {}", escape(member), escape(text)),
     )
+}
+
+/// What marks a room's topic (`SCTopic`, the `moderation` extension): `[주제] …`.
+pub const TOPIC_MARK: &str = "[주제]";
+
+/// What precedes a room's topic after its title in the rooms table:
+/// `1 | lobby (주제: TEXT) | members`.
+pub const TOPIC_IN_TABLE: &str = "주제:";
+
+/// The line for a room's topic, styled as a system message (it is the server's
+/// news, not anyone's chat): `[주제] TEXT` when told on entry (`by` empty),
+/// `[주제] BY 님이 주제를 바꿨습니다: TEXT` when someone set it, and
+/// `[주제] BY 님이 주제를 지웠습니다.` when someone cleared it. An empty topic told on
+/// entry (which the server does not send: a room without one has nothing to tell)
+/// shows nothing.
+fn topic_line(topic: &str, by: &str) -> Option<Line> {
+    let text = match (by.is_empty(), topic.is_empty()) {
+        (true, true) => return None,
+        (true, false) => format!("{TOPIC_MARK} {}", escape(topic)),
+        (false, false) => format!(
+            "{TOPIC_MARK} {} 님이 주제를 바꿨습니다: {}",
+            escape(by),
+            escape(topic)
+        ),
+        (false, true) => format!("{TOPIC_MARK} {} 님이 주제를 지웠습니다.", escape(by)),
+    };
+    Some(Line::new(Style::System, text))
 }
 
 /// What marks the user's own chat lines on a terminal: `[나]` ("me") rather than the
@@ -272,6 +306,84 @@ mod tests {
     }
 
     #[test]
+    fn topic_lines_on_entry_change_and_clear() {
+        let topic = |topic: &str, by: &str| {
+            response_lines(&Response::Topic {
+                room_id: 3,
+                topic: topic.into(),
+                by: by.into(),
+            })
+        };
+        assert_eq!(
+            topic("오늘은  Rust 😀", ""),
+            [Line::new(Style::System, "[주제] 오늘은  Rust 😀")]
+        );
+        assert_eq!(
+            topic("새 주제", "alice"),
+            [Line::new(
+                Style::System,
+                "[주제] alice 님이 주제를 바꿨습니다: 새 주제"
+            )]
+        );
+        assert_eq!(
+            topic("", "김 철수"),
+            [Line::new(
+                Style::System,
+                "[주제] 김 철수 님이 주제를 지웠습니다."
+            )]
+        );
+        // Nothing to tell: no topic, told by no one.
+        assert_eq!(topic("", ""), []);
+        // Escaped like every other line: no fake second line, no terminal codes.
+        assert_eq!(topic("a\nb\u{202e}c", "")[0].text, "[주제] a\\nb\\u202ec");
+        assert_eq!(
+            topic("t\x1b[2J", "ev\x1bil")[0].text,
+            "[주제] ev\\x1bil 님이 주제를 바꿨습니다: t\\x1b[2J"
+        );
+        assert_eq!(
+            topic("", "ev\u{2028}il")[0].text,
+            "[주제] ev\\u2028il 님이 주제를 지웠습니다."
+        );
+    }
+
+    #[test]
+    fn rooms_table_shows_a_topic_after_the_title() {
+        let rooms = vec![
+            RoomInfo {
+                room_id: 1,
+                title: "lobby".into(),
+                members: vec!["a".into(), "b c".into()],
+                topic: Some("오늘은  Rust 😀".into()),
+            },
+            RoomInfo {
+                room_id: 2,
+                title: "셋".into(),
+                members: vec![],
+                topic: None,
+            },
+            RoomInfo {
+                room_id: 3,
+                title: "t".into(),
+                members: vec!["m".into()],
+                topic: Some("a\n| b\u{202e}".into()),
+            },
+        ];
+        assert_eq!(
+            texts(Response::RoomsResult { rooms }),
+            [
+                "---",
+                "[방목록]",
+                "방ID | 방제목 | 멤버들",
+                "1 | lobby (주제: 오늘은  Rust 😀) | a,b c",
+                // No topic: the reference's row, byte for byte.
+                "2 | 셋 | ",
+                "3 | t (주제: a\\n| b\\u202e) | m",
+                "---"
+            ]
+        );
+    }
+
+    #[test]
     fn empty_rooms_table() {
         assert_eq!(
             texts(Response::RoomsResult { rooms: vec![] }),
@@ -286,11 +398,13 @@ mod tests {
                 room_id: 1,
                 title: "first room".into(),
                 members: vec!["a".into(), "b c".into()],
+                topic: None,
             },
             RoomInfo {
                 room_id: 3,
                 title: "셋".into(),
                 members: vec![],
+                topic: None,
             },
         ];
         assert_eq!(
@@ -323,6 +437,7 @@ mod tests {
             room_id: 2,
             title: "t\x1bx".into(),
             members: vec!["m\n".into(), "n".into()],
+            topic: None,
         }];
         assert_eq!(
             texts(Response::RoomsResult { rooms })[3],
@@ -397,6 +512,7 @@ mod tests {
                 room_id: 5,
                 title: format!("방{c}제목"),
                 members: vec![format!("m{c}"), "한글 😀".into()],
+                topic: None,
             };
             assert_eq!(
                 texts(Response::Chat {
@@ -416,6 +532,26 @@ mod tests {
             assert_eq!(
                 own_chat_line(&format!("x{c}y")).text,
                 format!("[나] x{shown}y")
+            );
+            assert_eq!(
+                texts(Response::Topic {
+                    room_id: 5,
+                    topic: format!("주{c}제").into(),
+                    by: format!("b{c}y").into(),
+                }),
+                [format!(
+                    "[주제] b{shown}y 님이 주제를 바꿨습니다: 주{shown}제"
+                )]
+            );
+            let room = RoomInfo {
+                room_id: 6,
+                title: "t".into(),
+                members: vec![],
+                topic: Some(format!("주{c}제")),
+            };
+            assert_eq!(
+                texts(Response::RoomsResult { rooms: vec![room] })[3],
+                format!("6 | t (주제: 주{shown}제) | ")
             );
         }
         assert_eq!(

@@ -177,8 +177,8 @@ struct Session {
     half_close_due: bool,
     signals: Signals,
     /// `CSHello` was sent: the server's extensions are asked for only when first
-    /// used (an account, history or direct-message command), so a session that
-    /// never uses them sends exactly what the reference client sends.
+    /// used (an account, history, direct-message or moderation command), so a
+    /// session that never uses them sends exactly what the reference client sends.
     said_hello: bool,
     /// Where the last history page began, if older lines are kept (`/history more`).
     history_before: Option<i64>,
@@ -479,13 +479,18 @@ impl Session {
                         | Request::DeleteRoom { .. }
                         | Request::Direct { .. }
                         | Request::Ignore { .. }
+                        | Request::Op { .. }
+                        | Request::Owner { .. }
+                        | Request::Kick { .. }
+                        | Request::Ban { .. }
+                        | Request::Topic { .. }
                 );
                 if extension && !self.said_hello {
                     self.said_hello = true;
                     // Every extension the client shows, at once: a later hello would
                     // replace the features of the first.
                     let hello = Request::Hello {
-                        features: ["accounts", "history", "direct"]
+                        features: ["accounts", "history", "direct", "moderation"]
                             .map(str::to_owned)
                             .to_vec(),
                     };

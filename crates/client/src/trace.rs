@@ -185,6 +185,27 @@ pub fn protobuf_request_texts(request: &Request) -> [String; 2] {
             "CS_IGNORE",
             format!("{}\nignore: {ignore}", string_field("name", name)),
         ),
+        // The codec always sets `op`, `reason` and `ban` (false and empty too), so
+        // they are always shown; `minutes` only when there are some.
+        Request::Op { name, op } => ("CS_OP", format!("{}\nop: {op}", string_field("name", name))),
+        Request::Owner { name } => ("CS_OWNER", string_field("name", name)),
+        Request::Kick { name, reason } => (
+            "CS_KICK",
+            format!(
+                "{}\n{}",
+                string_field("name", name),
+                string_field("reason", reason)
+            ),
+        ),
+        Request::Ban { name, minutes, ban } => {
+            let mut body = string_field("name", name);
+            if let Some(minutes) = minutes {
+                body.push_str(&format!("\nminutes: {minutes}"));
+            }
+            body.push_str(&format!("\nban: {ban}"));
+            ("CS_BAN", body)
+        }
+        Request::Topic { text } => ("CS_TOPIC", string_field("text", text)),
     };
     [format!("type: {kind}"), body]
 }
@@ -248,6 +269,15 @@ pub fn protobuf_response_texts(response: &Response<'_>) -> [String; 2] {
                 string_field("text", text)
             ),
         ),
+        // The server always sets `by` (empty on entry), so it is always shown.
+        Response::Topic { room_id, topic, by } => (
+            "SC_TOPIC",
+            format!(
+                "roomId: {room_id}\n{}\n{}",
+                string_field("topic", topic),
+                string_field("by", by)
+            ),
+        ),
         Response::Chat { member, text } => (
             "SC_CHAT",
             format!(
@@ -267,6 +297,12 @@ pub fn protobuf_response_texts(response: &Response<'_>) -> [String; 2] {
                     for member in &room.members {
                         out.push_str("  ");
                         out.push_str(&string_field("members", member));
+                        out.push('\n');
+                    }
+                    // Field 4, after the members; only on the wire when set.
+                    if let Some(topic) = &room.topic {
+                        out.push_str("  ");
+                        out.push_str(&string_field("topic", topic));
                         out.push('\n');
                     }
                     out.push('}');
@@ -403,11 +439,13 @@ mod tests {
                 room_id: 1,
                 title: "r".into(),
                 members: vec!["a".into(), "b".into()],
+                topic: None,
             },
             RoomInfo {
                 room_id: 2,
                 title: "s".into(),
                 members: vec![],
+                topic: None,
             },
         ];
         assert_eq!(
@@ -500,6 +538,164 @@ mod tests {
             json_request_text(&request, &wire[chat_proto::frame::HEADER_LEN..]),
             r#"{"type": "CSDirect", "name": "bob", "text": "hi"}"#
         );
+    }
+
+    #[test]
+    fn moderation_messages_read_like_python_text_format() {
+        assert_eq!(
+            protobuf_request_texts(&Request::Op {
+                name: "bob".into(),
+                op: true
+            }),
+            ["type: CS_OP", "name: \"bob\"\nop: true"]
+        );
+        assert_eq!(
+            protobuf_request_texts(&Request::Op {
+                name: "bob".into(),
+                op: false
+            })[1],
+            "name: \"bob\"\nop: false"
+        );
+        assert_eq!(
+            protobuf_request_texts(&Request::Owner { name: "김".into() }),
+            ["type: CS_OWNER", "name: \"\\352\\271\\200\""]
+        );
+        assert_eq!(
+            protobuf_request_texts(&Request::Kick {
+                name: "bob".into(),
+                reason: "도".into()
+            }),
+            [
+                "type: CS_KICK",
+                "name: \"bob\"\nreason: \"\\353\\217\\204\""
+            ]
+        );
+        // The codec sends an empty reason too.
+        assert_eq!(
+            protobuf_request_texts(&Request::Kick {
+                name: "bob".into(),
+                reason: String::new()
+            })[1],
+            "name: \"bob\"\nreason: \"\""
+        );
+        assert_eq!(
+            protobuf_request_texts(&Request::Ban {
+                name: "bob".into(),
+                minutes: Some(30),
+                ban: true
+            }),
+            ["type: CS_BAN", "name: \"bob\"\nminutes: 30\nban: true"]
+        );
+        // No minutes: not on the wire, so not shown.
+        assert_eq!(
+            protobuf_request_texts(&Request::Ban {
+                name: "bob".into(),
+                minutes: None,
+                ban: false
+            })[1],
+            "name: \"bob\"\nban: false"
+        );
+        assert_eq!(
+            protobuf_request_texts(&Request::Topic {
+                text: "a \"b\"".into()
+            }),
+            ["type: CS_TOPIC", "text: \"a \\\"b\\\"\""]
+        );
+        assert_eq!(
+            protobuf_request_texts(&Request::Topic {
+                text: String::new()
+            })[1],
+            "text: \"\""
+        );
+        assert_eq!(
+            protobuf_response_texts(&Response::Topic {
+                room_id: 3,
+                topic: "hi".into(),
+                by: "alice".into()
+            }),
+            ["type: SC_TOPIC", "roomId: 3\ntopic: \"hi\"\nby: \"alice\""]
+        );
+        // The server always sets `by`, empty on entry.
+        assert_eq!(
+            protobuf_response_texts(&Response::Topic {
+                room_id: 3,
+                topic: "hi".into(),
+                by: "".into()
+            })[1],
+            "roomId: 3\ntopic: \"hi\"\nby: \"\""
+        );
+        // A room's topic is field 4, after its members; absent when none.
+        let rooms = vec![
+            RoomInfo {
+                room_id: 1,
+                title: "r".into(),
+                members: vec!["a".into()],
+                topic: Some("주".into()),
+            },
+            RoomInfo {
+                room_id: 2,
+                title: "s".into(),
+                members: vec![],
+                topic: None,
+            },
+        ];
+        assert_eq!(
+            protobuf_response_texts(&Response::RoomsResult { rooms })[1],
+            "rooms {\n  roomId: 1\n  title: \"r\"\n  members: \"a\"\n  \
+             topic: \"\\354\\243\\274\"\n}\n\
+             rooms {\n  roomId: 2\n  title: \"s\"\n}"
+        );
+    }
+
+    #[test]
+    fn moderation_requests_show_as_sent_in_json() {
+        // Nothing in a moderation request is hidden: the payload reads as sent.
+        for (request, json) in [
+            (
+                Request::Op {
+                    name: "bob".into(),
+                    op: true,
+                },
+                r#"{"type": "CSOp", "name": "bob", "op": true}"#,
+            ),
+            (
+                Request::Owner { name: "bob".into() },
+                r#"{"type": "CSOwner", "name": "bob"}"#,
+            ),
+            (
+                Request::Kick {
+                    name: "bob".into(),
+                    reason: "spam".into(),
+                },
+                r#"{"type": "CSKick", "name": "bob", "reason": "spam"}"#,
+            ),
+            (
+                Request::Ban {
+                    name: "bob".into(),
+                    minutes: Some(30),
+                    ban: true,
+                },
+                r#"{"type": "CSBan", "name": "bob", "minutes": 30, "ban": true}"#,
+            ),
+            (
+                Request::Ban {
+                    name: "bob".into(),
+                    minutes: None,
+                    ban: false,
+                },
+                r#"{"type": "CSBan", "name": "bob", "ban": false}"#,
+            ),
+            (
+                Request::Topic { text: "t".into() },
+                r#"{"type": "CSTopic", "text": "t"}"#,
+            ),
+        ] {
+            let mut wire = Vec::new();
+            chat_proto::codec::encode_request(chat_proto::WireFormat::Json, &request, &mut wire)
+                .unwrap();
+            let payload = &wire[chat_proto::frame::HEADER_LEN..];
+            assert_eq!(json_request_text(&request, payload), json);
+        }
     }
 
     #[test]

@@ -126,6 +126,7 @@ fn control_characters_are_escaped(format: WireFormat) {
                 room_id: 7,
                 title: "t\x1bitle".into(),
                 members: vec!["a\nb".into(), "c".into()],
+                topic: None,
             }],
         },
     );
@@ -203,6 +204,7 @@ fn format_characters_are_escaped(format: WireFormat) {
                     room_id: 7,
                     title: format!("방{c}제목"),
                     members: vec![format!("a{c}"), "철수😀".into()],
+                    topic: None,
                 }],
             },
         );
@@ -428,7 +430,59 @@ fn direct_messages_are_shown(format: WireFormat) {
     assert_exit(&mut client, &["서버가 소켓을 닫았음"], 0);
 }
 
+/// A room's topic (the `moderation` extension) shows as a system-styled line: on
+/// entry, when someone sets it, when someone clears it; escaped like every line. In
+/// the rooms table it follows the title; a room without one keeps the reference's row.
+fn topics_are_shown(format: WireFormat) {
+    let fake = FakeServer::start();
+    let mut client = ChatClient::connect(fake.addr, format, &[]);
+    let mut conn = fake.accept();
+    let topic = |topic: &'static str, by: &'static str| Response::Topic {
+        room_id: 1,
+        topic: topic.into(),
+        by: by.into(),
+    };
+    conn.send_response(format, &Response::system("방제[lobby] 방에 입장했습니다."));
+    conn.send_response(format, &topic("오늘은  Rust 😀", ""));
+    conn.send_response(format, &topic("새\n주제\u{202e}", "alice"));
+    conn.send_response(format, &topic("", "김 철수"));
+    conn.send_response(
+        format,
+        &Response::RoomsResult {
+            rooms: vec![
+                RoomInfo {
+                    room_id: 1,
+                    title: "lobby".into(),
+                    members: vec!["alice".into(), "bob".into()],
+                    topic: Some("오늘은  Rust 😀".into()),
+                },
+                RoomInfo {
+                    room_id: 2,
+                    title: "둘".into(),
+                    members: vec!["carol".into()],
+                    topic: None,
+                },
+            ],
+        },
+    );
+    client.expect_lines(&[
+        "[시스템 메시지] 방제[lobby] 방에 입장했습니다.",
+        "[주제] 오늘은  Rust 😀",
+        "[주제] alice 님이 주제를 바꿨습니다: 새\\n주제\\u202e",
+        "[주제] 김 철수 님이 주제를 지웠습니다.",
+        "---",
+        "[방목록]",
+        "방ID | 방제목 | 멤버들",
+        "1 | lobby (주제: 오늘은  Rust 😀) | alice,bob",
+        "2 | 둘 | carol",
+        "---",
+    ]);
+    drop(conn);
+    assert_exit(&mut client, &["서버가 소켓을 닫았음"], 0);
+}
+
 in_both_formats!(
+    topics_are_shown,
     direct_messages_are_shown,
     control_characters_are_escaped,
     format_characters_are_escaped,
@@ -524,6 +578,52 @@ fn json_verbosity_of_received_direct() {
             frame.len()
         ),
         "[귓속말 → bob] hi",
+    ]);
+    drop(conn);
+    assert_exit(&mut client, &["서버가 소켓을 닫았음"], 0);
+}
+
+/// Protobuf trace of a received topic: `SC_TOPIC`, every field shown (the server
+/// always sets `by`, empty on entry).
+#[test]
+fn protobuf_verbosity_of_received_topic() {
+    let fake = FakeServer::start();
+    let mut client = ChatClient::connect(fake.addr, WireFormat::Protobuf, &["--verbosity=1"]);
+    let mut conn = fake.accept();
+    conn.send_response(
+        WireFormat::Protobuf,
+        &Response::Topic {
+            room_id: 3,
+            topic: "주".into(),
+            by: "".into(),
+        },
+    );
+    client.expect_lines(&[
+        "[S->C:총길이=4바이트] 0x0002(메시지크기) + type: SC_TOPIC",
+        "[S->C:총길이=11바이트] 0x0009(메시지크기) + roomId: 3",
+        r#"topic: "\354\243\274""#,
+        r#"by: """#,
+        "[주제] 주",
+    ]);
+    drop(conn);
+    assert_exit(&mut client, &["서버가 소켓을 닫았음"], 0);
+}
+
+/// JSON trace of a received topic: the payload as received.
+#[test]
+fn json_verbosity_of_received_topic() {
+    let fake = FakeServer::start();
+    let mut client = ChatClient::connect(fake.addr, WireFormat::Json, &["--verbosity=1"]);
+    let mut conn = fake.accept();
+    let frame = r#"{"type": "SCTopic", "roomId": 3, "topic": "", "by": "bob"}"#;
+    conn.send_frame(frame.as_bytes());
+    client.expect_lines(&[
+        &format!(
+            "[S->C:총길이={}바이트] 0x{:04x}(메시지크기) + {frame}",
+            frame.len() + 2,
+            frame.len()
+        ),
+        "[주제] bob 님이 주제를 지웠습니다.",
     ]);
     drop(conn);
     assert_exit(&mut client, &["서버가 소켓을 닫았음"], 0);

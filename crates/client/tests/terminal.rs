@@ -1,8 +1,8 @@
 //! `chat-client` on a pseudo-terminal: line editing, history (kept between runs),
 //! messages printed above the line being typed without garbling it, the prompt that
 //! follows name and room, own chat lines, resizes, `/quit` and `/help`, the
-//! extensions' commands (accounts, history, direct messages), the terminal restored
-//! on exit, and format characters from the server shown escaped.
+//! extensions' commands (accounts, history, direct messages, moderation), the
+//! terminal restored on exit, and format characters from the server shown escaped.
 //!
 //! Every run points `XDG_STATE_HOME` at a fresh directory, so no test touches the
 //! real history file.
@@ -70,6 +70,33 @@ impl Screen {
             match self.chunks.recv_timeout(left) {
                 Ok(chunk) => self.seen.extend(chunk),
                 Err(_) => panic!("{expected:?} never appeared; after the last match: {text:?}"),
+            }
+        }
+    }
+}
+
+impl Screen {
+    /// Waits until every one of `expected` appears after what earlier calls matched,
+    /// in any order (for messages whose order the server does not promise); later
+    /// waits go on after the last of them.
+    fn expect_unordered(&mut self, expected: &[&str]) {
+        let deadline = Instant::now() + TIMEOUT;
+        loop {
+            let text = String::from_utf8_lossy(&self.seen[self.mark..]).into_owned();
+            let ends: Option<Vec<usize>> = expected
+                .iter()
+                .map(|e| text.find(e).map(|at| at + e.len()))
+                .collect();
+            if let Some(ends) = ends {
+                self.mark += ends.into_iter().max().unwrap_or(0);
+                return;
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.chunks.recv_timeout(left) {
+                Ok(chunk) => self.seen.extend(chunk),
+                Err(_) => {
+                    panic!("not all of {expected:?} appeared; after the last match: {text:?}")
+                }
             }
         }
     }
@@ -525,7 +552,14 @@ fn terminal_help_and_quit() {
     screen.expect(
         "/msg NAME TEXT: NAME 님에게만 귓속말을 보낸다.\r\n\
          /ignore NAME: NAME 님의 귓속말을 받지 않는다.\r\n\
-         /unignore NAME: NAME 님의 귓속말을 다시 받는다.\r\n",
+         /unignore NAME: NAME 님의 귓속말을 다시 받는다.\r\n\
+         /op NAME: NAME 님을 이 방의 운영자로 정한다.\r\n\
+         /deop NAME: NAME 님을 이 방의 운영자에서 뺀다.\r\n\
+         /owner NAME: 방을 NAME 님에게 넘긴다.\r\n\
+         /kick NAME [이유]: NAME 님을 방에서 내보낸다.\r\n\
+         /ban NAME [분]: NAME 님을 방에서 밴한다 (분을 쓰지 않으면 풀 때까지).\r\n\
+         /unban NAME: NAME 님의 밴을 푼다.\r\n\
+         /topic [TEXT]: 방 주제를 정한다 (없으면 지운다).\r\n",
     );
     screen.expect("Ctrl-D");
 
@@ -627,7 +661,10 @@ fn account_commands_opt_in_and_never_show_or_keep_a_password() {
     screen.expect("\r\x1b[K> /login Alice ********\r\n");
     assert_eq!(
         conn.recv_frame().as_deref(),
-        Some(&br#"{"type": "CSHello", "features": ["accounts", "history", "direct"]}"#[..])
+        Some(
+            &br#"{"type": "CSHello", "features": ["accounts", "history", "direct", "moderation"]}"#
+                [..]
+        )
     );
     assert_eq!(
         conn.recv_frame().as_deref(),
@@ -674,7 +711,10 @@ fn history_pages_and_more() {
     keyboard.write_all(b"/history 2\r").unwrap();
     assert_eq!(
         conn.recv_frame().as_deref(),
-        Some(&br#"{"type": "CSHello", "features": ["accounts", "history", "direct"]}"#[..])
+        Some(
+            &br#"{"type": "CSHello", "features": ["accounts", "history", "direct", "moderation"]}"#
+                [..]
+        )
     );
     assert_eq!(
         conn.recv_frame().as_deref(),
@@ -732,7 +772,10 @@ fn direct_messages_opt_in_send_and_show() {
     screen.expect("> /msg bob  hi  there \r\n");
     assert_eq!(
         conn.recv_frame().as_deref(),
-        Some(&br#"{"type": "CSHello", "features": ["accounts", "history", "direct"]}"#[..])
+        Some(
+            &br#"{"type": "CSHello", "features": ["accounts", "history", "direct", "moderation"]}"#
+                [..]
+        )
     );
     assert_eq!(
         conn.recv_frame().as_deref(),
@@ -854,4 +897,215 @@ fn direct_messages_with_the_real_server() {
     let status = wait_for_exit(&mut child);
     assert!(status.success(), "{status:?}");
     assert!(!String::from_utf8_lossy(&screen.seen).contains("again"));
+}
+
+/// The moderation commands ask for the `moderation` extension with the others (one
+/// `CSHello`, whichever comes first), then go out as typed: `/op` and `/deop`,
+/// `/owner`, `/kick` with or without a reason, `/ban` with or without minutes,
+/// `/unban`, `/topic` with a text or alone (to clear it). Wrong arguments are
+/// answered locally with the usage; the server's answers and refusals are system
+/// messages; topics show as `[주제] …` lines, and being kicked leaves the prompt's room.
+#[test]
+fn moderation_commands_opt_in_send_and_show() {
+    let fake = FakeServer::start();
+    let OnPty {
+        mut child,
+        mut screen,
+        mut keyboard,
+        _state,
+        ..
+    } = start_on_pty(&fake);
+    let mut conn = fake.accept();
+    screen.expect("\r> \x1b[K");
+    for (line, usage) in [
+        ("/op", "사용법: /op NAME"),
+        ("/kick", "사용법: /kick NAME [이유]"),
+        ("/ban bob 30m", "사용법: /ban NAME [분]"),
+        ("/ban bob 30 60", "사용법: /ban NAME [분]"),
+        ("/unban", "사용법: /unban NAME"),
+    ] {
+        keyboard.write_all(format!("{line}\r").as_bytes()).unwrap();
+        screen.expect(&format!("> {line}\r\n{usage}\r\n"));
+    }
+    keyboard
+        .write_all("/topic  오늘은  Rust \r".as_bytes())
+        .unwrap();
+    assert_eq!(
+        conn.recv_frame().as_deref(),
+        Some(
+            &br#"{"type": "CSHello", "features": ["accounts", "history", "direct", "moderation"]}"#
+                [..]
+        )
+    );
+    assert_eq!(
+        conn.recv_frame().as_deref(),
+        Some(r#"{"type": "CSTopic", "text": "\uc624\ub298\uc740  Rust"}"#.as_bytes()),
+        "one hello, then the text as typed"
+    );
+    for (line, sent) in [
+        ("/op bob", r#"{"type": "CSOp", "name": "bob", "op": true}"#),
+        (
+            "/deop bob",
+            r#"{"type": "CSOp", "name": "bob", "op": false}"#,
+        ),
+        ("/owner bob", r#"{"type": "CSOwner", "name": "bob"}"#),
+        (
+            "/kick bob",
+            r#"{"type": "CSKick", "name": "bob", "reason": ""}"#,
+        ),
+        (
+            "/kick bob  spam  again ",
+            r#"{"type": "CSKick", "name": "bob", "reason": "spam  again"}"#,
+        ),
+        (
+            "/ban bob 30",
+            r#"{"type": "CSBan", "name": "bob", "minutes": 30, "ban": true}"#,
+        ),
+        (
+            "/ban bob",
+            r#"{"type": "CSBan", "name": "bob", "ban": true}"#,
+        ),
+        (
+            "/unban bob",
+            r#"{"type": "CSBan", "name": "bob", "ban": false}"#,
+        ),
+        ("/topic", r#"{"type": "CSTopic", "text": ""}"#),
+    ] {
+        keyboard.write_all(format!("{line}\r").as_bytes()).unwrap();
+        assert_eq!(
+            conn.recv_frame().as_deref(),
+            Some(sent.as_bytes()),
+            "{line}"
+        );
+    }
+
+    conn.send_response(
+        WireFormat::Json,
+        &Response::system("방제[lobby] 방에 입장했습니다."),
+    );
+    screen.expect("[시스템 메시지] 방제[lobby] 방에 입장했습니다.\r\n");
+    let topic = |topic: &'static str, by: &'static str| Response::Topic {
+        room_id: 1,
+        topic: topic.into(),
+        by: by.into(),
+    };
+    conn.send_response(WireFormat::Json, &topic("오늘은  Rust", ""));
+    screen.expect("[주제] 오늘은  Rust\r\n");
+    conn.send_response(WireFormat::Json, &topic("새 주제\x1b[2J", "alice"));
+    screen.expect("[주제] alice 님이 주제를 바꿨습니다: 새 주제\\x1b[2J\r\n");
+    conn.send_response(WireFormat::Json, &topic("", "alice"));
+    screen.expect("[주제] alice 님이 주제를 지웠습니다.\r\n");
+    // A refusal is the server's system message, printed as it comes.
+    conn.send_response(
+        WireFormat::Json,
+        &Response::system("방장이나 운영자만 할 수 있습니다."),
+    );
+    screen.expect("[시스템 메시지] 방장이나 운영자만 할 수 있습니다.\r\n");
+    screen.expect("(you)@lobby> ");
+    // Kicked: the notice, and the prompt no longer names the room.
+    conn.send_response(
+        WireFormat::Json,
+        &Response::system("[alice] 님이 나를 방에서 내보냈습니다. 이유: spam"),
+    );
+    screen.expect("[시스템 메시지] [alice] 님이 나를 방에서 내보냈습니다. 이유: spam\r\n");
+    screen.expect("\r> \x1b[K");
+    keyboard.write_all(b"\x04").unwrap();
+    assert_eq!(conn.recv_frame(), None);
+    drop(conn);
+    let status = wait_for_exit(&mut child);
+    assert!(status.success(), "{status:?}");
+}
+
+/// Against the real server with a store (registered rooms): the owner's `/topic` is
+/// answered and told to every member that opted in, the listing shows it after the
+/// title, a member that enters is told it, `/kick` sends a peer out with a reason
+/// (as system messages on both sides), and refusals are the server's system messages.
+#[test]
+fn moderation_with_the_real_server() {
+    let server = TestServer::start_with_store();
+    let OnPty {
+        mut child,
+        mut screen,
+        mut keyboard,
+        _state,
+        ..
+    } = start_on_pty_at(server.addr.port());
+    screen.expect("\r> \x1b[K");
+    keyboard.write_all(b"/name alice\r").unwrap();
+    screen.expect("[시스템 메시지] 이름이 alice 으로 변경되었습니다.\r\n");
+    keyboard.write_all(b"/register pw12345678\r").unwrap();
+    screen.expect("[시스템 메시지] 이름 alice 을 계정으로 등록했습니다.");
+    keyboard.write_all(b"/create lobby\r").unwrap();
+    screen.expect("[시스템 메시지] 방제[lobby] 방에 입장했습니다.\r\n");
+    keyboard
+        .write_all("/topic 오늘은  Rust 😀\r".as_bytes())
+        .unwrap();
+    // Every member that opted in is told (the setter too), and the setter answered.
+    screen.expect_unordered(&[
+        "[주제] alice 님이 주제를 바꿨습니다: 오늘은  Rust 😀\r\n",
+        "[시스템 메시지] 주제를 바꿨습니다: 오늘은  Rust 😀\r\n",
+    ]);
+
+    let mut peer = Peer::connect(server.addr, WireFormat::Json);
+    peer.send(Request::Hello {
+        features: vec!["moderation".into()],
+    });
+    assert!(
+        matches!(peer.recv(), Response::Hello { features, .. } if features == ["moderation"]),
+        "the server offers moderation"
+    );
+    peer.name("bob");
+    peer.send(Request::Rooms);
+    let Response::RoomsResult { rooms } = peer.recv() else {
+        panic!("a rooms list");
+    };
+    assert_eq!(rooms.len(), 1);
+    assert_eq!(rooms[0].topic.as_deref(), Some("오늘은  Rust 😀"));
+    peer.send(Request::JoinRoom {
+        room_id: rooms[0].room_id,
+    });
+    peer.expect_system("방제[lobby] 방에 입장했습니다.");
+    assert!(matches!(
+        peer.recv(),
+        Response::Topic { topic, by, .. } if topic == "오늘은  Rust 😀" && by.is_empty()
+    ));
+    screen.expect("[시스템 메시지] [bob] 님이 입장했습니다.\r\n");
+
+    keyboard.write_all(b"/rooms\r").unwrap();
+    screen.expect(&format!(
+        "---\r\n[방목록]\r\n방ID | 방제목 | 멤버들\r\n{} | lobby (주제: 오늘은  Rust 😀) | alice,bob\r\n---\r\n",
+        rooms[0].room_id
+    ));
+    // Entering again, the topic is told with nobody's name.
+    keyboard.write_all(b"/leave\r").unwrap();
+    screen.expect("[시스템 메시지] 방제[lobby] 대화 방에서 퇴장했습니다.\r\n");
+    peer.expect_system("[alice] 님이 퇴장했습니다.");
+    keyboard
+        .write_all(format!("/join {}\r", rooms[0].room_id).as_bytes())
+        .unwrap();
+    screen.expect("[시스템 메시지] 방제[lobby] 방에 입장했습니다.\r\n");
+    // After the history page the hello asked for (the room has no chats).
+    screen.expect("--- 대화 기록 0줄 ---\r\n---\r\n[주제] 오늘은  Rust 😀\r\n");
+    peer.expect_system("[alice] 님이 입장했습니다.");
+
+    keyboard.write_all(b"/kick bob  stop  it \r").unwrap();
+    screen.expect(
+        "[시스템 메시지] [bob] 님이 [alice] 님에 의해 방에서 내보내졌습니다. 이유: stop  it\r\n",
+    );
+    peer.expect_system("[alice] 님이 나를 방에서 내보냈습니다. 이유: stop  it");
+    // Refusals: bob is neither an account nor in the room now; nobody named carol.
+    keyboard.write_all(b"/ban bob 30\r").unwrap();
+    screen.expect("[시스템 메시지] 그런 이름의 계정이 없습니다.\r\n");
+    keyboard.write_all(b"/op carol\r").unwrap();
+    screen.expect("[시스템 메시지] 그런 이름의 계정이 없습니다.\r\n");
+    keyboard.write_all(b"/topic\r").unwrap();
+    screen.expect_unordered(&[
+        "[주제] alice 님이 주제를 지웠습니다.\r\n",
+        "[시스템 메시지] 주제를 지웠습니다.\r\n",
+    ]);
+
+    keyboard.write_all(b"\x04").unwrap();
+    screen.expect("=== EOF 에 따라 프로그램을 종료합니다. ===\r\n");
+    let status = wait_for_exit(&mut child);
+    assert!(status.success(), "{status:?}");
 }

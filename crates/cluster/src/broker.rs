@@ -196,6 +196,7 @@ impl<M: Mailbox> ClusterBroker<M> {
                     mailbox: Arc::clone(member.mailbox),
                     format: member.format,
                     history: member.history,
+                    topics: member.moderation,
                 },
             },
         );
@@ -243,10 +244,15 @@ impl<M: Mailbox> MessageBroker<M> for ClusterBroker<M> {
     }
 
     fn join_room(&self, room: RoomId, member: Member<'_, M>, _out: &mut Fanout<M>) -> Reply<()> {
+        // The room's bans are checked where the join's entry is applied (the log's
+        // order decides, on every node alike: a ban or an unban a moment ago on
+        // another node counts exactly when it comes before the join).
         let kind = OpKind::Join {
             client: member.id,
             room,
             name: member.name.to_owned(),
+            account: member.account.map(str::to_owned),
+            address: member.address,
         };
         unit(self.enter(member, room, kind))
     }
@@ -333,6 +339,7 @@ impl<M: Mailbox> MessageBroker<M> for ClusterBroker<M> {
             mailbox: Arc::clone(sender.mailbox),
             format: sender.format,
             history: sender.history,
+            topics: sender.moderation,
         };
         self.shared
             .ops
@@ -372,6 +379,7 @@ impl<M: Mailbox> MessageBroker<M> for ClusterBroker<M> {
                 mailbox: Arc::clone(member.mailbox),
                 format: member.format,
                 history: member.history,
+                topics: member.moderation,
             },
             direct: member.direct,
         };
@@ -399,6 +407,36 @@ impl<M: Mailbox> MessageBroker<M> for ClusterBroker<M> {
 
     fn offers_direct(&self) -> bool {
         true
+    }
+
+    fn offers_moderation(&self) -> bool {
+        true
+    }
+
+    fn moderate(
+        &self,
+        room: RoomId,
+        actor: Member<'_, M>,
+        action: chat_core::moderation::Action,
+        _out: &mut Fanout<M>,
+    ) -> Reply<()> {
+        let kind = OpKind::Moderate {
+            client: actor.id,
+            room,
+            account: actor.account.map(str::to_owned),
+            action,
+        };
+        unit(self.call(kind, actor.mailbox, Then::Nothing))
+    }
+
+    fn is_member(&self, room: RoomId, id: ClientId) -> bool {
+        let member = MemberId {
+            node: self.shared.node(),
+            client: id,
+        };
+        lock(&self.shared.replica)
+            .members_if_in(room, member)
+            .is_some()
     }
 
     fn direct(&self, from: Member<'_, M>, to: &str, text: &str, _out: &mut Fanout<M>) -> Reply<()> {

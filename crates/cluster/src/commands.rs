@@ -313,9 +313,49 @@ fn command<M>(shared: &Shared<M>, op: &Op<M>) -> redis::Cmd {
             cmd.arg(room).arg(owner);
             cmd
         }
-        OpKind::Join { client, room, name } => {
+        OpKind::Join {
+            client,
+            room,
+            name,
+            account,
+            address,
+        } => {
             let mut cmd = scripts.join.call(prefix, node, seq);
-            cmd.arg(client).arg(room).arg(name);
+            cmd.arg(client)
+                .arg(room)
+                .arg(name)
+                .arg(account.as_deref().unwrap_or(""))
+                .arg(address.map(|a| a.to_string()).unwrap_or_default());
+            cmd
+        }
+        OpKind::Moderate {
+            client,
+            room,
+            account,
+            action,
+        } => {
+            let mut cmd = redis::cmd("XADD");
+            cmd.arg(format!("{prefix}:log"))
+                .arg("*")
+                .arg("e")
+                .arg(entry::moderation(
+                    node,
+                    seq,
+                    *client,
+                    *room,
+                    account.as_deref(),
+                    action,
+                ));
+            cmd
+        }
+        OpKind::SaveModeration {
+            room,
+            owner,
+            at,
+            text,
+        } => {
+            let mut cmd = scripts.save_moderation.call(prefix, node, seq);
+            cmd.arg(room).arg(owner).arg(at.0).arg(at.1).arg(text);
             cmd
         }
         OpKind::Leave {
@@ -356,9 +396,15 @@ fn command<M>(shared: &Shared<M>, op: &Op<M>) -> redis::Cmd {
 
 /// Hands `reply` to whoever waits for `op`.
 fn answer<M: Mailbox>(shared: &Shared<M>, op: Op<M>, reply: &Value) {
+    // A moderation request is answered where its entry is applied, like a room
+    // change (its reply is only the entry's id).
     if matches!(
         op.kind,
-        OpKind::Chat { .. } | OpKind::Release { .. } | OpKind::Unignore { .. }
+        OpKind::Chat { .. }
+            | OpKind::Release { .. }
+            | OpKind::Unignore { .. }
+            | OpKind::Moderate { .. }
+            | OpKind::SaveModeration { .. }
     ) {
         return;
     }
@@ -378,6 +424,7 @@ fn answer<M: Mailbox>(shared: &Shared<M>, op: Op<M>, reply: &Value) {
         "nosuch" => Err(BrokerError::NoSuchRoom),
         "notowner" => Err(BrokerError::NotOwner),
         "taken" => Err(BrokerError::NameTaken),
+        "registered" => Err(BrokerError::NameRegistered),
         "exhausted" => Err(BrokerError::RoomIdsExhausted),
         // Fenced, or a new claim while names are being re-claimed after Redis lost
         // its data (`scripts::CLAIM`).

@@ -18,10 +18,13 @@
 //!   node's operations travel in order on one connection, so its numbers only grow
 //!   along the log; a number at or below the last one seen from that writer is a
 //!   resend after a lost connection and is skipped (exactly once, not at least once).
-//! * `rest`: `n` name ␟ title; `N` name ␟ owner's key ␟ title; `j` name; `l` `1` if
+//! * `rest`: `n` name ␟ title; `N` name ␟ owner's key ␟ title; `j` name [␟ the
+//!   member's account key or nothing ␟ its address or nothing]; `l` `1` if
 //!   the member gets its own notice; `r` the new name; `c` the text; `d` `1` if the
 //!   room was deleted (`0`: it lasts until its last member leaves); `x` nothing;
-//!   `m` the sender's name ␟ the text;
+//!   `m` the sender's name ␟ the text; `M` the member's account key (or nothing) ␟
+//!   its moderation request (`moderation::Action`: its kind ␟ its fields, free text
+//!   last);
 //!   `a` key ␟ name ␟ password hash ␟ created ms; `p` key ␟ password hash; `t`
 //!   token hash ␟ key ␟ expires ms; `u` token hash.
 //!
@@ -31,6 +34,9 @@
 //!
 //! This module only encodes and decodes; it never touches Redis.
 
+use std::net::IpAddr;
+
+use chat_core::moderation::Action;
 use chat_core::{AccountRecord, ClientId, RoomId, TokenRecord};
 
 /// The separator between parts.
@@ -72,6 +78,14 @@ pub(crate) enum Event<'a> {
     },
     Joined {
         name: &'a str,
+        /// Who the member is, for a registered room's moderation (ranks, bans).
+        who: Who<'a>,
+    },
+    /// A moderation request of the entry's member, logged in as `account` (`Room::moderate`
+    /// decides, on every node alike).
+    Moderate {
+        account: Option<&'a str>,
+        action: Action,
     },
     Left {
         notify_self: bool,
@@ -154,7 +168,23 @@ impl<'a> Entry<'a> {
                 let (from, text) = rest.split_once(SEP)?;
                 Event::Direct { from, text }
             }
-            "j" => Event::Joined { name: rest },
+            "j" => {
+                let mut parts = rest.splitn(3, SEP);
+                let name = parts.next().unwrap_or("");
+                let account = parts.next().filter(|a| !a.is_empty());
+                let address = parts.next().and_then(|a| a.parse().ok());
+                Event::Joined {
+                    name,
+                    who: Who { account, address },
+                }
+            }
+            "M" => {
+                let (account, rest) = rest.split_once(SEP)?;
+                Event::Moderate {
+                    account: Some(account).filter(|a| !a.is_empty()),
+                    action: action(rest)?,
+                }
+            }
             "l" => Event::Left {
                 notify_self: rest == "1",
             },
@@ -196,6 +226,116 @@ impl AccountChange {
             _ => return None,
         })
     }
+}
+
+/// Who a joining member is: the account it is logged in as, and its address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) struct Who<'a> {
+    pub(crate) account: Option<&'a str>,
+    pub(crate) address: Option<IpAddr>,
+}
+
+/// A moderation request as an `M` entry's rest: its kind, then its fields, free
+/// text (a reason, a topic, a name) last.
+fn action_text(action: &Action) -> String {
+    let s = SEP;
+    match action {
+        Action::Op { key, name, op } => format!("op{s}{}{s}{key}{s}{name}", u8::from(*op)),
+        Action::Owner { key, name } => format!("owner{s}{key}{s}{name}"),
+        Action::Kick { key, reason } => format!("kick{s}{key}{s}{reason}"),
+        Action::Ban {
+            key,
+            name,
+            account,
+            minutes,
+        } => format!(
+            "ban{s}{key}{s}{}{s}{}{s}{name}",
+            account.as_deref().unwrap_or(""),
+            minutes.map(|m| m.to_string()).unwrap_or_default()
+        ),
+        Action::Unban { key, name } => format!("unban{s}{key}{s}{name}"),
+        Action::Topic { topic } => match topic {
+            Some(topic) => format!("topic{s}1{s}{topic}"),
+            None => format!("topic{s}0{s}"),
+        },
+    }
+}
+
+/// The inverse of [`action_text`].
+fn action(rest: &str) -> Option<Action> {
+    let (kind, rest) = rest.split_once(SEP)?;
+    let owned = |s: &str| s.to_owned();
+    Some(match kind {
+        "op" => {
+            let mut p = rest.splitn(3, SEP);
+            let op = p.next()? == "1";
+            let key = owned(p.next()?);
+            Action::Op {
+                key,
+                name: owned(p.next()?),
+                op,
+            }
+        }
+        "owner" => {
+            let (key, name) = rest.split_once(SEP)?;
+            Action::Owner {
+                key: owned(key),
+                name: owned(name),
+            }
+        }
+        "kick" => {
+            let (key, reason) = rest.split_once(SEP)?;
+            Action::Kick {
+                key: owned(key),
+                reason: owned(reason),
+            }
+        }
+        "ban" => {
+            let mut p = rest.splitn(4, SEP);
+            let key = owned(p.next()?);
+            let account = Some(p.next()?).filter(|a| !a.is_empty()).map(owned);
+            let minutes = match p.next()? {
+                "" => None,
+                m => Some(m.parse().ok()?),
+            };
+            Action::Ban {
+                key,
+                name: owned(p.next()?),
+                account,
+                minutes,
+            }
+        }
+        "unban" => {
+            let (key, name) = rest.split_once(SEP)?;
+            Action::Unban {
+                key: owned(key),
+                name: owned(name),
+            }
+        }
+        "topic" => {
+            let (has, topic) = rest.split_once(SEP)?;
+            Action::Topic {
+                topic: (has == "1").then(|| owned(topic)),
+            }
+        }
+        _ => return None,
+    })
+}
+
+/// The `e` field of a moderation request (written from Rust, like a chat).
+pub(crate) fn moderation(
+    writer: u64,
+    seq: u64,
+    client: ClientId,
+    room: RoomId,
+    account: Option<&str>,
+    action: &Action,
+) -> String {
+    let body = action_text(action);
+    let account = account.unwrap_or("");
+    format!(
+        "M{SEP}{writer}{SEP}{seq}{SEP}{writer}{SEP}{client}{SEP}{room}{SEP}{account}{SEP}{body}"
+    )
 }
 
 /// The `e` field of a chat entry (the only entry written from Rust: the others are
@@ -348,5 +488,55 @@ mod tests {
         assert!(a < b && b < c);
         assert_eq!(b.to_string(), "10-12");
         assert_eq!(StreamId::parse("10"), None);
+    }
+
+    #[test]
+    fn moderation_requests_read_back() {
+        let actions = [
+            Action::Op {
+                key: "bob".into(),
+                name: "Bob".into(),
+                op: true,
+            },
+            Action::Owner {
+                key: "bob".into(),
+                name: "Bob".into(),
+            },
+            Action::Kick {
+                key: "bob".into(),
+                reason: "a\u{1f}b".into(),
+            },
+            Action::Ban {
+                key: "g".into(),
+                name: "g".into(),
+                account: None,
+                minutes: Some(30),
+            },
+            Action::Ban {
+                key: "bob".into(),
+                name: "Bob".into(),
+                account: Some("bob".into()),
+                minutes: None,
+            },
+            Action::Unban {
+                key: "bob".into(),
+                name: "Bob".into(),
+            },
+            Action::Topic {
+                topic: Some("숙제".into()),
+            },
+            Action::Topic { topic: None },
+        ];
+        for action in actions {
+            let field = moderation(1, 2, 3, 4, Some("alice"), &action);
+            let entry = Entry::parse(&field).unwrap();
+            assert_eq!(
+                entry.event,
+                Event::Moderate {
+                    account: Some("alice"),
+                    action
+                }
+            );
+        }
     }
 }

@@ -67,6 +67,7 @@ pub(crate) struct Scripts {
     pub(crate) token_del: Lua,
     pub(crate) direct: Lua,
     pub(crate) ignore: Lua,
+    pub(crate) save_moderation: Lua,
 }
 
 impl Scripts {
@@ -90,10 +91,11 @@ impl Scripts {
             token_del: Lua::new(scripts::TOKEN_DEL),
             direct: Lua::new(scripts::DIRECT),
             ignore: Lua::new(scripts::IGNORE),
+            save_moderation: Lua::new(scripts::SAVE_MODERATION),
         }
     }
 
-    fn all(&self) -> [&Lua; 18] {
+    fn all(&self) -> [&Lua; 19] {
         [
             &self.create,
             &self.join,
@@ -113,6 +115,7 @@ impl Scripts {
             &self.token_del,
             &self.direct,
             &self.ignore,
+            &self.save_moderation,
         ]
     }
 }

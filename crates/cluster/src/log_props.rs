@@ -174,6 +174,7 @@ impl Redis {
                 room_id,
                 title: room.title.clone(),
                 members: room.members.iter().map(|(_, n)| n.clone()).collect(),
+                topic: None,
             })
             .collect()
     }
@@ -285,6 +286,7 @@ impl NodeBroker {
             mailbox: Arc::clone(member.mailbox),
             format: member.format,
             history: member.history,
+            topics: member.moderation,
         };
         lock(&self.locals).insert(member.id, (room, recipient));
         self.call(member.id, Then::Enter, script)
@@ -886,7 +888,7 @@ fn room_notices(log: &[String], clients: usize) -> Vec<Vec<Seen>> {
         };
         let at = room.1.iter().position(|(m, _)| *m == who);
         match (entry.event, at) {
-            (Event::Joined { name }, None) => {
+            (Event::Joined { name, .. }, None) => {
                 others(
                     room,
                     who,

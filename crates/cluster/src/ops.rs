@@ -30,6 +30,10 @@ pub(crate) enum OpKind {
         client: ClientId,
         room: RoomId,
         name: String,
+        /// The account key the client is logged in as.
+        account: Option<String>,
+        /// Its address.
+        address: Option<std::net::IpAddr>,
     },
     Leave {
         client: ClientId,
@@ -75,6 +79,22 @@ pub(crate) enum OpKind {
     /// The client is gone: its ignore set goes.
     Unignore {
         client: ClientId,
+    },
+    /// A moderation request of the client's, in its room (an `M` entry: every node
+    /// applies it alike).
+    Moderate {
+        client: ClientId,
+        room: RoomId,
+        /// The account key the client is logged in as now (its rank).
+        account: Option<String>,
+        action: chat_core::moderation::Action,
+    },
+    /// A registered room's moderation as it is after the log entry (ms, seq).
+    SaveModeration {
+        room: RoomId,
+        owner: String,
+        at: (u64, u64),
+        text: String,
     },
     Release {
         client: ClientId,

@@ -206,12 +206,22 @@ fn parse_snapshot(reply: &Value) -> Option<Snapshot> {
         let owner = Some(text(rest.next()?)?)
             .filter(|owner| !owner.is_empty())
             .map(str::to_owned);
+        // Unreadable (written by a foreign hand): the room starts without any.
+        let moderation =
+            chat_core::moderation::Moderation::from_text(text(rest.next()?)?).unwrap_or_default();
         let count = usize::try_from(int(rest.next()?)?).ok()?;
         let mut members = Vec::with_capacity(count.min(parts.len()));
         for _ in 0..count {
             let member = parse_member(text(rest.next()?)?)?;
             let name = text(rest.next()?)?.to_owned();
-            members.push((member, name));
+            let (account, address) = match text(rest.next()?)?.split_once(crate::entry::SEP) {
+                Some((account, address)) => (
+                    Some(account).filter(|a| !a.is_empty()).map(str::to_owned),
+                    address.parse().ok(),
+                ),
+                None => (None, None),
+            };
+            members.push((member, name, account, address));
         }
         let lines = usize::try_from(int(rest.next()?)?).ok()?;
         let mut history = Vec::with_capacity(lines.min(parts.len()));
@@ -224,6 +234,7 @@ fn parse_snapshot(reply: &Value) -> Option<Snapshot> {
             members,
             owner,
             history,
+            moderation,
         });
     }
     Some((epoch, room_seq, at, rooms))
@@ -283,6 +294,10 @@ pub(crate) fn apply_reply<M: Mailbox>(
     let mut account_changes = Vec::new();
     // Direct messages to this node's clients, delivered once the replica is unlocked.
     let mut directs = Vec::new();
+    // What this node's moderation requests came to, for their actors; and the writes
+    // they need (a saved state, the leaves of members put out).
+    let mut moderated = Vec::new();
+    let mut saves = Vec::new();
     let mut replica = lock(&shared.replica);
     for raw in entries {
         let parts = items(raw);
@@ -312,7 +327,7 @@ pub(crate) fn apply_reply<M: Mailbox>(
                 directs.push((entry.member.client, from.to_owned(), text.to_owned(), id.ms));
             }
             if entry.writer == node && entry.seq != 0 {
-                completed.push((entry.seq, 0));
+                completed.push((entry.seq, Ok(0)));
             }
             continue;
         }
@@ -327,6 +342,41 @@ pub(crate) fn apply_reply<M: Mailbox>(
             out,
         );
         bump(&shared.stats.entries_applied);
+        if let Some(done) = applied.moderated {
+            if entry.member.node == node {
+                // The actor is told, in the room's order, before it is answered.
+                let text = done.unwrap_or_else(str::to_owned);
+                moderated.push((entry.member, text));
+            }
+            if let (true, Some((owner, text))) = (
+                entry.writer == node && entry.seq != 0,
+                replica.moderation_of(entry.room),
+            ) {
+                // This node's request: it saves what every node now holds.
+                saves.push(OpKind::SaveModeration {
+                    room: entry.room,
+                    owner,
+                    at: (id.ms, id.seq),
+                    text,
+                });
+            }
+        }
+        for gone in applied.put_out.iter().filter(|gone| gone.node == node) {
+            // Put out here (a kick, a ban): Redis still lists it until its leave.
+            let mut locals = lock(&shared.locals);
+            if locals
+                .get(&gone.client)
+                .is_some_and(|local| local.room == entry.room)
+            {
+                locals.remove(&gone.client);
+            }
+            drop(locals);
+            saves.push(OpKind::Leave {
+                client: gone.client,
+                room: entry.room,
+                notify_self: false,
+            });
+        }
         if entry.member.node == node {
             evicted.extend(applied.evicted);
             if applied.local_left {
@@ -338,7 +388,7 @@ pub(crate) fn apply_reply<M: Mailbox>(
                     locals.remove(&entry.member.client);
                 }
             }
-            if applied.orphan {
+            if applied.orphan || applied.banned.is_some() {
                 // Its client stopped waiting before the join was applied, and was told
                 // it failed: take it out again.
                 shared.submit_kept(OpKind::Leave {
@@ -352,11 +402,17 @@ pub(crate) fn apply_reply<M: Mailbox>(
             // A give-up completes with what became of the room; anything else with
             // its room (a create's new id).
             let done = match entry.event {
-                Event::GivenUp { deleted: true } => chat_core::Unregistered::Deleted.completion(),
-                Event::GivenUp { deleted: false } => {
-                    chat_core::Unregistered::WhenEmpty.completion()
+                Event::GivenUp { deleted: true } => {
+                    Ok(chat_core::Unregistered::Deleted.completion())
                 }
-                _ => entry.room,
+                Event::GivenUp { deleted: false } => {
+                    Ok(chat_core::Unregistered::WhenEmpty.completion())
+                }
+                // A join the room's bans refused, at this place in the log.
+                _ if applied.banned.is_some() => Err(chat_core::BrokerError::Banned {
+                    minutes_left: applied.banned.flatten(),
+                }),
+                _ => Ok(entry.room),
             };
             completed.push((entry.seq, done));
         }
@@ -366,9 +422,17 @@ pub(crate) fn apply_reply<M: Mailbox>(
         shared.tell_accounts(change);
     }
     shared.deliver_directs(directs, out);
+    for (actor, text) in moderated {
+        if let Some(to) = shared.recipient(actor) {
+            to.notify(&text, out);
+        }
+    }
+    for save in saves {
+        shared.submit_kept(save);
+    }
     shared.flush(out);
-    for (seq, room) in completed {
-        shared.complete(seq, Ok(room));
+    for (seq, outcome) in completed {
+        shared.complete(seq, outcome);
     }
     if !evicted.is_empty() {
         tracing::warn!(

@@ -34,24 +34,29 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use chat_core::room::Stamp;
+use std::net::IpAddr;
+
+use chat_core::moderation::Moderation;
 use chat_core::{ChatLine, History, HistoryLimit, Recipient, Room, RoomMember};
 use chat_core::{Encoded, Fanout, Leaving, Listing, ListingCache, Mailbox, RoomId};
 use chat_proto::Response;
 
-use crate::entry::{Entry, Event, MemberId, StreamId};
+use crate::entry::{Entry, Event, MemberId, StreamId, Who};
 
 /// One room as a snapshot lists it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct SnapshotRoom {
     pub(crate) id: RoomId,
     pub(crate) title: String,
-    /// In join order.
-    pub(crate) members: Vec<(MemberId, String)>,
+    /// In join order, with who each is (account key, address) as it joined.
+    pub(crate) members: Vec<(MemberId, String, Option<String>, Option<IpAddr>)>,
     /// The account it is registered to, if any.
     pub(crate) owner: Option<String>,
     /// A registered room's kept chats, oldest first (empty for a guest room: a node
     /// keeps only what it saw of those).
     pub(crate) history: Vec<ChatLine>,
+    /// A registered room's operators, bans and topic.
+    pub(crate) moderation: Moderation,
 }
 
 /// What applying one entry did that the broker must follow up.
@@ -65,6 +70,13 @@ pub(crate) struct Applied<M> {
     /// A local member was taken out by another node (this node was declared dead):
     /// its client still believes it is in the room, so it must be disconnected.
     pub(crate) evicted: Option<Recipient<M>>,
+    /// A moderation request: what its actor is told (what was done, or why not).
+    pub(crate) moderated: Option<Result<String, &'static str>>,
+    /// Members a moderation request put out of the room (a kick, a ban).
+    pub(crate) put_out: Vec<MemberId>,
+    /// A join the room's bans refused (minutes left, or until lifted): the member
+    /// is not in the room here, on any node; Redis lists it until its leave.
+    pub(crate) banned: Option<Option<u64>>,
 }
 
 impl<M> Default for Applied<M> {
@@ -73,6 +85,9 @@ impl<M> Default for Applied<M> {
             orphan: false,
             local_left: false,
             evicted: None,
+            moderated: None,
+            put_out: Vec::new(),
+            banned: None,
         }
     }
 }
@@ -132,17 +147,18 @@ impl<M: Mailbox> Replica<M> {
                 let members = room
                     .members
                     .into_iter()
-                    .map(|(id, name)| RoomMember {
+                    .map(|(id, name, account, address)| RoomMember {
                         id,
                         name,
                         recipient: local(id),
+                        account,
+                        address,
                     })
                     .collect();
                 let history = History::restore(self.history, room.history);
-                (
-                    room.id,
-                    Room::restore(room.title, room.owner, members, history),
-                )
+                let room_state = Room::restore(room.title, room.owner, members, history)
+                    .with_moderation(room.moderation);
+                (room.id, room_state)
             })
             .collect();
         self.last_seq.clear();
@@ -180,6 +196,12 @@ impl<M: Mailbox> Replica<M> {
     /// Whether room `room` is registered to an account (its chats are kept in Redis).
     pub(crate) fn is_registered(&self, room: RoomId) -> bool {
         self.rooms.get(&room).is_some_and(|r| r.owner().is_some())
+    }
+
+    /// A registered room's owner and moderation as text, to be saved.
+    pub(crate) fn moderation_of(&self, room: RoomId) -> Option<(String, String)> {
+        let room = self.rooms.get(&room)?;
+        Some((room.owner()?.to_owned(), room.moderation().to_text()))
     }
 
     /// How many members room `room` has, if `member` is one of them.
@@ -259,19 +281,26 @@ impl<M: Mailbox> Replica<M> {
             *last = entry.seq;
         }
         let mut applied = Applied::default();
-        let entrant = |name: &str, applied: &mut Applied<M>| {
+        let entrant = |name: &str, who: Who<'_>, applied: &mut Applied<M>| {
             let recipient = local(entry.member);
             applied.orphan = recipient.is_none() && is_local(entry.member);
             RoomMember {
                 id: entry.member,
                 name: name.to_owned(),
                 recipient,
+                account: who.account.map(str::to_owned),
+                address: who.address,
             }
         };
         match entry.event {
             Event::Created { name, title, owner } => {
                 self.highest_room = self.highest_room.max(entry.room);
-                let creator = entrant(name, &mut applied);
+                // A registered room's creator is its owner, logged in as it.
+                let who = Who {
+                    account: owner,
+                    address: None,
+                };
+                let creator = entrant(name, who, &mut applied);
                 let mut room = Room::create(title.to_owned(), creator, self.history, out);
                 if let Some(owner) = owner {
                     room.register(owner);
@@ -289,11 +318,45 @@ impl<M: Mailbox> Replica<M> {
                     self.rooms.remove(&entry.room);
                 }
             }
-            Event::Joined { name } => {
+            Event::Joined { name, who } => {
                 let Some(room) = self.rooms.get_mut(&entry.room) else {
                     return applied;
                 };
-                room.join(entrant(name, &mut applied), entry.room, out);
+                // The joining node checked the bans it knew; a ban it had not heard
+                // of yet is checked here, at the same place on every node.
+                if let Some(left) = room.ban_on(who.account, who.address, at.time_ms) {
+                    applied.banned = Some(left);
+                    return applied;
+                }
+                room.join(entrant(name, who, &mut applied), entry.room, out);
+            }
+            Event::Moderate {
+                account,
+                ref action,
+            } => {
+                let Some(room) = self.rooms.get_mut(&entry.room) else {
+                    applied.moderated = Some(Err(chat_core::texts::NOT_IN_ROOM));
+                    return applied;
+                };
+                let before: Vec<MemberId> = room.members().iter().map(|m| m.id).collect();
+                // The entry's time, the same on every node: a ban ends alike.
+                let done = room.moderate(
+                    entry.room,
+                    entry.member,
+                    account,
+                    action.clone(),
+                    at.time_ms,
+                    out,
+                );
+                applied.put_out = before
+                    .into_iter()
+                    .filter(|id| !room.contains(*id))
+                    .collect();
+                let changed = done.is_ok();
+                applied.moderated = Some(done);
+                if !changed {
+                    return applied;
+                }
             }
             Event::Left { notify_self } => {
                 let Some(room) = self.rooms.get_mut(&entry.room) else {
@@ -410,6 +473,7 @@ mod tests {
                             mailbox: Arc::clone(mailbox),
                             format: WireFormat::Json,
                             history: false,
+                            topics: false,
                         })
                 },
                 |m| m.node == HERE,
@@ -436,14 +500,30 @@ mod tests {
                 owner: None,
             },
         ));
-        node.apply(entry(HERE, 1, member(HERE, 0), Event::Joined { name: "a" }));
+        node.apply(entry(
+            HERE,
+            1,
+            member(HERE, 0),
+            Event::Joined {
+                name: "a",
+                who: Who::default(),
+            },
+        ));
         node.apply(entry(
             THERE,
             2,
             member(THERE, 7),
             Event::Chat { text: "one" },
         ));
-        node.apply(entry(HERE, 2, member(HERE, 1), Event::Joined { name: "b" }));
+        node.apply(entry(
+            HERE,
+            2,
+            member(HERE, 1),
+            Event::Joined {
+                name: "b",
+                who: Who::default(),
+            },
+        ));
         node.apply(entry(
             THERE,
             3,
@@ -502,7 +582,10 @@ mod tests {
             THERE,
             1,
             member(THERE, 5),
-            Event::Joined { name: "far" },
+            Event::Joined {
+                name: "far",
+                who: Who::default(),
+            },
         ));
         node.apply(entry(
             THERE,
@@ -602,7 +685,10 @@ mod tests {
             HERE,
             1,
             member(HERE, 9),
-            Event::Joined { name: "gone" },
+            Event::Joined {
+                name: "gone",
+                who: Who::default(),
+            },
         ));
         assert!(applied.orphan);
         assert_eq!(node.replica.highest_room(), 1);
@@ -685,6 +771,7 @@ mod tests {
             members: Vec::new(),
             owner: owner.map(str::to_owned),
             history: vec![line.clone()],
+            moderation: Default::default(),
         };
         node.replica.load(
             vec![room(1, None), room(2, Some("alice"))],

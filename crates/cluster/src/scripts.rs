@@ -17,7 +17,8 @@
 //! | `P:epoch` | string | random, set once; a different or missing one means Redis lost its data |
 //! | `P:room_seq` | string | the last room id handed out (never goes down) |
 //! | `P:rooms` | zset | room id → id, the rooms that exist |
-//! | `P:room:<id>` | hash | `title`, `jseq` (join counter), `owner` (a registered room's account key) |
+//! | `P:room:<id>` | hash | `title`, `jseq` (join counter), `owner` (a registered room's account key), `moderation` (its operators, bans, topic: `Moderation::to_text`) and `mod_ms`, `mod_seq` (the log entry it is true at) |
+//! | `P:room:<id>:who` | hash | member → account key ␟ address, as it joined (a registered room's ranks and bans) |
 //! | `P:room:<id>:order` | zset | member → join number |
 //! | `P:room:<id>:names` | hash | member → display name |
 //! | `P:room:<id>:history` | list | a registered room's recent chats, `stream id ␟ name ␟ text`, oldest first |
@@ -73,12 +74,13 @@ local function log(kind, writer, q, mnode, client, room, rest)
   redis.call('XADD', P .. ':log', '*', 'e',
     kind .. S .. writer .. S .. q .. S .. mnode .. S .. client .. S .. room .. S .. rest)
 end
-local function add_member(room, mnode, client, name)
+local function add_member(room, mnode, client, name, who)
   local rk = P .. ':room:' .. room
   local m = mnode .. ':' .. client
   local j = redis.call('HINCRBY', rk, 'jseq', 1)
   redis.call('ZADD', rk .. ':order', j, m)
   redis.call('HSET', rk .. ':names', m, name)
+  redis.call('HSET', rk .. ':who', m, who)
   redis.call('HSET', P .. ':node:' .. mnode, client, room)
 end
 local function remove_member(room, mnode, client)
@@ -88,12 +90,13 @@ local function remove_member(room, mnode, client)
     return false
   end
   redis.call('ZREM', rk .. ':order', m)
+  redis.call('HDEL', rk .. ':who', m)
   local nk = P .. ':node:' .. mnode
   if redis.call('HGET', nk, client) == tostring(room) then
     redis.call('HDEL', nk, client)
   end
   if redis.call('HLEN', rk .. ':names') == 0 and redis.call('HEXISTS', rk, 'owner') == 0 then
-    redis.call('DEL', rk, rk .. ':order', rk .. ':names', rk .. ':history')
+    redis.call('DEL', rk, rk .. ':order', rk .. ':names', rk .. ':history', rk .. ':who')
     redis.call('ZREM', P .. ':rooms', room)
   end
   return true
@@ -114,7 +117,7 @@ if last >= tonumber(ARGV[7]) then return {'exhausted'} end
 local room = redis.call('INCR', P .. ':room_seq')
 redis.call('HSET', P .. ':room:' .. room, 'title', ARGV[6])
 redis.call('ZADD', P .. ':rooms', room, room)
-add_member(room, node, ARGV[4], ARGV[5])
+add_member(room, node, ARGV[4], ARGV[5], ARGV[8] .. S)
 done()
 if ARGV[8] == '' then
   log('n', node, ARGV[3], node, ARGV[4], room, ARGV[5] .. S .. ARGV[6])
@@ -139,16 +142,35 @@ local room = ARGV[4]
 local rk = P .. ':room:' .. room
 if redis.call('EXISTS', rk) == 0 then return {'nosuch'} end
 if redis.call('HGET', rk, 'owner') ~= ARGV[5] then return {'notowner'} end
-redis.call('HDEL', rk, 'owner')
+redis.call('HDEL', rk, 'owner', 'moderation', 'mod_ms', 'mod_seq')
 redis.call('DEL', rk .. ':history')
 local deleted = '0'
 if redis.call('HLEN', rk .. ':names') == 0 then
-  redis.call('DEL', rk, rk .. ':order', rk .. ':names')
+  redis.call('DEL', rk, rk .. ':order', rk .. ':names', rk .. ':who')
   redis.call('ZREM', P .. ':rooms', room)
   deleted = '1'
 end
 done()
 log('d', node, ARGV[3], node, 0, room, deleted)
+return {'ok'}
+"#
+);
+
+/// `moderation` saved: ARGV 4 room, 5 its owner's key, 6 and 7 the log entry the
+/// state is true at (ms, sequence), 8 the state (`Moderation::to_text`). Written by
+/// the node whose request the entry was, after every node applied it the same way
+/// (`Room::moderate`); a save for an earlier entry than the one saved is stale and
+/// ignored, as is one for a room no longer registered.
+pub(crate) const SAVE_MODERATION: &str = concat!(
+    prelude!(),
+    r#"
+local rk = P .. ':room:' .. ARGV[4]
+if redis.call('HEXISTS', rk, 'owner') == 0 then return {'ok'} end
+local ms = tonumber(redis.call('HGET', rk, 'mod_ms') or '0')
+local sq = tonumber(redis.call('HGET', rk, 'mod_seq') or '0')
+local nms, nsq = tonumber(ARGV[6]), tonumber(ARGV[7])
+if nms < ms or (nms == ms and nsq <= sq) then return {'ok'} end
+redis.call('HSET', rk, 'owner', ARGV[5], 'moderation', ARGV[8], 'mod_ms', ARGV[6], 'mod_seq', ARGV[7])
 return {'ok'}
 "#
 );
@@ -283,16 +305,17 @@ return {'ok'}
 "#
 );
 
-/// `join`: ARGV 4 client, 5 room, 6 name.
+/// `join`: ARGV 4 client, 5 room, 6 name, 7 the account key it is logged in as (or
+/// empty), 8 its address (or empty).
 pub(crate) const JOIN: &str = concat!(
     prelude!(),
     r#"
 if fenced() then return {'fenced'} end
 if dup() then return {'dup'} end
 if redis.call('EXISTS', P .. ':room:' .. ARGV[5]) == 0 then return {'nosuch'} end
-add_member(ARGV[5], node, ARGV[4], ARGV[6])
+add_member(ARGV[5], node, ARGV[4], ARGV[6], ARGV[7] .. S .. ARGV[8])
 done()
-log('j', node, ARGV[3], node, ARGV[4], ARGV[5], ARGV[6])
+log('j', node, ARGV[3], node, ARGV[4], ARGV[5], ARGV[6] .. S .. ARGV[7] .. S .. ARGV[8])
 return {'ok'}
 "#
 );
@@ -330,7 +353,7 @@ return {'ok'}
 /// client held before a reset, 7 the account key the client is logged in as (or
 /// empty). Releases the key the client held. While `P:reclaim` exists (Redis lost
 /// its data and the nodes are re-claiming), a new claim answers `{'busy'}`: the
-/// names held before go first. A registered name is `{'taken'}` for anyone not
+/// names held before go first. A registered name is `{'registered'}` for anyone not
 /// logged in as it, even before this node heard of the registration.
 pub(crate) const CLAIM: &str = concat!(
     prelude!(),
@@ -338,7 +361,7 @@ pub(crate) const CLAIM: &str = concat!(
 if fenced() then return {'fenced'} end
 if ARGV[6] ~= '1' and redis.call('EXISTS', P .. ':reclaim') == 1 then return {'busy'} end
 if ARGV[6] ~= '1' and ARGV[7] ~= ARGV[5] and redis.call('HEXISTS', P .. ':accounts', ARGV[5]) == 1 then
-  return {'taken'}
+  return {'registered'}
 end
 local m = node .. ':' .. ARGV[4]
 local holder = redis.call('HGET', P .. ':names', ARGV[5])
@@ -460,8 +483,9 @@ return {0, target}
 
 /// `snapshot`: everything a node needs to start applying the log, atomically with
 /// the log position it is true at: `{epoch, room_seq, last entry id, then per room:
-/// id, title, owner (empty for a guest room), member count, member and name pairs
-/// in join order, history count, history lines}`. Accounts and tokens are read
+/// id, title, owner (empty for a guest room), moderation (empty for none), member
+/// count, member, name and who (account ␟ address) triples in join order, history
+/// count, history lines}`. Accounts and tokens are read
 /// after it (`accounts.rs`): what changed in between is in the log after this
 /// position, applied again, idempotently.
 pub(crate) const SNAPSHOT: &str = concat!(
@@ -476,10 +500,12 @@ for _, id in ipairs(redis.call('ZRANGE', P .. ':rooms', 0, -1)) do
   out[#out + 1] = id
   out[#out + 1] = redis.call('HGET', rk, 'title') or ''
   out[#out + 1] = redis.call('HGET', rk, 'owner') or ''
+  out[#out + 1] = redis.call('HGET', rk, 'moderation') or ''
   out[#out + 1] = #members
   for _, m in ipairs(members) do
     out[#out + 1] = m
     out[#out + 1] = redis.call('HGET', rk .. ':names', m) or ''
+    out[#out + 1] = redis.call('HGET', rk .. ':who', m) or ''
   end
   local lines = redis.call('LRANGE', rk .. ':history', 0, -1)
   out[#out + 1] = #lines

@@ -78,6 +78,12 @@ pub struct Member<'a, M> {
     /// It opted in to the `direct` extension: direct messages reach it as
     /// `SCDirect` (else as a system message).
     pub direct: bool,
+    /// It opted in to the `moderation` extension: it is sent a room's topic
+    /// (`SCTopic`) when it enters and when the topic changes.
+    pub moderation: bool,
+    /// The address it connects from, if the transport knows it (a guest's ban is
+    /// by address).
+    pub address: Option<std::net::IpAddr>,
 }
 
 // Not derived: a derive would demand `M: Clone`, and only the reference is copied.
@@ -104,6 +110,9 @@ pub enum BrokerError {
     NoSuchRoom,
     /// Another client holds a name that looks the same ([`crate::validate::name_key`]).
     NameTaken,
+    /// The name is an account's, and the claimant is not logged in as it (a shared
+    /// broker's answer when this process had not heard of the account yet).
+    NameRegistered,
     /// Every room id the protocol can carry (int32 on the protobuf wire) was used.
     RoomIdsExhausted,
     /// The shared state is out of reach (a cluster backend is down); try later.
@@ -115,6 +124,11 @@ pub enum BrokerError {
     Throttled,
     /// The room is not registered to the caller's account.
     NotOwner,
+    /// The room bans the client: for so many more minutes, or until lifted.
+    Banned {
+        /// Minutes left (rounded up), `None` for until lifted.
+        minutes_left: Option<u64>,
+    },
     /// No connected client holds that name (a direct message).
     NoSuchMember,
     /// The recipient ignores the sender (a direct message).
@@ -128,11 +142,13 @@ impl fmt::Display for BrokerError {
         f.write_str(match self {
             BrokerError::NoSuchRoom => "no such room",
             BrokerError::NameTaken => "the name is taken",
+            BrokerError::NameRegistered => "the name is an account's",
             BrokerError::RoomIdsExhausted => "room ids are exhausted",
             BrokerError::Unavailable => "the shared room state is unavailable",
             BrokerError::BadCredentials => "the name and password do not match",
             BrokerError::Throttled => "too many attempts",
             BrokerError::NotOwner => "the room is not registered to this account",
+            BrokerError::Banned { .. } => "the room bans the client",
             BrokerError::NoSuchMember => "no connected client has that name",
             BrokerError::Ignored => "the recipient ignores the sender",
             BrokerError::TooMany => "too many",
@@ -182,6 +198,11 @@ pub trait RoomKeeper: Send + Sync {
     /// A chat in registered room `room`, as its history keeps it (handed over: the
     /// keeper turns it into its own record without copying its texts again).
     fn chat(&self, room: RoomId, line: ChatLine);
+    /// Registered room `room` is now owned by `owner` and moderated as `moderation`
+    /// says (after every change). The default keeps none of it.
+    fn moderated(&self, room: RoomId, owner: &str, moderation: &crate::moderation::Moderation) {
+        let _ = (room, owner, moderation);
+    }
 }
 
 /// A registered room as a store kept it, for a broker to start with.
@@ -195,6 +216,8 @@ pub struct KeptRoom {
     pub owner: String,
     /// Its most recent chats, oldest first.
     pub history: Vec<ChatLine>,
+    /// Its operators, bans and topic.
+    pub moderation: crate::moderation::Moderation,
 }
 
 /// A broker's answer to an operation that may need a round trip.
@@ -315,6 +338,37 @@ pub trait MessageBroker<M: Mailbox>: Send + Sync + fmt::Debug {
     ) -> Reply<Unregistered> {
         let _ = (room, owner, to, out);
         Reply::Done(Err(BrokerError::NotOwner))
+    }
+
+    /// Whether this broker carries the `moderation` extension. The default does not,
+    /// and the extension is then not offered.
+    fn offers_moderation(&self) -> bool {
+        false
+    }
+
+    /// `actor` (a member of room `room`) asks for `action`: the room's rules
+    /// (`moderation.rs`, `Room::moderate`) decide, under the room's serialisation,
+    /// and the broker tells the actor what was done or why not (a system message,
+    /// queued in the room's order). `Ok` says it was told; an error that nothing
+    /// happened ([`BrokerError::NoSuchRoom`]: the room is gone). The default
+    /// moderates nothing.
+    fn moderate(
+        &self,
+        room: RoomId,
+        actor: Member<'_, M>,
+        action: crate::moderation::Action,
+        out: &mut Fanout<M>,
+    ) -> Reply<()> {
+        let _ = (room, actor, action, out);
+        Reply::Done(Err(BrokerError::Unavailable))
+    }
+
+    /// Whether client `id` is (still) a member of room `room`: a member can be put
+    /// out by someone else (a kick, a ban), and its client learns it at its next
+    /// request. The default: yes (a broker that puts nobody out).
+    fn is_member(&self, room: RoomId, id: ClientId) -> bool {
+        let _ = (room, id);
+        true
     }
 
     /// Whether this broker carries direct messages (the `direct` extension). The

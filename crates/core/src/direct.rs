@@ -199,6 +199,8 @@ mod tests {
             history: false,
             account: None,
             direct,
+            moderation: false,
+            address: None,
         }
     }
 

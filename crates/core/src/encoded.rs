@@ -28,11 +28,13 @@ pub enum OutKind {
     Session = 5,
     /// `SCDirect` (the `direct` extension).
     Direct = 6,
+    /// `SCTopic` (the `moderation` extension).
+    Topic = 7,
 }
 
 impl OutKind {
     /// How many kinds there are: the length of a table indexed by `kind as usize`.
-    pub const COUNT: usize = 7;
+    pub const COUNT: usize = 8;
 
     /// Every kind, in table order.
     pub const ALL: [OutKind; Self::COUNT] = [
@@ -43,6 +45,7 @@ impl OutKind {
         OutKind::History,
         OutKind::Session,
         OutKind::Direct,
+        OutKind::Topic,
     ];
 
     /// The kind of `response`.
@@ -55,6 +58,7 @@ impl OutKind {
             Response::History { .. } => OutKind::History,
             Response::Session { .. } => OutKind::Session,
             Response::Direct { .. } => OutKind::Direct,
+            Response::Topic { .. } => OutKind::Topic,
         }
     }
 
@@ -68,6 +72,7 @@ impl OutKind {
             OutKind::History => "SCHistory",
             OutKind::Session => "SCSession",
             OutKind::Direct => "SCDirect",
+            OutKind::Topic => "SCTopic",
         }
     }
 }

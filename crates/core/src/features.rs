@@ -70,9 +70,17 @@ pub const DIRECT: Feature = Feature {
     bit: 16,
 };
 
+/// `moderation`: owners and operators of registered rooms (`CSOp`, `CSOwner`,
+/// `CSKick`, `CSBan`, `CSTopic`), and room topics (`SCTopic`, and in the room list)
+/// (`moderation.rs`, `command/moderate.rs`).
+pub const MODERATION: Feature = Feature {
+    name: "moderation",
+    bit: 32,
+};
+
 /// Every feature this server speaks, by name. The protocol's extensions are added
 /// here as they land; a name not in this table is ignored in a hello.
-pub const KNOWN: &[Feature] = &[ROOMS, ACCOUNTS, HISTORY, RESUME, DIRECT];
+pub const KNOWN: &[Feature] = &[ROOMS, ACCOUNTS, HISTORY, RESUME, DIRECT, MODERATION];
 
 /// The features in force for one connection.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

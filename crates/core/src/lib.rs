@@ -100,6 +100,7 @@ pub mod listing;
 pub mod listing_watch;
 pub mod local;
 pub mod mailbox;
+pub mod moderation;
 pub mod room;
 mod state;
 mod sync;

@@ -23,8 +23,8 @@ use crate::sync::lock;
 #[derive(Debug)]
 pub struct Listing {
     rooms: Vec<RoomInfo>,
-    /// Indexed by [`WireFormat::index`].
-    messages: [OnceLock<Vec<Encoded>>; 2],
+    /// Indexed by [`WireFormat::index`], then without topics (0) and with (1).
+    messages: [[OnceLock<Vec<Encoded>>; 2]; 2],
 }
 
 impl Listing {
@@ -32,7 +32,7 @@ impl Listing {
     pub fn new(rooms: Vec<RoomInfo>) -> Self {
         Listing {
             rooms,
-            messages: [OnceLock::new(), OnceLock::new()],
+            messages: Default::default(),
         }
     }
 
@@ -42,10 +42,17 @@ impl Listing {
     }
 
     /// The `SCRoomsResult` messages for `format`, each fitting one frame (encoded on
-    /// first use).
-    pub fn messages(&self, format: WireFormat) -> &[Encoded] {
-        self.messages[format.index()].get_or_init(|| {
-            chunks_that_fit(self.rooms.clone(), format)
+    /// first use), with the rooms' topics only for a client that opted in to
+    /// `moderation` (`topics`): without, they are what they were before topics.
+    pub fn messages(&self, format: WireFormat, topics: bool) -> &[Encoded] {
+        self.messages[format.index()][usize::from(topics)].get_or_init(|| {
+            let mut rooms = self.rooms.clone();
+            if !topics {
+                for room in &mut rooms {
+                    room.topic = None;
+                }
+            }
+            chunks_that_fit(rooms, format)
                 .into_iter()
                 .filter_map(|rooms| Encoded::one(format, &Response::RoomsResult { rooms }).ok())
                 .collect()
@@ -167,6 +174,7 @@ mod tests {
             room_id: id,
             title: format!("{:064}", id),
             members: (0..members).map(|m| format!("{:032}", m)).collect(),
+            topic: None,
         }
     }
 

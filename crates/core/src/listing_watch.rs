@@ -50,6 +50,8 @@ struct WatchState<M> {
 struct Watcher<M> {
     mailbox: Weak<M>,
     format: WireFormat,
+    /// It opted in to `moderation`: the list it is sent has the rooms' topics.
+    topics: bool,
     seen: Option<Arc<Listing>>,
 }
 
@@ -69,7 +71,8 @@ impl<M: Mailbox> ListingWatch<M> {
         Self::default()
     }
 
-    /// Client `id` is sent the room list, in `format`, whenever it is no longer
+    /// Client `id` is sent the room list, in `format` (with topics if `topics`),
+    /// whenever it is no longer
     /// `current` (the list as it is now, if the broker could give it). A client that
     /// watches already keeps the list it was last sent: a repeated hello must not
     /// make it miss a change that happened since (it was never sent `current`).
@@ -78,16 +81,19 @@ impl<M: Mailbox> ListingWatch<M> {
         id: ClientId,
         mailbox: &Arc<M>,
         format: WireFormat,
+        topics: bool,
         current: Option<Arc<Listing>>,
     ) {
         let mut state = lock(&self.state);
         if let Some(watcher) = state.watchers.get_mut(&id) {
             watcher.format = format;
+            watcher.topics = topics;
             return;
         }
         let watcher = Watcher {
             mailbox: Arc::downgrade(mailbox),
             format,
+            topics,
             seen: current,
         };
         state.watchers.insert(id, watcher);
@@ -127,7 +133,7 @@ impl<M: Mailbox> ListingWatch<M> {
             if watcher.seen.as_ref().is_some_and(|seen| !stale(seen)) {
                 return true;
             }
-            for message in listing.messages(watcher.format) {
+            for message in listing.messages(watcher.format, watcher.topics) {
                 out.send(&mailbox, watcher.format, message);
             }
             watcher.seen = Some(Arc::clone(&listing));
@@ -165,6 +171,7 @@ mod tests {
                     room_id: i as i64 + 1,
                     title: (*title).to_owned(),
                     members: vec!["a".to_owned()],
+                    topic: None,
                 })
                 .collect(),
         ))
@@ -186,8 +193,14 @@ mod tests {
             Arc::new(Inbox::default()),
         );
         let empty = listing(&[]);
-        watch.watch(1, &json, WireFormat::Json, Some(Arc::clone(&empty)));
-        watch.watch(2, &protobuf, WireFormat::Protobuf, Some(Arc::clone(&empty)));
+        watch.watch(1, &json, WireFormat::Json, false, Some(Arc::clone(&empty)));
+        watch.watch(
+            2,
+            &protobuf,
+            WireFormat::Protobuf,
+            false,
+            Some(Arc::clone(&empty)),
+        );
         let mut out = Fanout::new();
         // What they saw when they began: nothing to send.
         assert_eq!(watch.push_if_changed(Arc::clone(&empty), &mut out), 0);
@@ -222,18 +235,18 @@ mod tests {
         let watch = ListingWatch::new();
         let (early, late) = (Arc::new(Inbox::default()), Arc::new(Inbox::default()));
         let before = listing(&["x"]);
-        watch.watch(1, &early, WireFormat::Json, Some(before));
+        watch.watch(1, &early, WireFormat::Json, false, Some(before));
         // The rooms change; before the next push a client begins to watch, seeing
         // the new list: the early watcher is still sent it, the late one is not.
         let after = listing(&["x", "y"]);
-        watch.watch(2, &late, WireFormat::Json, Some(Arc::clone(&after)));
+        watch.watch(2, &late, WireFormat::Json, false, Some(Arc::clone(&after)));
         let mut out = Fanout::new();
         assert_eq!(watch.push_if_changed(after, &mut out), 1);
         assert_eq!(received(&early).len(), 1);
         assert!(received(&late).is_empty());
         // A watcher that began with no list is sent the next one.
         let unknown = Arc::new(Inbox::default());
-        watch.watch(3, &unknown, WireFormat::Json, None);
+        watch.watch(3, &unknown, WireFormat::Json, false, None);
         assert_eq!(watch.push_if_changed(listing(&["x", "y"]), &mut out), 1);
         assert_eq!(received(&unknown).len(), 1);
     }
@@ -244,9 +257,9 @@ mod tests {
     fn a_repeated_hello_does_not_hide_a_change() {
         let watch = ListingWatch::new();
         let inbox = Arc::new(Inbox::default());
-        watch.watch(1, &inbox, WireFormat::Json, Some(listing(&["x"])));
+        watch.watch(1, &inbox, WireFormat::Json, false, Some(listing(&["x"])));
         let after = listing(&["x", "y"]);
-        watch.watch(1, &inbox, WireFormat::Json, Some(Arc::clone(&after)));
+        watch.watch(1, &inbox, WireFormat::Json, false, Some(Arc::clone(&after)));
         let mut out = Fanout::new();
         assert_eq!(watch.push_if_changed(after, &mut out), 1);
         assert_eq!(received(&inbox).len(), 1);
@@ -256,7 +269,7 @@ mod tests {
     fn watchers_that_are_gone_are_dropped() {
         let watch = ListingWatch::new();
         let inbox = Arc::new(Inbox::default());
-        watch.watch(1, &inbox, WireFormat::Json, None);
+        watch.watch(1, &inbox, WireFormat::Json, false, None);
         drop(inbox);
         assert_eq!(watch.watchers(), 1);
         let mut out = Fanout::new();

@@ -92,7 +92,10 @@ impl<M> From<Member<'_, M>> for RoomMember<ClientId, M> {
                 mailbox: Arc::clone(member.mailbox),
                 format: member.format,
                 history: member.history,
+                topics: member.moderation,
             }),
+            account: member.account.map(str::to_owned),
+            address: member.address,
         }
     }
 }
@@ -165,7 +168,8 @@ impl<M: Mailbox> LocalBroker<M> {
                 }
                 table.last_id = table.last_id.max(kept.id);
                 let history = History::restore(self.history, kept.history);
-                let room = Room::registered(kept.title, kept.owner, history);
+                let room = Room::registered(kept.title, kept.owner, history)
+                    .with_moderation(kept.moderation);
                 table.by_id.insert(kept.id, Arc::new(Mutex::new(room)));
             }
         }
@@ -231,7 +235,11 @@ impl<M: Mailbox> MessageBroker<M> for LocalBroker<M> {
         let Some(found) = table.by_id.get(&room) else {
             return Reply::Done(Err(BrokerError::NoSuchRoom));
         };
-        lock(found).join(member.into(), room, out);
+        let mut state = lock(found);
+        if let Some(minutes_left) = state.ban_on(member.account, member.address, now_ms()) {
+            return Reply::Done(Err(BrokerError::Banned { minutes_left }));
+        }
+        state.join(member.into(), room, out);
         self.listing.changed();
         Reply::Done(Ok(()))
     }
@@ -347,6 +355,43 @@ impl<M: Mailbox> MessageBroker<M> for LocalBroker<M> {
         true
     }
 
+    fn offers_moderation(&self) -> bool {
+        true
+    }
+
+    fn moderate(
+        &self,
+        room: RoomId,
+        actor: Member<'_, M>,
+        action: crate::moderation::Action,
+        out: &mut Fanout<M>,
+    ) -> Reply<()> {
+        let Some(found) = self.find(room) else {
+            return Reply::Done(Err(BrokerError::NoSuchRoom));
+        };
+        let mut state = lock(&found);
+        let done = state.moderate(room, actor.id, actor.account, action, now_ms(), out);
+        if done.is_ok() {
+            // Members (a kick, a ban) or a topic may have changed the listing.
+            self.listing.changed();
+            if let (Some(keeper), Some(owner)) = (&self.keeper, state.owner()) {
+                keeper.moderated(room, owner, state.moderation());
+            }
+        }
+        let text = done.unwrap_or_else(str::to_owned);
+        out.send(
+            actor.mailbox,
+            actor.format,
+            &Encoded::notice_for(actor.format, &text),
+        );
+        Reply::Done(Ok(()))
+    }
+
+    fn is_member(&self, room: RoomId, id: ClientId) -> bool {
+        self.find(room)
+            .is_some_and(|found| lock(&found).contains(id))
+    }
+
     fn direct(&self, from: Member<'_, M>, to: &str, text: &str, out: &mut Fanout<M>) -> Reply<()> {
         let names = lock(&self.names);
         let from_key = crate::validate::name_key(from.name);
@@ -446,6 +491,8 @@ mod tests {
             history: false,
             account: None,
             direct: false,
+            moderation: false,
+            address: None,
         }
     }
 
@@ -465,7 +512,7 @@ mod tests {
         let room = done(broker.create_room(member(1, "a", &sink), "t", &mut out)).unwrap();
         let first = broker.listing().unwrap();
         assert!(Arc::ptr_eq(&first, &broker.listing().unwrap()), "reused");
-        let json = first.messages(WireFormat::Json).to_vec();
+        let json = first.messages(WireFormat::Json, false).to_vec();
         assert_eq!(json.len(), 1);
 
         done(broker.join_room(room, member(2, "b", &sink), &mut out)).unwrap();
@@ -531,6 +578,8 @@ mod tests {
         let owner = Member {
             account: Some("alice"),
             direct: false,
+            moderation: false,
+            address: None,
             ..member(1, "Alice", &sink)
         };
         let kept = done(broker.create_room(owner, "t", &mut out)).unwrap();
@@ -577,6 +626,7 @@ mod tests {
             title: "t".into(),
             owner: "alice".into(),
             history: vec![line(3, "a"), line(4, "b")],
+            moderation: Default::default(),
         }]);
         assert_eq!(
             back.history(7, 10, None).unwrap().0,
@@ -588,6 +638,8 @@ mod tests {
         let alice = Member {
             account: Some("alice"),
             direct: false,
+            moderation: false,
+            address: None,
             ..member(2, "Alice", &sink)
         };
         done(back.join_room(7, alice, &mut out)).unwrap();

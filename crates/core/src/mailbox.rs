@@ -23,6 +23,12 @@ pub trait Mailbox: Send + Sync + 'static {
     fn connection_kind(&self) -> ConnectionKind {
         ConnectionKind::Tcp
     }
+
+    /// The client's own address, if the transport knows it (behind a trusted
+    /// proxy, the one the proxy named): a room's ban of a guest keeps it out.
+    fn address(&self) -> Option<std::net::IpAddr> {
+        None
+    }
 }
 
 /// How a client reaches the server. The core only counts by it ([`crate::Tally`]);

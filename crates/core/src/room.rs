@@ -32,6 +32,7 @@
 //! titles (the commands do), decide whether a client may act (the commands do), or
 //! read a clock (the broker stamps each chat: [`Stamp`]).
 
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use chat_proto::{HistoryLine, Response, RoomInfo, WireFormat};
@@ -42,6 +43,7 @@ use crate::fanout::Fanout;
 use crate::history::{ChatLine, History, HistoryLimit, ON_ENTRY};
 use crate::ids::RoomId;
 use crate::mailbox::Mailbox;
+use crate::moderation::{self, Action, Ban, Banned, Moderation, Rank};
 use crate::texts;
 
 /// Where a member connected to this process gets its messages.
@@ -53,6 +55,8 @@ pub struct Recipient<M> {
     pub format: WireFormat,
     /// It opted in to the `history` extension.
     pub history: bool,
+    /// It opted in to the `moderation` extension (it is sent the room's topic).
+    pub topics: bool,
 }
 
 // Not derived: a derive would demand `M: Clone`, and only the `Arc` is cloned.
@@ -62,6 +66,7 @@ impl<M> Clone for Recipient<M> {
             mailbox: Arc::clone(&self.mailbox),
             format: self.format,
             history: self.history,
+            topics: self.topics,
         }
     }
 }
@@ -111,6 +116,11 @@ pub struct RoomMember<K, M> {
     pub name: String,
     /// Set for a member connected to this process.
     pub recipient: Option<Recipient<M>>,
+    /// The key of the account it is logged in as, if any (its rank in a registered
+    /// room, and what a ban of it keeps out).
+    pub account: Option<String>,
+    /// Its address, if known here (what a ban of a guest keeps out).
+    pub address: Option<IpAddr>,
 }
 
 /// What a chat did ([`Room::chat`]).
@@ -133,6 +143,8 @@ pub struct Room<K, M> {
     history: History,
     /// The key of the account it is registered to, if it is.
     owner: Option<String>,
+    /// Its operators, bans and topic (only a registered room has any).
+    moderation: Moderation,
 }
 
 impl<K: Copy + Eq, M: Mailbox> Room<K, M> {
@@ -151,6 +163,7 @@ impl<K: Copy + Eq, M: Mailbox> Room<K, M> {
             members: vec![creator],
             history: History::new(history),
             owner: None,
+            moderation: Moderation::default(),
         }
     }
 
@@ -161,6 +174,7 @@ impl<K: Copy + Eq, M: Mailbox> Room<K, M> {
             members: Vec::new(),
             history,
             owner: Some(owner),
+            moderation: Moderation::default(),
         }
     }
 
@@ -177,6 +191,7 @@ impl<K: Copy + Eq, M: Mailbox> Room<K, M> {
             members,
             history,
             owner,
+            moderation: Moderation::default(),
         }
     }
 
@@ -207,9 +222,245 @@ impl<K: Copy + Eq, M: Mailbox> Room<K, M> {
     }
 
     /// Registers it no more: it is gone when its last member leaves (at once if it
-    /// has none: see [`Room::is_gone`]).
+    /// has none: see [`Room::is_gone`]). A guest room has no moderation: its
+    /// operators, bans and topic go too.
     pub fn unregister(&mut self) {
         self.owner = None;
+        self.moderation = Moderation::default();
+    }
+
+    /// Its operators, bans and topic.
+    pub fn moderation(&self) -> &Moderation {
+        &self.moderation
+    }
+
+    /// The same room with `moderation` as a store kept it.
+    pub fn with_moderation(mut self, moderation: Moderation) -> Self {
+        self.moderation = moderation;
+        self
+    }
+
+    /// Whether a client logged in as `account` (a key) from `address` is banned at
+    /// `now_ms`: `Some(minutes left, rounded up; None for until lifted)`, or `None`.
+    pub fn ban_on(
+        &self,
+        account: Option<&str>,
+        address: Option<IpAddr>,
+        now_ms: u64,
+    ) -> Option<Option<u64>> {
+        let ban = self.moderation.ban_on(account, address, now_ms)?;
+        Some(ban.until_ms.map(|until| (until - now_ms).div_ceil(60_000)))
+    }
+
+    /// Member `actor`, logged in as `actor_account` now (it may have logged in or out
+    /// since it entered: the room keeps the new one), asks for `action` (see
+    /// `moderation.rs` for the rules): answers
+    /// the text for the actor — what was done, or why nothing was. A kicked member is
+    /// told by whom and why and the room who was removed (the member is out when this
+    /// returns); a topic change is sent to the members that opted in to `moderation`
+    /// (`SCTopic`, `room_id` this room's id); a new owner is announced to the room.
+    pub fn moderate(
+        &mut self,
+        room_id: RoomId,
+        actor: K,
+        actor_account: Option<&str>,
+        action: Action,
+        now_ms: u64,
+        out: &mut Fanout<M>,
+    ) -> Result<String, &'static str> {
+        let owner = self.owner.clone().ok_or(texts::NOT_REGISTERED_ROOM)?;
+        let (actor_name, actor_account) = {
+            let member = self
+                .members
+                .iter_mut()
+                .find(|m| m.id == actor)
+                .ok_or(texts::NOT_IN_ROOM)?;
+            member.account = actor_account.map(str::to_owned);
+            (member.name.clone(), member.account.clone())
+        };
+        let rank = self.moderation.rank(Some(&owner), actor_account.as_deref());
+        let operator = |rank| {
+            if rank >= Rank::Operator {
+                Ok(())
+            } else {
+                Err(texts::NOT_OPERATOR)
+            }
+        };
+        match action {
+            Action::Op { key, name, op } => {
+                if rank != Rank::Owner {
+                    return Err(texts::NOT_THE_OWNER);
+                }
+                if key == owner {
+                    return Err(texts::CANNOT_TARGET_SELF);
+                }
+                let operators = &mut self.moderation.operators;
+                let text = if op {
+                    if !operators.contains(&key) && operators.len() >= moderation::MAX_OPERATORS {
+                        return Err(texts::OPERATORS_FULL);
+                    }
+                    operators.insert(key.clone());
+                    texts::opped(&name)
+                } else {
+                    if !operators.remove(&key) {
+                        return Err(texts::NOT_AN_OPERATOR);
+                    }
+                    texts::deopped(&name)
+                };
+                self.tell_account(&key, &text, out);
+                Ok(text)
+            }
+            Action::Owner { key, name } => {
+                if rank != Rank::Owner {
+                    return Err(texts::NOT_THE_OWNER);
+                }
+                if key == owner {
+                    return Err(texts::CANNOT_TARGET_SELF);
+                }
+                let operators = &mut self.moderation.operators;
+                operators.remove(&key);
+                // The old owner stays an operator (if there is room for one more).
+                if operators.len() < moderation::MAX_OPERATORS {
+                    operators.insert(owner);
+                }
+                self.owner = Some(key);
+                let text = texts::owner_changed(&name);
+                self.broadcast(actor, &Encoded::notice(&text), out);
+                Ok(text)
+            }
+            Action::Kick { key, reason } => {
+                operator(rank)?;
+                let target = self
+                    .members
+                    .iter()
+                    .find(|m| crate::validate::name_key(&m.name) == key)
+                    .ok_or(texts::NO_SUCH_MEMBER_HERE)?;
+                if target.id == actor {
+                    return Err(texts::CANNOT_TARGET_SELF);
+                }
+                let target_rank = self
+                    .moderation
+                    .rank(Some(&owner), target.account.as_deref());
+                moderation::may_act_on(rank, target_rank)?;
+                let target = target.id;
+                Ok(self.kick(target, actor, &actor_name, &reason, out))
+            }
+            Action::Ban {
+                key,
+                name,
+                account,
+                minutes,
+            } => {
+                moderation::check_minutes(minutes)?;
+                let until_ms = moderation::ban_end(minutes, now_ms);
+                operator(rank)?;
+                let who = match account {
+                    Some(account) => {
+                        if actor_account.as_deref() == Some(account.as_str()) {
+                            return Err(texts::CANNOT_TARGET_SELF);
+                        }
+                        let target_rank = self.moderation.rank(Some(&owner), Some(&account));
+                        moderation::may_act_on(rank, target_rank)?;
+                        Banned::Account(account)
+                    }
+                    None => {
+                        // Not an account: a guest of this room, kept out by address.
+                        let target = self
+                            .members
+                            .iter()
+                            .find(|m| crate::validate::name_key(&m.name) == key)
+                            .ok_or(texts::NO_SUCH_ACCOUNT)?;
+                        if target.id == actor {
+                            return Err(texts::CANNOT_TARGET_SELF);
+                        }
+                        let target_rank = self
+                            .moderation
+                            .rank(Some(&owner), target.account.as_deref());
+                        moderation::may_act_on(rank, target_rank)?;
+                        match (&target.account, target.address) {
+                            (Some(account), _) => Banned::Account(account.clone()),
+                            (None, Some(address)) => Banned::Address(address),
+                            (None, None) => return Err(texts::NO_SUCH_ACCOUNT),
+                        }
+                    }
+                };
+                let ban = Ban {
+                    who,
+                    name: name.clone(),
+                    until_ms,
+                };
+                self.moderation.add_ban(ban.clone(), now_ms)?;
+                // Whoever the ban keeps out leaves now.
+                let out_now: Vec<K> = self
+                    .members
+                    .iter()
+                    .filter(|m| m.id != actor && ban.keeps_out(m.account.as_deref(), m.address))
+                    .map(|m| m.id)
+                    .collect();
+                for target in out_now {
+                    self.kick(target, actor, &actor_name, "", out);
+                }
+                Ok(texts::banned(&name, minutes))
+            }
+            Action::Unban { key, name } => {
+                operator(rank)?;
+                if self.moderation.lift(&key, now_ms) {
+                    Ok(texts::unbanned(&name))
+                } else {
+                    Err(texts::NOT_BANNED)
+                }
+            }
+            Action::Topic { topic } => {
+                operator(rank)?;
+                let text = texts::topic_set(topic.as_deref());
+                self.moderation.topic = topic;
+                let message = Response::Topic {
+                    room_id,
+                    topic: self.moderation.topic.clone().unwrap_or_default().into(),
+                    by: actor_name.into(),
+                };
+                if let Ok(message) = Encoded::both(&message) {
+                    for member in &self.members {
+                        if let Some(to) = member.recipient.as_ref().filter(|to| to.topics) {
+                            out.send(&to.mailbox, to.format, &message);
+                        }
+                    }
+                }
+                Ok(text)
+            }
+        }
+    }
+
+    /// Takes member `target` out, kicked by member `actor` named `by`: the target is
+    /// told by whom and why, the others (but the actor, who is answered) who was
+    /// removed. Answers what the room was told.
+    fn kick(&mut self, target: K, actor: K, by: &str, reason: &str, out: &mut Fanout<M>) -> String {
+        let Some(at) = self.members.iter().position(|m| m.id == target) else {
+            return String::new();
+        };
+        let gone = self.members.remove(at);
+        if let Some(to) = &gone.recipient {
+            to.notify(&texts::kicked_self(by, reason), out);
+        }
+        let text = texts::kicked_others(&gone.name, by, reason);
+        let notice = Encoded::notice(&text);
+        for member in self.members.iter().filter(|m| m.id != actor) {
+            if let Some(to) = &member.recipient {
+                out.send(&to.mailbox, to.format, &notice);
+            }
+        }
+        text
+    }
+
+    /// Tells the members logged in as the account whose key is `key` `text`.
+    fn tell_account(&self, key: &str, text: &str, out: &mut Fanout<M>) {
+        for member in &self.members {
+            if member.account.as_deref() == Some(key)
+                && let Some(to) = &member.recipient
+            {
+                to.notify(text, out);
+            }
+        }
     }
 
     /// Whether `id` is a member.
@@ -229,6 +480,16 @@ impl<K: Copy + Eq, M: Mailbox> Room<K, M> {
                 let (lines, more) = self.history.page(ON_ENTRY, None);
                 if let Ok(page) = Encoded::one(to.format, &history_response(room_id, lines, more)) {
                     out.send(&to.mailbox, to.format, &page);
+                }
+            }
+            if let (true, Some(topic)) = (to.topics, &self.moderation.topic) {
+                let topic = Response::Topic {
+                    room_id,
+                    topic: topic.as_str().into(),
+                    by: "".into(),
+                };
+                if let Ok(topic) = Encoded::one(to.format, &topic) {
+                    out.send(&to.mailbox, to.format, &topic);
                 }
             }
         }
@@ -349,6 +610,7 @@ impl<K: Copy + Eq, M: Mailbox> Room<K, M> {
             room_id,
             title: self.title.clone(),
             members: self.members.iter().map(|m| m.name.clone()).collect(),
+            topic: self.moderation.topic.clone(),
         }
     }
 
@@ -413,7 +675,10 @@ mod tests {
                 mailbox: Arc::clone(inbox),
                 format: WireFormat::Json,
                 history: false,
+                topics: false,
             }),
+            account: None,
+            address: None,
         }
     }
 
@@ -440,6 +705,8 @@ mod tests {
             id,
             name: name.to_owned(),
             recipient: None,
+            account: None,
+            address: None,
         }
     }
 

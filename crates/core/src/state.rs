@@ -150,13 +150,15 @@ pub(crate) enum Awaiting {
     /// `/msg` to `to` (the name as the recipient holds it) saying `text`: the
     /// sender's copy is sent once the message is delivered.
     Direct { to: String, text: String },
+    /// A moderation command (the broker tells the client what came of it).
+    Moderate,
     /// `/ignore` (`on`) or `/unignore` of `name`.
     Ignore { name: String, on: bool },
 }
 
 impl ClientState {
     /// This client as the broker sees it.
-    pub(crate) fn member<'a, M>(&'a self, mailbox: &'a Arc<M>) -> Member<'a, M> {
+    pub(crate) fn member<'a, M: Mailbox>(&'a self, mailbox: &'a Arc<M>) -> Member<'a, M> {
         Member {
             id: self.id,
             name: &self.name,
@@ -165,6 +167,8 @@ impl ClientState {
             history: self.features.has(crate::features::HISTORY),
             account: self.account.as_deref(),
             direct: self.features.has(crate::features::DIRECT),
+            moderation: self.features.has(crate::features::MODERATION),
+            address: mailbox.address(),
         }
     }
 

@@ -186,6 +186,108 @@ pub fn not_ignoring(name: &str) -> String {
     format!("다시 {name} 님의 귓속말을 받습니다.")
 }
 
+/// A moderation request from a client that did not opt in to `moderation` (§7.6).
+pub const MODERATION_NOT_ENABLED: &str =
+    "방 관리 기능을 쓰려면 먼저 CSHello 로 moderation 기능을 켜야 합니다.";
+/// A moderation request in a guest room (registered to nobody).
+pub const NOT_REGISTERED_ROOM: &str = "계정에 등록된 방에서만 방 관리 기능을 쓸 수 있습니다.";
+/// Kick, ban, unban or topic by someone neither owner nor operator.
+pub const NOT_OPERATOR: &str = "방장이나 운영자만 할 수 있습니다.";
+/// `/op`, `/deop` or `/owner` by someone not the owner.
+pub const NOT_THE_OWNER: &str = "방장만 할 수 있습니다.";
+/// Kicking or banning the owner.
+pub const CANNOT_TOUCH_OWNER: &str = "방장은 내보내거나 밴할 수 없습니다.";
+/// An operator kicking or banning another operator.
+pub const CANNOT_TOUCH_OPERATOR: &str = "운영자는 방장만 내보내거나 밴할 수 있습니다.";
+/// Kicking, banning, opping or handing the room to oneself.
+pub const CANNOT_TARGET_SELF: &str = "자기 자신에게는 할 수 없습니다.";
+/// `/op`, `/owner` or `/ban` of a name that is no account (and, for a ban, no
+/// member of the room).
+pub const NO_SUCH_ACCOUNT: &str = "그런 이름의 계정이 없습니다.";
+/// `/kick` of a name that is no member of the room.
+pub const NO_SUCH_MEMBER_HERE: &str = "그런 이름의 멤버가 이 방에 없습니다.";
+/// `/op` past the limit (`moderation::MAX_OPERATORS`).
+pub const OPERATORS_FULL: &str = "운영자는 32명까지 둘 수 있습니다.";
+/// `/deop` of a name that is no operator.
+pub const NOT_AN_OPERATOR: &str = "운영자가 아닌 이름입니다.";
+/// `/ban` past the limit (`moderation::MAX_BANS`).
+pub const BANS_FULL: &str = "이 방의 밴 목록이 가득 찼습니다(256개). 먼저 /unban 하세요.";
+/// `/ban NAME MINUTES` with minutes out of range.
+pub const BAN_BAD_MINUTES: &str =
+    "밴 시간은 1분부터 525600분까지 쓸 수 있습니다. 쓰지 않으면 풀 때까지입니다.";
+/// `/unban` of a name not banned.
+pub const NOT_BANNED: &str = "밴되지 않은 이름입니다.";
+/// `/topic` too long.
+pub const TOPIC_TOO_LONG: &str = "주제는 200자를 넘을 수 없습니다.";
+/// `/topic` with a control or format character.
+pub const TOPIC_CONTROL: &str = "주제에 제어 문자를 쓸 수 없습니다.";
+/// A kick reason too long (`moderation::MAX_REASON_CHARS`).
+pub const REASON_TOO_LONG: &str = "이유는 200자를 넘을 수 없습니다.";
+
+/// `/op NAME` done (to the owner, and to NAME if connected).
+pub fn opped(name: &str) -> String {
+    format!("{name} 님이 이 방의 운영자가 되었습니다.")
+}
+
+/// `/deop NAME` done.
+pub fn deopped(name: &str) -> String {
+    format!("{name} 님은 이제 이 방의 운영자가 아닙니다.")
+}
+
+/// `/owner NAME` done (to every member).
+pub fn owner_changed(name: &str) -> String {
+    format!("이제 {name} 님이 이 방의 방장입니다.")
+}
+
+/// To a kicked member: who did it, and why if said.
+pub fn kicked_self(by: &str, reason: &str) -> String {
+    if reason.is_empty() {
+        format!("[{by}] 님이 나를 방에서 내보냈습니다.")
+    } else {
+        format!("[{by}] 님이 나를 방에서 내보냈습니다. 이유: {reason}")
+    }
+}
+
+/// To the room's other members when one is kicked.
+pub fn kicked_others(name: &str, by: &str, reason: &str) -> String {
+    if reason.is_empty() {
+        format!("[{name}] 님이 [{by}] 님에 의해 방에서 내보내졌습니다.")
+    } else {
+        format!("[{name}] 님이 [{by}] 님에 의해 방에서 내보내졌습니다. 이유: {reason}")
+    }
+}
+
+/// `/ban NAME [MINUTES]` done (to the operator).
+pub fn banned(name: &str, minutes: Option<i64>) -> String {
+    match minutes {
+        Some(m) => format!("{name} 님을 {m}분 동안 이 방에서 밴했습니다."),
+        None => format!("{name} 님을 풀 때까지 이 방에서 밴했습니다."),
+    }
+}
+
+/// `/unban NAME` done.
+pub fn unbanned(name: &str) -> String {
+    format!("{name} 님의 밴을 풀었습니다.")
+}
+
+/// `/join` of a room that bans the client: until when.
+pub fn join_banned(minutes_left: Option<u64>) -> String {
+    match minutes_left {
+        Some(m) => format!("이 방에서 밴되어 들어갈 수 없습니다. {m}분 뒤에 풀립니다."),
+        None => {
+            "이 방에서 밴되어 들어갈 수 없습니다. 방장이나 운영자가 풀 때까지입니다.".to_owned()
+        }
+    }
+}
+
+/// `/topic` done, to the one who set it.
+pub fn topic_set(topic: Option<&str>) -> String {
+    match topic {
+        Some(topic) => format!("주제를 바꿨습니다: {topic}"),
+        None => "주제를 지웠습니다.".to_owned(),
+    }
+}
+
 /// `/register` done.
 pub fn registered(name: &str) -> String {
     format!("이름 {name} 을 계정으로 등록했습니다. 이제 이 이름은 로그인해야 쓸 수 있습니다.")

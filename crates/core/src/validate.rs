@@ -156,6 +156,25 @@ pub fn check_title(raw: &str) -> Result<String, &'static str> {
     }
 }
 
+/// The longest room topic, in characters (the `moderation` extension).
+pub const MAX_TOPIC_CHARS: usize = 200;
+
+/// Checks a requested room topic as a title is checked (normalised, no control or
+/// format characters) but up to [`MAX_TOPIC_CHARS`]; an empty one clears the topic
+/// (`None`).
+pub fn check_topic(raw: &str) -> Result<Option<String>, &'static str> {
+    let topic = normalize(raw);
+    if topic.is_empty() {
+        Ok(None)
+    } else if topic.chars().count() > MAX_TOPIC_CHARS {
+        Err(texts::TOPIC_TOO_LONG)
+    } else if topic.chars().any(is_forbidden) {
+        Err(texts::TOPIC_CONTROL)
+    } else {
+        Ok(Some(topic))
+    }
+}
+
 /// Chat text as it is forwarded (see the module doc). Borrows when nothing changes
 /// (the common case).
 pub fn sanitize_chat(text: &str) -> Cow<'_, str> {
@@ -194,6 +213,21 @@ pub fn sanitize_chat(text: &str) -> Cow<'_, str> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn topics_are_checked_like_titles_but_longer() {
+        assert_eq!(check_topic("  "), Ok(None));
+        assert_eq!(check_topic(" 숙제 "), Ok(Some("숙제".into())));
+        assert_eq!(
+            check_topic(&"가".repeat(MAX_TOPIC_CHARS)),
+            Ok(Some("가".repeat(MAX_TOPIC_CHARS)))
+        );
+        assert_eq!(
+            check_topic(&"가".repeat(MAX_TOPIC_CHARS + 1)),
+            Err(texts::TOPIC_TOO_LONG)
+        );
+        assert_eq!(check_topic("a\u{202e}b"), Err(texts::TOPIC_CONTROL));
+    }
+
     use super::*;
 
     #[test]

@@ -266,6 +266,7 @@ impl Model {
                         room_id,
                         title: title.clone(),
                         members: members.iter().map(|&m| self.names[m].clone()).collect(),
+                        topic: None,
                     })
                     .collect();
                 self.expected[who].push(Response::RoomsResult { rooms });
@@ -280,7 +281,12 @@ impl Model {
             | Request::DeleteRoom { .. }
             | Request::Resume { .. }
             | Request::Direct { .. }
-            | Request::Ignore { .. } => unreachable!("not generated"),
+            | Request::Ignore { .. }
+            | Request::Op { .. }
+            | Request::Owner { .. }
+            | Request::Kick { .. }
+            | Request::Ban { .. }
+            | Request::Topic { .. } => unreachable!("not generated"),
         }
     }
 }

@@ -103,6 +103,42 @@ pub enum Request {
         /// Whether to ignore it (false: stop).
         ignore: bool,
     },
+    /// `/op NAME` (`op` true) and `/deop NAME` (false) (the `moderation` extension):
+    /// makes the account `name` an operator of the sender's room, or no longer one.
+    Op {
+        /// The account.
+        name: String,
+        /// Whether to make it an operator (false: stop).
+        op: bool,
+    },
+    /// The owner hands the sender's room to the account `name` (the `moderation`
+    /// extension).
+    Owner {
+        /// The new owner.
+        name: String,
+    },
+    /// Sends `name` out of the sender's room (the `moderation` extension).
+    Kick {
+        /// Who goes.
+        name: String,
+        /// Why, as typed; empty for none (absent on the wire reads as empty).
+        reason: String,
+    },
+    /// `/ban NAME [MINUTES]` (`ban` true) and `/unban NAME` (false) (the `moderation`
+    /// extension): keeps `name` out of the sender's room, or lets it in again.
+    Ban {
+        /// Who.
+        name: String,
+        /// For how long; `None` until lifted (and for `/unban`).
+        minutes: Option<i64>,
+        /// Whether to ban (false: lift the ban).
+        ban: bool,
+    },
+    /// Sets the topic of the sender's room (the `moderation` extension).
+    Topic {
+        /// The topic as typed.
+        text: String,
+    },
 }
 
 /// The kind of a [`Request`], without its data: a key for tables by kind (metrics).
@@ -142,11 +178,21 @@ pub enum RequestKind {
     Direct = 15,
     /// [`Request::Ignore`].
     Ignore = 16,
+    /// [`Request::Op`].
+    Op = 17,
+    /// [`Request::Owner`].
+    Owner = 18,
+    /// [`Request::Kick`].
+    Kick = 19,
+    /// [`Request::Ban`].
+    Ban = 20,
+    /// [`Request::Topic`].
+    Topic = 21,
 }
 
 impl RequestKind {
     /// How many kinds there are: the length of a table indexed by `kind as usize`.
-    pub const COUNT: usize = 17;
+    pub const COUNT: usize = 22;
 
     /// Every kind, in table order.
     pub const ALL: [RequestKind; Self::COUNT] = [
@@ -167,6 +213,11 @@ impl RequestKind {
         RequestKind::Resume,
         RequestKind::Direct,
         RequestKind::Ignore,
+        RequestKind::Op,
+        RequestKind::Owner,
+        RequestKind::Kick,
+        RequestKind::Ban,
+        RequestKind::Topic,
     ];
 
     /// The JSON `type` string of this kind (also the protobuf message name).
@@ -189,6 +240,11 @@ impl RequestKind {
             RequestKind::Resume => "CSResume",
             RequestKind::Direct => "CSDirect",
             RequestKind::Ignore => "CSIgnore",
+            RequestKind::Op => "CSOp",
+            RequestKind::Owner => "CSOwner",
+            RequestKind::Kick => "CSKick",
+            RequestKind::Ban => "CSBan",
+            RequestKind::Topic => "CSTopic",
         }
     }
 }
@@ -214,6 +270,11 @@ impl Request {
             Request::Resume { .. } => RequestKind::Resume,
             Request::Direct { .. } => RequestKind::Direct,
             Request::Ignore { .. } => RequestKind::Ignore,
+            Request::Op { .. } => RequestKind::Op,
+            Request::Owner { .. } => RequestKind::Owner,
+            Request::Kick { .. } => RequestKind::Kick,
+            Request::Ban { .. } => RequestKind::Ban,
+            Request::Topic { .. } => RequestKind::Topic,
         }
     }
 }
@@ -227,6 +288,10 @@ pub struct RoomInfo {
     pub title: String,
     /// Member names in join order.
     pub members: Vec<String>,
+    /// The room's topic (the `moderation` extension); `None` when it has none or the
+    /// listing is for a client that did not opt in. Only `Some` goes on the wire, so a
+    /// listing without topics is what it was before the extension.
+    pub topic: Option<String>,
 }
 
 /// One chat of a room's past, as `SCHistory` carries it.
@@ -317,6 +382,16 @@ pub enum Response<'a> {
         /// This is the sender's own copy of a message it sent to `member`.
         outgoing: bool,
     },
+    /// A room's topic (the `moderation` extension), sent only to a client that opted
+    /// in: on entering a room that has one, and to its members when it is set.
+    Topic {
+        /// The room.
+        room_id: i64,
+        /// The topic.
+        topic: Cow<'a, str>,
+        /// Who set it; empty when sent on entry.
+        by: Cow<'a, str>,
+    },
 }
 
 impl<'a> Response<'a> {
@@ -336,6 +411,7 @@ impl<'a> Response<'a> {
             Response::History { .. } => "SCHistory",
             Response::Session { .. } => "SCSession",
             Response::Direct { .. } => "SCDirect",
+            Response::Topic { .. } => "SCTopic",
         }
     }
 
@@ -388,6 +464,11 @@ impl<'a> Response<'a> {
                 text: Cow::Owned(text.into_owned()),
                 time,
                 outgoing,
+            },
+            Response::Topic { room_id, topic, by } => Response::Topic {
+                room_id,
+                topic: Cow::Owned(topic.into_owned()),
+                by: Cow::Owned(by.into_owned()),
             },
         }
     }

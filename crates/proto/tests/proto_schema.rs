@@ -98,6 +98,7 @@ fn mirrors() -> Vec<Mirror> {
         room_id: Some(-40_000 - n),
         title: Some(format!("방 {n}")),
         members: vec![format!("회원 {n}a"), format!("회원 {n}b")],
+        topic: Some(format!("주제 {n}")),
     };
     vec![
         mirror(
@@ -247,6 +248,48 @@ fn mirrors() -> Vec<Mirror> {
                 text: Some("귓속말".to_owned()),
                 time: Some(-1_700_000_000_456),
                 outgoing: Some(true),
+            },
+        ),
+        mirror(
+            "CSOp",
+            pb::CsOp {
+                name: Some("운영자".to_owned()),
+                op: Some(true),
+            },
+        ),
+        mirror(
+            "CSOwner",
+            pb::CsOwner {
+                name: Some("새주인".to_owned()),
+            },
+        ),
+        mirror(
+            "CSKick",
+            pb::CsKick {
+                name: Some("손님".to_owned()),
+                reason: Some("도배".to_owned()),
+            },
+        ),
+        mirror(
+            "CSBan",
+            pb::CsBan {
+                name: Some("손님".to_owned()),
+                minutes: Some(-9_000_000_000),
+                ban: Some(true),
+            },
+        ),
+        mirror(
+            "CSTopic",
+            pb::CsTopic {
+                text: Some("주제".to_owned()),
+            },
+        ),
+        mirror(
+            "SCTopic",
+            pb::ScTopic {
+                room_id: Some(-9_000_000_001),
+                topic: Some("주제".to_owned()),
+                by: Some("운영자".to_owned()),
             },
         ),
     ]
@@ -1471,6 +1514,25 @@ fn request_sample(kind: RequestKind) -> Request {
             name: "이름".to_owned(),
             ignore: true,
         },
+        RequestKind::Op => Request::Op {
+            name: "운영자".to_owned(),
+            op: true,
+        },
+        RequestKind::Owner => Request::Owner {
+            name: "새주인".to_owned(),
+        },
+        RequestKind::Kick => Request::Kick {
+            name: "손님".to_owned(),
+            reason: "도배".to_owned(),
+        },
+        RequestKind::Ban => Request::Ban {
+            name: "손님".to_owned(),
+            minutes: Some(30),
+            ban: true,
+        },
+        RequestKind::Topic => Request::Topic {
+            text: "주제".to_owned(),
+        },
     }
 }
 
@@ -1480,6 +1542,7 @@ fn response_samples() -> Vec<Response<'static>> {
         room_id: n,
         title: format!("방 {n}"),
         members: vec![format!("회원 {n}a"), format!("회원 {n}b")],
+        topic: Some(format!("주제 {n}")),
     };
     vec![
         Response::system("공지"),
@@ -1525,6 +1588,11 @@ fn response_samples() -> Vec<Response<'static>> {
             text: "귓속말".into(),
             time: 1_700_000_000_456,
             outgoing: true,
+        },
+        Response::Topic {
+            room_id: 3,
+            topic: "주제".into(),
+            by: "운영자".into(),
         },
     ]
 }

@@ -197,11 +197,13 @@ fn arb_response(format: WireFormat) -> impl Strategy<Value = Response<'static>> 
         arb_room_id(format),
         arb_text(),
         proptest::collection::vec(arb_text(), 0..3),
+        proptest::option::of(arb_text()),
     )
-        .prop_map(|(room_id, title, members)| RoomInfo {
+        .prop_map(|(room_id, title, members, topic)| RoomInfo {
             room_id,
             title,
             members,
+            topic,
         });
     prop_oneof![
         arb_text().prop_map(|text| Response::SystemMessage { text: text.into() }),
@@ -292,11 +294,13 @@ fn every_response() -> Vec<Response<'static>> {
                     room_id: 1,
                     title: "하나".into(),
                     members: vec!["a".into(), "b".into()],
+                    topic: Some("주제 😀 \"q\"".into()),
                 },
                 RoomInfo {
                     room_id: 2,
                     title: String::new(),
                     members: Vec::new(),
+                    topic: None,
                 },
             ],
         },

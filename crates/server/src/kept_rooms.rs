@@ -16,6 +16,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use chat_core::moderation::Moderation;
 use chat_core::{BrokerStat, ChatLine, KeptRoom, RoomId, RoomKeeper};
 use chat_store::{ChatRecord, RegisteredRoom, Store, Write};
 
@@ -50,6 +51,17 @@ impl RoomKeeper for StoreRooms {
         self.store.submit(Write::DeleteRoom { id: room }, None);
     }
 
+    fn moderated(&self, room: RoomId, owner: &str, moderation: &Moderation) {
+        self.store.submit(
+            Write::SetModeration {
+                id: room,
+                owner_key: owner.to_owned(),
+                moderation: moderation.to_text(),
+            },
+            None,
+        );
+    }
+
     fn chat(&self, room: RoomId, line: ChatLine) {
         let ChatLine {
             seq,
@@ -71,8 +83,15 @@ impl RoomKeeper for StoreRooms {
 }
 
 /// The registered rooms a store kept, each with its chats (`chats` as
-/// `Snapshot::chats` holds them), for the broker.
-pub(crate) fn kept_rooms(rooms: Vec<RegisteredRoom>, chats: Vec<ChatRecord>) -> Vec<KeptRoom> {
+/// `Snapshot::chats` holds them) and its moderation (`Snapshot::moderation`), for
+/// the broker. A moderation text the server cannot read is logged and the room
+/// starts without one (its owner keeps it).
+pub(crate) fn kept_rooms(
+    rooms: Vec<RegisteredRoom>,
+    chats: Vec<ChatRecord>,
+    moderation: Vec<(i64, String)>,
+) -> Vec<KeptRoom> {
+    let mut moderation: HashMap<i64, String> = moderation.into_iter().collect();
     let mut history: HashMap<i64, Vec<ChatLine>> = HashMap::new();
     for chat in chats {
         history.entry(chat.room_id).or_default().push(ChatLine {
@@ -86,6 +105,19 @@ pub(crate) fn kept_rooms(rooms: Vec<RegisteredRoom>, chats: Vec<ChatRecord>) -> 
         .into_iter()
         .map(|room| KeptRoom {
             history: history.remove(&room.id).unwrap_or_default(),
+            moderation: moderation
+                .remove(&room.id)
+                .and_then(|text| {
+                    let read = Moderation::from_text(&text);
+                    if read.is_none() {
+                        tracing::warn!(
+                            room = room.id,
+                            "store: unreadable room moderation; ignored"
+                        );
+                    }
+                    read
+                })
+                .unwrap_or_default(),
             id: room.id,
             title: room.title,
             owner: room.owner_key,

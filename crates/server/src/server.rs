@@ -96,7 +96,7 @@ impl Server {
             store.path().display()
         );
         let store = Arc::new(store);
-        let kept = kept_rooms(snapshot.rooms, snapshot.chats);
+        let kept = kept_rooms(snapshot.rooms, snapshot.chats, snapshot.moderation);
         let accounts = Accounts::new(
             Arc::new(StoreAccounts::new(Arc::clone(&store))),
             kept_accounts(snapshot.accounts),
@@ -365,13 +365,18 @@ impl Server {
         pool.finish();
         room_pusher.stop();
         // Every request was handled: hashing jobs still queued are finished (their
-        // sessions are closing) and the store commits what it holds when dropped.
+        // sessions are closing).
         if let Some(accounts) = &accounts {
             accounts.stop();
         }
         // Every request read was handled: a shared broker may now take this process's
         // members out of their rooms (the others are told) before they are closed.
         broker.stop();
+        // Nothing more is written: the store commits what it holds now, not when its
+        // last holder happens to let go of it (that could be after the process ends).
+        if let Some(store) = &store {
+            store.shutdown();
+        }
         reactor.close_all(SHUTDOWN_FLUSH);
         if let Some(metrics_server) = metrics_server {
             metrics_server.stop();

@@ -873,6 +873,10 @@ impl Mailbox for Session {
             ConnectionKind::Tcp
         }
     }
+
+    fn address(&self) -> Option<std::net::IpAddr> {
+        Some(self.client_ip())
+    }
 }
 
 #[cfg(test)]

@@ -3,9 +3,17 @@
 //! the commands, chats with a TCP client, checks that a chat cannot pass for a system
 //! message, composes Korean through the IME, restarts the server under the page, and
 //! loads the page over https (a pair from `chat-server cert`) to chat over wss; and the
-//! page's own behaviour: one CSHello with `rooms`, `history`, `accounts`, `resume` and
+//! page's own behaviour: one CSHello with `rooms`, `history`, `accounts`, `resume`,
 //! `direct` (direct messages: `/msg` between two pages shown apart from chats with
-//! the reply button, `/ignore` and `/unignore` with the server's texts),
+//! the reply button, `/ignore` and `/unignore` with the server's texts) and
+//! `moderation` (against a server with a temporary `--data-dir`, an owner's page and
+//! a guest's: the owner's `/topic` shown on the guest's page under the room in the
+//! header, as a line and in the room list, as text; `/kick` with a quoted name and a
+//! reason, after which the kicked page shows the kick line and no current room having
+//! sent nothing; `/ban` that keeps it out until `/unban`; `/op`, `/deop`, `/owner`
+//! with the server's refusals, usage lines, the topic cleared, the room handed on with
+//! "내 방" moving with it, local lines where the server does not offer it, and axe-core
+//! with a long topic, light and dark, at both widths),
 //! (the account panel hidden where the server, run with `--no-store`, grants no
 //! accounts), the room list updated
 //! by the server's push with no `/rooms` sent (also right after a chat), a room's

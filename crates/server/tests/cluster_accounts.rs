@@ -678,9 +678,8 @@ fn plant_token(redis: &RedisServer, prefix: &str, alice: &KeptAlice, token: &str
 
 /// A name registered in Redis is refused by the name-claim script to anyone not
 /// logged in as it, even by a node that has not heard of the account: a guest's
-/// `/name Alice` (or a look-alike) is refused — with the name-taken text, since the
-/// node does not know the name is registered — and only a login as the account
-/// takes it.
+/// `/name Alice` (or a look-alike) is refused — Redis says the name is registered,
+/// and the guest is told so — and only a login as the account takes it.
 #[test]
 fn a_registered_name_the_node_has_not_heard_of_is_refused() {
     let Some(redis) = RedisServer::start() else {
@@ -698,9 +697,9 @@ fn a_registered_name_the_node_has_not_heard_of_is_refused() {
 
     for name in ["Alice", "AIice"] {
         raw.send(&Request::Name { name: name.into() });
-        raw.expect_system(NAME_TAKEN);
+        raw.expect_system(NAME_REGISTERED);
         guest.send(&Request::Name { name: name.into() });
-        guest.expect_system(NAME_TAKEN);
+        guest.expect_system(NAME_REGISTERED);
     }
     // Other names are as free as ever.
     guest.set_name("Bob");

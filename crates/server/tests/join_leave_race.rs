@@ -243,7 +243,8 @@ impl StayerView {
             | Response::History { .. }
             | Response::TimedChat { .. }
             | Response::Session { .. }
-            | Response::Direct { .. } => {
+            | Response::Direct { .. }
+            | Response::Topic { .. } => {
                 panic!("{me}: an extension's message without a hello: {message:?}")
             }
             Response::Chat { member, text } => {

@@ -30,7 +30,7 @@ mod writer;
 use std::fmt;
 use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -131,7 +131,7 @@ impl std::error::Error for StoreError {}
 pub struct Store {
     queue: Arc<writer::Queue>,
     health: Arc<Health>,
-    thread: Option<JoinHandle<()>>,
+    thread: Mutex<Option<JoinHandle<()>>>,
     path: PathBuf,
     /// Held while the store is open (an exclusive lock on the lock file).
     _lock: File,
@@ -201,7 +201,7 @@ impl Store {
             Store {
                 queue,
                 health,
-                thread: Some(thread),
+                thread: Mutex::new(Some(thread)),
                 path,
                 _lock: lock,
             },
@@ -227,13 +227,22 @@ impl Store {
     }
 
     /// Commits what is queued, stops the writer and releases the directory.
-    pub fn close(mut self) {
-        self.stop();
+    pub fn close(self) {
+        self.shutdown();
     }
 
-    fn stop(&mut self) {
+    /// Commits what is queued and stops the writer; later writes fail (their `done`
+    /// is told so). A server calls it as it stops, whoever still holds the store: what
+    /// was answered before is on disk before the process exits, whatever order the
+    /// process's last references are dropped in.
+    pub fn shutdown(&self) {
         self.queue.stop();
-        if let Some(thread) = self.thread.take() {
+        let thread = self
+            .thread
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
+        if let Some(thread) = thread {
             let _ = thread.join();
         }
     }
@@ -241,7 +250,7 @@ impl Store {
 
 impl Drop for Store {
     fn drop(&mut self) {
-        self.stop();
+        self.shutdown();
     }
 }
 
@@ -305,11 +314,16 @@ fn read_snapshot(conn: &Connection, history_limit: usize) -> rusqlite::Result<Sn
             })
         })?
         .collect::<rusqlite::Result<Vec<_>>>()?;
+    let moderation = conn
+        .prepare("SELECT id, moderation FROM rooms WHERE moderation IS NOT NULL ORDER BY id")?
+        .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
     Ok(Snapshot {
         accounts,
         rooms,
         chats,
         sessions,
+        moderation,
     })
 }
 

@@ -67,6 +67,9 @@ pub struct Snapshot {
     pub chats: Vec<ChatRecord>,
     /// Every login token not expired at start.
     pub sessions: Vec<Session>,
+    /// The moderation of the registered rooms that have any (room id, the text the
+    /// server wrote), by id.
+    pub moderation: Vec<(i64, String)>,
 }
 
 /// A change for the writer thread to make durable.
@@ -90,6 +93,15 @@ pub enum Write {
     },
     /// A chat in a registered room.
     Chat(ChatRecord),
+    /// A registered room's owner and moderation, as they are now.
+    SetModeration {
+        /// The room.
+        id: i64,
+        /// Its owner's key (`/owner` hands a room on).
+        owner_key: String,
+        /// Its operators, bans and topic: the server's text, kept as it is.
+        moderation: String,
+    },
     /// A new login token.
     CreateSession(Session),
     /// A login token given up (`/logout`) or expired.

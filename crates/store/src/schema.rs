@@ -10,7 +10,7 @@ use rusqlite::Connection;
 use crate::StoreError;
 
 /// The schema version this server writes.
-pub const CURRENT: i64 = 2;
+pub const CURRENT: i64 = 3;
 
 /// Version 1: accounts, registered rooms, their chats.
 const V1: &str = "
@@ -47,9 +47,15 @@ CREATE TABLE sessions (
 CREATE INDEX sessions_by_account ON sessions (name_key);
 ";
 
+/// Version 3: a registered room's moderation (operators, bans, topic), as the
+/// server's own text (JSON); `NULL` for none.
+const V3: &str = "
+ALTER TABLE rooms ADD COLUMN moderation TEXT;
+";
+
 /// The steps from each version to the next: `MIGRATIONS[v]` takes version `v` to
 /// `v + 1` (version 0 is an empty file).
-const MIGRATIONS: &[&str] = &[V1, V2];
+const MIGRATIONS: &[&str] = &[V1, V2, V3];
 
 /// Checks that `conn` is a sound database of a version this server can use, and
 /// brings it to [`CURRENT`].

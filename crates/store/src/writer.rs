@@ -268,6 +268,14 @@ fn apply(conn: &Connection, write: &Write, history_limit: usize) -> rusqlite::Re
             )?
             .execute(params![r.id, r.title, r.owner_key, r.created_ms as i64])?;
         }
+        Write::SetModeration {
+            id,
+            owner_key,
+            moderation,
+        } => {
+            conn.prepare_cached("UPDATE rooms SET owner_key = ?2, moderation = ?3 WHERE id = ?1")?
+                .execute(params![id, owner_key, moderation])?;
+        }
         Write::DeleteRoom { id } => {
             conn.prepare_cached("DELETE FROM chats WHERE room_id = ?1")?
                 .execute(params![id])?;

@@ -224,6 +224,7 @@ fn handle(st: &mut State, id: usize, request: Request, faults: Faults, n: &Atomi
                         .iter()
                         .map(|m| st.clients[m].name.clone())
                         .collect(),
+                    topic: None,
                 })
                 .collect();
             send(st, id, &Response::RoomsResult { rooms });

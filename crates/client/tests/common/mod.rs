@@ -5,7 +5,8 @@
 //!   read line by line on a thread; [`ChatClient::expect`] waits for the next line
 //!   with a deadline ([`TIMEOUT`]) and compares it exactly. Nothing sleeps to
 //!   synchronise: every wait is for a line, a message or an exit, bounded in time.
-//! * [`TestServer`] is `chat_server::Server` on `127.0.0.1:0`, stopped on drop.
+//! * [`TestServer`] is `chat_server::Server` on `127.0.0.1:0`, stopped on drop (with
+//!   a store in a fresh data directory if asked: accounts and moderation).
 //! * [`Peer`] is a second client speaking raw frames through `chat-proto`'s codecs.
 //! * [`FakeServer`] is a `TcpListener` the test drives by hand.
 
@@ -13,7 +14,9 @@
 
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
 use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
 use std::thread;
@@ -22,6 +25,7 @@ use std::time::{Duration, Instant};
 use chat_proto::codec::{encode_request, encode_response};
 use chat_proto::frame::{FrameBuf, write_frame};
 use chat_proto::{Request, Response, ResponseDecoder, WireFormat};
+use chat_server::config::StoreSettings;
 use chat_server::{Server, ServerConfig, ShutdownHandle};
 
 /// The longest any single wait may take before the test fails. Generous because the
@@ -230,11 +234,38 @@ pub(crate) struct TestServer {
     pub(crate) addr: SocketAddr,
     handle: ShutdownHandle,
     done: Receiver<io::Result<()>>,
+    /// The store's data directory ([`TestServer::start_with_store`]), removed on drop.
+    data: Option<PathBuf>,
 }
 
 impl TestServer {
     pub(crate) fn start() -> TestServer {
-        let server = Server::bind(ServerConfig::local(4)).expect("bind the test server");
+        Self::start_with(ServerConfig::local(4), None)
+    }
+
+    /// As [`TestServer::start`], keeping accounts and registered rooms in a fresh
+    /// data directory: a server that offers `accounts` and `moderation`.
+    pub(crate) fn start_with_store() -> TestServer {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "chat-client-store-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::SeqCst)
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("create the data directory");
+        let config = ServerConfig {
+            store: Some(StoreSettings {
+                dir: dir.clone(),
+                options: Default::default(),
+            }),
+            ..ServerConfig::local(4)
+        };
+        Self::start_with(config, Some(dir))
+    }
+
+    fn start_with(config: ServerConfig, data: Option<PathBuf>) -> TestServer {
+        let server = Server::bind(config).expect("bind the test server");
         let addr = server.local_addr();
         let handle = server.shutdown_handle();
         let (tx, done) = mpsc::channel();
@@ -244,7 +275,12 @@ impl TestServer {
                 let _ = tx.send(server.run());
             })
             .expect("spawn the server thread");
-        TestServer { addr, handle, done }
+        TestServer {
+            addr,
+            handle,
+            done,
+            data,
+        }
     }
 
     /// Waits (bounded) for `run()` to return on its own (after `/shutdown`).
@@ -259,6 +295,9 @@ impl Drop for TestServer {
     fn drop(&mut self) {
         self.handle.shutdown();
         let _ = self.done.recv_timeout(TIMEOUT);
+        if let Some(dir) = &self.data {
+            let _ = std::fs::remove_dir_all(dir);
+        }
     }
 }
 

@@ -26,8 +26,12 @@ pub(super) fn apply<M: Mailbox>(client: &mut ClientState, text: &str, turn: &mut
         .chat(room, client.member(turn.mailbox), &text, &chat, turn.out)
     {
         Ok(recipients) => client.fanout = recipients,
-        // Only if the broker lost the room under us; the client is in none now.
-        Err(BrokerError::NoSuchRoom) => client.room = None,
+        // The client was put out (a kick, a ban) or the room lost under it: it is in
+        // none now, and told so as if it had known.
+        Err(BrokerError::NoSuchRoom) => {
+            client.room = None;
+            client.system(turn, texts::NOT_IN_ROOM);
+        }
         Err(_) => client.system(turn, texts::UNAVAILABLE),
     }
 }

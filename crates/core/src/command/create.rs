@@ -52,13 +52,15 @@ pub(super) fn finish<M: Mailbox>(
         Err(
             BrokerError::NoSuchRoom
             | BrokerError::NameTaken
+            | BrokerError::NameRegistered
             | BrokerError::Unavailable
             | BrokerError::BadCredentials
             | BrokerError::Throttled
             | BrokerError::NotOwner
             | BrokerError::NoSuchMember
             | BrokerError::Ignored
-            | BrokerError::TooMany,
+            | BrokerError::TooMany
+            | BrokerError::Banned { .. },
         ) => {
             client.system(turn, texts::UNAVAILABLE);
         }

@@ -6,7 +6,7 @@
 use chat_proto::Response;
 
 use crate::encoded::Encoded;
-use crate::features::{ACCOUNTS, DIRECT, Features, RESUME, ROOMS, SERVER};
+use crate::features::{ACCOUNTS, DIRECT, Features, MODERATION, RESUME, ROOMS, SERVER};
 use crate::mailbox::Mailbox;
 use crate::state::{ClientState, Turn};
 use crate::texts;
@@ -22,7 +22,8 @@ pub(super) fn apply<M: Mailbox>(
     match turn.broker.listing_watch() {
         Some(watch) if agreed.has(ROOMS) && !client.unreachable => {
             let current = turn.broker.listing().ok();
-            watch.watch(client.id, turn.mailbox, client.format, current);
+            let topics = agreed.has(MODERATION) && turn.broker.offers_moderation();
+            watch.watch(client.id, turn.mailbox, client.format, topics, current);
         }
         Some(watch) => watch.unwatch(client.id),
         None => agreed = agreed.without(ROOMS),
@@ -36,6 +37,9 @@ pub(super) fn apply<M: Mailbox>(
     }
     if !turn.broker.offers_direct() {
         agreed = agreed.without(DIRECT);
+    }
+    if !turn.broker.offers_moderation() {
+        agreed = agreed.without(MODERATION);
     }
     client.features = agreed;
     // A client listed under its name is now reached in the form it asked for.

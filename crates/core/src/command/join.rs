@@ -33,6 +33,9 @@ pub(super) fn finish<M: Mailbox>(
     match outcome {
         Ok(()) => client.room = Some(room),
         Err(BrokerError::NoSuchRoom) => client.system(turn, texts::NO_SUCH_ROOM),
+        Err(BrokerError::Banned { minutes_left }) => {
+            client.system(turn, &texts::join_banned(minutes_left));
+        }
         Err(_) => client.system(turn, texts::UNAVAILABLE),
     }
     Outcome::Continue

@@ -24,6 +24,7 @@ mod hello;
 mod history;
 mod join;
 mod leave;
+mod moderate;
 mod name;
 mod rooms;
 mod shutdown;
@@ -40,6 +41,15 @@ pub(crate) fn dispatch<M: Mailbox>(
     request: Request,
     turn: &mut Turn<'_, M>,
 ) -> Outcome {
+    // A member can be put out of its room by someone else (a kick, a ban): the
+    // broker is the truth, asked before anything that depends on the room. (A chat
+    // asks by itself: the broker refuses a non-member's chat.)
+    if let Some(room) = client.room
+        && !matches!(request, Request::Chat { .. })
+        && !turn.broker.is_member(room, client.id)
+    {
+        client.room = None;
+    }
     match request {
         Request::Name { name } => return name::apply(client, name, turn),
         Request::Rooms => rooms::apply(client, turn),
@@ -62,6 +72,13 @@ pub(crate) fn dispatch<M: Mailbox>(
         Request::Resume { name, token } => return account::resume(client, &name, &token, turn),
         Request::Direct { name, text } => return direct::send(client, &name, &text, turn),
         Request::Ignore { name, ignore } => return direct::ignore(client, &name, ignore, turn),
+        Request::Op { name, op } => return moderate::op(client, &name, op, turn),
+        Request::Owner { name } => return moderate::owner(client, &name, turn),
+        Request::Kick { name, reason } => return moderate::kick(client, &name, &reason, turn),
+        Request::Ban { name, minutes, ban } => {
+            return moderate::ban(client, &name, minutes, ban, turn);
+        }
+        Request::Topic { text } => return moderate::topic(client, &text, turn),
     }
     Outcome::Continue
 }
@@ -85,6 +102,10 @@ pub(crate) fn finish<M: Mailbox>(
         Awaiting::Login { key } => account::logged_in(client, key, done, turn),
         Awaiting::Resume { key, token } => account::resumed(client, key, token, done, turn),
         Awaiting::ChangePassword => account::password_changed(client, done, turn),
+        Awaiting::Moderate => {
+            moderate::finish(client, done, turn);
+            Outcome::Continue
+        }
         Awaiting::Ignore { name, on } => {
             direct::ignored(client, &name, on, outcome.map(|changed| changed == 1), turn);
             Outcome::Continue

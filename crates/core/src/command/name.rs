@@ -52,6 +52,10 @@ pub(super) fn claimed<M: Mailbox>(
             client.system(turn, texts::NAME_TAKEN);
             return Outcome::Continue;
         }
+        Err(BrokerError::NameRegistered) => {
+            client.system(turn, texts::NAME_REGISTERED);
+            return Outcome::Continue;
+        }
         Err(_) => {
             client.system(turn, texts::UNAVAILABLE);
             return Outcome::Continue;

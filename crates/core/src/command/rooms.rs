@@ -13,7 +13,8 @@ pub(super) fn apply<M: Mailbox>(client: &mut ClientState, turn: &mut Turn<'_, M>
         Ok(listing) => listing,
         Err(_) => return client.system(turn, texts::UNAVAILABLE),
     };
-    for message in listing.messages(client.format) {
+    let topics = client.features.has(crate::features::MODERATION);
+    for message in listing.messages(client.format, topics) {
         turn.out.send(turn.mailbox, client.format, message);
     }
 }

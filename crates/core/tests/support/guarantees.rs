@@ -92,7 +92,8 @@ pub(crate) fn classify(response: &Response<'_>) -> Seen {
         | Response::Hello { .. }
         | Response::History { .. }
         | Response::Session { .. }
-        | Response::Direct { .. } => {
+        | Response::Direct { .. }
+        | Response::Topic { .. } => {
             return Seen::Reply;
         }
         Response::SystemMessage { text } => text.as_ref(),

@@ -59,6 +59,16 @@ struct Envelope<'a> {
     expires: Option<Field<'a>>,
     ignore: Option<Value>,
     outgoing: Option<Value>,
+    op: Option<Value>,
+    #[serde(borrow)]
+    reason: Option<Field<'a>>,
+    #[serde(borrow)]
+    minutes: Option<Field<'a>>,
+    ban: Option<Value>,
+    #[serde(borrow)]
+    topic: Option<Field<'a>>,
+    #[serde(borrow)]
+    by: Option<Field<'a>>,
 }
 
 /// One key's value, kept only as far as a message needs it: a string (borrowed from
@@ -160,6 +170,18 @@ fn string_field<'a>(
             field,
             expected: "문자열",
         }),
+    }
+}
+
+/// An optional string: absent (or `null`) is empty, as protobuf's default.
+fn optional_string_field<'a>(
+    value: Option<Field<'a>>,
+    message: &'static str,
+    field: &'static str,
+) -> Result<Cow<'a, str>, DecodeError> {
+    match value {
+        None => Ok(Cow::Borrowed("")),
+        value => string_field(value, message, field),
     }
 }
 
@@ -275,6 +297,28 @@ pub(super) fn decode_request(payload: &[u8]) -> Result<Request, DecodeError> {
             name: string_field(envelope.name, message, "name")?.into_owned(),
             ignore: bool_field(envelope.ignore, message, "ignore")?,
         },
+        RequestKind::Op => Request::Op {
+            name: string_field(envelope.name, message, "name")?.into_owned(),
+            op: bool_field(envelope.op, message, "op")?,
+        },
+        RequestKind::Owner => Request::Owner {
+            name: string_field(envelope.name, message, "name")?.into_owned(),
+        },
+        RequestKind::Kick => Request::Kick {
+            name: string_field(envelope.name, message, "name")?.into_owned(),
+            reason: optional_string_field(envelope.reason, message, "reason")?.into_owned(),
+        },
+        RequestKind::Ban => Request::Ban {
+            name: string_field(envelope.name, message, "name")?.into_owned(),
+            minutes: envelope
+                .minutes
+                .map(|m| integer_field(Some(m), message, "minutes"))
+                .transpose()?,
+            ban: bool_field(envelope.ban, message, "ban")?,
+        },
+        RequestKind::Topic => Request::Topic {
+            text: string_field(envelope.text, message, "text")?.into_owned(),
+        },
     })
 }
 
@@ -343,6 +387,11 @@ pub(super) fn decode_response(payload: &[u8]) -> Result<Response<'_>, DecodeErro
             text: string_field(envelope.text, "SCDirect", "text")?,
             time: integer_field(envelope.time, "SCDirect", "time")?,
             outgoing: bool_field(envelope.outgoing, "SCDirect", "outgoing")?,
+        },
+        "SCTopic" => Response::Topic {
+            room_id: integer_field(envelope.room_id, "SCTopic", "roomId")?,
+            topic: string_field(envelope.topic, "SCTopic", "topic")?,
+            by: optional_string_field(envelope.by, "SCTopic", "by")?,
         },
         _ => return Err(DecodeError::UnknownType(kind.into_owned())),
     })
@@ -429,10 +478,18 @@ fn decode_rooms(value: Option<Value>) -> Result<Vec<RoomInfo>, DecodeError> {
                 }
                 Some(_) => return Err(wrong("members", "문자열의 배열")),
             };
+            // Optional (the `moderation` extension): absent is none, but a `null` here
+            // is a wrong type like any other nested one.
+            let topic = room
+                .remove("topic")
+                .map(|topic| string_field(nested_field(Some(topic)), MESSAGE, "topic"))
+                .transpose()?
+                .map(Cow::into_owned);
             Ok(RoomInfo {
                 room_id,
                 title,
                 members,
+                topic,
             })
         })
         .collect()
@@ -546,6 +603,23 @@ pub(super) fn encode_request(request: &Request, out: &mut Vec<u8>) {
             string_member(out, "name", name, Escape::Ascii);
             out.extend_from_slice(format!(", \"ignore\": {ignore}").as_bytes());
         }
+        Request::Op { name, op } => {
+            string_member(out, "name", name, Escape::Ascii);
+            out.extend_from_slice(format!(", \"op\": {op}").as_bytes());
+        }
+        Request::Owner { name } => string_member(out, "name", name, Escape::Ascii),
+        Request::Kick { name, reason } => {
+            string_member(out, "name", name, Escape::Ascii);
+            string_member(out, "reason", reason, Escape::Ascii);
+        }
+        Request::Ban { name, minutes, ban } => {
+            string_member(out, "name", name, Escape::Ascii);
+            if let Some(minutes) = minutes {
+                out.extend_from_slice(format!(", \"minutes\": {minutes}").as_bytes());
+            }
+            out.extend_from_slice(format!(", \"ban\": {ban}").as_bytes());
+        }
+        Request::Topic { text } => string_member(out, "text", text, Escape::Ascii),
         Request::ChangePassword { old, new } => {
             string_member(out, "old", old, Escape::Ascii);
             string_member(out, "new", new, Escape::Ascii);
@@ -586,7 +660,12 @@ pub(super) fn encode_response(response: &Response<'_>, out: &mut Vec<u8>) {
                     }
                     write_string(out, member, Escape::Utf8);
                 }
-                out.extend_from_slice(b"]}");
+                out.push(b']');
+                // Only when set, so a listing without topics keeps its old bytes.
+                if let Some(topic) = &room.topic {
+                    string_member(out, "topic", topic, Escape::Utf8);
+                }
+                out.push(b'}');
             }
             out.push(b']');
         }
@@ -609,6 +688,11 @@ pub(super) fn encode_response(response: &Response<'_>, out: &mut Vec<u8>) {
             out.extend_from_slice(
                 format!(", \"time\": {time}, \"outgoing\": {outgoing}").as_bytes(),
             );
+        }
+        Response::Topic { room_id, topic, by } => {
+            out.extend_from_slice(format!(", \"roomId\": {room_id}").as_bytes());
+            string_member(out, "topic", topic, Escape::Utf8);
+            string_member(out, "by", by, Escape::Utf8);
         }
         Response::TimedChat {
             member,

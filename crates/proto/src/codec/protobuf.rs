@@ -71,6 +71,18 @@ pub enum MessageType {
     CsIgnore = 22,
     /// `SC_DIRECT`: the body is an [`ScDirect`] (the `direct` extension).
     ScDirect = 23,
+    /// `CS_OP`: the body is a [`CsOp`] (the `moderation` extension).
+    CsOp = 24,
+    /// `CS_OWNER`: the body is a [`CsOwner`] (the `moderation` extension).
+    CsOwner = 25,
+    /// `CS_KICK`: the body is a [`CsKick`] (the `moderation` extension).
+    CsKick = 26,
+    /// `CS_BAN`: the body is a [`CsBan`] (the `moderation` extension).
+    CsBan = 27,
+    /// `CS_TOPIC`: the body is a [`CsTopic`] (the `moderation` extension).
+    CsTopic = 28,
+    /// `SC_TOPIC`: the body is an [`ScTopic`] (the `moderation` extension).
+    ScTopic = 29,
 }
 
 /// `mju.Type`: the frame in front of every body.
@@ -178,6 +190,9 @@ pub struct ScRoomInfo {
     /// Member names in join order.
     #[prost(string, repeated, tag = "3")]
     pub members: Vec<String>,
+    /// The room's topic (the `moderation` extension; absent when none).
+    #[prost(string, optional, tag = "4")]
+    pub topic: Option<String>,
 }
 
 /// `mju.SCRoomsResult`.
@@ -266,6 +281,72 @@ pub struct ScDirect {
     pub outgoing: Option<bool>,
 }
 
+/// `mju.CSOp`.
+#[derive(Clone, PartialEq, Message)]
+pub struct CsOp {
+    /// The account (required).
+    #[prost(string, optional, tag = "1")]
+    pub name: Option<String>,
+    /// Make it an operator (true) or stop (false; absent reads as false).
+    #[prost(bool, optional, tag = "2")]
+    pub op: Option<bool>,
+}
+
+/// `mju.CSOwner`.
+#[derive(Clone, PartialEq, Message)]
+pub struct CsOwner {
+    /// The new owner (required).
+    #[prost(string, optional, tag = "1")]
+    pub name: Option<String>,
+}
+
+/// `mju.CSKick`.
+#[derive(Clone, PartialEq, Message)]
+pub struct CsKick {
+    /// Who goes (required).
+    #[prost(string, optional, tag = "1")]
+    pub name: Option<String>,
+    /// Why (absent reads as empty).
+    #[prost(string, optional, tag = "2")]
+    pub reason: Option<String>,
+}
+
+/// `mju.CSBan`.
+#[derive(Clone, PartialEq, Message)]
+pub struct CsBan {
+    /// Who (required).
+    #[prost(string, optional, tag = "1")]
+    pub name: Option<String>,
+    /// For how many minutes (absent: until lifted).
+    #[prost(int64, optional, tag = "2")]
+    pub minutes: Option<i64>,
+    /// Ban (true) or lift the ban (false; absent reads as false).
+    #[prost(bool, optional, tag = "3")]
+    pub ban: Option<bool>,
+}
+
+/// `mju.CSTopic`.
+#[derive(Clone, PartialEq, Message)]
+pub struct CsTopic {
+    /// The topic (required).
+    #[prost(string, optional, tag = "1")]
+    pub text: Option<String>,
+}
+
+/// `mju.SCTopic`.
+#[derive(Clone, PartialEq, Message)]
+pub struct ScTopic {
+    /// The room (required).
+    #[prost(int64, optional, tag = "1")]
+    pub room_id: Option<i64>,
+    /// The topic (required).
+    #[prost(string, optional, tag = "2")]
+    pub topic: Option<String>,
+    /// Who set it (absent reads as empty: sent on entry).
+    #[prost(string, optional, tag = "3")]
+    pub by: Option<String>,
+}
+
 /// `mju.CSHistory`.
 #[derive(Clone, PartialEq, Message)]
 pub struct CsHistory {
@@ -343,6 +424,12 @@ fn type_name(kind: i32) -> &'static str {
         Ok(MessageType::CsDirect) => "CSDirect",
         Ok(MessageType::CsIgnore) => "CSIgnore",
         Ok(MessageType::ScDirect) => "SCDirect",
+        Ok(MessageType::CsOp) => "CSOp",
+        Ok(MessageType::CsOwner) => "CSOwner",
+        Ok(MessageType::CsKick) => "CSKick",
+        Ok(MessageType::CsBan) => "CSBan",
+        Ok(MessageType::CsTopic) => "CSTopic",
+        Ok(MessageType::ScTopic) => "SCTopic",
         Err(_) => "?",
     }
 }
@@ -456,6 +543,37 @@ pub(super) fn decode_request(kind: i32, payload: &[u8]) -> Result<Request, Decod
                 ignore: m.ignore.unwrap_or(false),
             }
         }
+        // `op` is optional in the schema; absent means false (`/deop`).
+        MessageType::CsOp => {
+            let m = body::<CsOp>(kind, payload)?;
+            Request::Op {
+                name: required(m.name, kind, "name")?,
+                op: m.op.unwrap_or(false),
+            }
+        }
+        MessageType::CsOwner => Request::Owner {
+            name: required(body::<CsOwner>(kind, payload)?.name, kind, "name")?,
+        },
+        // `reason` is optional in the schema; absent means none (empty).
+        MessageType::CsKick => {
+            let m = body::<CsKick>(kind, payload)?;
+            Request::Kick {
+                name: required(m.name, kind, "name")?,
+                reason: m.reason.unwrap_or_default(),
+            }
+        }
+        // `minutes` absent: until lifted; `ban` absent means false (`/unban`).
+        MessageType::CsBan => {
+            let m = body::<CsBan>(kind, payload)?;
+            Request::Ban {
+                name: required(m.name, kind, "name")?,
+                minutes: m.minutes,
+                ban: m.ban.unwrap_or(false),
+            }
+        }
+        MessageType::CsTopic => Request::Topic {
+            text: required(body::<CsTopic>(kind, payload)?.text, kind, "text")?,
+        },
         MessageType::CsHistory => {
             let m = body::<CsHistory>(kind, payload)?;
             Request::History {
@@ -469,7 +587,8 @@ pub(super) fn decode_request(kind: i32, payload: &[u8]) -> Result<Request, Decod
         | MessageType::ScHello
         | MessageType::ScHistory
         | MessageType::ScSession
-        | MessageType::ScDirect => {
+        | MessageType::ScDirect
+        | MessageType::ScTopic => {
             return Err(DecodeError::UnknownType(format!(
                 "{kind} ({})",
                 type_name(kind)
@@ -528,6 +647,7 @@ pub(super) fn decode_response(kind: i32, payload: &[u8]) -> Result<Response<'sta
                         room_id: required(r.room_id, kind, "roomId")?.into(),
                         title: r.title.unwrap_or_default(),
                         members: r.members,
+                        topic: r.topic,
                     })
                 })
                 .collect::<Result<_, DecodeError>>()?;
@@ -554,6 +674,14 @@ pub(super) fn decode_response(kind: i32, payload: &[u8]) -> Result<Response<'sta
                 text: required(m.text, kind, "text")?.into(),
                 time: required(m.time, kind, "time")?,
                 outgoing: m.outgoing.unwrap_or(false),
+            })
+        }
+        Ok(MessageType::ScTopic) => {
+            let m = body::<ScTopic>(kind, payload)?;
+            Ok(Response::Topic {
+                room_id: required(m.room_id, kind, "roomId")?,
+                topic: required(m.topic, kind, "topic")?.into(),
+                by: m.by.unwrap_or_default().into(),
             })
         }
         _ => Err(DecodeError::UnknownType(kind.to_string())),
@@ -638,6 +766,55 @@ pub(super) fn encode_request(request: &Request, out: &mut Vec<u8>) -> Result<(),
                 &CsIgnore {
                     name: Some(name.clone()),
                     ignore: Some(*ignore),
+                },
+                out,
+            )
+        }
+        Request::Op { name, op } => {
+            type_frame(MessageType::CsOp, out);
+            prost_frame(
+                &CsOp {
+                    name: Some(name.clone()),
+                    op: Some(*op),
+                },
+                out,
+            )
+        }
+        Request::Owner { name } => {
+            type_frame(MessageType::CsOwner, out);
+            prost_frame(
+                &CsOwner {
+                    name: Some(name.clone()),
+                },
+                out,
+            )
+        }
+        Request::Kick { name, reason } => {
+            type_frame(MessageType::CsKick, out);
+            prost_frame(
+                &CsKick {
+                    name: Some(name.clone()),
+                    reason: Some(reason.clone()),
+                },
+                out,
+            )
+        }
+        Request::Ban { name, minutes, ban } => {
+            type_frame(MessageType::CsBan, out);
+            prost_frame(
+                &CsBan {
+                    name: Some(name.clone()),
+                    minutes: *minutes,
+                    ban: Some(*ban),
+                },
+                out,
+            )
+        }
+        Request::Topic { text } => {
+            type_frame(MessageType::CsTopic, out);
+            prost_frame(
+                &CsTopic {
+                    text: Some(text.clone()),
                 },
                 out,
             )
@@ -743,6 +920,8 @@ pub(super) fn encode_response(
                     room_id: Some(saturate_i32(room.room_id)),
                     title: Some(room.title.clone()),
                     members: room.members.clone(),
+                    // Only when set, so a listing without topics keeps its old bytes.
+                    topic: room.topic.clone(),
                 })
                 .collect();
             prost_frame(&ScRoomsResult { rooms }, out)
@@ -815,6 +994,15 @@ pub(super) fn encode_response(
                 outgoing: Some(*outgoing),
             };
             prost_frame(&direct, out)
+        }
+        Response::Topic { room_id, topic, by } => {
+            type_frame(MessageType::ScTopic, out);
+            let topic = ScTopic {
+                room_id: Some(*room_id),
+                topic: Some(topic.to_string()),
+                by: Some(by.to_string()),
+            };
+            prost_frame(&topic, out)
         }
     }
 }

@@ -84,6 +84,51 @@ fn every_request() -> Vec<Request> {
             name: String::new(),
             ignore: false,
         },
+        Request::Op {
+            name: "홍길동".into(),
+            op: true,
+        },
+        Request::Op {
+            name: "bob".into(),
+            op: false,
+        },
+        Request::Owner {
+            name: "홍길동".into(),
+        },
+        Request::Kick {
+            name: "홍길동".into(),
+            reason: "도배 😀 \"x\"".into(),
+        },
+        Request::Kick {
+            name: "bob".into(),
+            reason: String::new(),
+        },
+        Request::Ban {
+            name: "홍길동".into(),
+            minutes: Some(30),
+            ban: true,
+        },
+        Request::Ban {
+            name: "bob".into(),
+            minutes: None,
+            ban: true,
+        },
+        Request::Ban {
+            name: "bob".into(),
+            minutes: Some(i64::MIN),
+            ban: false,
+        },
+        Request::Ban {
+            name: "bob".into(),
+            minutes: None,
+            ban: false,
+        },
+        Request::Topic {
+            text: "주제 😀 \"quoted\" \\ \t".into(),
+        },
+        Request::Topic {
+            text: String::new(),
+        },
     ]
 }
 
@@ -137,11 +182,13 @@ fn json_responses_are_raw_utf8() {
                 room_id: 1,
                 title: "t".into(),
                 members: vec!["a".into(), "b".into()],
+                topic: None,
             },
             RoomInfo {
                 room_id: 2,
                 title: "u".into(),
                 members: vec![],
+                topic: None,
             },
         ],
     };
@@ -472,7 +519,30 @@ fn responses_round_trip_in_both_formats() {
                 room_id: 7,
                 title: "방".into(),
                 members: vec!["a".into(), "b c".into()],
+                topic: None,
             }],
+        },
+        Response::RoomsResult {
+            rooms: vec![
+                RoomInfo {
+                    room_id: 7,
+                    title: "방".into(),
+                    members: vec!["a".into()],
+                    topic: Some("주제 😀 \"x\"\t".into()),
+                },
+                RoomInfo {
+                    room_id: 8,
+                    title: String::new(),
+                    members: vec![],
+                    topic: Some(String::new()),
+                },
+                RoomInfo {
+                    room_id: 9,
+                    title: "없음".into(),
+                    members: vec![],
+                    topic: None,
+                },
+            ],
         },
         Response::Direct {
             member: "홍길동".into(),
@@ -485,6 +555,16 @@ fn responses_round_trip_in_both_formats() {
             text: String::new().into(),
             time: -1,
             outgoing: true,
+        },
+        Response::Topic {
+            room_id: 7,
+            topic: "주제 😀 \"x\"\t".into(),
+            by: "홍길동".into(),
+        },
+        Response::Topic {
+            room_id: i64::MIN,
+            topic: String::new().into(),
+            by: String::new().into(),
         },
     ];
     for format in WireFormat::ALL {
@@ -590,6 +670,8 @@ proptest! {
 fn message_type_numbers_match_the_schema() {
     assert_eq!(MessageType::CsName as i32, 0);
     assert_eq!(MessageType::ScSystemMessage as i32, 9);
+    assert_eq!(MessageType::CsOp as i32, 24);
+    assert_eq!(MessageType::ScTopic as i32, 29);
 }
 
 #[test]
@@ -1144,4 +1226,664 @@ fn direct_protobuf_missing_fields_and_bad_bodies() {
             }),
         ]
     );
+}
+
+/// Encodes `request` in both formats: the JSON bytes must be `json`, the protobuf ones
+/// the `Type` frame of `type_number` then a body frame of `body`; both decode back.
+fn assert_request_bytes(request: &Request, json: &str, type_number: u8, body: &[u8]) {
+    let mut out = Vec::new();
+    encode_request(WireFormat::Json, request, &mut out).unwrap();
+    assert_eq!(String::from_utf8_lossy(&out[2..]), json, "{request:?}");
+    assert_eq!(
+        decode_all_requests(None, &out),
+        [Ok(request.clone())],
+        "{json}"
+    );
+    out.clear();
+    encode_request(WireFormat::Protobuf, request, &mut out).unwrap();
+    let mut want = vec![0, 2, 0x08, type_number];
+    want.extend_from_slice(&frame_of(body));
+    assert_eq!(out, want, "{request:?}");
+    assert_eq!(
+        decode_all_requests(None, &out),
+        [Ok(request.clone())],
+        "{request:?}"
+    );
+}
+
+/// `tag`, then a length-delimited string field's length and bytes.
+fn pb_string(tag: u8, value: &str) -> Vec<u8> {
+    let mut out = vec![tag, u8::try_from(value.len()).unwrap()];
+    out.extend_from_slice(value.as_bytes());
+    out
+}
+
+#[test]
+fn moderation_requests_exact_bytes_in_both_formats() {
+    for (op, flag) in [(true, 1), (false, 0)] {
+        let mut body = pb_string(0x0a, "bob");
+        // An optional bool set either way is written (0x10 = field 2, varint).
+        body.extend_from_slice(&[0x10, flag]);
+        assert_request_bytes(
+            &Request::Op {
+                name: "bob".into(),
+                op,
+            },
+            &format!(r#"{{"type": "CSOp", "name": "bob", "op": {op}}}"#),
+            24,
+            &body,
+        );
+    }
+
+    assert_request_bytes(
+        &Request::Owner { name: "김".into() },
+        r#"{"type": "CSOwner", "name": "\uae40"}"#,
+        25,
+        &pb_string(0x0a, "김"),
+    );
+
+    // A reason is always written, an empty one too (as CSCreateRoom's title).
+    for (reason, json) in [
+        (
+            "도배 \"x\"",
+            r#"{"type": "CSKick", "name": "bob", "reason": "\ub3c4\ubc30 \"x\""}"#,
+        ),
+        ("", r#"{"type": "CSKick", "name": "bob", "reason": ""}"#),
+    ] {
+        let mut body = pb_string(0x0a, "bob");
+        body.extend_from_slice(&pb_string(0x12, reason));
+        assert_request_bytes(
+            &Request::Kick {
+                name: "bob".into(),
+                reason: reason.into(),
+            },
+            json,
+            26,
+            &body,
+        );
+    }
+
+    // `minutes` only when given (as CSHistory's count); `ban` always. Field 2 is a
+    // varint (0x10), field 3 too (0x18); -1 is a ten-byte varint.
+    let cases: [(Option<i64>, bool, &str, &[u8]); 4] = [
+        (
+            Some(30),
+            true,
+            r#"{"type": "CSBan", "name": "bob", "minutes": 30, "ban": true}"#,
+            &[0x10, 30, 0x18, 1],
+        ),
+        (
+            None,
+            true,
+            r#"{"type": "CSBan", "name": "bob", "ban": true}"#,
+            &[0x18, 1],
+        ),
+        (
+            None,
+            false,
+            r#"{"type": "CSBan", "name": "bob", "ban": false}"#,
+            &[0x18, 0],
+        ),
+        (
+            Some(-1),
+            true,
+            r#"{"type": "CSBan", "name": "bob", "minutes": -1, "ban": true}"#,
+            &[
+                0x10, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01, 0x18, 1,
+            ],
+        ),
+    ];
+    for (minutes, ban, json, tail) in cases {
+        let mut body = pb_string(0x0a, "bob");
+        body.extend_from_slice(tail);
+        assert_request_bytes(
+            &Request::Ban {
+                name: "bob".into(),
+                minutes,
+                ban,
+            },
+            json,
+            27,
+            &body,
+        );
+    }
+
+    assert_request_bytes(
+        &Request::Topic {
+            text: "주제".into(),
+        },
+        r#"{"type": "CSTopic", "text": "\uc8fc\uc81c"}"#,
+        28,
+        &pb_string(0x0a, "주제"),
+    );
+}
+
+#[test]
+fn topic_exact_bytes_in_both_formats() {
+    for (by, json) in [
+        (
+            "가",
+            r#"{"type": "SCTopic", "roomId": 3, "topic": "\"주제\"", "by": "가"}"#,
+        ),
+        // On entry: nobody set it just now; `by` is still written, empty.
+        (
+            "",
+            r#"{"type": "SCTopic", "roomId": 3, "topic": "\"주제\"", "by": ""}"#,
+        ),
+    ] {
+        let answer = Response::Topic {
+            room_id: 3,
+            topic: "\"주제\"".into(),
+            by: by.into(),
+        };
+        let mut out = Vec::new();
+        encode_response(WireFormat::Json, &answer, &mut out).unwrap();
+        assert_eq!(String::from_utf8_lossy(&out[2..]), json);
+        assert_eq!(
+            decode_all_responses(WireFormat::Json, &out),
+            [Ok(answer.clone())]
+        );
+
+        out.clear();
+        encode_response(WireFormat::Protobuf, &answer, &mut out).unwrap();
+        let mut body = vec![0x08, 3];
+        body.extend_from_slice(&pb_string(0x12, "\"주제\""));
+        body.extend_from_slice(&pb_string(0x1a, by));
+        let mut want = vec![0, 2, 0x08, 29];
+        want.extend_from_slice(&frame_of(&body));
+        assert_eq!(out, want);
+        let theirs = pb::ScTopic {
+            room_id: Some(3),
+            topic: Some("\"주제\"".into()),
+            by: Some(by.into()),
+        }
+        .encode_to_vec();
+        assert_eq!(&out[4..], &frame_of(&theirs)[..]);
+        assert_eq!(
+            decode_all_responses(WireFormat::Protobuf, &out),
+            [Ok(answer)]
+        );
+    }
+
+    // roomId is an int64 on the wire: no saturation, negative ids are ten-byte varints.
+    let far = Response::Topic {
+        room_id: -9_000_000_000,
+        topic: "t".into(),
+        by: "b".into(),
+    };
+    for format in WireFormat::ALL {
+        let mut out = Vec::new();
+        encode_response(format, &far, &mut out).unwrap();
+        assert_eq!(decode_all_responses(format, &out), [Ok(far.clone())]);
+    }
+
+    // A JSON SCTopic's strings borrow from the frame, as an SCChat's do.
+    let Ok(Response::Topic { topic, by, .. }) = json::decode_response(
+        br#"{"type": "SCTopic", "roomId": 1, "topic": "hello", "by": "kim"}"#,
+    ) else {
+        panic!("a topic decodes");
+    };
+    assert!(matches!(topic, Cow::Borrowed("hello")), "{topic:?}");
+    assert!(matches!(by, Cow::Borrowed("kim")), "{by:?}");
+}
+
+#[test]
+fn rooms_without_topics_keep_their_bytes_and_topics_are_added_only_when_set() {
+    let room = |room_id, title: &str, members: &[&str], topic: Option<&str>| RoomInfo {
+        room_id,
+        title: title.into(),
+        members: members.iter().map(|m| (*m).to_owned()).collect(),
+        topic: topic.map(str::to_owned),
+    };
+    // The listing's bytes before the `moderation` extension, in both formats.
+    let plain = Response::RoomsResult {
+        rooms: vec![room(1, "t", &["a", "b"], None), room(2, "u", &[], None)],
+    };
+    let mut out = Vec::new();
+    encode_response(WireFormat::Json, &plain, &mut out).unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out[2..]),
+        r#"{"type": "SCRoomsResult", "rooms": [{"roomId": 1, "title": "t", "members": ["a", "b"]}, {"roomId": 2, "title": "u", "members": []}]}"#
+    );
+    assert_eq!(
+        decode_all_responses(WireFormat::Json, &out),
+        [Ok(plain.clone())]
+    );
+    out.clear();
+    encode_response(WireFormat::Protobuf, &plain, &mut out).unwrap();
+    #[rustfmt::skip]
+    let want = [
+        0, 2, 0x08, 7, // Type frame: SC_ROOMS_RESULT
+        0, 20, // body frame
+        0x0a, 11, 0x08, 1, 0x12, 1, b't', 0x1a, 1, b'a', 0x1a, 1, b'b', // rooms[0]
+        0x0a, 5, 0x08, 2, 0x12, 1, b'u', // rooms[1]
+    ];
+    assert_eq!(out, want);
+    assert_eq!(
+        decode_all_responses(WireFormat::Protobuf, &out),
+        [Ok(plain)]
+    );
+
+    // With a topic: the key (field 4) after the members, on that room only.
+    let topical = Response::RoomsResult {
+        rooms: vec![
+            room(1, "t", &["a", "b"], Some("주제")),
+            room(2, "u", &[], None),
+        ],
+    };
+    out.clear();
+    encode_response(WireFormat::Json, &topical, &mut out).unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out[2..]),
+        r#"{"type": "SCRoomsResult", "rooms": [{"roomId": 1, "title": "t", "members": ["a", "b"], "topic": "주제"}, {"roomId": 2, "title": "u", "members": []}]}"#
+    );
+    assert_eq!(
+        decode_all_responses(WireFormat::Json, &out),
+        [Ok(topical.clone())]
+    );
+    out.clear();
+    encode_response(WireFormat::Protobuf, &topical, &mut out).unwrap();
+    let mut want = vec![0, 2, 0x08, 7, 0, 28, 0x0a, 19];
+    want.extend_from_slice(&[0x08, 1, 0x12, 1, b't', 0x1a, 1, b'a', 0x1a, 1, b'b']);
+    want.extend_from_slice(&pb_string(0x22, "주제"));
+    want.extend_from_slice(&[0x0a, 5, 0x08, 2, 0x12, 1, b'u']);
+    assert_eq!(out, want);
+    assert_eq!(
+        decode_all_responses(WireFormat::Protobuf, &out),
+        [Ok(topical)]
+    );
+
+    // An empty topic that is set is still set: written, and read back as Some("").
+    let empty = Response::RoomsResult {
+        rooms: vec![room(3, "v", &[], Some(""))],
+    };
+    for format in WireFormat::ALL {
+        out.clear();
+        encode_response(format, &empty, &mut out).unwrap();
+        assert_eq!(decode_all_responses(format, &out), [Ok(empty.clone())]);
+    }
+    out.clear();
+    encode_response(WireFormat::Json, &empty, &mut out).unwrap();
+    assert_eq!(
+        &out[2..],
+        br#"{"type": "SCRoomsResult", "rooms": [{"roomId": 3, "title": "v", "members": [], "topic": ""}]}"#
+    );
+
+    // A topic of another type is refused; inside `rooms` a `null` is one too.
+    for value in ["7", "null", "[\"x\"]", "true"] {
+        let payload = format!(
+            r#"{{"type": "SCRoomsResult", "rooms": [{{"roomId": 1, "title": "t", "members": [], "topic": {value}}}]}}"#
+        );
+        assert_eq!(
+            json::decode_response(payload.as_bytes()),
+            Err(DecodeError::WrongFieldType {
+                message: "SCRoomsResult",
+                field: "topic",
+                expected: "문자열",
+            }),
+            "{value}"
+        );
+    }
+}
+
+#[test]
+fn moderation_json_bad_fields_are_explained() {
+    let request =
+        |json: &str| decode_all_requests(Some(WireFormat::Json), &frame_of(json.as_bytes()));
+    let missing = |message, field| DecodeError::MissingField { message, field };
+    let wrong = |message, field, expected| DecodeError::WrongFieldType {
+        message,
+        field,
+        expected,
+    };
+    let bool_text = "true 또는 false";
+    let cases = [
+        (r#"{"type": "CSOp", "op": true}"#, missing("CSOp", "name")),
+        (
+            r#"{"type": "CSOp", "name": null, "op": true}"#,
+            missing("CSOp", "name"),
+        ),
+        (
+            r#"{"type": "CSOp", "name": 1, "op": true}"#,
+            wrong("CSOp", "name", "문자열"),
+        ),
+        (
+            r#"{"type": "CSOp", "name": "bob", "op": "true"}"#,
+            wrong("CSOp", "op", bool_text),
+        ),
+        (
+            r#"{"type": "CSOp", "name": "bob", "op": 1}"#,
+            wrong("CSOp", "op", bool_text),
+        ),
+        (r#"{"type": "CSOwner"}"#, missing("CSOwner", "name")),
+        (
+            r#"{"type": "CSOwner", "name": null}"#,
+            missing("CSOwner", "name"),
+        ),
+        (
+            r#"{"type": "CSOwner", "name": ["bob"]}"#,
+            wrong("CSOwner", "name", "문자열"),
+        ),
+        (
+            r#"{"type": "CSKick", "reason": "x"}"#,
+            missing("CSKick", "name"),
+        ),
+        (
+            r#"{"type": "CSKick", "name": {}, "reason": "x"}"#,
+            wrong("CSKick", "name", "문자열"),
+        ),
+        (
+            r#"{"type": "CSKick", "name": "bob", "reason": 5}"#,
+            wrong("CSKick", "reason", "문자열"),
+        ),
+        (
+            r#"{"type": "CSKick", "name": "bob", "reason": false}"#,
+            wrong("CSKick", "reason", "문자열"),
+        ),
+        (
+            r#"{"type": "CSBan", "minutes": 5, "ban": true}"#,
+            missing("CSBan", "name"),
+        ),
+        (
+            r#"{"type": "CSBan", "name": 5, "ban": true}"#,
+            wrong("CSBan", "name", "문자열"),
+        ),
+        (
+            r#"{"type": "CSBan", "name": "bob", "minutes": "30", "ban": true}"#,
+            wrong("CSBan", "minutes", "정수"),
+        ),
+        (
+            r#"{"type": "CSBan", "name": "bob", "minutes": 1.5, "ban": true}"#,
+            wrong("CSBan", "minutes", "정수"),
+        ),
+        (
+            r#"{"type": "CSBan", "name": "bob", "minutes": true, "ban": true}"#,
+            wrong("CSBan", "minutes", "정수"),
+        ),
+        (
+            r#"{"type": "CSBan", "name": "bob", "minutes": [30], "ban": true}"#,
+            wrong("CSBan", "minutes", "정수"),
+        ),
+        (
+            r#"{"type": "CSBan", "name": "bob", "ban": "yes"}"#,
+            wrong("CSBan", "ban", bool_text),
+        ),
+        (
+            r#"{"type": "CSBan", "name": "bob", "ban": 0}"#,
+            wrong("CSBan", "ban", bool_text),
+        ),
+        (r#"{"type": "CSTopic"}"#, missing("CSTopic", "text")),
+        (
+            r#"{"type": "CSTopic", "text": null}"#,
+            missing("CSTopic", "text"),
+        ),
+        (
+            r#"{"type": "CSTopic", "text": 3}"#,
+            wrong("CSTopic", "text", "문자열"),
+        ),
+        // Another message's key does not stand in: CSTopic's line is `text`.
+        (
+            r#"{"type": "CSTopic", "topic": "x"}"#,
+            missing("CSTopic", "text"),
+        ),
+    ];
+    for (json, expected) in cases {
+        assert_eq!(request(json), [Err(expected)], "{json}");
+    }
+    assert_eq!(
+        wrong("CSBan", "minutes", "정수").to_string(),
+        "잘못된 메시지입니다: CSBan 의 minutes 필드는 정수 이어야 합니다."
+    );
+    assert_eq!(
+        wrong("CSOp", "op", bool_text).to_string(),
+        "잘못된 메시지입니다: CSOp 의 op 필드는 true 또는 false 이어야 합니다."
+    );
+
+    // Optional fields absent or null: protobuf's defaults.
+    let lenient = [
+        (
+            r#"{"type": "CSOp", "name": "bob"}"#,
+            Request::Op {
+                name: "bob".into(),
+                op: false,
+            },
+        ),
+        (
+            r#"{"type": "CSOp", "name": "bob", "op": null}"#,
+            Request::Op {
+                name: "bob".into(),
+                op: false,
+            },
+        ),
+        (
+            r#"{"type": "CSKick", "name": "bob"}"#,
+            Request::Kick {
+                name: "bob".into(),
+                reason: String::new(),
+            },
+        ),
+        (
+            r#"{"type": "CSKick", "name": "bob", "reason": null}"#,
+            Request::Kick {
+                name: "bob".into(),
+                reason: String::new(),
+            },
+        ),
+        (
+            r#"{"type": "CSBan", "name": "bob"}"#,
+            Request::Ban {
+                name: "bob".into(),
+                minutes: None,
+                ban: false,
+            },
+        ),
+        (
+            r#"{"type": "CSBan", "name": "bob", "minutes": null, "ban": null}"#,
+            Request::Ban {
+                name: "bob".into(),
+                minutes: None,
+                ban: false,
+            },
+        ),
+        // Any integer, as for the other integers: 30.0 is 30, a huge one saturates.
+        (
+            r#"{"type": "CSBan", "name": "bob", "minutes": 30.0, "ban": true}"#,
+            Request::Ban {
+                name: "bob".into(),
+                minutes: Some(30),
+                ban: true,
+            },
+        ),
+        (
+            r#"{"type": "CSBan", "name": "bob", "minutes": 1e30, "ban": true}"#,
+            Request::Ban {
+                name: "bob".into(),
+                minutes: Some(i64::MAX),
+                ban: true,
+            },
+        ),
+        (
+            r#"{"ban": true, "minutes": 0, "name": "", "type": "CSBan", "x": [1]}"#,
+            Request::Ban {
+                name: String::new(),
+                minutes: Some(0),
+                ban: true,
+            },
+        ),
+    ];
+    for (json, expected) in lenient {
+        assert_eq!(request(json), [Ok(expected)], "{json}");
+    }
+    assert_eq!(
+        request(r#"{"type": "SCTopic", "roomId": 1, "topic": "t"}"#),
+        [Err(DecodeError::UnknownType("SCTopic".into()))]
+    );
+
+    let response = |json: &str| json::decode_response(json.as_bytes()).map(Response::into_owned);
+    let cases = [
+        (
+            r#"{"type": "SCTopic", "topic": "t"}"#,
+            missing("SCTopic", "roomId"),
+        ),
+        (
+            r#"{"type": "SCTopic", "roomId": null, "topic": "t"}"#,
+            missing("SCTopic", "roomId"),
+        ),
+        (
+            r#"{"type": "SCTopic", "roomId": "1", "topic": "t"}"#,
+            wrong("SCTopic", "roomId", "정수"),
+        ),
+        (
+            r#"{"type": "SCTopic", "roomId": 1.5, "topic": "t"}"#,
+            wrong("SCTopic", "roomId", "정수"),
+        ),
+        (
+            r#"{"type": "SCTopic", "roomId": 1}"#,
+            missing("SCTopic", "topic"),
+        ),
+        (
+            r#"{"type": "SCTopic", "roomId": 1, "topic": 2}"#,
+            wrong("SCTopic", "topic", "문자열"),
+        ),
+        (
+            r#"{"type": "SCTopic", "roomId": 1, "topic": "t", "by": 3}"#,
+            wrong("SCTopic", "by", "문자열"),
+        ),
+        (
+            r#"{"type": "SCTopic", "roomId": 1, "topic": "t", "by": true}"#,
+            wrong("SCTopic", "by", "문자열"),
+        ),
+    ];
+    for (json, expected) in cases {
+        assert_eq!(response(json), Err(expected), "{json}");
+    }
+    for json in [
+        r#"{"type": "SCTopic", "roomId": 1, "topic": "t"}"#,
+        r#"{"type": "SCTopic", "roomId": 1, "topic": "t", "by": null}"#,
+    ] {
+        assert_eq!(
+            response(json),
+            Ok(Response::Topic {
+                room_id: 1,
+                topic: "t".into(),
+                by: "".into(),
+            }),
+            "{json}"
+        );
+    }
+}
+
+#[test]
+fn moderation_protobuf_missing_fields_and_bad_bodies() {
+    let mut wire = Vec::new();
+    wire.extend_from_slice(&[0, 2, 8, 24, 0, 0]); // CSOp without name
+    wire.extend_from_slice(&[0, 2, 8, 24]);
+    wire.extend_from_slice(&frame_of(&[0x0a, 1, b'b'])); // CSOp without op: false
+    wire.extend_from_slice(&[0, 2, 8, 25, 0, 0]); // CSOwner without name
+    wire.extend_from_slice(&[0, 2, 8, 26]);
+    wire.extend_from_slice(&frame_of(&[0x12, 1, b'r'])); // CSKick without name
+    wire.extend_from_slice(&[0, 2, 8, 26]);
+    wire.extend_from_slice(&frame_of(&[0x0a, 1, b'b'])); // CSKick without reason: empty
+    wire.extend_from_slice(&[0, 2, 8, 27]);
+    wire.extend_from_slice(&frame_of(&[0x10, 5, 0x18, 1])); // CSBan without name
+    wire.extend_from_slice(&[0, 2, 8, 27]);
+    wire.extend_from_slice(&frame_of(&[0x0a, 1, b'b'])); // CSBan, name only
+    wire.extend_from_slice(&[0, 2, 8, 28, 0, 0]); // CSTopic without text
+    wire.extend_from_slice(&[0, 2, 8, 26]);
+    wire.extend_from_slice(&frame_of(&[0x0a, 1, b'b', 0x12, 1, 0xff])); // a non-UTF-8 reason
+    wire.extend_from_slice(&[0, 2, 8, 27]);
+    wire.extend_from_slice(&frame_of(&[0x0a, 1, b'b', 0x12, 1, b'x'])); // minutes as LEN
+    wire.extend_from_slice(&[0, 2, 8, 29, 0, 0]); // a server-to-client type
+    let got = decode_all_requests(None, &wire);
+    let missing = |message, field| Err(DecodeError::MissingField { message, field });
+    assert_eq!(got.len(), 11);
+    assert_eq!(got[0], missing("CSOp", "name"));
+    assert_eq!(
+        got[1],
+        Ok(Request::Op {
+            name: "b".into(),
+            op: false
+        })
+    );
+    assert_eq!(got[2], missing("CSOwner", "name"));
+    assert_eq!(got[3], missing("CSKick", "name"));
+    assert_eq!(
+        got[4],
+        Ok(Request::Kick {
+            name: "b".into(),
+            reason: String::new()
+        })
+    );
+    assert_eq!(got[5], missing("CSBan", "name"));
+    assert_eq!(
+        got[6],
+        Ok(Request::Ban {
+            name: "b".into(),
+            minutes: None,
+            ban: false
+        })
+    );
+    assert_eq!(got[7], missing("CSTopic", "text"));
+    assert!(
+        matches!(&got[8], Err(DecodeError::InvalidBody { message: "CSKick", detail }) if detail.contains("UTF-8")),
+        "{:?}",
+        got[8]
+    );
+    assert!(
+        matches!(
+            &got[9],
+            Err(DecodeError::InvalidBody {
+                message: "CSBan",
+                ..
+            })
+        ),
+        "{:?}",
+        got[9]
+    );
+    assert_eq!(
+        got[10],
+        Err(DecodeError::UnknownType("29 (SCTopic)".into()))
+    );
+
+    let mut wire = Vec::new();
+    wire.extend_from_slice(&[0, 2, 8, 29]);
+    wire.extend_from_slice(&frame_of(&[0x12, 1, b't', 0x1a, 1, b'b'])); // no roomId
+    wire.extend_from_slice(&[0, 2, 8, 29]);
+    wire.extend_from_slice(&frame_of(&[0x08, 1, 0x1a, 1, b'b'])); // no topic
+    wire.extend_from_slice(&[0, 2, 8, 29]);
+    wire.extend_from_slice(&frame_of(&[0x08, 1, 0x12, 1, b't'])); // no by: empty
+    let got = decode_all_responses(WireFormat::Protobuf, &wire);
+    assert_eq!(
+        got,
+        [
+            Err(DecodeError::MissingField {
+                message: "SCTopic",
+                field: "roomId"
+            }),
+            Err(DecodeError::MissingField {
+                message: "SCTopic",
+                field: "topic"
+            }),
+            Ok(Response::Topic {
+                room_id: 1,
+                topic: "t".into(),
+                by: "".into(),
+            }),
+        ]
+    );
+    // Every new type number reaches the request decoder as a request, and SC_TOPIC
+    // reaches the response decoder as a response: none is left unmatched.
+    for n in 24..=28u8 {
+        let mut wire = vec![0, 2, 8, n];
+        wire.extend_from_slice(&frame_of(&[0x0a, 1, b'x']));
+        assert!(
+            decode_all_requests(None, &wire)[0].is_ok(),
+            "type {n}: {:?}",
+            decode_all_requests(None, &wire)
+        );
+        assert_eq!(
+            decode_all_responses(WireFormat::Protobuf, &wire),
+            [Err(DecodeError::UnknownType(n.to_string()))]
+        );
+    }
 }

@@ -2,7 +2,7 @@
 // WebSocket (/ws), one JSON message of the TCP JSON format per text message
 // (docs/PROTOCOL.md §6.10).
 //
-// What it does: opts in to five extensions with one CSHello per connection (§7):
+// What it does: opts in to six extensions with one CSHello per connection (§7):
 // "rooms", so the room list is pushed when it changes instead of polled (§7.1);
 // "history", so entering a room shows its last chats, marked as earlier ones, and
 // "이전 메시지 더 보기" (or /history more) pages further back (§7.3); "accounts" and
@@ -10,13 +10,15 @@
 // panel logs in, registers the current name, logs out and changes the password, and
 // the login survives a reload or a reconnect (§7.2, §7.4); "direct", so that /msg,
 // /ignore and /unignore work and direct messages show as 귓속말 lines wherever the
-// user is, in a room or not (§7.5). A log that follows new
-// lines unless the user scrolled up (then a "새 메시지" chip); each line's time, the
-// server's when it gives one; a name field and a room list, patched in place, where a
-// click switches rooms; the chosen name and the current room kept in localStorage and
-// restored after a reload or a reconnect, without showing a line twice; an unread
-// count in the tab title while the tab is hidden; a room panel that folds away on a
-// phone. Own chats are shown only once the server has accepted them (see `request`).
+// user is, in a room or not (§7.5); "moderation", so that /op, /deop, /owner, /kick,
+// /ban, /unban and /topic work and the current room's topic is shown (§7.6). A log
+// that follows new lines unless the user scrolled up (then a "새 메시지" chip); each
+// line's time, the server's when it gives one; a name field and a room list, patched
+// in place, where a click switches rooms; the chosen name and the current room kept
+// in localStorage and restored after a reload or a reconnect, without showing a line
+// twice; an unread count in the tab title while the tab is hidden; a room panel that
+// folds away on a phone. Own chats are shown only once the server has accepted them
+// (see `request`).
 //
 // Accounts: the server's SCSession token (never a password) is kept in localStorage
 // as { name, token, expires }; after a (re)connect CSResume with it comes first, before
@@ -36,6 +38,14 @@
 // input. Ignoring is the server's, for this connection only: a reload or a reconnect
 // ends it (the page does not send the list again).
 //
+// Moderation (§7.6): the commands go as typed (the server says who may, and answers
+// each with a system message). The current room's topic (SCTopic, on entry and when
+// it changes) is shown under the room in the header, a change as a line of its own in
+// the log (one's own change only as the server's answer); the room list shows each
+// room's topic under its title. A member kicked (or banned while in the room) is told
+// "[BY] 님이 나를 방에서 내보냈습니다." and is in no room from then on: the page
+// leaves the room state as on /leave, without sending anything.
+//
 // What it does not do: show anything as HTML: everything shown is set with
 // textContent, nothing from the server or a peer is ever parsed as markup.
 "use strict";
@@ -52,7 +62,7 @@ const TITLE = "채팅";
 const POLL_MS = 3000; // only if the server does not push the room list (no "rooms" in SCHello)
 const MAX_LINES = 2000;
 const BOTTOM_SLACK = 24; // px: more than the log's bottom padding, less than a line
-const FEATURES = ["rooms", "history", "accounts", "resume", "direct"]; // asked for once per connection (§7)
+const FEATURES = ["rooms", "history", "accounts", "resume", "direct", "moderation"]; // asked for once per connection (§7)
 const HISTORY_PAGE = 50; // lines per "이전 메시지 더 보기" (the server allows 1 to 200, §7.3)
 const FRAME_MAX = 65535; // the most a message may hold (§1)
 const STORE_NAME = "chat.name";
@@ -86,6 +96,11 @@ const NOT_ROOM_OWNER = "내 계정에 등록된 방이 아닙니다.";
 const NO_SUCH_ROOM = "대화방이 존재하지 않습니다.";
 // Direct messages (§7.5).
 const DIRECT_OFF = "이 서버에서는 귓속말을 쓸 수 없습니다."; // no "direct" in SCHello
+// Moderation (§7.6). A kicked member's notice: BY is a name (no brackets); a ban of
+// one in the room kicks it with the same words, without a reason.
+const KICKED = /^\[[^[\]]*\] 님이 나를 방에서 내보냈습니다\.(?: 이유: [\s\S]*)?$/u;
+const OWNER_CHANGED = /^이제 (.*) 님이 이 방의 방장입니다\.$/;
+const MODERATION_OFF = "이 서버에서는 방 관리 기능을 쓸 수 없습니다."; // no "moderation" in SCHello
 // Every answer that means a chat went to nobody (§4.3, §6.1, §6.4, §6.9).
 const CHAT_REFUSALS = new Set([
   NOT_IN_ROOM,
@@ -130,6 +145,16 @@ const DIRECT_HELP = [
   "/unignore 이름 — 그 사람의 귓속말을 다시 받습니다.",
   "받은 귓속말의 보낸 사람 이름을 누르면 입력창에 /msg 이름 이 채워집니다.",
 ];
+const MODERATION_HELP = [
+  "방 관리 명령어 (계정에 등록된 방에서, 지금 있는 방에 적용됩니다; 띄어쓰기가 있는 이름은 \"이름\" 처럼 따옴표로 묶습니다):",
+  "/op 이름 — 그 계정을 이 방의 운영자로 정합니다 (방장만).",
+  "/deop 이름 — 그 계정을 운영자에서 뺍니다 (방장만).",
+  "/owner 이름 — 방을 그 계정에 넘기고 나는 운영자가 됩니다 (방장만).",
+  "/kick 이름 [이유] — 그 사람을 방에서 내보냅니다 (방장과 운영자).",
+  "/ban 이름 [분] — 그 사람을 방에서 밴합니다; 분을 쓰지 않으면 풀 때까지입니다 (방장과 운영자).",
+  "/unban 이름 — 그 이름의 밴을 풉니다 (방장과 운영자).",
+  "/topic [주제] — 방 주제를 정합니다; 주제 없이 쓰면 지웁니다 (방장과 운영자, 200자까지).",
+];
 
 let socket = null;
 let backoff = 500;
@@ -139,11 +164,12 @@ let pushed = false; // the server pushes the room list to this connection (§7.1
 let granted = new Set(); // the features the server's SCHello put in force (§7)
 let suggestedAccount = ""; // for the login form's name: the account last used here
 let restoring = Promise.resolve(); // the name and room being restored after a (re)connect
-let me = { name: null, room: null, roomId: null, account: null }; // only what the server confirmed
+// Only what the server confirmed; `topic` is the current room's ("" for none, §7.6).
+let me = { name: null, room: null, roomId: null, account: null, topic: "" };
 let backlog = { roomId: null, more: false, loading: false }; // the current room's older chats
 let unread = 0;
 let listUpdates = 0;
-const roomItems = new Map(); // room id -> { li, button, title, members, here }
+const roomItems = new Map(); // room id -> { li, button, title, topic, members, here, … }
 // What a chat line in the log says, to tell a line the server sends again (history
 // after a reconnect) from a new one: { member, text }, or { own, name, text } for
 // one's own chats (shown as sent: the server tells the sender no number).
@@ -234,6 +260,12 @@ function splitName(rest) {
   if (quoted) return { name: quoted[1], text: rest.slice(quoted[0].length) };
   const word = /^(\S+)(?:\s+|$)/u.exec(rest);
   return word ? { name: word[1], text: rest.slice(word[0].length) } : { name: "", text: "" };
+}
+
+// A command's NAME that is the rest of the line (/ignore, /op, /unban, …): as it is,
+// or without the double quotes around it.
+function restName(rest) {
+  return /^"[^"]+"$/u.test(rest) ? rest.slice(1, -1) : rest;
 }
 
 // Puts "/msg NAME " in the input, to answer NAME.
@@ -396,6 +428,10 @@ function setState(kind, text) {
 function renderMe() {
   $("me-name").textContent = me.name ?? "기본 이름";
   $("me-room").textContent = me.room === null ? "방 밖" : "[" + me.room + "]";
+  const topic = me.room === null ? "" : me.topic;
+  $("room-topic").hidden = topic === "";
+  setText($("room-topic-text"), topic);
+  $("room-topic").title = topic;
   $("leave").disabled = me.room === null;
   older.hidden = !(me.room !== null && backlog.more && backlog.roomId === me.roomId);
   const field = $("name-input");
@@ -445,10 +481,16 @@ function learn(text) {
     if (me.account !== null) setOwned(me.account, Number(m[1]), false);
   } else if ((m = ENTERED.exec(text))) {
     me.room = m[1];
-  } else if (LEFT.test(text)) {
+    me.topic = ""; // a room with a topic tells it next (SCTopic, §7.6)
+  } else if (LEFT.test(text) || KICKED.test(text)) {
+    // Left, or kicked (§7.6): the server has us in no room; nothing to send.
     me.room = null;
     me.roomId = null;
+    me.topic = "";
     remember(STORE_ROOM, null);
+  } else if ((m = OWNER_CHANGED.exec(text))) {
+    // The room we are in changed hands: it is ours now, or no longer (§7.6).
+    if (me.account !== null && me.roomId !== null) setOwned(me.account, me.roomId, m[1] === me.account);
   } else {
     return;
   }
@@ -573,10 +615,13 @@ function roomItem(id) {
   mine.className = "mine";
   mine.textContent = "내 방";
   mine.hidden = true;
+  const topic = document.createElement("span");
+  topic.className = "topic";
+  topic.hidden = true;
   const members = document.createElement("span");
   members.className = "members";
   button.className = "room";
-  button.append(title, here, mine, members);
+  button.append(title, here, mine, topic, members);
   button.addEventListener("click", () => switchRoom(id));
   // Rooms of one's account (§7.2): deleted with a second click on the same button.
   const del = document.createElement("button");
@@ -584,7 +629,7 @@ function roomItem(id) {
   del.className = "delete";
   del.hidden = true;
   li.append(button, del);
-  item = { li, button, title, members, here, mine, del, armed: false, timer: null };
+  item = { li, button, title, topic, members, here, mine, del, armed: false, timer: null };
   disarm(item);
   del.addEventListener("click", () => {
     if (!item.armed) return arm(item);
@@ -629,6 +674,10 @@ function updateRoomList(rooms) {
       item.title.textContent = "[" + room.roomId + "] " + room.title;
       if (!item.armed) disarm(item); // its label names the room
     }
+    // Its topic (§7.6): only in the listings of a client that opted in, and only set.
+    const topic = typeof room.topic === "string" ? room.topic : "";
+    setText(item.topic, topic === "" ? "" : "주제: " + topic);
+    item.topic.hidden = topic === "";
     // A registered room (§7.2) stays while nobody is in it.
     setText(item.members, room.members.length === 0 ? "(비어 있음)" : room.members.length + "명: " + room.members.join(", "));
     const wanted = previous ? previous.nextSibling : roomList.firstChild;
@@ -687,7 +736,8 @@ const utf8 = new TextEncoder();
 
 function roomSize(room) {
   const members = room.members.map((m) => JSON.stringify(m)).join(", ");
-  const json = `{"roomId": ${room.roomId}, "title": ${JSON.stringify(room.title)}, "members": [${members}]}`;
+  const topic = typeof room.topic === "string" ? `, "topic": ${JSON.stringify(room.topic)}` : "";
+  const json = `{"roomId": ${room.roomId}, "title": ${JSON.stringify(room.title)}, "members": [${members}]${topic}}`;
   return utf8.encode(json).length;
 }
 
@@ -755,6 +805,11 @@ function ownAnswer(p, msg) {
   const notIn = msg.type === "SCSystemMessage" && msg.text === NOT_IN_ROOM;
   switch (p.type) {
     case "CSChat": // a chat out of a room: NOT_IN_ROOM, then the barrier's
+    case "CSOp": // moderation out of a room (§7.6): the same
+    case "CSOwner":
+    case "CSKick":
+    case "CSBan":
+    case "CSTopic":
       return notIn && p.notIn === 0;
     case "CSLeaveRoom": // the same out of a room; in one, the leave notice comes first
       return notIn && p.notIn === 0 && !p.left;
@@ -823,6 +878,9 @@ function onMessage(event) {
       append(directLine(msg));
       if (msg.outgoing !== true) countUnread();
       break;
+    case "SCTopic":
+      showTopic(msg);
+      break;
     case "SCSession":
       // A login to keep (§7.4): after a login or registration (its answer came just
       // before) or a password change (it replaces the one kept). Never shown.
@@ -880,6 +938,30 @@ async function direct(name, text) {
 async function ignore(name, on) {
   if (!granted.has("direct")) return show("local", DIRECT_OFF);
   await request({ type: "CSIgnore", name, ignore: on });
+}
+
+// A moderation request (§7.6): the server answers with a system message (in the log
+// already), what was done or why not.
+async function moderate(message) {
+  if (!granted.has("moderation")) return show("local", MODERATION_OFF);
+  const answer = await request(message);
+  if (answer?.closed) show("local", "연결이 끊겨 요청이 처리되었는지 알 수 없습니다.");
+}
+
+// An SCTopic (§7.6): the topic of the room we are in, told on entry (`by` empty) or
+// changed by `by` ("" topic: cleared). The header shows it; the log says so, but for
+// one's own change (the server's answer says it).
+function showTopic(msg) {
+  if (!Number.isSafeInteger(msg.roomId) || typeof msg.topic !== "string") return;
+  if (me.room === null || (me.roomId !== null && msg.roomId !== me.roomId)) return;
+  const by = typeof msg.by === "string" ? msg.by : "";
+  me.topic = msg.topic;
+  renderMe();
+  let text;
+  if (by === "") text = msg.topic === "" ? null : "주제: " + msg.topic;
+  else if (by === me.name) text = null;
+  else text = msg.topic === "" ? by + " 님이 주제를 지웠습니다." : by + " 님이 주제를 바꿨습니다: " + msg.topic;
+  if (text !== null) show("topic", text);
 }
 
 async function setName(name) {
@@ -1142,6 +1224,8 @@ async function submitLine(raw) {
       else show("local", "이 서버에서는 계정 명령어(/register, /login, /logout, /password, /delete)를 쓸 수 없습니다.");
       if (granted.has("direct")) DIRECT_HELP.forEach((h) => show("local", h));
       else show("local", "이 서버에서는 귓속말 명령어(/msg, /ignore, /unignore)를 쓸 수 없습니다.");
+      if (granted.has("moderation")) MODERATION_HELP.forEach((h) => show("local", h));
+      else show("local", "이 서버에서는 방 관리 명령어(/op, /deop, /owner, /kick, /ban, /unban, /topic)를 쓸 수 없습니다.");
       break;
     case "/msg": {
       const { name, text } = splitName(line.slice(command.length).trimStart());
@@ -1152,12 +1236,46 @@ async function submitLine(raw) {
     case "/ignore":
     case "/unignore": {
       // The rest of the line is the name (it may hold spaces), quoted or not.
-      const rest = line.slice(command.length).trim();
-      const name = /^"[^"]+"$/u.test(rest) ? rest.slice(1, -1) : rest;
+      const name = restName(line.slice(command.length).trim());
       if (name !== "") await ignore(name, command === "/ignore");
       else usage(command + " 이름");
       break;
     }
+    case "/op":
+    case "/deop":
+    case "/owner":
+    case "/unban": {
+      // Moderation (§7.6): the rest of the line is the name, quoted or not.
+      const name = restName(line.slice(command.length).trim());
+      if (name === "") usage(command + " 이름");
+      else if (command === "/owner") await moderate({ type: "CSOwner", name });
+      else if (command === "/unban") await moderate({ type: "CSBan", name, ban: false });
+      else await moderate({ type: "CSOp", name, op: command === "/op" });
+      break;
+    }
+    case "/kick": {
+      // A first word or a quoted name, then the reason, if any.
+      const { name, text } = splitName(line.slice(command.length).trimStart());
+      const reason = text.trim();
+      if (name === "") usage("/kick 이름 [이유]");
+      else await moderate(reason === "" ? { type: "CSKick", name } : { type: "CSKick", name, reason });
+      break;
+    }
+    case "/ban": {
+      // A first word or a quoted name, then a whole number of minutes, if any (the
+      // server checks its range).
+      const { name, text } = splitName(line.slice(command.length).trimStart());
+      const minutes = text.trim();
+      const whole = /^[+-]?\d+$/u.test(minutes) && Number.isSafeInteger(Number(minutes));
+      if (name === "" || (minutes !== "" && !whole)) usage("/ban 이름 [분]");
+      else if (minutes === "") await moderate({ type: "CSBan", name, ban: true });
+      else await moderate({ type: "CSBan", name, minutes: Number(minutes), ban: true });
+      break;
+    }
+    case "/topic":
+      // The rest of the line; none clears the topic.
+      await moderate({ type: "CSTopic", text: line.slice(command.length).trim() });
+      break;
     case "/register":
       if (args.length === 1) await register(args[0]);
       else usage("/register 비밀번호");
@@ -1231,7 +1349,7 @@ function connect() {
   ws.addEventListener("open", () => {
     opened = true;
     backoff = 500;
-    me = { name: null, room: null, roomId: null, account: null };
+    me = { name: null, room: null, roomId: null, account: null, topic: "" };
     renderMe();
     show("local", location.host + " 에 연결되었습니다.");
     restoring = restore().then(() => {
@@ -1255,6 +1373,7 @@ function connect() {
     me.room = null;
     me.roomId = null;
     me.account = null;
+    me.topic = "";
     backlog = { roomId: null, more: false, loading: false };
     renderMe();
     setTimeout(connect, wait);

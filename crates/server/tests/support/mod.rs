@@ -660,6 +660,7 @@ pub(crate) fn room(room_id: i64, title: &str, members: &[&str]) -> RoomInfo {
         room_id,
         title: title.into(),
         members: members.iter().map(|m| m.to_string()).collect(),
+        topic: None,
     }
 }
 
