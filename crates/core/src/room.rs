@@ -331,18 +331,9 @@ impl<K: Copy + Eq, M: Mailbox> Room<K, M> {
             Action::Kick { key, reason } => {
                 operator(rank)?;
                 let target = self
-                    .members
-                    .iter()
-                    .find(|m| crate::validate::name_key(&m.name) == key)
-                    .ok_or(texts::NO_SUCH_MEMBER_HERE)?;
-                if target.id == actor {
-                    return Err(texts::CANNOT_TARGET_SELF);
-                }
-                let target_rank = self
-                    .moderation
-                    .rank(Some(&owner), target.account.as_deref());
-                moderation::may_act_on(rank, target_rank)?;
-                let target = target.id;
+                    .target(&key, actor, &owner, rank)?
+                    .ok_or(texts::NO_SUCH_MEMBER_HERE)?
+                    .id;
                 Ok(self.kick(target, actor, &actor_name, &reason, out))
             }
             Action::Ban {
@@ -366,17 +357,8 @@ impl<K: Copy + Eq, M: Mailbox> Room<K, M> {
                     None => {
                         // Not an account: a guest of this room, kept out by address.
                         let target = self
-                            .members
-                            .iter()
-                            .find(|m| crate::validate::name_key(&m.name) == key)
+                            .target(&key, actor, &owner, rank)?
                             .ok_or(texts::NO_SUCH_ACCOUNT)?;
-                        if target.id == actor {
-                            return Err(texts::CANNOT_TARGET_SELF);
-                        }
-                        let target_rank = self
-                            .moderation
-                            .rank(Some(&owner), target.account.as_deref());
-                        moderation::may_act_on(rank, target_rank)?;
                         match (&target.account, target.address) {
                             (Some(account), _) => Banned::Account(account.clone()),
                             (None, Some(address)) => Banned::Address(address),
@@ -429,6 +411,31 @@ impl<K: Copy + Eq, M: Mailbox> Room<K, M> {
                 Ok(text)
             }
         }
+    }
+
+    /// The member whose name's key is `key`, if one is here and an actor of rank
+    /// `rank` (member `actor`, in a room owned by `owner`) may act on it: not itself,
+    /// and within its rank (`moderation::may_act_on`).
+    fn target(
+        &self,
+        key: &str,
+        actor: K,
+        owner: &str,
+        rank: Rank,
+    ) -> Result<Option<&RoomMember<K, M>>, &'static str> {
+        let Some(target) = self
+            .members
+            .iter()
+            .find(|m| crate::validate::name_key(&m.name) == key)
+        else {
+            return Ok(None);
+        };
+        if target.id == actor {
+            return Err(texts::CANNOT_TARGET_SELF);
+        }
+        let target_rank = self.moderation.rank(Some(owner), target.account.as_deref());
+        moderation::may_act_on(rank, target_rank)?;
+        Ok(Some(target))
     }
 
     /// Takes member `target` out, kicked by member `actor` named `by`: the target is

@@ -9,17 +9,8 @@ mod support;
 
 use chat_proto::{Request, Response, WireFormat};
 use support::Client;
+use support::accounts::hello;
 use support::redis::RedisServer;
-
-fn hello(client: &mut Client, features: &[&str]) -> Vec<String> {
-    client.send(&Request::Hello {
-        features: features.iter().map(|f| (*f).to_owned()).collect(),
-    });
-    match client.recv() {
-        Response::Hello { features, .. } => features,
-        other => panic!("expected SCHello, got {other:?}"),
-    }
-}
 
 fn direct(client: &mut Client, to: &str, text: &str) {
     client.send(&Request::Direct {

@@ -9,6 +9,7 @@ mod support;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use chat_proto::{Request, Response, WireFormat};
+use support::accounts::hello;
 use support::*;
 
 in_both_formats!(
@@ -22,16 +23,6 @@ fn now_ms() -> i64 {
         .duration_since(UNIX_EPOCH)
         .unwrap()
         .as_millis() as i64
-}
-
-fn hello(client: &mut Client, features: &[&str]) -> Vec<String> {
-    client.send(&Request::Hello {
-        features: features.iter().map(|f| (*f).to_owned()).collect(),
-    });
-    match client.recv() {
-        Response::Hello { features, .. } => features,
-        other => panic!("expected SCHello, got {other:?}"),
-    }
 }
 
 fn direct(client: &mut Client, to: &str, text: &str) {
