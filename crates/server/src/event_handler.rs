@@ -46,7 +46,7 @@ use crate::admission::Refusal;
 use crate::budget::MemoryBudget;
 use crate::metrics::Metrics;
 use crate::outbound::Flush;
-use crate::pool::WorkQueue;
+use crate::pool::Staged;
 use crate::session::{Delivery, Session};
 use crate::web::WebSide;
 
@@ -63,8 +63,9 @@ const DISCARD_READS_PER_EVENT: usize = 16;
 /// input for a worker) and the byte counter. The reactor's two narrow handles.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Handoff<'a> {
-    /// Sessions with input to handle.
-    pub(crate) queue: &'a WorkQueue<Arc<Session>>,
+    /// Sessions with input to handle (staged: pushed to the workers together at the
+    /// end of the reactor's poll round).
+    pub(crate) queue: &'a Staged<Arc<Session>>,
     /// For `bytes_in`.
     pub(crate) metrics: &'a Metrics,
 }
@@ -501,8 +502,8 @@ impl EventHandler {
     }
 
     fn schedule(&self, to: Handoff<'_>) {
-        // Fails only while the server shuts down, when input no longer matters.
-        let _ = to.queue.push(Arc::clone(&self.session));
+        // Dropped only while the server shuts down, when input no longer matters.
+        to.queue.push(Arc::clone(&self.session));
     }
 
     /// For a closing connection: flush, half-close once flushed, and decide whether it
@@ -555,6 +556,7 @@ mod tests {
     use mio::net::TcpStream;
 
     use super::*;
+    use crate::pool::WorkQueue;
     use crate::session::Link;
 
     /// A closing connection whose peer never stops sending: each readiness event
@@ -596,7 +598,7 @@ mod tests {
         }
         let mut scratch = [0u8; 1024];
         assert!(sent > 4 * DISCARD_READS_PER_EVENT * scratch.len(), "{sent}");
-        let queue = WorkQueue::new();
+        let queue = Staged::new(Arc::new(WorkQueue::new()));
         let metrics = Metrics::default();
         let to = Handoff {
             queue: &queue,

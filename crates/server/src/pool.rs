@@ -17,6 +17,7 @@
 //!
 //! This module knows nothing about sockets or sessions; it is generic over the item.
 
+use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
@@ -89,6 +90,26 @@ impl<T> WorkQueue<T> {
             self.available.notify_one();
         }
         Ok(())
+    }
+
+    /// Adds every item of `items` (emptying it) under one lock and wakes as many
+    /// waiting consumers as there are new items, at most. Items are dropped if the
+    /// queue is closed (the server is stopping; see [`WorkQueue::push`]).
+    pub(crate) fn push_all(&self, items: &mut Vec<T>) {
+        if items.is_empty() {
+            return;
+        }
+        let mut state = lock(&self.state);
+        if state.closed {
+            items.clear();
+            return;
+        }
+        let wake = state.waiting.min(items.len());
+        state.items.extend(items.drain(..));
+        drop(state);
+        for _ in 0..wake {
+            self.available.notify_one();
+        }
     }
 
     /// Takes the oldest item, waiting while the queue is empty. Returns `None` once the
@@ -165,6 +186,54 @@ impl<T> WorkQueue<T> {
     /// Items waiting right now (for metrics and tests).
     pub(crate) fn len(&self) -> usize {
         lock(&self.state).items.len()
+    }
+}
+
+/// A producer's side of a [`WorkQueue`] that gathers items and pushes them in
+/// batches: at most [`Staged::BATCH`] at a time, and whatever is left when the
+/// producer calls [`Staged::push_staged`] at the end of its round.
+///
+/// Why: the reactor schedules sessions one readiness event at a time. Pushed one by
+/// one, an idle worker wakes for the first, handles it alone, finds the queue empty
+/// and flushes its output — one `write` per recipient per chat, each costing a
+/// loopback TCP transmit and a wake-up of the reader. Handed over together, the
+/// sessions that became ready in one poll are handled in one run and their output to
+/// each recipient leaves in one `write`, as a single-threaded event loop would batch
+/// it; and the queue's lock and the condvar are touched once per batch. The batch
+/// bound keeps a long poll round (thousands of ready sockets) from leaving the
+/// workers idle while the reactor reads.
+///
+/// Single-threaded by design (a `RefCell`): only the reactor stages.
+#[derive(Debug)]
+pub(crate) struct Staged<T> {
+    queue: Arc<WorkQueue<T>>,
+    pending: RefCell<Vec<T>>,
+}
+
+impl<T> Staged<T> {
+    /// Items staged before they are pushed without waiting for the round's end.
+    pub(crate) const BATCH: usize = 32;
+
+    /// Stages for `queue`.
+    pub(crate) fn new(queue: Arc<WorkQueue<T>>) -> Self {
+        Self {
+            queue,
+            pending: RefCell::new(Vec::with_capacity(Self::BATCH)),
+        }
+    }
+
+    /// Stages `item`; pushes the batch once it holds [`Staged::BATCH`] items.
+    pub(crate) fn push(&self, item: T) {
+        let mut pending = self.pending.borrow_mut();
+        pending.push(item);
+        if pending.len() >= Self::BATCH {
+            self.queue.push_all(&mut pending);
+        }
+    }
+
+    /// Pushes everything staged (the producer's round is over).
+    pub(crate) fn push_staged(&self) {
+        self.queue.push_all(&mut self.pending.borrow_mut());
     }
 }
 
@@ -353,5 +422,61 @@ mod tests {
         queue.push(2).unwrap();
         assert_eq!(queue.len(), 2);
         assert_eq!(queue.close(), vec![1, 2]);
+    }
+
+    #[test]
+    fn staged_items_reach_the_queue_in_order_per_batch_or_at_the_round_end() {
+        let queue = Arc::new(WorkQueue::new());
+        let staged = Staged::new(Arc::clone(&queue));
+        for i in 0..Staged::<usize>::BATCH - 1 {
+            staged.push(i);
+        }
+        assert_eq!(
+            queue.len(),
+            0,
+            "nothing is handed over before the batch is full"
+        );
+        staged.push(Staged::<usize>::BATCH - 1);
+        assert_eq!(
+            queue.len(),
+            Staged::<usize>::BATCH,
+            "a full batch goes at once"
+        );
+        staged.push(100);
+        staged.push(101);
+        assert_eq!(queue.len(), Staged::<usize>::BATCH);
+        staged.push_staged();
+        let all: Vec<usize> = std::iter::from_fn(|| queue.try_pop().unwrap()).collect();
+        let mut expected: Vec<usize> = (0..Staged::<usize>::BATCH).collect();
+        expected.extend([100, 101]);
+        assert_eq!(all, expected);
+    }
+
+    #[test]
+    fn a_batch_wakes_as_many_waiting_consumers_as_it_has_items() {
+        let queue: Arc<WorkQueue<u32>> = Arc::new(WorkQueue::new());
+        let waiters: Vec<_> = (0..2)
+            .map(|_| {
+                let queue = Arc::clone(&queue);
+                thread::spawn(move || queue.pop())
+            })
+            .collect();
+        // Both must be waiting, or the test would pass without any wake-up.
+        while lock(&queue.state).waiting < 2 {
+            thread::yield_now();
+        }
+        queue.push_all(&mut vec![7, 8]);
+        let mut got: Vec<u32> = waiters
+            .into_iter()
+            .map(|waiter| waiter.join().unwrap().unwrap())
+            .collect();
+        got.sort_unstable();
+        assert_eq!(got, vec![7, 8]);
+        // A closed queue takes nothing and empties the batch.
+        queue.close();
+        let mut late = vec![9];
+        queue.push_all(&mut late);
+        assert!(late.is_empty());
+        assert_eq!(queue.len(), 0);
     }
 }

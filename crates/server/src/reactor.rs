@@ -67,7 +67,7 @@ use crate::config::WebPolicy;
 use crate::event_handler::{Deadlines, EventHandler, Expired, Handoff, Next};
 use crate::log_limit::{SharedLimit, Verdict};
 use crate::metrics::{Metrics, bump};
-use crate::pool::{WorkQueue, lock};
+use crate::pool::{Staged, lock};
 use crate::session::{Link, Session};
 use crate::shutdown::Shutdown;
 use crate::tls::TlsAcceptor;
@@ -162,8 +162,9 @@ impl ReactorHandle {
 /// What the reactor shares with other threads: the narrow handles it was given.
 #[derive(Debug)]
 pub(crate) struct ReactorHandles {
-    /// The work queue it feeds.
-    pub(crate) queue: Arc<WorkQueue<Arc<Session>>>,
+    /// The work queue it feeds, through a batch of sessions made ready in one poll
+    /// round (see [`Staged`]).
+    pub(crate) queue: Staged<Arc<Session>>,
     /// The counters it bumps.
     pub(crate) metrics: Arc<Metrics>,
     /// Where workers' requests arrive.
@@ -308,6 +309,8 @@ impl Reactor {
             self.tick_closing();
             self.wake_due();
             self.tick();
+            // The round is over: hand the workers what it made ready, together.
+            self.handles.queue.push_staged();
         }
         Ok(())
     }
@@ -327,7 +330,7 @@ impl Reactor {
                 continue;
             };
             if connection.session.id == id && connection.session.wake() {
-                let _ = self.handles.queue.push(Arc::clone(&connection.session));
+                self.handles.queue.push(Arc::clone(&connection.session));
             }
         }
     }
@@ -337,9 +340,10 @@ impl Reactor {
     pub(crate) fn release_held(&mut self) {
         for connection in self.connections.iter().flatten() {
             if connection.session.force_release() {
-                let _ = self.handles.queue.push(Arc::clone(&connection.session));
+                self.handles.queue.push(Arc::clone(&connection.session));
             }
         }
+        self.handles.queue.push_staged();
     }
 
     /// Stops accepting: the listening socket is closed.

@@ -33,7 +33,7 @@ use crate::kept_accounts::{StoreAccounts, kept_accounts, kept_tokens};
 use crate::kept_rooms::{StoreRooms, kept_rooms, store_stats};
 use crate::metrics::{GaugeValues, Metrics};
 use crate::metrics_endpoint::MetricsServer;
-use crate::pool::{ThreadPool, WorkQueue};
+use crate::pool::{Staged, ThreadPool, WorkQueue};
 use crate::reactor::{
     LISTENER, Listeners, Reactor, ReactorHandle, ReactorHandles, TLS_LISTENER, WAKER, WEB_LISTENER,
 };
@@ -323,7 +323,7 @@ impl Server {
         );
 
         let handles = ReactorHandles {
-            queue,
+            queue: Staged::new(queue),
             metrics,
             inbox: reactor_handle,
             shutdown: Arc::clone(&shutdown),

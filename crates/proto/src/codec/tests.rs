@@ -637,7 +637,54 @@ fn arb_request() -> impl Strategy<Value = Request> {
     ]
 }
 
+#[test]
+fn json_plain_chats_decode_as_the_general_parser_decodes_them() {
+    let cases: &[&[u8]] = &[
+        br#"{"type": "SCChat", "member": "kim", "text": "hello"}"#,
+        br#"{"type": "SCChat", "member": "", "text": ""}"#,
+        "{\"type\": \"SCChat\", \"member\": \"김\", \"text\": \"안녕 😀\"}".as_bytes(),
+        // Escapes, control characters, bad UTF-8, other shapes: the general parser.
+        br#"{"type": "SCChat", "member": "k", "text": "a\"b"}"#,
+        br#"{"type": "SCChat", "member": "k\u00e9", "text": "x"}"#,
+        b"{\"type\": \"SCChat\", \"member\": \"k\", \"text\": \"a\tb\"}",
+        b"{\"type\": \"SCChat\", \"member\": \"k\xff\", \"text\": \"x\"}",
+        br#"{"type": "SCChat", "member": "k", "text": "x"} "#,
+        br#"{"type": "SCChat", "member": "k", "text": "x"}}"#,
+        br#"{"type": "SCChat", "member": "k", "text": "x", "seq": 1, "time": 2}"#,
+        br#"{"type": "SCChat", "member": "k", "text": "x""#,
+        br#"{"type": "SCChat", "member": "k"}"#,
+        br#"{"type":"SCChat","member":"k","text":"x"}"#,
+        br#"{"type": "SCChat", "member": "k", "text": "x", "text": "y"}"#,
+    ];
+    for &case in cases {
+        assert_eq!(
+            json::decode_response(case),
+            json::decode_parsed_response(case),
+            "{}",
+            String::from_utf8_lossy(case)
+        );
+    }
+    // The fast path takes what it should (the result borrows without the parser's
+    // help, so this is only visible through equality above and the borrow here).
+    let Ok(Response::Chat { text, .. }) = json::decode_response(cases[2]) else {
+        panic!("a plain chat decodes");
+    };
+    assert!(matches!(text, Cow::Borrowed("안녕 😀")));
+}
+
 proptest! {
+    #[test]
+    fn json_chats_decode_alike_on_both_paths(member in ".{0,12}", text in ".{0,40}") {
+        let mut wire = Vec::new();
+        json::encode_response(
+            &Response::Chat { member: member.as_str().into(), text: text.as_str().into() },
+            &mut wire,
+        );
+        let fast = json::decode_response(&wire);
+        prop_assert_eq!(&fast, &json::decode_parsed_response(&wire));
+        prop_assert_eq!(fast, Ok(Response::Chat { member: member.into(), text: text.into() }));
+    }
+
     #[test]
     fn arbitrary_requests_round_trip(requests in proptest::collection::vec(arb_request(), 1..20), protobuf in any::<bool>()) {
         let format = if protobuf { WireFormat::Protobuf } else { WireFormat::Json };
@@ -707,6 +754,54 @@ fn json_strings_borrow_from_the_frame_unless_escaped() {
     };
     assert_eq!((&*member, &*text), ("김", "a\"b"));
     assert!(matches!(member, Cow::Owned(_)));
+}
+
+#[test]
+fn json_keys_given_twice_are_refused_and_rare_keys_on_any_message_are_ignored() {
+    // A key twice is an error wherever it is kept (inline or among the rare keys),
+    // even when the first was `null`; the error names the key.
+    for (frame, key) in [
+        (r#"{"type": "CSChat", "text": "a", "text": "b"}"#, "text"),
+        (
+            r#"{"type": "CSChat", "type": "CSChat", "text": "a"}"#,
+            "type",
+        ),
+        (r#"{"type": "CSChat", "text": null, "text": "b"}"#, "text"),
+        (
+            r#"{"type": "CSLogin", "name": "a", "password": "x", "password": "y"}"#,
+            "password",
+        ),
+        (
+            r#"{"type": "CSJoinRoom", "roomId": 1, "roomId": 2}"#,
+            "roomId",
+        ),
+    ] {
+        match json::decode_request(frame.as_bytes()) {
+            Err(DecodeError::InvalidJson(e)) => {
+                assert!(
+                    e.contains(&format!("duplicate field `{key}`")),
+                    "{frame}: {e}"
+                )
+            }
+            other => panic!("{frame}: {other:?}"),
+        }
+    }
+    // Keys another message uses are ignored like unknown ones, in any order.
+    assert_eq!(
+        json::decode_request(
+            br#"{"password": "x", "rooms": [1], "text": "hi", "by": 3, "type": "CSChat", "zz": {}}"#
+        ),
+        Ok(Request::Chat { text: "hi".into() })
+    );
+    assert_eq!(
+        json::decode_response(
+            br#"{"topic": 1, "type": "SCChat", "member": "m", "text": "t", "ban": "x"}"#
+        ),
+        Ok(Response::Chat {
+            member: "m".into(),
+            text: "t".into()
+        })
+    );
 }
 
 #[test]
