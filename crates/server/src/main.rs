@@ -47,7 +47,8 @@ struct Args {
     #[arg(long, default_value = "0.0.0.0", value_parser = resolve_host)]
     bind: IpAddr,
 
-    /// Worker threads handling client messages [default: the number of cores].
+    /// Worker threads handling client messages [default: one fewer than the cores,
+    /// at least 1: the reactor thread needs a core of its own under load].
     #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
     workers: Option<u16>,
 
