@@ -18,6 +18,8 @@
 #   DURATION  seconds of sending per run (default 10), DRAIN seconds to wait after (3)
 #   WORKERS   our server's --workers (default: the server's own, one fewer than the
 #             cores, at least 1)
+#   OURS_FLAGS  more flags for our server (e.g. --max-connections=19500 for the
+#             c19k shape, SHAPES=1900x10 RATES=5000)
 #   SENDQ     per-client outbound queue in bytes, the same for every server that lets
 #             it be set (default 4194304, our server's default --outbound-cap): ours
 #             --outbound-cap, InspIRCd <connect hardsendq softsendq>, nats-server
@@ -229,8 +231,9 @@ start() {
     mkdir -p "$dir"
     case $name in
         ours)
+            # shellcheck disable=SC2086 # OURS_FLAGS is split into flags on purpose
             launch_server "$dir/server.log" "$SERVER" --port=0 --workers="$WORKERS" \
-                --flood-control=off --no-store --outbound-cap="$SENDQ"
+                --flood-control=off --no-store --outbound-cap="$SENDQ" ${OURS_FLAGS:-}
             return
             ;;
         inspircd)

@@ -7,7 +7,8 @@
 #   BENCH_RUNS=1 bench/run.sh         # one run per fixed-rate scenario (default 3)
 #   BENCH_SCENARIOS="steady c10k" bench/run.sh   # a subset
 #   BENCH_OUT=/tmp/b.md bench/run.sh  # write elsewhere
-#   BENCH_WORKERS=1 bench/run.sh      # the server's --workers (default 2, the core count)
+#   BENCH_WORKERS=1 bench/run.sh      # the server's --workers (default 2, as in every recorded
+#                                     # table here; the server's own default is cores - 1)
 #   BENCH_SERVER=/path/chat-server bench/run.sh  # a prebuilt server (chat-server is not built)
 #   BENCH_RESULTS=/tmp/r bench/run.sh # raw results elsewhere (default bench/results, emptied first)
 #   BENCH_PIN=1 BENCH_WORKERS=1 bench/run.sh   # per-core figures: the server pinned to CPU 0,

@@ -23,6 +23,9 @@
 //!   for a reused slot is ignored.
 //! * One [`Waker`] per `Poll`, token [`WAKER`]; the listener is [`LISTENER`].
 //! * Nothing here blocks: no lock is held across I/O and none waits on a worker.
+//! * Sessions made ready in one poll round are handed to the workers together at the
+//!   round's end (or 32 at a time: [`Staged`]), so that a round's chats are handled
+//!   in one run and each recipient's share of them leaves in one `write`.
 //! * One connection failing (read error, reset, slow consumer) ends that connection
 //!   only. Accept errors are logged and never end the loop.
 //!
