@@ -111,7 +111,8 @@ enum Job {
         done: KeepDone,
     },
     AddToken(TokenRecord),
-    ForgetToken(String),
+    /// A token's hash, and who waits for it to be forgotten (a `/logout`).
+    ForgetToken(String, Option<KeepDone>),
 }
 
 impl Job {
@@ -119,7 +120,11 @@ impl Job {
     fn fail(self) {
         match self {
             Job::Create(_, done) | Job::Password { done, .. } => done(Err(KeepError::Failed)),
-            Job::AddToken(_) | Job::ForgetToken(_) => {
+            Job::ForgetToken(_, Some(done)) => {
+                tracing::warn!("cluster: an ended login token was not forgotten in Redis");
+                done(Err(KeepError::Failed));
+            }
+            Job::AddToken(_) | Job::ForgetToken(_, None) => {
                 tracing::warn!("cluster: a login token change was not kept in Redis");
             }
         }
@@ -242,7 +247,7 @@ impl<M: Mailbox> ClusterAccounts<M> {
                     .arg(token.expires_ms);
                 cmd
             }
-            Job::ForgetToken(hash) => {
+            Job::ForgetToken(hash, _) => {
                 let mut cmd = scripts.token_del.call(prefix, node, 0);
                 cmd.arg(hash);
                 cmd
@@ -261,10 +266,12 @@ impl<M: Mailbox> ClusterAccounts<M> {
             }
         };
         match job {
-            Job::Create(_, done) | Job::Password { done, .. } => done(outcome),
+            Job::Create(_, done) | Job::Password { done, .. } | Job::ForgetToken(_, Some(done)) => {
+                done(outcome)
+            }
             // A token for an account Redis does not have (`nosuch`) is not kept:
             // nothing to tell anyone.
-            Job::AddToken(_) | Job::ForgetToken(_) => {}
+            Job::AddToken(_) | Job::ForgetToken(_, None) => {}
         }
     }
 }
@@ -291,7 +298,11 @@ impl<M: Mailbox> AccountKeeper for ClusterAccounts<M> {
     }
 
     fn forget_token(&self, token_hash: &str) {
-        self.queue(Job::ForgetToken(token_hash.to_owned()));
+        self.queue(Job::ForgetToken(token_hash.to_owned(), None));
+    }
+
+    fn forget_token_then(&self, token_hash: &str, done: KeepDone) {
+        self.queue(Job::ForgetToken(token_hash.to_owned(), Some(done)));
     }
 
     fn shared(&self) -> bool {

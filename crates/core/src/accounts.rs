@@ -93,6 +93,13 @@ pub trait AccountKeeper: Send + Sync {
     fn add_token(&self, token: TokenRecord);
     /// Forgets the token whose hash is `token_hash`.
     fn forget_token(&self, token_hash: &str);
+    /// Forgets it and tells `done` once no one can log in with it any more (a
+    /// `/logout` is answered then). The default, for a keeper no one else reads:
+    /// forgets and tells at once.
+    fn forget_token_then(&self, token_hash: &str, done: KeepDone) {
+        self.forget_token(token_hash);
+        done(Ok(()));
+    }
 
     /// Whether others (a cluster's other nodes) write here too, so that something
     /// this process has not heard of yet may be kept all the same: then a login or

@@ -483,9 +483,20 @@ pub trait AccountBackend<M>: Send + Sync {
         Reply::Done(Err(BrokerError::BadCredentials))
     }
 
-    /// `token` is given up (`/logout`): it stops working.
+    /// `token` is given up (replaced by a new one): it stops working.
     fn forget_token(&self, token: &str) {
         let _ = token;
+    }
+
+    /// `/logout` of a member holding `token` (if it opted in to tokens): the token
+    /// stops working everywhere, before the logout is answered — `Pending` while a
+    /// cluster's shared store is told. The default forgets it at once.
+    fn log_out(&self, member: Member<'_, M>, token: Option<&str>) -> Reply<()> {
+        let _ = member;
+        if let Some(token) = token {
+            self.forget_token(token);
+        }
+        Reply::Done(Ok(()))
     }
 }
 

@@ -145,6 +145,8 @@ pub(crate) enum Awaiting {
     Resume { key: String, token: String },
     /// `/password`.
     ChangePassword,
+    /// `/logout`, until its token stops working everywhere.
+    Logout,
     /// `/delete` of that room.
     Delete { room: RoomId },
     /// `/msg` to `to` (the name as the recipient holds it) saying `text`: the

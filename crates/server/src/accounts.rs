@@ -85,8 +85,8 @@ enum Job {
         password: String,
         to: Arc<Session>,
     },
-    /// A token this node does not know, looked up where a shared keeper keeps them
-    /// (another node may have handed it out a moment ago).
+    /// A token checked where a shared keeper keeps them (a cluster's Redis): another
+    /// node may have handed it out, or ended it, a moment ago.
     Resume {
         key: String,
         hash: String,
@@ -99,6 +99,9 @@ enum Job {
         new: String,
         to: Arc<Session>,
     },
+    /// `/logout` with the token whose hash this is, where other nodes read tokens
+    /// too: answered once the shared store forgot it.
+    Logout { hash: String, to: Arc<Session> },
 }
 
 /// The login tokens, by hash and by account.
@@ -382,6 +385,19 @@ impl Accounts {
                 };
                 self.complete(&to, outcome);
             }
+            Job::Logout { hash, to } => {
+                let me = Arc::downgrade(self);
+                self.keeper.forget_token_then(
+                    &hash,
+                    Box::new(move |_| {
+                        // Forgotten or not (a failing Redis is logged by the keeper),
+                        // the client is logged out here.
+                        if let Some(me) = me.upgrade() {
+                            me.complete(&to, Ok(()));
+                        }
+                    }),
+                );
+            }
             Job::ChangePassword {
                 key,
                 hash: current,
@@ -607,6 +623,15 @@ impl AccountBackend<Session> for Accounts {
             return Reply::Done(Err(e));
         }
         let hash = token_hash(token);
+        if self.keeper.shared() {
+            // The shared store decides: a token ended on another node a moment ago
+            // may still be in this node's memory (its news not applied yet).
+            return self.queue(Job::Resume {
+                key: key.to_owned(),
+                hash,
+                to: Arc::clone(member.mailbox),
+            });
+        }
         let found = lock(&self.tokens).by_hash.get(&hash).cloned();
         let now = now_ms();
         match found {
@@ -617,18 +642,39 @@ impl AccountBackend<Session> for Accounts {
                 self.forget_hash(&hash);
                 Reply::Done(Err(BrokerError::BadCredentials))
             }
-            // Not known here: another node may have handed it out a moment ago.
-            None if self.keeper.shared() => self.queue(Job::Resume {
-                key: key.to_owned(),
-                hash,
-                to: Arc::clone(member.mailbox),
-            }),
             _ => Reply::Done(Err(BrokerError::BadCredentials)),
         }
     }
 
     fn forget_token(&self, token: &str) {
         self.forget_hash(&token_hash(token));
+    }
+
+    fn log_out(&self, member: Member<'_, Session>, token: Option<&str>) -> Reply<()> {
+        let Some(token) = token else {
+            return Reply::Done(Ok(()));
+        };
+        if !self.keeper.shared() {
+            self.forget_token(token);
+            return Reply::Done(Ok(()));
+        }
+        // Another node may hold the token in memory or look it up in the shared
+        // store: answered once the store forgot it (and every node is told).
+        let hash = token_hash(token);
+        lock(&self.tokens).remove(&hash);
+        let job = Job::Logout {
+            hash,
+            to: Arc::clone(member.mailbox),
+        };
+        match self.jobs.push(job) {
+            Ok(()) => Reply::Pending,
+            Err(Job::Logout { hash, .. }) => {
+                // Too many jobs waiting: forgotten without waiting, as before.
+                self.keeper.forget_token(&hash);
+                Reply::Done(Ok(()))
+            }
+            Err(_) => Reply::Done(Ok(())),
+        }
     }
 
     fn change_password(

@@ -249,13 +249,24 @@ pub(super) fn logout<M: Mailbox>(client: &mut ClientState, turn: &mut Turn<'_, M
     let Some(accounts) = backend(client, turn) else {
         return Outcome::Continue;
     };
-    let Some(key) = client.account.take() else {
+    if client.account.is_none() {
         client.system(turn, texts::NOT_LOGGED_IN);
         return Outcome::Continue;
-    };
-    if let Some(token) = client.token.take() {
-        accounts.forget_token(&token);
     }
+    let token = client.token.take();
+    match accounts.log_out(client.member(turn.mailbox), token.as_deref()) {
+        // Whether or not the token could be forgotten everywhere (a failing store
+        // is logged where it fails), the client is logged out here.
+        Reply::Done(_) => logged_out(client, turn),
+        Reply::Pending => client.wait(Awaiting::Logout),
+    }
+}
+
+/// The logout's token stopped working: the client is a guest again.
+pub(super) fn logged_out<M: Mailbox>(client: &mut ClientState, turn: &mut Turn<'_, M>) -> Outcome {
+    let Some(key) = client.account.take() else {
+        return Outcome::Continue;
+    };
     client.system(turn, texts::LOGGED_OUT);
     if validate::name_key(&client.name) != key {
         return Outcome::Continue;

@@ -102,6 +102,7 @@ pub(crate) fn finish<M: Mailbox>(
         Awaiting::Login { key } => account::logged_in(client, key, done, turn),
         Awaiting::Resume { key, token } => account::resumed(client, key, token, done, turn),
         Awaiting::ChangePassword => account::password_changed(client, done, turn),
+        Awaiting::Logout => account::logged_out(client, turn),
         Awaiting::Moderate => {
             moderate::finish(client, done, turn);
             Outcome::Continue
