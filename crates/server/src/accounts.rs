@@ -663,18 +663,15 @@ impl AccountBackend<Session> for Accounts {
         let hash = token_hash(token);
         lock(&self.tokens).remove(&hash);
         let job = Job::Logout {
-            hash,
+            hash: hash.clone(),
             to: Arc::clone(member.mailbox),
         };
-        match self.jobs.push(job) {
-            Ok(()) => Reply::Pending,
-            Err(Job::Logout { hash, .. }) => {
-                // Too many jobs waiting: forgotten without waiting, as before.
-                self.keeper.forget_token(&hash);
-                Reply::Done(Ok(()))
-            }
-            Err(_) => Reply::Done(Ok(())),
+        if self.jobs.push(job).is_ok() {
+            return Reply::Pending;
         }
+        // Too many jobs waiting: forgotten without waiting for the store.
+        self.keeper.forget_token(&hash);
+        Reply::Done(Ok(()))
     }
 
     fn change_password(
