@@ -25,7 +25,12 @@
 //! * Nothing here blocks: no lock is held across I/O and none waits on a worker.
 //! * Sessions made ready in one poll round are handed to the workers together at the
 //!   round's end (or 32 at a time: [`Staged`]), so that a round's chats are handled
-//!   in one run and each recipient's share of them leaves in one `write`.
+//!   in one run and each recipient's share of them leaves in one `write`. When a
+//!   worker sleeps with nothing queued, the reactor runs the round's sessions itself,
+//!   with a worker's job of its own and for at most [`Staged::RUN_OWN_BUDGET`]
+//!   ([`Staged::end_round`]): waking the worker would cost more than the work. It is
+//!   the same job on the same queue discipline, so a session is still handled by one
+//!   thread at a time, in arrival order.
 //! * One connection failing (read error, reset, slow consumer) ends that connection
 //!   only. Accept errors are logged and never end the loop.
 //!
@@ -72,7 +77,7 @@ use crate::config::WebPolicy;
 use crate::event_handler::{Deadlines, EventHandler, Expired, Handoff, Next};
 use crate::log_limit::{SharedLimit, Verdict};
 use crate::metrics::{Metrics, bump};
-use crate::pool::{Staged, lock};
+use crate::pool::{Consumer, Staged, lock};
 use crate::session::{Link, Session};
 use crate::shutdown::Shutdown;
 use crate::tls::TlsAcceptor;
@@ -181,6 +186,8 @@ pub(crate) struct ReactorHandles {
     pub(crate) shutdown: Arc<Shutdown>,
     /// What client data the server holds.
     pub(crate) budget: Arc<MemoryBudget>,
+    /// The reactor's own worker job, for a light round ([`Staged::end_round`]).
+    pub(crate) own_worker: Box<dyn Consumer<Arc<Session>>>,
 }
 
 /// What the reactor holds a connection to, from the config.
@@ -322,7 +329,9 @@ impl Reactor {
             self.wake_due();
             self.tick();
             // The round is over: hand the workers what it made ready, together.
-            self.handles.queue.push_staged();
+            self.handles
+                .queue
+                .end_round(self.handles.own_worker.as_mut());
         }
         Ok(())
     }

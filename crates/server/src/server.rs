@@ -328,6 +328,7 @@ impl Server {
             inbox: reactor_handle,
             shutdown: Arc::clone(&shutdown),
             budget,
+            own_worker: Box::new(SessionWorker::new(worker_handles)),
         };
         if let Some(addr) = web_listener.as_ref().and_then(|l| l.local_addr().ok()) {
             let scheme = if config.tls.is_some() {
