@@ -50,8 +50,8 @@
 //! write and idle timeouts: `event_handler.rs`), a sixteenth of the connections every
 //! sixteenth of a second ([`SCAN_SLICES`]): checking 19,000 at once held the reactor
 //! for 1.4–3 ms, a stall every chat arriving then waited out. Freed heap is given
-//! back to the system after a large drop. Throttled sessions (flood control) are woken by a timer
-//! heap at the instant their wait ends.
+//! back to the system after a large drop. Throttled sessions (flood control) are
+//! woken by a timer heap at the instant their wait ends.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -328,7 +328,8 @@ impl Reactor {
             self.tick_closing();
             self.wake_due();
             self.tick();
-            // The round is over: hand the workers what it made ready, together.
+            // The round is over: hand the workers what it made ready, together, or
+            // run it here if a worker would have to be woken for it.
             self.handles
                 .queue
                 .end_round(self.handles.own_worker.as_mut());
