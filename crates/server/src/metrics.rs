@@ -51,6 +51,9 @@ pub(crate) struct Metrics {
     pub(crate) dropped_at_shutdown: AtomicU64,
     /// `/shutdown` requests refused by policy.
     pub(crate) shutdown_refused: AtomicU64,
+    /// Times the reactor waited for the workers' backlog to drain before polling
+    /// again.
+    pub(crate) reactor_backlog_waits: AtomicU64,
     /// A cluster node's name, for `chat_cluster_node_info`.
     node_name: Option<String>,
 }
@@ -458,6 +461,12 @@ pub(crate) fn render(m: &Metrics, gauges: GaugeValues) -> String {
         "shutdown_refused",
         "/shutdown requests refused by policy",
         &m.shutdown_refused,
+    );
+    counter(
+        registry,
+        "reactor_backlog_waits",
+        "Times the reactor waited for the workers' backlog before polling again",
+        &m.reactor_backlog_waits,
     );
 
     let mut text = String::new();

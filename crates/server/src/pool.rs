@@ -12,7 +12,9 @@
 //! * [`Consumer`] is what a worker does with each item: the worker's job.
 //! * [`Staged`] is the producer's side: it hands items over in batches, and at the
 //!   end of a round in which a worker sleeps with nothing queued it runs them on a
-//!   consumer of its own instead of waking one ([`Staged::end_round`]).
+//!   consumer of its own instead of waking one ([`Staged::end_round`]). While the
+//!   workers have a backlog it waits, briefly and boundedly, before its next round
+//!   ([`Staged::wait_while_backlogged`]).
 //!
 //! A panic inside one job is caught, logged and does not stop its thread: one bad
 //! session must never take the server down. What happens to the session whose job
@@ -42,6 +44,9 @@ pub(crate) struct WorkQueue<T> {
     state: Mutex<QueueState<T>>,
     /// Signalled when an item is pushed or the queue is closed.
     available: Condvar,
+    /// Signalled when a consumer takes the queue down to the length a producer in
+    /// [`WorkQueue::wait_while_backlogged`] waits for.
+    drained: Condvar,
 }
 
 #[derive(Debug)]
@@ -57,6 +62,25 @@ struct QueueState<T> {
     /// Items away that will be pushed again (sessions awaiting a broker's outcome):
     /// while any is, a finishing queue still waits for them.
     parked: usize,
+    /// The length a producer waits for the queue to fall to, while it waits
+    /// ([`WorkQueue::wait_while_backlogged`]).
+    producer_waits_for: Option<usize>,
+}
+
+impl<T> QueueState<T> {
+    /// Takes the oldest item, waking a producer waiting for the queue to drain when
+    /// this take drained it far enough.
+    fn take(&mut self, drained: &Condvar) -> Option<T> {
+        let item = self.items.pop_front()?;
+        if self
+            .producer_waits_for
+            .is_some_and(|low| self.items.len() <= low)
+        {
+            self.producer_waits_for = None;
+            drained.notify_one();
+        }
+        Some(item)
+    }
 }
 
 impl<T> Default for WorkQueue<T> {
@@ -75,8 +99,10 @@ impl<T> WorkQueue<T> {
                 finishing: false,
                 waiting: 0,
                 parked: 0,
+                producer_waits_for: None,
             }),
             available: Condvar::new(),
+            drained: Condvar::new(),
         }
     }
 
@@ -131,7 +157,7 @@ impl<T> WorkQueue<T> {
             if state.closed {
                 return None;
             }
-            if let Some(item) = state.items.pop_front() {
+            if let Some(item) = state.take(&self.drained) {
                 return Some(item);
             }
             if state.finishing && state.parked == 0 {
@@ -172,7 +198,32 @@ impl<T> WorkQueue<T> {
         if state.closed {
             return Err(Closed);
         }
-        Ok(state.items.pop_front())
+        Ok(state.take(&self.drained))
+    }
+
+    /// Waits while more than `low` items are queued, for at most `max`; returns
+    /// whether it waited at all. For the producer: see
+    /// [`Staged::wait_while_backlogged`] for why.
+    pub(crate) fn wait_while_backlogged(&self, low: usize, max: Duration) -> bool {
+        let mut state = lock(&self.state);
+        if state.items.len() <= low || state.closed {
+            return false;
+        }
+        let deadline = Instant::now() + max;
+        while state.items.len() > low && !state.closed {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            state.producer_waits_for = Some(low);
+            state = self
+                .drained
+                .wait_timeout(state, left)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
+        state.producer_waits_for = None;
+        true
     }
 
     /// Says no new work is coming: consumers get what is queued (and what they push
@@ -191,6 +242,7 @@ impl<T> WorkQueue<T> {
         let left = state.items.drain(..).collect();
         drop(state);
         self.available.notify_all();
+        self.drained.notify_all();
         left
     }
 
@@ -227,6 +279,13 @@ impl<T> Staged<T> {
     /// How long [`Staged::end_round`] runs staged items itself before it hands the
     /// rest to the workers: a chat to a large room costs a write per member.
     pub(crate) const RUN_OWN_BUDGET: Duration = Duration::from_micros(500);
+    /// Queued items at or below which the consumers' backlog no longer holds the
+    /// producer back ([`Staged::wait_while_backlogged`]). Not 0: a few left keep the
+    /// consumers busy while the producer polls and reads its next round (measured
+    /// alongside 0: no worse anywhere, lower p99 in 100 rooms × 10).
+    pub(crate) const BACKLOG_LOW: usize = 8;
+    /// The longest the producer waits for the consumers' backlog to drain.
+    pub(crate) const BACKLOG_WAIT: Duration = Duration::from_millis(1);
 
     /// Stages for `queue`.
     pub(crate) fn new(queue: Arc<WorkQueue<T>>) -> Self {
@@ -243,6 +302,23 @@ impl<T> Staged<T> {
         if pending.len() >= Self::BATCH {
             self.queue.push_all(&mut pending);
         }
+    }
+
+    /// After its round, waits while the consumers have a backlog: while more than
+    /// [`Staged::BACKLOG_LOW`] items are queued, for at most
+    /// [`Staged::BACKLOG_WAIT`]. Returns whether it waited.
+    ///
+    /// Why: items queued mean every consumer is busy, so whatever the producer would
+    /// read and stage now only lands behind them: polling again at once buys no
+    /// latency. It costs a wake-up per poll instead, and under load a poll then finds
+    /// a few ready sockets each time: measured in 100 rooms × 10 at 75,000 chats/s
+    /// on 2 cores, 0.4 context switches per chat polling at once, 0.01 waiting.
+    /// Waiting, the events gather in the kernel and the next poll reads them in one
+    /// go. The bound keeps the producer's own work (accepting, writable sockets,
+    /// timers, the workers' requests) from waiting longer than a flush may.
+    pub(crate) fn wait_while_backlogged(&self) -> bool {
+        self.queue
+            .wait_while_backlogged(Self::BACKLOG_LOW, Self::BACKLOG_WAIT)
     }
 
     /// Pushes everything staged (the producer's round is over).
@@ -649,5 +725,84 @@ mod tests {
         let mut rest = vec![sleeper.join().unwrap().unwrap()];
         rest.extend(std::iter::from_fn(|| queue.try_pop().unwrap()));
         assert_eq!(rest, [2, 3], "the rest went to the workers, in order");
+    }
+
+    #[test]
+    fn the_producer_does_not_wait_without_a_backlog() {
+        let queue: Arc<WorkQueue<u32>> = Arc::new(WorkQueue::new());
+        let staged = Staged::new(Arc::clone(&queue));
+        assert!(!staged.wait_while_backlogged(), "nothing queued");
+        // A handful queued keeps the workers busy while the producer polls: no wait.
+        for item in 0..8 {
+            queue.push(item).unwrap();
+        }
+        assert!(!staged.wait_while_backlogged(), "8 queued");
+    }
+
+    #[test]
+    fn the_producer_waits_out_a_backlog_nobody_takes_for_its_bound_only() {
+        let queue: Arc<WorkQueue<u32>> = Arc::new(WorkQueue::new());
+        let staged = Staged::new(Arc::clone(&queue));
+        let backlog = Staged::<u32>::BACKLOG_LOW + 1;
+        for item in 0..backlog {
+            queue.push(item as u32).unwrap();
+        }
+        let started = Instant::now();
+        assert!(staged.wait_while_backlogged());
+        let waited = started.elapsed();
+        assert!(
+            waited >= Staged::<u32>::BACKLOG_WAIT,
+            "returned after {waited:?}, before its bound"
+        );
+        assert!(waited < Duration::from_secs(5), "waited {waited:?}");
+        assert!(lock(&queue.state).producer_waits_for.is_none());
+        assert_eq!(queue.len(), backlog, "the backlog is untouched");
+    }
+
+    /// Starts a producer waiting (for up to a minute) for `queue` to drain to `low`,
+    /// and returns once it waits; the thread answers how long it waited.
+    fn waiting_producer(
+        queue: &Arc<WorkQueue<u32>>,
+        low: usize,
+    ) -> thread::JoinHandle<(bool, Duration)> {
+        let producer = {
+            let queue = Arc::clone(queue);
+            thread::spawn(move || {
+                let started = Instant::now();
+                let waited = queue.wait_while_backlogged(low, Duration::from_secs(60));
+                (waited, started.elapsed())
+            })
+        };
+        while lock(&queue.state).producer_waits_for.is_none() {
+            thread::yield_now();
+        }
+        producer
+    }
+
+    #[test]
+    fn consumers_taking_the_backlog_down_to_the_low_mark_wake_the_producer() {
+        let queue: Arc<WorkQueue<u32>> = Arc::new(WorkQueue::new());
+        for item in [1, 2, 3] {
+            queue.push(item).unwrap();
+        }
+        let producer = waiting_producer(&queue, 1);
+        assert_eq!(queue.pop(), Some(1));
+        assert_eq!(lock(&queue.state).producer_waits_for, Some(1), "2 left");
+        assert_eq!(queue.try_pop(), Ok(Some(2)));
+        let (waited, took) = producer.join().unwrap();
+        assert!(waited);
+        assert!(took < Duration::from_secs(30), "woken only by its bound");
+        assert_eq!(queue.len(), 1);
+    }
+
+    #[test]
+    fn closing_the_queue_wakes_a_waiting_producer() {
+        let queue: Arc<WorkQueue<u32>> = Arc::new(WorkQueue::new());
+        queue.push(1).unwrap();
+        let producer = waiting_producer(&queue, 0);
+        assert_eq!(queue.close(), [1]);
+        let (waited, took) = producer.join().unwrap();
+        assert!(waited);
+        assert!(took < Duration::from_secs(30), "woken only by its bound");
     }
 }
