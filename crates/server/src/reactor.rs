@@ -22,11 +22,12 @@
 //!   same batch does no harm. Reactor commands carry the session id, so a stale one
 //!   for a reused slot is ignored.
 //! * One [`Waker`] per `Poll`, token [`WAKER`]; the listener is [`LISTENER`].
-//! * Nothing here blocks on a client or a worker: no lock is held across I/O. The
-//!   one wait is bounded: after a round, while the workers have a backlog (sessions
-//!   still queued), the reactor waits up to [`Staged::BACKLOG_WAIT`] for them to
-//!   take it before polling again ([`Staged::wait_while_backlogged`]), since what
-//!   it would read meanwhile could only queue behind.
+//! * Nothing here blocks on a client, and no lock is held across I/O. The reactor
+//!   waits for the workers in one place only, and boundedly: after a round, while
+//!   more than [`Staged::BACKLOG_LOW`] sessions are queued (every worker busy), it
+//!   waits up to [`Staged::BACKLOG_WAIT`] for them to be taken before polling again
+//!   ([`Staged::wait_while_backlogged`]), since what it would read meanwhile could
+//!   only queue behind.
 //! * Sessions made ready in one poll round are handed to the workers together at the
 //!   round's end (or 32 at a time: [`Staged`]), so that a round's chats are handled
 //!   in one run and each recipient's share of them leaves in one `write`. When a
