@@ -212,9 +212,9 @@ fn joiners_on_other_nodes_see_a_contiguous_run() {
     let Some(redis) = RedisServer::start() else {
         return;
     };
-    // Liveness is not what this test is about: the talker keeps every core busy, and
-    // with the fast test knobs a heartbeat late by half a second on a loaded machine
-    // had a node presumed dead and reset mid-test (clients cut, joins "unavailable").
+    // Liveness is not what this test is about, and its talker keeps every core busy:
+    // a generous time to live, so that a late heartbeat cannot have a node presumed
+    // dead and reset mid-test (seen with a 0.5 s one: clients cut, joins "unavailable").
     let calm = ["--cluster-heartbeat-ms=1000", "--cluster-node-ttl-ms=5000"];
     let nodes = [
         redis.node_with(&calm),

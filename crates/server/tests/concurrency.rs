@@ -16,7 +16,7 @@ use support::*;
 const MEMBERS: usize = 6;
 const CHATS_EACH: usize = 200;
 
-/// `MEMBERS` clients named `member-N`, JSON and protobuf alternating, all in room 1,
+/// `members` clients named `member-N`, JSON and protobuf alternating, all in room 1,
 /// each having seen everyone after it enter.
 fn members_in_one_room(server: &TestServer, members: usize) -> (Vec<Client>, Vec<String>) {
     let mut clients: Vec<Client> = (0..members)
