@@ -382,8 +382,8 @@ pub(crate) fn history_line(kept: &str) -> Option<chat_core::ChatLine> {
     Some(chat_core::ChatLine {
         seq: stamp.seq?,
         time_ms: stamp.time_ms,
-        member: parts.next()?.to_owned(),
-        text: parts.next()?.to_owned(),
+        member: parts.next()?.into(),
+        text: parts.next()?.into(),
     })
 }
 

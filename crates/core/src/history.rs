@@ -14,6 +14,7 @@
 //!   bound is not kept at all (it still reaches the members).
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 
 /// The most lines one page holds (`CSHistory`'s count is capped here).
 pub const MAX_PAGE: usize = 200;
@@ -40,6 +41,10 @@ impl Default for HistoryLimit {
 }
 
 /// One chat line of the past.
+///
+/// The strings are shared: the room keeps the line and its broker hands the same line
+/// to the store, so recording a chat allocates its two strings once, and a clone (a
+/// page, a copy for the store) only counts references.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChatLine {
     /// Its number in the room: increasing, never reused.
@@ -47,9 +52,9 @@ pub struct ChatLine {
     /// When the server took it, in milliseconds since the Unix epoch.
     pub time_ms: u64,
     /// The sender's name then.
-    pub member: String,
+    pub member: Arc<str>,
     /// The line.
-    pub text: String,
+    pub text: Arc<str>,
 }
 
 impl ChatLine {
@@ -105,8 +110,8 @@ impl History {
         let line = ChatLine {
             seq,
             time_ms,
-            member: member.to_owned(),
-            text: text.to_owned(),
+            member: member.into(),
+            text: text.into(),
         };
         self.keep(line.clone());
         line
@@ -180,7 +185,7 @@ mod tests {
         let history = filled(HistoryLimit::default(), 10);
         let (page, more) = history.page(4, None);
         assert_eq!((seqs(&page), more), (vec![7, 8, 9, 10], true));
-        assert_eq!(page[3].text, "line 10");
+        assert_eq!(&*page[3].text, "line 10");
         assert_eq!(page[3].time_ms, 1010);
         let (page, more) = history.page(4, Some(7));
         assert_eq!((seqs(&page), more), (vec![3, 4, 5, 6], true));

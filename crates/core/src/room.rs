@@ -91,8 +91,8 @@ pub fn history_response(room_id: RoomId, lines: Vec<ChatLine>, more: bool) -> Re
             .map(|line| HistoryLine {
                 seq: as_i64(line.seq),
                 time: as_i64(line.time_ms),
-                member: line.member,
-                text: line.text,
+                member: line.member.to_string(),
+                text: line.text.to_string(),
             })
             .collect(),
         more,
@@ -557,14 +557,15 @@ impl<K: Copy + Eq, M: Mailbox> Room<K, M> {
                 Some(_) => (true, timed),
                 None => (plain, timed),
             });
-        let name = from.name.clone();
+        // Borrowed, not cloned: `members` and `history` are separate fields.
+        let name = from.name.as_str();
         let recipients = self.members.len() - 1;
         let line = match at.seq {
-            Some(seq) => self.history.record_as(seq, at.time_ms, &name, text),
-            None => self.history.record(at.time_ms, &name, text),
+            Some(seq) => self.history.record_as(seq, at.time_ms, name, text),
+            None => self.history.record(at.time_ms, name, text),
         };
         let anyone_here = plain_here || timed_here;
-        let plain = if anyone_here { message(&name) } else { None };
+        let plain = if anyone_here { message(name) } else { None };
         if anyone_here && plain.is_none() {
             // Too long for a frame: nobody gets it, so nobody reads it later either.
             self.history.forget(line.seq);
@@ -577,7 +578,7 @@ impl<K: Copy + Eq, M: Mailbox> Room<K, M> {
             .then(|| {
                 let as_i64 = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
                 Encoded::both(&Response::TimedChat {
-                    member: name.as_str().into(),
+                    member: name.into(),
                     text: text.into(),
                     seq: as_i64(line.seq),
                     time: as_i64(line.time_ms),
@@ -803,7 +804,11 @@ mod tests {
             .map(|c| c.recipients),
             Some(1)
         );
-        assert_eq!(far.history(10, None).0[0].text, "kept", "kept all the same");
+        assert_eq!(
+            &*far.history(10, None).0[0].text,
+            "kept",
+            "kept all the same"
+        );
     }
 
     /// A member that opted in gets the recent chats right after its entry notice,

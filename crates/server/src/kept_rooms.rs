@@ -74,8 +74,8 @@ impl RoomKeeper for StoreRooms {
                 room_id: room,
                 seq,
                 time_ms,
-                member,
-                text,
+                member: member.to_string(),
+                text: text.to_string(),
             }),
             None,
         );
@@ -97,8 +97,8 @@ pub(crate) fn kept_rooms(
         history.entry(chat.room_id).or_default().push(ChatLine {
             seq: chat.seq,
             time_ms: chat.time_ms,
-            member: chat.member,
-            text: chat.text,
+            member: chat.member.into(),
+            text: chat.text.into(),
         });
     }
     rooms

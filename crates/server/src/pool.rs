@@ -271,6 +271,9 @@ impl<T> WorkQueue<T> {
 pub(crate) struct Staged<T> {
     queue: Arc<WorkQueue<T>>,
     pending: RefCell<Vec<T>>,
+    /// An empty vector that trades places with `pending` when the producer runs a
+    /// round itself, so that a round costs no allocation: both keep their capacity.
+    spare: RefCell<Vec<T>>,
 }
 
 impl<T> Staged<T> {
@@ -292,6 +295,7 @@ impl<T> Staged<T> {
         Self {
             queue,
             pending: RefCell::new(Vec::with_capacity(Self::BATCH)),
+            spare: RefCell::new(Vec::with_capacity(Self::BATCH)),
         }
     }
 
@@ -357,16 +361,21 @@ impl<T> Staged<T> {
             self.queue.push_all(&mut pending);
             return;
         }
-        let mut items: VecDeque<T> = pending.drain(..).collect();
+        // The round leaves `pending` (a job may stage again while it runs) for the
+        // spare, which takes its place empty.
+        let mut round = std::mem::replace(&mut *pending, self.spare.take());
         drop(pending);
         let started = Instant::now();
-        while let Some(item) = items.pop_front() {
+        let mut items = round.drain(..);
+        while let Some(item) = items.next() {
             consume_guarded(own, item, "reactor");
             if started.elapsed() >= budget {
-                self.queue.push_all(&mut items.drain(..).collect());
+                self.queue.push_all(&mut items.by_ref().collect());
                 break;
             }
         }
+        drop(items);
+        self.spare.replace(round);
         own.idle();
     }
 }
@@ -684,6 +693,36 @@ mod tests {
         assert_eq!(own.log.len(), 4);
         queue.close();
         assert_eq!(sleeper.join().unwrap(), None, "the sleeper was never woken");
+    }
+
+    #[test]
+    fn rounds_the_producer_runs_trade_two_vectors_and_allocate_none() {
+        let (queue, sleeper) = queue_with_a_sleeper();
+        let staged = Staged::new(Arc::clone(&queue));
+        let mut own = Own::default();
+        let buffers = |staged: &Staged<u32>| {
+            let (pending, spare) = (staged.pending.borrow(), staged.spare.borrow());
+            (pending.as_ptr(), spare.as_ptr(), spare.capacity())
+        };
+        let (first, second, _) = buffers(&staged);
+        let ample = Duration::from_secs(600);
+        for round in 0..2 {
+            staged.push(round);
+            staged.end_round_within(&mut own, ample);
+            let (pending, spare, spare_capacity) = buffers(&staged);
+            // The round ran from the vector it was staged in, which is now the spare
+            // (emptied, its capacity kept); staging goes on in the other one.
+            let expected = if round == 0 {
+                (second, first)
+            } else {
+                (first, second)
+            };
+            assert_eq!((pending, spare), expected, "round {round}");
+            assert!(spare_capacity >= Staged::<u32>::BATCH);
+        }
+        assert_eq!(own.log, ["0", "idle", "1", "idle"]);
+        queue.close();
+        assert_eq!(sleeper.join().unwrap(), None);
     }
 
     #[test]

@@ -1982,3 +1982,52 @@ fn moderation_protobuf_missing_fields_and_bad_bodies() {
         );
     }
 }
+
+/// A line's frames fit the room reserved for them: encoding one allocates once and
+/// never regrows (the longest fixed parts: numbers at their widest, the longest type
+/// names), in both formats.
+#[test]
+fn a_lines_frames_fit_the_room_reserved_for_them() {
+    let text = "안녕하세요 world".repeat(3);
+    let responses = [
+        Response::system(text.as_str()),
+        Response::Chat {
+            member: "someone".into(),
+            text: text.as_str().into(),
+        },
+        Response::TimedChat {
+            member: "someone".into(),
+            text: text.as_str().into(),
+            seq: i64::MAX,
+            time: i64::MIN,
+        },
+        Response::Direct {
+            member: "someone".into(),
+            text: text.as_str().into(),
+            time: i64::MIN,
+            outgoing: false,
+        },
+        Response::Topic {
+            room_id: i64::MIN,
+            topic: text.as_str().into(),
+            by: "someone".into(),
+        },
+        Response::Session {
+            token: "t".repeat(43).into(),
+            expires: i64::MIN,
+        },
+    ];
+    for format in [WireFormat::Json, WireFormat::Protobuf] {
+        for response in &responses {
+            let mut out = Vec::new();
+            encode_response(format, response, &mut out).unwrap();
+            assert_eq!(
+                out.capacity(),
+                size_hint(response),
+                "{format:?} {} ({} bytes) regrew",
+                response.type_name(),
+                out.len()
+            );
+        }
+    }
+}
