@@ -30,6 +30,8 @@
 # 100 rooms × 10 with every room's members spread over all nodes, find-max as
 # small-rooms. Needs redis-server (Debian's package); Redis's CPU per chat is recorded.
 #   BENCH_SCENARIOS="small-rooms cluster" bench/run.sh
+# cluster-fixed is the same cluster at 10,000 chats/s for 10 s (to compare two builds:
+# BENCH_SERVER=... BENCH_SCENARIOS=cluster-fixed bench/run.sh, alternating).
 #
 # Peers (not in the default list): InspIRCd, ngIRCd and nats-server beside ours, the
 # same generator in their protocols (bench/peers.sh; its table goes to
@@ -325,6 +327,12 @@ TITLE[cluster]="cluster: 3 nodes + 1 Redis on this machine, 100 rooms × 10 clie
 FLAGS[cluster]="--rooms=100 --per-room=10 --find-max --rate=1000 --duration=2 --drain=2 --p99-max-ms=10"
 KIND[cluster]=find-max
 CLUSTER_NODES[cluster]=3
+# The same cluster at a fixed rate: a find-max step lasts 2 s and its searches spread
+# widely (3,875–12,000 chats/s on one build), so two builds compare better here.
+TITLE[cluster-fixed]="cluster at a fixed rate: 3 nodes + 1 Redis, 100 rooms × 10 spread over the nodes, 10,000 chats/s"
+FLAGS[cluster-fixed]="--rooms=100 --per-room=10 --rate=10000 --duration=10 --drain=3"
+KIND[cluster-fixed]=fixed
+CLUSTER_NODES[cluster-fixed]=3
 TITLE[cluster-57k]="past one process: 3 nodes + 1 Redis, 57,000 connections (5,700 rooms × 10 spread over the nodes, the bench split over 3 processes), 5,000 chats/s — target p99 ≤ 20 ms"
 FLAGS[cluster-57k]="--rooms=5700 --per-room=10 --rate=5000 --duration=10 --drain=3 --setup-timeout=240"
 KIND[cluster-57k]=fixed

@@ -42,9 +42,9 @@ impl Default for HistoryLimit {
 
 /// One chat line of the past.
 ///
-/// The strings are shared: the room keeps the line and its broker hands the same line
-/// to the store, so recording a chat allocates its two strings once, and a clone (a
-/// page, a copy for the store) only counts references.
+/// The strings are shared: recording a chat allocates its two strings once, and a
+/// clone (the copy the history keeps, the one the room answers its broker with, a
+/// page's lines) only counts references.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChatLine {
     /// Its number in the room: increasing, never reused.

@@ -282,7 +282,8 @@ fn size_hint(response: &Response<'_>) -> usize {
 
 /// The bytes of a line's frames besides its strings: JSON's
 /// `{"type": "SCChat", "member": "", "text": "", "seq": …, "time": …}` with its
-/// header is under 100; protobuf's type frame and fields are under 40.
+/// header is at most 103 (both numbers at their widest); protobuf's type frame and
+/// fields are under 40.
 const FIXED_HINT: usize = 112;
 
 fn json_frame(out: &mut Vec<u8>, write: impl FnOnce(&mut Vec<u8>)) -> Result<(), EncodeError> {
